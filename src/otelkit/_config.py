@@ -1,0 +1,331 @@
+"""Settings for ``configure()``: every option resolved once, argument > OTEL_* env > default.
+
+Nothing here touches OpenTelemetry globals; :func:`resolve_settings` either returns a
+complete, validated :class:`Settings` or raises ``ValueError`` naming the bad option, so a
+bad call never leaves a half-installed pipeline behind.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import urllib.parse
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+__all__ = ["SIGNALS", "ExportTarget", "Settings", "resolve_settings"]
+
+Signal = Literal["traces", "metrics", "logs"]
+SIGNALS: tuple[Signal, ...] = ("traces", "metrics", "logs")
+PROTOCOLS = ("grpc", "http/protobuf")
+EXPORTERS = ("otlp", "console", "memory", "none")
+SAMPLERS = (
+    "always_on",
+    "always_off",
+    "traceidratio",
+    "parentbased_always_on",
+    "parentbased_always_off",
+    "parentbased_traceidratio",
+)
+COMPRESSIONS = ("gzip", "none")
+_DEFAULT_ENDPOINTS = {"grpc": "http://localhost:4317", "http/protobuf": "http://localhost:4318"}
+_UNSET: Any = object()
+
+
+@dataclass(frozen=True)
+class ExportTarget:
+    """Where and how one signal is exported over OTLP."""
+
+    endpoint: str
+    protocol: str
+    headers: Mapping[str, str]
+    timeout: float
+    compression: str
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The resolved configuration; ``sources`` tells where each value came from."""
+
+    service_name: str
+    service_version: str | None
+    environment: str | None
+    resource_attributes: Mapping[str, Any]
+    exporter: str
+    targets: Mapping[str, ExportTarget]
+    logging_level: int | None
+    sampler: str
+    sample_ratio: float
+    metric_interval: float
+    shutdown_timeout: float
+    disabled: bool
+    coalesce_window: float | None
+    relay: bool
+    sources: Mapping[str, str] = field(default_factory=dict)
+
+
+def _env(name: str) -> str | None:
+    value = os.environ.get(name)
+    return value.strip() if value is not None and value.strip() else None
+
+
+class _Resolver:
+    """Picks argument > environment > default, remembering the source of each option."""
+
+    def __init__(self) -> None:
+        self.sources: dict[str, str] = {}
+
+    def pick(self, option: str, argument: Any, env_names: tuple[str, ...], default: Any) -> Any:
+        if argument is not _UNSET and argument is not None:
+            self.sources[option] = "argument"
+            return argument
+        for name in env_names:
+            value = _env(name)
+            if value is not None:
+                self.sources[option] = name
+                return value
+        self.sources[option] = "default"
+        return default
+
+
+def _choice(option: str, value: Any, accepted: tuple[str, ...]) -> str:
+    normalised = str(value).strip().lower()
+    if normalised not in accepted:
+        raise ValueError(
+            f"otelkit.configure: {option}={value!r} is not supported; "
+            f"accepted values: {', '.join(accepted)}"
+        )
+    return normalised
+
+
+def _positive_float(
+    option: str, value: Any, *, scale: float = 1.0, allow_zero: bool = False
+) -> float:
+    try:
+        number = float(value) * scale
+    except (TypeError, ValueError):
+        raise ValueError(f"otelkit.configure: {option}={value!r} is not a number") from None
+    if number < 0 or (number == 0 and not allow_zero) or number != number:
+        raise ValueError(f"otelkit.configure: {option}={value!r} must be a positive number")
+    return number
+
+
+def _endpoint(option: str, value: str) -> str:
+    text = value.strip()
+    if "://" not in text:
+        text = "http://" + text  # "host:port" is common for gRPC endpoints
+    parsed = urllib.parse.urlsplit(text)
+    try:
+        port = parsed.port
+    except ValueError:
+        port = -1
+    if parsed.scheme not in ("http", "https") or not parsed.hostname or port == -1:
+        raise ValueError(
+            f"otelkit.configure: {option}={value!r} is not a valid endpoint; "
+            "expected a URL such as http://localhost:4318 or host:port"
+        )
+    return text.rstrip("/") if parsed.path in ("", "/") else text
+
+
+def parse_headers(option: str, value: str | Mapping[str, str]) -> dict[str, str]:
+    """Parse ``k1=v1,k2=v2`` (values URL-encoded, as OTEL_EXPORTER_OTLP_HEADERS) or a mapping."""
+    if isinstance(value, Mapping):
+        items = list(value.items())
+    elif isinstance(value, str):
+        items = []
+        for part in value.split(","):
+            if not part.strip():
+                continue
+            key, sep, val = part.partition("=")
+            if not sep or not key.strip():
+                raise ValueError(
+                    f"otelkit.configure: {option} has a malformed entry {part!r}; "
+                    "expected comma-separated key=value pairs"
+                )
+            items.append((urllib.parse.unquote(key.strip()), urllib.parse.unquote(val.strip())))
+    else:
+        raise ValueError(f"otelkit.configure: {option} must be a string or a mapping")
+    headers: dict[str, str] = {}
+    for key, val in items:
+        if not isinstance(key, str) or not isinstance(val, str) or not key:
+            raise ValueError(f"otelkit.configure: {option} keys and values must be strings")
+        headers[key.lower()] = val
+    return headers
+
+
+def _resource_attributes(option: str, value: Any) -> dict[str, Any]:
+    if isinstance(value, str):
+        return parse_headers(option, value)  # same k=v,k=v grammar, URL-encoded
+    if not isinstance(value, Mapping):
+        raise ValueError(f"otelkit.configure: {option} must be a mapping of str to values")
+    for key, val in value.items():
+        if not isinstance(key, str) or not key:
+            raise ValueError(f"otelkit.configure: {option} key {key!r} is not a non-empty string")
+        if not isinstance(val, (str, bool, int, float, list, tuple)):
+            raise ValueError(
+                f"otelkit.configure: {option}[{key!r}] has type {type(val).__name__}; "
+                "accepted: str, bool, int, float or a sequence of those"
+            )
+    return dict(value)
+
+
+def _logging_level(value: Any) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        raise ValueError("otelkit.configure: logging_level must be a level name, number or None")
+    if isinstance(value, int):
+        return value
+    name = str(value).strip().upper()
+    if name in ("NONE", "OFF"):
+        return None
+    level = logging.getLevelName(name)
+    if not isinstance(level, int):
+        raise ValueError(
+            f"otelkit.configure: logging_level={value!r} is not a logging level; accepted: "
+            "DEBUG, INFO, WARNING, ERROR, CRITICAL, a number, or None to disable the bridge"
+        )
+    return level
+
+
+def _flag(value: Any) -> bool:
+    return str(value).strip().lower() in ("1", "true", "yes", "on")
+
+
+def resolve_settings(
+    *,
+    service_name: Any = _UNSET,
+    service_version: Any = _UNSET,
+    environment: Any = _UNSET,
+    resource_attributes: Any = _UNSET,
+    endpoint: Any = _UNSET,
+    protocol: Any = _UNSET,
+    headers: Any = _UNSET,
+    exporter: Any = _UNSET,
+    logging_level: Any = _UNSET,
+    sampler: Any = _UNSET,
+    sample_ratio: Any = _UNSET,
+    metric_interval: Any = _UNSET,
+    shutdown_timeout: Any = _UNSET,
+    coalesce_window: Any = _UNSET,
+    relay: Any = _UNSET,
+) -> Settings:
+    """Resolve every option (argument > environment > default) and validate it."""
+    r = _Resolver()
+    disabled = _flag(_env("OTEL_SDK_DISABLED") or "false")
+
+    exporter_value = _choice(
+        "exporter", r.pick("exporter", exporter, ("OTELKIT_EXPORTER",), "otlp"), EXPORTERS
+    )
+    base_protocol = r.pick("protocol", protocol, ("OTEL_EXPORTER_OTLP_PROTOCOL",), "http/protobuf")
+    base_protocol = _choice("protocol", base_protocol, PROTOCOLS)
+    timeout_ms = r.pick("timeout", _UNSET, ("OTEL_EXPORTER_OTLP_TIMEOUT",), 10_000)
+    compression = r.pick("compression", _UNSET, ("OTEL_EXPORTER_OTLP_COMPRESSION",), "gzip")
+    base_headers = r.pick("headers", headers, ("OTEL_EXPORTER_OTLP_HEADERS",), {})
+    base_headers_parsed = parse_headers("headers", base_headers)
+    base_endpoint = r.pick("endpoint", endpoint, ("OTEL_EXPORTER_OTLP_ENDPOINT",), None)
+
+    targets: dict[str, ExportTarget] = {}
+    for signal in SIGNALS:
+        up = signal.upper()
+        sig_protocol = _choice(
+            f"OTEL_EXPORTER_OTLP_{up}_PROTOCOL",
+            _env(f"OTEL_EXPORTER_OTLP_{up}_PROTOCOL") or base_protocol,
+            PROTOCOLS,
+        )
+        # Per-signal env endpoints are used as they are; a base endpoint gets /v1/<signal>
+        # appended for OTLP/HTTP (the spec's rule). An explicit argument counts as a base.
+        own = _env(f"OTEL_EXPORTER_OTLP_{up}_ENDPOINT") if endpoint in (_UNSET, None) else None
+        if own is not None:
+            url = _endpoint(f"OTEL_EXPORTER_OTLP_{up}_ENDPOINT", own)
+        else:
+            base = _endpoint("endpoint", base_endpoint or _DEFAULT_ENDPOINTS[sig_protocol])
+            url = f"{base}/v1/{signal}" if sig_protocol == "http/protobuf" else base
+        sig_headers = dict(base_headers_parsed)
+        if (own_headers := _env(f"OTEL_EXPORTER_OTLP_{up}_HEADERS")) is not None:
+            sig_headers.update(parse_headers(f"OTEL_EXPORTER_OTLP_{up}_HEADERS", own_headers))
+        sig_timeout = _env(f"OTEL_EXPORTER_OTLP_{up}_TIMEOUT") or timeout_ms
+        sig_compression = _env(f"OTEL_EXPORTER_OTLP_{up}_COMPRESSION") or compression
+        targets[signal] = ExportTarget(
+            endpoint=url,
+            protocol=sig_protocol,
+            headers=sig_headers,
+            timeout=_positive_float("OTEL_EXPORTER_OTLP_TIMEOUT (ms)", sig_timeout, scale=1e-3),
+            compression=_choice("OTEL_EXPORTER_OTLP_COMPRESSION", sig_compression, COMPRESSIONS),
+        )
+
+    sampler_value = r.pick(
+        "sampler", sampler, ("OTEL_TRACES_SAMPLER",), None
+    )  # default depends on sample_ratio below
+    ratio_value = r.pick("sample_ratio", sample_ratio, ("OTEL_TRACES_SAMPLER_ARG",), None)
+    if sampler_value is None:
+        sampler_value = (
+            "parentbased_always_on" if ratio_value is None else "parentbased_traceidratio"
+        )
+    sampler_name = _choice("sampler", sampler_value, SAMPLERS)
+    ratio = (
+        1.0
+        if ratio_value is None
+        else _positive_float("sample_ratio", ratio_value, allow_zero=True)
+    )
+    if ratio > 1.0:
+        raise ValueError(f"otelkit.configure: sample_ratio={ratio_value!r} must be within [0, 1]")
+
+    resource_env = r.pick(
+        "resource_attributes", resource_attributes, ("OTEL_RESOURCE_ATTRIBUTES",), {}
+    )
+    attrs = _resource_attributes("resource_attributes", resource_env)
+    name = r.pick("service_name", service_name, ("OTEL_SERVICE_NAME",), None)
+    if name is None:
+        name = attrs.get("service.name") or "unknown_service"
+    if not isinstance(name, str) or not name.strip():
+        raise ValueError("otelkit.configure: service_name must be a non-empty string")
+    version = r.pick("service_version", service_version, (), attrs.get("service.version"))
+    env_name = r.pick("environment", environment, (), attrs.get("deployment.environment.name"))
+    for option, value in (("service_version", version), ("environment", env_name)):
+        if value is not None and not isinstance(value, str):
+            raise ValueError(f"otelkit.configure: {option} must be a string")
+
+    level = _logging_level(
+        r.pick("logging_level", logging_level, ("OTELKIT_LOGGING_LEVEL",), "INFO")
+    )
+    interval_ms = r.pick("metric_interval", _UNSET, ("OTEL_METRIC_EXPORT_INTERVAL",), None)
+    if metric_interval is not _UNSET and metric_interval is not None:
+        interval = _positive_float("metric_interval", metric_interval)
+        r.sources["metric_interval"] = "argument"
+    elif interval_ms is not None:
+        interval = _positive_float("OTEL_METRIC_EXPORT_INTERVAL (ms)", interval_ms, scale=1e-3)
+    else:
+        interval = 60.0
+    stop_timeout = _positive_float(
+        "shutdown_timeout",
+        r.pick("shutdown_timeout", shutdown_timeout, ("OTELKIT_SHUTDOWN_TIMEOUT",), 3.0),
+    )
+    window_value = r.pick("coalesce_window", coalesce_window, ("OTELKIT_COALESCE_WINDOW",), 10.0)
+    window = (
+        None
+        if window_value is False or str(window_value).lower() in ("0", "0.0", "off", "none")
+        else _positive_float("coalesce_window", window_value)
+    )
+    relay_value = r.pick("relay", relay, ("OTELKIT_RELAY_HOST",), False)
+    if not isinstance(relay_value, (bool, str)):
+        raise ValueError("otelkit.configure: relay must be True or False")
+
+    return Settings(
+        service_name=name,
+        service_version=version,
+        environment=env_name,
+        resource_attributes=attrs,
+        exporter=exporter_value,
+        targets=targets,
+        logging_level=level,
+        sampler=sampler_name,
+        sample_ratio=ratio,
+        metric_interval=interval,
+        shutdown_timeout=stop_timeout,
+        disabled=disabled,
+        coalesce_window=window,
+        relay=_flag(relay_value),
+        sources=r.sources,
+    )

@@ -1,0 +1,226 @@
+"""Human-readable terminal output: traces as indented trees with durations, logs as lines.
+
+The SDK's console exporters dump JSON; a person wants to see which span ran inside which
+and how long each took. :func:`render_trace` draws one trace (with its log lines beneath
+the span they belong to); the processors below print as work finishes.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timezone
+from typing import IO, Any
+
+from opentelemetry.context import Context
+from opentelemetry.sdk._logs import ReadableLogRecord
+from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportResult
+from opentelemetry.sdk.metrics.export import (
+    MetricExporter,
+    MetricExportResult,
+    MetricsData,
+)
+from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
+from opentelemetry.trace import StatusCode
+
+__all__ = [
+    "ConsoleLogExporter",
+    "ConsoleMetricExporter",
+    "ConsoleTraceProcessor",
+    "render_log_line",
+    "render_trace",
+]
+
+_MAX_HELD_SPANS = 10_000
+
+
+def _duration(span: ReadableSpan) -> str:
+    if span.start_time is None or span.end_time is None:
+        return "?"
+    seconds = (span.end_time - span.start_time) / 1e9
+    return f"{seconds * 1000:.1f} ms" if seconds < 1 else f"{seconds:.2f} s"
+
+
+def _severity(record: ReadableLogRecord) -> str:
+    text = record.log_record.severity_text
+    return (text or "LOG").upper()
+
+
+def render_log_line(record: ReadableLogRecord) -> str:
+    """One log record as ``HH:MM:SS.mmm LEVEL scope: body``."""
+    ts = record.log_record.timestamp or record.log_record.observed_timestamp or 0
+    clock = datetime.fromtimestamp(ts / 1e9, tz=timezone.utc).strftime("%H:%M:%S.%f")[:-3]
+    scope = record.instrumentation_scope.name if record.instrumentation_scope else ""
+    extra = ""
+    attrs = record.log_record.attributes or {}
+    count = attrs.get("otelkit.coalesce.count")
+    if count is not None:
+        extra = f"  (x{count} in {attrs.get('otelkit.coalesce.window')} s)"
+    return f"{clock} {_severity(record):<5} {scope}: {record.log_record.body!s}{extra}"
+
+
+def _span_line(span: ReadableSpan) -> str:
+    status = ""
+    if span.status.status_code is StatusCode.ERROR:
+        status = "  ERROR" + (f": {span.status.description}" if span.status.description else "")
+    kind = span.kind.name.lower()
+    return f"{span.name} [{kind}] {_duration(span)}{status}"
+
+
+def render_trace(
+    spans: Sequence[ReadableSpan], logs: Iterable[ReadableLogRecord] = (), *, ids: bool = True
+) -> str:
+    """Draw the spans of one trace as a tree, each span's log lines beneath it.
+
+    Spans whose parent is not among ``spans`` are drawn as roots. Children are ordered by
+    start time. ``ids=False`` leaves out trace ids (for stable snapshots).
+    """
+    by_id = {span.context.span_id: span for span in spans if span.context is not None}
+    children: dict[int | None, list[ReadableSpan]] = defaultdict(list)
+    for span in spans:
+        parent = span.parent.span_id if span.parent is not None else None
+        children[parent if parent in by_id else None].append(span)
+    for group in children.values():
+        group.sort(key=lambda s: s.start_time or 0)
+    logs_by_span: dict[int, list[ReadableLogRecord]] = defaultdict(list)
+    for record in logs:
+        span_id = record.log_record.span_id
+        if span_id:
+            logs_by_span[span_id].append(record)
+
+    lines: list[str] = []
+    roots = children[None]
+    if ids and roots and roots[0].context is not None:
+        lines.append(f"trace {roots[0].context.trace_id:032x}")
+
+    def draw(span: ReadableSpan, prefix: str, last: bool, top: bool) -> None:
+        branch = "" if top else ("└─ " if last else "├─ ")
+        lines.append(prefix + branch + _span_line(span))
+        inner = prefix + ("" if top else ("   " if last else "│  "))
+        span_id = span.context.span_id if span.context is not None else 0
+        kids = children.get(span_id, [])
+        for record in sorted(
+            logs_by_span.get(span_id, []), key=lambda r: r.log_record.timestamp or 0
+        ):
+            lines.append(inner + ("│  " if kids else "   ") + "· " + render_log_line(record))
+        for i, kid in enumerate(kids):
+            draw(kid, inner, i == len(kids) - 1, False)
+
+    for root in roots:
+        draw(root, "", True, True)
+    return "\n".join(lines)
+
+
+class ConsoleTraceProcessor(SpanProcessor):
+    """Prints each local trace tree when its local root ends (bounded memory)."""
+
+    def __init__(self, out: IO[str] | None = None) -> None:
+        self._out = out
+        self._lock = threading.Lock()
+        self._held: dict[int, list[ReadableSpan]] = defaultdict(list)
+        self._held_count = 0
+
+    def on_start(self, span: Span, parent_context: Context | None = None) -> None:
+        pass
+
+    def on_end(self, span: ReadableSpan) -> None:
+        if span.context is None:
+            return
+        trace_id = span.context.trace_id
+        local_root = span.parent is None or span.parent.is_remote
+        with self._lock:
+            if local_root:
+                tree = [*self._held.pop(trace_id, []), span]
+                self._held_count -= len(tree) - 1
+            elif self._held_count >= _MAX_HELD_SPANS:
+                tree = [span]  # bounded: print orphans rather than hold without limit
+            else:
+                self._held[trace_id].append(span)
+                self._held_count += 1
+                return
+        self._write(render_trace(tree))
+
+    def _write(self, text: str) -> None:
+        out = self._out or sys.stderr
+        try:
+            out.write(text + "\n")
+            out.flush()
+        except (OSError, ValueError):  # closed stream at exit: nothing to do
+            pass
+
+    def shutdown(self) -> None:
+        self.force_flush()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        with self._lock:
+            pending = list(self._held.values())
+            self._held.clear()
+            self._held_count = 0
+        for tree in pending:
+            self._write(render_trace(tree))
+        return True
+
+
+class ConsoleLogExporter(LogRecordExporter):
+    """Writes each log record as one readable line."""
+
+    def __init__(self, out: IO[str] | None = None) -> None:
+        self._out = out
+
+    def export(self, batch: Sequence[ReadableLogRecord]) -> LogRecordExportResult:
+        out = self._out or sys.stderr
+        try:
+            out.write("".join(render_log_line(record) + "\n" for record in batch))
+            out.flush()
+        except (OSError, ValueError):
+            return LogRecordExportResult.FAILURE
+        return LogRecordExportResult.SUCCESS
+
+    def shutdown(self) -> None:
+        pass
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return True
+
+
+def _point_value(point: Any) -> str:
+    if hasattr(point, "value"):
+        return str(point.value)
+    if hasattr(point, "count") and hasattr(point, "sum"):
+        return f"count={point.count} sum={point.sum:.4g}"
+    return "?"
+
+
+class ConsoleMetricExporter(MetricExporter):
+    """Writes one line per metric point: ``name{attr=value} = value``."""
+
+    def __init__(self, out: IO[str] | None = None) -> None:
+        super().__init__(preferred_temporality={}, preferred_aggregation={})
+        self._out = out
+
+    def export(
+        self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: Any
+    ) -> MetricExportResult:
+        lines = []
+        for rm in metrics_data.resource_metrics:
+            for sm in rm.scope_metrics:
+                for metric in sm.metrics:
+                    for point in metric.data.data_points:
+                        attrs = ",".join(
+                            f"{k}={v!s}" for k, v in sorted((point.attributes or {}).items())
+                        )
+                        lines.append(f"metric {metric.name}{{{attrs}}} = {_point_value(point)}")
+        out = self._out or sys.stderr
+        try:
+            out.write("".join(line + "\n" for line in lines))
+        except (OSError, ValueError):
+            return MetricExportResult.FAILURE
+        return MetricExportResult.SUCCESS
+
+    def force_flush(self, timeout_millis: float = 10_000) -> bool:
+        return True
+
+    def shutdown(self, timeout_millis: float = 30_000, **kwargs: Any) -> None:
+        pass
