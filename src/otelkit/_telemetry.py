@@ -341,7 +341,7 @@ def configure(
         protocol=protocol,
         headers=headers,
         exporter=exporter,
-        logging_level=logging_level,
+        logging_level="none" if logging_level is None else logging_level,
         sampler=sampler,
         sample_ratio=sample_ratio,
         metric_interval=metric_interval,
@@ -375,7 +375,8 @@ def _wrap_coalescing(
     """Put the coalescing processors in front of the exporting ones, when available."""
     try:
         coalesce: Any = importlib.import_module("otelkit.coalesce")
-    except ImportError:  # the coalesce package is optional while it is being built
+        coalesce.CoalescingLogRecordProcessor  # noqa: B018 - probe while it is being built
+    except (ImportError, AttributeError):
         return
     window = settings.coalesce_window
     if window is not None:

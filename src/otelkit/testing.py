@@ -10,6 +10,10 @@ Installed with the package, the plugin offers these fixtures:
 ``otlp_sink``
     An :class:`OtlpSink`: an OTLP/HTTP receiver on a free loopback port that decodes every
     request with ``opentelemetry-proto`` and keeps it for assertions.
+``otelkit_memory``
+    ``otelkit.configure(exporter="memory")`` for the test, shut down afterwards; the
+    returned :class:`otelkit.Telemetry` has ``.memory.spans`` / ``.memory.logs`` /
+    ``.memory.metrics`` (SDK in-memory exporters and reader).
 ``rotel_collector``
     A real OTLP Collector (:class:`RotelCollector`, the ``rotel`` package's agent) on free
     loopback ports, forwarding everything to ``otlp_sink``. Skips when ``rotel`` is not
@@ -52,6 +56,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from otelkit._clock import FakeClock
+from otelkit._telemetry import Telemetry, configure
 
 __all__ = [
     "FakeClock",
@@ -61,7 +66,9 @@ __all__ = [
     "fake_clock",
     "free_port",
     "memory_telemetry",
+    "otelkit_memory",
     "otlp_sink",
+    "proto_attributes",
     "rotel_collector",
     "wait_until",
 ]
@@ -345,6 +352,14 @@ def fake_clock() -> FakeClock:
 def memory_telemetry() -> Iterator[MemoryTelemetry]:
     """Private in-memory tracer, logger and meter providers (nothing global)."""
     telemetry = MemoryTelemetry()
+    yield telemetry
+    telemetry.shutdown()
+
+
+@pytest.fixture
+def otelkit_memory() -> Iterator[Telemetry]:
+    """``otelkit.configure(exporter="memory", logging_level="DEBUG")`` for one test."""
+    telemetry = configure(service_name="test", exporter="memory", logging_level="DEBUG")
     yield telemetry
     telemetry.shutdown()
 

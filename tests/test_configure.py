@@ -1,0 +1,129 @@
+"""configure(): one pipeline per process, log–trace correlation, idempotence, shutdown."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+from opentelemetry import metrics, trace
+
+import otelkit
+from otelkit import Telemetry
+
+log = logging.getLogger("tests.configure")
+
+
+@pytest.fixture
+def memory() -> Telemetry:
+    telemetry = otelkit.configure(service_name="svc", exporter="memory", coalesce_window=False)
+    yield telemetry
+    telemetry.shutdown()
+
+
+def test_spans_logs_and_metrics_reach_the_exporters(memory: Telemetry) -> None:
+    assert memory.memory is not None
+    with trace.get_tracer("t").start_as_current_span("work") as span:
+        log.warning("inside %s", "work")
+    metrics.get_meter("t").create_counter("things").add(3)
+    spans = memory.memory.spans.get_finished_spans()
+    assert [s.name for s in spans] == ["work"]
+    assert spans[0].resource.attributes["service.name"] == "svc"
+    records = [
+        r for r in memory.memory.logs.get_finished_logs() if r.log_record.body == "inside work"
+    ]
+    assert len(records) == 1
+    ctx = span.get_span_context()
+    assert records[0].log_record.trace_id == ctx.trace_id
+    assert records[0].log_record.span_id == ctx.span_id
+    data = memory.memory.metrics.get_metrics_data()
+    names = {m.name for rm in data.resource_metrics for sm in rm.scope_metrics for m in sm.metrics}
+    assert "things" in names
+
+
+def test_configure_twice_with_same_settings_returns_the_same_handle(memory: Telemetry) -> None:
+    again = otelkit.configure(service_name="svc", exporter="memory", coalesce_window=False)
+    assert again is memory
+    log.warning("exactly once")
+    bodies = [r.log_record.body for r in memory.memory.logs.get_finished_logs()]
+    assert bodies.count("exactly once") == 1
+
+
+def test_reconfigure_replaces_the_pipeline_without_doubling(memory: Telemetry) -> None:
+    handlers_before = len(logging.getLogger().handlers)
+    second = otelkit.configure(service_name="svc2", exporter="memory", coalesce_window=False)
+    try:
+        assert second is not memory
+        assert not memory.active
+        assert len(logging.getLogger().handlers) == handlers_before
+        log.warning("once after reconfigure")
+        new_bodies = [r.log_record.body for r in second.memory.logs.get_finished_logs()]
+        old_bodies = [r.log_record.body for r in memory.memory.logs.get_finished_logs()]
+        assert new_bodies.count("once after reconfigure") == 1
+        assert "once after reconfigure" not in old_bodies
+        with trace.get_tracer("t").start_as_current_span("after"):
+            pass
+        assert [s.name for s in second.memory.spans.get_finished_spans()] == ["after"]
+        assert (
+            second.memory.spans.get_finished_spans()[0].resource.attributes["service.name"]
+            == "svc2"
+        )
+    finally:
+        second.shutdown()
+
+
+def test_logging_level_none_installs_no_handler() -> None:
+    before = list(logging.getLogger().handlers)
+    telemetry = otelkit.configure(exporter="memory", logging_level=None)
+    try:
+        assert logging.getLogger().handlers == before
+    finally:
+        telemetry.shutdown()
+
+
+def test_shutdown_removes_the_handler_and_is_idempotent() -> None:
+    before = list(logging.getLogger().handlers)
+    telemetry = otelkit.configure(exporter="memory")
+    assert len(logging.getLogger().handlers) == len(before) + 1
+    assert telemetry.shutdown() is True
+    assert telemetry.shutdown() is True
+    assert logging.getLogger().handlers == before
+    assert otelkit.current() is None
+
+
+def test_sdk_disabled_installs_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OTEL_SDK_DISABLED", "true")
+    before = list(logging.getLogger().handlers)
+    telemetry = otelkit.configure(exporter="memory")
+    try:
+        assert telemetry.tracer_provider is None
+        assert logging.getLogger().handlers == before
+        assert telemetry.force_flush() is True
+    finally:
+        telemetry.shutdown()
+
+
+def test_negative_flush_timeout_is_rejected(memory: Telemetry) -> None:
+    with pytest.raises(ValueError, match="timeout must be >= 0"):
+        memory.force_flush(-1)
+
+
+def test_sampler_always_off_records_nothing() -> None:
+    telemetry = otelkit.configure(exporter="memory", sampler="always_off")
+    try:
+        with trace.get_tracer("t").start_as_current_span("dropped"):
+            pass
+        assert telemetry.memory.spans.get_finished_spans() == ()
+    finally:
+        telemetry.shutdown()
+
+
+def test_exporter_records_are_not_fed_back_while_suppressed(memory: Telemetry) -> None:
+    from opentelemetry import context
+
+    token = context.attach(context.set_value(context._SUPPRESS_INSTRUMENTATION_KEY, True))
+    try:
+        logging.getLogger("opentelemetry.exporter").warning("export failed")
+    finally:
+        context.detach(token)
+    bodies = [r.log_record.body for r in memory.memory.logs.get_finished_logs()]
+    assert "export failed" not in bodies
