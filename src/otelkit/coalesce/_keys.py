@@ -1,0 +1,233 @@
+"""Key functions: which log records and span trees count as repeats of each other.
+
+A key function maps a record (``ReadWriteLogRecord`` or ``ReadableLogRecord``) or a local
+root span (``ReadableSpan``) to a hashable value; equal values merge. The processors add
+the record's resource to every key, so records from different processes (a relayed child,
+the host) never merge into one summary.
+"""
+
+from __future__ import annotations
+
+import threading
+import weakref
+from collections.abc import Callable, Hashable, Mapping
+from typing import Any
+
+from opentelemetry.sdk._logs import ReadableLogRecord, ReadWriteLogRecord
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import ReadableSpan
+
+__all__ = [
+    "LOG_KEY_PRESETS",
+    "SPAN_KEY_PRESETS",
+    "AttributesKey",
+    "LogKey",
+    "ResourceTokens",
+    "SpanKey",
+    "attributes_key",
+    "call_site_key",
+    "freeze",
+    "message_key",
+    "resolve_log_key",
+    "resolve_span_key",
+    "span_name_key",
+]
+
+AnyLogRecord = ReadWriteLogRecord | ReadableLogRecord
+LogKey = Callable[[Any], Hashable]
+"""A callable(ReadWriteLogRecord | ReadableLogRecord) -> Hashable."""
+SpanKey = Callable[[ReadableSpan], Hashable]
+"""A callable(ReadableSpan) -> Hashable, called with the local root of a span tree."""
+
+_EXCEPTION_TYPE = "exception.type"
+_ERROR_TYPE = "error.type"
+_CODE_FILE_PATH = "code.file.path"
+_CODE_LINE_NUMBER = "code.line.number"
+_SCALARS = (str, int, float, bool, bytes, type(None))
+
+
+def freeze(value: object) -> Hashable:
+    """A hashable stand-in for an attribute value or a log body (lists, dicts, ...)."""
+    if isinstance(value, _SCALARS):
+        return value
+    if isinstance(value, Mapping):
+        return tuple((k, freeze(v)) for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return tuple(freeze(v) for v in value)
+    return repr(value)
+
+
+def _scope_name(record: AnyLogRecord) -> str | None:
+    scope = record.instrumentation_scope
+    return scope.name if scope is not None else None
+
+
+def message_key(record: AnyLogRecord) -> Hashable:
+    """The identical message: logger (scope) name, severity, rendered body, exception type.
+
+    Only true repeats merge: ``log.warning("blocked %s", host)`` makes one key per host.
+    """
+    lr = record.log_record
+    body = lr.body
+    attributes = lr.attributes
+    return (
+        _scope_name(record),
+        lr.severity_number,
+        body if type(body) is str else freeze(body),
+        attributes.get(_EXCEPTION_TYPE) if attributes else None,
+    )
+
+
+def call_site_key(record: AnyLogRecord) -> Hashable:
+    """The call site: logger name, severity, ``code.file.path`` + ``code.line.number``,
+    exception type, whatever the message's arguments were.
+
+    ``log.warning("blocked %s", host)`` merges across hosts. Needs the code attributes
+    (``LoggingHandler(log_code_attributes=True)``); a record without them falls back to
+    :func:`message_key`.
+    """
+    lr = record.log_record
+    attributes = lr.attributes
+    path = attributes.get(_CODE_FILE_PATH) if attributes else None
+    if path is None or attributes is None:
+        return message_key(record)
+    return (
+        _scope_name(record),
+        lr.severity_number,
+        path,
+        attributes.get(_CODE_LINE_NUMBER),
+        attributes.get(_EXCEPTION_TYPE),
+    )
+
+
+def _span_exception_type(span: ReadableSpan) -> object:
+    for event in span.events:
+        if event.name == "exception" and event.attributes:
+            return event.attributes.get(_EXCEPTION_TYPE)
+    attributes = span.attributes
+    return attributes.get(_ERROR_TYPE) if attributes else None
+
+
+def span_name_key(span: ReadableSpan) -> Hashable:
+    """The default span-tree key: scope name, kind, root span name, status code and
+    exception type (from the ``exception`` event, else ``error.type``)."""
+    scope = span.instrumentation_scope
+    return (
+        scope.name if scope is not None else None,
+        span.kind,
+        span.name,
+        span.status.status_code,
+        _span_exception_type(span),
+    )
+
+
+class AttributesKey:
+    """Key on chosen attributes (see :func:`attributes_key`); works for logs and spans."""
+
+    __slots__ = ("names",)
+
+    def __init__(self, names: tuple[str, ...]) -> None:
+        self.names = names
+
+    def __call__(self, item: AnyLogRecord | ReadableSpan) -> Hashable:
+        if isinstance(item, ReadableSpan):
+            attributes: Any = item.attributes
+            base: tuple[Hashable, ...] = (item.name,)
+        else:
+            lr = item.log_record
+            attributes = lr.attributes
+            base = (_scope_name(item), lr.severity_number)
+        values = tuple(freeze(attributes.get(name)) if attributes else None for name in self.names)
+        return (*base, values)
+
+    def __repr__(self) -> str:
+        return f"attributes_key({', '.join(map(repr, self.names))})"
+
+
+def attributes_key(*names: str) -> AttributesKey:
+    """Key on the values of the named attributes.
+
+    For a log record the key is (logger name, severity, the values); for a span tree it is
+    (root span name, the values). A missing attribute counts as ``None``.
+    Example: ``attributes_key("http.route", "error.type")``.
+    """
+    if not names:
+        raise ValueError("attributes_key needs at least one attribute name")
+    for name in names:
+        if not isinstance(name, str) or not name:
+            raise TypeError(f"attributes_key names must be non-empty strings, got {name!r}")
+    return AttributesKey(tuple(names))
+
+
+LOG_KEY_PRESETS: Mapping[str, LogKey] = {"message": message_key, "call_site": call_site_key}
+"""Names accepted for the log processor's ``key`` option."""
+SPAN_KEY_PRESETS: Mapping[str, SpanKey] = {"name": span_name_key}
+"""Names accepted for the span processor's ``key`` option."""
+
+
+def _resolve(key: object, presets: Mapping[str, Callable[[Any], Hashable]], what: str) -> Any:
+    if isinstance(key, str):
+        try:
+            return presets[key]
+        except KeyError:
+            accepted = ", ".join(repr(name) for name in presets)
+            raise ValueError(
+                f"key must be one of {accepted}, attributes_key(...) or a callable({what}) "
+                f"-> Hashable; got {key!r}"
+            ) from None
+    if callable(key):
+        return key
+    raise TypeError(
+        f"key must be a preset name, attributes_key(...) or a callable({what}) -> Hashable; "
+        f"got {type(key).__name__}"
+    )
+
+
+def resolve_log_key(key: str | LogKey) -> LogKey:
+    """The key function named or given by the log processor's ``key`` option."""
+    resolved: LogKey = _resolve(key, LOG_KEY_PRESETS, "log record")
+    return resolved
+
+
+def resolve_span_key(key: str | SpanKey) -> SpanKey:
+    """The key function named or given by the span processor's ``key`` option."""
+    resolved: SpanKey = _resolve(key, SPAN_KEY_PRESETS, "span")
+    return resolved
+
+
+class ResourceTokens:
+    """A hashable identity per resource, cached per resource object.
+
+    The host's own records share one resource object (a hit costs an identity check);
+    relayed records may bring a new but equal object per batch, which maps to the same
+    token. The cache is bounded and never confused by reused object ids.
+    """
+
+    _MAX_CACHED = 256
+
+    def __init__(self) -> None:
+        self._last: tuple[Resource | None, Hashable] = (None, None)
+        self._cache: dict[int, tuple[weakref.ref[Resource], Hashable]] = {}
+        self._lock = threading.Lock()
+
+    def token(self, resource: Resource | None) -> Hashable:
+        """The token of ``resource`` (``None`` for no resource)."""
+        last = self._last  # one read: the pair is replaced, never mutated
+        if resource is last[0]:
+            return last[1]
+        if resource is None:
+            return None
+        with self._lock:
+            cached = self._cache.get(id(resource))
+            if cached is not None and cached[0]() is resource:
+                token = cached[1]
+            else:
+                token = (
+                    tuple(sorted((k, freeze(v)) for k, v in resource.attributes.items())),
+                    resource.schema_url,
+                )
+                if len(self._cache) >= self._MAX_CACHED:
+                    self._cache.clear()
+                self._cache[id(resource)] = (weakref.ref(resource), token)
+            self._last = (resource, token)
+        return token

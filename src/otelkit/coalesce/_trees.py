@@ -1,0 +1,140 @@
+"""Local span trees waiting for their root: held children, verdicts, bounds and expiry.
+
+A *local tree* is a span that ended with no parent or a remote parent (its local root)
+plus every span below it that ended in this process (or was relayed from a child
+process). Children usually end before their root, so they are held here until the root's
+verdict (export or drop) is known. Entries are kept per trace id, in creation order; with
+a fixed ``max_hold`` they expire in that order, so one deque and one timer serve all.
+
+Bounds: at most ``max_held`` spans are held and at most ``max_held`` trace entries exist.
+A trace whose spans had to leave before their root (held too long, or too many held) is
+*forced*: everything of that trace passes from then on, so no exported span ever loses its
+parent to a suppression.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+from opentelemetry.sdk.trace import ReadableSpan
+
+__all__ = ["TraceEntry", "Trees"]
+
+_EPSILON = 1e-9
+
+
+class TraceEntry:
+    """What is known of one trace id: held spans, verdicts per span id, forced or not."""
+
+    __slots__ = ("deadline", "forced", "held", "trace_id", "verdicts")
+
+    def __init__(self, trace_id: int, deadline: float) -> None:
+        self.trace_id = trace_id
+        self.deadline = deadline
+        self.held: list[ReadableSpan] = []
+        self.verdicts: dict[int, bool] = {}
+        self.forced = False
+
+
+def _span_id(span: ReadableSpan) -> int:
+    context = span.context
+    return context.span_id if context is not None else 0
+
+
+def _parent_id(span: ReadableSpan) -> int:
+    parent = span.parent
+    return parent.span_id if parent is not None else 0
+
+
+class Trees:
+    """The bookkeeping; not thread-safe on its own (the span processor holds a lock)."""
+
+    def __init__(self, *, max_held: int, max_hold: float) -> None:
+        self.max_held = max_held
+        self.max_hold = max_hold
+        self.entries: dict[int, TraceEntry] = {}
+        self.order: deque[TraceEntry] = deque()
+        self.held_count = 0
+
+    def get(self, trace_id: int) -> TraceEntry | None:
+        """The entry of ``trace_id``, if any."""
+        return self.entries.get(trace_id)
+
+    def create(self, trace_id: int, now: float, released: list[ReadableSpan]) -> TraceEntry:
+        """A new entry (evicting the oldest when full: its held spans go to ``released``)."""
+        while len(self.entries) >= self.max_held and self.order:
+            oldest = self.order.popleft()
+            del self.entries[oldest.trace_id]
+            self._release(oldest, released)
+        entry = TraceEntry(trace_id, now + self.max_hold)
+        self.entries[trace_id] = entry
+        self.order.append(entry)
+        return entry
+
+    def hold(self, entry: TraceEntry, span: ReadableSpan) -> bool:
+        """Hold ``span`` in ``entry``; ``False`` (nothing held) when ``max_held`` is reached."""
+        if self.held_count >= self.max_held:
+            return False
+        entry.held.append(span)
+        self.held_count += 1
+        return True
+
+    def force(self, entry: TraceEntry, released: list[ReadableSpan]) -> None:
+        """From now on everything of this trace passes; its held spans go to ``released``."""
+        entry.forced = True
+        self._release(entry, released)
+
+    def decide(self, entry: TraceEntry, span_id: int, verdict: bool) -> list[ReadableSpan]:
+        """Record ``verdict`` for ``span_id`` and every held span below it; return those."""
+        entry.verdicts[span_id] = verdict
+        if not entry.held:
+            return []
+        children: dict[int, list[ReadableSpan]] = {}
+        for span in entry.held:
+            children.setdefault(_parent_id(span), []).append(span)
+        members: list[ReadableSpan] = []
+        stack = [span_id]
+        while stack:
+            for child in children.pop(stack.pop(), ()):
+                child_id = _span_id(child)
+                entry.verdicts[child_id] = verdict
+                members.append(child)
+                stack.append(child_id)
+        if members:
+            entry.held = [span for group in children.values() for span in group]
+            self.held_count -= len(members)
+        return members
+
+    def expire(self, now: float, released: list[ReadableSpan]) -> None:
+        """Entries past their deadline: held spans go to ``released`` and the trace is
+        forced for one more ``max_hold``; entries holding nothing are forgotten."""
+        order = self.order
+        while order and order[0].deadline <= now + _EPSILON:
+            entry = order.popleft()
+            if entry.held:
+                self.force(entry, released)
+                entry.deadline = now + self.max_hold
+                order.append(entry)
+            else:
+                del self.entries[entry.trace_id]
+
+    def release_all(self, released: list[ReadableSpan]) -> None:
+        """Force every trace that holds spans (``force_flush``/``shutdown``)."""
+        for entry in self.order:
+            if entry.held:
+                self.force(entry, released)
+
+    def next_deadline(self) -> float | None:
+        """When the oldest entry expires, if any."""
+        return self.order[0].deadline if self.order else None
+
+    def clear(self) -> None:
+        """Forget everything (after fork)."""
+        self.entries.clear()
+        self.order.clear()
+        self.held_count = 0
+
+    def _release(self, entry: TraceEntry, released: list[ReadableSpan]) -> None:
+        released.extend(entry.held)
+        self.held_count -= len(entry.held)
+        entry.held = []

@@ -1,0 +1,281 @@
+"""The coalescing engine: fixed time windows per key, no OpenTelemetry types inside.
+
+``offer(key, payload)`` answers :data:`EMIT` for the first occurrence of a key (the caller
+forwards it at once) and :data:`SUPPRESS` for repeats inside that key's window (the caller
+drops them; they are counted). When a window ends with more than one occurrence, the
+consumer receives one :class:`Summary`. With a fixed window, keys expire in the order they
+were opened, so one ordered structure (a dict for lookup, a deque for expiry order) and one
+timer serve every key.
+
+Bounded: at most ``max_keys`` windows are open; beyond that a new key passes through
+uncoalesced (``EMIT``) and is counted as overflow. Thread-safe: one lock guards the state,
+and the consumer runs outside it. Fork-safe: a forked child starts empty (the parent owns
+the windows it opened and will summarise them).
+"""
+
+from __future__ import annotations
+
+import enum
+import os
+import threading
+import weakref
+from collections import deque
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+from otelkit._clock import REAL_CLOCK, Clock, TimerHandle
+from otelkit._errors import report_internal_error
+
+__all__ = ["EMIT", "SUPPRESS", "Coalescer", "Decision", "Summary"]
+
+P = TypeVar("P")
+
+# Windows end when the clock reaches their deadline; this absorbs float rounding of
+# ``now + (deadline - now)`` in timer arithmetic.
+_EPSILON = 1e-9
+
+
+class Decision(enum.Enum):
+    """What the caller of :meth:`Coalescer.offer` does with the event it offered."""
+
+    EMIT = "emit"
+    """Forward the event now (first of its window, or passed through uncoalesced)."""
+    SUPPRESS = "suppress"
+    """Drop the event: it is counted in its window's summary."""
+
+
+EMIT = Decision.EMIT
+SUPPRESS = Decision.SUPPRESS
+
+
+@dataclass(frozen=True)
+class Summary(Generic[P]):
+    """One closed window that saw more than one occurrence of its key."""
+
+    key: Hashable
+    """The key the events shared."""
+    count: int
+    """Occurrences in the window, the emitted first one included (always >= 2)."""
+    first: P
+    """The payload of the first occurrence (the one that was emitted)."""
+    first_time_ns: int
+    """Timestamp (ns since the epoch) of the first occurrence."""
+    last_time_ns: int
+    """Timestamp (ns since the epoch) of the last occurrence."""
+    window: float
+    """The window length in seconds."""
+
+
+class _Bucket:
+    """The open window of one key."""
+
+    __slots__ = ("count", "deadline", "first", "first_time_ns", "key", "last_time_ns")
+
+    def __init__(self, key: Hashable, first: object, time_ns: int, deadline: float) -> None:
+        self.key = key
+        self.first = first
+        self.count = 1
+        self.first_time_ns = time_ns
+        self.last_time_ns = time_ns
+        self.deadline = deadline
+
+
+class Coalescer(Generic[P]):
+    """Merge repeats of a key inside a fixed window into a counted :class:`Summary`.
+
+    ``on_summary`` is called (outside the lock, from the timer or from ``flush()``) for
+    every window that closes with ``count > 1``; its exceptions are contained, counted in
+    :attr:`consumer_errors` and reported through otelkit's rate-limited error log.
+    ``label`` names this coalescer in error reports. ``on_tick`` (optional) runs on the
+    timer after each batch of windows closed, e.g. to publish :meth:`take_counts`.
+    """
+
+    def __init__(
+        self,
+        *,
+        window: float,
+        on_summary: Callable[[Summary[P]], None],
+        max_keys: int = 10_000,
+        clock: Clock | None = None,
+        label: str = "coalesce",
+        on_tick: Callable[[], None] | None = None,
+    ) -> None:
+        window = validate_seconds("window", window)
+        max_keys = validate_positive_int("max_keys", max_keys)
+        if not callable(on_summary):
+            raise TypeError(f"on_summary must be callable, got {type(on_summary).__name__}")
+        self._window = window
+        self._on_summary = on_summary
+        self._max_keys = max_keys
+        self._clock = clock if clock is not None else REAL_CLOCK
+        self._label = label
+        self._on_tick = on_tick
+        self._closed = False
+        self._suppressed = 0
+        self._overflow = 0
+        self._taken = (0, 0)
+        self._consumer_errors = 0
+        self._reset()
+        weak_reset = weakref.WeakMethod(self._reset)
+
+        def _after_fork_in_child() -> None:
+            method = weak_reset()
+            if method is not None:
+                method()
+
+        os.register_at_fork(after_in_child=_after_fork_in_child)
+
+    def _reset(self) -> None:
+        # Also the fork hook: the child must not summarise windows its parent opened
+        # (the parent does), and the parent's lock may have been held at fork time.
+        self._lock = threading.Lock()
+        self._buckets: dict[Hashable, _Bucket] = {}
+        self._order: deque[_Bucket] = deque()
+        self._timer: TimerHandle | None = None
+
+    @property
+    def window(self) -> float:
+        """Window length in seconds."""
+        return self._window
+
+    @property
+    def max_keys(self) -> int:
+        """Most windows open at once."""
+        return self._max_keys
+
+    @property
+    def open_keys(self) -> int:
+        """Windows open now."""
+        return len(self._buckets)
+
+    @property
+    def suppressed(self) -> int:
+        """Events answered ``SUPPRESS`` so far."""
+        return self._suppressed
+
+    @property
+    def overflow(self) -> int:
+        """New keys passed through uncoalesced because ``max_keys`` windows were open."""
+        return self._overflow
+
+    @property
+    def consumer_errors(self) -> int:
+        """Exceptions raised by ``on_summary`` (contained)."""
+        return self._consumer_errors
+
+    def take_counts(self) -> tuple[int, int]:
+        """``(suppressed, overflow)`` counted since the previous call (for metrics)."""
+        with self._lock:
+            suppressed, overflow = self._suppressed, self._overflow
+            taken_suppressed, taken_overflow = self._taken
+            self._taken = (suppressed, overflow)
+        return suppressed - taken_suppressed, overflow - taken_overflow
+
+    def offer(self, key: Hashable, payload: P, time_ns: int | None = None) -> Decision:
+        """Register one occurrence of ``key``; ``time_ns`` defaults to the clock's time.
+
+        Returns :data:`EMIT` when the caller must forward the event now, :data:`SUPPRESS`
+        when it is counted in an open window and must be dropped.
+        """
+        with self._lock:
+            bucket = self._buckets.get(key)
+            if bucket is not None:
+                bucket.count += 1
+                bucket.last_time_ns = (
+                    time_ns if time_ns is not None else int(self._clock.time() * 1e9)
+                )
+                self._suppressed += 1
+                return SUPPRESS
+            if self._closed:
+                return EMIT
+            if len(self._buckets) >= self._max_keys:
+                self._overflow += 1
+                return EMIT
+            if time_ns is None:
+                time_ns = int(self._clock.time() * 1e9)
+            bucket = _Bucket(key, payload, time_ns, self._clock.monotonic() + self._window)
+            self._buckets[key] = bucket
+            self._order.append(bucket)
+            if self._timer is None:
+                self._timer = self._clock.call_later(self._window, self._on_timer)
+            return EMIT
+
+    def flush(self) -> int:
+        """Close every open window now; return how many summaries were delivered."""
+        with self._lock:
+            closing = list(self._order)
+            self._buckets.clear()
+            self._order.clear()
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+        return self._deliver(closing)
+
+    def close(self) -> int:
+        """Flush, then pass every later event through (``EMIT``) without opening windows."""
+        with self._lock:
+            self._closed = True
+        return self.flush()
+
+    def _on_timer(self) -> None:
+        try:
+            with self._lock:
+                self._timer = None
+                now = self._clock.monotonic()
+                closing: list[_Bucket] = []
+                order = self._order
+                buckets = self._buckets
+                while order and order[0].deadline <= now + _EPSILON:
+                    bucket = order.popleft()
+                    del buckets[bucket.key]
+                    closing.append(bucket)
+                if order:
+                    self._timer = self._clock.call_later(
+                        max(0.0, order[0].deadline - now), self._on_timer
+                    )
+            self._deliver(closing)
+            if self._on_tick is not None:
+                self._on_tick()
+        except Exception as exc:  # noqa: BLE001 - runs on the timer thread: contain
+            report_internal_error(self._label, exc)
+
+    def _deliver(self, closing: list[_Bucket]) -> int:
+        delivered = 0
+        for bucket in closing:
+            if bucket.count < 2:
+                continue
+            summary: Summary[P] = Summary(
+                key=bucket.key,
+                count=bucket.count,
+                first=bucket.first,  # type: ignore[arg-type]
+                first_time_ns=bucket.first_time_ns,
+                last_time_ns=bucket.last_time_ns,
+                window=self._window,
+            )
+            try:
+                self._on_summary(summary)
+                delivered += 1
+            except Exception as exc:  # noqa: BLE001 - a consumer never reaches the producer
+                with self._lock:
+                    self._consumer_errors += 1
+                report_internal_error(self._label, exc)
+        return delivered
+
+
+def validate_seconds(name: str, value: object) -> float:
+    """``value`` as a float > 0, or a ``ValueError``/``TypeError`` naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a number of seconds, got {type(value).__name__}")
+    if not value > 0 or value == float("inf"):
+        raise ValueError(f"{name} must be a finite number of seconds > 0, got {value!r}")
+    return float(value)
+
+
+def validate_positive_int(name: str, value: object) -> int:
+    """``value`` as an int >= 1, or a ``ValueError``/``TypeError`` naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int >= 1, got {type(value).__name__}")
+    if value < 1:
+        raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+    return value

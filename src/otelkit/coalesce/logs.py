@@ -1,0 +1,231 @@
+"""``CoalescingLogRecordProcessor``: floods of one log message become one record + a summary."""
+
+from __future__ import annotations
+
+from collections.abc import Hashable
+from typing import Any
+
+from opentelemetry._logs import LogRecord, SeverityNumber
+from opentelemetry.context import Context
+from opentelemetry.metrics import MeterProvider
+from opentelemetry.sdk._logs import (
+    LogRecordLimits,
+    LogRecordProcessor,
+    ReadableLogRecord,
+    ReadWriteLogRecord,
+)
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+
+from otelkit._clock import REAL_CLOCK, Clock
+from otelkit._errors import report_internal_error
+from otelkit.coalesce._keys import LogKey, ResourceTokens, resolve_log_key
+from otelkit.coalesce._metrics import CoalesceMetrics
+from otelkit.coalesce._window import (
+    SUPPRESS,
+    Coalescer,
+    Summary,
+    validate_positive_int,
+    validate_seconds,
+)
+
+__all__ = [
+    "COUNT_ATTRIBUTE",
+    "FIRST_TIMESTAMP_ATTRIBUTE",
+    "LAST_TIMESTAMP_ATTRIBUTE",
+    "WINDOW_ATTRIBUTE",
+    "CoalescingLogRecordProcessor",
+    "remaining_millis",
+    "require_methods",
+    "summary_attributes",
+]
+
+COUNT_ATTRIBUTE = "otelkit.coalesce.count"
+WINDOW_ATTRIBUTE = "otelkit.coalesce.window"
+FIRST_TIMESTAMP_ATTRIBUTE = "otelkit.coalesce.first_timestamp"
+LAST_TIMESTAMP_ATTRIBUTE = "otelkit.coalesce.last_timestamp"
+_SUMMARY_ATTRIBUTES = 4
+_COMPONENT = "coalesce.logs"
+
+AnyLogRecord = ReadWriteLogRecord | ReadableLogRecord
+
+
+def summary_attributes(summary: Summary[Any]) -> dict[str, int | float]:
+    """The ``otelkit.coalesce.*`` attributes of a summary (timestamps in ns since epoch)."""
+    return {
+        COUNT_ATTRIBUTE: summary.count,
+        WINDOW_ATTRIBUTE: summary.window,
+        FIRST_TIMESTAMP_ATTRIBUTE: summary.first_time_ns,
+        LAST_TIMESTAMP_ATTRIBUTE: summary.last_time_ns,
+    }
+
+
+def require_methods(option: str, value: object, methods: tuple[str, ...], kind: str) -> None:
+    """``TypeError`` unless ``value`` has every method in ``methods``."""
+    missing = [name for name in methods if not callable(getattr(value, name, None))]
+    if missing:
+        raise TypeError(
+            f"{option} must be a {kind} (with {', '.join(methods)}); "
+            f"{type(value).__name__} lacks {', '.join(missing)}"
+        )
+
+
+def remaining_millis(deadline: float) -> int:
+    """Milliseconds left until ``deadline`` (a ``REAL_CLOCK.monotonic()`` value), >= 0."""
+    return max(0, int((deadline - REAL_CLOCK.monotonic()) * 1000))
+
+
+class CoalescingLogRecordProcessor(LogRecordProcessor):
+    """Wrap ``downstream`` (typically a ``BatchLogRecordProcessor``) so that repeats merge.
+
+    The first record of a key goes downstream at once; repeats inside ``window`` seconds are
+    counted and dropped; when the window ends with repeats, one summary record goes
+    downstream: like the first record (severity, body, scope, trace context, resource,
+    attributes) plus ``otelkit.coalesce.count`` (the first included),
+    ``otelkit.coalesce.window`` (seconds), ``otelkit.coalesce.first_timestamp`` and
+    ``otelkit.coalesce.last_timestamp`` (ns since the epoch).
+
+    ``key`` is ``"message"`` (default: logger, severity, rendered body, exception type),
+    ``"call_site"`` (logger, severity, code file + line, exception type),
+    :func:`~otelkit.coalesce.attributes_key` or any callable(record) -> Hashable. The
+    record's resource is always part of the key. At most ``max_keys`` windows are open;
+    beyond that new keys pass through and count as ``otelkit.coalesce.overflow``.
+    """
+
+    def __init__(
+        self,
+        downstream: LogRecordProcessor,
+        *,
+        window: float = 10.0,
+        key: str | LogKey = "message",
+        max_keys: int = 10_000,
+        clock: Clock | None = None,
+        meter_provider: MeterProvider | None = None,
+    ) -> None:
+        require_methods(
+            "downstream", downstream, ("on_emit", "force_flush", "shutdown"), "LogRecordProcessor"
+        )
+        validate_seconds("window", window)
+        validate_positive_int("max_keys", max_keys)
+        self._key = resolve_log_key(key)
+        self._clock = clock if clock is not None else REAL_CLOCK
+        self._downstream = downstream
+        self._resources = ResourceTokens()
+        self._metrics = CoalesceMetrics(meter_provider, "logs")
+        self._engine: Coalescer[AnyLogRecord] = Coalescer(
+            window=window,
+            on_summary=self._emit_summary,
+            max_keys=max_keys,
+            clock=self._clock,
+            label=_COMPONENT,
+            on_tick=self._publish,
+        )
+
+    @property
+    def downstream(self) -> LogRecordProcessor:
+        """The wrapped processor."""
+        return self._downstream
+
+    @property
+    def coalescer(self) -> Coalescer[AnyLogRecord]:
+        """The engine (for its counters: ``suppressed``, ``overflow``, ``open_keys``)."""
+        return self._engine
+
+    def on_emit(self, log_record: ReadWriteLogRecord) -> None:
+        """Forward ``log_record`` unless it repeats a key inside its window. Never raises."""
+        try:
+            key: Hashable = (self._resources.token(log_record.resource), self._key(log_record))
+            lr = log_record.log_record
+            if self._engine.offer(key, log_record, lr.timestamp or lr.observed_timestamp) is (
+                SUPPRESS
+            ):
+                return
+        except Exception as exc:  # noqa: BLE001 - when in doubt, forward: lose nothing
+            report_internal_error(_COMPONENT, exc)
+        try:
+            self._downstream.on_emit(log_record)
+        except Exception as exc:  # noqa: BLE001 - a failing downstream never reaches the caller
+            report_internal_error(_COMPONENT + ".downstream", exc)
+
+    def enabled(
+        self,
+        *,
+        context: Context | None = None,
+        instrumentation_scope: InstrumentationScope | None = None,
+        severity_number: SeverityNumber | None = None,
+        event_name: str | None = None,
+    ) -> bool:
+        """As the downstream processor answers (``True`` if it cannot say)."""
+        try:
+            return bool(
+                self._downstream.enabled(
+                    context=context,
+                    instrumentation_scope=instrumentation_scope,
+                    severity_number=severity_number,
+                    event_name=event_name,
+                )
+            )
+        except Exception as exc:  # noqa: BLE001 - never break the logging call
+            report_internal_error(_COMPONENT + ".downstream", exc)
+            return True
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        """Emit every pending summary, then flush downstream within what is left of
+        ``timeout_millis``."""
+        deadline = REAL_CLOCK.monotonic() + timeout_millis / 1000
+        self._engine.flush()
+        self._publish()
+        try:
+            return bool(self._downstream.force_flush(remaining_millis(deadline)))
+        except Exception as exc:  # noqa: BLE001 - report, do not raise into the caller
+            report_internal_error(_COMPONENT + ".downstream", exc)
+            return False
+
+    def shutdown(self) -> None:
+        """Emit every pending summary, stop coalescing, shut the downstream down."""
+        self._engine.close()
+        self._publish()
+        try:
+            self._downstream.shutdown()
+        except Exception as exc:  # noqa: BLE001 - report, do not raise into the caller
+            report_internal_error(_COMPONENT + ".downstream", exc)
+
+    def _publish(self) -> None:
+        self._metrics.add(*self._engine.take_counts())
+
+    def _emit_summary(self, summary: Summary[AnyLogRecord]) -> None:
+        self._downstream.on_emit(self._summary_record(summary))
+
+    def _summary_record(self, summary: Summary[AnyLogRecord]) -> ReadWriteLogRecord:
+        first = summary.first
+        lr = first.log_record
+        limits = first.limits if first.limits is not None else LogRecordLimits()
+        attributes: dict[str, Any] = dict(lr.attributes or {})
+        for name in summary_attributes(summary):
+            attributes.pop(name, None)
+        room = limits.max_log_record_attributes
+        if room is not None and len(attributes) > room - _SUMMARY_ATTRIBUTES:
+            # Ours must survive the limit: drop the first record's oldest attributes.
+            keep = max(0, room - _SUMMARY_ATTRIBUTES)
+            attributes = dict(list(attributes.items())[len(attributes) - keep :])
+        attributes.update(summary_attributes(summary))
+        now_ns = int(self._clock.time() * 1e9)
+        record = LogRecord(
+            timestamp=now_ns,
+            observed_timestamp=now_ns,
+            context=lr.context,
+            severity_text=lr.severity_text,
+            severity_number=lr.severity_number,
+            body=lr.body,
+            attributes=attributes,
+            event_name=lr.event_name,
+        )
+        # The first record's trace context, whatever the timer thread's context is.
+        record.trace_id = lr.trace_id
+        record.span_id = lr.span_id
+        record.trace_flags = lr.trace_flags
+        return ReadWriteLogRecord(
+            log_record=record,
+            resource=first.resource,
+            instrumentation_scope=first.instrumentation_scope,
+            limits=limits,
+        )

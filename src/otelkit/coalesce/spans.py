@@ -1,0 +1,312 @@
+"""``CoalescingSpanProcessor``: repeated span trees become one exported tree + a summary span."""
+
+from __future__ import annotations
+
+import os
+import threading
+import weakref
+from collections.abc import Callable, Hashable
+from typing import Any
+
+from opentelemetry.context import Context
+from opentelemetry.metrics import MeterProvider
+from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
+from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
+from opentelemetry.trace import Link, SpanContext, TraceFlags
+
+from otelkit._clock import REAL_CLOCK, Clock, TimerHandle
+from otelkit._errors import report_internal_error
+from otelkit.coalesce._keys import ResourceTokens, SpanKey, resolve_span_key
+from otelkit.coalesce._metrics import CoalesceMetrics
+from otelkit.coalesce._trees import Trees
+from otelkit.coalesce._window import (
+    EMIT,
+    Coalescer,
+    Summary,
+    validate_positive_int,
+    validate_seconds,
+)
+from otelkit.coalesce.logs import remaining_millis, require_methods, summary_attributes
+
+__all__ = ["CoalescingSpanProcessor"]
+
+_COMPONENT = "coalesce.traces"
+_LINK_ATTRIBUTES = {"otelkit.coalesce.link": "first"}
+
+
+class CoalescingSpanProcessor(SpanProcessor):
+    """Wrap ``downstream`` (typically a ``BatchSpanProcessor``) so repeated trees merge.
+
+    Decisions are made per *local trace tree* when its local root (a span without a parent
+    or with a remote one) ends; children that end earlier are held until then. The root's
+    key (default ``"name"``: scope, kind, root name, status code, exception type; or
+    :func:`~otelkit.coalesce.attributes_key`, or any callable(ReadableSpan) -> Hashable)
+    goes through a fixed ``window``: the first tree of a key is exported whole, repeats are
+    dropped whole and counted, and at window end one summary span (the root's name and
+    attributes plus ``otelkit.coalesce.*``, linked to the first exported root) stands for
+    them. Only trees whose root passes ``predicate`` (default: all) are coalesced.
+
+    No exported span ever has a dropped parent: a tree whose children waited more than
+    ``max_hold`` seconds for their root, or that met the ``max_held_spans`` bound, passes
+    through uncoalesced, root included (counted as ``otelkit.coalesce.overflow``).
+    """
+
+    def __init__(
+        self,
+        downstream: SpanProcessor,
+        *,
+        window: float = 10.0,
+        key: str | SpanKey = "name",
+        predicate: Callable[[ReadableSpan], bool] | None = None,
+        max_keys: int = 10_000,
+        max_held_spans: int = 10_000,
+        max_hold: float = 30.0,
+        clock: Clock | None = None,
+        meter_provider: MeterProvider | None = None,
+    ) -> None:
+        require_methods(
+            "downstream",
+            downstream,
+            ("on_start", "on_end", "force_flush", "shutdown"),
+            "SpanProcessor",
+        )
+        validate_seconds("window", window)
+        validate_positive_int("max_keys", max_keys)
+        if predicate is not None and not callable(predicate):
+            raise TypeError(
+                f"predicate must be a callable(ReadableSpan) -> bool or None, "
+                f"got {type(predicate).__name__}"
+            )
+        self._key = resolve_span_key(key)
+        self._predicate = predicate
+        self._clock = clock if clock is not None else REAL_CLOCK
+        self._downstream = downstream
+        self._max_held = validate_positive_int("max_held_spans", max_held_spans)
+        self._max_hold = validate_seconds("max_hold", max_hold)
+        self._resources = ResourceTokens()
+        self._ids = RandomIdGenerator()
+        self._metrics = CoalesceMetrics(meter_provider, "traces")
+        self._engine: Coalescer[ReadableSpan] = Coalescer(
+            window=window,
+            on_summary=self._emit_summary,
+            max_keys=max_keys,
+            clock=self._clock,
+            label=_COMPONENT,
+            on_tick=self._publish,
+        )
+        self._closed = False
+        self._dropped = 0
+        self._passed = 0
+        self._reset()
+        weak_reset = weakref.WeakMethod(self._reset)
+
+        def _after_fork_in_child() -> None:
+            method = weak_reset()
+            if method is not None:
+                method()
+
+        os.register_at_fork(after_in_child=_after_fork_in_child)
+
+    def _reset(self) -> None:
+        # Also the fork hook: a child starts with nothing held (the parent exports its own).
+        self._lock = threading.Lock()
+        self._trees = Trees(max_held=self._max_held, max_hold=self._max_hold)
+        self._timer: TimerHandle | None = None
+
+    @property
+    def downstream(self) -> SpanProcessor:
+        """The wrapped processor."""
+        return self._downstream
+
+    @property
+    def coalescer(self) -> Coalescer[ReadableSpan]:
+        """The engine that decides per root (counters ``suppressed``, ``overflow``, ...)."""
+        return self._engine
+
+    @property
+    def held_spans(self) -> int:
+        """Spans waiting for their local root now."""
+        return self._trees.held_count
+
+    def on_start(self, span: Span, parent_context: Context | None = None) -> None:
+        """Forward to the downstream processor. Never raises."""
+        try:
+            self._downstream.on_start(span, parent_context=parent_context)
+        except Exception as exc:  # noqa: BLE001 - never reach the instrumented code
+            report_internal_error(_COMPONENT + ".downstream", exc)
+
+    def _on_ending(self, span: Span) -> None:
+        try:
+            self._downstream._on_ending(span)
+        except Exception as exc:  # noqa: BLE001 - never reach the instrumented code
+            report_internal_error(_COMPONENT + ".downstream", exc)
+
+    def on_end(self, span: ReadableSpan) -> None:
+        """Hold, forward or drop ``span`` as its local tree's verdict says. Never raises."""
+        try:
+            forward = self._route(span)
+        except Exception as exc:  # noqa: BLE001 - when in doubt, forward: lose nothing
+            report_internal_error(_COMPONENT, exc)
+            forward = [span]
+        for item in forward:
+            self._forward(item)
+
+    def _route(self, span: ReadableSpan) -> list[ReadableSpan]:
+        context = span.context
+        parent = span.parent
+        if context is None or self._closed:
+            return [span]
+        if parent is None or parent.is_remote:
+            return self._end_root(span, context.trace_id, context.span_id)
+        released: list[ReadableSpan] = []
+        with self._lock:
+            trees = self._trees
+            entry = trees.get(context.trace_id)
+            verdict = None
+            if entry is not None:
+                verdict = True if entry.forced else entry.verdicts.get(parent.span_id)
+            if verdict is not None:
+                assert entry is not None
+                members = trees.decide(entry, context.span_id, verdict)
+                if verdict:
+                    return [span, *members]
+                self._dropped += 1 + len(members)
+                return []
+            if entry is None:
+                entry = trees.create(context.trace_id, self._clock.monotonic(), released)
+                self._arm()
+            if not trees.hold(entry, span):
+                trees.force(entry, released)
+                released.append(span)
+            self._passed += len(released)
+        return released
+
+    def _end_root(self, span: ReadableSpan, trace_id: int, span_id: int) -> list[ReadableSpan]:
+        key: Hashable | None = None
+        try:
+            if self._predicate is None or self._predicate(span):
+                key = (self._resources.token(span.resource), self._key(span))
+        except Exception as exc:  # noqa: BLE001 - a failing key or predicate: do not coalesce
+            report_internal_error(_COMPONENT + ".key", exc)
+        with self._lock:
+            trees = self._trees
+            entry = trees.get(trace_id)
+            if key is None or (entry is not None and entry.forced):
+                verdict = True
+            else:
+                verdict = self._engine.offer(key, span, span.end_time) is EMIT
+            if entry is None:
+                if verdict:
+                    return [span]
+                # Remember the drop, so children that end after their root are dropped too.
+                released: list[ReadableSpan] = []
+                entry = trees.create(trace_id, self._clock.monotonic(), released)
+                self._passed += len(released)
+                self._arm()
+                trees.decide(entry, span_id, verdict)
+                self._dropped += 1
+                return released
+            members = trees.decide(entry, span_id, verdict)
+            if verdict:
+                return [*members, span]
+            self._dropped += 1 + len(members)
+            return []
+
+    def _forward(self, span: ReadableSpan) -> None:
+        try:
+            self._downstream.on_end(span)
+        except Exception as exc:  # noqa: BLE001 - a failing downstream never reaches the caller
+            report_internal_error(_COMPONENT + ".downstream", exc)
+
+    def _arm(self) -> None:
+        # Under self._lock: one timer for the oldest entry's deadline.
+        if self._timer is None:
+            deadline = self._trees.next_deadline()
+            if deadline is not None:
+                delay = max(0.0, deadline - self._clock.monotonic())
+                self._timer = self._clock.call_later(delay, self._on_timer)
+
+    def _on_timer(self) -> None:
+        try:
+            released: list[ReadableSpan] = []
+            with self._lock:
+                self._timer = None
+                self._trees.expire(self._clock.monotonic(), released)
+                self._passed += len(released)
+                self._arm()
+            for span in released:
+                self._forward(span)
+            self._publish()
+        except Exception as exc:  # noqa: BLE001 - runs on the timer thread: contain
+            report_internal_error(_COMPONENT, exc)
+
+    def _release_all(self) -> None:
+        released: list[ReadableSpan] = []
+        with self._lock:
+            self._trees.release_all(released)
+            self._passed += len(released)
+        for span in released:
+            self._forward(span)
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        """Export held spans (their trees pass uncoalesced) and pending summaries, then
+        flush downstream within what is left of ``timeout_millis``."""
+        deadline = REAL_CLOCK.monotonic() + timeout_millis / 1000
+        self._release_all()
+        self._engine.flush()
+        self._publish()
+        try:
+            return bool(self._downstream.force_flush(remaining_millis(deadline)))
+        except Exception as exc:  # noqa: BLE001 - report, do not raise into the caller
+            report_internal_error(_COMPONENT + ".downstream", exc)
+            return False
+
+    def shutdown(self) -> None:
+        """Export held spans and pending summaries, stop coalescing, shut downstream down."""
+        self._closed = True
+        self._release_all()
+        self._engine.close()
+        self._publish()
+        with self._lock:
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+        try:
+            self._downstream.shutdown()
+        except Exception as exc:  # noqa: BLE001 - report, do not raise into the caller
+            report_internal_error(_COMPONENT + ".downstream", exc)
+
+    def _publish(self) -> None:
+        _, overflow = self._engine.take_counts()
+        with self._lock:
+            dropped, passed = self._dropped, self._passed
+            self._dropped = self._passed = 0
+        self._metrics.add(dropped, overflow + passed)
+
+    def _emit_summary(self, summary: Summary[ReadableSpan]) -> None:
+        self._downstream.on_end(self._summary_span(summary))
+
+    def _summary_span(self, summary: Summary[ReadableSpan]) -> ReadableSpan:
+        first = summary.first
+        context = SpanContext(
+            trace_id=self._ids.generate_trace_id(),
+            span_id=self._ids.generate_span_id(),
+            is_remote=False,
+            trace_flags=TraceFlags(TraceFlags.SAMPLED),
+        )
+        attributes: dict[str, Any] = dict(first.attributes or {})
+        attributes.update(summary_attributes(summary))
+        links = (Link(first.context, _LINK_ATTRIBUTES),) if first.context is not None else ()
+        return ReadableSpan(
+            name=first.name,
+            context=context,
+            parent=None,
+            resource=first.resource,
+            attributes=attributes,
+            links=links,
+            kind=first.kind,
+            status=first.status,
+            start_time=first.start_time,
+            end_time=summary.last_time_ns,
+            instrumentation_scope=first.instrumentation_scope,
+        )
