@@ -1,0 +1,199 @@
+"""OTLP protobuf from a child back into SDK records the host's processors accept.
+
+A frame is decoded completely before anything is emitted, so a malformed frame emits
+nothing. Records keep their timestamps, severity, body, attributes (``exception.*``
+included), trace and span ids, scope, and the child's resource.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from google.protobuf.message import DecodeError  # type: ignore[import-untyped]
+from opentelemetry._logs import LogRecord, SeverityNumber
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue
+from opentelemetry.proto.common.v1.common_pb2 import InstrumentationScope as PbScope
+from opentelemetry.proto.resource.v1.resource_pb2 import Resource as PbResource
+from opentelemetry.sdk._logs import LogRecordLimits, ReadWriteLogRecord
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import Event, ReadableSpan
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceFlags
+from opentelemetry.trace.span import TraceState
+
+from otelkit.relay._wire import FrameError
+
+__all__ = ["Decoder"]
+
+_KINDS = {
+    0: SpanKind.INTERNAL,
+    1: SpanKind.INTERNAL,
+    2: SpanKind.SERVER,
+    3: SpanKind.CLIENT,
+    4: SpanKind.PRODUCER,
+    5: SpanKind.CONSUMER,
+}
+_IS_REMOTE = 0x200
+_SEVERITIES = {s.value: s for s in SeverityNumber}
+
+
+def _value(v: AnyValue) -> Any:
+    kind = v.WhichOneof("value")
+    if kind is None:
+        return None
+    if kind == "array_value":
+        return tuple(_value(x) for x in v.array_value.values)
+    if kind == "kvlist_value":
+        return {kv.key: _value(kv.value) for kv in v.kvlist_value.values}
+    if kind == "string_value_strindex":
+        raise FrameError("malformed", "string tables are not used by the relay")
+    return getattr(v, kind)
+
+
+def _attributes(key_values: Sequence[Any]) -> dict[str, Any]:
+    return {kv.key: _value(kv.value) for kv in key_values}
+
+
+def _id(raw: bytes, size: int, what: str) -> int:
+    if not raw:
+        return 0
+    if len(raw) != size:
+        raise FrameError("malformed", f"{what} must be {size} bytes, got {len(raw)}")
+    return int.from_bytes(raw, "big")
+
+
+class Decoder:
+    """Decodes one connection's frames; caches the (usually single) child resource."""
+
+    def __init__(self, *, limits: LogRecordLimits | None = None) -> None:
+        self._limits = limits or LogRecordLimits()
+        self._resources: dict[bytes, Resource] = {}
+        self._scopes: dict[bytes, InstrumentationScope] = {}
+
+    def _resource(self, pb: PbResource) -> Resource:
+        key = pb.SerializeToString()
+        found = self._resources.get(key)
+        if found is None:
+            if len(self._resources) > 64:
+                self._resources.clear()
+            found = self._resources[key] = Resource(_attributes(pb.attributes))
+        return found
+
+    def _scope(self, pb: PbScope, schema_url: str) -> InstrumentationScope:
+        key = pb.SerializeToString() + schema_url.encode()
+        found = self._scopes.get(key)
+        if found is None:
+            if len(self._scopes) > 1024:
+                self._scopes.clear()
+            found = self._scopes[key] = InstrumentationScope(
+                pb.name, pb.version or None, schema_url or None, _attributes(pb.attributes) or None
+            )
+        return found
+
+    def logs(self, payload: bytes) -> list[ReadWriteLogRecord]:
+        """Every log record of an ``ExportLogsServiceRequest`` payload."""
+        request = _parse(ExportLogsServiceRequest, payload)
+        out: list[ReadWriteLogRecord] = []
+        try:
+            for rl in request.resource_logs:
+                resource = self._resource(rl.resource)
+                for sl in rl.scope_logs:
+                    scope = self._scope(sl.scope, sl.schema_url)
+                    out.extend(self._log(pb, resource, scope) for pb in sl.log_records)
+        except FrameError:
+            raise
+        except Exception as exc:
+            raise FrameError("malformed", f"undecodable log record: {exc}") from exc
+        return out
+
+    def _log(self, pb: Any, resource: Resource, scope: InstrumentationScope) -> ReadWriteLogRecord:
+        record = LogRecord(
+            timestamp=pb.time_unix_nano or None,
+            observed_timestamp=pb.observed_time_unix_nano or None,
+            severity_text=pb.severity_text or None,
+            severity_number=_SEVERITIES[pb.severity_number] if pb.severity_number else None,
+            body=_value(pb.body) if pb.HasField("body") else None,
+            attributes=_attributes(pb.attributes) or None,
+            event_name=pb.event_name or None,
+        )
+        record.trace_id = _id(pb.trace_id, 16, "trace_id")
+        record.span_id = _id(pb.span_id, 8, "span_id")
+        record.trace_flags = TraceFlags(pb.flags & 0xFF)
+        out = ReadWriteLogRecord(
+            log_record=record, resource=resource, instrumentation_scope=scope, limits=self._limits
+        )
+        if pb.dropped_attributes_count:
+            out.log_record.attributes.dropped += pb.dropped_attributes_count  # type: ignore[union-attr]
+        return out
+
+    def spans(self, payload: bytes) -> list[ReadableSpan]:
+        """Every span of an ``ExportTraceServiceRequest`` payload (marked sampled)."""
+        request = _parse(ExportTraceServiceRequest, payload)
+        out: list[ReadableSpan] = []
+        try:
+            for rs in request.resource_spans:
+                resource = self._resource(rs.resource)
+                for ss in rs.scope_spans:
+                    scope = self._scope(ss.scope, ss.schema_url)
+                    out.extend(self._span(pb, resource, scope) for pb in ss.spans)
+        except FrameError:
+            raise
+        except Exception as exc:
+            raise FrameError("malformed", f"undecodable span: {exc}") from exc
+        return out
+
+    def _span(self, pb: Any, resource: Resource, scope: InstrumentationScope) -> ReadableSpan:
+        trace_id = _id(pb.trace_id, 16, "trace_id")
+        span_id = _id(pb.span_id, 8, "span_id")
+        if not trace_id or not span_id:
+            raise FrameError("malformed", "a span needs a trace_id and a span_id")
+        flags = TraceFlags((pb.flags & 0xFF) | TraceFlags.SAMPLED)
+        state = TraceState.from_header([pb.trace_state]) if pb.trace_state else None
+        context = SpanContext(trace_id, span_id, False, flags, state)
+        parent_id = _id(pb.parent_span_id, 8, "parent_span_id")
+        parent = (
+            SpanContext(trace_id, parent_id, bool(pb.flags & _IS_REMOTE), flags)
+            if parent_id
+            else None
+        )
+        events = [
+            Event(e.name, _attributes(e.attributes) or None, e.time_unix_nano) for e in pb.events
+        ]
+        links = [
+            Link(
+                SpanContext(
+                    _id(link.trace_id, 16, "link trace_id"),
+                    _id(link.span_id, 8, "link span_id"),
+                    bool(link.flags & _IS_REMOTE),
+                    TraceFlags(link.flags & 0xFF),
+                ),
+                _attributes(link.attributes) or None,
+            )
+            for link in pb.links
+        ]
+        code = StatusCode(pb.status.code)
+        status = Status(code, (pb.status.message or None) if code is StatusCode.ERROR else None)
+        return ReadableSpan(
+            name=pb.name,
+            context=context,
+            parent=parent,
+            resource=resource,
+            attributes=_attributes(pb.attributes),
+            events=events,
+            links=links,
+            kind=_KINDS[pb.kind],
+            status=status,
+            start_time=pb.start_time_unix_nano,
+            end_time=pb.end_time_unix_nano,
+            instrumentation_scope=scope,
+        )
+
+
+def _parse(message_type: Any, payload: bytes) -> Any:
+    try:
+        return message_type.FromString(payload)
+    except (DecodeError, ValueError, RuntimeError) as exc:
+        raise FrameError("malformed", f"payload is not valid OTLP protobuf: {exc}") from exc

@@ -1,0 +1,198 @@
+"""OTLP protobuf encoding of buffered records, written straight to bytes.
+
+The child encodes its batches here instead of building ``opentelemetry.proto`` message
+objects per record: a log record becomes protobuf bytes with a handful of ``bytes`` joins,
+and spans reuse the SDK's own span encoder. The output is a regular
+``ExportLogsServiceRequest`` / ``ExportTraceServiceRequest`` (tests parse it with
+``opentelemetry.proto`` and compare it with the SDK's encoders).
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from opentelemetry.exporter.otlp.proto.common._internal.trace_encoder import _encode_span
+from opentelemetry.sdk._logs import ReadWriteLogRecord
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import ReadableSpan
+
+__all__ = [
+    "LogEntry",
+    "encode_any",
+    "encode_log_request",
+    "encode_resource",
+    "encode_span_request",
+    "entry_from_sdk",
+]
+
+# A log record in the child's buffer: cheap to build on the hot path, encoded later.
+# (time_ns, observed_ns, severity_number, severity_text, body, attributes,
+#  trace_id, span_id, trace_flags, scope_name, scope_version, event_name, dropped_attributes)
+LogEntry = tuple[
+    int,
+    int,
+    int,
+    "str | None",
+    Any,
+    "Mapping[str, Any] | None",
+    int,
+    int,
+    int,
+    str,
+    "str | None",
+    "str | None",
+    int,
+]
+
+_FIXED64 = struct.Struct("<Q").pack
+_FIXED32 = struct.Struct("<I").pack
+_DOUBLE = struct.Struct("<d").pack
+_TRACE_ID = struct.Struct(">QQ").pack
+_SPAN_ID = struct.Struct(">Q").pack
+_U64 = (1 << 64) - 1
+_SMALL = [bytes([n]) for n in range(128)]
+
+
+def _varint(value: int) -> bytes:
+    if value < 128:
+        return _SMALL[value]
+    out = bytearray()
+    while value >= 128:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+def _field(tag: bytes, payload: bytes) -> bytes:
+    """A length-delimited field: tag, length, payload."""
+    n = len(payload)
+    return tag + (_SMALL[n] if n < 128 else _varint(n)) + payload
+
+
+def encode_any(value: Any) -> bytes:
+    """The body of an OTLP ``AnyValue`` for a Python value (``str()`` for unknown types)."""
+    if isinstance(value, str):
+        return _field(b"\x0a", value.encode("utf-8", "replace"))
+    if isinstance(value, bool):
+        return b"\x10\x01" if value else b"\x10\x00"
+    if isinstance(value, int):
+        return b"\x18" + _varint(value & _U64)
+    if isinstance(value, float):
+        return b"\x21" + _DOUBLE(value)
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return _field(b"\x3a", bytes(value))
+    if value is None:
+        return b""
+    if isinstance(value, Mapping):
+        return _field(b"\x32", encode_attributes(value, tag=b"\x0a"))
+    if isinstance(value, (list, tuple)):
+        return _field(b"\x2a", b"".join(_field(b"\x0a", encode_any(v)) for v in value))
+    return _field(b"\x0a", str(value).encode("utf-8", "replace"))
+
+
+def encode_attributes(attributes: Mapping[str, Any], *, tag: bytes) -> bytes:
+    """Repeated ``KeyValue`` fields with field tag ``tag``."""
+    parts = []
+    for key, value in attributes.items():
+        kv = _field(b"\x0a", str(key).encode("utf-8", "replace")) + _field(
+            b"\x12", encode_any(value)
+        )
+        parts.append(_field(tag, kv))
+    return b"".join(parts)
+
+
+def _encode_log(entry: LogEntry) -> bytes:
+    (ts, observed, sev, sev_text, body, attrs, trace_id, span_id, flags, _, _, event, dropped) = (
+        entry
+    )
+    parts = [b"\x09" + _FIXED64(ts)] if ts else []
+    if sev:
+        parts.append(b"\x10" + _varint(sev))
+    if sev_text:
+        parts.append(_field(b"\x1a", sev_text.encode()))
+    if body is not None:
+        parts.append(_field(b"\x2a", encode_any(body)))
+    if attrs:
+        parts.append(encode_attributes(attrs, tag=b"\x32"))
+    if dropped:
+        parts.append(b"\x38" + _varint(dropped))
+    if flags:
+        parts.append(b"\x45" + _FIXED32(flags))
+    if trace_id:
+        parts.append(b"\x4a\x10" + _TRACE_ID(trace_id >> 64, trace_id & _U64))
+    if span_id:
+        parts.append(b"\x52\x08" + _SPAN_ID(span_id))
+    if observed:
+        parts.append(b"\x59" + _FIXED64(observed))
+    if event:
+        parts.append(_field(b"\x62", event.encode()))
+    return b"".join(parts)
+
+
+def encode_resource(resource: Resource) -> bytes:
+    """An OTLP ``Resource`` message (attributes only)."""
+    return encode_attributes(resource.attributes, tag=b"\x0a")
+
+
+def _encode_scope(name: str, version: str | None) -> bytes:
+    out = _field(b"\x0a", name.encode()) if name else b""
+    if version:
+        out += _field(b"\x12", version.encode())
+    return out
+
+
+def _grouped_request(resource: bytes, scopes: Iterable[tuple[bytes, list[bytes]]]) -> bytes:
+    scope_parts = [
+        _field(b"\x12", _field(b"\x0a", scope) + b"".join(_field(b"\x12", r) for r in records))
+        for scope, records in scopes
+    ]
+    return _field(b"\x0a", _field(b"\x0a", resource) + b"".join(scope_parts))
+
+
+def encode_log_request(resource: bytes, entries: Sequence[LogEntry]) -> bytes:
+    """An ``ExportLogsServiceRequest`` with every entry under one resource, grouped by scope."""
+    scopes: dict[tuple[str, str | None], list[bytes]] = {}
+    for entry in entries:
+        key = (entry[9], entry[10])
+        encoded = _encode_log(entry)
+        group = scopes.get(key)
+        if group is None:
+            scopes[key] = [encoded]
+        else:
+            group.append(encoded)
+    return _grouped_request(resource, ((_encode_scope(*k), v) for k, v in scopes.items()))
+
+
+def encode_span_request(resource: bytes, spans: Sequence[ReadableSpan]) -> bytes:
+    """An ``ExportTraceServiceRequest`` with every span under one resource, grouped by scope."""
+    scopes: dict[tuple[str, str | None], list[bytes]] = {}
+    for span in spans:
+        scope = span.instrumentation_scope
+        key = (scope.name, scope.version) if scope is not None else ("", None)
+        scopes.setdefault(key, []).append(_encode_span(span).SerializeToString())
+    return _grouped_request(resource, ((_encode_scope(*k), v) for k, v in scopes.items()))
+
+
+def entry_from_sdk(record: ReadWriteLogRecord) -> LogEntry:
+    """The buffered form of a record that came through the SDK ``Logger``."""
+    lr = record.log_record
+    scope = record.instrumentation_scope
+    severity = lr.severity_number
+    return (
+        lr.timestamp or 0,
+        lr.observed_timestamp or 0,
+        severity.value if severity is not None else 0,
+        lr.severity_text,
+        lr.body,
+        lr.attributes,
+        lr.trace_id or 0,
+        lr.span_id or 0,
+        int(lr.trace_flags or 0),
+        scope.name if scope is not None else "",
+        scope.version if scope is not None else None,
+        lr.event_name,
+        record.dropped_attributes,
+    )

@@ -1,0 +1,161 @@
+"""The child's hot path: SDK processors and a stdlib logging handler that only buffer.
+
+Each of them turns a record into something the :class:`~otelkit.relay.ChildPipeline` can
+buffer and hands it over; none of them does I/O or raises into the caller.
+"""
+
+from __future__ import annotations
+
+import logging
+import traceback
+from time import time_ns
+from typing import TYPE_CHECKING, Any
+
+from opentelemetry.context import Context
+from opentelemetry.sdk._logs import LogRecordProcessor, ReadWriteLogRecord
+from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
+from opentelemetry.trace import StatusCode, get_current_span
+
+from otelkit._errors import report_internal_error
+from otelkit.relay._buffer import CLASS_ERROR, CLASS_INFO, severity_class
+from otelkit.relay._encode import LogEntry
+
+if TYPE_CHECKING:
+    from otelkit.relay.child import ChildPipeline
+
+__all__ = ["RelayLogRecordProcessor", "RelayLoggingHandler", "RelaySpanProcessor"]
+
+# Attributes every stdlib LogRecord has; anything else came from ``extra=``.
+_RESERVED = frozenset(
+    vars(logging.LogRecord("n", logging.INFO, "p", 1, "m", None, None)).keys()
+    | {"message", "asctime", "taskName"}
+)
+_OTEL_TEXT = {"WARNING": "WARN", "CRITICAL": "FATAL"}
+# stdlib level -> OTel severity number, as the OpenTelemetry logging bridge maps it.
+_SEVERITY = [0] * 10 + [5, 6, 7] + [8] * 7 + [9, 10, 11] + [12] * 7 + [13, 14, 15] + [16] * 7
+_SEVERITY += [17, 18, 19] + [20] * 7 + [21, 22, 23, 24]
+
+
+def _severity_number(levelno: int) -> int:
+    if levelno < 0:
+        return 0
+    return _SEVERITY[levelno] if levelno < len(_SEVERITY) else 24
+
+
+class RelayLogRecordProcessor(LogRecordProcessor):
+    """SDK log record processor that buffers every record for the relay."""
+
+    def __init__(self, pipeline: ChildPipeline) -> None:
+        self._pipeline = pipeline
+
+    def on_emit(self, log_record: ReadWriteLogRecord) -> None:
+        """Buffer the record (never blocks, never raises)."""
+        try:
+            severity = log_record.log_record.severity_number
+            self._pipeline._offer_log(
+                log_record, severity_class(severity.value if severity is not None else 0)
+            )
+        except Exception as exc:  # noqa: BLE001 - hot path: contain and count
+            report_internal_error("relay.child", exc)
+
+    def shutdown(self) -> None:
+        """Flush what is buffered (bounded) and stop the pipeline."""
+        self._pipeline.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        """Send everything buffered; ``False`` if it did not finish in time."""
+        return self._pipeline.force_flush(timeout_millis)
+
+
+class RelaySpanProcessor(SpanProcessor):
+    """SDK span processor that buffers every ended span for the relay (error spans rank
+    like ERROR log records in the overflow policy)."""
+
+    def __init__(self, pipeline: ChildPipeline) -> None:
+        self._pipeline = pipeline
+
+    def on_start(self, span: Span, parent_context: Context | None = None) -> None:
+        """Nothing to do when a span starts."""
+
+    def on_end(self, span: ReadableSpan) -> None:
+        """Buffer the span (never blocks, never raises)."""
+        try:
+            error = span.status.status_code is StatusCode.ERROR
+            self._pipeline._offer_span(span, CLASS_ERROR if error else CLASS_INFO)
+        except Exception as exc:  # noqa: BLE001 - hot path: contain and count
+            report_internal_error("relay.child", exc)
+
+    def shutdown(self) -> None:
+        """Flush what is buffered (bounded) and stop the pipeline."""
+        self._pipeline.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        """Send everything buffered; ``False`` if it did not finish in time."""
+        return self._pipeline.force_flush(timeout_millis)
+
+
+class RelayLoggingHandler(logging.Handler):
+    """A stdlib logging handler that buffers records for the relay directly.
+
+    It produces what the OpenTelemetry logging bridge
+    (``opentelemetry.instrumentation.logging``'s ``LoggingHandler``) would — body, severity,
+    ``extra=`` attributes, ``exception.*`` attributes, trace and span ids, the logger name as
+    instrumentation scope — without building SDK objects per record, which makes a logging
+    call several times cheaper in a relay child.
+    """
+
+    def __init__(self, pipeline: ChildPipeline, *, level: int = logging.NOTSET) -> None:
+        super().__init__(level=level)
+        self._pipeline = pipeline
+
+    def emit(self, record: logging.LogRecord) -> None:
+        """Buffer ``record`` (never blocks on I/O, never raises)."""
+        try:
+            self._pipeline._offer_log(*self._entry(record))
+        except Exception as exc:  # noqa: BLE001 - hot path: contain and count
+            report_internal_error("relay.handler", exc)
+
+    def _entry(self, record: logging.LogRecord) -> tuple[LogEntry, int]:
+        fields = record.__dict__
+        attributes: dict[str, Any] | None = None
+        extra = fields.keys() - _RESERVED
+        if extra:
+            attributes = {key: fields[key] for key in extra}
+        event_name = None
+        if attributes is not None:
+            event_name = attributes.pop("otel.event.name", None) or attributes.pop(
+                "event.name", None
+            )
+        if record.exc_info:
+            attributes = _with_exception(attributes, record.exc_info)
+        body = self.format(record) if self.formatter else record.getMessage()
+        context = get_current_span().get_span_context()
+        severity = _severity_number(record.levelno)
+        entry: LogEntry = (
+            int(record.created * 1e9),
+            time_ns(),
+            severity,
+            _OTEL_TEXT.get(record.levelname, record.levelname),
+            body,
+            attributes,
+            context.trace_id,
+            context.span_id,
+            context.trace_flags,
+            record.name,
+            None,
+            event_name,
+            0,
+        )
+        return entry, severity_class(severity)
+
+
+def _with_exception(attributes: dict[str, Any] | None, exc_info: Any) -> dict[str, Any]:
+    out = attributes if attributes is not None else {}
+    exc_type, value, tb = exc_info
+    if exc_type is not None:
+        out["exception.type"] = exc_type.__name__
+    if value is not None and value.args:
+        out["exception.message"] = str(value.args[0])
+    if tb is not None:
+        out["exception.stacktrace"] = "".join(traceback.format_exception(*exc_info))
+    return out
