@@ -65,6 +65,7 @@ class ExportCounts:
 class _CountingSpanExporter(SpanExporter):
     def __init__(self, inner: SpanExporter, counts: ExportCounts) -> None:
         self.inner, self.counts = inner, counts
+        self._stopped = threading.Event()
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         result = self.inner.export(spans)
@@ -72,7 +73,9 @@ class _CountingSpanExporter(SpanExporter):
         return result
 
     def shutdown(self) -> None:
-        self.inner.shutdown()
+        if not self._stopped.is_set():  # called early by a bounded shutdown, then again
+            self._stopped.set()
+            self.inner.shutdown()
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
         return self.inner.force_flush(timeout_millis)
@@ -81,6 +84,7 @@ class _CountingSpanExporter(SpanExporter):
 class _CountingLogExporter(LogRecordExporter):
     def __init__(self, inner: LogRecordExporter, counts: ExportCounts) -> None:
         self.inner, self.counts = inner, counts
+        self._stopped = threading.Event()
 
     def export(self, batch: Sequence[Any]) -> LogRecordExportResult:
         result = self.inner.export(batch)
@@ -88,7 +92,9 @@ class _CountingLogExporter(LogRecordExporter):
         return result
 
     def shutdown(self) -> None:
-        self.inner.shutdown()  # type: ignore[no-untyped-call]
+        if not self._stopped.is_set():
+            self._stopped.set()
+            self.inner.shutdown()  # type: ignore[no-untyped-call]
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
         return self.inner.force_flush(timeout_millis)
@@ -273,12 +279,14 @@ def build_pipeline(settings: Settings) -> Pipeline:
             hooks,
         )
     span_exporter, log_exporter, metric_exporter = _otlp_exporters(settings.targets)
+    counted_spans = _CountingSpanExporter(span_exporter, counts["traces"])
+    counted_logs = _CountingLogExporter(log_exporter, counts["logs"])
     # Shutting an OTLP exporter down interrupts its retry back-off: the bounded shutdown
-    # calls these when its deadline passes.
-    hooks.extend([span_exporter.shutdown, log_exporter.shutdown])
+    # calls these when nothing listens or its deadline passes.
+    hooks.extend([counted_spans.shutdown, counted_logs.shutdown])
     return Pipeline(
-        BatchSpanProcessor(_CountingSpanExporter(span_exporter, counts["traces"])),
-        BatchLogRecordProcessor(_CountingLogExporter(log_exporter, counts["logs"])),
+        BatchSpanProcessor(counted_spans),
+        BatchLogRecordProcessor(counted_logs),
         [
             PeriodicExportingMetricReader(
                 metric_exporter,

@@ -23,13 +23,13 @@ from types import FrameType, TracebackType
 from typing import Any
 
 from opentelemetry import _logs, context, metrics, trace
-from opentelemetry.instrumentation.logging.handler import LoggingHandler
 from opentelemetry.sdk._logs import LoggerProvider, LogRecordProcessor
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider, sampling
 
 from otelkit._config import _UNSET, Settings, resolve_settings
+from otelkit._logbridge import OtelLogHandler
 from otelkit._pipeline import (
     MemoryExporters,
     Pipeline,
@@ -146,9 +146,7 @@ class Telemetry:
         assert self.meter_provider is not None
         _set_globals(self.tracer_provider, self.logger_provider, self.meter_provider)
         if self.settings.logging_level is not None:
-            handler = LoggingHandler(
-                level=self.settings.logging_level, logger_provider=self.logger_provider
-            )
+            handler = OtelLogHandler(self.logger_provider, level=self.settings.logging_level)
             handler.addFilter(_SkipSuppressed())
             logging.getLogger().addHandler(handler)
             self._handler = handler
