@@ -127,3 +127,16 @@ def test_exporter_records_are_not_fed_back_while_suppressed(memory: Telemetry) -
         context.detach(token)
     bodies = [r.log_record.body for r in memory.memory.logs.get_finished_logs()]
     assert "export failed" not in bodies
+
+
+def test_log_coalescing_is_on_by_default() -> None:
+    telemetry = otelkit.configure(exporter="memory")
+    assert telemetry.settings.coalesce_window == 10.0
+    for _ in range(100):
+        log.warning("disk full")
+    bodies = [r.log_record.body for r in telemetry.memory.logs.get_finished_logs()]
+    assert bodies.count("disk full") == 1  # the first goes out at once
+    telemetry.shutdown()  # closes the window: the summary follows
+    records = [r for r in telemetry.memory.logs.get_finished_logs() if r.log_record.body == "disk full"]
+    assert len(records) == 2
+    assert records[1].log_record.attributes["otelkit.coalesce.count"] == 100

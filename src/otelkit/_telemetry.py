@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import importlib
 import logging
 import os
 import signal
@@ -23,10 +22,10 @@ from types import FrameType, TracebackType
 from typing import Any
 
 from opentelemetry import _logs, context, metrics, trace
-from opentelemetry.sdk._logs import LoggerProvider, LogRecordProcessor
+from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider, sampling
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider, sampling
 
 from otelkit._config import _UNSET, Settings, resolve_settings
 from otelkit._logbridge import OtelLogHandler
@@ -37,6 +36,7 @@ from otelkit._pipeline import (
     SwitchSpanProcessor,
     build_pipeline,
 )
+from otelkit.coalesce import CoalescingLogRecordProcessor, CoalescingSpanProcessor
 
 __all__ = ["Telemetry", "configure", "current", "flush"]
 
@@ -104,8 +104,14 @@ class Telemetry:
     Returned by :func:`otelkit.configure`. Also a context manager that shuts down on exit.
     """
 
-    def __init__(self, settings: Settings, pipeline: Pipeline | None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        pipeline: Pipeline | None,
+        coalesce_spans: Callable[[ReadableSpan], bool] | None = None,
+    ) -> None:
         self.settings = settings
+        self.coalesce_spans = coalesce_spans
         self.resource = _resource(settings)
         self.memory: MemoryExporters | None = pipeline.memory if pipeline else None
         """In-memory exporters when configured with ``exporter="memory"``, else None."""
@@ -119,6 +125,10 @@ class Telemetry:
             self.logger_provider: LoggerProvider | None = None
             self.meter_provider: MeterProvider | None = None
             return
+        self.meter_provider = MeterProvider(
+            resource=self.resource, metric_readers=pipeline.metric_readers, shutdown_on_exit=False
+        )
+        _wrap_coalescing(pipeline, settings, coalesce_spans, self.meter_provider)
         self.span_processor = SwitchSpanProcessor(pipeline.span_processor)
         self.log_processor = SwitchLogProcessor(pipeline.log_processor)
         self.tracer_provider = TracerProvider(
@@ -127,9 +137,6 @@ class Telemetry:
         self.tracer_provider.add_span_processor(self.span_processor)
         self.logger_provider = LoggerProvider(resource=self.resource, shutdown_on_exit=False)
         self.logger_provider.add_log_record_processor(self.log_processor)
-        self.meter_provider = MeterProvider(
-            resource=self.resource, metric_readers=pipeline.metric_readers, shutdown_on_exit=False
-        )
 
     @property
     def active(self) -> bool:
@@ -354,36 +361,33 @@ def configure(
         active = _current
         if active is not None and active.active:
             same = _comparable(active.settings) == _comparable(settings)
-            if same and getattr(active, "_coalesce_spans", None) is coalesce_spans:
+            if same and active.coalesce_spans is coalesce_spans:
                 return active
             active.shutdown()
         pipeline = None if settings.disabled else build_pipeline(settings)
-        if pipeline is not None:
-            _wrap_coalescing(pipeline, settings, coalesce_spans)
-        telemetry = Telemetry(settings, pipeline)
-        telemetry._coalesce_spans = coalesce_spans  # type: ignore[attr-defined]
+        telemetry = Telemetry(settings, pipeline, coalesce_spans)
         telemetry._install()
         _current = telemetry
         return telemetry
 
 
 def _wrap_coalescing(
-    pipeline: Pipeline, settings: Settings, coalesce_spans: Callable[[ReadableSpan], bool] | None
+    pipeline: Pipeline,
+    settings: Settings,
+    coalesce_spans: Callable[[ReadableSpan], bool] | None,
+    meter_provider: MeterProvider,
 ) -> None:
-    """Put the coalescing processors in front of the exporting ones, when available."""
-    try:
-        coalesce: Any = importlib.import_module("otelkit.coalesce")
-        coalesce.CoalescingLogRecordProcessor  # noqa: B018 - probe while it is being built
-    except (ImportError, AttributeError):
-        return
+    """Put the coalescing processors in front of the exporting ones (principle: wrap,
+    don't sit beside), so that relayed records from child processes pass through them too."""
     window = settings.coalesce_window
     if window is not None:
-        log_cls: Any = coalesce.CoalescingLogRecordProcessor
-        wrapped_logs: LogRecordProcessor = log_cls(pipeline.log_processor, window=window)
-        pipeline.log_processor = wrapped_logs
-    if coalesce_spans is not None:
-        span_cls: Any = coalesce.CoalescingSpanProcessor
-        wrapped_spans: SpanProcessor = span_cls(
-            pipeline.span_processor, window=window or 10.0, predicate=coalesce_spans
+        pipeline.log_processor = CoalescingLogRecordProcessor(
+            pipeline.log_processor, window=window, meter_provider=meter_provider
         )
-        pipeline.span_processor = wrapped_spans
+    if coalesce_spans is not None:
+        pipeline.span_processor = CoalescingSpanProcessor(
+            pipeline.span_processor,
+            window=window or 10.0,
+            predicate=coalesce_spans,
+            meter_provider=meter_provider,
+        )
