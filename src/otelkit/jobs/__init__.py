@@ -1,0 +1,31 @@
+"""Observable SQL jobs: ``@store.job`` functions, leases, retries and workers.
+
+Every state change of a job is a span event and a metric point; see ``docs/jobs.md``.
+"""
+
+from otelkit.jobs._model import (
+    Backoff,
+    Job,
+    JobError,
+    JobNotFoundError,
+    JobNotReadyError,
+    JobState,
+    LeaseLostError,
+)
+from otelkit.jobs.decorator import JobFunction
+from otelkit.jobs.store import JobStore, JobTransition
+from otelkit.jobs.worker import Worker
+
+__all__ = [
+    "Backoff",
+    "Job",
+    "JobError",
+    "JobFunction",
+    "JobNotFoundError",
+    "JobNotReadyError",
+    "JobState",
+    "JobStore",
+    "JobTransition",
+    "LeaseLostError",
+    "Worker",
+]

@@ -1,0 +1,237 @@
+"""The SQL of a job's life: claim (per dialect), fenced transitions, lease renewal.
+
+Every statement after the claim is fenced: it only touches a row that is still
+``running`` under this worker's lease owner *and* attempt number, and the caller checks
+which rows it touched (``RETURNING id``). A worker that lost its lease cannot overwrite the
+new owner's row; its attempt is recorded as lost instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+
+from otelkit.jobs._model import JobState
+from otelkit.jobs._schema import db_now, history, jobs
+
+__all__ = [
+    "LOST",
+    "Transition",
+    "claim_batch",
+    "claim_by_id",
+    "exhausted_expired",
+    "finish",
+    "record_lost",
+    "renew",
+]
+
+LOST = "lost"
+"""Pseudo-state in the history table: an attempt whose lease was lost (result rejected)."""
+
+_c = jobs.c
+_WAITING = (JobState.QUEUED.value, JobState.RETRYING.value)
+_RUNNING = JobState.RUNNING.value
+
+
+@dataclass(frozen=True)
+class Transition:
+    """Where one attempt of one job goes when it ends (or is released)."""
+
+    job_id: str
+    attempt: int
+    to: JobState
+    has_result: bool = False
+    result: Any = None
+    errors: list[dict[str, Any]] | None = None
+    last_error: str | None = None
+    delay: float = 0.0
+    """For ``retrying``: seconds after the database's now before the job is ready again."""
+    unstarted: bool = False
+    """Released before the function started: the attempt is given back."""
+
+    @property
+    def plain(self) -> bool:
+        return (
+            self.to is JobState.SUCCEEDED
+            and not self.has_result
+            and self.errors is None
+            and self.last_error is None
+        )
+
+
+def _expired(now: sa.ColumnElement[float]) -> sa.ColumnElement[bool]:
+    return sa.and_(_c.status == _RUNNING, _c.lease_expires <= now, _c.attempt < _c.max_attempts)
+
+
+def _claim_values(owner: str) -> dict[str, Any]:
+    now = db_now()
+    # SET expressions read the row as it was before the UPDATE (both dialects).
+    return {
+        "status": _RUNNING,
+        "claimed_from": _c.status,
+        "attempt": _c.attempt + 1,
+        "lease_owner": owner,
+        "lease_expires": now + _c.lease_seconds,
+        # when this attempt became ready: the retry time, or the expiry of a lost lease
+        "run_after": sa.case((_c.status == _RUNNING, _c.lease_expires), else_=_c.run_after),
+        "updated_at": now,
+    }
+
+
+def claim_batch(
+    conn: sa.Connection, *, owner: str, queues: Sequence[str], limit: int
+) -> list[sa.Row[Any]]:
+    """Claim up to ``limit`` ready jobs of ``queues`` for ``owner``; the claimed rows.
+
+    PostgreSQL: a ``SELECT ... FOR UPDATE SKIP LOCKED LIMIT n`` CTE feeding
+    ``UPDATE ... RETURNING``. SQLite: ``UPDATE ... WHERE id IN (SELECT ... LIMIT n)
+    RETURNING`` — the caller runs it in a ``BEGIN IMMEDIATE`` transaction.
+    """
+    now = db_now()
+    ready = sa.and_(
+        _c.queue.in_(queues),
+        sa.or_(sa.and_(_c.status.in_(_WAITING), _c.run_after <= now), _expired(now)),
+    )
+    pick = (
+        sa.select(_c.id).where(ready).order_by(_c.priority.desc(), _c.run_after, _c.id).limit(limit)
+    )
+    stmt: sa.Update
+    if conn.dialect.name == "postgresql":
+        cte = pick.with_for_update(skip_locked=True).cte("ready")
+        stmt = sa.update(jobs).where(_c.id == cte.c.id)
+    else:
+        stmt = sa.update(jobs).where(_c.id.in_(pick.scalar_subquery()))
+    stmt = stmt.values(_claim_values(owner)).returning(*jobs.c)
+    return list(conn.execute(stmt))
+
+
+def claim_by_id(conn: sa.Connection, *, owner: str, job_id: str) -> sa.Row[Any] | None:
+    """Claim one given job now, whatever its ``run_after``; None if it is not claimable."""
+    now = db_now()
+    stmt = (
+        sa.update(jobs)
+        .where(_c.id == job_id, sa.or_(_c.status.in_(_WAITING), _expired(now)))
+        .values(_claim_values(owner))
+        .returning(*jobs.c)
+    )
+    return conn.execute(stmt).first()
+
+
+def _fence(owner: str) -> list[sa.ColumnElement[bool]]:
+    return [_c.lease_owner == owner, _c.status == _RUNNING]
+
+
+def finish(conn: sa.Connection, *, owner: str, transitions: Sequence[Transition]) -> set[str]:
+    """Apply fenced transitions; the ids whose row this owner still held (and changed)."""
+    now = db_now()
+    applied: set[str] = set()
+    plain = [t for t in transitions if t.plain]
+    if plain:
+        stmt = (
+            sa.update(jobs)
+            .where(
+                *_fence(owner),
+                sa.tuple_(_c.id, _c.attempt).in_([(t.job_id, t.attempt) for t in plain]),
+            )
+            .values(
+                status=JobState.SUCCEEDED.value, lease_expires=None, updated_at=now, finished_at=now
+            )
+            .returning(_c.id)
+        )
+        applied.update(conn.execute(stmt).scalars())
+    for t in transitions:
+        if t.plain:
+            continue
+        values: dict[str, Any] = {"status": t.to.value, "lease_expires": None, "updated_at": now}
+        if t.to.is_final:
+            values["finished_at"] = now
+        if t.to is JobState.RETRYING:
+            values["run_after"] = now + t.delay
+        if t.has_result:
+            values["result"] = t.result
+        if t.errors is not None:
+            values["errors"] = t.errors
+        if t.last_error is not None:
+            values["last_error"] = t.last_error
+        if t.unstarted:
+            values["attempt"] = _c.attempt - 1
+        stmt = (
+            sa.update(jobs)
+            .where(_c.id == t.job_id, _c.attempt == t.attempt, *_fence(owner))
+            .values(values)
+            .returning(_c.id)
+        )
+        applied.update(conn.execute(stmt).scalars())
+    missing = [t for t in transitions if t.job_id not in applied]
+    if missing:
+        applied.update(_already_applied(conn, owner, missing))
+    return applied
+
+
+def _already_applied(conn: sa.Connection, owner: str, missing: Sequence[Transition]) -> set[str]:
+    """Rows that already show our transition (a retried commit that had in fact landed)."""
+    rows = conn.execute(
+        sa.select(_c.id, _c.status, _c.attempt, _c.lease_owner, _c.lease_expires).where(
+            _c.id.in_([t.job_id for t in missing])
+        )
+    )
+    by_id = {row.id: row for row in rows}
+    done: set[str] = set()
+    for t in missing:
+        row = by_id.get(t.job_id)
+        attempt = t.attempt - 1 if t.unstarted else t.attempt
+        if (
+            row is not None
+            and row.lease_owner == owner
+            and row.status == t.to.value
+            and row.attempt == attempt
+            and row.lease_expires is None
+        ):
+            done.add(t.job_id)
+    return done
+
+
+def record_lost(
+    conn: sa.Connection, *, owner: str, lost: Iterable[tuple[str, int]], reason: str
+) -> None:
+    """Write a history row for every attempt whose result was rejected by the fence."""
+    for job_id, attempt in lost:
+        conn.execute(
+            sa.insert(history).values(
+                job_id=job_id,
+                from_status=_RUNNING,
+                to_status=LOST,
+                at=db_now(),
+                attempt=attempt,
+                worker=owner,
+                error=reason,
+            )
+        )
+
+
+def renew(conn: sa.Connection, *, owner: str, leases: Sequence[tuple[str, int]]) -> set[str]:
+    """Extend the leases this owner still holds by each job's lease length; those ids."""
+    stmt = (
+        sa.update(jobs)
+        .where(*_fence(owner), sa.tuple_(_c.id, _c.attempt).in_(list(leases)))
+        .values(lease_expires=db_now() + _c.lease_seconds)
+        .returning(_c.id)
+    )
+    return set(conn.execute(stmt).scalars())
+
+
+def exhausted_expired(conn: sa.Connection, *, limit: int) -> list[sa.Row[Any]]:
+    """Running jobs whose lease expired on their last allowed attempt (to be failed)."""
+    now = db_now()
+    stmt = (
+        sa.select(*jobs.c)
+        .where(_c.status == _RUNNING, _c.lease_expires <= now, _c.attempt >= _c.max_attempts)
+        .order_by(_c.lease_expires)
+        .limit(limit)
+    )
+    if conn.dialect.name == "postgresql":
+        stmt = stmt.with_for_update(skip_locked=True)
+    return list(conn.execute(stmt))

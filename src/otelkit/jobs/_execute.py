@@ -1,0 +1,356 @@
+"""Running one claimed attempt: span, lease, the user's function, and the resulting transition.
+
+Shared by ``fn.run(job_id)`` and the worker. ``begin`` opens the CONSUMER span and holds the
+lease, ``invoke_sync``/``invoke_async`` call the function and decide the transition, and the
+store applies transitions (fenced, possibly many in one transaction) and then calls
+``settle`` to close the span and record metrics.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+from opentelemetry import trace
+from opentelemetry.trace import Span
+
+from otelkit._clock import Clock
+from otelkit._errors import report_internal_error
+from otelkit.jobs._claim import LOST, Transition
+from otelkit.jobs._lease import Lease, LeaseKeeper
+from otelkit.jobs._model import Backoff, Job, JobError, JobState, check_json, from_epoch
+from otelkit.jobs._telemetry import JobTelemetry, error_type, format_error
+
+__all__ = ["Attempt", "Definition", "Runner", "job_from_row"]
+
+_INTERRUPTS = (KeyboardInterrupt, SystemExit, asyncio.CancelledError, GeneratorExit)
+
+
+@dataclass(frozen=True)
+class Definition:
+    """A registered job function and its options."""
+
+    fn: Callable[[Job], Any]
+    name: str
+    queue: str
+    max_attempts: int
+    lease: float
+    backoff: Backoff
+
+    @property
+    def is_async(self) -> bool:
+        return inspect.iscoroutinefunction(self.fn)
+
+
+def job_from_row(row: sa.Row[Any]) -> Job:
+    """A :class:`Job` snapshot of a row of ``otelkit_jobs``."""
+    m = row._mapping
+    return Job(
+        id=m["id"],
+        name=m["name"],
+        queue=m["queue"],
+        state=JobState(m["status"]),
+        data=m["data"],
+        attempt=m["attempt"],
+        max_attempts=m["max_attempts"],
+        priority=m["priority"],
+        run_after=from_epoch(m["run_after"]),
+        created_at=from_epoch(m["created_at"]),
+        updated_at=from_epoch(m["updated_at"]),
+        finished_at=from_epoch(m["finished_at"]),
+        lease_owner=m["lease_owner"],
+        lease_expires=from_epoch(m["lease_expires"]),
+        errors=tuple(JobError.from_json(e) for e in (m["errors"] or ())),
+        result=m["result"],
+    )
+
+
+@dataclass(eq=False)
+class Attempt:
+    """One claimed attempt on its way through a worker."""
+
+    job: Job
+    claimed_from: str
+    definition: Definition | None
+    span: Span
+    lease: Lease | None
+    owner: str
+    errors: list[dict[str, Any]] = field(default_factory=list)
+    errors_changed: bool = False
+    started: bool = False
+    began: float = 0.0
+    duration: float | None = None
+    transition: Transition | None = None
+    error: str | None = None
+    applied: bool = False
+
+
+class Runner:
+    """Turns claimed rows into attempts and attempts into transitions."""
+
+    def __init__(
+        self,
+        *,
+        registry: dict[str, Definition],
+        telemetry: JobTelemetry,
+        keeper: LeaseKeeper,
+        clock: Clock,
+        rng: random.Random,
+        max_errors: int,
+    ) -> None:
+        self._registry = registry
+        self._telemetry = telemetry
+        self._keeper = keeper
+        self._clock = clock
+        self._rng = rng
+        self._max_errors = max_errors
+
+    def begin(self, row: sa.Row[Any], owner: str) -> Attempt:
+        """Open the span of a just-claimed row and start renewing its lease."""
+        m = row._mapping
+        job = job_from_row(row)
+        tel = self._telemetry
+        span = tel.start_process(
+            job_id=job.id,
+            name=job.name,
+            queue=job.queue,
+            attempt=job.attempt,
+            max_attempts=job.max_attempts,
+            carrier=m["trace_context"],
+            worker=owner,
+        )
+        claimed_from = m["claimed_from"] or JobState.QUEUED.value
+        wait = m["updated_at"] - m["run_after"]
+        tel.consumed(name=job.name, queue=job.queue, queue_wait=wait)
+        attempt = Attempt(
+            job=job,
+            claimed_from=claimed_from,
+            definition=self._registry.get(job.name),
+            span=span,
+            lease=self._keeper.hold(owner, job.id, job.attempt, m["lease_seconds"]),
+            owner=owner,
+            errors=[e.to_json() for e in job.errors],
+        )
+        reason = None
+        if claimed_from == JobState.RUNNING.value:
+            reason = "lease of the previous attempt expired"
+            self._add_error(
+                attempt,
+                JobError(
+                    attempt=job.attempt - 1,
+                    type="otelkit.jobs.LeaseExpired",
+                    message=f"attempt {job.attempt - 1} was lost: its worker's lease expired",
+                    traceback="",
+                    at=self._clock.time(),
+                ),
+            )
+        tel.transition(
+            span,
+            name=job.name,
+            queue=job.queue,
+            from_=claimed_from,
+            to=JobState.RUNNING.value,
+            attempt=job.attempt,
+            reason=reason,
+        )
+        return attempt
+
+    # -- calling the function --------------------------------------------------------------
+    def invoke_sync(self, attempt: Attempt) -> None:
+        """Run a sync (or, in a fresh event loop, async) job function; set the transition."""
+        definition = attempt.definition
+        if definition is None:
+            self._unknown(attempt)
+            return
+        self._start(attempt)
+        try:
+            with trace.use_span(attempt.span, end_on_exit=False, record_exception=False):
+                value = definition.fn(attempt.job)
+                if inspect.isawaitable(value):
+                    value = asyncio.run(_await(value))
+        except _INTERRUPTS as exc:
+            self._release(attempt, exc)
+            raise
+        except Exception as exc:  # noqa: BLE001 - the job's failure is recorded, not propagated
+            self._failed(attempt, exc)
+        else:
+            self._succeeded(attempt, value)
+
+    async def invoke_async(self, attempt: Attempt) -> None:
+        """Await an async job function (in the worker's event loop); set the transition."""
+        definition = attempt.definition
+        if definition is None:
+            self._unknown(attempt)
+            return
+        self._start(attempt)
+        try:
+            with trace.use_span(attempt.span, end_on_exit=False, record_exception=False):
+                value = definition.fn(attempt.job)
+                if inspect.isawaitable(value):
+                    value = await value
+        except _INTERRUPTS as exc:
+            self._release(attempt, exc)
+            raise
+        except Exception as exc:  # noqa: BLE001 - the job's failure is recorded, not propagated
+            self._failed(attempt, exc)
+        else:
+            self._succeeded(attempt, value)
+
+    def _start(self, attempt: Attempt) -> None:
+        attempt.started = True
+        attempt.began = self._clock.monotonic()
+
+    def _stop_timer(self, attempt: Attempt) -> None:
+        if attempt.started and attempt.duration is None:
+            attempt.duration = self._clock.monotonic() - attempt.began
+
+    def _succeeded(self, attempt: Attempt, value: Any) -> None:
+        self._stop_timer(attempt)
+        recorded, result = attempt.job.recorded_result
+        if not recorded and value is not None:
+            try:
+                check_json(value, option="the job function's return value")
+            except TypeError as exc:
+                self._failed(attempt, exc)
+                return
+            recorded, result = True, value
+        attempt.transition = Transition(
+            job_id=attempt.job.id,
+            attempt=attempt.job.attempt,
+            to=JobState.SUCCEEDED,
+            has_result=recorded,
+            result=result,
+            errors=attempt.errors if attempt.errors_changed else None,
+        )
+
+    def _failed(self, attempt: Attempt, exc: BaseException) -> None:
+        self._stop_timer(attempt)
+        kind, message, text = format_error(exc)
+        attempt.error = kind
+        self._telemetry.failed_attempt(attempt.span, exc)
+        self._fail_with(
+            attempt, JobError(attempt.job.attempt, kind, message, text, self._clock.time())
+        )
+
+    def _fail_with(self, attempt: Attempt, error: JobError) -> None:
+        job = attempt.job
+        self._add_error(attempt, error)
+        final = job.attempt >= job.max_attempts or attempt.definition is None
+        delay = 0.0
+        if not final and attempt.definition is not None:
+            delay = attempt.definition.backoff.delay(job.attempt, self._rng)
+        attempt.transition = Transition(
+            job_id=job.id,
+            attempt=job.attempt,
+            to=JobState.FAILED if final else JobState.RETRYING,
+            errors=attempt.errors,
+            last_error=f"{error.type}: {error.message}"[:2000],
+            delay=delay,
+        )
+
+    def _unknown(self, attempt: Attempt) -> None:
+        known = ", ".join(sorted(self._registry)) or "none"
+        error = JobError(
+            attempt=attempt.job.attempt,
+            type="otelkit.jobs.UnknownJobError",
+            message=f"no function named {attempt.job.name!r} is registered in this worker "
+            f"(registered: {known})",
+            traceback="",
+            at=self._clock.time(),
+        )
+        attempt.error = error.type
+        attempt.span.set_attribute("error.type", error.type)
+        attempt.span.set_status(trace.Status(trace.StatusCode.ERROR, error.message))
+        self._add_error(attempt, error)
+        attempt.transition = Transition(
+            job_id=attempt.job.id,
+            attempt=attempt.job.attempt,
+            to=JobState.FAILED,
+            errors=attempt.errors,
+            last_error=f"{error.type}: {error.message}",
+        )
+
+    def release(self, attempt: Attempt, reason: str) -> None:
+        """Give the job back (interrupt, shutdown): ``retrying``, ready at once."""
+        self._stop_timer(attempt)
+        attempt.transition = Transition(
+            job_id=attempt.job.id,
+            attempt=attempt.job.attempt,
+            to=JobState.RETRYING,
+            errors=attempt.errors if attempt.errors_changed else None,
+            last_error=f"released: {reason}",
+            unstarted=not attempt.started,
+        )
+
+    def _release(self, attempt: Attempt, exc: BaseException) -> None:
+        attempt.error = error_type(exc)
+        attempt.span.set_attribute("error.type", attempt.error)
+        self.release(attempt, attempt.error)
+
+    def lease_expired(self, job: Job) -> Transition:
+        """The transition failing a job whose last allowed attempt lost its lease."""
+        error = JobError(
+            attempt=job.attempt,
+            type="otelkit.jobs.LeaseExpired",
+            message=f"attempt {job.attempt} (the last allowed) was lost: its lease expired",
+            traceback="",
+            at=self._clock.time(),
+        )
+        errors = [e.to_json() for e in job.errors] + [error.to_json()]
+        self._telemetry.transition(
+            None, name=job.name, queue=job.queue, from_="running", to="failed"
+        )
+        return Transition(
+            job_id=job.id,
+            attempt=job.attempt,
+            to=JobState.FAILED,
+            errors=errors[-self._max_errors :],
+            last_error=f"{error.type}: {error.message}",
+        )
+
+    def _add_error(self, attempt: Attempt, error: JobError) -> None:
+        attempt.errors.append(error.to_json())
+        del attempt.errors[: -self._max_errors]
+        attempt.errors_changed = True
+
+    # -- after the transition was applied ----------------------------------------------------
+    def settle(self, attempt: Attempt, *, applied: bool) -> None:
+        """Close the attempt's span and record its metrics (never raises)."""
+        tel = self._telemetry
+        job = attempt.job
+        transition = attempt.transition
+        attempt.applied = applied
+        try:
+            if attempt.lease is not None:
+                self._keeper.drop(attempt.lease)
+            to = transition.to.value if transition is not None and applied else LOST
+            reason = None
+            if to == LOST:
+                reason = "lease lost: another worker owns this job now; result discarded"
+            elif transition is not None and transition.last_error and to != "succeeded":
+                reason = transition.last_error[:500]
+            tel.transition(
+                attempt.span,
+                name=job.name,
+                queue=job.queue,
+                from_=JobState.RUNNING.value,
+                to=to,
+                attempt=job.attempt,
+                reason=reason,
+            )
+            if attempt.duration is not None:
+                tel.processed(
+                    name=job.name, queue=job.queue, seconds=attempt.duration, error=attempt.error
+                )
+            attempt.span.end()
+        except Exception as exc:  # noqa: BLE001 - telemetry never breaks the worker
+            report_internal_error("jobs.settle", exc)
+
+
+async def _await(value: Any) -> Any:
+    return await value

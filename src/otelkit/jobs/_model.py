@@ -1,0 +1,174 @@
+"""The values users see: job states, a job snapshot, recorded errors and backoff policy."""
+
+from __future__ import annotations
+
+import enum
+import json
+import random
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+__all__ = [
+    "Backoff",
+    "Job",
+    "JobError",
+    "JobNotFoundError",
+    "JobNotReadyError",
+    "JobState",
+    "LeaseLostError",
+    "check_json",
+    "from_epoch",
+]
+
+
+class JobNotFoundError(LookupError):
+    """No job has the given id."""
+
+
+class JobNotReadyError(RuntimeError):
+    """The job exists but cannot run now (another worker holds it, or it is final)."""
+
+
+class LeaseLostError(RuntimeError):
+    """The attempt ended after its lease was lost; its result was rejected and recorded."""
+
+
+class JobState(str, enum.Enum):
+    """Where a job is in its life.
+
+    ``queued → running → succeeded``; a failed attempt goes ``running → retrying → running``
+    (after a backoff delay) until ``max_attempts`` is reached, then ``running → failed``.
+    ``cancelled`` is set by an operator. ``succeeded``, ``failed`` and ``cancelled`` are final.
+    """
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    RETRYING = "retrying"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def is_final(self) -> bool:
+        """True for ``succeeded``, ``failed`` and ``cancelled``."""
+        return self in _FINAL
+
+
+_FINAL = frozenset({JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED})
+
+
+def check_json(value: Any, *, option: str) -> str:
+    """Serialise ``value`` to JSON or raise ``TypeError`` naming ``option``."""
+    try:
+        return json.dumps(value, allow_nan=False, separators=(",", ":"))
+    except (TypeError, ValueError) as exc:
+        raise TypeError(
+            f"{option} must be JSON-serialisable (dict, list, str, int, float, bool, None; "
+            f"no NaN or infinity): {exc}"
+        ) from None
+
+
+def from_epoch(value: float | None) -> datetime | None:
+    """Database epoch seconds to an aware UTC datetime."""
+    return None if value is None else datetime.fromtimestamp(value, tz=timezone.utc)
+
+
+@dataclass(frozen=True)
+class JobError:
+    """One failed attempt: what was raised, and where."""
+
+    attempt: int
+    type: str
+    message: str
+    traceback: str
+    at: float
+    """Worker wall-clock time (epoch seconds) when the attempt failed."""
+
+    def to_json(self) -> dict[str, Any]:
+        """The stored form."""
+        return {
+            "attempt": self.attempt,
+            "type": self.type,
+            "message": self.message,
+            "traceback": self.traceback,
+            "at": self.at,
+        }
+
+    @classmethod
+    def from_json(cls, item: dict[str, Any]) -> JobError:
+        """Read the stored form back."""
+        return cls(
+            attempt=int(item.get("attempt", 0)),
+            type=str(item.get("type", "")),
+            message=str(item.get("message", "")),
+            traceback=str(item.get("traceback", "")),
+            at=float(item.get("at", 0.0)),
+        )
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Exponential backoff with jitter between attempts.
+
+    The delay after attempt ``n`` is ``min(cap, base * factor ** (n - 1))`` reduced by a
+    random fraction of at most ``jitter``. With ``factor * (1 - jitter) >= 1`` (the
+    default 2 × 0.5) delays never shrink from one attempt to the next.
+    """
+
+    base: float = 1.0
+    factor: float = 2.0
+    cap: float = 600.0
+    jitter: float = 0.5
+
+    def __post_init__(self) -> None:
+        if not self.base > 0:
+            raise ValueError(f"Backoff.base must be > 0 seconds, got {self.base!r}")
+        if not self.factor >= 1:
+            raise ValueError(f"Backoff.factor must be >= 1, got {self.factor!r}")
+        if not self.cap >= self.base:
+            raise ValueError(f"Backoff.cap must be >= base, got {self.cap!r}")
+        if not 0 <= self.jitter <= 1:
+            raise ValueError(f"Backoff.jitter must be within [0, 1], got {self.jitter!r}")
+
+    def delay(self, attempt: int, rng: random.Random) -> float:
+        """Seconds to wait after failed attempt number ``attempt`` (1-based)."""
+        raw = min(self.cap, self.base * self.factor ** max(0, attempt - 1))
+        return raw * (1.0 - self.jitter * rng.random())
+
+
+@dataclass(frozen=True)
+class Job:
+    """A snapshot of one job row, handed to the job function and returned by queries.
+
+    A job function may record result data with :meth:`set_result` (or by returning a
+    value); it is stored when the attempt succeeds.
+    """
+
+    id: str
+    name: str
+    queue: str
+    state: JobState
+    data: Any
+    attempt: int
+    max_attempts: int
+    priority: int = 0
+    run_after: datetime | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+    finished_at: datetime | None = None
+    lease_owner: str | None = None
+    lease_expires: datetime | None = None
+    errors: tuple[JobError, ...] = ()
+    result: Any = None
+    _result_box: list[Any] = field(default_factory=list, repr=False, compare=False)
+
+    def set_result(self, value: Any) -> None:
+        """Record result data (JSON-serialisable); stored if this attempt succeeds."""
+        check_json(value, option="result")
+        self._result_box[:] = [value]
+
+    @property
+    def recorded_result(self) -> tuple[bool, Any]:
+        """``(True, value)`` if :meth:`set_result` was called on this snapshot."""
+        return (True, self._result_box[0]) if self._result_box else (False, None)

@@ -1,0 +1,147 @@
+"""Tables, indexes and the transition-history triggers; the database clock expression.
+
+Times are stored as epoch seconds (double precision) read from the database clock
+(:class:`db_now`), so every worker compares leases against one clock and the SQL stays
+the same on SQLite and PostgreSQL. The history table is filled by triggers: every change of
+``status`` or ``attempt`` — from a worker, the CLI or hand-written SQL — leaves a row.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.functions import FunctionElement
+
+__all__ = ["create_schema", "db_now", "history", "jobs", "metadata"]
+
+metadata = sa.MetaData()
+_JSON = sa.JSON().with_variant(JSONB(), "postgresql")
+_ID = sa.String(200)
+
+jobs = sa.Table(
+    "otelkit_jobs",
+    metadata,
+    sa.Column("id", _ID, primary_key=True),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("queue", sa.String(200), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("claimed_from", sa.String(16)),
+    sa.Column("data", _JSON),
+    sa.Column("result", _JSON),
+    sa.Column("priority", sa.Integer, nullable=False),
+    sa.Column("attempt", sa.Integer, nullable=False),
+    sa.Column("max_attempts", sa.Integer, nullable=False),
+    sa.Column("lease_seconds", sa.Double, nullable=False),
+    sa.Column("run_after", sa.Double, nullable=False),
+    sa.Column("lease_owner", sa.String(200)),
+    sa.Column("lease_expires", sa.Double),
+    sa.Column("created_at", sa.Double, nullable=False),
+    sa.Column("updated_at", sa.Double, nullable=False),
+    sa.Column("finished_at", sa.Double),
+    sa.Column("trace_context", _JSON),
+    sa.Column("errors", _JSON, nullable=False),
+    sa.Column("last_error", sa.Text),
+    sa.Index("ix_otelkit_jobs_ready", "status", "queue", "priority", "run_after"),
+    sa.Index("ix_otelkit_jobs_lease", "status", "lease_expires"),
+    sa.Index("ix_otelkit_jobs_listing", "status", "updated_at"),
+)
+
+history = sa.Table(
+    "otelkit_job_transitions",
+    metadata,
+    sa.Column("seq", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True),
+    sa.Column("job_id", _ID, nullable=False, index=True),
+    sa.Column("from_status", sa.String(16)),
+    sa.Column("to_status", sa.String(16), nullable=False),
+    sa.Column("at", sa.Double, nullable=False),
+    sa.Column("attempt", sa.Integer, nullable=False),
+    sa.Column("worker", sa.String(200)),
+    sa.Column("error", sa.Text),
+)
+
+
+class db_now(FunctionElement[float]):
+    """The database's current time in epoch seconds."""
+
+    type = sa.Double()
+    inherit_cache = True
+
+
+@compiles(db_now)
+def _db_now_default(element: db_now, compiler: SQLCompiler, **kw: Any) -> str:
+    raise sa.exc.CompileError("otelkit.jobs supports SQLite and PostgreSQL only")
+
+
+@compiles(db_now, "postgresql")
+def _db_now_pg(element: db_now, compiler: SQLCompiler, **kw: Any) -> str:
+    return "CAST(EXTRACT(EPOCH FROM statement_timestamp()) AS DOUBLE PRECISION)"
+
+
+@compiles(db_now, "sqlite")
+def _db_now_sqlite(element: db_now, compiler: SQLCompiler, **kw: Any) -> str:
+    return "((julianday('now') - 2440587.5) * 86400.0)"
+
+
+_COLUMNS = "job_id, from_status, to_status, at, attempt, worker, error"
+_ERROR = "CASE WHEN n.status IN ('retrying', 'failed') THEN n.last_error END"
+
+_SQLITE_DDL = (
+    f"""CREATE TRIGGER IF NOT EXISTS otelkit_jobs_history_insert AFTER INSERT ON otelkit_jobs
+    BEGIN
+      INSERT INTO otelkit_job_transitions ({_COLUMNS})
+      VALUES (NEW.id, NULL, NEW.status, NEW.updated_at, NEW.attempt, NULL, NULL);
+    END""",
+    f"""CREATE TRIGGER IF NOT EXISTS otelkit_jobs_history_update
+    AFTER UPDATE OF status, attempt ON otelkit_jobs
+    WHEN NEW.status IS NOT OLD.status OR NEW.attempt IS NOT OLD.attempt
+    BEGIN
+      INSERT INTO otelkit_job_transitions ({_COLUMNS})
+      VALUES (NEW.id, OLD.status, NEW.status, NEW.updated_at, NEW.attempt, NEW.lease_owner,
+              CASE WHEN NEW.status IN ('retrying', 'failed') THEN NEW.last_error END);
+    END""",
+)
+
+# Statement-level triggers with transition tables: one INSERT ... SELECT per statement,
+# so a batch claim or a batch completion costs one history insert, not one per row.
+_PG_DDL = (
+    "SELECT pg_advisory_xact_lock(7418305521)",  # concurrent create_schema() calls queue up
+    f"""CREATE OR REPLACE FUNCTION otelkit_jobs_history_insert() RETURNS trigger
+    LANGUAGE plpgsql AS $$
+    BEGIN
+      INSERT INTO otelkit_job_transitions ({_COLUMNS})
+      SELECT n.id, NULL, n.status, n.updated_at, n.attempt, NULL, NULL FROM new_rows n;
+      RETURN NULL;
+    END $$""",
+    f"""CREATE OR REPLACE FUNCTION otelkit_jobs_history_update() RETURNS trigger
+    LANGUAGE plpgsql AS $$
+    BEGIN
+      INSERT INTO otelkit_job_transitions ({_COLUMNS})
+      SELECT n.id, o.status, n.status, n.updated_at, n.attempt, n.lease_owner, {_ERROR}
+      FROM new_rows n JOIN old_rows o ON o.id = n.id
+      WHERE n.status IS DISTINCT FROM o.status OR n.attempt IS DISTINCT FROM o.attempt;
+      RETURN NULL;
+    END $$""",
+    "DROP TRIGGER IF EXISTS otelkit_jobs_history_insert ON otelkit_jobs",
+    """CREATE TRIGGER otelkit_jobs_history_insert AFTER INSERT ON otelkit_jobs
+    REFERENCING NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION otelkit_jobs_history_insert()""",
+    "DROP TRIGGER IF EXISTS otelkit_jobs_history_update ON otelkit_jobs",
+    """CREATE TRIGGER otelkit_jobs_history_update AFTER UPDATE ON otelkit_jobs
+    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION otelkit_jobs_history_update()""",
+)
+
+
+def create_schema(engine: sa.Engine) -> None:
+    """Create the tables, indexes and triggers if missing (idempotent, one transaction)."""
+    postgres = engine.dialect.name == "postgresql"
+    with engine.begin() as conn:
+        if postgres:
+            conn.exec_driver_sql(_PG_DDL[0])
+        metadata.create_all(conn, checkfirst=True)
+        for ddl in _PG_DDL[1:] if postgres else _SQLITE_DDL:
+            conn.exec_driver_sql(ddl)

@@ -1,0 +1,277 @@
+"""Spans and metrics of the job lifecycle (messaging semantic conventions + ``otelkit.job.*``).
+
+Enqueue is a PRODUCER span ``send <queue>`` whose W3C context is stored in the row; each
+attempt is a CONSUMER span ``process <queue>`` linked to (or, optionally, parented by) that
+context. Every transition is a span event and a point on ``otelkit.job.transitions``.
+Nothing here raises into the caller: failures are contained by ``report_internal_error``.
+"""
+
+from __future__ import annotations
+
+import traceback
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any, Literal
+
+from opentelemetry import metrics, trace
+from opentelemetry.metrics import CallbackOptions, Observation
+from opentelemetry.trace import Link, Span, SpanKind, Status, StatusCode
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+from otelkit._errors import report_internal_error
+from otelkit._version import __version__
+
+__all__ = ["GaugeSnapshot", "JobTelemetry", "error_type"]
+
+SYSTEM = "otelkit"
+_W3C = TraceContextTextMapPropagator()
+_DURATION_BUCKETS = (
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75,
+    1.0, 2.5, 5.0, 7.5, 10.0, 30.0, 60.0, 120.0, 300.0,
+)  # fmt: skip
+_WAIT_BUCKETS = (0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0)
+
+TraceMode = Literal["link", "parent"]
+
+# (queue, status) -> count, and queue -> age in seconds of the oldest ready job
+GaugeSnapshot = tuple[dict[tuple[str, str], int], dict[str, float]]
+
+
+def error_type(exc: BaseException) -> str:
+    """``error.type`` value: the exception's qualified class name."""
+    cls = type(exc)
+    module = cls.__module__
+    return (
+        cls.__qualname__ if module in ("builtins", "__main__") else f"{module}.{cls.__qualname__}"
+    )
+
+
+def format_error(exc: BaseException, limit: int = 8000) -> tuple[str, str, str]:
+    """(type, message, traceback) of an exception, bounded in size."""
+    text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    if len(text) > limit:
+        text = text[: limit // 4] + "\n...\n" + text[-(limit * 3 // 4) :]
+    return error_type(exc), str(exc)[:2000], text
+
+
+class JobTelemetry:
+    """Instruments of one JobStore."""
+
+    def __init__(
+        self,
+        *,
+        tracer_provider: trace.TracerProvider | None,
+        meter_provider: metrics.MeterProvider | None,
+        trace_mode: TraceMode,
+    ) -> None:
+        self._tracer = trace.get_tracer("otelkit.jobs", __version__, tracer_provider)
+        self._meter = metrics.get_meter("otelkit.jobs", __version__, meter_provider)
+        self._trace_mode = trace_mode
+        m = self._meter
+        self._duration = m.create_histogram(
+            "messaging.process.duration",
+            unit="s",
+            description="Duration of processing one job attempt.",
+            explicit_bucket_boundaries_advisory=_DURATION_BUCKETS,
+        )
+        self._sent = m.create_counter(
+            "messaging.client.sent.messages", unit="{message}", description="Jobs enqueued."
+        )
+        self._consumed = m.create_counter(
+            "messaging.client.consumed.messages",
+            unit="{message}",
+            description="Jobs claimed by a worker for processing.",
+        )
+        self._transitions = m.create_counter(
+            "otelkit.job.transitions", unit="{transition}", description="Job state changes."
+        )
+        self._wait = m.create_histogram(
+            "otelkit.job.queue_wait",
+            unit="s",
+            description="Time a job was ready before a worker claimed it.",
+            explicit_bucket_boundaries_advisory=_WAIT_BUCKETS,
+        )
+
+    # -- producer --------------------------------------------------------------------------
+    @contextmanager
+    def send_span(
+        self, *, name: str, queue: str, max_attempts: int, count: int
+    ) -> Iterator[tuple[Span, dict[str, str]]]:
+        """A PRODUCER span around an enqueue; yields it and its W3C context carrier."""
+        attributes: dict[str, Any] = {
+            "messaging.system": SYSTEM,
+            "messaging.operation.type": "send",
+            "messaging.operation.name": "send",
+            "messaging.destination.name": queue,
+            "otelkit.job.name": name,
+            "otelkit.job.max_attempts": max_attempts,
+        }
+        if count != 1:
+            attributes["messaging.batch.message_count"] = count
+        with self._tracer.start_as_current_span(
+            f"send {queue}", kind=SpanKind.PRODUCER, attributes=attributes
+        ) as span:
+            carrier: dict[str, str] = {}
+            _W3C.inject(carrier, context=trace.set_span_in_context(span))
+            yield span, carrier
+
+    def sent(self, *, span: Span, name: str, queue: str, count: int, error: str | None) -> None:
+        """Record the outcome of an enqueue (after its commit or failure)."""
+        attrs = {
+            "messaging.system": SYSTEM,
+            "messaging.operation.name": "send",
+            "messaging.destination.name": queue,
+            "otelkit.job.name": name,
+        }
+        if error is not None:
+            attrs["error.type"] = error
+            self._sent.add(count, attrs)
+            return
+        self._sent.add(count, attrs)
+        self.transition(span, name=name, queue=queue, from_=None, to="queued", count=count)
+
+    # -- consumer --------------------------------------------------------------------------
+    def start_process(
+        self,
+        *,
+        job_id: str,
+        name: str,
+        queue: str,
+        attempt: int,
+        max_attempts: int,
+        carrier: Mapping[str, str] | None,
+        worker: str,
+    ) -> Span:
+        """Start the CONSUMER span of one attempt (not made current: callers use_span)."""
+        attributes: dict[str, Any] = {
+            "messaging.system": SYSTEM,
+            "messaging.operation.type": "process",
+            "messaging.operation.name": "process",
+            "messaging.destination.name": queue,
+            "messaging.message.id": job_id,
+            "messaging.client.id": worker,
+            "otelkit.job.name": name,
+            "otelkit.job.attempt": attempt,
+            "otelkit.job.max_attempts": max_attempts,
+        }
+        context = None
+        links: list[Link] = []
+        if carrier:
+            try:
+                stored = _W3C.extract(dict(carrier))
+                span_context = trace.get_current_span(stored).get_span_context()
+                if span_context.is_valid:
+                    if self._trace_mode == "parent":
+                        context = stored
+                    else:
+                        links.append(Link(span_context, {"otelkit.link": "enqueue"}))
+            except Exception as exc:  # noqa: BLE001 - a broken stored context must not stop the job
+                report_internal_error("jobs.trace_context", exc)
+        return self._tracer.start_span(
+            f"process {queue}",
+            context=context,
+            kind=SpanKind.CONSUMER,
+            attributes=attributes,
+            links=links,
+        )
+
+    def consumed(self, *, name: str, queue: str, queue_wait: float | None) -> None:
+        """A job was claimed: count it and its time spent ready."""
+        attrs = _base(name, queue, "process")
+        self._consumed.add(1, attrs)
+        if queue_wait is not None:
+            self._wait.record(max(0.0, queue_wait), _base(name, queue, None))
+
+    def transition(
+        self,
+        span: Span | None,
+        *,
+        name: str,
+        queue: str,
+        from_: str | None,
+        to: str,
+        count: int = 1,
+        attempt: int | None = None,
+        reason: str | None = None,
+    ) -> None:
+        """A span event and a metric point for one state change."""
+        try:
+            source = from_ or "none"
+            self._transitions.add(
+                count,
+                {
+                    "otelkit.job.from": source,
+                    "otelkit.job.to": to,
+                    "otelkit.job.name": name,
+                    "messaging.destination.name": queue,
+                },
+            )
+            if span is not None:
+                event: dict[str, Any] = {"otelkit.job.from": source, "otelkit.job.to": to}
+                if attempt is not None:
+                    event["otelkit.job.attempt"] = attempt
+                if reason is not None:
+                    event["otelkit.job.reason"] = reason
+                span.add_event(f"otelkit.job.{to}", event)
+        except Exception as exc:  # noqa: BLE001 - telemetry never breaks a job
+            report_internal_error("jobs.telemetry", exc)
+
+    def failed_attempt(self, span: Span, exc: BaseException) -> None:
+        """Record an exception of the job function on its span."""
+        kind = error_type(exc)
+        span.record_exception(exc, attributes={"error.type": kind})
+        span.set_attribute("error.type", kind)
+        span.set_status(Status(StatusCode.ERROR, f"{kind}: {exc}"[:500]))
+
+    def processed(self, *, name: str, queue: str, seconds: float, error: str | None) -> None:
+        """Record the duration of one attempt."""
+        attrs = _base(name, queue, "process")
+        if error is not None:
+            attrs["error.type"] = error
+        self._duration.record(max(0.0, seconds), attrs)
+
+    # -- gauges ----------------------------------------------------------------------------
+    def observe(self, snapshot: Callable[[], GaugeSnapshot | None]) -> None:
+        """Observable gauges fed by ``snapshot`` (one query per collection, shared)."""
+
+        def counts(options: CallbackOptions) -> Iterable[Observation]:
+            taken = snapshot()
+            if taken is None:
+                return []
+            return [
+                Observation(n, {"messaging.destination.name": q, "otelkit.job.state": s})
+                for (q, s), n in sorted(taken[0].items())
+            ]
+
+        def oldest(options: CallbackOptions) -> Iterable[Observation]:
+            taken = snapshot()
+            if taken is None:
+                return []
+            return [
+                Observation(age, {"messaging.destination.name": q})
+                for q, age in sorted(taken[1].items())
+            ]
+
+        self._meter.create_observable_gauge(
+            "otelkit.job.count",
+            callbacks=[counts],
+            unit="{job}",
+            description="Jobs in the store per queue and state.",
+        )
+        self._meter.create_observable_gauge(
+            "otelkit.job.oldest_ready.age",
+            callbacks=[oldest],
+            unit="s",
+            description="How long the oldest ready job of each queue has been waiting.",
+        )
+
+
+def _base(name: str, queue: str, operation: str | None) -> dict[str, Any]:
+    attrs: dict[str, Any] = {
+        "messaging.system": SYSTEM,
+        "messaging.destination.name": queue,
+        "otelkit.job.name": name,
+    }
+    if operation is not None:
+        attrs["messaging.operation.name"] = operation
+    return attrs

@@ -1,0 +1,150 @@
+"""``@store.job``: a job function that can enqueue itself and run one given job now."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import math
+from collections.abc import Callable, Iterable
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+from otelkit.jobs._execute import Definition
+from otelkit.jobs._model import Backoff, Job, JobState
+
+if TYPE_CHECKING:
+    from otelkit.jobs.store import JobStore
+
+__all__ = ["JobFunction", "define"]
+
+R = TypeVar("R")
+RunAfter = datetime | timedelta | float | None
+
+
+def define(
+    fn: Callable[[Job], Any],
+    *,
+    name: str | None,
+    queue: str,
+    max_attempts: int,
+    lease: float,
+    backoff: Backoff | None,
+) -> Definition:
+    """Validate the decorator's options; a :class:`Definition`."""
+    if not callable(fn):
+        raise TypeError(
+            "store.job: decorate a function (use @store.job or @store.job(name=..., ...)), "
+            f"got {type(fn).__name__}"
+        )
+    if name is None:
+        name = f"{fn.__module__}.{fn.__qualname__}"
+    if not isinstance(name, str) or not name or len(name) > 200:
+        raise ValueError(f"store.job: name must be a non-empty str (<= 200 chars), got {name!r}")
+    if not isinstance(queue, str) or not queue or len(queue) > 200:
+        raise ValueError(f"store.job: queue must be a non-empty str (<= 200 chars), got {queue!r}")
+    if isinstance(max_attempts, bool) or not isinstance(max_attempts, int) or max_attempts < 1:
+        raise ValueError(f"store.job: max_attempts must be an int >= 1, got {max_attempts!r}")
+    if (
+        isinstance(lease, bool)
+        or not isinstance(lease, (int, float))
+        or not math.isfinite(lease)
+        or lease <= 0
+    ):
+        raise ValueError(f"store.job: lease must be a number of seconds > 0, got {lease!r}")
+    if backoff is not None and not isinstance(backoff, Backoff):
+        raise TypeError(f"store.job: backoff must be an otelkit.jobs.Backoff, got {backoff!r}")
+    return Definition(
+        fn=fn,
+        name=name,
+        queue=queue,
+        max_attempts=max_attempts,
+        lease=float(lease),
+        backoff=backoff or Backoff(),
+    )
+
+
+class JobFunction(Generic[R]):
+    """A function registered as a job: call it directly, or enqueue it and let a worker run it.
+
+    ``R`` is what the function returns (a coroutine for ``async def`` functions).
+    """
+
+    def __init__(self, store: JobStore, definition: Definition) -> None:
+        self._store = store
+        self.definition = definition
+        functools.update_wrapper(self, definition.fn)
+
+    @property
+    def name(self) -> str:
+        """The job name stored in each row (default: ``module.qualname``)."""
+        return self.definition.name
+
+    @property
+    def queue(self) -> str:
+        """The queue this function's jobs go to."""
+        return self.definition.queue
+
+    def __call__(self, job: Job) -> R:
+        """Call the function directly (no store, no tracking)."""
+        result: R = self.definition.fn(job)
+        return result
+
+    def enqueue(
+        self,
+        data: Any = None,
+        *,
+        id: str | None = None,
+        run_after: RunAfter = None,
+        priority: int = 0,
+    ) -> str:
+        """Store a new job for this function; its id.
+
+        ``data`` must be JSON-serialisable; ``id`` defaults to a random hex id (a duplicate
+        raises ``ValueError``); ``run_after`` is an aware datetime, a timedelta or seconds
+        from now (database clock); higher ``priority`` runs first.
+        """
+        return self._store._enqueue(
+            self.definition, [(data, id)], run_after=run_after, priority=priority
+        )[0]
+
+    def enqueue_many(
+        self, items: Iterable[Any], *, run_after: RunAfter = None, priority: int = 0
+    ) -> list[str]:
+        """Store one job per item of ``items`` (each the ``data``) in one transaction."""
+        return self._store._enqueue(
+            self.definition,
+            [(data, None) for data in items],
+            run_after=run_after,
+            priority=priority,
+        )
+
+    def run(self, job_id: str) -> JobState:
+        """Run the given job now in this thread, with full tracking; its new state.
+
+        The job must be queued or retrying (``run_after`` is ignored) or running under an
+        expired lease. A failure of the function is recorded (``retrying``/``failed``), not
+        raised; ``KeyboardInterrupt``/``SystemExit`` release the job and propagate.
+        Raises ``JobNotFoundError``, ``JobNotReadyError``, or ``LeaseLostError`` if the
+        lease was lost before the attempt ended.
+        """
+        if self.definition.is_async and _loop_running():
+            raise RuntimeError(
+                f"{self.name}.run() cannot start an event loop inside a running one; "
+                "use await fn.run_async(job_id)"
+            )
+        return self._store._run_now(self.definition, job_id)
+
+    async def run_async(self, job_id: str) -> JobState:
+        """Like :meth:`run`, awaited; cancellation releases the job and propagates."""
+        return await self._store._run_now_async(self.definition, job_id)
+
+    def __repr__(self) -> str:
+        return f"<JobFunction {self.name!r} queue={self.queue!r}>"
+
+
+def _loop_running() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True

@@ -1,0 +1,494 @@
+"""JobStore: the jobs table, the decorator that registers job functions, and workers."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import socket
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, TypeVar, overload
+
+import sqlalchemy as sa
+from opentelemetry import metrics, trace
+from opentelemetry.instrumentation.utils import suppress_instrumentation
+
+from otelkit._clock import REAL_CLOCK, Clock
+from otelkit._errors import report_internal_error
+from otelkit.jobs import _claim
+from otelkit.jobs._engine import WRITE, make_engine
+from otelkit.jobs._execute import Attempt, Definition, Runner, job_from_row
+from otelkit.jobs._lease import LeaseKeeper
+from otelkit.jobs._model import (
+    Backoff,
+    Job,
+    JobNotFoundError,
+    JobNotReadyError,
+    JobState,
+    LeaseLostError,
+    check_json,
+    from_epoch,
+)
+from otelkit.jobs._schema import create_schema, db_now, history, jobs
+from otelkit.jobs._telemetry import GaugeSnapshot, JobTelemetry, TraceMode, error_type
+from otelkit.jobs.decorator import JobFunction, define
+
+if TYPE_CHECKING:
+    from otelkit.jobs.worker import Worker
+
+__all__ = ["JobStore", "JobTransition"]
+
+R = TypeVar("R")
+_c = jobs.c
+_GAUGE_CACHE_SECONDS = 1.0
+
+
+@dataclass(frozen=True)
+class JobTransition:
+    """One row of a job's history: a state change (``lost``: an attempt's result rejected)."""
+
+    from_state: str | None
+    to_state: str
+    at: datetime | None
+    attempt: int
+    worker: str | None
+    error: str | None
+
+
+def new_owner(kind: str) -> str:
+    """A lease-owner id unique to this worker instance."""
+    return f"{socket.gethostname()}:{os.getpid()}:{kind}:{uuid.uuid4().hex[:8]}"
+
+
+class JobStore:
+    """Jobs in a SQL database (a SQLite file, or PostgreSQL for many workers and machines).
+
+    ``url_or_engine`` is a SQLAlchemy URL (``postgresql://`` uses psycopg 3), a SQLite file
+    path, or an Engine. Register functions with :meth:`job`, enqueue with
+    ``fn.enqueue(...)``, and run them with :meth:`worker`. Spans and metrics go to the
+    given (or global) providers; ``trace_mode="parent"`` makes each attempt's span a child
+    of the enqueue span instead of linking to it.
+    """
+
+    def __init__(
+        self,
+        url_or_engine: str | os.PathLike[str] | sa.Engine,
+        *,
+        tracer_provider: trace.TracerProvider | None = None,
+        meter_provider: metrics.MeterProvider | None = None,
+        clock: Clock | None = None,
+        rng: random.Random | None = None,
+        trace_mode: TraceMode = "link",
+        max_errors: int = 25,
+        gauges: bool = True,
+    ) -> None:
+        if trace_mode not in ("link", "parent"):
+            raise ValueError(f"JobStore: trace_mode must be 'link' or 'parent', got {trace_mode!r}")
+        if isinstance(max_errors, bool) or not isinstance(max_errors, int) or max_errors < 1:
+            raise ValueError(f"JobStore: max_errors must be an int >= 1, got {max_errors!r}")
+        self._engine = make_engine(url_or_engine)
+        self._writer = self._engine.execution_options(**{WRITE: True})
+        self._clock = clock or REAL_CLOCK
+        self._registry: dict[str, Definition] = {}
+        self._telemetry = JobTelemetry(
+            tracer_provider=tracer_provider, meter_provider=meter_provider, trace_mode=trace_mode
+        )
+        self._keeper = LeaseKeeper(self._renew, self._clock)
+        self._runner = Runner(
+            registry=self._registry,
+            telemetry=self._telemetry,
+            keeper=self._keeper,
+            clock=self._clock,
+            rng=rng or random.Random(),
+            max_errors=max_errors,
+        )
+        self._gauge_cache: tuple[float, GaugeSnapshot | None] | None = None
+        if gauges:
+            self._telemetry.observe(self._gauge_snapshot)
+
+    @property
+    def engine(self) -> sa.Engine:
+        """The SQLAlchemy engine (for your own queries on the same database)."""
+        return self._engine
+
+    @property
+    def functions(self) -> dict[str, Definition]:
+        """Registered job functions by name (a copy)."""
+        return dict(self._registry)
+
+    def create_schema(self) -> None:
+        """Create the tables, indexes and history triggers if they do not exist yet."""
+        create_schema(self._engine)
+
+    def close(self) -> None:
+        """Stop lease renewal and close pooled connections."""
+        self._keeper.close()
+        self._engine.dispose()
+
+    # -- registration ----------------------------------------------------------------------
+    @overload
+    def job(self, fn: Callable[[Job], R], /) -> JobFunction[R]: ...
+
+    @overload
+    def job(
+        self,
+        fn: None = None,
+        /,
+        *,
+        name: str | None = None,
+        queue: str = "default",
+        max_attempts: int = 5,
+        lease: float = 30.0,
+        backoff: Backoff | None = None,
+    ) -> Callable[[Callable[[Job], R]], JobFunction[R]]: ...
+
+    def job(
+        self,
+        fn: Callable[[Job], R] | None = None,
+        /,
+        *,
+        name: str | None = None,
+        queue: str = "default",
+        max_attempts: int = 5,
+        lease: float = 30.0,
+        backoff: Backoff | None = None,
+    ) -> JobFunction[R] | Callable[[Callable[[Job], R]], JobFunction[R]]:
+        """Register a job function: ``@store.job`` or ``@store.job(name=..., queue=...)``.
+
+        The function takes a :class:`Job` (sync or ``async def``). ``name`` defaults to
+        ``module.qualname``; ``max_attempts`` counts every start (including takeovers after a
+        lost lease); ``lease`` is how long a worker owns a running attempt before another may
+        take it over (renewed every ``lease / 2`` while it runs); ``backoff`` spaces retries.
+        """
+
+        def register(f: Callable[[Job], R]) -> JobFunction[R]:
+            definition = define(
+                f, name=name, queue=queue, max_attempts=max_attempts, lease=lease, backoff=backoff
+            )
+            self._register(definition)
+            return JobFunction(self, definition)
+
+        if fn is None:
+            return register
+        return register(fn)
+
+    def _register(self, definition: Definition) -> None:
+        existing = self._registry.get(definition.name)
+        if existing is not None and existing.fn is not definition.fn:
+            raise ValueError(
+                f"a job named {definition.name!r} is already registered "
+                f"({existing.fn.__module__}.{existing.fn.__qualname__}); pass name=... to "
+                "choose another"
+            )
+        self._registry[definition.name] = definition
+
+    def adopt(self, functions: Iterable[JobFunction[Any]]) -> None:
+        """Register job functions declared on another store (e.g. by the CLI worker)."""
+        for fn in functions:
+            self._register(fn.definition)
+
+    def worker(
+        self,
+        *,
+        queues: Sequence[str] | None = None,
+        concurrency: int = 4,
+        batch: int | None = None,
+        poll_interval: float = 1.0,
+        shutdown_timeout: float = 30.0,
+    ) -> Worker:
+        """A worker running this store's registered functions (see :class:`Worker`)."""
+        from otelkit.jobs.worker import Worker
+
+        return Worker(
+            self,
+            queues=queues,
+            concurrency=concurrency,
+            batch=batch,
+            poll_interval=poll_interval,
+            shutdown_timeout=shutdown_timeout,
+        )
+
+    # -- enqueue -----------------------------------------------------------------------------
+    def _enqueue(
+        self,
+        definition: Definition,
+        items: Sequence[tuple[Any, str | None]],
+        *,
+        run_after: datetime | timedelta | float | None,
+        priority: int,
+    ) -> list[str]:
+        at, delay = _run_after(run_after)
+        if isinstance(priority, bool) or not isinstance(priority, int):
+            raise TypeError(f"priority must be an int, got {priority!r}")
+        rows: list[dict[str, Any]] = []
+        seen: set[str] = set()
+        for data, job_id in items:
+            check_json(data, option="data")
+            if job_id is None:
+                job_id = uuid.uuid4().hex
+            elif not isinstance(job_id, str) or not job_id or len(job_id) > 200:
+                raise ValueError(f"id must be a non-empty str of <= 200 characters, got {job_id!r}")
+            if job_id in seen:
+                raise ValueError(f"id {job_id!r} appears twice in one enqueue")
+            seen.add(job_id)
+            rows.append({"id": job_id, "data": data})
+        d = definition
+        tel = self._telemetry
+        with tel.send_span(
+            name=d.name, queue=d.queue, max_attempts=d.max_attempts, count=len(rows)
+        ) as (span, carrier):
+            if len(rows) == 1:
+                span.set_attribute("messaging.message.id", rows[0]["id"])
+            now = db_now()
+            stmt = sa.insert(jobs).values(
+                name=d.name,
+                queue=d.queue,
+                status=JobState.QUEUED.value,
+                priority=priority,
+                attempt=0,
+                max_attempts=d.max_attempts,
+                lease_seconds=d.lease,
+                run_after=sa.func.coalesce(sa.literal(at, sa.Double), now + delay),
+                created_at=now,
+                updated_at=now,
+                trace_context=carrier,
+                errors=[],
+            )
+            try:
+                with self._writer.begin() as conn:
+                    conn.execute(stmt, rows)
+            except sa.exc.IntegrityError as exc:
+                tel.sent(
+                    span=span, name=d.name, queue=d.queue, count=len(rows), error="duplicate_id"
+                )
+                raise ValueError(
+                    f"a job with one of the ids {sorted(seen)[:5]} already exists; nothing was enqueued"
+                ) from exc
+            except Exception as exc:
+                tel.sent(
+                    span=span, name=d.name, queue=d.queue, count=len(rows), error=error_type(exc)
+                )
+                raise
+            tel.sent(span=span, name=d.name, queue=d.queue, count=len(rows), error=None)
+        return [row["id"] for row in rows]
+
+    # -- one attempt now (fn.run) ------------------------------------------------------------
+    def _claim_one(self, definition: Definition, job_id: str, owner: str) -> Attempt:
+        with suppress_instrumentation(), self._writer.begin() as conn:
+            row = _claim.claim_by_id(conn, owner=owner, job_id=job_id)
+            if row is not None and row.name != definition.name:
+                conn.rollback()
+                raise ValueError(
+                    f"job {job_id!r} belongs to {row.name!r}, not to {definition.name!r}"
+                )
+        if row is None:
+            job = self.get(job_id)
+            if job is None:
+                raise JobNotFoundError(f"no job with id {job_id!r}")
+            raise JobNotReadyError(
+                f"job {job_id!r} is {job.state.value}"
+                + (
+                    f" under a valid lease of {job.lease_owner}"
+                    if job.state is JobState.RUNNING
+                    else ""
+                )
+            )
+        return self._runner.begin(row, owner)
+
+    def _run_now(self, definition: Definition, job_id: str) -> JobState:
+        owner = new_owner("run")
+        attempt = self._claim_one(definition, job_id, owner)
+        try:
+            self._runner.invoke_sync(attempt)
+        finally:
+            self._complete(owner, [attempt])
+        return _outcome(attempt)
+
+    async def _run_now_async(self, definition: Definition, job_id: str) -> JobState:
+        owner = new_owner("run")
+        attempt = await asyncio.to_thread(self._claim_one, definition, job_id, owner)
+        try:
+            await self._runner.invoke_async(attempt)
+        finally:
+            await asyncio.to_thread(self._complete, owner, [attempt])
+        return _outcome(attempt)
+
+    # -- worker-facing -----------------------------------------------------------------------
+    def _claim(self, owner: str, queues: Sequence[str], limit: int) -> list[Attempt]:
+        with suppress_instrumentation(), self._writer.begin() as conn:
+            rows = _claim.claim_batch(conn, owner=owner, queues=queues, limit=limit)
+        return [self._runner.begin(row, owner) for row in rows]
+
+    def _complete(self, owner: str, attempts: Sequence[Attempt]) -> None:
+        """Apply the attempts' transitions in one transaction, then close their spans."""
+        transitions = [a.transition for a in attempts if a.transition is not None]
+        with suppress_instrumentation(), self._writer.begin() as conn:
+            applied = _claim.finish(conn, owner=owner, transitions=transitions)
+            lost = [(a.job.id, a.job.attempt) for a in attempts if a.job.id not in applied]
+            if lost:
+                _claim.record_lost(
+                    conn, owner=owner, lost=lost, reason="lease lost: result rejected"
+                )
+        for attempt in attempts:
+            self._runner.settle(attempt, applied=attempt.job.id in applied)
+
+    def _renew(self, owner: str, leases: Sequence[tuple[str, int]]) -> set[str]:
+        with suppress_instrumentation(), self._writer.begin() as conn:
+            return _claim.renew(conn, owner=owner, leases=leases)
+
+    def _fail_exhausted(self, limit: int = 100) -> int:
+        """Fail running jobs whose last allowed attempt's lease expired; how many."""
+        failed = 0
+        with suppress_instrumentation(), self._writer.begin() as conn:
+            for row in _claim.exhausted_expired(conn, limit=limit):
+                job = job_from_row(row)
+                transition = self._runner.lease_expired(job)
+                if _claim.finish(conn, owner=row.lease_owner, transitions=[transition]):
+                    failed += 1
+        return failed
+
+    # -- gauges ------------------------------------------------------------------------------
+    def _gauge_snapshot(self) -> GaugeSnapshot | None:
+        now_mono = self._clock.monotonic()
+        cached = self._gauge_cache
+        if cached is not None and now_mono - cached[0] < _GAUGE_CACHE_SECONDS:
+            return cached[1]
+        snapshot: GaugeSnapshot | None = None
+        try:
+            snapshot = self._query_gauges()
+        except Exception as exc:  # noqa: BLE001 - a metric callback never raises
+            report_internal_error("jobs.gauges", exc)
+        self._gauge_cache = (now_mono, snapshot)
+        return snapshot
+
+    def _query_gauges(self) -> GaugeSnapshot:
+        now = db_now()
+        ready_since = sa.case(
+            (sa.and_(_c.status.in_(("queued", "retrying")), _c.run_after <= now), _c.run_after),
+            (sa.and_(_c.status == "running", _c.lease_expires <= now), _c.lease_expires),
+        )
+        stmt = sa.select(
+            _c.queue, _c.status, sa.func.count(), sa.func.min(ready_since), now
+        ).group_by(_c.queue, _c.status)
+        counts: dict[tuple[str, str], int] = {}
+        oldest: dict[str, float] = {}
+        with suppress_instrumentation(), self._engine.connect() as conn:
+            for queue, status, count, since, db_time in conn.execute(stmt):
+                counts[(queue, status)] = count
+                oldest.setdefault(queue, 0.0)
+                if since is not None:
+                    oldest[queue] = max(oldest[queue], db_time - since)
+        return counts, oldest
+
+    # -- queries and operator actions --------------------------------------------------------
+    def get(self, job_id: str) -> Job | None:
+        """The job with this id, or None."""
+        with self._engine.connect() as conn:
+            row = conn.execute(sa.select(*jobs.c).where(_c.id == job_id)).first()
+        return None if row is None else job_from_row(row)
+
+    def list_jobs(
+        self,
+        *,
+        states: Iterable[JobState | str] | None = None,
+        queue: str | None = None,
+        name: str | None = None,
+        limit: int = 50,
+    ) -> list[Job]:
+        """Jobs, most recently updated first, optionally filtered."""
+        stmt = sa.select(*jobs.c).order_by(_c.updated_at.desc(), _c.id).limit(limit)
+        if states is not None:
+            stmt = stmt.where(_c.status.in_([JobState(s).value for s in states]))
+        if queue is not None:
+            stmt = stmt.where(_c.queue == queue)
+        if name is not None:
+            stmt = stmt.where(_c.name == name)
+        with self._engine.connect() as conn:
+            return [job_from_row(row) for row in conn.execute(stmt)]
+
+    def transitions(self, job_id: str) -> list[JobTransition]:
+        """A job's state changes, oldest first."""
+        h = history.c
+        stmt = sa.select(history).where(h.job_id == job_id).order_by(h.seq)
+        with self._engine.connect() as conn:
+            return [
+                JobTransition(
+                    r.from_status, r.to_status, from_epoch(r.at), r.attempt, r.worker, r.error
+                )
+                for r in conn.execute(stmt)
+            ]
+
+    def retry(self, job_id: str) -> bool:
+        """Queue a ``failed`` or ``cancelled`` job again with fresh attempts (errors kept)."""
+        return self._operator(
+            job_id,
+            ("failed", "cancelled"),
+            status="queued",
+            attempt=0,
+            run_after=db_now(),
+            finished_at=None,
+        )
+
+    def cancel(self, job_id: str) -> bool:
+        """Cancel a job that has not finished; a running attempt's result will be rejected."""
+        return self._operator(
+            job_id, ("queued", "retrying", "running"), status="cancelled", finished_at=db_now()
+        )
+
+    def _operator(self, job_id: str, sources: Sequence[str], **values: Any) -> bool:
+        stmt = (
+            sa.update(jobs)
+            .where(_c.id == job_id, _c.status.in_(sources))
+            .values(lease_owner=None, lease_expires=None, updated_at=db_now(), **values)
+        )
+        with self._writer.begin() as conn:
+            return conn.execute(stmt).rowcount == 1
+
+    def purge(
+        self,
+        *,
+        older_than: timedelta = timedelta(days=7),
+        states: Iterable[JobState | str] = (
+            JobState.SUCCEEDED,
+            JobState.FAILED,
+            JobState.CANCELLED,
+        ),
+    ) -> int:
+        """Delete final jobs (and their history) last updated before ``older_than`` ago."""
+        chosen = [JobState(s) for s in states]
+        if not all(s.is_final for s in chosen):
+            raise ValueError(f"purge: states must be final states, got {[s.value for s in chosen]}")
+        cutoff = db_now() - older_than.total_seconds()
+        doomed = sa.select(_c.id).where(
+            _c.status.in_([s.value for s in chosen]), _c.updated_at < cutoff
+        )
+        with self._writer.begin() as conn:
+            conn.execute(sa.delete(history).where(history.c.job_id.in_(doomed)))
+            return conn.execute(sa.delete(jobs).where(_c.id.in_(doomed))).rowcount
+
+
+def _run_after(value: datetime | timedelta | float | None) -> tuple[float | None, float]:
+    """(absolute epoch seconds or None, delay after the database's now)."""
+    if value is None:
+        return None, 0.0
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            raise ValueError("run_after: a datetime must be timezone-aware (e.g. UTC)")
+        return value.timestamp(), 0.0
+    if isinstance(value, timedelta):
+        return None, value.total_seconds()
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return None, float(value)
+    raise TypeError(
+        "run_after must be an aware datetime, a timedelta or seconds from now, "
+        f"got {type(value).__name__}"
+    )
+
+
+def _outcome(attempt: Attempt) -> JobState:
+    if attempt.transition is None or not attempt.applied:
+        raise LeaseLostError(f"job {attempt.job.id!r}: lease lost, result rejected")
+    return attempt.transition.to

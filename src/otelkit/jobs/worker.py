@@ -1,0 +1,328 @@
+"""Worker: claims batches of ready jobs, runs them (threads for sync, an event loop for async),
+and applies their transitions in group commits.
+
+The loop thread does all claiming and completing; job threads and tasks only run user code
+and hand finished attempts back. Completions that pile up while a transaction is in flight
+are committed together, so many short jobs cost far fewer transactions than jobs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import random
+import signal
+import threading
+import time
+from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from types import FrameType
+from typing import TYPE_CHECKING, Any
+
+from otelkit._errors import report_internal_error
+from otelkit.jobs._execute import Attempt
+
+if TYPE_CHECKING:
+    from otelkit.jobs.store import JobStore
+
+__all__ = ["Worker"]
+
+_SWEEP_EVERY = 5.0  # seconds between sweeps for exhausted jobs with expired leases
+_MAX_PAUSE = 30.0  # cap of the reconnect backoff
+
+
+class Worker:
+    """Claims and runs jobs of a :class:`JobStore` until stopped.
+
+    Obtain one with ``store.worker(queues=..., concurrency=..., batch=...)``.
+    ``concurrency`` attempts run at once; a claim asks for ``batch`` jobs (default:
+    ``concurrency``) whenever fewer than ``concurrency`` are in hand. Database errors
+    (e.g. PostgreSQL restarting) pause the loop with exponential backoff; nothing is lost.
+    """
+
+    def __init__(
+        self,
+        store: JobStore,
+        *,
+        queues: Sequence[str] | None,
+        concurrency: int,
+        batch: int | None,
+        poll_interval: float,
+        shutdown_timeout: float,
+    ) -> None:
+        from otelkit.jobs.store import new_owner
+
+        _positive_int("concurrency", concurrency)
+        batch = concurrency if batch is None else batch
+        _positive_int("batch", batch)
+        for option, value in (
+            ("poll_interval", poll_interval),
+            ("shutdown_timeout", shutdown_timeout),
+        ):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+                raise ValueError(
+                    f"worker: {option} must be a number of seconds >= 0, got {value!r}"
+                )
+        registry = store.functions
+        if not registry:
+            raise ValueError("worker: no job functions are registered on this store")
+        if queues is None:
+            queues = sorted({d.queue for d in registry.values()})
+        elif (
+            isinstance(queues, str)
+            or not all(isinstance(q, str) and q for q in queues)
+            or not queues
+        ):
+            raise ValueError(
+                f"worker: queues must be a non-empty list of queue names, got {queues!r}"
+            )
+        self.id = new_owner("worker")
+        """This worker's lease-owner id (host:pid:worker:random)."""
+        self.queues = tuple(queues)
+        self.concurrency = concurrency
+        self.batch = batch
+        self.processed = 0
+        """Attempts this worker has finished (any outcome)."""
+        self._store = store
+        self._poll = float(poll_interval)
+        self._grace = float(shutdown_timeout)
+        self._cond = threading.Condition(threading.RLock())
+        self._stopping = False
+        self._done: list[Attempt] = []
+        self._in_flight: dict[Attempt, Future[Any]] = {}
+        self._abandoned: set[int] = set()
+        self._executor: ThreadPoolExecutor | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread: threading.Thread | None = None
+        self._failures = 0
+        self._jitter = random.Random()
+        self._last_sweep = 0.0
+
+    # -- public --------------------------------------------------------------------------------
+    def run(self) -> None:
+        """Run until :meth:`stop` (or SIGTERM/SIGINT when called in the main thread).
+
+        On stop, jobs not started yet are released at once; running ones get
+        ``shutdown_timeout`` seconds to finish, then are released (async ones cancelled).
+        A second signal stops at once, releasing everything in hand.
+        """
+        restore = self._install_signals()
+        try:
+            self._serve(until_idle=False, timeout=None)
+        finally:
+            restore()
+
+    def run_until_idle(self, *, timeout: float | None = 60.0) -> int:
+        """Run until no job is ready and none is in hand; the number of attempts finished.
+
+        Jobs waiting for a future ``run_after`` are not waited for. Raises ``TimeoutError``
+        (after releasing what is in hand) if ``timeout`` seconds pass first.
+        """
+        before = self.processed
+        self._serve(until_idle=True, timeout=timeout)
+        return self.processed - before
+
+    def stop(self) -> None:
+        """Ask the loop to stop (thread-safe; returns at once)."""
+        with self._cond:
+            self._stopping = True
+            self._cond.notify_all()
+
+    # -- loop ----------------------------------------------------------------------------------
+    def _serve(self, *, until_idle: bool, timeout: float | None) -> None:
+        with self._cond:
+            self._stopping = False
+        deadline = None if timeout is None else time.monotonic() + timeout
+        clean = False
+        try:
+            while True:
+                if not self._flush_done():
+                    continue
+                with self._cond:
+                    if self._stopping:
+                        break
+                asked = claimed = 0
+                if len(self._in_flight) < self.concurrency:
+                    asked = self.batch
+                    try:
+                        attempts = self._store._claim(self.id, self.queues, asked)
+                    except Exception as exc:  # noqa: BLE001 - database away: back off, retry
+                        self._db_failed("jobs.claim", exc)
+                        continue
+                    self._failures = 0
+                    for attempt in attempts:
+                        self._submit(attempt)
+                    claimed = len(attempts)
+                    if claimed < asked:
+                        self._maybe_sweep()
+                with self._cond:
+                    if until_idle and claimed == 0 and not self._in_flight and not self._done:
+                        break
+                    if deadline is not None and time.monotonic() > deadline:
+                        raise TimeoutError(f"worker: not idle within {timeout} s")
+                    if self._done or self._stopping:
+                        continue
+                    if asked and claimed == asked and len(self._in_flight) < self.concurrency:
+                        continue  # more may be ready right now
+                    self._cond.wait(self._poll if claimed < asked or not asked else None)
+            self._shutdown(grace=self._grace)
+            clean = True
+        finally:
+            if not clean:  # an exception (e.g. a second Ctrl-C): release everything, no grace
+                self._shutdown(grace=0.0)
+            self._close_runtimes()
+
+    def _flush_done(self) -> bool:
+        with self._cond:
+            done, self._done = self._done, []
+        if not done:
+            return True
+        try:
+            self._store._complete(self.id, done)
+        except Exception as exc:  # noqa: BLE001 - database away: keep them, back off, retry
+            with self._cond:
+                self._done[:0] = done
+            self._db_failed("jobs.complete", exc)
+            return False
+        self._failures = 0
+        with self._cond:
+            for attempt in done:
+                self._in_flight.pop(attempt, None)
+            self.processed += len(done)
+        return True
+
+    def _db_failed(self, component: str, exc: Exception) -> None:
+        report_internal_error(component, exc)
+        self._failures += 1
+        pause = min(_MAX_PAUSE, 0.05 * 2 ** min(self._failures, 16))
+        pause *= 0.5 + self._jitter.random() / 2
+        with self._cond:
+            self._cond.wait_for(lambda: self._stopping, timeout=pause)
+
+    def _maybe_sweep(self) -> None:
+        now = time.monotonic()
+        if now - self._last_sweep < _SWEEP_EVERY:
+            return
+        self._last_sweep = now
+        try:
+            self._store._fail_exhausted()
+        except Exception as exc:  # noqa: BLE001 - the next sweep tries again
+            report_internal_error("jobs.sweep", exc)
+
+    # -- running attempts ----------------------------------------------------------------------
+    def _submit(self, attempt: Attempt) -> None:
+        definition = attempt.definition
+        future: Future[Any]
+        if definition is not None and definition.is_async:
+            future = asyncio.run_coroutine_threadsafe(self._run_async(attempt), self._event_loop())
+        else:
+            if self._executor is None:
+                self._executor = ThreadPoolExecutor(
+                    self.concurrency, thread_name_prefix="otelkit-job"
+                )
+            future = self._executor.submit(self._run_sync, attempt)
+        with self._cond:
+            self._in_flight[attempt] = future
+
+    def _run_sync(self, attempt: Attempt) -> None:
+        try:
+            self._store._runner.invoke_sync(attempt)
+        except BaseException:  # noqa: BLE001 - released by invoke_sync; the thread carries on
+            pass
+        finally:
+            self._hand_back(attempt)
+
+    async def _run_async(self, attempt: Attempt) -> None:
+        try:
+            await self._store._runner.invoke_async(attempt)
+        except BaseException:  # noqa: BLE001 - released by invoke_async (cancellation at shutdown)
+            pass
+        finally:
+            self._hand_back(attempt)
+
+    def _hand_back(self, attempt: Attempt) -> None:
+        with self._cond:
+            if id(attempt) in self._abandoned:
+                return  # released at shutdown; its late result is not applied
+            self._done.append(attempt)
+            self._cond.notify_all()
+
+    def _event_loop(self) -> asyncio.AbstractEventLoop:
+        if self._loop is None:
+            loop = asyncio.new_event_loop()
+            thread = threading.Thread(
+                target=loop.run_forever, name="otelkit-jobs-async", daemon=True
+            )
+            thread.start()
+            self._loop, self._loop_thread = loop, thread
+        return self._loop
+
+    # -- stopping ------------------------------------------------------------------------------
+    def _shutdown(self, *, grace: float) -> None:
+        runner = self._store._runner
+        with self._cond:
+            for attempt, future in list(self._in_flight.items()):
+                if not attempt.started and future.cancel():
+                    runner.release(attempt, "worker stopping before the job started")
+                    self._done.append(attempt)
+        deadline = time.monotonic() + grace
+        while self._in_flight and time.monotonic() < deadline:
+            self._flush_done()
+            with self._cond:
+                if self._in_flight and not self._done:
+                    self._cond.wait(max(0.0, min(self._poll, deadline - time.monotonic())))
+        with self._cond:
+            pending = [(a, f) for a, f in self._in_flight.items() if a not in self._done]
+        for attempt, future in pending:
+            definition = attempt.definition
+            if definition is not None and definition.is_async and future.cancel():
+                continue  # cancellation releases it inside the task
+            with self._cond:
+                self._abandoned.add(id(attempt))
+                released = copy.copy(attempt)
+                runner.release(released, "worker stopped before the job finished")
+                self._in_flight.pop(attempt, None)
+                self._in_flight[released] = future
+                self._done.append(released)
+        cancel_deadline = time.monotonic() + min(5.0, max(grace, 1.0))
+        while self._in_flight and time.monotonic() < cancel_deadline:
+            if not self._flush_done():
+                continue
+            with self._cond:
+                if self._in_flight and not self._done:
+                    self._cond.wait(0.05)
+
+    def _close_runtimes(self) -> None:
+        if self._executor is not None:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+            self._executor = None
+        if self._loop is not None and self._loop_thread is not None:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._loop_thread.join(timeout=5.0)
+            if not self._loop.is_running():
+                self._loop.close()
+            self._loop = self._loop_thread = None
+
+    def _install_signals(self) -> Any:
+        if threading.current_thread() is not threading.main_thread():
+            return lambda: None
+        previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+
+        def handler(signum: int, frame: FrameType | None) -> None:
+            if self._stopping:
+                raise KeyboardInterrupt  # second signal: stop now, releasing what is in hand
+            self.stop()
+
+        for sig in previous:
+            signal.signal(sig, handler)
+
+        def restore() -> None:
+            for sig, old in previous.items():
+                signal.signal(sig, old)
+
+        return restore
+
+
+def _positive_int(option: str, value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"worker: {option} must be an int >= 1, got {value!r}")
