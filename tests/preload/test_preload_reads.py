@@ -14,7 +14,9 @@ from otelkit.testing import FakeClock, wait_until
 from .conftest import Counter
 
 
-def test_miss_loads_once_then_hits(make_preloader: Callable[..., Preloader[str]], counter: Counter) -> None:
+def test_miss_loads_once_then_hits(
+    make_preloader: Callable[..., Preloader[str]], counter: Counter
+) -> None:
     pre = make_preloader()
     assert pre.get("k", counter) == "k#1"
     assert pre.get("k", counter) == "k#1"
@@ -180,7 +182,7 @@ def test_async_loader_from_sync_get_inside_a_loop_is_refused(
         return "never"
 
     async def main() -> None:
-        with pytest.raises(TypeError, match="use 'await preloader.aget"):
+        with pytest.raises(TypeError, match=r"use 'await preloader\.aget"):
             pre.get("k", loader)
 
     asyncio.run(main())
