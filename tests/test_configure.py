@@ -137,6 +137,19 @@ def test_log_coalescing_is_on_by_default() -> None:
     bodies = [r.log_record.body for r in telemetry.memory.logs.get_finished_logs()]
     assert bodies.count("disk full") == 1  # the first goes out at once
     telemetry.shutdown()  # closes the window: the summary follows
-    records = [r for r in telemetry.memory.logs.get_finished_logs() if r.log_record.body == "disk full"]
+    records = [
+        r for r in telemetry.memory.logs.get_finished_logs() if r.log_record.body == "disk full"
+    ]
     assert len(records) == 2
     assert records[1].log_record.attributes["otelkit.coalesce.count"] == 100
+
+
+def test_export_counts_follow_what_the_exporter_received(memory: Telemetry) -> None:
+    for i in range(3):
+        log.warning("counted %d", i)
+    with trace.get_tracer("t").start_as_current_span("one"):
+        pass
+    counts = memory.export_counts()
+    assert counts["logs"] == (len(memory.memory.logs.get_finished_logs()), 0)
+    assert counts["logs"][0] >= 3
+    assert counts["traces"] == (1, 0)

@@ -251,8 +251,8 @@ def build_pipeline(settings: Settings) -> Pipeline:
     if settings.exporter == "memory":
         memory = MemoryExporters()
         return Pipeline(
-            SimpleSpanProcessor(memory.spans),
-            SimpleLogRecordProcessor(memory.logs),
+            SimpleSpanProcessor(_CountingSpanExporter(memory.spans, counts["traces"])),
+            SimpleLogRecordProcessor(_CountingLogExporter(memory.logs, counts["logs"])),
             [memory.metrics],
             counts,
             hooks,

@@ -143,6 +143,16 @@ class Telemetry:
         """True until :meth:`shutdown` has run."""
         return not self._shutdown_done
 
+    def export_counts(self) -> dict[str, tuple[int, int]]:
+        """``{"traces": (exported, failed), "logs": (exported, failed)}`` so far: items the
+        exporters handed on successfully and items they failed to (OTLP, memory)."""
+        if self._pipeline is None:
+            return {"traces": (0, 0), "logs": (0, 0)}
+        return {
+            signal: (counts.exported, counts.failed)
+            for signal, counts in self._pipeline.counts.items()
+        }
+
     # -- installation -------------------------------------------------------------------
 
     def _install(self) -> None:
