@@ -1,9 +1,10 @@
 """The preloader: cache-aside reads that warm hot and related keys ahead of demand.
 
-One core serves both kinds of callers. :meth:`Preloader._begin` does everything a read
-needs under one lock (cache lookup, access record, single-flight bookkeeping, related
-prefetch); :meth:`Preloader._complete` does everything a finished load needs. ``get`` and
-``aget`` differ only in how they run the loader and how they wait for the shared result.
+The state lives in :class:`~otelkit.preload._core.PreloadCore`; this module runs loads.
+``get`` runs a missed key's loader on the reader's thread, ``aget`` in a task of the
+reader's event loop; both then wait for the one shared result. Related and refresh loads
+run in the background: async loaders on the loop async readers use, others on an executor
+of ``concurrency`` threads. One timer of the injected clock drives the refresher.
 """
 
 from __future__ import annotations
@@ -11,11 +12,9 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import inspect
-import math
-import threading
 from collections.abc import Iterable
 from types import TracebackType
-from typing import Any, Generic, TypeVar
+from typing import Generic, TypeVar
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
@@ -25,18 +24,9 @@ from otelkit._clock import REAL_CLOCK, Clock, TimerHandle
 from otelkit._errors import report_internal_error
 from otelkit._version import __version__
 from otelkit.preload._batch import RefreshBatch
-from otelkit.preload._entries import Entries
-from otelkit.preload._loading import (
-    ErrorLog,
-    Flight,
-    Loader,
-    LoaderRegistry,
-    is_async_callable,
-    run_awaitable,
-)
-from otelkit.preload._metrics import PreloadMetrics
-from otelkit.preload._options import check_key, check_related
-from otelkit.preload._scores import Popularity
+from otelkit.preload._core import PreloadCore, Read
+from otelkit.preload._loading import Flight, Loader, is_async_callable, run_awaitable
+from otelkit.preload._options import check_key
 from otelkit.preload._settings import Settings
 from otelkit.preload.cache import Cache
 
@@ -45,15 +35,24 @@ __all__ = ["Preloader"]
 V = TypeVar("V")
 
 _NEW, _RUNNING, _CLOSED = "new", "running", "closed"
-_ADAPT_RATE = 0.1
 
 
 class Preloader(Generic[V]):
-    """Reads through ``cache``, loading misses once, prefetching related keys and refreshing
-    hot keys shortly before their entries expire.
+    """Reads through ``cache``, loading each miss once, prefetching related keys and
+    refreshing hot keys shortly before their entries expire.
 
-    See ``docs/preload.md`` for the options, the scoring and the metrics. Call
-    :meth:`start` (or use ``with`` / ``async with``) before reading, :meth:`close` after.
+    Options (keyword-only): ``ttl`` of written entries (s); ``half_life`` of popularity
+    scores (s); ``threshold``, the score a key needs to be preloaded, which moves within
+    ``threshold_range`` (default threshold / 10 to threshold * 10) when ``adaptive`` so
+    that about ``target_waste`` of preloads go unused; ``max_keys`` tracked;
+    ``concurrency``, background loads at once; ``refresh_ahead``, the fraction of the TTL
+    left when a hot entry is reloaded; ``refresh_interval`` of the refresher (s);
+    ``max_related`` keys remembered per key; ``executor`` for background loads (default:
+    a thread pool of ``concurrency`` threads); ``clock``, ``tracer_provider`` and
+    ``meter_provider`` default to the real clock and the OTel globals.
+
+    Call :meth:`start` (or use ``with`` / ``async with``) before reading, :meth:`close`
+    after. See ``docs/preload.md``.
     """
 
     def __init__(
@@ -82,7 +81,7 @@ class Preloader(Generic[V]):
                     f"Preloader: cache must have get(key), set(key, value, *, ttl) and "
                     f"delete(key) methods (an otelkit.preload.Cache); {cache!r} lacks {method}()"
                 )
-        s = Settings.resolve(
+        settings = Settings.resolve(
             ttl=ttl,
             half_life=half_life,
             threshold=threshold,
@@ -97,20 +96,10 @@ class Preloader(Generic[V]):
             executor=executor,
             clock=clock,
         )
-        self._cache = cache
-        self._s = s
         self._clock = clock or REAL_CLOCK
-        self._lock = threading.Lock()
+        self._core: PreloadCore[V] = PreloadCore(cache, settings, self._clock, meter_provider)
+        self._lock = self._core.lock
         self._state = _NEW
-        self._threshold = s.threshold
-        self._pop = Popularity(
-            half_life=s.half_life, max_keys=s.max_keys, max_related=s.max_related
-        )
-        self._entries = Entries(ttl=s.ttl, lead=s.ttl * s.refresh_ahead)
-        self._loaders: LoaderRegistry[V] = LoaderRegistry()
-        self._flights: dict[str, Flight[V]] = {}
-        self._background = 0  # related and refresh loads in flight
-        self._errors = ErrorLog(window=max(60.0, s.ttl), max_keys=s.max_keys)
         self._executor = executor
         self._owns_executor = executor is None
         self._home: asyncio.AbstractEventLoop | None = None  # where async loaders run
@@ -120,37 +109,23 @@ class Preloader(Generic[V]):
         self._tracer = (tracer_provider or trace.get_tracer_provider()).get_tracer(
             "otelkit.preload", __version__
         )
-        self._metrics = PreloadMetrics(
-            meter_provider, tracked_keys=self._pop.__len__, threshold=lambda: self._threshold
-        )
 
-    # ----------------------------------------------------------------- public API
-
-    @property
-    def threshold(self) -> float:
-        """The score a key needs to be preloaded now (moves when ``adaptive``)."""
-        return self._threshold
-
-    def register(self, key: str, loader: Loader[V]) -> None:
-        """Use ``loader(key)`` to load exactly ``key`` (for refresh and related prefetch)."""
-        self._register(check_key("Preloader.register", key), loader, prefix=False)
-
-    def register_prefix(self, prefix: str, loader: Loader[V]) -> None:
-        """Use ``loader(key)`` for every key starting with ``prefix`` (longest prefix wins)."""
-        self._register(check_key("Preloader.register_prefix", prefix, "prefix"), loader, True)
+    # ------------------------------------------------------------------ reading
 
     def get(self, key: str, loader: Loader[V] | None = None, related: Iterable[str] = ()) -> V:
         """The cached value of ``key``, else load it (once, however many readers wait).
 
-        ``loader(key)`` (sync or async) defaults to the one registered for the key.
-        ``related`` keys are remembered and prefetched when their loaders are known.
+        ``loader(key)`` (sync or async) defaults to the one registered for the key and is
+        remembered for refreshes. ``related`` keys (read with this one) are remembered and
+        prefetched when their loaders are known and this key is popular enough. A loader's
+        exception reaches every reader waiting for that load.
         """
-        flight, value, lead = self._begin("Preloader.get", key, loader, related)
-        if flight is None:
-            return value  # type: ignore[return-value]
-        if lead:
-            self._run_sync(flight)
-        return flight.future.result()
+        read = self._begin("Preloader.get", key, loader, related)
+        if read.flight is None:
+            return read.value  # type: ignore[return-value]
+        if read.lead:
+            self._run_sync(read.flight)
+        return read.flight.future.result()
 
     async def aget(
         self, key: str, loader: Loader[V] | None = None, related: Iterable[str] = ()
@@ -159,41 +134,48 @@ class Preloader(Generic[V]):
         loop = asyncio.get_running_loop()
         if self._home is None or self._home.is_closed():
             self._home = loop
-        flight, value, lead = self._begin("Preloader.aget", key, loader, related)
-        if flight is None:
-            return value  # type: ignore[return-value]
-        if lead:
+        read = self._begin("Preloader.aget", key, loader, related)
+        if read.flight is None:
+            return read.value  # type: ignore[return-value]
+        if read.lead:
             # A task of its own: one reader's cancellation must not abort a shared load.
-            task = loop.create_task(self._run_async(flight))
+            task = loop.create_task(self._run_async(read.flight))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
-        return await asyncio.shield(asyncio.wrap_future(flight.future))
+        return await asyncio.shield(asyncio.wrap_future(read.flight.future))
+
+    def register(self, key: str, loader: Loader[V]) -> None:
+        """Use ``loader(key)`` to load exactly ``key`` (for refresh and related prefetch)."""
+        self._core.register(check_key("Preloader.register", key), loader, prefix=False)
+
+    def register_prefix(self, prefix: str, loader: Loader[V]) -> None:
+        """Use ``loader(key)`` for every key starting with ``prefix`` (longest prefix wins)."""
+        check_key("Preloader.register_prefix", prefix, "prefix")
+        self._core.register(prefix, loader, prefix=True)
 
     def invalidate(self, key: str) -> None:
         """Delete ``key`` from the cache; an unused preload of it counts as wasted."""
-        check_key("Preloader.invalidate", key)
-        self._cache.delete(key)
-        with self._lock:
-            wasted = self._entries.forget(key)
-            self._adapt(0, wasted is not None)
-        if wasted:
-            self._metrics.wasted(wasted)
+        self._core.invalidate(check_key("Preloader.invalidate", key))
+
+    @property
+    def threshold(self) -> float:
+        """The score a key needs to be preloaded now (moves when ``adaptive``)."""
+        return self._core.threshold
 
     def hot_keys(self, limit: int = 10) -> list[tuple[str, float]]:
         """The ``limit`` most popular keys and their decayed scores, hottest first."""
         if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
             raise ValueError(f"Preloader.hot_keys: limit must be an int >= 0, got {limit!r}")
-        with self._lock:
-            return self._pop.top(limit, self._clock.monotonic())
+        return self._core.hot_keys(limit)
 
     def score(self, key: str) -> float:
         """The decayed popularity score of ``key`` now (0.0 when not tracked)."""
-        check_key("Preloader.score", key)
-        with self._lock:
-            return self._pop.score(key, self._clock.monotonic())
+        return self._core.score(check_key("Preloader.score", key))
+
+    # ---------------------------------------------------------------- lifecycle
 
     def start(self) -> Preloader[V]:
-        """Start the background refresher (idempotent); returns ``self``."""
+        """Start prefetching and the background refresher (idempotent); returns ``self``."""
         with self._lock:
             if self._state == _CLOSED:
                 raise RuntimeError("Preloader: start() after close(); create a new Preloader")
@@ -201,21 +183,24 @@ class Preloader(Generic[V]):
                 return self
             if self._executor is None:
                 self._executor = concurrent.futures.ThreadPoolExecutor(
-                    max_workers=self._s.concurrency, thread_name_prefix="otelkit-preload"
+                    max_workers=self._core.settings.concurrency,
+                    thread_name_prefix="otelkit-preload",
                 )
             self._state = _RUNNING
+            self._core.prefetching = True
         self._arm()
         return self
 
     def close(self) -> None:
-        """Stop refreshing and prefetching; wait for background loads that already run.
+        """Stop refreshing and prefetching; wait for background loads already running.
 
-        Reads keep working afterwards as plain cache-aside reads. Idempotent.
+        Reads keep working afterwards, as plain cache-aside reads. Idempotent.
         """
         with self._lock:
             if self._state == _CLOSED:
                 return
             self._state = _CLOSED
+            self._core.prefetching = False
             timer, self._timer = self._timer, None
             remote = list(self._remote)
         if timer is not None:
@@ -224,11 +209,9 @@ class Preloader(Generic[V]):
             future.cancel()
         if self._owns_executor and self._executor is not None:
             self._executor.shutdown(wait=True, cancel_futures=True)
-        with self._lock:
-            stranded = [f for f in self._flights.values() if f.reason != "demand"]
-        for flight in stranded:  # queued loads that will never run now
-            self._settle(flight, None, RuntimeError("the preloader was closed"))
-        self._metrics.close()
+        for flight in self._core.background_flights():  # queued: they will never run
+            self._core.settle(flight, None, RuntimeError("the preloader was closed"))
+        self._core.metrics.close()
 
     def __enter__(self) -> Preloader[V]:
         return self.start()
@@ -248,118 +231,21 @@ class Preloader(Generic[V]):
         # close() waits for worker threads, which may need this loop: wait off the loop.
         await asyncio.get_running_loop().run_in_executor(None, self.close)
 
-    # ------------------------------------------------------------------ the core
-
-    def _register(self, key: str, loader: Loader[V], prefix: bool) -> None:
-        if not callable(loader):
-            raise TypeError(f"Preloader.register: loader must be callable, got {loader!r}")
-        with self._lock:
-            (self._loaders.add_prefix if prefix else self._loaders.add)(key, loader)
-
-    def _loader_for(self, key: str) -> Loader[V] | None:
-        tracked = self._pop.peek(key)
-        if tracked is not None and tracked.loader is not None:
-            return tracked.loader  # type: ignore[return-value]
-        return self._loaders.find(key)
+    # ---------------------------------------------------------------- running loads
 
     def _begin(
         self, owner: str, key: str, loader: Loader[V] | None, related: Iterable[str]
-    ) -> tuple[Flight[V] | None, V | None, bool]:
-        """Everything a read does before waiting: returns (flight, cached value, lead)."""
-        check_key(owner, key)
-        if loader is not None and not callable(loader):
-            raise TypeError(f"{owner}: loader must be callable or None, got {loader!r}")
-        related_keys = check_related(owner, related)
+    ) -> Read[V]:
         if self._state == _NEW:
             raise RuntimeError(f"{owner}: call start() first (or use 'with Preloader(...)')")
-        value = self._cache_get(key)
-        now = self._clock.monotonic()
-        used = wasted = None
-        lead = False
-        prefetch: list[Flight[V]] = []
-        with self._lock:
-            flight = None if value is not None else self._flights.get(key)
-            chosen = loader
-            if value is None and flight is None and chosen is None:
-                chosen = self._loader_for(key)
-                if chosen is None:
-                    raise ValueError(
-                        f"{owner}: no loader for key {key!r}: pass loader= or register() one"
-                    )
-            tracked, _ = self._pop.touch(key, now)
-            if loader is not None:
-                tracked.loader = loader
-            for other in related_keys:
-                self._pop.relate(tracked, other)
-            if value is not None:
-                used = self._entries.hit(key)
-            else:
-                wasted = self._entries.missed(key, now)
-                if flight is None:
-                    assert chosen is not None
-                    flight = self._flights[key] = Flight(key, chosen, "demand")
-                    lead = True
-                else:
-                    flight.joined = True
-            self._adapt(used is not None, wasted is not None)
-            if (
-                tracked.related
-                and self._state == _RUNNING
-                and self._pop.score(key, now) >= self._threshold
-            ):
-                prefetch = self._plan_related(tracked.related, now)
-        self._metrics.request(value is not None)
-        if used:
-            self._metrics.used(used)
-        if wasted:
-            self._metrics.wasted(wasted)
-        for planned in prefetch:
-            self._launch(planned)
-        return flight, value, lead
-
-    def _plan_related(self, related: dict[str, None], now: float) -> list[Flight[V]]:
-        planned: list[Flight[V]] = []
-        for other in reversed(related):  # the most recently related first
-            if self._background >= self._s.concurrency:
-                break
-            if (
-                other in self._flights
-                or self._entries.live(other, now)
-                or self._errors.backing_off(other, now)
-            ):
-                continue
-            loader = self._loader_for(other)
-            if loader is not None:
-                planned.append(self._open_flight(other, loader, "related"))
-        return planned
-
-    def _open_flight(self, key: str, loader: Loader[V], reason: str) -> Flight[V]:
-        flight = self._flights[key] = Flight(key, loader, reason)
-        self._background += 1
-        return flight
-
-    def _adapt(self, used: int, wasted: int) -> None:
-        """Raise the threshold on waste, lower it on use (under the lock).
-
-        The steps are sized so that it settles where wasted / (used + wasted) equals
-        ``target_waste``.
-        """
-        if not self._s.adaptive or not (used or wasted):
-            return
-        target = self._s.target_waste
-        step = _ADAPT_RATE * ((1.0 - target) * wasted - target * used)
-        low, high = self._s.threshold_range
-        self._threshold = min(high, max(low, self._threshold * math.exp(step)))
-
-    def _cache_get(self, key: str) -> V | None:
-        try:
-            return self._cache.get(key)
-        except Exception as exc:  # noqa: BLE001 - a broken cache degrades to a miss
-            report_internal_error("preload.cache", exc)
-            return None
+        read = self._core.begin(owner, key, loader, related)
+        for flight in read.prefetch:
+            self._launch(flight)
+        return read
 
     def _run_sync(self, flight: Flight[V]) -> None:
-        """Run ``flight``'s loader on this thread (an async loader on its own loop)."""
+        """Run ``flight``'s loader on this thread (an async loader on a loop, see
+        :func:`run_awaitable`)."""
         started = self._clock.monotonic()
         token = otel_context.attach(flight.batch.context) if flight.batch else None
         try:
@@ -367,11 +253,11 @@ class Preloader(Generic[V]):
             if inspect.isawaitable(value):
                 value = run_awaitable(value, self._home, flight.key)
         except BaseException as exc:
-            self._complete(flight, None, exc, started)
+            self._core.complete(flight, None, exc, started)
             if not isinstance(exc, Exception):
                 raise
         else:
-            self._complete(flight, value, None, started)
+            self._core.complete(flight, value, None, started)
         finally:
             if token is not None:
                 otel_context.detach(token)
@@ -389,11 +275,11 @@ class Preloader(Generic[V]):
                 if inspect.isawaitable(value):
                     value = await value
         except BaseException as exc:
-            self._complete(flight, None, exc, started)
+            self._core.complete(flight, None, exc, started)
             if not isinstance(exc, Exception):
                 raise
         else:
-            self._complete(flight, value, None, started)
+            self._core.complete(flight, value, None, started)
         finally:
             if token is not None:
                 otel_context.detach(token)
@@ -410,73 +296,21 @@ class Preloader(Generic[V]):
             else:
                 assert self._executor is not None
                 self._executor.submit(self._run_sync, flight)
-        except Exception as exc:  # noqa: BLE001 - e.g. executor shut down: fail the load
-            self._complete(flight, None, exc, self._clock.monotonic())
+        except Exception as exc:  # noqa: BLE001 - e.g. the executor shut down: fail the load
+            self._core.complete(flight, None, exc, self._clock.monotonic())
 
     def _forget_remote(self, future: concurrent.futures.Future[None]) -> None:
         with self._lock:
             self._remote.discard(future)
 
-    def _complete(
-        self, flight: Flight[V], value: Any, error: BaseException | None, started: float
-    ) -> None:
-        """Everything a finished load does: store, account, adapt, wake the readers."""
-        key, reason, ok = flight.key, flight.reason, error is None
-        stored = False
-        if ok and value is not None:
-            try:
-                self._cache.set(key, value, ttl=self._s.ttl)
-                stored = True
-            except Exception as exc:  # noqa: BLE001 - the reader still gets its value
-                report_internal_error("preload.cache", exc)
-        now = self._clock.monotonic()
-        wasted = None
-        used = should_log = False
-        with self._lock:
-            if self._flights.get(key) is flight:
-                del self._flights[key]
-                if reason != "demand":
-                    self._background -= 1
-            if stored:
-                used = flight.joined and reason != "demand"
-                wasted = self._entries.wrote(key, now, reason, used)
-                self._errors.succeeded(key)
-                self._adapt(used, wasted is not None)
-            elif error is not None:
-                should_log = self._errors.failed(key, now)
-        self._metrics.load(reason, ok, now - started)
-        if used:
-            self._metrics.used(reason)
-        if wasted:
-            self._metrics.wasted(wasted)
-        if should_log and error is not None:
-            self._errors.log(key, reason, error)
-        if flight.batch is not None:
-            flight.batch.done(ok)
-        self._settle(flight, value, error)
-
-    def _settle(self, flight: Flight[V], value: Any, error: BaseException | None) -> None:
-        with self._lock:
-            if self._flights.get(flight.key) is flight:
-                del self._flights[flight.key]
-                if flight.reason != "demand":
-                    self._background -= 1
-        try:
-            if error is None:
-                flight.future.set_result(value)
-            else:
-                flight.future.set_exception(error)
-        except concurrent.futures.InvalidStateError:
-            pass  # already failed by close()
-
-    # --------------------------------------------------------------- the refresher
+    # ---------------------------------------------------------------- the refresher
 
     def _arm(self) -> None:
+        # Never call the clock under the lock: FakeClock.advance runs _tick under its own.
         with self._lock:
             if self._state != _RUNNING:
                 return
-        # Never call the clock under our lock: FakeClock.advance runs _tick under its own.
-        handle = self._clock.call_later(self._s.refresh_interval, self._tick)
+        handle = self._clock.call_later(self._core.settings.refresh_interval, self._tick)
         with self._lock:
             if self._state != _RUNNING:
                 handle.cancel()
@@ -485,42 +319,13 @@ class Preloader(Generic[V]):
 
     def _tick(self) -> None:
         try:
-            self._refresh_due()
+            launch, skipped = self._core.due_refreshes()
+            if launch:
+                batch = RefreshBatch(self._tracer, len(launch), skipped)
+                for flight in launch:
+                    flight.batch = batch
+                    self._launch(flight)
         except Exception as exc:  # noqa: BLE001 - the refresher must survive any failure
             report_internal_error("preload.refresh", exc)
         finally:
             self._arm()
-
-    def _refresh_due(self) -> None:
-        """Reload the hot entries due for refresh (one batch, one span); end expired ones."""
-        now = self._clock.monotonic()
-        interval = self._s.refresh_interval
-        launch: list[Flight[V]] = []
-        skipped = 0
-        with self._lock:
-            if self._state != _RUNNING:
-                return
-            due, wasted = self._entries.due(now, interval)
-            self._adapt(0, len(wasted))
-            for record in due:
-                key = record.key
-                if key in self._flights:
-                    continue
-                loader = self._loader_for(key)
-                if (
-                    loader is None
-                    or self._pop.score(key, now) < self._threshold
-                    or self._errors.backing_off(key, now)
-                ):
-                    skipped += 1  # gone cold (or failing): left to expire
-                elif self._background >= self._s.concurrency:
-                    self._entries.retry(record, now + interval)
-                else:
-                    launch.append(self._open_flight(key, loader, "refresh"))
-        for reason in wasted:
-            self._metrics.wasted(reason)
-        if launch:
-            batch = RefreshBatch(self._tracer, len(launch), skipped)
-            for flight in launch:
-                flight.batch = batch
-                self._launch(flight)
