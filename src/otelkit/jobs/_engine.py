@@ -64,6 +64,8 @@ def _url(text: str) -> sa.URL:
         raise ValueError(f"JobStore: not a database URL: {text!r} ({exc})") from None
     if url.drivername in ("postgresql", "postgres"):
         url = url.set(drivername="postgresql+psycopg")
+    if url.get_backend_name() not in ("sqlite", "postgresql"):
+        raise ValueError(f"JobStore supports SQLite and PostgreSQL, got {url.drivername!r} URL")
     return url
 
 
