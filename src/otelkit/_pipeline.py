@@ -6,6 +6,7 @@ the relay never imports grpc or requests.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -26,6 +27,7 @@ from opentelemetry.sdk.metrics.export import (
     MetricReader,
     PeriodicExportingMetricReader,
 )
+from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.sdk.trace.export import (
     BatchSpanProcessor,
@@ -176,6 +178,9 @@ class Pipeline:
     counts: dict[str, ExportCounts]
     shutdown_hooks: list[Callable[[], None]]
     memory: MemoryExporters | None = None
+    logging_handler: Callable[[int], logging.Handler] | None = None
+    """Builds the stdlib logging bridge when the pipeline has a cheaper one than the default."""
+    relay_child: bool = False
 
 
 def _otlp_exporters(
@@ -296,4 +301,24 @@ def build_pipeline(settings: Settings) -> Pipeline:
         ],
         counts,
         hooks,
+    )
+
+
+def build_relay_child_pipeline(resource: Resource, relay_env: str) -> Pipeline:
+    """A relay child's pipeline: spans and logs go to the parent over its Unix socket.
+
+    No network exporter is imported (no grpc, no requests); coalescing happens in the host.
+    Metrics are not relayed: a relay child has no metric reader.
+    """
+    from otelkit.relay import ChildPipeline
+
+    child = ChildPipeline.from_env(relay_env, resource=resource)
+    return Pipeline(
+        child.span_processor,
+        child.log_processor,
+        [],
+        {"traces": ExportCounts(), "logs": ExportCounts()},
+        [],
+        logging_handler=lambda level: child.logging_handler(level=level),
+        relay_child=True,
     )

@@ -19,7 +19,7 @@ import time
 import urllib.parse
 from collections.abc import Callable
 from types import FrameType, TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from opentelemetry import _logs, context, metrics, trace
 from opentelemetry.sdk._logs import LoggerProvider
@@ -35,8 +35,12 @@ from otelkit._pipeline import (
     SwitchLogProcessor,
     SwitchSpanProcessor,
     build_pipeline,
+    build_relay_child_pipeline,
 )
 from otelkit.coalesce import CoalescingLogRecordProcessor, CoalescingSpanProcessor
+
+if TYPE_CHECKING:
+    from otelkit.relay import RelayHost
 
 __all__ = ["Telemetry", "configure", "current", "flush"]
 
@@ -109,10 +113,14 @@ class Telemetry:
         settings: Settings,
         pipeline: Pipeline | None,
         coalesce_spans: Callable[[ReadableSpan], bool] | None = None,
+        resource: Resource | None = None,
     ) -> None:
         self.settings = settings
         self.coalesce_spans = coalesce_spans
-        self.resource = _resource(settings)
+        self.resource = resource or _resource(settings)
+        self.relay_host: RelayHost | None = None
+        """The relay serving child processes, when configured with ``relay=True``."""
+        self._relay_child = bool(pipeline and pipeline.relay_child)
         self.memory: MemoryExporters | None = pipeline.memory if pipeline else None
         """In-memory exporters when configured with ``exporter="memory"``, else None."""
         self._pipeline = pipeline
@@ -128,7 +136,8 @@ class Telemetry:
         self.meter_provider = MeterProvider(
             resource=self.resource, metric_readers=pipeline.metric_readers, shutdown_on_exit=False
         )
-        _wrap_coalescing(pipeline, settings, coalesce_spans, self.meter_provider)
+        if not pipeline.relay_child:  # the host coalesces what its children relay
+            _wrap_coalescing(pipeline, settings, coalesce_spans, self.meter_provider)
         self.span_processor = SwitchSpanProcessor(pipeline.span_processor)
         self.log_processor = SwitchLogProcessor(pipeline.log_processor)
         self.tracer_provider = TracerProvider(
@@ -162,12 +171,57 @@ class Telemetry:
         assert self.logger_provider is not None
         assert self.meter_provider is not None
         _set_globals(self.tracer_provider, self.logger_provider, self.meter_provider)
-        if self.settings.logging_level is not None:
-            handler = OtelLogHandler(self.logger_provider, level=self.settings.logging_level)
+        if self.settings.relay:
+            self._start_relay_host()
+        level = self.settings.logging_level
+        if level is not None:
+            handler: logging.Handler
+            if self._pipeline.logging_handler is not None:
+                handler = self._pipeline.logging_handler(level)
+            else:
+                handler = OtelLogHandler(self.logger_provider, level=level)
             handler.addFilter(_SkipSuppressed())
             logging.getLogger().addHandler(handler)
             self._handler = handler
         self._install_sigterm()
+
+    def _start_relay_host(self) -> None:
+        from otelkit.relay import RELAY_ENV, RelayHost
+
+        host = RelayHost(
+            span_processor=self.span_processor,
+            log_processor=self.log_processor,
+            meter_provider=self.meter_provider,
+            resource=self.resource,
+        )
+        host.start()
+        self.relay_host = host
+        os.environ[RELAY_ENV] = host.env_value  # inherited by spawned and forked children
+
+    def _stop_relay_host(self, timeout: float) -> None:
+        host, self.relay_host = self.relay_host, None
+        if host is None:
+            return
+        from otelkit.relay import RELAY_ENV
+
+        host.close(timeout)
+        if os.environ.get(RELAY_ENV) == host.env_value:
+            del os.environ[RELAY_ENV]
+
+    def _become_relay_child(self) -> None:
+        """After ``fork`` in a relay host: export through the parent's relay from now on."""
+        from otelkit.relay import RELAY_ENV, ChildPipeline
+
+        # The parent's listener stays the parent's: the child neither serves nor removes it.
+        self.relay_host = None
+        relay_env = os.environ.get(RELAY_ENV)
+        if relay_env is None or self._pipeline is None:
+            return
+        resource = self.resource.merge(Resource({"process.pid": os.getpid()}))
+        child = ChildPipeline.from_env(relay_env, resource=resource)
+        self.span_processor.delegate = child.span_processor
+        self.log_processor.delegate = child.log_processor
+        self._relay_child = True
 
     def _install_sigterm(self) -> None:
         if threading.current_thread() is not threading.main_thread():
@@ -239,8 +293,11 @@ class Telemetry:
         assert self.tracer_provider is not None
         assert self.logger_provider is not None
         assert self.meter_provider is not None
-        if self.settings.exporter == "otlp" and _endpoint_refuses(
-            self.settings.targets["traces"].endpoint
+        self._stop_relay_host(seconds)
+        if (
+            self.settings.exporter == "otlp"
+            and not self._relay_child
+            and _endpoint_refuses(self.settings.targets["traces"].endpoint)
         ):
             for hook in self._pipeline.shutdown_hooks:
                 hook()  # interrupt retries: nothing listens
@@ -299,7 +356,14 @@ def _at_exit() -> None:
         telemetry.shutdown()
 
 
+def _after_fork_in_child() -> None:
+    telemetry = _current
+    if telemetry is not None and telemetry.relay_host is not None and telemetry.active:
+        telemetry._become_relay_child()
+
+
 atexit.register(_at_exit)
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def current() -> Telemetry | None:
@@ -374,8 +438,16 @@ def configure(
             if same and active.coalesce_spans is coalesce_spans:
                 return active
             active.shutdown()
-        pipeline = None if settings.disabled else build_pipeline(settings)
-        telemetry = Telemetry(settings, pipeline, coalesce_spans)
+        resource = _resource(settings)
+        relay_env = os.environ.get("OTELKIT_RELAY")
+        pipeline: Pipeline | None
+        if settings.disabled:
+            pipeline = None
+        elif relay_env and not settings.relay:
+            pipeline = build_relay_child_pipeline(resource, relay_env)
+        else:
+            pipeline = build_pipeline(settings)
+        telemetry = Telemetry(settings, pipeline, coalesce_spans, resource)
         telemetry._install()
         _current = telemetry
         return telemetry
