@@ -113,8 +113,7 @@ def _encode_log(entry: LogEntry) -> bytes:
         parts.append(b"\x10" + _varint(sev))
     if sev_text:
         parts.append(_field(b"\x1a", sev_text.encode()))
-    if body is not None:
-        parts.append(_field(b"\x2a", encode_any(body)))
+    parts.append(_field(b"\x2a", encode_any(body)))  # present even when empty, as the SDK does
     if attrs:
         parts.append(encode_attributes(attrs, tag=b"\x32"))
     if dropped:
