@@ -1,0 +1,113 @@
+"""What the demo shows: a live progress line, the summary table and its two traces."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from opentelemetry.sdk._logs import ReadableLogRecord
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.trace import SpanKind
+
+from otelkit._console import render_trace
+
+__all__ = ["DemoSummary", "find_job_traces", "progress_line", "render_job_trace", "summary_table"]
+
+JAEGER_TRACE_URL = "http://localhost:16686/trace/{trace_id}"
+
+
+@dataclass
+class DemoSummary:
+    """The figures the demo ends with."""
+
+    seconds: float = 0.0
+    workers: int = 0
+    jobs: dict[str, int] = field(default_factory=dict)
+    logs_emitted: int = 0
+    logs_exported: int = 0
+    relay_dropped: int = 0
+    relay_records: int = 0
+    cache_reads: int = 0
+    plain_hit_ratio: float = 0.0
+    preloaded_hit_ratio: float = 0.0
+    trace_ids: dict[str, str] = field(default_factory=dict)
+
+
+def progress_line(
+    elapsed: float, jobs: dict[str, int], emitted: int, exported: int, dropped: int
+) -> str:
+    """One status line: jobs by state, log records emitted vs exported, relay drops."""
+    states = " ".join(f"{state}={count}" for state, count in sorted(jobs.items()) if count)
+    return (
+        f"[{elapsed:5.1f} s] jobs: {states or '-'} | log records emitted {emitted} "
+        f"exported {exported} | relay drops {dropped}"
+    )
+
+
+def summary_table(s: DemoSummary) -> str:
+    """The end-of-run table."""
+    ratio = s.logs_emitted / s.logs_exported if s.logs_exported else 0.0
+    jobs = ", ".join(f"{state} {count}" for state, count in sorted(s.jobs.items()) if count)
+    rows = [
+        ("jobs by final state", jobs or "none"),
+        (
+            "log records",
+            f"{s.logs_emitted} emitted -> {s.logs_exported} exported (coalescing {ratio:.0f}:1)",
+        ),
+        ("relay", f"{s.relay_records} records from workers, {s.relay_dropped} dropped"),
+        (
+            "cache hit ratio",
+            f"{s.plain_hit_ratio:.0%} without preloading -> {s.preloaded_hit_ratio:.0%} with "
+            f"({s.cache_reads} reads)",
+        ),
+    ]
+    width = max(len(name) for name, _ in rows)
+    title = f"otelkit demo: {s.workers} worker processes, {s.seconds:.1f} s"
+    lines = [title, "-" * len(title)]
+    lines += [f"{name.ljust(width)}  {value}" for name, value in rows]
+    return "\n".join(lines)
+
+
+def find_job_traces(spans: Sequence[ReadableSpan], job_id: str) -> list[list[ReadableSpan]]:
+    """The enqueue trace of ``job_id`` first, then one trace per attempt linked to it."""
+    send = next(
+        (
+            s
+            for s in spans
+            if s.kind is SpanKind.PRODUCER
+            and (s.attributes or {}).get("messaging.message.id") == job_id
+        ),
+        None,
+    )
+    if send is None or send.context is None:
+        return []
+    by_trace: dict[int, list[ReadableSpan]] = {}
+    for span in spans:
+        if span.context is not None:
+            by_trace.setdefault(span.context.trace_id, []).append(span)
+    traces = [by_trace[send.context.trace_id]]
+    attempts = [
+        s
+        for s in spans
+        if s.kind is SpanKind.CONSUMER
+        and s.context is not None
+        and (s.attributes or {}).get("messaging.message.id") == job_id
+    ]
+    attempts.sort(key=lambda s: s.start_time or 0)
+    for attempt in attempts:
+        assert attempt.context is not None
+        if attempt.context.trace_id != send.context.trace_id:
+            traces.append(by_trace[attempt.context.trace_id])
+    return traces
+
+
+def render_job_trace(
+    title: str, traces: list[list[ReadableSpan]], logs: Sequence[ReadableLogRecord]
+) -> str:
+    """The traces of one job drawn as trees, log lines beneath their spans."""
+    lines = [title]
+    for spans in traces:
+        trace_ids = {s.context.trace_id for s in spans if s.context is not None}
+        own_logs = [r for r in logs if r.log_record.trace_id in trace_ids]
+        lines.append(render_trace(spans, own_logs))
+    return "\n".join(lines)
