@@ -38,9 +38,7 @@ def test_eight_children_ten_thousand_records_each_arrive_exactly_once(
     method: str, relay_host: RelayHost, memory_telemetry: MemoryTelemetry
 ) -> None:
     ctx = multiprocessing.get_context(method)
-    procs = [
-        ctx.Process(target=workers.log_records, args=(f"child-{n}", 10_000)) for n in range(8)
-    ]
+    procs = [ctx.Process(target=workers.log_records, args=(f"child-{n}", 10_000)) for n in range(8)]
     for proc in procs:
         proc.start()
     for proc in procs:
@@ -93,7 +91,9 @@ def test_child_killed_with_sigkill_leaves_the_host_serving_others(
     before = relay_host.stats["logs"]
     _run(multiprocessing.get_context("spawn"), workers.log_records, "after", 500)
     wait_until(lambda: relay_host.stats["logs"] >= before + 500, timeout=20)
-    after = [r for r in memory_telemetry.logs() if r.log_record.attributes.get(workers.TAG) == "after"]
+    after = [
+        r for r in memory_telemetry.logs() if r.log_record.attributes.get(workers.TAG) == "after"
+    ]
     assert len(after) == 500
 
 
@@ -166,8 +166,10 @@ def test_frozen_host_never_blocks_the_child_and_every_record_is_delivered_or_cou
         wait_until(lambda: "emitted" in child.last(), timeout=60)
         summary = child.last()
         wait_until(
-            lambda: host_process.last().get("logs", 0) + host_process.last().get("dropped_logs", 0)
-            >= summary["emitted"],
+            lambda: (
+                host_process.last().get("logs", 0) + host_process.last().get("dropped_logs", 0)
+                >= summary["emitted"]
+            ),
             timeout=30,
         )
     finally:
@@ -199,7 +201,9 @@ def test_host_killed_then_restarted_on_the_same_socket_receives_later_records() 
         host.popen.wait(10)
         emitted_at_kill = child.last().get("emitted", 0)
         restarted = _Proc("host", env_value)
-        wait_until(lambda: restarted is not None and restarted.last().get("logs", 0) > 0, timeout=20)
+        wait_until(
+            lambda: restarted is not None and restarted.last().get("logs", 0) > 0, timeout=20
+        )
         wait_until(lambda: "ok" in child.lines, timeout=30)
         assert child.popen.wait(10) == 0  # the child ran on without an exception
         assert child.last()["connects"] >= 2

@@ -18,7 +18,7 @@ from typing import Any
 
 from opentelemetry.sdk._logs import LoggerProvider, LogRecordProcessor, ReadWriteLogRecord
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
 
 from otelkit.relay import RELAY_ENV, ChildPipeline, RelayAddress, RelayHost
 

@@ -1,0 +1,241 @@
+"""RelayHost over real Unix sockets: authentication, limits, fidelity, drop reports."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import stat
+from collections.abc import Iterator
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from opentelemetry.sdk._logs.export import SimpleLogRecordProcessor
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+
+from otelkit.relay import RelayHost
+from otelkit.relay._encode import encode_log_request, encode_resource
+from otelkit.relay._wire import (
+    FRAME_LOGS,
+    FRAME_SPANS,
+    REPLY_SIZE,
+    encode_drops,
+    encode_frame,
+    encode_handshake,
+    encode_reply,
+)
+from otelkit.testing import FakeClock, MemoryTelemetry, wait_until
+
+RESOURCE = encode_resource(Resource({"service.name": "raw-child"}))
+
+
+def _entry(body: str) -> tuple:  # type: ignore[type-arg]
+    return (1, 2, 9, "INFO", body, {"k": 1}, 0, 0, 0, "raw", None, None, 0)
+
+
+def _logs_frame(*bodies: str) -> bytes:
+    return encode_frame(FRAME_LOGS, encode_log_request(RESOURCE, [_entry(b) for b in bodies]))
+
+
+def _connect(host: RelayHost, token: bytes | None = None) -> socket.socket:
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.settimeout(5)
+    sock.connect(host.address.path)
+    sock.sendall(encode_handshake(host.address.token if token is None else token))
+    return sock
+
+
+def _authed(host: RelayHost) -> socket.socket:
+    sock = _connect(host)
+    assert sock.recv(REPLY_SIZE) == encode_reply()
+    return sock
+
+
+def _closed_by_peer(sock: socket.socket) -> bool:
+    try:
+        return sock.recv(1) == b""
+    except ConnectionResetError:
+        return True
+
+
+@pytest.fixture
+def clocked_host(memory_telemetry: MemoryTelemetry, fake_clock: FakeClock) -> Iterator[RelayHost]:
+    host = RelayHost(
+        span_processor=SimpleSpanProcessor(memory_telemetry.span_exporter),
+        log_processor=SimpleLogRecordProcessor(memory_telemetry.log_exporter),
+        meter_provider=memory_telemetry.meter_provider,
+        clock=fake_clock,
+        max_frame_bytes=64 * 1024,
+        drop_report_interval=10.0,
+    )
+    host.start()
+    yield host
+    host.close(5)
+
+
+def _count(telemetry: MemoryTelemetry, name: str, **attrs: str) -> int:
+    return sum(
+        int(point.value)
+        for found, point in telemetry.metric_points(name)
+        if all(found.get(k) == v for k, v in attrs.items())
+    )
+
+
+def test_socket_is_private_and_close_removes_its_directory(clocked_host: RelayHost) -> None:
+    path = clocked_host.address.path
+    assert stat.S_IMODE(os.stat(os.path.dirname(path)).st_mode) == 0o700
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    assert clocked_host.env_value.endswith(":" + path)
+    clocked_host.close(5)
+    assert not os.path.exists(os.path.dirname(path))
+
+
+def test_wrong_token_is_rejected_and_counted(
+    clocked_host: RelayHost, memory_telemetry: MemoryTelemetry
+) -> None:
+    with _connect(clocked_host, token=bytes(16)) as sock:
+        assert _closed_by_peer(sock)
+    assert (
+        _count(memory_telemetry, "otelkit.relay.rejected", **{"otelkit.relay.reason": "token"}) == 1
+    )
+
+
+def test_peer_without_handshake_is_rejected(
+    clocked_host: RelayHost, memory_telemetry: MemoryTelemetry
+) -> None:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(5)
+        sock.connect(clocked_host.address.path)
+        sock.sendall(_logs_frame("sneaky") + b"\x00" * 32)
+        assert _closed_by_peer(sock)
+    assert memory_telemetry.logs() == ()
+    assert clocked_host.stats["rejected"] == 1
+
+
+def test_silent_peer_is_dropped_after_the_handshake_timeout(
+    clocked_host: RelayHost, fake_clock: FakeClock
+) -> None:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(5)
+        sock.connect(clocked_host.address.path)
+        wait_until(lambda: len(clocked_host._conns) == 1, timeout=5)
+        fake_clock.advance(6.0)
+        assert _closed_by_peer(sock)
+    assert clocked_host.stats["rejected"] == 1
+
+
+def test_oversized_and_malformed_frames_close_only_that_connection(
+    clocked_host: RelayHost, memory_telemetry: MemoryTelemetry
+) -> None:
+    good = _authed(clocked_host)
+    oversized = _authed(clocked_host)
+    malformed = _authed(clocked_host)
+    oversized.sendall(encode_frame(FRAME_LOGS, b"\x0a" * (64 * 1024 + 1))[:1000])
+    malformed.sendall(encode_frame(FRAME_SPANS, b"\xff\xff\xff garbage"))
+    assert _closed_by_peer(oversized) and _closed_by_peer(malformed)
+    good.sendall(_logs_frame("still served"))
+    wait_until(lambda: len(memory_telemetry.logs()) == 1, timeout=5)
+    assert memory_telemetry.logs()[0].log_record.body == "still served"
+    errors = {
+        found["otelkit.relay.reason"]: int(point.value)
+        for found, point in memory_telemetry.metric_points("otelkit.relay.frame_errors")
+    }
+    assert errors == {"oversized": 1, "malformed": 1}
+    for sock in (good, oversized, malformed):
+        sock.close()
+
+
+def test_records_keep_the_child_resource_scope_and_fields(
+    clocked_host: RelayHost, memory_telemetry: MemoryTelemetry
+) -> None:
+    with _authed(clocked_host) as sock:
+        sock.sendall(_logs_frame("a", "b"))
+        wait_until(lambda: len(memory_telemetry.logs()) == 2, timeout=5)
+    first = memory_telemetry.logs()[0]
+    assert first.resource.attributes["service.name"] == "raw-child"
+    assert first.instrumentation_scope is not None
+    assert first.instrumentation_scope.name == "raw"
+    assert (first.log_record.timestamp, first.log_record.observed_timestamp) == (1, 2)
+    assert first.log_record.severity_text == "INFO"
+    assert dict(first.log_record.attributes or {}) == {"k": 1}
+    assert (
+        _count(memory_telemetry, "otelkit.relay.records", **{"otelkit.relay.signal": "logs"}) == 2
+    )
+
+
+def test_child_drop_reports_become_a_counter_and_one_log_record_per_interval(
+    clocked_host: RelayHost, memory_telemetry: MemoryTelemetry, fake_clock: FakeClock
+) -> None:
+    with _authed(clocked_host) as sock:
+        sock.sendall(encode_drops(5, 2) + encode_drops(3, 0))
+        wait_until(lambda: clocked_host.stats["dropped_logs"] == 8, timeout=5)
+    assert (
+        _count(memory_telemetry, "otelkit.relay.dropped", **{"otelkit.relay.signal": "logs"}) == 8
+    )
+    assert (
+        _count(memory_telemetry, "otelkit.relay.dropped", **{"otelkit.relay.signal": "spans"}) == 2
+    )
+    assert memory_telemetry.logs() == ()
+    fake_clock.advance(10.0)
+    (report,) = memory_telemetry.logs()
+    assert report.log_record.attributes == {
+        "otelkit.relay.dropped.logs": 8,
+        "otelkit.relay.dropped.spans": 2,
+    }
+    fake_clock.advance(10.0)
+    assert len(memory_telemetry.logs()) == 1  # nothing new dropped: no new report
+
+
+@settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(
+    garbage=st.one_of(
+        st.binary(max_size=3000),
+        st.builds(
+            lambda t, p: encode_frame(t, p), st.sampled_from([1, 2, 3]), st.binary(max_size=300)
+        ),
+        st.builds(lambda n: _logs_frame("x")[:n], st.integers(min_value=1, max_value=60)),
+    ),
+    authenticate=st.booleans(),
+)
+def test_fuzzed_peers_never_crash_or_hang_the_host(
+    clocked_host: RelayHost, memory_telemetry: MemoryTelemetry, garbage: bytes, authenticate: bool
+) -> None:
+    if authenticate:
+        evil = _authed(clocked_host)
+    else:
+        evil = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        evil.settimeout(5)
+        evil.connect(clocked_host.address.path)
+    with contextlib.suppress(OSError):  # the host may already have hung up on it
+        evil.sendall(garbage)
+    evil.close()
+    before = len(memory_telemetry.logs())
+    with _authed(clocked_host) as good:
+        good.sendall(_logs_frame("alive"))
+        wait_until(lambda: len(memory_telemetry.logs()) > before, timeout=5)
+    assert clocked_host._thread is not None and clocked_host._thread.is_alive()
+
+
+@pytest.mark.parametrize(
+    ("options", "error"),
+    [
+        ({"max_frame_bytes": 0}, ValueError),
+        ({"drop_report_interval": -1}, ValueError),
+        ({"address": "1:00:/x"}, TypeError),
+    ],
+)
+def test_bad_options_are_refused(
+    memory_telemetry: MemoryTelemetry, options: dict[str, object], error: type[Exception]
+) -> None:
+    with pytest.raises(error):
+        RelayHost(
+            span_processor=SimpleSpanProcessor(memory_telemetry.span_exporter),
+            log_processor=SimpleLogRecordProcessor(memory_telemetry.log_exporter),
+            **options,  # type: ignore[arg-type]
+        )
