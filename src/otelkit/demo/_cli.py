@@ -43,6 +43,6 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--endpoint",
         help="OTLP/HTTP endpoint; by default http://localhost:4318 when a Collector answers "
-        "there, else traces are drawn in the terminal",
+        "there, else traces are drawn in the terminal ('none' forces the terminal)",
     )
     parser.set_defaults(func=_run)

@@ -56,7 +56,7 @@ class DemoOptions:
             raise ValueError(f"--duration must be within 1 and 600 seconds, got {self.duration}")
         if not 1 <= self.workers <= 16:
             raise ValueError(f"--workers must be within 1 and 16, got {self.workers}")
-        if self.endpoint is not None:
+        if self.endpoint not in (None, "", "none"):
             resolve_settings(endpoint=self.endpoint)  # raises ValueError naming the endpoint
 
 
@@ -109,6 +109,8 @@ def run_demo(options: DemoOptions, out: IO[str] | None = None) -> DemoSummary:
     endpoint = options.endpoint
     if endpoint is None and _collector_answers(DEFAULT_ENDPOINT):
         endpoint = DEFAULT_ENDPOINT
+    elif endpoint in ("", "none"):
+        endpoint = None  # explicitly: draw traces in the terminal
     exporter = "otlp" if endpoint else "memory"
     spans, logs = InMemorySpanExporter(), InMemoryLogRecordExporter()  # type: ignore[no-untyped-call]
     with tempfile.TemporaryDirectory(prefix="otelkit-demo-") as tmp:

@@ -1,0 +1,115 @@
+"""`otelkit demo` end to end: against a real Collector, and drawn in the terminal."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+
+from otelkit.demo import DemoOptions
+from otelkit.testing import OtlpSink, RotelCollector, proto_attributes, wait_until
+
+
+def _run_demo(*args: str, marker: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "OTELKIT_DEMO_TEST_MARKER": marker}
+    env.pop("OTELKIT_RELAY", None)
+    return subprocess.run(
+        [sys.executable, "-m", "otelkit", "demo", "--duration", "20", *args],
+        capture_output=True,
+        text=True,
+        timeout=90,
+        env=env,
+    )
+
+
+def _processes_with(marker: str) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            environ = (entry / "environ").read_bytes()
+        except OSError:
+            continue
+        if f"OTELKIT_DEMO_TEST_MARKER={marker}".encode() in environ:
+            found.append(int(entry.name))
+    return found
+
+
+@pytest.mark.collector
+def test_demo_exports_through_a_real_collector(
+    rotel_collector: RotelCollector, otlp_sink: OtlpSink
+) -> None:
+    marker = uuid.uuid4().hex
+    result = _run_demo("--endpoint", rotel_collector.http_endpoint, marker=marker)
+    assert result.returncode == 0, result.stderr
+    assert "jobs by final state" in result.stdout
+    assert "http://localhost:16686/trace/" in result.stdout
+    assert _processes_with(marker) == []  # nothing left running
+
+    wait_until(lambda: len(otlp_sink.spans()) > 40 and otlp_sink.metric_names(), timeout=20)
+    spans = otlp_sink.spans()
+    by_trace: dict[bytes, set[str]] = {}
+    for resource, span in spans:
+        by_trace.setdefault(span.trace_id, set()).add(resource["service.name"])
+    assert any(
+        {"otelkit-demo", "otelkit-demo-worker"} <= services for services in by_trace.values()
+    )
+
+    def attempts_of(job_name: str) -> list:
+        send = next(
+            s
+            for _, s in spans
+            if s.name == "send demo"
+            and proto_attributes(s.attributes).get("otelkit.job.name") == job_name
+        )
+        return [
+            s
+            for _, s in spans
+            if s.name == "process demo" and any(link.span_id == send.span_id for link in s.links)
+        ]
+
+    retried = attempts_of("demo.flaky")
+    assert len(retried) == 2
+    assert sorted(s.status.code for s in retried) == [0, 2]  # unset (ok) and error
+    assert len(attempts_of("demo.doomed")) == 3
+
+    summaries = [
+        rec
+        for _, rec in otlp_sink.logs()
+        if (proto_attributes(rec.attributes).get("otelkit.coalesce.count") or 0) > 1
+    ]
+    assert summaries, "no coalescing summary record was exported"
+    assert any(name.startswith("otelkit.preload.") for name in otlp_sink.metric_names())
+    assert "otelkit.cache.requests" in otlp_sink.metric_names()
+
+
+def test_demo_draws_its_traces_in_the_terminal_without_a_collector() -> None:
+    marker = uuid.uuid4().hex
+    result = _run_demo("--workers", "1", "--endpoint", "none", marker=marker)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "jobs by final state  failed 1, succeeded 41" in out
+    assert "relay" in out and "0 dropped" in out
+    assert "the retried job (flaky):" in out
+    assert "process demo [consumer]" in out
+    assert "ERROR: ConnectionError: inventory service reset the connection" in out
+    assert "inventory synced on attempt 2" in out
+    assert _processes_with(marker) == []
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"duration": 0.1}, "--duration must be within 1 and 600 seconds"),
+        ({"workers": 0}, "--workers must be within 1 and 16"),
+        ({"endpoint": "http://:1"}, "is not a valid endpoint"),
+    ],
+)
+def test_demo_rejects_bad_options(kwargs: dict[str, object], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        DemoOptions(**kwargs)  # type: ignore[arg-type]
