@@ -109,7 +109,9 @@ class SpanPipeline:
         return [s.name for s in self.spans()]
 
     def summaries(self) -> list[ReadableSpan]:
-        return [s for s in self.spans() if s.attributes and "otelkit.coalesce.count" in s.attributes]
+        return [
+            s for s in self.spans() if s.attributes and "otelkit.coalesce.count" in s.attributes
+        ]
 
     def metric(self, name: str) -> int:
         return sum(

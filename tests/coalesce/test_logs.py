@@ -284,15 +284,14 @@ def test_concurrent_producers_lose_nothing(fake_clock: FakeClock) -> None:
     processor = CoalescingLogRecordProcessor(spy, clock=fake_clock)
     records = [record() for _ in range(5000)]
     threads = [
-        threading.Thread(target=lambda: [processor.on_emit(r) for r in records])
-        for _ in range(4)
+        threading.Thread(target=lambda: [processor.on_emit(r) for r in records]) for _ in range(4)
     ]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join(timeout=30)
     processor.force_flush()
-    first, summary = spy.emitted()
+    _, summary = spy.emitted()
     assert summary.log_record.attributes[COUNT_ATTRIBUTE] == 20_000  # type: ignore[index]
 
 

@@ -7,9 +7,13 @@ verdict (export or drop) is known. Entries are kept per trace id, in creation or
 a fixed ``max_hold`` they expire in that order, so one deque and one timer serve all.
 
 Bounds: at most ``max_held`` spans are held and at most ``max_held`` trace entries exist.
-A trace whose spans had to leave before their root (held too long, or too many held) is
-*forced*: everything of that trace passes from then on, so no exported span ever loses its
-parent to a suppression.
+A trace whose spans had to leave before their root (held longer than ``max_hold``, too many
+held, or evicted to make room) is *forced*: everything of that trace passes, its root
+included, so no exported span ever loses its parent to a suppression. A forced trace is
+remembered by id until its local root ends (at most ``max(1024, 4 * max_held)`` ids; the
+oldest is forgotten beyond that and counted in ``forgotten``). What an entry's expiry or
+eviction forgets is the verdict of an already decided tree: a span that ends more than
+``max_hold`` after its dropped root (or after an eviction under overload) is exported.
 """
 
 from __future__ import annotations
@@ -55,6 +59,21 @@ class Trees:
         self.entries: dict[int, TraceEntry] = {}
         self.order: deque[TraceEntry] = deque()
         self.held_count = 0
+        self.evictions = 0
+        self.forgotten = 0
+        # forced traces without an entry, oldest first (a dict used as an ordered set)
+        self.forced_ids: dict[int, None] = {}
+        self._max_forced = max(1024, 4 * max_held)
+
+    def is_forced(self, trace_id: int, entry: TraceEntry | None) -> bool:
+        """Whether everything of ``trace_id`` must pass."""
+        if entry is not None and entry.forced:
+            return True
+        return trace_id in self.forced_ids
+
+    def root_ended(self, trace_id: int) -> None:
+        """A forced trace's local root has passed: stop remembering the trace."""
+        self.forced_ids.pop(trace_id, None)
 
     def get(self, trace_id: int) -> TraceEntry | None:
         """The entry of ``trace_id``, if any."""
@@ -65,7 +84,8 @@ class Trees:
         while len(self.entries) >= self.max_held and self.order:
             oldest = self.order.popleft()
             del self.entries[oldest.trace_id]
-            self._release(oldest, released)
+            self.evictions += 1
+            self._retire(oldest, released)
         entry = TraceEntry(trace_id, now + self.max_hold)
         self.entries[trace_id] = entry
         self.order.append(entry)
@@ -106,17 +126,13 @@ class Trees:
         return members
 
     def expire(self, now: float, released: list[ReadableSpan]) -> None:
-        """Entries past their deadline: held spans go to ``released`` and the trace is
-        forced for one more ``max_hold``; entries holding nothing are forgotten."""
+        """Forget entries past their deadline; held spans go to ``released`` and their
+        trace is forced."""
         order = self.order
         while order and order[0].deadline <= now + _EPSILON:
             entry = order.popleft()
-            if entry.held:
-                self.force(entry, released)
-                entry.deadline = now + self.max_hold
-                order.append(entry)
-            else:
-                del self.entries[entry.trace_id]
+            del self.entries[entry.trace_id]
+            self._retire(entry, released)
 
     def release_all(self, released: list[ReadableSpan]) -> None:
         """Force every trace that holds spans (``force_flush``/``shutdown``)."""
@@ -132,7 +148,18 @@ class Trees:
         """Forget everything (after fork)."""
         self.entries.clear()
         self.order.clear()
+        self.forced_ids.clear()
         self.held_count = 0
+
+    def _retire(self, entry: TraceEntry, released: list[ReadableSpan]) -> None:
+        # The entry is gone: a trace with spans out before its root stays forced by id.
+        if entry.held or entry.forced:
+            self._release(entry, released)
+            forced_ids = self.forced_ids
+            if len(forced_ids) >= self._max_forced:
+                del forced_ids[next(iter(forced_ids))]
+                self.forgotten += 1
+            forced_ids[entry.trace_id] = None
 
     def _release(self, entry: TraceEntry, released: list[ReadableSpan]) -> None:
         released.extend(entry.held)

@@ -163,8 +163,12 @@ class CoalescingSpanProcessor(SpanProcessor):
             trees = self._trees
             entry = trees.get(context.trace_id)
             verdict = None
-            if entry is not None:
-                verdict = True if entry.forced else entry.verdicts.get(parent.span_id)
+            if trees.is_forced(context.trace_id, entry):
+                verdict = True
+            elif entry is not None:
+                verdict = entry.verdicts.get(parent.span_id)
+            if verdict is not None and entry is None:
+                return [span]
             if verdict is not None:
                 assert entry is not None
                 members = trees.decide(entry, context.span_id, verdict)
@@ -191,7 +195,10 @@ class CoalescingSpanProcessor(SpanProcessor):
         with self._lock:
             trees = self._trees
             entry = trees.get(trace_id)
-            if key is None or (entry is not None and entry.forced):
+            if trees.is_forced(trace_id, entry):
+                trees.root_ended(trace_id)
+                verdict = True
+            elif key is None:
                 verdict = True
             else:
                 verdict = self._engine.offer(key, span, span.end_time) is EMIT
