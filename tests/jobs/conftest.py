@@ -84,3 +84,10 @@ def make_store() -> Iterator[Callable[..., JobStore]]:
     yield make
     for store in stores:
         store.close()
+
+
+@pytest.fixture
+def pg_url(pg_database: str) -> str:
+    """The run's PostgreSQL database, emptied for this test."""
+    _truncate(pg_database)
+    return pg_database
