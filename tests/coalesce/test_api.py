@@ -1,0 +1,18 @@
+"""The public names of otelkit.coalesce: complete, sorted, documented."""
+
+from __future__ import annotations
+
+import otelkit.coalesce as coalesce
+
+
+def test_all_is_sorted_and_names_exist() -> None:
+    assert coalesce.__all__ == sorted(coalesce.__all__)
+    for name in coalesce.__all__:
+        assert hasattr(coalesce, name), name
+
+
+def test_every_public_callable_has_a_docstring() -> None:
+    for name in coalesce.__all__:
+        value = getattr(coalesce, name)
+        if callable(value):
+            assert (value.__doc__ or "").strip(), f"{name} has no docstring"
