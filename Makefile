@@ -1,31 +1,36 @@
 # Two commands: `make demo` runs the main job, `make test` runs every check CI runs.
-# Both create .venv and install the package with its test extra on first use.
+# Both create .venv on first use: `demo` installs the package, `test` adds its test extra.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.otelkit-installed
+PIP := $(BIN)/python -m pip install --quiet --disable-pip-version-check
 
-.PHONY: demo test lint typecheck pytest bench clean
+.PHONY: demo test lint typecheck pytest clean
 
-$(STAMP): pyproject.toml
+$(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
-	touch $(STAMP)
 
-demo: $(STAMP)
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(PIP) -e .
+	touch $@
+
+$(VENV)/.installed-test: $(VENV)/.installed
+	$(PIP) -e '.[test]'
+	touch $@
+
+demo: $(VENV)/.installed
 	$(BIN)/otelkit demo
 
 test: lint typecheck pytest
 
-lint: $(STAMP)
+lint: $(VENV)/.installed-test
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
 
-typecheck: $(STAMP)
+typecheck: $(VENV)/.installed-test
 	$(BIN)/mypy
 
-pytest: $(STAMP)
+pytest: $(VENV)/.installed-test
 	$(BIN)/python -m pytest
 
 clean:
