@@ -15,13 +15,14 @@ from typing import Any
 import sqlalchemy as sa
 
 from otelkit.jobs._model import JobState
-from otelkit.jobs._schema import db_now, history, jobs
+from otelkit.jobs._schema import RUNNING_SQL, WAITING_SQL, db_now, history, jobs
 
 __all__ = [
     "LOST",
     "Transition",
     "claim_batch",
     "claim_by_id",
+    "claim_expired",
     "exhausted_expired",
     "finish",
     "record_lost",
@@ -84,20 +85,38 @@ def _claim_values(owner: str) -> dict[str, Any]:
 def claim_batch(
     conn: sa.Connection, *, owner: str, queues: Sequence[str], limit: int
 ) -> list[sa.Row[Any]]:
-    """Claim up to ``limit`` ready jobs of ``queues`` for ``owner``; the claimed rows.
+    """Claim up to ``limit`` waiting jobs of ``queues`` that are due, highest priority first.
 
     PostgreSQL: a ``SELECT ... FOR UPDATE SKIP LOCKED LIMIT n`` CTE feeding
     ``UPDATE ... RETURNING``. SQLite: ``UPDATE ... WHERE id IN (SELECT ... LIMIT n)
     RETURNING`` — the caller runs it in a ``BEGIN IMMEDIATE`` transaction.
     """
-    now = db_now()
-    ready = sa.and_(
+    where = [_c.queue.in_(queues), sa.text(WAITING_SQL), _c.run_after <= db_now()]
+    order = [_c.priority.desc(), _c.run_after, _c.id]
+    return _claim(conn, owner, where, order, limit)
+
+
+def claim_expired(
+    conn: sa.Connection, *, owner: str, queues: Sequence[str], limit: int
+) -> list[sa.Row[Any]]:
+    """Take over running jobs whose lease expired (with attempts left); counts an attempt."""
+    where = [
         _c.queue.in_(queues),
-        sa.or_(sa.and_(_c.status.in_(_WAITING), _c.run_after <= now), _expired(now)),
-    )
-    pick = (
-        sa.select(_c.id).where(ready).order_by(_c.priority.desc(), _c.run_after, _c.id).limit(limit)
-    )
+        sa.text(RUNNING_SQL),
+        _c.lease_expires <= db_now(),
+        _c.attempt < _c.max_attempts,
+    ]
+    return _claim(conn, owner, where, [_c.lease_expires], limit)
+
+
+def _claim(
+    conn: sa.Connection,
+    owner: str,
+    where: Sequence[Any],
+    order: Sequence[Any],
+    limit: int,
+) -> list[sa.Row[Any]]:
+    pick = sa.select(_c.id).where(*where).order_by(*order).limit(limit)
     stmt: sa.Update
     if conn.dialect.name == "postgresql":
         cte = pick.with_for_update(skip_locked=True).cte("ready")

@@ -24,7 +24,7 @@ from otelkit._errors import report_internal_error
 from otelkit.jobs._claim import LOST, Transition
 from otelkit.jobs._lease import Lease, LeaseKeeper
 from otelkit.jobs._model import Backoff, Job, JobError, JobState, check_json, from_epoch
-from otelkit.jobs._telemetry import JobTelemetry, error_type, format_error
+from otelkit.jobs._telemetry import Counts, JobTelemetry, error_type, format_error
 
 __all__ = ["Attempt", "Definition", "Runner", "job_from_row"]
 
@@ -110,7 +110,7 @@ class Runner:
         self._rng = rng
         self._max_errors = max_errors
 
-    def begin(self, row: sa.Row[Any], owner: str) -> Attempt:
+    def begin(self, row: sa.Row[Any], owner: str, counts: Counts | None = None) -> Attempt:
         """Open the span of a just-claimed row and start renewing its lease."""
         m = row._mapping
         job = job_from_row(row)
@@ -126,7 +126,7 @@ class Runner:
         )
         claimed_from = m["claimed_from"] or JobState.QUEUED.value
         wait = m["updated_at"] - m["run_after"]
-        tel.consumed(name=job.name, queue=job.queue, queue_wait=wait)
+        tel.consumed(name=job.name, queue=job.queue, queue_wait=wait, counts=counts)
         attempt = Attempt(
             job=job,
             claimed_from=claimed_from,
@@ -157,6 +157,7 @@ class Runner:
             to=JobState.RUNNING.value,
             attempt=job.attempt,
             reason=reason,
+            counts=counts,
         )
         return attempt
 
@@ -319,7 +320,7 @@ class Runner:
         attempt.errors_changed = True
 
     # -- after the transition was applied ----------------------------------------------------
-    def settle(self, attempt: Attempt, *, applied: bool) -> None:
+    def settle(self, attempt: Attempt, *, applied: bool, counts: Counts | None = None) -> None:
         """Close the attempt's span and record its metrics (never raises)."""
         tel = self._telemetry
         job = attempt.job
@@ -342,6 +343,7 @@ class Runner:
                 to=to,
                 attempt=job.attempt,
                 reason=reason,
+                counts=counts,
             )
             if attempt.duration is not None:
                 tel.processed(

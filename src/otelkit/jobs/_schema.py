@@ -16,7 +16,11 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 
-__all__ = ["create_schema", "db_now", "history", "jobs", "metadata"]
+__all__ = ["RUNNING_SQL", "WAITING_SQL", "create_schema", "db_now", "history", "jobs", "metadata"]
+
+# Literal predicates (not bound parameters) so both planners can match the partial indexes.
+WAITING_SQL = "status IN ('queued', 'retrying')"
+RUNNING_SQL = "status = 'running'"
 
 metadata = sa.MetaData()
 _JSON = sa.JSON().with_variant(JSONB(), "postgresql")
@@ -45,9 +49,23 @@ jobs = sa.Table(
     sa.Column("trace_context", _JSON),
     sa.Column("errors", _JSON, nullable=False),
     sa.Column("last_error", sa.Text),
-    sa.Index("ix_otelkit_jobs_ready", "status", "queue", "priority", "run_after"),
-    sa.Index("ix_otelkit_jobs_lease", "status", "lease_expires"),
     sa.Index("ix_otelkit_jobs_listing", "status", "updated_at"),
+)
+# The claim reads waiting jobs of a queue in priority order, and running jobs by lease expiry.
+sa.Index(
+    "ix_otelkit_jobs_ready",
+    jobs.c.queue,
+    jobs.c.priority.desc(),
+    jobs.c.run_after,
+    jobs.c.id,
+    postgresql_where=sa.text(WAITING_SQL),
+    sqlite_where=sa.text(WAITING_SQL),
+)
+sa.Index(
+    "ix_otelkit_jobs_lease",
+    jobs.c.lease_expires,
+    postgresql_where=sa.text(RUNNING_SQL),
+    sqlite_where=sa.text(RUNNING_SQL),
 )
 
 history = sa.Table(

@@ -9,6 +9,7 @@ Nothing here raises into the caller: failures are contained by ``report_internal
 from __future__ import annotations
 
 import traceback
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, Literal
@@ -21,7 +22,7 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 from otelkit._errors import report_internal_error
 from otelkit._version import __version__
 
-__all__ = ["GaugeSnapshot", "JobTelemetry", "error_type"]
+__all__ = ["Counts", "GaugeSnapshot", "JobTelemetry", "error_type"]
 
 SYSTEM = "otelkit"
 _W3C = TraceContextTextMapPropagator()
@@ -32,6 +33,9 @@ _DURATION_BUCKETS = (
 _WAIT_BUCKETS = (0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0)
 
 TraceMode = Literal["link", "parent"]
+
+Counts = Counter[tuple[str, ...]]
+"""Counter increments gathered over a batch and added once per attribute set."""
 
 # (queue, status) -> count, and queue -> age in seconds of the oldest ready job
 GaugeSnapshot = tuple[dict[tuple[str, str], int], dict[str, float]]
@@ -175,10 +179,14 @@ class JobTelemetry:
             links=links,
         )
 
-    def consumed(self, *, name: str, queue: str, queue_wait: float | None) -> None:
+    def consumed(
+        self, *, name: str, queue: str, queue_wait: float | None, counts: Counts | None = None
+    ) -> None:
         """A job was claimed: count it and its time spent ready."""
-        attrs = _base(name, queue, "process")
-        self._consumed.add(1, attrs)
+        if counts is not None:
+            counts[("consumed", name, queue)] += 1
+        else:
+            self._consumed.add(1, _base(name, queue, "process"))
         if queue_wait is not None:
             self._wait.record(max(0.0, queue_wait), _base(name, queue, None))
 
@@ -193,19 +201,15 @@ class JobTelemetry:
         count: int = 1,
         attempt: int | None = None,
         reason: str | None = None,
+        counts: Counts | None = None,
     ) -> None:
-        """A span event and a metric point for one state change."""
+        """A span event and a metric point for one state change (``counts``: add later)."""
         try:
             source = from_ or "none"
-            self._transitions.add(
-                count,
-                {
-                    "otelkit.job.from": source,
-                    "otelkit.job.to": to,
-                    "otelkit.job.name": name,
-                    "messaging.destination.name": queue,
-                },
-            )
+            if counts is not None:
+                counts[("transition", name, queue, source, to)] += count
+            else:
+                self._transitions.add(count, _transition_attrs(name, queue, source, to))
             if span is not None:
                 event: dict[str, Any] = {"otelkit.job.from": source, "otelkit.job.to": to}
                 if attempt is not None:
@@ -213,6 +217,17 @@ class JobTelemetry:
                 if reason is not None:
                     event["otelkit.job.reason"] = reason
                 span.add_event(f"otelkit.job.{to}", event)
+        except Exception as exc:  # noqa: BLE001 - telemetry never breaks a job
+            report_internal_error("jobs.telemetry", exc)
+
+    def add_counts(self, counts: Counts) -> None:
+        """Add what a batch gathered: one ``add`` per attribute set (never raises)."""
+        try:
+            for key, n in counts.items():
+                if key[0] == "consumed":
+                    self._consumed.add(n, _base(key[1], key[2], "process"))
+                else:
+                    self._transitions.add(n, _transition_attrs(*key[1:]))
         except Exception as exc:  # noqa: BLE001 - telemetry never breaks a job
             report_internal_error("jobs.telemetry", exc)
 
@@ -264,6 +279,15 @@ class JobTelemetry:
             unit="s",
             description="How long the oldest ready job of each queue has been waiting.",
         )
+
+
+def _transition_attrs(name: str, queue: str, source: str, to: str) -> dict[str, Any]:
+    return {
+        "otelkit.job.from": source,
+        "otelkit.job.to": to,
+        "otelkit.job.name": name,
+        "messaging.destination.name": queue,
+    }
 
 
 def _base(name: str, queue: str, operation: str | None) -> dict[str, Any]:

@@ -7,6 +7,7 @@ import os
 import random
 import socket
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -33,7 +34,7 @@ from otelkit.jobs._model import (
     from_epoch,
 )
 from otelkit.jobs._schema import create_schema, db_now, history, jobs
-from otelkit.jobs._telemetry import GaugeSnapshot, JobTelemetry, TraceMode, error_type
+from otelkit.jobs._telemetry import Counts, GaugeSnapshot, JobTelemetry, TraceMode, error_type
 from otelkit.jobs.decorator import JobFunction, define
 
 if TYPE_CHECKING:
@@ -317,23 +318,47 @@ class JobStore:
         return _outcome(attempt)
 
     # -- worker-facing -----------------------------------------------------------------------
-    def _claim(self, owner: str, queues: Sequence[str], limit: int) -> list[Attempt]:
+    def _cycle(
+        self,
+        owner: str,
+        done: Sequence[Attempt],
+        *,
+        queues: Sequence[str] = (),
+        limit: int = 0,
+        takeover: bool = False,
+    ) -> list[Attempt]:
+        """Apply finished attempts and claim up to ``limit`` more, in one transaction.
+
+        ``takeover`` also claims running jobs whose lease expired. Spans of finished
+        attempts are closed (and new ones opened) only after the commit.
+        """
+        transitions = [a.transition for a in done if a.transition is not None]
+        rows: list[sa.Row[Any]] = []
+        applied: set[str] = set()
         with suppress_instrumentation(), self._writer.begin() as conn:
-            rows = _claim.claim_batch(conn, owner=owner, queues=queues, limit=limit)
-        return [self._runner.begin(row, owner) for row in rows]
+            if transitions:
+                applied = _claim.finish(conn, owner=owner, transitions=transitions)
+                lost = [(a.job.id, a.job.attempt) for a in done if a.job.id not in applied]
+                if lost:
+                    _claim.record_lost(
+                        conn, owner=owner, lost=lost, reason="lease lost: result rejected"
+                    )
+            if limit and takeover:
+                rows = _claim.claim_expired(conn, owner=owner, queues=queues, limit=limit)
+            if limit > len(rows):
+                rows += _claim.claim_batch(
+                    conn, owner=owner, queues=queues, limit=limit - len(rows)
+                )
+        counts: Counts = Counter()
+        for attempt in done:
+            self._runner.settle(attempt, applied=attempt.job.id in applied, counts=counts)
+        attempts = [self._runner.begin(row, owner, counts) for row in rows]
+        self._telemetry.add_counts(counts)
+        return attempts
 
     def _complete(self, owner: str, attempts: Sequence[Attempt]) -> None:
         """Apply the attempts' transitions in one transaction, then close their spans."""
-        transitions = [a.transition for a in attempts if a.transition is not None]
-        with suppress_instrumentation(), self._writer.begin() as conn:
-            applied = _claim.finish(conn, owner=owner, transitions=transitions)
-            lost = [(a.job.id, a.job.attempt) for a in attempts if a.job.id not in applied]
-            if lost:
-                _claim.record_lost(
-                    conn, owner=owner, lost=lost, reason="lease lost: result rejected"
-                )
-        for attempt in attempts:
-            self._runner.settle(attempt, applied=attempt.job.id in applied)
+        self._cycle(owner, attempts)
 
     def _renew(self, owner: str, leases: Sequence[tuple[str, int]]) -> set[str]:
         with suppress_instrumentation(), self._writer.begin() as conn:

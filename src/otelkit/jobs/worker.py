@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 __all__ = ["Worker"]
 
 _SWEEP_EVERY = 5.0  # seconds between sweeps for exhausted jobs with expired leases
+_TAKEOVER_EVERY = 1.0  # seconds between claims of running jobs whose lease expired
 _MAX_PAUSE = 30.0  # cap of the reconnect backoff
 
 
@@ -97,6 +98,8 @@ class Worker:
         self._failures = 0
         self._jitter = random.Random()
         self._last_sweep = 0.0
+        self._last_takeover = 0.0
+        self._claimed = 0
 
     # -- public --------------------------------------------------------------------------------
     def run(self) -> None:
@@ -136,25 +139,18 @@ class Worker:
         clean = False
         try:
             while True:
-                if not self._flush_done():
-                    continue
                 with self._cond:
                     if self._stopping:
                         break
-                asked = claimed = 0
-                if len(self._in_flight) < self.concurrency:
-                    asked = self.batch
-                    try:
-                        attempts = self._store._claim(self.id, self.queues, asked)
-                    except Exception as exc:  # noqa: BLE001 - database away: back off, retry
-                        self._db_failed("jobs.claim", exc)
-                        continue
-                    self._failures = 0
-                    for attempt in attempts:
-                        self._submit(attempt)
-                    claimed = len(attempts)
-                    if claimed < asked:
-                        self._maybe_sweep()
+                    done, self._done = self._done, []
+                    busy = len(self._in_flight) - len(done)
+                asked = self.batch if busy < self.concurrency else 0
+                takeover = asked > 0 and self._due("_last_takeover", _TAKEOVER_EVERY)
+                if not self._cycle(done, asked, takeover):
+                    continue
+                claimed = self._claimed
+                if asked and claimed < asked and self._due("_last_sweep", _SWEEP_EVERY):
+                    self._sweep()
                 with self._cond:
                     if until_idle and claimed == 0 and not self._in_flight and not self._done:
                         break
@@ -172,23 +168,40 @@ class Worker:
                 self._shutdown(grace=0.0)
             self._close_runtimes()
 
-    def _flush_done(self) -> bool:
-        with self._cond:
-            done, self._done = self._done, []
-        if not done:
+    def _cycle(self, done: list[Attempt], asked: int, takeover: bool) -> bool:
+        """Commit ``done`` and claim up to ``asked`` in one transaction; False on DB error."""
+        self._claimed = 0
+        if not done and not asked:
             return True
         try:
-            self._store._complete(self.id, done)
+            attempts = self._store._cycle(
+                self.id, done, queues=self.queues, limit=asked, takeover=takeover
+            )
         except Exception as exc:  # noqa: BLE001 - database away: keep them, back off, retry
             with self._cond:
                 self._done[:0] = done
-            self._db_failed("jobs.complete", exc)
+            self._db_failed("jobs.cycle", exc)
             return False
         self._failures = 0
         with self._cond:
             for attempt in done:
                 self._in_flight.pop(attempt, None)
             self.processed += len(done)
+        for attempt in attempts:
+            self._submit(attempt)
+        self._claimed = len(attempts)
+        return True
+
+    def _flush_done(self) -> bool:
+        with self._cond:
+            done, self._done = self._done, []
+        return self._cycle(done, 0, False)
+
+    def _due(self, attribute: str, every: float) -> bool:
+        now = time.monotonic()
+        if now - float(getattr(self, attribute)) < every:
+            return False
+        setattr(self, attribute, now)
         return True
 
     def _db_failed(self, component: str, exc: Exception) -> None:
@@ -199,11 +212,7 @@ class Worker:
         with self._cond:
             self._cond.wait_for(lambda: self._stopping, timeout=pause)
 
-    def _maybe_sweep(self) -> None:
-        now = time.monotonic()
-        if now - self._last_sweep < _SWEEP_EVERY:
-            return
-        self._last_sweep = now
+    def _sweep(self) -> None:
         try:
             self._store._fail_exhausted()
         except Exception as exc:  # noqa: BLE001 - the next sweep tries again
