@@ -53,6 +53,9 @@ _TRACE_ID = struct.Struct(">QQ").pack
 _SPAN_ID = struct.Struct(">Q").pack
 _U64 = (1 << 64) - 1
 _SMALL = [bytes([n]) for n in range(128)]
+_SMALL_SEVERITY = [b"\x10" + bytes([n]) for n in range(32)]
+_TIME = struct.Struct("<BQ").pack  # a fixed64 field with a one-byte tag
+_SMALL_INT = [b"\x12\x02\x18" + bytes([n]) for n in range(128)]  # KeyValue.value = int
 
 
 def _varint(value: int) -> bytes:
@@ -72,50 +75,110 @@ def _field(tag: bytes, payload: bytes) -> bytes:
     return tag + (_SMALL[n] if n < 128 else _varint(n)) + payload
 
 
+def _string(value: str) -> bytes:
+    """Length-prefixed UTF-8 (the part after a string field's tag)."""
+    data = value.encode("utf-8", "replace")
+    n = len(data)
+    return (_SMALL[n] if n < 128 else _varint(n)) + data
+
+
 def encode_any(value: Any) -> bytes:
     """The body of an OTLP ``AnyValue`` for a Python value (``str()`` for unknown types)."""
+    kind = type(value)
+    if kind is str:
+        return b"\x0a" + _string(value)
+    if kind is int:
+        return b"\x18" + _varint(value & _U64)
+    if kind is bool:
+        return b"\x10\x01" if value else b"\x10\x00"
+    if kind is float:
+        return b"\x21" + _DOUBLE(value)
+    if value is None:
+        return b""
     if isinstance(value, str):
-        return _field(b"\x0a", value.encode("utf-8", "replace"))
+        return b"\x0a" + _string(str(value))
     if isinstance(value, bool):
         return b"\x10\x01" if value else b"\x10\x00"
     if isinstance(value, int):
-        return b"\x18" + _varint(value & _U64)
+        return b"\x18" + _varint(int(value) & _U64)
     if isinstance(value, float):
         return b"\x21" + _DOUBLE(value)
     if isinstance(value, (bytes, bytearray, memoryview)):
         return _field(b"\x3a", bytes(value))
-    if value is None:
-        return b""
     if isinstance(value, Mapping):
         return _field(b"\x32", encode_attributes(value, tag=b"\x0a"))
     if isinstance(value, (list, tuple)):
         return _field(b"\x2a", b"".join(_field(b"\x0a", encode_any(v)) for v in value))
-    return _field(b"\x0a", str(value).encode("utf-8", "replace"))
+    return b"\x0a" + _string(str(value))
+
+
+# Keys and short string attributes repeat across records: their encoded KeyValue is cached.
+_CACHE_MAX = 4096
+_KEYS: dict[str, bytes] = {}
+_PAIRS: dict[tuple[str, str], bytes] = {}
+
+
+def _key_value(key: str, value: Any) -> bytes:
+    """A ``KeyValue`` message body."""
+    if type(value) is int:
+        value_part = b"\x18" + _varint(value & _U64)
+        return _key(key) + b"\x12" + _SMALL[len(value_part)] + value_part
+    if type(value) is str and len(value) <= 64:
+        pair = _PAIRS.get((key, value))
+        if pair is None:
+            pair = _key(key) + _field(b"\x12", b"\x0a" + _string(value))
+            if len(_PAIRS) >= _CACHE_MAX:
+                _PAIRS.clear()
+            _PAIRS[(key, value)] = pair
+        return pair
+    return _key(key) + _field(b"\x12", encode_any(value))
+
+
+def _key(key: str) -> bytes:
+    found = _KEYS.get(key)
+    if found is None:
+        found = b"\x0a" + _string(str(key))
+        if len(_KEYS) >= _CACHE_MAX:
+            _KEYS.clear()
+        _KEYS[key] = found
+    return found
 
 
 def encode_attributes(attributes: Mapping[str, Any], *, tag: bytes) -> bytes:
     """Repeated ``KeyValue`` fields with field tag ``tag``."""
-    parts = []
-    for key, value in attributes.items():
-        kv = _field(b"\x0a", str(key).encode("utf-8", "replace")) + _field(
-            b"\x12", encode_any(value)
-        )
-        parts.append(_field(tag, kv))
-    return b"".join(parts)
+    return b"".join([_field(tag, _key_value(k, v)) for k, v in attributes.items()])
+
+
+_TEXTS: dict[str, bytes] = {}
 
 
 def _encode_log(entry: LogEntry) -> bytes:
+    """One ``log_records`` field of a ``ScopeLogs`` (tag, length, ``LogRecord``)."""
     (ts, observed, sev, sev_text, body, attrs, trace_id, span_id, flags, _, _, event, dropped) = (
         entry
     )
-    parts = [b"\x09" + _FIXED64(ts)] if ts else []
+    parts = [_TIME(0x09, ts)] if ts else []
     if sev:
-        parts.append(b"\x10" + _varint(sev))
+        parts.append(_SMALL_SEVERITY[sev] if sev < 32 else b"\x10" + _varint(sev))
     if sev_text:
-        parts.append(_field(b"\x1a", sev_text.encode()))
-    parts.append(_field(b"\x2a", encode_any(body)))  # present even when empty, as the SDK does
+        text = _TEXTS.get(sev_text)
+        if text is None:
+            text = b"\x1a" + _string(sev_text)
+            if len(_TEXTS) < _CACHE_MAX:
+                _TEXTS[sev_text] = text
+        parts.append(text)
+    # The body is present even when empty, as the SDK encoder does.
+    value = b"\x0a" + _string(body) if type(body) is str else encode_any(body)
+    n = len(value)
+    parts.append(b"\x2a" + (_SMALL[n] if n < 128 else _varint(n)) + value)
     if attrs:
-        parts.append(encode_attributes(attrs, tag=b"\x32"))
+        for key, item in attrs.items():
+            if type(item) is int and 0 <= item < 128:
+                kv = (_KEYS.get(key) or _key(key)) + _SMALL_INT[item]
+            else:
+                kv = _key_value(key, item)
+            n = len(kv)
+            parts.append(b"\x32" + (_SMALL[n] if n < 128 else _varint(n)) + kv)
     if dropped:
         parts.append(b"\x38" + _varint(dropped))
     if flags:
@@ -125,10 +188,12 @@ def _encode_log(entry: LogEntry) -> bytes:
     if span_id:
         parts.append(b"\x52\x08" + _SPAN_ID(span_id))
     if observed:
-        parts.append(b"\x59" + _FIXED64(observed))
+        parts.append(_TIME(0x59, observed))
     if event:
-        parts.append(_field(b"\x62", event.encode()))
-    return b"".join(parts)
+        parts.append(b"\x62" + _string(event))
+    record = b"".join(parts)
+    n = len(record)
+    return b"\x12" + (_SMALL[n] if n < 128 else _varint(n)) + record
 
 
 def encode_resource(resource: Resource) -> bytes:
@@ -144,9 +209,9 @@ def _encode_scope(name: str, version: str | None) -> bytes:
 
 
 def _grouped_request(resource: bytes, scopes: Iterable[tuple[bytes, list[bytes]]]) -> bytes:
+    """``records`` are complete fields of tag 2 (``log_records`` / ``spans``)."""
     scope_parts = [
-        _field(b"\x12", _field(b"\x0a", scope) + b"".join(_field(b"\x12", r) for r in records))
-        for scope, records in scopes
+        _field(b"\x12", _field(b"\x0a", scope) + b"".join(records)) for scope, records in scopes
     ]
     return _field(b"\x0a", _field(b"\x0a", resource) + b"".join(scope_parts))
 
@@ -171,7 +236,7 @@ def encode_span_request(resource: bytes, spans: Sequence[ReadableSpan]) -> bytes
     for span in spans:
         scope = span.instrumentation_scope
         key = (scope.name, scope.version) if scope is not None else ("", None)
-        scopes.setdefault(key, []).append(_encode_span(span).SerializeToString())
+        scopes.setdefault(key, []).append(_field(b"\x12", _encode_span(span).SerializeToString()))
     return _grouped_request(resource, ((_encode_scope(*k), v) for k, v in scopes.items()))
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import traceback
+from itertools import islice
 from time import time_ns
 from typing import TYPE_CHECKING, Any
 
@@ -18,7 +19,6 @@ from opentelemetry.trace import StatusCode, get_current_span
 
 from otelkit._errors import report_internal_error
 from otelkit.relay._buffer import CLASS_ERROR, CLASS_INFO, severity_class
-from otelkit.relay._encode import LogEntry
 
 if TYPE_CHECKING:
     from otelkit.relay.child import ChildPipeline
@@ -36,10 +36,14 @@ _SEVERITY = [0] * 10 + [5, 6, 7] + [8] * 7 + [9, 10, 11] + [12] * 7 + [13, 14, 1
 _SEVERITY += [17, 18, 19] + [20] * 7 + [21, 22, 23, 24]
 
 
-def _severity_number(levelno: int) -> int:
-    if levelno < 0:
-        return 0
-    return _SEVERITY[levelno] if levelno < len(_SEVERITY) else 24
+def _level(levelno: int) -> tuple[int, int]:
+    """``(OTel severity number, buffer class)`` of a stdlib level."""
+    number = 0 if levelno < 0 else _SEVERITY[levelno] if levelno < len(_SEVERITY) else 24
+    return number, severity_class(number)
+
+
+_LEVELS = {levelno: _level(levelno) for levelno in range(60)}
+_STANDARD_FIELDS = len(vars(logging.LogRecord("n", logging.INFO, "p", 1, "m", None, None)))
 
 
 class RelayLogRecordProcessor(LogRecordProcessor):
@@ -101,52 +105,66 @@ class RelayLoggingHandler(logging.Handler):
     (``opentelemetry.instrumentation.logging``'s ``LoggingHandler``) would — body, severity,
     ``extra=`` attributes, ``exception.*`` attributes, trace and span ids, the logger name as
     instrumentation scope — without building SDK objects per record, which makes a logging
-    call several times cheaper in a relay child.
+    call several times cheaper in a relay child. It takes no handler lock: the buffer is
+    thread-safe on its own.
     """
 
     def __init__(self, pipeline: ChildPipeline, *, level: int = logging.NOTSET) -> None:
         super().__init__(level=level)
         self._pipeline = pipeline
 
+    def handle(self, record: logging.LogRecord) -> bool:
+        """Filter, then :meth:`emit` without the handler lock (nothing here needs it)."""
+        result = self.filter(record)
+        if result:
+            self.emit(result if isinstance(result, logging.LogRecord) else record)
+        return bool(result)
+
     def emit(self, record: logging.LogRecord) -> None:
         """Buffer ``record`` (never blocks on I/O, never raises)."""
         try:
-            self._pipeline._offer_log(*self._entry(record))
+            fields = record.__dict__
+            attributes: dict[str, Any] | None = None
+            event_name = None
+            if len(fields) > _STANDARD_FIELDS:
+                attributes = {
+                    key: fields[key]
+                    for key in islice(fields, _STANDARD_FIELDS, None)
+                    if key not in _RESERVED
+                }
+                if "otel.event.name" in attributes or "event.name" in attributes:
+                    event_name = attributes.pop("otel.event.name", None)
+                    deprecated = attributes.pop("event.name", None)
+                    event_name = event_name or deprecated
+            if record.exc_info:
+                attributes = _with_exception(attributes, record.exc_info)
+            body = self.format(record) if self.formatter else record.getMessage()
+            context = get_current_span().get_span_context()
+            levelno = record.levelno
+            level = _LEVELS.get(levelno)
+            if level is None:
+                level = _level(levelno)
+            levelname = record.levelname
+            self._pipeline._offer_log(
+                (
+                    int(record.created * 1e9),
+                    time_ns(),
+                    level[0],
+                    _OTEL_TEXT.get(levelname, levelname),
+                    body,
+                    attributes,
+                    context.trace_id,
+                    context.span_id,
+                    context.trace_flags,
+                    record.name,
+                    None,
+                    event_name,
+                    0,
+                ),
+                level[1],
+            )
         except Exception as exc:  # noqa: BLE001 - hot path: contain and count
             report_internal_error("relay.handler", exc)
-
-    def _entry(self, record: logging.LogRecord) -> tuple[LogEntry, int]:
-        fields = record.__dict__
-        attributes: dict[str, Any] | None = None
-        extra = fields.keys() - _RESERVED
-        if extra:
-            attributes = {key: fields[key] for key in extra}
-        event_name = None
-        if attributes is not None:
-            event_name = attributes.pop("otel.event.name", None) or attributes.pop(
-                "event.name", None
-            )
-        if record.exc_info:
-            attributes = _with_exception(attributes, record.exc_info)
-        body = self.format(record) if self.formatter else record.getMessage()
-        context = get_current_span().get_span_context()
-        severity = _severity_number(record.levelno)
-        entry: LogEntry = (
-            int(record.created * 1e9),
-            time_ns(),
-            severity,
-            _OTEL_TEXT.get(record.levelname, record.levelname),
-            body,
-            attributes,
-            context.trace_id,
-            context.span_id,
-            context.trace_flags,
-            record.name,
-            None,
-            event_name,
-            0,
-        )
-        return entry, severity_class(severity)
 
 
 def _with_exception(attributes: dict[str, Any] | None, exc_info: Any) -> dict[str, Any]:

@@ -1,0 +1,130 @@
+"""Shared parts of the relay benchmarks: the record shape, a relay host, the baseline."""
+
+from __future__ import annotations
+
+import logging
+import logging.handlers
+import multiprocessing
+import statistics
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+from opentelemetry.sdk._logs import LogRecordProcessor, ReadableLogRecord, ReadWriteLogRecord
+from opentelemetry.sdk._logs.export import (
+    BatchLogRecordProcessor,
+    LogRecordExporter,
+    LogRecordExportResult,
+)
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
+
+from otelkit.relay import ChildPipeline, RelayHost
+
+
+def log_many(logger: logging.Logger, n: int) -> None:
+    """The record shape every benchmark uses: a formatted message and two extras."""
+    for i in range(n):
+        logger.info("record %d from %s", i, "child", extra={"job.id": i, "tier": "gold"})
+
+
+def quiet_logger(name: str, handler: logging.Handler) -> logging.Logger:
+    logger = logging.getLogger(name)
+    logger.handlers[:] = [handler]
+    logger.setLevel(logging.DEBUG)
+    logger.propagate = False
+    return logger
+
+
+class CountingExporter(LogRecordExporter):
+    """A no-op exporter that counts what reaches it."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.done = threading.Event()
+        self.target = 0
+
+    def export(self, batch: Sequence[ReadableLogRecord]) -> LogRecordExportResult:
+        self.count += len(batch)
+        if self.target and self.count >= self.target:
+            self.done.set()
+        return LogRecordExportResult.SUCCESS
+
+    def shutdown(self) -> None:
+        pass
+
+
+class _NoSpans(SpanProcessor):
+    def on_end(self, span: ReadableSpan) -> None:
+        pass
+
+
+class _NoLogs(LogRecordProcessor):
+    def on_emit(self, log_record: ReadWriteLogRecord) -> None:
+        pass
+
+    def shutdown(self) -> None:
+        pass
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return True
+
+
+def relay_host(exporter: CountingExporter | None = None) -> RelayHost:
+    """A started host whose log pipeline is a batch processor over ``exporter``."""
+    processor: LogRecordProcessor = (
+        BatchLogRecordProcessor(exporter, max_queue_size=1 << 20, max_export_batch_size=512)
+        if exporter is not None
+        else _NoLogs()
+    )
+    host = RelayHost(span_processor=_NoSpans(), log_processor=processor)
+    host.start()
+    return host
+
+
+def child_pipeline(env_value: str) -> ChildPipeline:
+    return ChildPipeline.from_env(
+        env_value, resource=Resource({"service.name": "bench-child"}), max_buffer=1 << 20
+    )
+
+
+def bridge_logger(pipeline: ChildPipeline) -> logging.Logger:
+    """The OpenTelemetry logging bridge feeding the pipeline's SDK processor."""
+    from opentelemetry.instrumentation.logging.handler import LoggingHandler
+    from opentelemetry.sdk._logs import LoggerProvider
+
+    provider = LoggerProvider(resource=Resource({"service.name": "bench"}), shutdown_on_exit=False)
+    provider.add_log_record_processor(pipeline.log_processor)
+    return quiet_logger("bench.bridge", LoggingHandler(logger_provider=provider))
+
+
+class CountingHandler(logging.Handler):
+    """The baseline listener's handler: a no-op that counts."""
+
+    def __init__(self, target: int) -> None:
+        super().__init__()
+        self.count = 0
+        self.target = target
+        self.done = threading.Event()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.count += 1
+        if self.count >= self.target:
+            self.done.set()
+
+
+def baseline_listener(
+    queue: Any, target: int
+) -> tuple[logging.handlers.QueueListener, CountingHandler]:
+    handler = CountingHandler(target)
+    listener = logging.handlers.QueueListener(queue, handler)
+    listener.start()
+    return listener, handler
+
+
+def mp_context() -> Any:
+    return multiprocessing.get_context("spawn")
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values)
