@@ -8,7 +8,7 @@ new owner's row; its attempt is recorded as lost instead.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -67,7 +67,7 @@ def _expired(now: sa.ColumnElement[float]) -> sa.ColumnElement[bool]:
     return sa.and_(_c.status == _RUNNING, _c.lease_expires <= now, _c.attempt < _c.max_attempts)
 
 
-def _claim_values(owner: str) -> dict[str, Any]:
+def _claim_values(owner: Any) -> dict[str, Any]:
     now = db_now()
     # SET expressions read the row as it was before the UPDATE (both dialects).
     return {
@@ -82,6 +82,18 @@ def _claim_values(owner: str) -> dict[str, Any]:
     }
 
 
+# Statements are built once per dialect with bound parameters (hot path: no rebuilding).
+_cache: dict[tuple[str, str], Any] = {}
+
+
+def _cached(conn: sa.Connection, kind: str, build: Callable[[bool], Any]) -> Any:
+    key = (conn.dialect.name, kind)
+    stmt = _cache.get(key)
+    if stmt is None:
+        stmt = _cache[key] = build(key[0] == "postgresql")
+    return stmt
+
+
 def claim_batch(
     conn: sa.Connection, *, owner: str, queues: Sequence[str], limit: int
 ) -> list[sa.Row[Any]]:
@@ -91,40 +103,48 @@ def claim_batch(
     ``UPDATE ... RETURNING``. SQLite: ``UPDATE ... WHERE id IN (SELECT ... LIMIT n)
     RETURNING`` — the caller runs it in a ``BEGIN IMMEDIATE`` transaction.
     """
-    where = [_c.queue.in_(queues), sa.text(WAITING_SQL), _c.run_after <= db_now()]
-    order = [_c.priority.desc(), _c.run_after, _c.id]
-    return _claim(conn, owner, where, order, limit)
+
+    def build(postgres: bool) -> sa.Update:
+        where = [_QUEUES, sa.text(WAITING_SQL), _c.run_after <= db_now()]
+        return _claim(postgres, where, [_c.priority.desc(), _c.run_after, _c.id])
+
+    stmt = _cached(conn, "claim", build)
+    params = {"owner": owner, "queues": list(queues), "limit": limit}
+    return list(conn.execute(stmt, params))
 
 
 def claim_expired(
     conn: sa.Connection, *, owner: str, queues: Sequence[str], limit: int
 ) -> list[sa.Row[Any]]:
     """Take over running jobs whose lease expired (with attempts left); counts an attempt."""
-    where = [
-        _c.queue.in_(queues),
-        sa.text(RUNNING_SQL),
-        _c.lease_expires <= db_now(),
-        _c.attempt < _c.max_attempts,
-    ]
-    return _claim(conn, owner, where, [_c.lease_expires], limit)
+
+    def build(postgres: bool) -> sa.Update:
+        where = [
+            _QUEUES,
+            sa.text(RUNNING_SQL),
+            _c.lease_expires <= db_now(),
+            _c.attempt < _c.max_attempts,
+        ]
+        return _claim(postgres, where, [_c.lease_expires])
+
+    stmt = _cached(conn, "takeover", build)
+    params = {"owner": owner, "queues": list(queues), "limit": limit}
+    return list(conn.execute(stmt, params))
 
 
-def _claim(
-    conn: sa.Connection,
-    owner: str,
-    where: Sequence[Any],
-    order: Sequence[Any],
-    limit: int,
-) -> list[sa.Row[Any]]:
-    pick = sa.select(_c.id).where(*where).order_by(*order).limit(limit)
+_QUEUES = _c.queue.in_(sa.bindparam("queues", expanding=True))
+_KEYS = sa.tuple_(_c.id, _c.attempt).in_(sa.bindparam("keys", expanding=True))
+
+
+def _claim(postgres: bool, where: Sequence[Any], order: Sequence[Any]) -> sa.Update:
+    pick = sa.select(_c.id).where(*where).order_by(*order).limit(sa.bindparam("limit"))
     stmt: sa.Update
-    if conn.dialect.name == "postgresql":
+    if postgres:
         cte = pick.with_for_update(skip_locked=True).cte("ready")
         stmt = sa.update(jobs).where(_c.id == cte.c.id)
     else:
         stmt = sa.update(jobs).where(_c.id.in_(pick.scalar_subquery()))
-    stmt = stmt.values(_claim_values(owner)).returning(*jobs.c)
-    return list(conn.execute(stmt))
+    return stmt.values(_claim_values(sa.bindparam("owner"))).returning(*jobs.c)
 
 
 def claim_by_id(conn: sa.Connection, *, owner: str, job_id: str) -> sa.Row[Any] | None:
@@ -190,6 +210,18 @@ def finish(conn: sa.Connection, *, owner: str, transitions: Sequence[Transition]
     return applied
 
 
+def _succeed() -> sa.Update:
+    now = db_now()
+    return (
+        sa.update(jobs)
+        .where(_c.lease_owner == sa.bindparam("owner"), sa.text(RUNNING_SQL), _KEYS)
+        .values(
+            status=JobState.SUCCEEDED.value, lease_expires=None, updated_at=now, finished_at=now
+        )
+        .returning(_c.id)
+    )
+
+
 def _already_applied(conn: sa.Connection, owner: str, missing: Sequence[Transition]) -> set[str]:
     """Rows that already show our transition (a retried commit that had in fact landed)."""
     rows = conn.execute(
@@ -233,13 +265,17 @@ def record_lost(
 
 def renew(conn: sa.Connection, *, owner: str, leases: Sequence[tuple[str, int]]) -> set[str]:
     """Extend the leases this owner still holds by each job's lease length; those ids."""
-    stmt = (
-        sa.update(jobs)
-        .where(*_fence(owner), sa.tuple_(_c.id, _c.attempt).in_(list(leases)))
-        .values(lease_expires=db_now() + _c.lease_seconds)
-        .returning(_c.id)
-    )
-    return set(conn.execute(stmt).scalars())
+
+    def build(postgres: bool) -> sa.Update:
+        return (
+            sa.update(jobs)
+            .where(_c.lease_owner == sa.bindparam("owner"), sa.text(RUNNING_SQL), _KEYS)
+            .values(lease_expires=db_now() + _c.lease_seconds)
+            .returning(_c.id)
+        )
+
+    stmt = _cached(conn, "renew", build)
+    return set(conn.execute(stmt, {"owner": owner, "keys": list(leases)}).scalars())
 
 
 def exhausted_expired(conn: sa.Connection, *, limit: int) -> list[sa.Row[Any]]:
