@@ -57,6 +57,11 @@ def freeze(value: object) -> Hashable:
     return repr(value)
 
 
+def _enum_value(member: Any) -> object:
+    # Enum members hash in Python (slow on a hot path); their plain values hash in C.
+    return getattr(member, "_value_", member)
+
+
 def _scope_name(record: AnyLogRecord) -> str | None:
     scope = record.instrumentation_scope
     return scope.name if scope is not None else None
@@ -70,9 +75,10 @@ def message_key(record: AnyLogRecord) -> Hashable:
     lr = record.log_record
     body = lr.body
     attributes = lr.attributes
+    scope = record.instrumentation_scope
     return (
-        _scope_name(record),
-        lr.severity_number,
+        scope.name if scope is not None else None,
+        getattr(lr.severity_number, "_value_", None),  # see _enum_value
         body if type(body) is str else freeze(body),
         attributes.get(_EXCEPTION_TYPE) if attributes else None,
     )
@@ -93,7 +99,7 @@ def call_site_key(record: AnyLogRecord) -> Hashable:
         return message_key(record)
     return (
         _scope_name(record),
-        lr.severity_number,
+        _enum_value(lr.severity_number),
         path,
         attributes.get(_CODE_LINE_NUMBER),
         attributes.get(_EXCEPTION_TYPE),
@@ -101,22 +107,25 @@ def call_site_key(record: AnyLogRecord) -> Hashable:
 
 
 def _span_exception_type(span: ReadableSpan) -> object:
-    for event in span.events:
-        if event.name == "exception" and event.attributes:
-            return event.attributes.get(_EXCEPTION_TYPE)
-    attributes = span.attributes
+    # The private fields: the public properties copy (a tuple, a mapping proxy) per call.
+    events = span._events
+    if events:
+        for event in events:
+            if event.name == "exception" and event.attributes:
+                return event.attributes.get(_EXCEPTION_TYPE)
+    attributes = span._attributes
     return attributes.get(_ERROR_TYPE) if attributes else None
 
 
 def span_name_key(span: ReadableSpan) -> Hashable:
     """The default span-tree key: scope name, kind, root span name, status code and
     exception type (from the ``exception`` event, else ``error.type``)."""
-    scope = span.instrumentation_scope
+    scope = span._instrumentation_scope
     return (
         scope.name if scope is not None else None,
-        span.kind,
-        span.name,
-        span.status.status_code,
+        span._kind._value_,
+        span._name,
+        span._status.status_code._value_,
         _span_exception_type(span),
     )
 
@@ -136,7 +145,7 @@ class AttributesKey:
         else:
             lr = item.log_record
             attributes = lr.attributes
-            base = (_scope_name(item), lr.severity_number)
+            base = (_scope_name(item), _enum_value(lr.severity_number))
         values = tuple(freeze(attributes.get(name)) if attributes else None for name in self.names)
         return (*base, values)
 
@@ -206,13 +215,14 @@ class ResourceTokens:
     _MAX_CACHED = 256
 
     def __init__(self) -> None:
-        self._last: tuple[Resource | None, Hashable] = (None, None)
+        self.last: tuple[Resource | None, Hashable] = (None, None)
+        """The most recent (resource, token) pair: replaced whole, never mutated."""
         self._cache: dict[int, tuple[weakref.ref[Resource], Hashable]] = {}
         self._lock = threading.Lock()
 
     def token(self, resource: Resource | None) -> Hashable:
         """The token of ``resource`` (``None`` for no resource)."""
-        last = self._last  # one read: the pair is replaced, never mutated
+        last = self.last  # one read: the pair is replaced, never mutated
         if resource is last[0]:
             return last[1]
         if resource is None:
@@ -229,5 +239,5 @@ class ResourceTokens:
                 if len(self._cache) >= self._MAX_CACHED:
                     self._cache.clear()
                 self._cache[id(resource)] = (weakref.ref(resource), token)
-            self._last = (resource, token)
+            self.last = (resource, token)
         return token

@@ -10,15 +10,17 @@ Bounds: at most ``max_held`` spans are held and at most ``max_held`` trace entri
 A trace whose spans had to leave before their root (held longer than ``max_hold``, too many
 held, or evicted to make room) is *forced*: everything of that trace passes, its root
 included, so no exported span ever loses its parent to a suppression. A forced trace is
-remembered by id until its local root ends (at most ``max(1024, 4 * max_held)`` ids; the
-oldest is forgotten beyond that and counted in ``forgotten``). What an entry's expiry or
-eviction forgets is the verdict of an already decided tree: a span that ends more than
-``max_hold`` after its dropped root (or after an eviction under overload) is exported.
+remembered by id until its local root ends. Dropped roots (and dropped late children) are
+remembered by span id, so a span that ends after its dropped parent is dropped too. Both
+memories are bounded (``max(1024, 4 * max_held)`` ids each, oldest forgotten first; a
+forgotten forced trace is counted in ``forgotten``); verdicts on the other members of a
+dropped tree last as long as its entry (``max_hold``). Beyond those, a late span is
+exported (counted as overflow): nothing is lost, at worst a late span lacks its parent.
 """
 
 from __future__ import annotations
 
-from collections import deque
+from collections import OrderedDict, deque
 
 from opentelemetry.sdk.trace import ReadableSpan
 
@@ -61,15 +63,26 @@ class Trees:
         self.held_count = 0
         self.evictions = 0
         self.forgotten = 0
-        # forced traces without an entry, oldest first (a dict used as an ordered set)
-        self.forced_ids: dict[int, None] = {}
-        self._max_forced = max(1024, 4 * max_held)
+        self._max_remembered = max(1024, 4 * max_held)
+        # forced traces without an entry, oldest first (ordered sets)
+        self.forced_ids: OrderedDict[int, None] = OrderedDict()
+        # span ids of dropped spans decided without an entry (childless roots, late
+        # children): a span ending after its dropped parent is dropped too
+        self.dropped_ids: OrderedDict[int, None] = OrderedDict()
 
     def is_forced(self, trace_id: int, entry: TraceEntry | None) -> bool:
         """Whether everything of ``trace_id`` must pass."""
         if entry is not None and entry.forced:
             return True
-        return trace_id in self.forced_ids
+        forced_ids = self.forced_ids
+        return bool(forced_ids) and trace_id in forced_ids
+
+    def remember_dropped(self, span_id: int) -> None:
+        """Remember that ``span_id`` was dropped (bounded: the oldest is forgotten)."""
+        dropped = self.dropped_ids
+        if len(dropped) >= self._max_remembered:
+            dropped.popitem(last=False)
+        dropped[span_id] = None
 
     def root_ended(self, trace_id: int) -> None:
         """A forced trace's local root has passed: stop remembering the trace."""
@@ -149,6 +162,7 @@ class Trees:
         self.entries.clear()
         self.order.clear()
         self.forced_ids.clear()
+        self.dropped_ids.clear()
         self.held_count = 0
 
     def _retire(self, entry: TraceEntry, released: list[ReadableSpan]) -> None:
@@ -156,8 +170,8 @@ class Trees:
         if entry.held or entry.forced:
             self._release(entry, released)
             forced_ids = self.forced_ids
-            if len(forced_ids) >= self._max_forced:
-                del forced_ids[next(iter(forced_ids))]
+            if len(forced_ids) >= self._max_remembered:
+                forced_ids.popitem(last=False)
                 self.forgotten += 1
             forced_ids[entry.trace_id] = None
 

@@ -133,7 +133,10 @@ class CoalescingLogRecordProcessor(LogRecordProcessor):
     def on_emit(self, log_record: ReadWriteLogRecord) -> None:
         """Forward ``log_record`` unless it repeats a key inside its window. Never raises."""
         try:
-            key: Hashable = (self._resources.token(log_record.resource), self._key(log_record))
+            resource = log_record.resource
+            last = self._resources.last  # inlined fast path of ResourceTokens.token
+            token = last[1] if resource is last[0] else self._resources.token(resource)
+            key: Hashable = (token, self._key(log_record))
             lr = log_record.log_record
             if self._engine.offer(key, log_record, lr.timestamp or lr.observed_timestamp) is (
                 SUPPRESS

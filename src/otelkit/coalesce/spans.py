@@ -144,40 +144,50 @@ class CoalescingSpanProcessor(SpanProcessor):
     def on_end(self, span: ReadableSpan) -> None:
         """Hold, forward or drop ``span`` as its local tree's verdict says. Never raises."""
         try:
-            forward = self._route(span)
+            context = span._context
+            parent = span._parent
+            if context is None or self._closed:
+                forward: ReadableSpan | list[ReadableSpan] = span
+            elif parent is None or parent.is_remote:
+                forward = self._end_root(span, context.trace_id, context.span_id)
+            else:
+                forward = self._end_child(span, context.trace_id, context.span_id, parent.span_id)
         except Exception as exc:  # noqa: BLE001 - when in doubt, forward: lose nothing
             report_internal_error(_COMPONENT, exc)
-            forward = [span]
-        for item in forward:
-            self._forward(item)
+            forward = span
+        if forward is span:
+            self._forward(span)
+        else:
+            for item in forward:  # type: ignore[union-attr]
+                self._forward(item)
 
-    def _route(self, span: ReadableSpan) -> list[ReadableSpan]:
-        context = span.context
-        parent = span.parent
-        if context is None or self._closed:
-            return [span]
-        if parent is None or parent.is_remote:
-            return self._end_root(span, context.trace_id, context.span_id)
+    def _end_child(
+        self, span: ReadableSpan, trace_id: int, span_id: int, parent_id: int
+    ) -> ReadableSpan | list[ReadableSpan]:
         released: list[ReadableSpan] = []
         with self._lock:
             trees = self._trees
-            entry = trees.get(context.trace_id)
-            verdict = None
-            if trees.is_forced(context.trace_id, entry):
-                verdict = True
-            elif entry is not None:
-                verdict = entry.verdicts.get(parent.span_id)
-            if verdict is not None and entry is None:
-                return [span]
+            entry = trees.entries.get(trace_id)
+            if trees.is_forced(trace_id, entry):
+                verdict: bool | None = True
+            else:
+                verdict = entry.verdicts.get(parent_id) if entry is not None else None
+                if verdict is None and parent_id in trees.dropped_ids:
+                    verdict = False
             if verdict is not None:
-                assert entry is not None
-                members = trees.decide(entry, context.span_id, verdict)
+                if entry is None:
+                    if verdict:
+                        return span
+                    trees.remember_dropped(span_id)
+                    self._dropped += 1
+                    return released
+                members = trees.decide(entry, span_id, verdict)
                 if verdict:
                     return [span, *members]
                 self._dropped += 1 + len(members)
-                return []
+                return released
             if entry is None:
-                entry = trees.create(context.trace_id, self._clock.monotonic(), released)
+                entry = trees.create(trace_id, self._clock.monotonic(), released)
                 self._arm()
             if not trees.hold(entry, span):
                 trees.force(entry, released)
@@ -185,37 +195,39 @@ class CoalescingSpanProcessor(SpanProcessor):
             self._passed += len(released)
         return released
 
-    def _end_root(self, span: ReadableSpan, trace_id: int, span_id: int) -> list[ReadableSpan]:
+    def _end_root(
+        self, span: ReadableSpan, trace_id: int, span_id: int
+    ) -> ReadableSpan | list[ReadableSpan]:
         key: Hashable | None = None
         try:
             if self._predicate is None or self._predicate(span):
-                key = (self._resources.token(span.resource), self._key(span))
+                resource = span._resource
+                last = self._resources.last  # inlined fast path of ResourceTokens.token
+                token = last[1] if resource is last[0] else self._resources.token(resource)
+                key = (token, self._key(span))
         except Exception as exc:  # noqa: BLE001 - a failing key or predicate: do not coalesce
             report_internal_error(_COMPONENT + ".key", exc)
         with self._lock:
             trees = self._trees
-            entry = trees.get(trace_id)
+            entry = trees.entries.get(trace_id)
             if trees.is_forced(trace_id, entry):
                 trees.root_ended(trace_id)
                 verdict = True
             elif key is None:
                 verdict = True
             else:
-                verdict = self._engine.offer(key, span, span.end_time) is EMIT
+                verdict = self._engine.offer(key, span, span._end_time) is EMIT
             if entry is None:
                 if verdict:
-                    return [span]
+                    return span
                 # Remember the drop, so children that end after their root are dropped too.
-                released: list[ReadableSpan] = []
-                entry = trees.create(trace_id, self._clock.monotonic(), released)
-                self._passed += len(released)
-                self._arm()
-                trees.decide(entry, span_id, verdict)
+                trees.remember_dropped(span_id)
                 self._dropped += 1
-                return released
+                return []
             members = trees.decide(entry, span_id, verdict)
             if verdict:
                 return [*members, span]
+            trees.remember_dropped(span_id)
             self._dropped += 1 + len(members)
             return []
 

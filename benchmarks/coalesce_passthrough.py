@@ -1,0 +1,114 @@
+"""What coalescing costs when nothing repeats.
+
+Each operation creates and ends a span and makes a stdlib ``logging`` call (through the
+OTel ``LoggingHandler``), every span name and message distinct. Ours: the coalescing span
+and log processors in front of batch processors with no-op exporters. Baseline: the same
+pipeline without them. Runs alternate; the cost is the calling thread's CPU time
+(``time.thread_time``, robust against other load on the machine; the exporters' own threads
+are the same on both sides); the ratio is of the medians. Target: <= 1.05.
+
+    .venv/bin/python benchmarks/coalesce_passthrough.py [--ops N] [--repeats R]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import itertools
+import logging
+import statistics
+import time
+from collections.abc import Sequence
+
+from opentelemetry.instrumentation.logging.handler import LoggingHandler
+from opentelemetry.sdk._logs import LoggerProvider, LogRecordProcessor, ReadableLogRecord
+from opentelemetry.sdk._logs.export import (
+    BatchLogRecordProcessor,
+    LogRecordExporter,
+    LogRecordExportResult,
+)
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+
+from otelkit.coalesce import CoalescingLogRecordProcessor, CoalescingSpanProcessor
+
+_counter = itertools.count()
+
+
+class NoopSpans(SpanExporter):
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        return SpanExportResult.SUCCESS
+
+
+class NoopLogs(LogRecordExporter):
+    def export(self, batch: Sequence[ReadableLogRecord]) -> LogRecordExportResult:
+        return LogRecordExportResult.SUCCESS
+
+    def shutdown(self) -> None:
+        pass
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return True
+
+
+class Pipeline:
+    def __init__(self, *, coalesce: bool) -> None:
+        self.tracer_provider = TracerProvider(shutdown_on_exit=False)
+        self.logger_provider = LoggerProvider(shutdown_on_exit=False)
+        span_processor: SpanProcessor = BatchSpanProcessor(NoopSpans())
+        log_processor: LogRecordProcessor = BatchLogRecordProcessor(NoopLogs())
+        if coalesce:
+            meters = MeterProvider(shutdown_on_exit=False)
+            span_processor = CoalescingSpanProcessor(span_processor, meter_provider=meters)
+            log_processor = CoalescingLogRecordProcessor(log_processor, meter_provider=meters)
+        self.tracer_provider.add_span_processor(span_processor)
+        self.logger_provider.add_log_record_processor(log_processor)
+        self.tracer = self.tracer_provider.get_tracer("bench")
+        self.logger = logging.getLogger(f"bench.passthrough.{next(_counter)}")
+        self.logger.propagate = False
+        self.logger.setLevel(logging.INFO)
+        self.logger.addHandler(LoggingHandler(logger_provider=self.logger_provider))
+
+    def run(self, ops: int, offset: int) -> float:
+        tracer, logger = self.tracer, self.logger
+        gc.collect()
+        start = time.thread_time()
+        for i in range(offset, offset + ops):
+            with tracer.start_as_current_span(f"op {i}"):
+                logger.warning("event %d happened", i)
+        return (time.thread_time() - start) / ops
+
+    def shutdown(self) -> None:
+        self.tracer_provider.shutdown()
+        self.logger_provider.shutdown()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--ops", type=int, default=10_000)
+    parser.add_argument("--repeats", type=int, default=9)
+    args = parser.parse_args()
+    ours, baseline = Pipeline(coalesce=True), Pipeline(coalesce=False)
+    ours.run(2000, 0)  # warm up
+    baseline.run(2000, 0)
+    ours_times: list[float] = []
+    base_times: list[float] = []
+    offset = 10_000
+    for repeat in range(args.repeats):
+        pair = [(ours, ours_times), (baseline, base_times)]
+        for pipeline, times in pair if repeat % 2 == 0 else reversed(pair):
+            times.append(pipeline.run(args.ops, offset))
+        offset += args.ops
+        print(
+            f"repeat {repeat}: ours={ours_times[-1] * 1e6:.2f} us/op "
+            f"baseline={base_times[-1] * 1e6:.2f} us/op"
+        )
+    ours.shutdown()
+    baseline.shutdown()
+    a, b = statistics.median(ours_times) * 1e6, statistics.median(base_times) * 1e6
+    print(f"coalesce_passthrough: ratio={a / b:.3f} (ours={a:.2f} us/op, baseline={b:.2f} us/op)")
+
+
+if __name__ == "__main__":
+    main()
