@@ -103,27 +103,33 @@ def _start(worker: Any) -> threading.Thread:
     return thread
 
 
-def test_stop_lets_running_jobs_finish_and_releases_unstarted_ones(db_url, make_store) -> None:
+@pytest.mark.parametrize("concurrency", [1, 2])
+def test_stop_lets_running_jobs_finish_and_releases_unstarted_ones(
+    db_url, make_store, concurrency
+) -> None:
     store = make_store(db_url)
-    started, proceed = threading.Event(), threading.Event()
+    started = threading.Semaphore(0)
+    proceed = threading.Event()
 
     @store.job(name="s")
     def s(job: Job) -> None:
-        started.set()
+        started.release()
         assert proceed.wait(10)
 
     ids = s.enqueue_many(range(4))
-    worker = store.worker(concurrency=1, batch=4, shutdown_timeout=10)
+    worker = store.worker(concurrency=concurrency, batch=4, shutdown_timeout=10)
     thread = _start(worker)
-    assert started.wait(10)
+    for _ in range(concurrency):
+        assert started.acquire(timeout=10)
     worker.stop()
-    wait_until(lambda: _states(store, ids).count(JobState.RETRYING) == 3, timeout=10)
-    proceed.set()  # the running job finishes within the grace period
+    if concurrency > 1:  # the loop thread is free: unstarted jobs are released at once
+        wait_until(lambda: _states(store, ids).count(JobState.RETRYING) == 2, timeout=10)
+    proceed.set()  # running jobs finish within the grace period
     thread.join(15)
     assert not thread.is_alive()
     states = _states(store, ids)
-    assert states.count(JobState.SUCCEEDED) == 1
-    assert states.count(JobState.RETRYING) == 3
+    assert states.count(JobState.SUCCEEDED) == concurrency
+    assert states.count(JobState.RETRYING) == 4 - concurrency
     for jid, state in zip(ids, states):
         job = store.get(jid)
         if state is JobState.RETRYING:  # never started: the attempt is given back
@@ -140,7 +146,7 @@ def test_stop_releases_a_job_that_outlives_the_grace_period(db_url, make_store) 
         proceed.wait(10)
 
     jid = stuck.enqueue()
-    worker = store.worker(concurrency=1, shutdown_timeout=0.2)
+    worker = store.worker(concurrency=2, shutdown_timeout=0.2)
     thread = _start(worker)
     assert started.wait(10)
     worker.stop()

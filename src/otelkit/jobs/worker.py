@@ -14,6 +14,7 @@ import random
 import signal
 import threading
 import time
+from collections import deque
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from types import FrameType
@@ -36,8 +37,10 @@ class Worker:
     """Claims and runs jobs of a :class:`JobStore` until stopped.
 
     Obtain one with ``store.worker(queues=..., concurrency=..., batch=...)``.
-    ``concurrency`` attempts run at once; a claim asks for ``batch`` jobs (default:
-    ``concurrency``) whenever fewer than ``concurrency`` are in hand. Database errors
+    ``concurrency`` attempts run at once (sync functions in a thread pool, or in the loop
+    thread itself when ``concurrency=1``; async functions in one event-loop thread); a claim
+    asks for ``batch`` jobs (default: ``concurrency``) whenever fewer than ``concurrency``
+    are in hand, in the same transaction that records the attempts just finished. Database errors
     (e.g. PostgreSQL restarting) pause the loop with exponential backoff; nothing is lost.
     """
 
@@ -100,6 +103,7 @@ class Worker:
         self._last_sweep = 0.0
         self._last_takeover = 0.0
         self._claimed = 0
+        self._inline: deque[tuple[Attempt, Future[Any]]] = deque()
 
     # -- public --------------------------------------------------------------------------------
     def run(self) -> None:
@@ -149,6 +153,7 @@ class Worker:
                 if not self._cycle(done, asked, takeover):
                     continue
                 claimed = self._claimed
+                self._run_inline()
                 if asked and claimed < asked and self._due("_last_sweep", _SWEEP_EVERY):
                     self._sweep()
                 with self._cond:
@@ -224,6 +229,9 @@ class Worker:
         future: Future[Any]
         if definition is not None and definition.is_async:
             future = asyncio.run_coroutine_threadsafe(self._run_async(attempt), self._event_loop())
+        elif self.concurrency == 1:
+            future = Future()  # run in the loop thread: no hand-off for one-at-a-time workers
+            self._inline.append((attempt, future))
         else:
             if self._executor is None:
                 self._executor = ThreadPoolExecutor(
@@ -233,11 +241,23 @@ class Worker:
         with self._cond:
             self._in_flight[attempt] = future
 
-    def _run_sync(self, attempt: Attempt) -> None:
+    def _run_inline(self) -> None:
+        """Run the sync attempts queued for the loop thread (concurrency 1)."""
+        while self._inline and not self._stopping:
+            attempt, future = self._inline.popleft()
+            if future.set_running_or_notify_cancel():
+                try:
+                    self._run_sync(attempt, inline=True)
+                finally:
+                    future.set_result(None)
+
+    def _run_sync(self, attempt: Attempt, *, inline: bool = False) -> None:
         try:
             self._store._runner.invoke_sync(attempt)
-        except BaseException:  # noqa: BLE001 - released by invoke_sync; the thread carries on
-            pass
+        except BaseException:
+            if inline:  # an interrupt in the loop thread (second Ctrl-C) stops the worker
+                raise
+            # in a job thread: invoke_sync already released the job; the thread carries on
         finally:
             self._hand_back(attempt)
 
