@@ -53,6 +53,9 @@ class CountingExporter(LogRecordExporter):
     def shutdown(self) -> None:
         pass
 
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return True
+
 
 class _NoSpans(SpanProcessor):
     def on_end(self, span: ReadableSpan) -> None:

@@ -3,13 +3,22 @@
 The host runs a :class:`RelayHost` and publishes :attr:`RelayHost.env_value` in the
 ``OTELKIT_RELAY`` environment variable (:data:`RELAY_ENV`); a child builds its providers
 with :meth:`ChildPipeline.from_env`. See ``docs/relay.md``.
+
+The host side and the SDK exporters are imported on first use, so a child's start-up does
+not pay for the protobuf message classes the host decodes with.
 """
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
 
 from otelkit.relay._processors import RelayLoggingHandler
 from otelkit.relay._wire import RelayAddress
 from otelkit.relay.child import ChildPipeline
-from otelkit.relay.exporters import RELAY_ENV, RelayLogExporter, RelaySpanExporter
-from otelkit.relay.host import RelayHost
+
+if TYPE_CHECKING:
+    from otelkit.relay.exporters import RelayLogExporter, RelaySpanExporter
+    from otelkit.relay.host import RelayHost
 
 __all__ = [
     "RELAY_ENV",
@@ -20,3 +29,23 @@ __all__ = [
     "RelayLoggingHandler",
     "RelaySpanExporter",
 ]
+
+RELAY_ENV = "OTELKIT_RELAY"
+"""The environment variable through which a host tells its children where its relay is."""
+
+_LAZY = {
+    "RelayHost": "otelkit.relay.host",
+    "RelayLogExporter": "otelkit.relay.exporters",
+    "RelaySpanExporter": "otelkit.relay.exporters",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'otelkit.relay' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value

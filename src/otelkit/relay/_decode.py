@@ -12,6 +12,7 @@ from typing import Any
 
 from google.protobuf.message import DecodeError  # type: ignore[import-untyped]
 from opentelemetry._logs import LogRecord, SeverityNumber
+from opentelemetry.context import Context
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
@@ -21,7 +22,17 @@ from opentelemetry.sdk._logs import LogRecordLimits, ReadWriteLogRecord
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import Event, ReadableSpan
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
-from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceFlags
+from opentelemetry.trace import (
+    INVALID_SPAN,
+    Link,
+    NonRecordingSpan,
+    SpanContext,
+    SpanKind,
+    Status,
+    StatusCode,
+    TraceFlags,
+    set_span_in_context,
+)
 from opentelemetry.trace.span import TraceState
 
 from otelkit.relay._wire import FrameError
@@ -38,6 +49,10 @@ _KINDS = {
 }
 _IS_REMOTE = 0x200
 _SEVERITIES = {s.value: s for s in SeverityNumber}
+_FLAGS = [TraceFlags(i) for i in range(256)]
+# A non-empty context whose span is the invalid span: records without trace context keep
+# none, and the SDK does not look up the host thread's current context for them.
+_NO_SPAN = set_span_in_context(INVALID_SPAN, Context())
 
 
 def _value(v: AnyValue) -> Any:
@@ -110,18 +125,27 @@ class Decoder:
         return out
 
     def _log(self, pb: Any, resource: Resource, scope: InstrumentationScope) -> ReadWriteLogRecord:
+        trace_id = _id(pb.trace_id, 16, "trace_id")
+        span_id = _id(pb.span_id, 8, "span_id")
+        flags = _FLAGS[pb.flags & 0xFF]
+        if trace_id and span_id:
+            # The record's context carries the child's span, as it did in the child.
+            context = set_span_in_context(
+                NonRecordingSpan(SpanContext(trace_id, span_id, True, flags))
+            )
+        else:
+            context = _NO_SPAN
         record = LogRecord(
             timestamp=pb.time_unix_nano or None,
             observed_timestamp=pb.observed_time_unix_nano or None,
+            context=context,
             severity_text=pb.severity_text or None,
             severity_number=_SEVERITIES[pb.severity_number] if pb.severity_number else None,
             body=_value(pb.body) if pb.HasField("body") else None,
             attributes=_attributes(pb.attributes) or None,
             event_name=pb.event_name or None,
         )
-        record.trace_id = _id(pb.trace_id, 16, "trace_id")
-        record.span_id = _id(pb.span_id, 8, "span_id")
-        record.trace_flags = TraceFlags(pb.flags & 0xFF)
+        record.trace_id, record.span_id, record.trace_flags = trace_id, span_id, flags
         out = ReadWriteLogRecord(
             log_record=record, resource=resource, instrumentation_scope=scope, limits=self._limits
         )

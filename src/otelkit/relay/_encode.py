@@ -13,7 +13,6 @@ import struct
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from opentelemetry.exporter.otlp.proto.common._internal.trace_encoder import _encode_span
 from opentelemetry.sdk._logs import ReadWriteLogRecord
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan
@@ -232,6 +231,10 @@ def encode_log_request(resource: bytes, entries: Sequence[LogEntry]) -> bytes:
 
 def encode_span_request(resource: bytes, spans: Sequence[ReadableSpan]) -> bytes:
     """An ``ExportTraceServiceRequest`` with every span under one resource, grouped by scope."""
+    # Imported here: protobuf message classes cost ~25 ms, which a child that only logs
+    # never pays.
+    from opentelemetry.exporter.otlp.proto.common._internal.trace_encoder import _encode_span
+
     scopes: dict[tuple[str, str | None], list[bytes]] = {}
     for span in spans:
         scope = span.instrumentation_scope

@@ -320,7 +320,14 @@ def _describe(item: object) -> str:
 
 
 def _register_exit_hooks(pipeline: ChildPipeline) -> None:
-    """Flush at exit, also when a multiprocessing child leaves through ``os._exit``."""
+    """Flush at exit, also when a multiprocessing child leaves through ``os._exit``.
+
+    Fork and forkserver children of ``multiprocessing`` end with ``os._exit()`` right after
+    running ``multiprocessing.util``'s finalizers, and clear that registry first thing after
+    the fork; so the finalizer is registered through ``register_after_fork`` in each forked
+    child. ``multiprocessing`` is never imported for this: a process that forks through it
+    has already imported it.
+    """
     ref = weakref.ref(pipeline)
 
     def at_exit() -> None:
@@ -328,20 +335,20 @@ def _register_exit_hooks(pipeline: ChildPipeline) -> None:
         if target is not None:
             target._at_exit()
 
+    def register_finalizer(_: object = None) -> None:
+        mp_util = sys.modules.get("multiprocessing.util")
+        if mp_util is not None:
+            mp_util.Finalize(None, at_exit, exitpriority=100)
+
     def after_fork_in_child() -> None:
         target = ref()
-        if target is not None:
-            target._after_fork_in_child()
+        if target is None:
+            return
+        target._after_fork_in_child()
+        mp_util = sys.modules.get("multiprocessing.util")
+        if mp_util is not None:  # runs after multiprocessing's own post-fork reset
+            mp_util.register_after_fork(target, register_finalizer)
 
     atexit.register(at_exit)
     os.register_at_fork(after_in_child=after_fork_in_child)
-    # multiprocessing fork/forkserver children end with os._exit() after running
-    # multiprocessing.util's finalizers; the registry is cleared in the child, so the
-    # finalizer is registered again after each multiprocessing fork.
-    import multiprocessing.util as mp_util
-
-    def register_finalizer(_: object = None) -> None:
-        mp_util.Finalize(None, at_exit, exitpriority=100)
-
-    register_finalizer()
-    mp_util.register_after_fork(pipeline, lambda _p: register_finalizer())
+    register_finalizer()  # a pipeline built inside a multiprocessing child

@@ -21,13 +21,11 @@ from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportRes
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
+from otelkit.relay import RELAY_ENV
 from otelkit.relay._link import Link
 from otelkit.relay._wire import FRAME_LOGS, FRAME_SPANS, RelayAddress, encode_frame
 
-__all__ = ["RELAY_ENV", "RelayLogExporter", "RelaySpanExporter"]
-
-RELAY_ENV = "OTELKIT_RELAY"
-"""The environment variable through which a host tells its children where its relay is."""
+__all__ = ["RelayLogExporter", "RelaySpanExporter"]
 
 
 class _FrameSender:

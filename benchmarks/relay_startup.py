@@ -1,0 +1,90 @@
+"""relay_startup: ``otelkit.configure()`` in a relay child vs importing the OTel SDK alone.
+
+Each figure is measured inside a fresh process, from before the first import to after the
+call; the child finds a running relay host through ``OTELKIT_RELAY``. The child also reports
+whether grpc or requests got imported (they must not). Target: at most 30 ms more.
+
+    .venv/bin/python benchmarks/relay_startup.py [repeats]
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+import _relay_common as common
+from _util import median, ratio_line
+
+CONFIGURE = """
+import json, sys, time; t = time.perf_counter()
+import otelkit
+tel = otelkit.configure(service_name="bench-child")
+elapsed = time.perf_counter() - t
+bad = sorted(m for m in sys.modules if m.split(".")[0] in ("grpc", "requests"))
+print(json.dumps({"seconds": elapsed, "relay": tel.relay_child if hasattr(tel, "relay_child")
+      else None, "imported": bad}))
+tel.shutdown()
+"""
+
+PIPELINE = """
+import json, os, sys, time; t = time.perf_counter()
+import logging
+from opentelemetry.sdk._logs import LoggerProvider
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from otelkit.relay import RELAY_ENV, ChildPipeline
+resource = Resource.create({"service.name": "bench-child"})
+child = ChildPipeline.from_env(os.environ[RELAY_ENV], resource=resource)
+tracer_provider = TracerProvider(resource=resource)
+tracer_provider.add_span_processor(child.span_processor)
+logger_provider = LoggerProvider(resource=resource)
+logger_provider.add_log_record_processor(child.log_processor)
+logging.getLogger().addHandler(child.logging_handler())
+elapsed = time.perf_counter() - t
+bad = sorted(m for m in sys.modules if m.split(".")[0] in ("grpc", "requests"))
+print(json.dumps({"seconds": elapsed, "imported": bad}))
+"""
+
+BASELINE = """
+import json, time; t = time.perf_counter()
+import opentelemetry.sdk.trace, opentelemetry.sdk._logs, opentelemetry.sdk.metrics
+print(json.dumps({"seconds": time.perf_counter() - t, "imported": []}))
+"""
+
+
+def _measure(code: str, env: dict[str, str]) -> float:
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    if result["imported"]:
+        raise SystemExit(f"a relay child imported {result['imported']}")
+    return float(result["seconds"]) * 1000
+
+
+def main(repeats: int = 9) -> None:
+    host = common.relay_host()
+    env = {**os.environ, "OTELKIT_RELAY": host.env_value}
+    try:
+        configure = [_measure(CONFIGURE, env) for _ in range(repeats)]
+        pipeline = [_measure(PIPELINE, env) for _ in range(repeats)]
+        base = [_measure(BASELINE, env) for _ in range(repeats)]
+    finally:
+        host.close(5)
+    print("grpc and requests: never imported by a relay child")
+    print(f"hand-built child pipeline: {median(pipeline):.1f} ms")
+    print(f"configure() in a relay child adds {median(configure) - median(base):.1f} ms")
+    print(ratio_line("relay_startup", median(configure), median(base), "ms", digits=1))
+
+
+if __name__ == "__main__":
+    main(int(sys.argv[1]) if len(sys.argv) > 1 else 9)
