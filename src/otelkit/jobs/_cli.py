@@ -1,0 +1,272 @@
+"""``otelkit jobs worker|list|show|retry|cancel|purge``: run and inspect jobs from a shell."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import re
+import sys
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from otelkit.jobs._execute import Definition
+from otelkit.jobs._model import Job, JobState
+from otelkit.jobs.decorator import JobFunction
+from otelkit.jobs.store import JobStore
+
+__all__ = ["register"]
+
+_DB_ENV = "OTELKIT_JOBS_DB"
+_DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhdw]?)$")
+_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+_FINAL = [s.value for s in JobState if s.is_final]
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add the ``jobs`` command and its subcommands to the ``otelkit`` parser."""
+    jobs = subparsers.add_parser("jobs", help="run and inspect otelkit jobs")
+    sub = jobs.add_subparsers(dest="jobs_command", metavar="SUBCOMMAND", required=True)
+    db = argparse.ArgumentParser(add_help=False)
+    db.add_argument(
+        "--db",
+        default=os.environ.get(_DB_ENV),
+        help=f"database URL or SQLite file (default: ${_DB_ENV})",
+    )
+
+    worker = sub.add_parser("worker", parents=[db], help="run a worker for job functions")
+    worker.add_argument(
+        "--import",
+        dest="imports",
+        action="append",
+        required=True,
+        metavar="MODULE",
+        help="module defining @store.job functions (repeatable)",
+    )
+    worker.add_argument(
+        "--queue", action="append", help="queue to serve (repeatable; default: all)"
+    )
+    worker.add_argument("--concurrency", type=int, default=4, help="jobs at once (default 4)")
+    worker.add_argument("--batch", type=int, help="jobs per claim (default: concurrency)")
+    worker.set_defaults(func=_worker)
+
+    listing = sub.add_parser("list", parents=[db], help="list jobs, most recently updated first")
+    listing.add_argument("--state", action="append", choices=[s.value for s in JobState])
+    listing.add_argument("--queue")
+    listing.add_argument("--name")
+    listing.add_argument("--limit", type=int, default=50)
+    listing.set_defaults(func=_list)
+
+    show = sub.add_parser("show", parents=[db], help="one job: fields, errors and history")
+    show.add_argument("job_id")
+    show.set_defaults(func=_show)
+
+    for name, verb in (
+        ("retry", "queue failed or cancelled jobs again"),
+        ("cancel", "cancel jobs"),
+    ):
+        action = sub.add_parser(name, parents=[db], help=verb)
+        action.add_argument("job_ids", nargs="+", metavar="JOB_ID")
+        action.set_defaults(func=_operate, operation=name)
+
+    purge = sub.add_parser("purge", parents=[db], help="delete old final jobs and their history")
+    purge.add_argument("--older-than", default="7d", help="age like 30m, 12h, 7d (default 7d)")
+    purge.add_argument("--state", action="append", choices=_FINAL)
+    purge.set_defaults(func=_purge)
+
+
+# -- handlers ------------------------------------------------------------------------------
+def _store(args: argparse.Namespace) -> JobStore:
+    if not args.db:
+        raise ValueError(f"--db is required (or set ${_DB_ENV})")
+    return JobStore(args.db, gauges=args.jobs_command == "worker")
+
+
+def _fail(args: argparse.Namespace, exc: BaseException) -> int:
+    print(f"otelkit jobs {args.jobs_command}: {exc}", file=sys.stderr)
+    return 2
+
+
+def _worker(args: argparse.Namespace) -> int:
+    try:
+        definitions = _import_definitions(args.imports)
+        if args.concurrency < 1 or (args.batch is not None and args.batch < 1):
+            raise ValueError("--concurrency and --batch must be >= 1")
+    except (ImportError, ValueError) as exc:
+        return _fail(args, exc)
+    telemetry = _configure_telemetry()
+    try:
+        store = _store(args)
+        for definition in definitions:
+            store._register(definition)
+        store.create_schema()
+        worker = store.worker(queues=args.queue, concurrency=args.concurrency, batch=args.batch)
+    except (ValueError, TypeError) as exc:
+        return _fail(args, exc)
+    names = ", ".join(sorted(d.name for d in definitions))
+    print(f"otelkit jobs worker {worker.id}: queues {', '.join(worker.queues)}; jobs {names}")
+    try:
+        worker.run()
+    finally:
+        store.close()
+        if telemetry is not None:
+            telemetry.shutdown()
+    print(f"otelkit jobs worker {worker.id}: stopped after {worker.processed} attempts")
+    return 0
+
+
+def _import_definitions(modules: Sequence[str]) -> list[Definition]:
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    found: dict[str, Definition] = {}
+    for name in modules:
+        module = importlib.import_module(name)
+        for value in vars(module).values():
+            if isinstance(value, JobFunction):
+                found.setdefault(value.name, value.definition)
+            elif isinstance(value, JobStore):
+                for definition in value.functions.values():
+                    found.setdefault(definition.name, definition)
+    if not found:
+        raise ValueError(f"no @store.job functions found in {', '.join(modules)}")
+    return list(found.values())
+
+
+def _configure_telemetry() -> Any:
+    try:
+        import otelkit
+
+        configure = otelkit.configure
+    except (ImportError, AttributeError):  # a build without the configure() entry point
+        return None
+    return configure()
+
+
+def _list(args: argparse.Namespace) -> int:
+    try:
+        jobs = _store(args).list_jobs(
+            states=args.state, queue=args.queue, name=args.name, limit=args.limit
+        )
+    except ValueError as exc:
+        return _fail(args, exc)
+    rows = [("ID", "NAME", "QUEUE", "STATE", "ATTEMPT", "RUN AFTER", "UPDATED", "LAST ERROR")]
+    rows += [
+        (
+            job.id,
+            job.name,
+            job.queue,
+            job.state.value,
+            f"{job.attempt}/{job.max_attempts}",
+            _when(job.run_after),
+            _when(job.updated_at),
+            _short(f"{job.errors[-1].type}: {job.errors[-1].message}" if job.errors else ""),
+        )
+        for job in jobs
+    ]
+    print(_table(rows) if jobs else "no jobs")
+    return 0
+
+
+def _show(args: argparse.Namespace) -> int:
+    try:
+        store = _store(args)
+        job = store.get(args.job_id)
+    except ValueError as exc:
+        return _fail(args, exc)
+    if job is None:
+        print(f"otelkit jobs show: no job with id {args.job_id!r}", file=sys.stderr)
+        return 1
+    print(_table(_fields(job)))
+    if job.errors:
+        print("\nerrors:")
+        for error in job.errors:
+            print(f"  attempt {error.attempt}: {error.type}: {error.message}")
+    history = store.transitions(job.id)
+    rows = [("TIME", "FROM", "TO", "ATTEMPT", "WORKER", "ERROR")]
+    rows += [
+        (
+            _when(t.at),
+            t.from_state or "-",
+            t.to_state,
+            str(t.attempt),
+            t.worker or "-",
+            _short(t.error or ""),
+        )
+        for t in history
+    ]
+    print("\nhistory:")
+    print(_table(rows, indent="  "))
+    return 0
+
+
+def _fields(job: Job) -> list[tuple[str, str]]:
+    return [
+        ("id", job.id),
+        ("name", job.name),
+        ("queue", job.queue),
+        ("state", job.state.value),
+        ("attempt", f"{job.attempt} of {job.max_attempts}"),
+        ("priority", str(job.priority)),
+        ("data", _short(repr(job.data), 200)),
+        ("result", _short(repr(job.result), 200)),
+        ("created", _when(job.created_at)),
+        ("updated", _when(job.updated_at)),
+        ("run after", _when(job.run_after)),
+        ("finished", _when(job.finished_at)),
+        ("lease", f"{job.lease_owner or '-'} until {_when(job.lease_expires)}"),
+    ]
+
+
+def _operate(args: argparse.Namespace) -> int:
+    try:
+        store = _store(args)
+    except ValueError as exc:
+        return _fail(args, exc)
+    action = store.retry if args.operation == "retry" else store.cancel
+    failures = 0
+    for job_id in args.job_ids:
+        if action(job_id):
+            print(f"{args.operation}: {job_id}")
+            continue
+        failures += 1
+        job = store.get(job_id)
+        reason = "no such job" if job is None else f"it is {job.state.value}"
+        print(f"{args.operation}: {job_id} skipped ({reason})", file=sys.stderr)
+    return 1 if failures else 0
+
+
+def _purge(args: argparse.Namespace) -> int:
+    try:
+        older = _duration(args.older_than)
+        deleted = _store(args).purge(older_than=older, states=args.state or _FINAL)
+    except ValueError as exc:
+        return _fail(args, exc)
+    print(f"purged {deleted} jobs last updated more than {args.older_than} ago")
+    return 0
+
+
+# -- formatting ----------------------------------------------------------------------------
+def _duration(text: str) -> timedelta:
+    match = _DURATION.match(text.strip())
+    if match is None:
+        raise ValueError(f"--older-than must look like 30m, 12h or 7d, got {text!r}")
+    return timedelta(seconds=float(match.group(1)) * _UNITS[match.group(2)])
+
+
+def _when(value: datetime | None) -> str:
+    return "-" if value is None else value.strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _short(text: str, width: int = 60) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _table(rows: Sequence[Sequence[str]], indent: str = "") -> str:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return "\n".join(
+        indent
+        + "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        for row in rows
+    )

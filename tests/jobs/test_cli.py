@@ -1,0 +1,121 @@
+"""``otelkit jobs ...``: readable tables, exit codes, and a worker run from the command line."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from otelkit.jobs import JobState
+from otelkit.jobs._cli import register
+from otelkit.testing import wait_until
+
+
+def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    parser = argparse.ArgumentParser(prog="otelkit")
+    register(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["jobs", *argv])
+    code = args.func(args)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture
+def jobs(sqlite_url, make_store):
+    store = make_store(sqlite_url)
+    ok = store.job(name="ok")(lambda job: None)
+    bad = store.job(name="bad", max_attempts=1)(lambda job: 1 / 0)
+    done, broken, waiting = ok.enqueue({"n": 1}), bad.enqueue(), ok.enqueue(run_after=3600)
+    ok.run(done)
+    bad.run(broken)
+    return store, sqlite_url, done, broken, waiting
+
+
+def test_list_prints_a_table_filtered_by_state(jobs, capsys) -> None:
+    store, url, done, broken, waiting = jobs
+    code, out, _ = _run(capsys, "list", "--db", url)
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0].split()[:4] == ["ID", "NAME", "QUEUE", "STATE"]
+    assert len(lines) == 4 and {done, broken, waiting} <= set(out.split())
+    assert "ZeroDivisionError: division by zero" in out
+    code, out, _ = _run(capsys, "list", "--db", url, "--state", "failed")
+    assert code == 0 and broken in out and done not in out
+
+
+def test_show_prints_fields_errors_and_history(jobs, capsys) -> None:
+    _, url, _, broken, _ = jobs
+    code, out, _ = _run(capsys, "show", "--db", url, broken)
+    assert code == 0
+    assert "state      failed" in out
+    assert "attempt 1: ZeroDivisionError: division by zero" in out
+    history = out.split("history:")[1].splitlines()
+    assert [line.split()[2:4] for line in history[2:]] == [
+        ["-", "queued"], ["queued", "running"], ["running", "failed"],
+    ]  # fmt: skip
+    assert _run(capsys, "show", "--db", url, "missing")[0] == 1
+
+
+def test_retry_cancel_and_purge(jobs, capsys) -> None:
+    store, url, done, broken, waiting = jobs
+    code, out, err = _run(capsys, "retry", "--db", url, broken, done)
+    assert code == 1  # one of them could not be retried
+    assert f"retry: {broken}" in out and f"{done} skipped (it is succeeded)" in err
+    assert store.get(broken).state is JobState.QUEUED
+    assert _run(capsys, "cancel", "--db", url, waiting)[0] == 0
+    assert store.get(waiting).state is JobState.CANCELLED
+    code, out, _ = _run(capsys, "purge", "--db", url, "--older-than", "0s")
+    assert code == 0 and out.startswith("purged 2 jobs")
+    assert store.get(done) is None and store.get(broken) is not None
+    assert _run(capsys, "purge", "--db", url, "--older-than", "soon")[0] == 2
+
+
+def test_missing_db_is_a_usage_error(capsys, monkeypatch) -> None:
+    monkeypatch.delenv("OTELKIT_JOBS_DB", raising=False)
+    code, _, err = _run(capsys, "list")
+    assert code == 2 and "--db is required" in err
+
+
+def test_worker_without_job_functions_is_a_usage_error(tmp_path, capsys, monkeypatch) -> None:
+    (tmp_path / "empty_jobs_mod.py").write_text("X = 1\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    code, _, err = _run(capsys, "worker", "--db", str(tmp_path / "j.db"), "--import", "empty_jobs_mod")
+    assert code == 2 and "no @store.job functions" in err
+
+
+def test_worker_command_runs_jobs_and_stops_on_sigterm(tmp_path, sqlite_url, make_store) -> None:
+    (tmp_path / "cli_jobs_app.py").write_text(
+        textwrap.dedent(
+            """
+            from otelkit.jobs import JobStore
+
+            store = JobStore("declared-elsewhere.db")
+
+            @store.job(name="greet")
+            def greet(job):
+                return "hello " + job.data
+            """
+        )
+    )
+    store = make_store(sqlite_url)
+    greet = store.job(name="greet")(lambda job: None)
+    ids = greet.enqueue_many(["a", "b", "c"])
+    env = dict(os.environ, OTEL_SDK_DISABLED="true", PYTHONPATH=str(tmp_path))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "otelkit", "jobs", "worker", "--db", sqlite_url,
+         "--import", "cli_jobs_app", "--concurrency", "2"],
+        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        wait_until(lambda: all(store.get(i).state is JobState.SUCCEEDED for i in ids), timeout=30)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err.decode()
+    assert [store.get(i).result for i in ids] == ["hello a", "hello b", "hello c"]
+    assert b"stopped after 3 attempts" in out
