@@ -187,3 +187,19 @@ if __name__ == "__main__":
         log_records(sys.argv[2], int(sys.argv[3]))
     else:
         raise SystemExit(f"unknown role {role}")
+
+
+def configured_child_logs(message: str, count: int) -> None:
+    """``otelkit.configure()`` in a child (it finds the relay in the environment), then log."""
+    import otelkit
+
+    otelkit.configure(service_name="configured-child")
+    logger = logging.getLogger("relay.test.configured")
+    logger.setLevel(logging.INFO)
+    for _ in range(count):
+        logger.warning(message)
+
+
+def inherited_child_logs(message: str) -> None:
+    """A forked child of a configured host: no call of its own, just log."""
+    logging.getLogger("relay.test.inherited").warning(message)

@@ -352,3 +352,6 @@ def _register_exit_hooks(pipeline: ChildPipeline) -> None:
     atexit.register(at_exit)
     os.register_at_fork(after_in_child=after_fork_in_child)
     register_finalizer()  # a pipeline built inside a multiprocessing child
+    mp_util = sys.modules.get("multiprocessing.util")
+    if mp_util is not None:  # built in a fork hook, before multiprocessing's own reset
+        mp_util.register_after_fork(pipeline, register_finalizer)
