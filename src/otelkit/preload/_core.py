@@ -10,6 +10,7 @@ from __future__ import annotations
 import concurrent.futures
 import math
 import threading
+from collections import deque
 from collections.abc import Iterable
 from typing import Any, Generic, TypeVar
 
@@ -17,7 +18,7 @@ from opentelemetry.metrics import MeterProvider
 
 from otelkit._clock import Clock
 from otelkit._errors import report_internal_error
-from otelkit.preload._entries import Entries
+from otelkit.preload._entries import Entries, Written
 from otelkit.preload._loading import ErrorLog, Flight, Loader, LoaderRegistry
 from otelkit.preload._metrics import PreloadMetrics
 from otelkit.preload._options import check_key, check_related
@@ -29,7 +30,7 @@ __all__ = ["PreloadCore", "Read"]
 
 V = TypeVar("V")
 
-_ADAPT_RATE = 0.1
+_ADAPT_RATE = 0.01
 
 
 class Read(Generic[V]):
@@ -73,6 +74,7 @@ class PreloadCore(Generic[V]):
         self._loaders: LoaderRegistry[V] = LoaderRegistry()
         self._flights: dict[str, Flight[V]] = {}
         self._background = 0  # related and refresh loads in flight
+        self._waiting: deque[Written] = deque()  # due for refresh, waiting for a worker
         self._errors = ErrorLog(window=max(60.0, s.ttl), max_keys=s.max_keys)
 
     def tracked_keys(self) -> int:
@@ -159,8 +161,12 @@ class PreloadCore(Generic[V]):
 
     def complete(
         self, flight: Flight[V], value: Any, error: BaseException | None, started: float
-    ) -> None:
-        """Everything a finished load does: store, account, adapt, wake the readers."""
+    ) -> tuple[list[Flight[V]], int]:
+        """Everything a finished load does: store, account, adapt, wake the readers.
+
+        A finished background load frees a worker: returns the queued refreshes it may
+        start now, as :meth:`due_refreshes` does.
+        """
         key, reason, ok = flight.key, flight.reason, error is None
         stored = False
         if ok and value is not None:
@@ -172,8 +178,11 @@ class PreloadCore(Generic[V]):
         now = self.clock.monotonic()
         wasted = None
         used = should_log = False
+        follow: tuple[list[Flight[V]], int] = ([], 0)
         with self.lock:
             self._close_flight(flight)
+            if reason != "demand" and self._waiting and self.prefetching:
+                follow = self._start_waiting(now)
             if stored:
                 used = flight.joined and reason != "demand"
                 wasted = self._entries.wrote(key, now, reason, used)
@@ -188,9 +197,8 @@ class PreloadCore(Generic[V]):
             self.metrics.wasted(wasted)
         if should_log and error is not None:
             self._errors.log(key, reason, error)
-        if flight.batch is not None:
-            flight.batch.done(ok)
         self.settle(flight, value, error)
+        return follow
 
     def settle(self, flight: Flight[V], value: Any, error: BaseException | None) -> None:
         """Hand the outcome to every waiting reader (at most once)."""
@@ -205,36 +213,44 @@ class PreloadCore(Generic[V]):
             pass  # already failed by close()
 
     def due_refreshes(self) -> tuple[list[Flight[V]], int]:
-        """Open flights for hot entries due for refresh; end expired entries.
+        """Queue the entries due for refresh and open flights for as many as workers allow.
 
-        Returns the refresh flights and how many due entries were skipped as cold.
+        Returns the refresh flights to launch and how many queued entries were skipped
+        because they went cold (or their loads fail, or no worker got free in time).
+        Expired entries end here (as used or wasted).
         """
         now = self.clock.monotonic()
-        interval = self.settings.refresh_interval
-        launch: list[Flight[V]] = []
-        skipped = 0
         with self.lock:
             if not self.prefetching:
-                return launch, skipped
-            due, wasted = self._entries.due(now, interval)
+                return [], 0
+            due, wasted = self._entries.due(now, self.settings.refresh_interval)
             self._adapt(0, len(wasted))
-            for record in due:
-                key = record.key
-                if key in self._flights:
-                    continue
-                loader = self._loader_for(key)
-                if (
-                    loader is None
-                    or self._pop.score(key, now) < self.threshold
-                    or self._errors.backing_off(key, now)
-                ):
-                    skipped += 1  # gone cold (or failing): left to expire
-                elif self._background >= self.settings.concurrency:
-                    self._entries.retry(record, now + interval)
-                else:
-                    launch.append(self._open_flight(key, loader, "refresh"))
+            self._waiting.extend(due)
+            launch, skipped = self._start_waiting(now)
         for reason in wasted:
             self.metrics.wasted(reason)
+        return launch, skipped
+
+    def _start_waiting(self, now: float) -> tuple[list[Flight[V]], int]:
+        """Open refresh flights for queued entries while workers are free (under the lock)."""
+        launch: list[Flight[V]] = []
+        skipped = 0
+        waiting = self._waiting
+        while waiting and self._background < self.settings.concurrency:
+            record = waiting.popleft()
+            key = record.key
+            if key in self._flights:
+                continue
+            loader = self._loader_for(key)
+            if (
+                loader is None
+                or not self._entries.refreshable(record, now)
+                or self._pop.score(key, now) < self.threshold
+                or self._errors.backing_off(key, now)
+            ):
+                skipped += 1  # gone cold, failing or too late: left to expire
+            else:
+                launch.append(self._open_flight(key, loader, "refresh"))
         return launch, skipped
 
     def _close_flight(self, flight: Flight[V]) -> None:

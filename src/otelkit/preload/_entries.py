@@ -108,10 +108,13 @@ class Entries:
             heapq.heappush(heap, item)
         return refresh, wasted
 
-    def retry(self, record: Written, when: float) -> None:
-        """Offer ``record`` for refresh again at ``when`` (no worker was free)."""
-        if self._written.get(record.key) is record and when < record.expires_at:
-            self._push(when, _REFRESH, record)
+    def refreshable(self, record: Written, now: float) -> bool:
+        """True while ``record`` is current and at least half the refresh lead is left.
+
+        A reload started later could finish after the entry expired, and readers would
+        wait for it: such a record is left to expire instead.
+        """
+        return self._written.get(record.key) is record and now <= record.expires_at - self.lead / 2
 
     def _end(self, key: str) -> str | None:
         record = self._written.pop(key, None)

@@ -253,11 +253,11 @@ class Preloader(Generic[V]):
             if inspect.isawaitable(value):
                 value = run_awaitable(value, self._home, flight.key)
         except BaseException as exc:
-            self._core.complete(flight, None, exc, started)
+            self._finish(flight, None, exc, started)
             if not isinstance(exc, Exception):
                 raise
         else:
-            self._core.complete(flight, value, None, started)
+            self._finish(flight, value, None, started)
         finally:
             if token is not None:
                 otel_context.detach(token)
@@ -275,11 +275,11 @@ class Preloader(Generic[V]):
                 if inspect.isawaitable(value):
                     value = await value
         except BaseException as exc:
-            self._core.complete(flight, None, exc, started)
+            self._finish(flight, None, exc, started)
             if not isinstance(exc, Exception):
                 raise
         else:
-            self._core.complete(flight, value, None, started)
+            self._finish(flight, value, None, started)
         finally:
             if token is not None:
                 otel_context.detach(token)
@@ -297,7 +297,16 @@ class Preloader(Generic[V]):
                 assert self._executor is not None
                 self._executor.submit(self._run_sync, flight)
         except Exception as exc:  # noqa: BLE001 - e.g. the executor shut down: fail the load
-            self._core.complete(flight, None, exc, self._clock.monotonic())
+            self._finish(flight, None, exc, self._clock.monotonic())
+
+    def _finish(
+        self, flight: Flight[V], value: object, error: BaseException | None, started: float
+    ) -> None:
+        """Complete a load; start the queued refreshes its worker can take now."""
+        follow, skipped = self._core.complete(flight, value, error, started)
+        self._start_batch(follow, skipped, flight.batch)
+        if flight.batch is not None:
+            flight.batch.done(error is None)
 
     def _forget_remote(self, future: concurrent.futures.Future[None]) -> None:
         with self._lock:
@@ -317,14 +326,24 @@ class Preloader(Generic[V]):
             else:
                 self._timer = handle
 
+    def _start_batch(
+        self, launch: list[Flight[V]], skipped: int, batch: RefreshBatch | None
+    ) -> None:
+        """Launch refresh flights as (part of) a batch: one span over the batch's loads."""
+        if not launch:
+            return
+        if batch is None:
+            batch = RefreshBatch(self._tracer)
+        batch.add(len(launch), skipped)
+        for flight in launch:
+            flight.batch = batch
+        for flight in launch:
+            self._launch(flight)
+
     def _tick(self) -> None:
         try:
             launch, skipped = self._core.due_refreshes()
-            if launch:
-                batch = RefreshBatch(self._tracer, len(launch), skipped)
-                for flight in launch:
-                    flight.batch = batch
-                    self._launch(flight)
+            self._start_batch(launch, skipped, None)
         except Exception as exc:  # noqa: BLE001 - the refresher must survive any failure
             report_internal_error("preload.refresh", exc)
         finally:
