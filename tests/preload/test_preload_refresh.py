@@ -242,3 +242,41 @@ def test_reads_after_close_are_plain_cache_aside(
     assert counter.calls == {}
     fake_clock.advance(120)
     assert fake_clock.pending_timers() == 0
+
+
+def test_refreshes_beyond_concurrency_wait_for_a_free_worker(
+    make_preloader: Callable[..., Preloader[str]],
+    fake_clock: FakeClock,
+    counter: Counter,
+    manual_executor: ManualExecutor,
+    memory_telemetry,  # type: ignore[no-untyped-def]
+) -> None:
+    pre = make_preloader(ttl=60, concurrency=2, executor=manual_executor, adaptive=False)
+    keys = [f"k{i}" for i in range(5)]
+    for key in keys:
+        pre.get(key, counter)
+        pre.get(key, counter)
+    fake_clock.advance(48)
+    assert len(manual_executor.queued) == 2  # two workers busy, three refreshes wait
+    assert manual_executor.run_all() == 5  # each finished load starts a waiting one
+    assert all(counter.calls[key] == 2 for key in keys)
+    spans = [s for s in memory_telemetry.spans() if s.name == "otelkit.preload.refresh"]
+    assert len(spans) == 1
+    assert dict(spans[0].attributes or {})["otelkit.preload.batch.size"] == 5
+
+
+def test_a_refresh_that_cannot_start_in_time_is_left_to_expire(
+    make_preloader: Callable[..., Preloader[str]],
+    fake_clock: FakeClock,
+    counter: Counter,
+    manual_executor: ManualExecutor,
+) -> None:
+    pre = make_preloader(ttl=60, concurrency=1, executor=manual_executor, adaptive=False)
+    for key in ("a", "b"):
+        pre.get(key, counter)
+        pre.get(key, counter)
+    fake_clock.advance(48)
+    assert len(manual_executor.queued) == 1
+    fake_clock.advance(7)  # less than half the 12 s lead is left for the waiting key
+    assert manual_executor.run_all() == 1
+    assert counter.calls == {"a": 2, "b": 1}
