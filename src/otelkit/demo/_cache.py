@@ -13,7 +13,7 @@ from otelkit.preload import MemoryCache, Preloader
 
 __all__ = ["CacheComparison", "compare_caching"]
 
-_KEYS = 200
+_KEYS = 100
 _TTL = 1.0
 _LOAD_SECONDS = 0.002
 
@@ -61,8 +61,8 @@ def compare_caching(stop: threading.Event, result: CacheComparison, rate: float 
         MemoryCache(),
         ttl=_TTL,
         half_life=5.0,
-        threshold=2.0,
-        refresh_ahead=0.5,
+        threshold=0.3,
+        refresh_ahead=0.6,
         refresh_interval=0.1,
         concurrency=2,
     )
