@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import inspect
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from types import TracebackType
 from typing import Generic, TypeVar
 
@@ -246,27 +247,15 @@ class Preloader(Generic[V]):
     def _run_sync(self, flight: Flight[V]) -> None:
         """Run ``flight``'s loader on this thread (an async loader on a loop, see
         :func:`run_awaitable`)."""
-        started = self._clock.monotonic()
-        token = otel_context.attach(flight.batch.context) if flight.batch else None
-        try:
+        with self._loading(flight) as outcome:
             value = flight.loader(flight.key)
             if inspect.isawaitable(value):
                 value = run_awaitable(value, self._home, flight.key)
-        except BaseException as exc:
-            self._finish(flight, None, exc, started)
-            if not isinstance(exc, Exception):
-                raise
-        else:
-            self._finish(flight, value, None, started)
-        finally:
-            if token is not None:
-                otel_context.detach(token)
+            outcome.append(value)
 
     async def _run_async(self, flight: Flight[V]) -> None:
         """Run ``flight``'s loader on this loop (a sync loader in a worker thread)."""
-        started = self._clock.monotonic()
-        token = otel_context.attach(flight.batch.context) if flight.batch else None
-        try:
+        with self._loading(flight) as outcome:
             if is_async_callable(flight.loader):
                 value = await flight.loader(flight.key)  # type: ignore[misc]
             else:
@@ -274,12 +263,26 @@ class Preloader(Generic[V]):
                 value = await loop.run_in_executor(None, flight.loader, flight.key)
                 if inspect.isawaitable(value):
                     value = await value
+            outcome.append(value)
+
+    @contextlib.contextmanager
+    def _loading(self, flight: Flight[V]) -> Iterator[list[object]]:
+        """Around one loader call: its batch's trace context, its timing, its completion.
+
+        The body appends the loaded value. An ``Exception`` goes to the flight's readers
+        (and is contained here); anything else (cancellation, exit) also propagates.
+        """
+        started = self._clock.monotonic()
+        token = otel_context.attach(flight.batch.context) if flight.batch else None
+        outcome: list[object] = []
+        try:
+            yield outcome
         except BaseException as exc:
             self._finish(flight, None, exc, started)
             if not isinstance(exc, Exception):
                 raise
         else:
-            self._finish(flight, value, None, started)
+            self._finish(flight, outcome[0], None, started)
         finally:
             if token is not None:
                 otel_context.detach(token)
