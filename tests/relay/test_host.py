@@ -239,3 +239,30 @@ def test_bad_options_are_refused(
             log_processor=SimpleLogRecordProcessor(memory_telemetry.log_exporter),
             **options,  # type: ignore[arg-type]
         )
+
+
+_FORKED_HOST: list[RelayHost] = []
+
+
+def _check_forked_host() -> None:
+    host = _FORKED_HOST[0]
+    # The child neither serves nor removes anything; its socket copies are closed.
+    assert host._stopping and host._dir is None
+    assert host._listener.fileno() == -1
+    host.close(1)  # harmless in the child
+
+
+def test_forked_child_leaves_the_parents_relay_alone(
+    relay_host: RelayHost, memory_telemetry: MemoryTelemetry
+) -> None:
+    import multiprocessing
+
+    _FORKED_HOST[:] = [relay_host]
+    proc = multiprocessing.get_context("fork").Process(target=_check_forked_host)
+    proc.start()
+    proc.join(30)
+    assert proc.exitcode == 0
+    assert os.path.exists(relay_host.address.path)
+    with _authed(relay_host) as sock:
+        sock.sendall(_logs_frame("after the fork"))
+        wait_until(lambda: len(memory_telemetry.logs()) == 1, timeout=5)

@@ -17,6 +17,7 @@ import socket
 import stat
 import tempfile
 import threading
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -113,6 +114,7 @@ class RelayHost:
         self._stopping = False
         self._dir: str | None = None
         self._conns: dict[int, _Conn] = {}
+        self._next_expiry = 0.0
         self.stats: dict[str, int] = {
             "connections": 0,
             "logs": 0,
@@ -176,6 +178,14 @@ class RelayHost:
         self._selector.register(self._waker_r, selectors.EVENT_READ, "wake")
         self._thread = threading.Thread(target=self._serve, name="otelkit-relay-host", daemon=True)
         self._thread.start()
+        ref = weakref.ref(self)
+
+        def after_fork_in_child() -> None:
+            host = ref()
+            if host is not None:
+                host._forget_after_fork()
+
+        os.register_at_fork(after_in_child=after_fork_in_child)
 
     @property
     def address(self) -> RelayAddress:
@@ -292,8 +302,27 @@ class RelayHost:
         self.stats[signal] += len(records)
         self._m_records.add(len(records), {"otelkit.relay.signal": signal})
 
+    def _forget_after_fork(self) -> None:
+        """In a forked child: close our copies of the sockets (no shutdown, the parent keeps
+        serving) and never serve or remove anything here."""
+        if self._thread is None or self._stopping:
+            return
+        self._stopping = True
+        self._dir = None
+        socks = [conn.sock for conn in self._conns.values()]
+        socks += [self._listener, self._waker_r, self._waker_w]
+        self._conns = {}
+        for sock in socks:
+            with contextlib.suppress(OSError):
+                sock.close()
+        with contextlib.suppress(OSError):
+            self._selector.close()
+
     def _expire_handshakes(self) -> None:
         now = self._clock.monotonic()
+        if now < self._next_expiry:
+            return
+        self._next_expiry = now + 0.5
         for conn in list(self._conns.values()):
             if not conn.authed and now - conn.since > self._handshake_timeout:
                 self._reject("handshake_timeout")
