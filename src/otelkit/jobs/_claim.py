@@ -8,6 +8,7 @@ new owner's row; its attempt is recorded as lost instead.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -15,7 +16,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from otelkit.jobs._model import JobState
-from otelkit.jobs._schema import RUNNING_SQL, WAITING_SQL, db_now, history, jobs
+from otelkit.jobs._schema import JSON, RUNNING_SQL, WAITING_SQL, db_now, history, jobs
 
 __all__ = [
     "LOST",
@@ -61,10 +62,6 @@ class Transition:
             and self.errors is None
             and self.last_error is None
         )
-
-
-def _expired(now: sa.ColumnElement[float]) -> sa.ColumnElement[bool]:
-    return sa.and_(_c.status == _RUNNING, _c.lease_expires <= now, _c.attempt < _c.max_attempts)
 
 
 def _claim_values(owner: Any) -> dict[str, Any]:
@@ -149,65 +146,100 @@ def _claim(postgres: bool, where: Sequence[Any], order: Sequence[Any]) -> sa.Upd
 
 def claim_by_id(conn: sa.Connection, *, owner: str, job_id: str) -> sa.Row[Any] | None:
     """Claim one given job now, whatever its ``run_after``; None if it is not claimable."""
-    now = db_now()
-    stmt = (
-        sa.update(jobs)
-        .where(_c.id == job_id, sa.or_(_c.status.in_(_WAITING), _expired(now)))
-        .values(_claim_values(owner))
-        .returning(*jobs.c)
-    )
-    return conn.execute(stmt).first()
 
+    def build(postgres: bool) -> sa.Update:
+        ready = sa.or_(
+            sa.text(WAITING_SQL),
+            sa.and_(
+                sa.text(RUNNING_SQL),
+                _c.lease_expires <= db_now(),
+                _c.attempt < _c.max_attempts,
+            ),
+        )
+        return (
+            sa.update(jobs)
+            .where(_c.id == sa.bindparam("job_id"), ready)
+            .values(_claim_values(sa.bindparam("owner")))
+            .returning(*jobs.c)
+        )
 
-def _fence(owner: str) -> list[sa.ColumnElement[bool]]:
-    return [_c.lease_owner == owner, _c.status == _RUNNING]
+    stmt = _cached(conn, "claim_by_id", build)
+    return conn.execute(stmt, {"owner": owner, "job_id": job_id}).first()
 
 
 def finish(conn: sa.Connection, *, owner: str, transitions: Sequence[Transition]) -> set[str]:
     """Apply fenced transitions; the ids whose row this owner still held (and changed)."""
-    now = db_now()
     applied: set[str] = set()
-    plain = [t for t in transitions if t.plain]
+    plain = [(t.job_id, t.attempt) for t in transitions if t.plain]
     if plain:
-        stmt = (
-            sa.update(jobs)
-            .where(
-                *_fence(owner),
-                sa.tuple_(_c.id, _c.attempt).in_([(t.job_id, t.attempt) for t in plain]),
-            )
-            .values(
-                status=JobState.SUCCEEDED.value, lease_expires=None, updated_at=now, finished_at=now
-            )
-            .returning(_c.id)
-        )
-        applied.update(conn.execute(stmt).scalars())
+        stmt = _cached(conn, "succeed", lambda postgres: _succeed())
+        applied.update(conn.execute(stmt, {"owner": owner, "keys": plain}).scalars())
     for t in transitions:
         if t.plain:
             continue
-        values: dict[str, Any] = {"status": t.to.value, "lease_expires": None, "updated_at": now}
-        if t.to.is_final:
-            values["finished_at"] = now
-        if t.to is JobState.RETRYING:
-            values["run_after"] = now + t.delay
-        if t.has_result:
-            values["result"] = t.result
-        if t.errors is not None:
-            values["errors"] = t.errors
-        if t.last_error is not None:
-            values["last_error"] = t.last_error
-        if t.unstarted:
-            values["attempt"] = _c.attempt - 1
-        stmt = (
-            sa.update(jobs)
-            .where(_c.id == t.job_id, _c.attempt == t.attempt, *_fence(owner))
-            .values(values)
-            .returning(_c.id)
+        with_errors, with_result = t.errors is not None, t.has_result
+        stmt = _cached(
+            conn,
+            f"end:{with_errors:d}{with_result:d}",
+            functools.partial(_end_for, with_errors=with_errors, with_result=with_result),
         )
-        applied.update(conn.execute(stmt).scalars())
+        params: dict[str, Any] = {
+            "job_id": t.job_id,
+            "attempt": t.attempt,
+            "owner": owner,
+            "status": t.to.value,
+            "final": t.to.is_final,
+            "retry": t.to is JobState.RETRYING,
+            "delay": t.delay,
+            "last_error": t.last_error,
+            "give_back": 1 if t.unstarted else 0,
+        }
+        if with_errors:
+            params["errors"] = t.errors
+        if with_result:
+            params["result"] = t.result
+        applied.update(conn.execute(stmt, params).scalars())
     missing = [t for t in transitions if t.job_id not in applied]
     if missing:
         applied.update(_already_applied(conn, owner, missing))
     return applied
+
+
+def _end_for(postgres: bool, *, with_errors: bool, with_result: bool) -> sa.Update:
+    return _end(with_errors=with_errors, with_result=with_result)
+
+
+def _end(*, with_errors: bool, with_result: bool) -> sa.Update:
+    """The fenced UPDATE ending an attempt (all values bound: built once per shape)."""
+    now = db_now()
+    p = sa.bindparam
+    values: dict[str, Any] = {
+        "status": p("status", type_=sa.String),
+        "lease_expires": None,
+        "updated_at": now,
+        "finished_at": sa.case((p("final", type_=sa.Boolean), now), else_=sa.null()),
+        "run_after": sa.case(
+            (p("retry", type_=sa.Boolean), now + p("delay", type_=sa.Double)),
+            else_=_c.run_after,
+        ),
+        "last_error": sa.func.coalesce(p("last_error", type_=sa.Text), _c.last_error),
+        "attempt": _c.attempt - p("give_back", type_=sa.Integer),
+    }
+    if with_errors:
+        values["errors"] = p("errors", type_=JSON)
+    if with_result:
+        values["result"] = p("result", type_=JSON)
+    return (
+        sa.update(jobs)
+        .where(
+            _c.id == p("job_id"),
+            _c.attempt == p("attempt"),
+            _c.lease_owner == p("owner"),
+            sa.text(RUNNING_SQL),
+        )
+        .values(values)
+        .returning(_c.id)
+    )
 
 
 def _succeed() -> sa.Update:

@@ -16,14 +16,23 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 
-__all__ = ["RUNNING_SQL", "WAITING_SQL", "create_schema", "db_now", "history", "jobs", "metadata"]
+__all__ = [
+    "JSON",
+    "RUNNING_SQL",
+    "WAITING_SQL",
+    "create_schema",
+    "db_now",
+    "history",
+    "jobs",
+    "metadata",
+]
 
 # Literal predicates (not bound parameters) so both planners can match the partial indexes.
 WAITING_SQL = "status IN ('queued', 'retrying')"
 RUNNING_SQL = "status = 'running'"
 
 metadata = sa.MetaData()
-_JSON = sa.JSON().with_variant(JSONB(), "postgresql")
+JSON = sa.JSON().with_variant(JSONB(), "postgresql")
 _ID = sa.String(200)
 
 jobs = sa.Table(
@@ -34,8 +43,8 @@ jobs = sa.Table(
     sa.Column("queue", sa.String(200), nullable=False),
     sa.Column("status", sa.String(16), nullable=False),
     sa.Column("claimed_from", sa.String(16)),
-    sa.Column("data", _JSON),
-    sa.Column("result", _JSON),
+    sa.Column("data", JSON),
+    sa.Column("result", JSON),
     sa.Column("priority", sa.Integer, nullable=False),
     sa.Column("attempt", sa.Integer, nullable=False),
     sa.Column("max_attempts", sa.Integer, nullable=False),
@@ -46,8 +55,8 @@ jobs = sa.Table(
     sa.Column("created_at", sa.Double, nullable=False),
     sa.Column("updated_at", sa.Double, nullable=False),
     sa.Column("finished_at", sa.Double),
-    sa.Column("trace_context", _JSON),
-    sa.Column("errors", _JSON, nullable=False),
+    sa.Column("trace_context", JSON),
+    sa.Column("errors", JSON, nullable=False),
     sa.Column("last_error", sa.Text),
     sa.Index("ix_otelkit_jobs_listing", "status", "updated_at"),
 )

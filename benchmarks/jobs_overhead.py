@@ -1,0 +1,137 @@
+"""jobs_overhead: the cost of running one job with full tracking, on SQLite.
+
+Ours: ``fn.run(job_id)`` — claim (fenced, leased, history row), the function, completion
+(fenced, history row), a CONSUMER span and every metric (SDK providers, no-op exporters).
+Baseline: the same function called bare plus the two SQL statements a minimal tracker
+needs (``UPDATE ... SET status='running'`` and ``UPDATE ... SET status='succeeded'``,
+each committed) through ``sqlite3`` on a file with the same pragmas (WAL,
+``synchronous=NORMAL``). Both run the same number of jobs; medians of several rounds.
+
+Environment: ``JOBS`` per round (default 2000), ``ROUNDS`` (default 5).
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import statistics
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+JOBS = int(os.environ.get("JOBS", "2000"))
+ROUNDS = int(os.environ.get("ROUNDS", "5"))
+
+
+def work(data: Any) -> int:
+    """The job itself: a little real work, identical for both."""
+    return sum(range(50)) + len(str(data))
+
+
+def _providers() -> tuple[Any, Any]:
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import (
+        MetricExporter,
+        MetricExportResult,
+        PeriodicExportingMetricReader,
+    )
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+
+    class NoSpans(SpanExporter):
+        def export(self, spans: Any) -> SpanExportResult:
+            return SpanExportResult.SUCCESS
+
+    class NoMetrics(MetricExporter):
+        def export(self, metrics_data: Any, timeout_millis: float = 10_000, **kw: Any) -> Any:
+            return MetricExportResult.SUCCESS
+
+        def force_flush(self, timeout_millis: float = 10_000) -> bool:
+            return True
+
+        def shutdown(self, timeout_millis: float = 30_000, **kw: Any) -> None:
+            pass
+
+    tracer_provider = TracerProvider()
+    tracer_provider.add_span_processor(BatchSpanProcessor(NoSpans()))
+    reader = PeriodicExportingMetricReader(NoMetrics(), export_interval_millis=1000)
+    return tracer_provider, MeterProvider(metric_readers=[reader])
+
+
+def ours(directory: Path, providers: tuple[Any, Any]) -> float:
+    """Seconds per job for ``fn.run``."""
+    from otelkit.jobs import Job, JobStore
+
+    store = JobStore(
+        directory / "ours.db", tracer_provider=providers[0], meter_provider=providers[1]
+    )
+    store.create_schema()
+
+    @store.job(name="work")
+    def job(job: Job) -> int:
+        return work(job.data)
+
+    ids = []
+    for start in range(0, JOBS, 1000):
+        ids += job.enqueue_many([{"n": i} for i in range(start, min(JOBS, start + 1000))])
+    begin = time.perf_counter()
+    for job_id in ids:
+        job.run(job_id)
+    elapsed = time.perf_counter() - begin
+    store.close()
+    return elapsed / JOBS
+
+
+def baseline(directory: Path) -> float:
+    """Seconds per job for the bare function plus a minimal tracker's two statements."""
+    conn = sqlite3.connect(directory / "base.db", isolation_level=None)
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("PRAGMA synchronous = NORMAL")
+    conn.execute(
+        "CREATE TABLE jobs (id TEXT PRIMARY KEY, status TEXT NOT NULL, data TEXT, lock TEXT)"
+    )
+    ids = [uuid.uuid4().hex for _ in range(JOBS)]
+    with conn:
+        conn.execute("BEGIN")
+        conn.executemany(
+            "INSERT INTO jobs VALUES (?, 'queued', ?, NULL)",
+            [(i, f'{{"n": {n}}}') for n, i in enumerate(ids)],
+        )
+    begin = time.perf_counter()
+    for job_id in ids:
+        lock = uuid.uuid4().hex
+        cur = conn.execute(
+            "UPDATE jobs SET status = 'running', lock = ? WHERE id = ? AND status = 'queued' "
+            "RETURNING data",
+            (lock, job_id),
+        )
+        (data,) = cur.fetchone()
+        work(data)
+        conn.execute(
+            "UPDATE jobs SET status = 'succeeded', lock = NULL WHERE id = ? AND lock = ?",
+            (job_id, lock),
+        )
+    elapsed = time.perf_counter() - begin
+    conn.close()
+    return elapsed / JOBS
+
+
+def main() -> None:
+    providers = _providers()
+    mine: list[float] = []
+    base: list[float] = []
+    for _ in range(ROUNDS):
+        with tempfile.TemporaryDirectory() as tmp:
+            mine.append(ours(Path(tmp), providers))
+            base.append(baseline(Path(tmp)))
+    a, b = statistics.median(mine) * 1e6, statistics.median(base) * 1e6
+    print(f"{JOBS} jobs per round, medians of {ROUNDS} rounds, SQLite file (WAL)")
+    print(f"jobs_overhead: ratio={a / b:.2f} (ours={a:.0f} us/job, baseline={b:.0f} us/job)")
+    providers[0].shutdown()
+    providers[1].shutdown()
+
+
+if __name__ == "__main__":
+    main()
