@@ -12,11 +12,15 @@ from otelkit.preload import MemoryCache, Preloader
 from otelkit.testing import FakeClock
 
 
-def test_public_names_are_complete_and_sorted() -> None:
-    assert otelkit.preload.__all__ == sorted(otelkit.preload.__all__)
-    assert {"Cache", "MemoryCache", "Preloader"} <= set(otelkit.preload.__all__)
-    for name in ("Cache", "MemoryCache", "Preloader"):  # Loader is a type alias
-        assert getattr(otelkit.preload, name).__doc__
+def test_public_names_are_complete_sorted_and_documented() -> None:
+    assert otelkit.preload.__doc__
+    assert otelkit.preload.__all__ == ["Cache", "MemoryCache", "Preloader"]
+    for name in otelkit.preload.__all__:
+        public = getattr(otelkit.preload, name)
+        assert public.__doc__
+        for attr, member in vars(public).items():
+            if not attr.startswith("_") and callable(member):
+                assert member.__doc__, f"{name}.{attr} has no docstring"
 
 
 @pytest.mark.parametrize(

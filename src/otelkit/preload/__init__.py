@@ -5,8 +5,7 @@ once however many readers wait, prefetches related keys and refreshes hot keys s
 before they expire. See ``docs/preload.md``.
 """
 
-from otelkit.preload._loading import Loader
 from otelkit.preload.cache import Cache, MemoryCache
 from otelkit.preload.preloader import Preloader
 
-__all__ = ["Cache", "Loader", "MemoryCache", "Preloader"]
+__all__ = ["Cache", "MemoryCache", "Preloader"]
