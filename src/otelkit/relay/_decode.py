@@ -7,8 +7,8 @@ included), trace and span ids, scope, and the child's resource.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, TypeVar
 
 from google.protobuf.message import DecodeError  # type: ignore[import-untyped]
 from opentelemetry._logs import LogRecord, SeverityNumber
@@ -38,6 +38,8 @@ from opentelemetry.trace.span import TraceState
 from otelkit.relay._wire import FrameError
 
 __all__ = ["Decoder"]
+
+T = TypeVar("T")
 
 _KINDS = {
     0: SpanKind.INTERNAL,
@@ -111,17 +113,22 @@ class Decoder:
     def logs(self, payload: bytes) -> list[ReadWriteLogRecord]:
         """Every log record of an ``ExportLogsServiceRequest`` payload."""
         request = _parse(ExportLogsServiceRequest, payload)
-        out: list[ReadWriteLogRecord] = []
+        groups = ((rl.resource, rl.scope_logs, "log_records") for rl in request.resource_logs)
+        return self._each(groups, self._log)
+
+    def _each(self, groups: Iterable[tuple[Any, Any, str]], build: Callable[..., T]) -> list[T]:
+        """``build(pb, resource, scope)`` for every item of every scope of every resource."""
+        out: list[T] = []
         try:
-            for rl in request.resource_logs:
-                resource = self._resource(rl.resource)
-                for sl in rl.scope_logs:
-                    scope = self._scope(sl.scope, sl.schema_url)
-                    out.extend(self._log(pb, resource, scope) for pb in sl.log_records)
+            for pb_resource, scopes, items in groups:
+                resource = self._resource(pb_resource)
+                for group in scopes:
+                    scope = self._scope(group.scope, group.schema_url)
+                    out.extend(build(pb, resource, scope) for pb in getattr(group, items))
         except FrameError:
             raise
         except Exception as exc:
-            raise FrameError("malformed", f"undecodable log record: {exc}") from exc
+            raise FrameError("malformed", f"undecodable {items}: {exc}") from exc
         return out
 
     def _log(self, pb: Any, resource: Resource, scope: InstrumentationScope) -> ReadWriteLogRecord:
@@ -156,18 +163,8 @@ class Decoder:
     def spans(self, payload: bytes) -> list[ReadableSpan]:
         """Every span of an ``ExportTraceServiceRequest`` payload (marked sampled)."""
         request = _parse(ExportTraceServiceRequest, payload)
-        out: list[ReadableSpan] = []
-        try:
-            for rs in request.resource_spans:
-                resource = self._resource(rs.resource)
-                for ss in rs.scope_spans:
-                    scope = self._scope(ss.scope, ss.schema_url)
-                    out.extend(self._span(pb, resource, scope) for pb in ss.spans)
-        except FrameError:
-            raise
-        except Exception as exc:
-            raise FrameError("malformed", f"undecodable span: {exc}") from exc
-        return out
+        groups = ((rs.resource, rs.scope_spans, "spans") for rs in request.resource_spans)
+        return self._each(groups, self._span)
 
     def _span(self, pb: Any, resource: Resource, scope: InstrumentationScope) -> ReadableSpan:
         trace_id = _id(pb.trace_id, 16, "trace_id")

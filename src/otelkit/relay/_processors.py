@@ -46,7 +46,21 @@ _LEVELS = {levelno: _level(levelno) for levelno in range(60)}
 _STANDARD_FIELDS = len(vars(logging.LogRecord("n", logging.INFO, "p", 1, "m", None, None)))
 
 
-class RelayLogRecordProcessor(LogRecordProcessor):
+class _PipelineControl:
+    """``shutdown``/``force_flush`` of both processors: they act on the whole pipeline."""
+
+    _pipeline: ChildPipeline
+
+    def shutdown(self) -> None:
+        """Flush what is buffered (bounded) and stop the pipeline."""
+        self._pipeline.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        """Send everything buffered; ``False`` if it did not finish in time."""
+        return self._pipeline.force_flush(timeout_millis)
+
+
+class RelayLogRecordProcessor(_PipelineControl, LogRecordProcessor):
     """SDK log record processor that buffers every record for the relay."""
 
     def __init__(self, pipeline: ChildPipeline) -> None:
@@ -62,16 +76,8 @@ class RelayLogRecordProcessor(LogRecordProcessor):
         except Exception as exc:  # noqa: BLE001 - hot path: contain and count
             report_internal_error("relay.child", exc)
 
-    def shutdown(self) -> None:
-        """Flush what is buffered (bounded) and stop the pipeline."""
-        self._pipeline.shutdown()
 
-    def force_flush(self, timeout_millis: int = 30000) -> bool:
-        """Send everything buffered; ``False`` if it did not finish in time."""
-        return self._pipeline.force_flush(timeout_millis)
-
-
-class RelaySpanProcessor(SpanProcessor):
+class RelaySpanProcessor(_PipelineControl, SpanProcessor):
     """SDK span processor that buffers every ended span for the relay (error spans rank
     like ERROR log records in the overflow policy)."""
 
@@ -88,14 +94,6 @@ class RelaySpanProcessor(SpanProcessor):
             self._pipeline._offer_span(span, CLASS_ERROR if error else CLASS_INFO)
         except Exception as exc:  # noqa: BLE001 - hot path: contain and count
             report_internal_error("relay.child", exc)
-
-    def shutdown(self) -> None:
-        """Flush what is buffered (bounded) and stop the pipeline."""
-        self._pipeline.shutdown()
-
-    def force_flush(self, timeout_millis: int = 30000) -> bool:
-        """Send everything buffered; ``False`` if it did not finish in time."""
-        return self._pipeline.force_flush(timeout_millis)
 
 
 class RelayLoggingHandler(logging.Handler):

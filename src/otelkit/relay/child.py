@@ -131,25 +131,18 @@ class ChildPipeline:
 
     # ---- hot path -------------------------------------------------------------------
     def _offer_log(self, item: LogItem, cls: int) -> None:
-        if self._closed:
-            return
-        logs = self._logs
-        victim = logs.append(item, cls)
-        if victim is not None and self._stderr_fallback:
-            self._fallback.append(victim)
-        if len(logs) >= self._batch_size and not self._wake.is_set():
-            self._wake.set()
-        if self._thread is None:
-            self._start_thread()
+        self._offer(self._logs, item, cls)
 
     def _offer_span(self, span: ReadableSpan, cls: int) -> None:
+        self._offer(self._spans, span, cls)
+
+    def _offer(self, buffer: SeverityBuffer[Any], item: object, cls: int) -> None:
         if self._closed:
             return
-        spans = self._spans
-        victim = spans.append(span, cls)
+        victim = buffer.append(item, cls)
         if victim is not None and self._stderr_fallback:
             self._fallback.append(victim)
-        if len(spans) >= self._batch_size and not self._wake.is_set():
+        if len(buffer) >= self._batch_size and not self._wake.is_set():
             self._wake.set()
         if self._thread is None:
             self._start_thread()

@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import threading
 import time
-import weakref
 from collections.abc import Sequence
 
 from opentelemetry.exporter.otlp.proto.common._log_encoder import encode_logs
@@ -22,6 +21,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from otelkit.relay import RELAY_ENV
+from otelkit.relay._fork import after_fork_in_child
 from otelkit.relay._link import Link
 from otelkit.relay._wire import FRAME_LOGS, FRAME_SPANS, RelayAddress, encode_frame
 
@@ -40,14 +40,7 @@ class _FrameSender:
         self._timeout = float(timeout)
         self._lock = threading.Lock()
         self._shutdown = False
-        ref = weakref.ref(self)
-
-        def after_fork_in_child() -> None:
-            sender = ref()
-            if sender is not None:
-                sender._after_fork()
-
-        os.register_at_fork(after_in_child=after_fork_in_child)
+        after_fork_in_child(self, _FrameSender._after_fork)
 
     def _after_fork(self) -> None:
         self._lock = threading.Lock()

@@ -17,7 +17,6 @@ import socket
 import stat
 import tempfile
 import threading
-import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -31,6 +30,7 @@ from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from otelkit._clock import REAL_CLOCK, Clock, TimerHandle
 from otelkit._errors import report_internal_error
 from otelkit.relay._decode import Decoder
+from otelkit.relay._fork import after_fork_in_child
 from otelkit.relay._wire import (
     FRAME_DROPS,
     FRAME_LOGS,
@@ -178,14 +178,7 @@ class RelayHost:
         self._selector.register(self._waker_r, selectors.EVENT_READ, "wake")
         self._thread = threading.Thread(target=self._serve, name="otelkit-relay-host", daemon=True)
         self._thread.start()
-        ref = weakref.ref(self)
-
-        def after_fork_in_child() -> None:
-            host = ref()
-            if host is not None:
-                host._forget_after_fork()
-
-        os.register_at_fork(after_in_child=after_fork_in_child)
+        after_fork_in_child(self, RelayHost._forget_after_fork)
 
     @property
     def address(self) -> RelayAddress:
