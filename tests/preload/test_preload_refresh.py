@@ -280,3 +280,15 @@ def test_a_refresh_that_cannot_start_in_time_is_left_to_expire(
     fake_clock.advance(7)  # less than half the 12 s lead is left for the waiting key
     assert manual_executor.run_all() == 1
     assert counter.calls == {"a": 2, "b": 1}
+
+
+def test_long_chains_of_queued_refreshes_do_not_deepen_the_stack(
+    make_preloader: Callable[..., Preloader[str]], fake_clock: FakeClock, counter: Counter
+) -> None:
+    pre = make_preloader(ttl=60, concurrency=1, max_keys=5000, adaptive=False)
+    keys = [f"k{i}" for i in range(3000)]
+    for key in keys:
+        pre.get(key, counter)
+        pre.get(key, counter)
+    fake_clock.advance(48)  # 3000 refreshes due at once, one worker, loads run inline
+    assert all(counter.calls[key] == 2 for key in keys)

@@ -13,6 +13,7 @@ import asyncio
 import concurrent.futures
 import contextlib
 import inspect
+import threading
 from collections.abc import Iterable, Iterator
 from types import TracebackType
 from typing import Generic, TypeVar
@@ -107,6 +108,7 @@ class Preloader(Generic[V]):
         self._remote: set[concurrent.futures.Future[None]] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._timer: TimerHandle | None = None
+        self._local = threading.local()
         self._tracer = (tracer_provider or trace.get_tracer_provider()).get_tracer(
             "otelkit.preload", __version__
         )
@@ -340,8 +342,18 @@ class Preloader(Generic[V]):
         batch.add(len(launch), skipped)
         for flight in launch:
             flight.batch = batch
-        for flight in launch:
-            self._launch(flight)
+        queue: list[Flight[V]] | None = getattr(self._local, "queue", None)
+        if queue is not None:
+            # An executor ran a load inline and its end freed a worker: the outer loop below
+            # launches the follow-ups, so chains of refreshes never deepen the stack.
+            queue.extend(launch)
+            return
+        self._local.queue = queue = list(launch)
+        try:
+            while queue:
+                self._launch(queue.pop())
+        finally:
+            self._local.queue = None
 
     def _tick(self) -> None:
         try:
