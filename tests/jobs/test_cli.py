@@ -84,7 +84,9 @@ def test_missing_db_is_a_usage_error(capsys, monkeypatch) -> None:
 def test_worker_without_job_functions_is_a_usage_error(tmp_path, capsys, monkeypatch) -> None:
     (tmp_path / "empty_jobs_mod.py").write_text("X = 1\n")
     monkeypatch.syspath_prepend(str(tmp_path))
-    code, _, err = _run(capsys, "worker", "--db", str(tmp_path / "j.db"), "--import", "empty_jobs_mod")
+    code, _, err = _run(
+        capsys, "worker", "--db", str(tmp_path / "j.db"), "--import", "empty_jobs_mod"
+    )
     assert code == 2 and "no @store.job functions" in err
 
 

@@ -38,11 +38,22 @@ def test_bare_decorator_uses_module_qualname_and_defaults(sqlite_url, make_store
         return "direct"
 
     assert isinstance(resize, JobFunction)
-    assert resize.name == f"{__name__}.test_bare_decorator_uses_module_qualname_and_defaults.<locals>.resize"
+    assert (
+        resize.name
+        == f"{__name__}.test_bare_decorator_uses_module_qualname_and_defaults.<locals>.resize"
+    )
     assert resize.queue == "default"
     assert resize.definition.max_attempts == 5
     assert resize.__name__ == "resize"
-    job = Job(id="x", name=resize.name, queue="default", state=JobState.RUNNING, data=None, attempt=1, max_attempts=1)
+    job = Job(
+        id="x",
+        name=resize.name,
+        queue="default",
+        state=JobState.RUNNING,
+        data=None,
+        attempt=1,
+        max_attempts=1,
+    )
     assert resize(job) == "direct"  # still callable directly
 
 
@@ -57,7 +68,11 @@ def test_decorator_with_options(sqlite_url, make_store) -> None:
     job = store.get(jid)
     assert job is not None
     assert (job.name, job.queue, job.max_attempts, job.priority, job.state) == (
-        "thumbs", "media", 2, 3, JobState.QUEUED,
+        "thumbs",
+        "media",
+        2,
+        3,
+        JobState.QUEUED,
     )
     assert job.data == {"path": "a.png"}
     assert thumbs.definition.backoff.base == 2.0
@@ -127,7 +142,12 @@ def test_duplicate_id_is_refused_and_the_batch_not_half_written(sqlite_url, make
 
 @pytest.mark.parametrize(
     ("run_after", "error"),
-    [(datetime(2030, 1, 1), ValueError), ("soon", TypeError), (True, TypeError)],
+    [
+        (datetime(2030, 1, 1), ValueError),
+        ("soon", TypeError),
+        (True, TypeError),
+        (math.nan, TypeError),
+    ],
 )
 def test_bad_run_after_is_refused(sqlite_url, make_store, run_after, error) -> None:
     store = make_store(sqlite_url)
@@ -180,7 +200,9 @@ def test_async_job_function_runs_with_run_and_run_async(sqlite_url, make_store) 
     assert store.get(second).result == 10  # type: ignore[union-attr]
 
 
-def test_sync_run_of_async_function_inside_a_loop_points_to_run_async(sqlite_url, make_store) -> None:
+def test_sync_run_of_async_function_inside_a_loop_points_to_run_async(
+    sqlite_url, make_store
+) -> None:
     store = make_store(sqlite_url)
 
     @store.job(name="a")

@@ -44,7 +44,7 @@ def test_retry_delays_grow_with_jitter_and_every_error_is_kept(db_url, make_stor
     for n, delay in enumerate(delays, start=1):  # within the jitter band of 10 * 2**(n-1)
         assert 0.5 * 10 * 2 ** (n - 1) <= delay <= 10 * 2 ** (n - 1)
     assert delays == sorted(delays)
-    assert len({round(d / 2 ** i, 6) for i, d in enumerate(delays)}) == 3  # jitter differs
+    assert len({round(d / 2**i, 6) for i, d in enumerate(delays)}) == 3  # jitter differs
 
     job = store.get(jid)
     assert job.state is JobState.FAILED and job.attempt == 4 and job.finished_at is not None

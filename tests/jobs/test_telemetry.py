@@ -116,11 +116,10 @@ def test_metrics_of_a_job_that_fails_once_then_succeeds(flaky_store, memory_tele
     assert _sum_by(tel, "messaging.client.sent.messages", "messaging.destination.name") == {
         ("emails",): 1
     }
-    assert _sum_by(tel, "messaging.client.consumed.messages", "otelkit.job.name") == {
-        ("flaky",): 2
-    }
+    assert _sum_by(tel, "messaging.client.consumed.messages", "otelkit.job.name") == {("flaky",): 2}
     durations = {
-        attrs.get("error.type"): point for attrs, point in _points(tel, "messaging.process.duration")
+        attrs.get("error.type"): point
+        for attrs, point in _points(tel, "messaging.process.duration")
     }
     assert set(durations) == {"ConnectionError", None}
     for point in durations.values():

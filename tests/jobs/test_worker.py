@@ -37,7 +37,9 @@ def test_worker_runs_sync_and_async_jobs_until_idle(db_url, make_store) -> None:
     assert worker.queues == ("a", "b")
     assert worker.run_until_idle(timeout=30) == 20
     assert _states(store, ids) == [JobState.SUCCEEDED] * 20
-    assert sorted(seen) == sorted([("sync", i) for i in range(10)] + [("async", i) for i in range(10)])
+    assert sorted(seen) == sorted(
+        [("sync", i) for i in range(10)] + [("async", i) for i in range(10)]
+    )
     assert store.get(ids[-1]).result == -9
     assert store.get(future).state is JobState.QUEUED
 

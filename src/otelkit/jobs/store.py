@@ -9,7 +9,6 @@ import socket
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
@@ -19,8 +18,10 @@ from opentelemetry.instrumentation.utils import suppress_instrumentation
 
 from otelkit._clock import REAL_CLOCK, Clock
 from otelkit._errors import report_internal_error
-from otelkit.jobs import _claim
+from otelkit.jobs import _admin, _claim
+from otelkit.jobs._admin import JobTransition
 from otelkit.jobs._engine import WRITE, make_engine
+from otelkit.jobs._enqueue import enqueue
 from otelkit.jobs._execute import Attempt, Definition, Runner, job_from_row
 from otelkit.jobs._lease import LeaseKeeper
 from otelkit.jobs._model import (
@@ -30,11 +31,9 @@ from otelkit.jobs._model import (
     JobNotReadyError,
     JobState,
     LeaseLostError,
-    check_json,
-    from_epoch,
 )
-from otelkit.jobs._schema import create_schema, db_now, history, jobs
-from otelkit.jobs._telemetry import Counts, GaugeSnapshot, JobTelemetry, TraceMode, error_type
+from otelkit.jobs._schema import create_schema, db_now, jobs
+from otelkit.jobs._telemetry import Counts, GaugeSnapshot, JobTelemetry, TraceMode
 from otelkit.jobs.decorator import JobFunction, define
 
 if TYPE_CHECKING:
@@ -45,18 +44,6 @@ __all__ = ["JobStore", "JobTransition"]
 R = TypeVar("R")
 _c = jobs.c
 _GAUGE_CACHE_SECONDS = 1.0
-
-
-@dataclass(frozen=True)
-class JobTransition:
-    """One row of a job's history: a state change (``lost``: an attempt's result rejected)."""
-
-    from_state: str | None
-    to_state: str
-    at: datetime | None
-    attempt: int
-    worker: str | None
-    error: str | None
 
 
 def new_owner(kind: str) -> str:
@@ -221,60 +208,14 @@ class JobStore:
         run_after: datetime | timedelta | float | None,
         priority: int,
     ) -> list[str]:
-        at, delay = _run_after(run_after)
-        if isinstance(priority, bool) or not isinstance(priority, int):
-            raise TypeError(f"priority must be an int, got {priority!r}")
-        rows: list[dict[str, Any]] = []
-        seen: set[str] = set()
-        for data, job_id in items:
-            check_json(data, option="data")
-            if job_id is None:
-                job_id = uuid.uuid4().hex
-            elif not isinstance(job_id, str) or not job_id or len(job_id) > 200:
-                raise ValueError(f"id must be a non-empty str of <= 200 characters, got {job_id!r}")
-            if job_id in seen:
-                raise ValueError(f"id {job_id!r} appears twice in one enqueue")
-            seen.add(job_id)
-            rows.append({"id": job_id, "data": data})
-        d = definition
-        tel = self._telemetry
-        with tel.send_span(
-            name=d.name, queue=d.queue, max_attempts=d.max_attempts, count=len(rows)
-        ) as (span, carrier):
-            if len(rows) == 1:
-                span.set_attribute("messaging.message.id", rows[0]["id"])
-            now = db_now()
-            stmt = sa.insert(jobs).values(
-                name=d.name,
-                queue=d.queue,
-                status=JobState.QUEUED.value,
-                priority=priority,
-                attempt=0,
-                max_attempts=d.max_attempts,
-                lease_seconds=d.lease,
-                run_after=sa.func.coalesce(sa.literal(at, sa.Double), now + delay),
-                created_at=now,
-                updated_at=now,
-                trace_context=carrier,
-                errors=[],
-            )
-            try:
-                with self._writer.begin() as conn:
-                    conn.execute(stmt, rows)
-            except sa.exc.IntegrityError as exc:
-                tel.sent(
-                    span=span, name=d.name, queue=d.queue, count=len(rows), error="duplicate_id"
-                )
-                raise ValueError(
-                    f"a job with one of the ids {sorted(seen)[:5]} already exists; nothing was enqueued"
-                ) from exc
-            except Exception as exc:
-                tel.sent(
-                    span=span, name=d.name, queue=d.queue, count=len(rows), error=error_type(exc)
-                )
-                raise
-            tel.sent(span=span, name=d.name, queue=d.queue, count=len(rows), error=None)
-        return [row["id"] for row in rows]
+        return enqueue(
+            self._writer,
+            self._telemetry,
+            definition,
+            items,
+            run_after=run_after,
+            priority=priority,
+        )
 
     # -- one attempt now (fn.run) ------------------------------------------------------------
     def _claim_one(self, definition: Definition, job_id: str, owner: str) -> Attempt:
@@ -383,37 +324,16 @@ class JobStore:
             return cached[1]
         snapshot: GaugeSnapshot | None = None
         try:
-            snapshot = self._query_gauges()
+            snapshot = _admin.gauges(self._engine)
         except Exception as exc:  # noqa: BLE001 - a metric callback never raises
             report_internal_error("jobs.gauges", exc)
         self._gauge_cache = (now_mono, snapshot)
         return snapshot
 
-    def _query_gauges(self) -> GaugeSnapshot:
-        now = db_now()
-        ready_since = sa.case(
-            (sa.and_(_c.status.in_(("queued", "retrying")), _c.run_after <= now), _c.run_after),
-            (sa.and_(_c.status == "running", _c.lease_expires <= now), _c.lease_expires),
-        )
-        stmt = sa.select(
-            _c.queue, _c.status, sa.func.count(), sa.func.min(ready_since), now
-        ).group_by(_c.queue, _c.status)
-        counts: dict[tuple[str, str], int] = {}
-        oldest: dict[str, float] = {}
-        with suppress_instrumentation(), self._engine.connect() as conn:
-            for queue, status, count, since, db_time in conn.execute(stmt):
-                counts[(queue, status)] = count
-                oldest.setdefault(queue, 0.0)
-                if since is not None:
-                    oldest[queue] = max(oldest[queue], db_time - since)
-        return counts, oldest
-
     # -- queries and operator actions --------------------------------------------------------
     def get(self, job_id: str) -> Job | None:
         """The job with this id, or None."""
-        with self._engine.connect() as conn:
-            row = conn.execute(sa.select(*jobs.c).where(_c.id == job_id)).first()
-        return None if row is None else job_from_row(row)
+        return _admin.get(self._engine, job_id)
 
     def list_jobs(
         self,
@@ -423,32 +343,17 @@ class JobStore:
         name: str | None = None,
         limit: int = 50,
     ) -> list[Job]:
-        """Jobs, most recently updated first, optionally filtered."""
-        stmt = sa.select(*jobs.c).order_by(_c.updated_at.desc(), _c.id).limit(limit)
-        if states is not None:
-            stmt = stmt.where(_c.status.in_([JobState(s).value for s in states]))
-        if queue is not None:
-            stmt = stmt.where(_c.queue == queue)
-        if name is not None:
-            stmt = stmt.where(_c.name == name)
-        with self._engine.connect() as conn:
-            return [job_from_row(row) for row in conn.execute(stmt)]
+        """Jobs, most recently updated first, optionally filtered by state, queue and name."""
+        return _admin.list_jobs(self._engine, states=states, queue=queue, name=name, limit=limit)
 
     def transitions(self, job_id: str) -> list[JobTransition]:
-        """A job's state changes, oldest first."""
-        h = history.c
-        stmt = sa.select(history).where(h.job_id == job_id).order_by(h.seq)
-        with self._engine.connect() as conn:
-            return [
-                JobTransition(
-                    r.from_status, r.to_status, from_epoch(r.at), r.attempt, r.worker, r.error
-                )
-                for r in conn.execute(stmt)
-            ]
+        """A job's state changes, oldest first (``lost`` rows: rejected late results)."""
+        return _admin.transitions(self._engine, job_id)
 
     def retry(self, job_id: str) -> bool:
         """Queue a ``failed`` or ``cancelled`` job again with fresh attempts (errors kept)."""
-        return self._operator(
+        return _admin.operate(
+            self._writer,
             job_id,
             ("failed", "cancelled"),
             status="queued",
@@ -459,58 +364,22 @@ class JobStore:
 
     def cancel(self, job_id: str) -> bool:
         """Cancel a job that has not finished; a running attempt's result will be rejected."""
-        return self._operator(
-            job_id, ("queued", "retrying", "running"), status="cancelled", finished_at=db_now()
+        return _admin.operate(
+            self._writer,
+            job_id,
+            ("queued", "retrying", "running"),
+            status="cancelled",
+            finished_at=db_now(),
         )
-
-    def _operator(self, job_id: str, sources: Sequence[str], **values: Any) -> bool:
-        stmt = (
-            sa.update(jobs)
-            .where(_c.id == job_id, _c.status.in_(sources))
-            .values(lease_owner=None, lease_expires=None, updated_at=db_now(), **values)
-        )
-        with self._writer.begin() as conn:
-            return conn.execute(stmt).rowcount == 1
 
     def purge(
         self,
         *,
         older_than: timedelta = timedelta(days=7),
-        states: Iterable[JobState | str] = (
-            JobState.SUCCEEDED,
-            JobState.FAILED,
-            JobState.CANCELLED,
-        ),
+        states: Iterable[JobState | str] = _admin.FINAL_STATES,
     ) -> int:
-        """Delete final jobs (and their history) last updated before ``older_than`` ago."""
-        chosen = [JobState(s) for s in states]
-        if not all(s.is_final for s in chosen):
-            raise ValueError(f"purge: states must be final states, got {[s.value for s in chosen]}")
-        cutoff = db_now() - older_than.total_seconds()
-        doomed = sa.select(_c.id).where(
-            _c.status.in_([s.value for s in chosen]), _c.updated_at < cutoff
-        )
-        with self._writer.begin() as conn:
-            conn.execute(sa.delete(history).where(history.c.job_id.in_(doomed)))
-            return conn.execute(sa.delete(jobs).where(_c.id.in_(doomed))).rowcount
-
-
-def _run_after(value: datetime | timedelta | float | None) -> tuple[float | None, float]:
-    """(absolute epoch seconds or None, delay after the database's now)."""
-    if value is None:
-        return None, 0.0
-    if isinstance(value, datetime):
-        if value.tzinfo is None:
-            raise ValueError("run_after: a datetime must be timezone-aware (e.g. UTC)")
-        return value.timestamp(), 0.0
-    if isinstance(value, timedelta):
-        return None, value.total_seconds()
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return None, float(value)
-    raise TypeError(
-        "run_after must be an aware datetime, a timedelta or seconds from now, "
-        f"got {type(value).__name__}"
-    )
+        """Delete final jobs (and their history) last updated more than ``older_than`` ago."""
+        return _admin.purge(self._writer, older_than=older_than, states=states)
 
 
 def _outcome(attempt: Attempt) -> JobState:

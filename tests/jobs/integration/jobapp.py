@@ -28,7 +28,9 @@ _writer = store.engine.execution_options(otelkit_write=True)
 def record(job: Job) -> None:
     """Record this execution; a ``hang`` job hangs on its first attempt."""
     with _writer.begin() as conn:
-        conn.execute(sa.insert(executions).values(job_id=job.id, attempt=job.attempt, pid=os.getpid()))
+        conn.execute(
+            sa.insert(executions).values(job_id=job.id, attempt=job.attempt, pid=os.getpid())
+        )
     if job.data == "hang" and job.attempt == 1:
         time.sleep(600)
 

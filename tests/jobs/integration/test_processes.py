@@ -97,8 +97,10 @@ def test_every_job_runs_exactly_once(request, tmp_path, backend, processes, jobs
     procs = _workers(url, processes)
     try:
         wait_until(
-            lambda: _scalar(engine, "SELECT count(*) FROM otelkit_jobs WHERE status = 'succeeded'")
-            == jobs,
+            lambda: (
+                _scalar(engine, "SELECT count(*) FROM otelkit_jobs WHERE status = 'succeeded'")
+                == jobs
+            ),
             timeout=120,
             interval=0.25,
         )
@@ -174,8 +176,10 @@ def test_worker_survives_the_database_dropping_every_connection(pg_url, make_sto
                 killed += conn.exec_driver_sql(kill).scalar_one()
             wait_until(lambda k=len(ran): len(ran) >= min(k + 50, len(ids)), timeout=30)
         wait_until(
-            lambda: _scalar(admin, "SELECT count(*) FROM otelkit_jobs WHERE status='succeeded'")
-            == len(ids),
+            lambda: (
+                _scalar(admin, "SELECT count(*) FROM otelkit_jobs WHERE status='succeeded'")
+                == len(ids)
+            ),
             timeout=60,
         )
     finally:
