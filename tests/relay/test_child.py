@@ -30,6 +30,13 @@ from otelkit.relay import (
 )
 from otelkit.testing import MemoryTelemetry, wait_until
 
+# Python 3.12+ warns when a process with threads forks; forking such a process is the
+# behaviour under test here (fork children of a relay host or child).
+pytestmark = pytest.mark.filterwarnings(
+    "ignore:This process .* is multi-threaded:DeprecationWarning"
+)
+
+
 CHILD = Resource({"service.name": "child-svc"})
 
 

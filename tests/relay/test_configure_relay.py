@@ -17,6 +17,12 @@ from otelkit.testing import FakeClock, MemoryTelemetry, wait_until
 
 from . import workers
 
+# Python 3.12+ warns when a process with threads forks; forking such a process is the
+# behaviour under test here (fork children of a relay host or child).
+pytestmark = pytest.mark.filterwarnings(
+    "ignore:This process .* is multi-threaded:DeprecationWarning"
+)
+
 
 @pytest.fixture
 def configured_host() -> Iterator[otelkit.Telemetry]:

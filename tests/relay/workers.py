@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import resource
 import signal
 import sys
 import threading
@@ -132,10 +131,10 @@ def flood_main(phase_seconds: float, max_buffer: int) -> None:
 
     run(0.5)  # warm up: the link is up, buffers and code paths are hot
     normal = run(phase_seconds)
-    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    rss_before = _rss_kb()
     print("A", flush=True)
     stalled = run(phase_seconds * 3)
-    rss_after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    rss_after = _rss_kb()
     flushed = pipeline.force_flush(20_000)
 
     def p99(values: list[int]) -> int:
@@ -153,6 +152,12 @@ def flood_main(phase_seconds: float, max_buffer: int) -> None:
     }
     pipeline.shutdown()
     print(json.dumps(summary), flush=True)
+
+
+def _rss_kb() -> int:
+    """Resident memory now (Linux), in KiB."""
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * (os.sysconf("SC_PAGE_SIZE") // 1024)
 
 
 def steady_main(seconds: float) -> None:
