@@ -247,3 +247,26 @@ def test_none_is_returned_but_not_cached(make_preloader: Callable[..., Preloader
     assert pre.get("k", loader) is None  # type: ignore[arg-type]
     assert pre.get("k", loader) is None  # type: ignore[arg-type]
     assert calls == ["k", "k"]
+
+
+class _BrokenCache:
+    def get(self, key: str) -> str | None:
+        raise ConnectionError("cache down")
+
+    def set(self, key: str, value: str, *, ttl: float) -> None:
+        raise ConnectionError("cache down")
+
+    def delete(self, key: str) -> None:
+        raise ConnectionError("cache down")
+
+
+def test_a_broken_cache_degrades_to_loading_every_read(
+    make_preloader: Callable[..., Preloader[str]], counter: Counter
+) -> None:
+    from otelkit._errors import internal_error_counts
+
+    before = internal_error_counts().get("preload.cache", 0)
+    pre = make_preloader(cache=_BrokenCache())
+    assert pre.get("k", counter) == "k#1"
+    assert pre.get("k", counter) == "k#2"
+    assert internal_error_counts()["preload.cache"] == before + 4  # two gets, two sets

@@ -181,8 +181,6 @@ class PreloadCore(Generic[V]):
         follow: tuple[list[Flight[V]], int] = ([], 0)
         with self.lock:
             self._close_flight(flight)
-            if reason != "demand" and self._waiting and self.prefetching:
-                follow = self._start_waiting(now)
             if stored:
                 used = flight.joined and reason != "demand"
                 wasted = self._entries.wrote(key, now, reason, used)
@@ -190,6 +188,8 @@ class PreloadCore(Generic[V]):
                 self._adapt(used, wasted is not None)
             elif error is not None:
                 should_log = self._errors.failed(key, now)
+            if reason != "demand" and self._waiting and self.prefetching:
+                follow = self._start_waiting(now)
         self.metrics.load(reason, ok, now - started)
         if used:
             self.metrics.used(reason)
