@@ -216,7 +216,9 @@ def main() -> None:
     for i in range(REPEATS):
         ours.append(_run(_ours_prepare, _ours_worker))
         base.append(_run(_pgq_prepare, _pgq_worker))
-        print(f"run {i + 1}: ours={ours[-1]:.0f} jobs/s, pgqueuer={base[-1]:.0f} jobs/s", flush=True)
+        print(
+            f"run {i + 1}: ours={ours[-1]:.0f} jobs/s, pgqueuer={base[-1]:.0f} jobs/s", flush=True
+        )
     a, b = statistics.median(ours), statistics.median(base)
     print(f"{JOBS} no-op jobs, {PROCESSES} processes, batch {BATCH}, medians of {REPEATS} runs")
     print(f"jobs_throughput: ratio={a / b:.2f} (ours={a:.0f} jobs/s, baseline={b:.0f} jobs/s)")

@@ -37,7 +37,7 @@ def jobs(sqlite_url, make_store):
 
 
 def test_list_prints_a_table_filtered_by_state(jobs, capsys) -> None:
-    store, url, done, broken, waiting = jobs
+    _, url, done, broken, waiting = jobs
     code, out, _ = _run(capsys, "list", "--db", url)
     assert code == 0
     lines = out.splitlines()

@@ -262,7 +262,12 @@ def test_expired_last_attempt_is_failed_by_the_sweep(db_url, make_store, fake_cl
         assert proceed.wait(10)
 
     jid = last.enqueue()
-    thread = threading.Thread(target=lambda: pytest.raises(LeaseLostError, last.run, jid))
+
+    def run() -> None:
+        with pytest.raises(LeaseLostError):
+            last.run(jid)
+
+    thread = threading.Thread(target=run)
     thread.start()
     try:
         assert started.wait(10)

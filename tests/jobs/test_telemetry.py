@@ -44,7 +44,7 @@ def flaky_store(db_url, make_store, memory_telemetry, fake_clock):
 
 
 def test_spans_of_a_job_that_fails_once_then_succeeds(flaky_store, memory_telemetry) -> None:
-    store, flaky = flaky_store
+    _, flaky = flaky_store
     jid = flaky.enqueue({"to": "a@example.org"})
     assert flaky.run(jid) is JobState.RETRYING
     assert flaky.run(jid) is JobState.SUCCEEDED
@@ -97,7 +97,7 @@ def test_spans_of_a_job_that_fails_once_then_succeeds(flaky_store, memory_teleme
 
 
 def test_metrics_of_a_job_that_fails_once_then_succeeds(flaky_store, memory_telemetry) -> None:
-    store, flaky = flaky_store
+    _, flaky = flaky_store
     jid = flaky.enqueue({"to": "a@example.org"})
     flaky.run(jid)
     flaky.run(jid)

@@ -132,7 +132,7 @@ def test_stop_lets_running_jobs_finish_and_releases_unstarted_ones(
     states = _states(store, ids)
     assert states.count(JobState.SUCCEEDED) == concurrency
     assert states.count(JobState.RETRYING) == 4 - concurrency
-    for jid, state in zip(ids, states):
+    for jid, state in zip(ids, states, strict=True):
         job = store.get(jid)
         if state is JobState.RETRYING:  # never started: the attempt is given back
             assert job.attempt == 0 and job.lease_expires is None

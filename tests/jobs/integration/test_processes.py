@@ -174,7 +174,8 @@ def test_worker_survives_the_database_dropping_every_connection(pg_url, make_sto
         for _ in range(8):  # drop every connection, then let it make progress, repeat
             with admin.connect() as conn:
                 killed += conn.exec_driver_sql(kill).scalar_one()
-            wait_until(lambda k=len(ran): len(ran) >= min(k + 50, len(ids)), timeout=30)
+            target = min(len(ran) + 50, len(ids))
+            wait_until(lambda t=target: len(ran) >= t, timeout=30)
         wait_until(
             lambda: (
                 _scalar(admin, "SELECT count(*) FROM otelkit_jobs WHERE status='succeeded'")
