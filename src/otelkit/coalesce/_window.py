@@ -22,7 +22,7 @@ import weakref
 from collections import deque
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from otelkit._clock import REAL_CLOCK, Clock, TimerHandle
 from otelkit._errors import report_internal_error
@@ -58,7 +58,7 @@ class Summary(Generic[P]):
     count: int
     """Occurrences in the window, the emitted first one included (always >= 2)."""
     first: P
-    """The payload of the first occurrence (the one that was emitted)."""
+    """What was kept of the first occurrence's payload (``capture(payload)``, or the payload)."""
     first_time_ns: int
     """Timestamp (ns since the epoch) of the first occurrence."""
     last_time_ns: int
@@ -89,6 +89,9 @@ class Coalescer(Generic[P]):
     :attr:`consumer_errors` and reported through otelkit's rate-limited error log.
     ``label`` names this coalescer in error reports. ``on_tick`` (optional) runs on the
     timer after each batch of windows closed, e.g. to publish :meth:`take_counts`.
+    ``capture`` (optional) turns the first payload of a window into what is kept until the
+    window ends (called only when a window opens): keeping a small, flat snapshot instead of
+    a large object graph keeps memory and garbage-collection work low.
     """
 
     def __init__(
@@ -100,6 +103,7 @@ class Coalescer(Generic[P]):
         clock: Clock | None = None,
         label: str = "coalesce",
         on_tick: Callable[[], None] | None = None,
+        capture: Callable[[Any], P] | None = None,
     ) -> None:
         window = validate_seconds("window", window)
         max_keys = validate_positive_int("max_keys", max_keys)
@@ -111,6 +115,7 @@ class Coalescer(Generic[P]):
         self._clock = clock if clock is not None else REAL_CLOCK
         self._label = label
         self._on_tick = on_tick
+        self._capture = capture
         self._closed = False
         self._suppressed = 0
         self._overflow = 0
@@ -172,7 +177,7 @@ class Coalescer(Generic[P]):
             self._taken = (suppressed, overflow)
         return suppressed - taken_suppressed, overflow - taken_overflow
 
-    def offer(self, key: Hashable, payload: P, time_ns: int | None = None) -> Decision:
+    def offer(self, key: Hashable, payload: Any, time_ns: int | None = None) -> Decision:
         """Register one occurrence of ``key``; ``time_ns`` defaults to the clock's time.
 
         Returns :data:`EMIT` when the caller must forward the event now, :data:`SUPPRESS`
@@ -194,7 +199,8 @@ class Coalescer(Generic[P]):
                 return EMIT
             if time_ns is None:
                 time_ns = int(self._clock.time() * 1e9)
-            bucket = _Bucket(key, payload, time_ns, self._clock.monotonic() + self._window)
+            first = payload if self._capture is None else self._capture(payload)
+            bucket = _Bucket(key, first, time_ns, self._clock.monotonic() + self._window)
             self._buckets[key] = bucket
             self._order.append(bucket)
             if self._timer is None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Hashable
-from typing import Any
+from typing import Any, NamedTuple
 
 from opentelemetry._logs import LogRecord, SeverityNumber
 from opentelemetry.context import Context
@@ -43,10 +43,44 @@ COUNT_ATTRIBUTE = "otelkit.coalesce.count"
 WINDOW_ATTRIBUTE = "otelkit.coalesce.window"
 FIRST_TIMESTAMP_ATTRIBUTE = "otelkit.coalesce.first_timestamp"
 LAST_TIMESTAMP_ATTRIBUTE = "otelkit.coalesce.last_timestamp"
-_SUMMARY_ATTRIBUTES = 4
 _COMPONENT = "coalesce.logs"
 
 AnyLogRecord = ReadWriteLogRecord | ReadableLogRecord
+
+
+class FirstLog(NamedTuple):
+    """What a window keeps of its first record: flat, so it costs the GC almost nothing."""
+
+    severity_text: str | None
+    severity_number: SeverityNumber | None
+    body: Any
+    attributes: tuple[tuple[str, Any], ...]
+    event_name: str | None
+    trace_id: int
+    span_id: int
+    trace_flags: Any
+    resource: Any
+    scope: InstrumentationScope | None
+    limits: LogRecordLimits | None
+
+
+def capture_log(record: AnyLogRecord) -> FirstLog:
+    """The :class:`FirstLog` of ``record``."""
+    lr = record.log_record
+    attributes = lr.attributes
+    return FirstLog(
+        lr.severity_text,
+        lr.severity_number,
+        lr.body,
+        tuple(attributes.items()) if attributes else (),
+        lr.event_name,
+        lr.trace_id,
+        lr.span_id,
+        lr.trace_flags,
+        record.resource,
+        record.instrumentation_scope,
+        record.limits,
+    )
 
 
 def summary_attributes(summary: Summary[Any]) -> dict[str, int | float]:
@@ -111,13 +145,14 @@ class CoalescingLogRecordProcessor(LogRecordProcessor):
         self._downstream = downstream
         self._resources = ResourceTokens()
         self._metrics = CoalesceMetrics(meter_provider, "logs")
-        self._engine: Coalescer[AnyLogRecord] = Coalescer(
+        self._engine: Coalescer[FirstLog] = Coalescer(
             window=window,
             on_summary=self._emit_summary,
             max_keys=max_keys,
             clock=self._clock,
             label=_COMPONENT,
             on_tick=self._publish,
+            capture=capture_log,
         )
 
     @property
@@ -126,7 +161,7 @@ class CoalescingLogRecordProcessor(LogRecordProcessor):
         return self._downstream
 
     @property
-    def coalescer(self) -> Coalescer[AnyLogRecord]:
+    def coalescer(self) -> Coalescer[FirstLog]:
         """The engine (for its counters: ``suppressed``, ``overflow``, ``open_keys``)."""
         return self._engine
 
@@ -195,40 +230,37 @@ class CoalescingLogRecordProcessor(LogRecordProcessor):
     def _publish(self) -> None:
         self._metrics.add(*self._engine.take_counts())
 
-    def _emit_summary(self, summary: Summary[AnyLogRecord]) -> None:
+    def _emit_summary(self, summary: Summary[FirstLog]) -> None:
         self._downstream.on_emit(self._summary_record(summary))
 
-    def _summary_record(self, summary: Summary[AnyLogRecord]) -> ReadWriteLogRecord:
+    def _summary_record(self, summary: Summary[FirstLog]) -> ReadWriteLogRecord:
         first = summary.first
-        lr = first.log_record
         limits = first.limits if first.limits is not None else LogRecordLimits()
-        attributes: dict[str, Any] = dict(lr.attributes or {})
-        for name in summary_attributes(summary):
-            attributes.pop(name, None)
+        ours = summary_attributes(summary)
+        attributes: dict[str, Any] = {k: v for k, v in first.attributes if k not in ours}
         room = limits.max_log_record_attributes
-        if room is not None and len(attributes) > room - _SUMMARY_ATTRIBUTES:
+        if room is not None and len(attributes) > room - len(ours):
             # Ours must survive the limit: drop the first record's oldest attributes.
-            keep = max(0, room - _SUMMARY_ATTRIBUTES)
+            keep = max(0, room - len(ours))
             attributes = dict(list(attributes.items())[len(attributes) - keep :])
-        attributes.update(summary_attributes(summary))
+        attributes.update(ours)
         now_ns = int(self._clock.time() * 1e9)
         record = LogRecord(
             timestamp=now_ns,
             observed_timestamp=now_ns,
-            context=lr.context,
-            severity_text=lr.severity_text,
-            severity_number=lr.severity_number,
-            body=lr.body,
+            severity_text=first.severity_text,
+            severity_number=first.severity_number,
+            body=first.body,
             attributes=attributes,
-            event_name=lr.event_name,
+            event_name=first.event_name,
         )
         # The first record's trace context, whatever the timer thread's context is.
-        record.trace_id = lr.trace_id
-        record.span_id = lr.span_id
-        record.trace_flags = lr.trace_flags
+        record.trace_id = first.trace_id
+        record.span_id = first.span_id
+        record.trace_flags = first.trace_flags
         return ReadWriteLogRecord(
             log_record=record,
             resource=first.resource,
-            instrumentation_scope=first.instrumentation_scope,
+            instrumentation_scope=first.scope,
             limits=limits,
         )
