@@ -34,7 +34,8 @@ class SeverityBuffer(Generic[T]):
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
         self._queues: list[deque[T]] = [deque() for _ in range(CLASSES)]
-        self._size = 0
+        self.size = 0
+        """How many items are buffered now."""
         self.lock = threading.Lock()
         self.appended = 0
         """Items offered so far (kept or not)."""
@@ -42,7 +43,7 @@ class SeverityBuffer(Generic[T]):
         """Items given up to make room (including refused new items)."""
 
     def __len__(self) -> int:
-        return self._size
+        return self.size
 
     def append(self, item: T, cls: int) -> T | None:
         """Add ``item`` of class ``cls``; return the item given up to make room (or ``None``).
@@ -51,9 +52,9 @@ class SeverityBuffer(Generic[T]):
         """
         with self.lock:
             self.appended += 1
-            if self._size < self.capacity:
+            if self.size < self.capacity:
                 self._queues[cls].append(item)
-                self._size += 1
+                self.size += 1
                 return None
             self.evicted += 1
             for lower in range(cls + 1):
@@ -73,7 +74,7 @@ class SeverityBuffer(Generic[T]):
                     out.append(queue.popleft())
                 if len(out) >= limit:
                     break
-            self._size -= len(out)
+            self.size -= len(out)
         return out
 
     def reset_after_fork(self) -> None:
@@ -81,6 +82,6 @@ class SeverityBuffer(Generic[T]):
         self.lock = threading.Lock()
         for queue in self._queues:
             queue.clear()
-        self._size = 0
+        self.size = 0
         self.appended = 0
         self.evicted = 0

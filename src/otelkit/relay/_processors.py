@@ -113,10 +113,14 @@ class RelayLoggingHandler(logging.Handler):
 
     def handle(self, record: logging.LogRecord) -> bool:
         """Filter, then :meth:`emit` without the handler lock (nothing here needs it)."""
-        result = self.filter(record)
-        if result:
-            self.emit(result if isinstance(result, logging.LogRecord) else record)
-        return bool(result)
+        if self.filters:
+            result = self.filter(record)
+            if not result:
+                return False
+            if isinstance(result, logging.LogRecord):
+                record = result
+        self.emit(record)
+        return True
 
     def emit(self, record: logging.LogRecord) -> None:
         """Buffer ``record`` (never blocks on I/O, never raises)."""
@@ -143,7 +147,9 @@ class RelayLoggingHandler(logging.Handler):
             if level is None:
                 level = _level(levelno)
             levelname = record.levelname
-            self._pipeline._offer_log(
+            pipeline = self._pipeline
+            pipeline._offer(
+                pipeline._logs,
                 (
                     int(record.created * 1e9),
                     time_ns(),

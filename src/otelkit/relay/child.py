@@ -116,6 +116,7 @@ class ChildPipeline:
     def _reset_state(self) -> None:
         self._io_lock = threading.Lock()
         self._wake = threading.Event()
+        self._woken = False
         self._thread: threading.Thread | None = None
         self._thread_lock = threading.Lock()
         self._closed = False
@@ -142,7 +143,8 @@ class ChildPipeline:
         victim = buffer.append(item, cls)
         if victim is not None and self._stderr_fallback:
             self._fallback.append(victim)
-        if len(buffer) >= self._batch_size and not self._wake.is_set():
+        if buffer.size >= self._batch_size and not self._woken:
+            self._woken = True  # a stale flag costs one wake-up at most: the timer covers it
             self._wake.set()
         if self._thread is None:
             self._start_thread()
@@ -206,6 +208,7 @@ class ChildPipeline:
         while not self._closed:
             self._wake.wait(self._flush_interval)
             self._wake.clear()
+            self._woken = False
             if self._closed:
                 break
             try:
