@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 import pytest
 
+from otelkit._errors import internal_error_counts
 from otelkit.preload import MemoryCache, Preloader
 from otelkit.testing import FakeClock, wait_until
 
@@ -263,8 +264,6 @@ class _BrokenCache:
 def test_a_broken_cache_degrades_to_loading_every_read(
     make_preloader: Callable[..., Preloader[str]], counter: Counter
 ) -> None:
-    from otelkit._errors import internal_error_counts
-
     before = internal_error_counts().get("preload.cache", 0)
     pre = make_preloader(cache=_BrokenCache())
     assert pre.get("k", counter) == "k#1"
