@@ -291,3 +291,22 @@ def test_unknown_job_name_is_failed_with_the_reason(db_url, make_store) -> None:
     assert job.state is JobState.FAILED
     assert job.errors[-1].type == "otelkit.jobs.UnknownJobError"
     assert "only.in.producer" in job.errors[-1].message
+
+
+def test_a_retried_commit_that_had_landed_is_not_counted_as_lost(db_url, make_store) -> None:
+    # The connection can drop after COMMIT reached the server but before the worker heard
+    # back; the worker then retries the same fenced transition and must recognise it.
+    from otelkit.jobs import _claim
+
+    store = make_store(db_url)
+    fn = store.job(name="once")(lambda job: None)
+    jid = fn.enqueue()
+    [attempt] = store._cycle("w1", [], queues=["default"], limit=1)
+    store._runner.invoke_sync(attempt)
+    transition = attempt.transition
+    for _ in range(2):
+        with store._writer.begin() as conn:
+            assert _claim.finish(conn, owner="w1", transitions=[transition]) == {jid}
+    with store._writer.begin() as conn:  # another owner's identical claim is still fenced out
+        assert _claim.finish(conn, owner="w2", transitions=[transition]) == set()
+    assert [t.to_state for t in store.transitions(jid)] == ["queued", "running", "succeeded"]
