@@ -52,7 +52,6 @@ _TRACE_ID = struct.Struct(">QQ").pack
 _SPAN_ID = struct.Struct(">Q").pack
 _U64 = (1 << 64) - 1
 _SMALL = [bytes([n]) for n in range(128)]
-_SMALL_SEVERITY = [b"\x10" + bytes([n]) for n in range(32)]
 _TIME = struct.Struct("<BQ").pack  # a fixed64 field with a one-byte tag
 _SMALL_INT = [b"\x12\x02\x18" + bytes([n]) for n in range(128)]  # KeyValue.value = int
 
@@ -148,7 +147,17 @@ def encode_attributes(attributes: Mapping[str, Any], *, tag: bytes) -> bytes:
     return b"".join([_field(tag, _key_value(k, v)) for k, v in attributes.items()])
 
 
-_TEXTS: dict[str, bytes] = {}
+_SEVERITY_FIELDS: dict[tuple[int, str | None], bytes] = {}
+
+
+def _severity_fields(number: int, text: str | None) -> bytes:
+    """``severity_number`` and ``severity_text`` fields, cached per pair."""
+    out = b"\x10" + _varint(number) if number else b""
+    if text:
+        out += b"\x1a" + _string(text)
+    if len(_SEVERITY_FIELDS) < _CACHE_MAX:
+        _SEVERITY_FIELDS[(number, text)] = out
+    return out
 
 
 def _encode_log(entry: LogEntry) -> bytes:
@@ -157,17 +166,17 @@ def _encode_log(entry: LogEntry) -> bytes:
         entry
     )
     parts = [_TIME(0x09, ts)] if ts else []
-    if sev:
-        parts.append(_SMALL_SEVERITY[sev] if sev < 32 else b"\x10" + _varint(sev))
-    if sev_text:
-        text = _TEXTS.get(sev_text)
-        if text is None:
-            text = b"\x1a" + _string(sev_text)
-            if len(_TEXTS) < _CACHE_MAX:
-                _TEXTS[sev_text] = text
-        parts.append(text)
+    severity = _SEVERITY_FIELDS.get((sev, sev_text))
+    if severity is None:
+        severity = _severity_fields(sev, sev_text)
+    parts.append(severity)
     # The body is present even when empty, as the SDK encoder does.
-    value = b"\x0a" + _string(body) if type(body) is str else encode_any(body)
+    if type(body) is str:
+        data = body.encode("utf-8", "replace")
+        n = len(data)
+        value = b"\x0a" + (_SMALL[n] if n < 128 else _varint(n)) + data
+    else:
+        value = encode_any(body)
     n = len(value)
     parts.append(b"\x2a" + (_SMALL[n] if n < 128 else _varint(n)) + value)
     if attrs:
