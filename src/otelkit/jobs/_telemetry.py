@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from typing import Any, Literal
 
 from opentelemetry import metrics, trace
+from opentelemetry.context import Context
 from opentelemetry.metrics import CallbackOptions, Observation
 from opentelemetry.trace import Link, Span, SpanKind, Status, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
@@ -71,6 +72,7 @@ class JobTelemetry:
         self._tracer = trace.get_tracer("otelkit.jobs", __version__, tracer_provider)
         self._meter = metrics.get_meter("otelkit.jobs", __version__, meter_provider)
         self._trace_mode = trace_mode
+        self._last_extracted: tuple[tuple[str, str], Context] | None = None
         m = self._meter
         self._duration = m.create_histogram(
             "messaging.process.duration",
@@ -135,6 +137,16 @@ class JobTelemetry:
         self.transition(span, name=name, queue=queue, from_=None, to="queued", count=count)
 
     # -- consumer --------------------------------------------------------------------------
+    def _extract(self, carrier: Mapping[str, str]) -> Context:
+        # A batch enqueued together shares one context: parse each distinct one once.
+        key = (carrier.get("traceparent", ""), carrier.get("tracestate", ""))
+        cached = self._last_extracted
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        context = _W3C.extract(dict(carrier))
+        self._last_extracted = (key, context)
+        return context
+
     def start_process(
         self,
         *,
@@ -162,7 +174,7 @@ class JobTelemetry:
         links: list[Link] = []
         if carrier:
             try:
-                stored = _W3C.extract(dict(carrier))
+                stored = self._extract(carrier)
                 span_context = trace.get_current_span(stored).get_span_context()
                 if span_context.is_valid:
                     if self._trace_mode == "parent":
@@ -212,8 +224,6 @@ class JobTelemetry:
                 self._transitions.add(count, _transition_attrs(name, queue, source, to))
             if span is not None:
                 event: dict[str, Any] = {"otelkit.job.from": source, "otelkit.job.to": to}
-                if attempt is not None:
-                    event["otelkit.job.attempt"] = attempt
                 if reason is not None:
                     event["otelkit.job.reason"] = reason
                 span.add_event(f"otelkit.job.{to}", event)
