@@ -95,8 +95,8 @@ def _worker(args: argparse.Namespace) -> int:
             raise ValueError("--concurrency and --batch must be >= 1")
     except (ImportError, ValueError) as exc:
         return _fail(args, exc)
-    telemetry = _configure_telemetry()
     try:
+        telemetry = _configure_telemetry()
         store = _store(args)
         for definition in definitions:
             store._register(definition)
@@ -108,6 +108,9 @@ def _worker(args: argparse.Namespace) -> int:
     print(f"otelkit jobs worker {worker.id}: queues {', '.join(worker.queues)}; jobs {names}")
     try:
         worker.run()
+    except KeyboardInterrupt:  # a second signal: jobs in hand were released
+        print(f"otelkit jobs worker {worker.id}: interrupted", file=sys.stderr)
+        return 130
     finally:
         store.close()
         if telemetry is not None:

@@ -7,6 +7,7 @@ import os
 import random
 import socket
 import uuid
+import weakref
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
@@ -94,8 +95,18 @@ class JobStore:
             max_errors=max_errors,
         )
         self._gauge_cache: tuple[float, GaugeSnapshot | None] | None = None
+        self._closed = False
         if gauges:
             self._telemetry.observe(self._gauge_snapshot)
+        # A forked child must not reuse the parent's pooled connections.
+        engine_ref = weakref.ref(self._engine)
+
+        def after_fork() -> None:
+            engine = engine_ref()
+            if engine is not None:
+                engine.dispose(close=False)
+
+        os.register_at_fork(after_in_child=after_fork)
 
     @property
     def engine(self) -> sa.Engine:
@@ -112,7 +123,8 @@ class JobStore:
         create_schema(self._engine)
 
     def close(self) -> None:
-        """Stop lease renewal and close pooled connections."""
+        """Stop lease renewal and gauge queries, and close pooled connections."""
+        self._closed = True
         self._keeper.close()
         self._engine.dispose()
 
@@ -318,6 +330,8 @@ class JobStore:
 
     # -- gauges ------------------------------------------------------------------------------
     def _gauge_snapshot(self) -> GaugeSnapshot | None:
+        if self._closed:
+            return None
         now_mono = self._clock.monotonic()
         cached = self._gauge_cache
         if cached is not None and now_mono - cached[0] < _GAUGE_CACHE_SECONDS:
