@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from otelkit.relay._processors import RelayLoggingHandler
-from otelkit.relay._wire import RelayAddress
+from otelkit.relay._wire import RELAY_ENV, RelayAddress
 from otelkit.relay.child import ChildPipeline
 
 if TYPE_CHECKING:
@@ -30,9 +30,7 @@ __all__ = [
     "RelaySpanExporter",
 ]
 
-RELAY_ENV = "OTELKIT_RELAY"
-"""The environment variable through which a host tells its children where its relay is."""
-
+# Handed on lazily (PEP 562): importing them costs a child start-up time it never needs.
 _LAZY = {
     "RelayHost": "otelkit.relay.host",
     "RelayLogExporter": "otelkit.relay.exporters",

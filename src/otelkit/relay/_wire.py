@@ -31,6 +31,7 @@ __all__ = [
     "FRAME_TYPES",
     "HANDSHAKE_SIZE",
     "MAGIC",
+    "RELAY_ENV",
     "REPLY_SIZE",
     "TOKEN_SIZE",
     "VERSION",
@@ -44,6 +45,9 @@ __all__ = [
     "encode_handshake",
     "encode_reply",
 ]
+
+RELAY_ENV = "OTELKIT_RELAY"
+"""The environment variable through which a host tells its children where its relay is."""
 
 MAGIC = b"OTKR"
 VERSION = 1
