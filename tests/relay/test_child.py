@@ -333,3 +333,21 @@ def test_bad_options_are_refused(options: dict[str, object], error: type[Excepti
 def test_bad_env_value_is_refused() -> None:
     with pytest.raises(ValueError, match="OTELKIT_RELAY"):
         ChildPipeline.from_env("nonsense", resource=CHILD)
+
+
+class _Unprintable:
+    def __str__(self) -> str:
+        raise RuntimeError("no text for you")
+
+
+def test_an_unencodable_record_is_counted_and_the_rest_of_its_batch_delivered(
+    pipeline: ChildPipeline, relay_host: RelayHost, memory_telemetry: MemoryTelemetry
+) -> None:
+    logger = _logger(pipeline, "test.unencodable")
+    logger.info("fine 1")
+    logger.info("odd", extra={"thing": _Unprintable()})
+    logger.info("fine 2")
+    assert pipeline.force_flush(5000)
+    wait_until(lambda: relay_host.stats["dropped_logs"] == 1, timeout=5)
+    assert sorted(str(r.log_record.body) for r in memory_telemetry.logs()) == ["fine 1", "fine 2"]
+    assert pipeline.dropped == (1, 0)

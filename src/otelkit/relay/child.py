@@ -122,7 +122,9 @@ class ChildPipeline:
         self._closed = False
         self._exit_deadline: float | None = None
         self._pending: tuple[bytes, int, int] | None = None  # frame, logs, spans in it
-        self._reported = [0, 0]  # evictions already reported (logs, spans)
+        self._reported = [0, 0]  # drops already reported (logs, spans)
+        self._unencodable = [0, 0]  # records whose values could not be encoded
+        self._spans_first = False
         self._fallback: deque[object] = deque(maxlen=_FALLBACK_MAX)
         self._resource_bytes: bytes | None = None
         self.sent_logs = 0
@@ -156,8 +158,11 @@ class ChildPipeline:
 
     @property
     def dropped(self) -> tuple[int, int]:
-        """``(log records, spans)`` dropped by the overflow policy so far."""
-        return self._logs.evicted, self._spans.evicted
+        """``(log records, spans)`` dropped so far (buffer overflow, unencodable values)."""
+        return (
+            self._logs.evicted + self._unencodable[0],
+            self._spans.evicted + self._unencodable[1],
+        )
 
     @property
     def connected(self) -> bool:
@@ -175,6 +180,9 @@ class ChildPipeline:
             return False
         try:
             return self._pump(abort=lambda: time.monotonic() >= deadline, drain=True)
+        except Exception as exc:  # noqa: BLE001 - flushing must not raise into the caller
+            report_internal_error("relay.child", exc)
+            return False
         finally:
             self._io_lock.release()
 
@@ -243,20 +251,50 @@ class ChildPipeline:
             self.sent_spans += frame[2]
 
     def _next_frame(self) -> tuple[bytes, int, int] | None:
-        logs_dropped = self._logs.evicted - self._reported[0]
-        spans_dropped = self._spans.evicted - self._reported[1]
+        logs_dropped = self._logs.evicted + self._unencodable[0] - self._reported[0]
+        spans_dropped = self._spans.evicted + self._unencodable[1] - self._reported[1]
         if logs_dropped or spans_dropped:
             self._reported = [self._reported[0] + logs_dropped, self._reported[1] + spans_dropped]
             return encode_drops(logs_dropped, spans_dropped), 0, 0
-        resource = self._identity()
-        items = self._logs.take(self._batch_size)
-        if items:
-            entries = [i if type(i) is tuple else entry_from_sdk(i) for i in items]  # type: ignore[arg-type]
-            return encode_frame(FRAME_LOGS, encode_log_request(resource, entries)), len(items), 0
-        spans = self._spans.take(self._batch_size)
-        if spans:
-            return encode_frame(FRAME_SPANS, encode_span_request(resource, spans)), 0, len(spans)
+        # Alternate between the signals so that a flood of one never starves the other.
+        self._spans_first = not self._spans_first
+        order = (self._span_frame, self._log_frame)
+        for make in order if self._spans_first else reversed(order):
+            frame = make()
+            if frame is not None:
+                return frame
         return None
+
+    def _log_frame(self) -> tuple[bytes, int, int] | None:
+        items = self._logs.take(self._batch_size)
+        if not items:
+            return None
+        entries = [i if type(i) is tuple else entry_from_sdk(i) for i in items]  # type: ignore[arg-type]
+        payload, n = self._encode(encode_log_request, entries, 0)
+        return encode_frame(FRAME_LOGS, payload), n, 0
+
+    def _span_frame(self) -> tuple[bytes, int, int] | None:
+        spans = self._spans.take(self._batch_size)
+        if not spans:
+            return None
+        payload, n = self._encode(encode_span_request, spans, 1)
+        return encode_frame(FRAME_SPANS, payload), 0, n
+
+    def _encode(self, encode: Any, items: list[Any], signal: int) -> tuple[bytes, int]:
+        """Encode a batch; on failure, item by item, counting the unencodable as dropped."""
+        resource = self._identity()
+        try:
+            return encode(resource, items), len(items)
+        except Exception as exc:  # noqa: BLE001 - one odd value must not cost the batch
+            report_internal_error("relay.child", exc)
+        good = []
+        for item in items:
+            try:
+                encode(resource, [item])
+                good.append(item)
+            except Exception:  # noqa: BLE001 - counted below and reported to the host
+                self._unencodable[signal] += 1
+        return encode(resource, good), len(good)
 
     def _identity(self) -> bytes:
         """The child's resource as protobuf: given resource + pid, instance id, child name."""
