@@ -8,6 +8,7 @@ the host) never merge into one summary.
 
 from __future__ import annotations
 
+import itertools
 import threading
 import weakref
 from collections.abc import Callable, Hashable, Mapping
@@ -16,6 +17,7 @@ from typing import Any
 from opentelemetry.sdk._logs import ReadableLogRecord, ReadWriteLogRecord
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.trace import StatusCode
 
 __all__ = [
     "LOG_KEY_PRESETS",
@@ -62,6 +64,12 @@ def _enum_value(member: Any) -> object:
     return getattr(member, "_value_", member)
 
 
+def _plain(attributes: Any) -> Any:
+    # BoundedAttributes keeps a plain dict in ``_dict``: its C-level ``get`` is much faster
+    # than the Mapping methods; any other mapping is used as it is.
+    return getattr(attributes, "_dict", attributes)
+
+
 def _scope_name(record: AnyLogRecord) -> str | None:
     scope = record.instrumentation_scope
     return scope.name if scope is not None else None
@@ -74,13 +82,16 @@ def message_key(record: AnyLogRecord) -> Hashable:
     """
     lr = record.log_record
     body = lr.body
-    attributes = lr.attributes
+    attributes: Any = lr.attributes
     scope = record.instrumentation_scope
     return (
         scope.name if scope is not None else None,
         getattr(lr.severity_number, "_value_", None),  # see _enum_value
         body if type(body) is str else freeze(body),
-        attributes.get(_EXCEPTION_TYPE) if attributes else None,
+        # see _plain, inlined
+        None
+        if attributes is None
+        else getattr(attributes, "_dict", attributes).get(_EXCEPTION_TYPE),
     )
 
 
@@ -106,27 +117,28 @@ def call_site_key(record: AnyLogRecord) -> Hashable:
     )
 
 
-def _span_exception_type(span: ReadableSpan) -> object:
-    # The private fields: the public properties copy (a tuple, a mapping proxy) per call.
-    events = span._events
-    if events:
-        for event in events:
-            if event.name == "exception" and event.attributes:
-                return event.attributes.get(_EXCEPTION_TYPE)
-    attributes = span._attributes
-    return attributes.get(_ERROR_TYPE) if attributes else None
-
-
 def span_name_key(span: ReadableSpan) -> Hashable:
-    """The default span-tree key: scope name, kind, root span name, status code and
-    exception type (from the ``exception`` event, else ``error.type``)."""
+    """The default span-tree key: scope name, kind, root span name, status code and, for a
+    span with ERROR status, the exception type (from its ``exception`` event, else its
+    ``error.type`` attribute)."""
+    # The private fields: the public properties copy (a tuple, a mapping proxy) per call.
     scope = span._instrumentation_scope
+    status_code = span._status.status_code
+    error: object = None
+    if status_code is StatusCode.ERROR:
+        for event in span._events:
+            if event.name == "exception" and event.attributes:
+                error = event.attributes.get(_EXCEPTION_TYPE)
+                break
+        else:
+            attributes = span._attributes
+            error = attributes.get(_ERROR_TYPE) if attributes else None
     return (
         scope.name if scope is not None else None,
-        span._kind._value_,
+        span._kind._value_,  # enum members hash in Python, their values in C
         span._name,
-        span._status.status_code._value_,
-        _span_exception_type(span),
+        status_code._value_,
+        error,
     )
 
 
@@ -205,39 +217,46 @@ def resolve_span_key(key: str | SpanKey) -> SpanKey:
 
 
 class ResourceTokens:
-    """A hashable identity per resource, cached per resource object.
+    """A small int per distinct resource, cached per resource object.
 
     The host's own records share one resource object (a hit costs an identity check);
     relayed records may bring a new but equal object per batch, which maps to the same
-    token. The cache is bounded and never confused by reused object ids.
+    token. An int hashes in no time, so keys stay cheap. The caches are bounded and never
+    confused by reused object ids (at worst an equal resource seen again much later gets a
+    new token, so its windows start afresh).
     """
 
-    _MAX_CACHED = 256
+    _MAX_CACHED = 1024
 
     def __init__(self) -> None:
-        self.last: tuple[Resource | None, Hashable] = (None, None)
+        self.last: tuple[Resource | None, int] = (None, 0)
         """The most recent (resource, token) pair: replaced whole, never mutated."""
-        self._cache: dict[int, tuple[weakref.ref[Resource], Hashable]] = {}
+        self._by_object: dict[int, tuple[weakref.ref[Resource], int]] = {}
+        self._by_identity: dict[Hashable, int] = {}
+        self._next = itertools.count(1)
         self._lock = threading.Lock()
 
-    def token(self, resource: Resource | None) -> Hashable:
-        """The token of ``resource`` (``None`` for no resource)."""
+    def token(self, resource: Resource | None) -> int:
+        """The token of ``resource`` (``0`` for no resource)."""
         last = self.last  # one read: the pair is replaced, never mutated
         if resource is last[0]:
             return last[1]
         if resource is None:
-            return None
+            return 0
         with self._lock:
-            cached = self._cache.get(id(resource))
+            cached = self._by_object.get(id(resource))
             if cached is not None and cached[0]() is resource:
                 token = cached[1]
             else:
-                token = (
+                identity = (
                     tuple(sorted((k, freeze(v)) for k, v in resource.attributes.items())),
                     resource.schema_url,
                 )
-                if len(self._cache) >= self._MAX_CACHED:
-                    self._cache.clear()
-                self._cache[id(resource)] = (weakref.ref(resource), token)
+                if len(self._by_identity) >= self._MAX_CACHED:
+                    self._by_identity.clear()
+                if len(self._by_object) >= self._MAX_CACHED:
+                    self._by_object.clear()
+                token = self._by_identity.setdefault(identity, next(self._next))
+                self._by_object[id(resource)] = (weakref.ref(resource), token)
             self.last = (resource, token)
         return token

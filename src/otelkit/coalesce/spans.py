@@ -187,7 +187,10 @@ class CoalescingSpanProcessor(SpanProcessor):
             report_internal_error(_COMPONENT, exc)
             forward = span
         if forward is span:
-            self._forward(span)
+            try:
+                self._downstream.on_end(span)
+            except Exception as exc:  # noqa: BLE001 - never reach the instrumented code
+                report_internal_error(_COMPONENT + ".downstream", exc)
         else:
             for item in forward:  # type: ignore[union-attr]
                 self._forward(item)
@@ -241,7 +244,9 @@ class CoalescingSpanProcessor(SpanProcessor):
         with self._lock:
             trees = self._trees
             entry = trees.entries.get(trace_id)
-            if trees.is_forced(trace_id, entry):
+            if (entry is not None and entry.forced) or (
+                trees.forced_ids and trace_id in trees.forced_ids
+            ):  # trees.is_forced, inlined on the hot path
                 trees.root_ended(trace_id)
                 verdict = True
             elif key is None:
