@@ -128,13 +128,13 @@ def test_lost_lease_rejects_the_old_owners_completion(db_url, make_store, fake_c
     store_b = make_store(db_url)
     started, proceed = threading.Event(), threading.Event()
 
-    @store_a.job(name="work", lease=0.5)
+    @store_a.job(name="work", lease=2.0)
     def work_a(job: Job) -> str:
         started.set()
         assert proceed.wait(10)
         return "from A"
 
-    @store_b.job(name="work", lease=0.5)
+    @store_b.job(name="work", lease=2.0)
     def work_b(job: Job) -> str:
         return "from B"
 
