@@ -207,3 +207,39 @@ def test_enqueue_failure_is_recorded_on_the_send_span(
     assert failed.name == "send default" and failed.status.status_code is StatusCode.ERROR
     sent = _sum_by(memory_telemetry, "messaging.client.sent.messages", "error.type")
     assert sent == {(None,): 1, ("duplicate_id",): 1}
+
+
+def _record_statements(store):
+    """(suppressed?, sql) for every statement the store's engine executes."""
+    from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY, get_value
+    from sqlalchemy import event
+
+    seen: list[tuple[bool, str]] = []
+
+    @event.listens_for(store.engine, "before_cursor_execute")
+    def record(conn, cursor, statement, parameters, context, executemany):
+        seen.append((bool(get_value(_SUPPRESS_INSTRUMENTATION_KEY)), statement))
+
+    return seen
+
+
+def test_polling_runs_with_instrumentation_suppressed(sqlite_url, make_store) -> None:
+    store = make_store(sqlite_url)
+    fn = store.job(name="q")(lambda job: None)
+    seen = _record_statements(store)
+    fn.enqueue()
+    enqueue = [s for s in seen if "INSERT INTO otelkit_jobs" in s[1]]
+    assert enqueue and not any(suppressed for suppressed, _ in enqueue)  # the user's call
+    seen.clear()
+    assert store.worker().run_until_idle(timeout=30) == 1
+    claims = [s for s in seen if s[1].startswith("UPDATE otelkit_jobs")]
+    assert len(claims) >= 2  # at least a claim and a completion
+    assert all(suppressed for suppressed, sql in seen if not sql.startswith(("BEGIN", "PRAGMA")))
+
+
+def test_both_gauges_share_one_query_per_collection(sqlite_url, make_store, memory_telemetry):
+    store = make_store(sqlite_url, meter_provider=memory_telemetry.meter_provider, gauges=True)
+    store.job(name="g")(lambda job: None).enqueue()
+    seen = _record_statements(store)
+    memory_telemetry.metric_reader.collect()
+    assert len([sql for _, sql in seen if "GROUP BY" in sql]) == 1
