@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import os
 import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -83,6 +84,15 @@ def _store(args: argparse.Namespace) -> JobStore:
     return JobStore(args.db, gauges=args.jobs_command == "worker")
 
 
+@contextlib.contextmanager
+def _session(args: argparse.Namespace) -> Iterator[JobStore]:
+    store = _store(args)
+    try:
+        yield store
+    finally:
+        store.close()
+
+
 def _fail(args: argparse.Namespace, exc: BaseException) -> int:
     print(f"otelkit jobs {args.jobs_command}: {exc}", file=sys.stderr)
     return 2
@@ -148,9 +158,10 @@ def _configure_telemetry() -> Any:
 
 def _list(args: argparse.Namespace) -> int:
     try:
-        jobs = _store(args).list_jobs(
-            states=args.state, queue=args.queue, name=args.name, limit=args.limit
-        )
+        with _session(args) as store:
+            jobs = store.list_jobs(
+                states=args.state, queue=args.queue, name=args.name, limit=args.limit
+            )
     except ValueError as exc:
         return _fail(args, exc)
     rows = [("ID", "NAME", "QUEUE", "STATE", "ATTEMPT", "RUN AFTER", "UPDATED", "LAST ERROR")]
@@ -173,8 +184,9 @@ def _list(args: argparse.Namespace) -> int:
 
 def _show(args: argparse.Namespace) -> int:
     try:
-        store = _store(args)
-        job = store.get(args.job_id)
+        with _session(args) as store:
+            job = store.get(args.job_id)
+            history = store.transitions(args.job_id)
     except ValueError as exc:
         return _fail(args, exc)
     if job is None:
@@ -185,7 +197,6 @@ def _show(args: argparse.Namespace) -> int:
         print("\nerrors:")
         for error in job.errors:
             print(f"  attempt {error.attempt}: {error.type}: {error.message}")
-    history = store.transitions(job.id)
     rows = [("TIME", "FROM", "TO", "ATTEMPT", "WORKER", "ERROR")]
     rows += [
         (
@@ -222,27 +233,28 @@ def _fields(job: Job) -> list[tuple[str, str]]:
 
 
 def _operate(args: argparse.Namespace) -> int:
+    failures = 0
     try:
-        store = _store(args)
+        with _session(args) as store:
+            action = store.retry if args.operation == "retry" else store.cancel
+            for job_id in args.job_ids:
+                if action(job_id):
+                    print(f"{args.operation}: {job_id}")
+                    continue
+                failures += 1
+                job = store.get(job_id)
+                reason = "no such job" if job is None else f"it is {job.state.value}"
+                print(f"{args.operation}: {job_id} skipped ({reason})", file=sys.stderr)
     except ValueError as exc:
         return _fail(args, exc)
-    action = store.retry if args.operation == "retry" else store.cancel
-    failures = 0
-    for job_id in args.job_ids:
-        if action(job_id):
-            print(f"{args.operation}: {job_id}")
-            continue
-        failures += 1
-        job = store.get(job_id)
-        reason = "no such job" if job is None else f"it is {job.state.value}"
-        print(f"{args.operation}: {job_id} skipped ({reason})", file=sys.stderr)
     return 1 if failures else 0
 
 
 def _purge(args: argparse.Namespace) -> int:
     try:
         older = _duration(args.older_than)
-        deleted = _store(args).purge(older_than=older, states=args.state or _FINAL)
+        with _session(args) as store:
+            deleted = store.purge(older_than=older, states=args.state or _FINAL)
     except ValueError as exc:
         return _fail(args, exc)
     print(f"purged {deleted} jobs last updated more than {args.older_than} ago")
