@@ -32,3 +32,24 @@ def ratio_line(name: str, ours: float, baseline: float, unit: str, digits: int =
         f"{name}: ratio={ours / baseline:.{digits}f} "
         f"(ours={ours:.{digits}f} {unit}, baseline={baseline:.{digits}f} {unit})"
     )
+
+
+def installed_bytecode() -> dict[str, str]:
+    """Compile otelkit's modules to bytecode, as an install would, and return an environment
+    for child processes that uses it.
+
+    The SDK's modules in site-packages come with bytecode; with PYTHONDONTWRITEBYTECODE set
+    (as on some machines) an editable otelkit would be compiled from source in every fresh
+    process, which no installed copy pays. Start-up comparisons must not charge us for that.
+    """
+    import compileall
+    import os
+    from pathlib import Path
+
+    import otelkit
+
+    package = Path(otelkit.__file__).parent
+    compileall.compile_dir(str(package), quiet=1)
+    env = dict(os.environ)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    return env

@@ -10,14 +10,13 @@ whether grpc or requests got imported (they must not). Target: at most 30 ms mor
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 import _relay_common as common
-from _util import median, ratio_line
+from _util import installed_bytecode, median, ratio_line
 
 # One process measures both: the SDK imports alone (the baseline), then what configure()
 # adds on top; machine load then hits both figures alike.
@@ -73,7 +72,7 @@ def _measure(code: str, env: dict[str, str]) -> tuple[float, float]:
 
 def main(repeats: int = 9) -> None:
     host = common.relay_host()
-    env = {**os.environ, "OTELKIT_RELAY": host.env_value}
+    env = {**installed_bytecode(), "OTELKIT_RELAY": host.env_value}
     try:
         configure = [_measure(CONFIGURE, env) for _ in range(repeats)]
         pipeline = [_measure(PIPELINE, env) for _ in range(repeats)]

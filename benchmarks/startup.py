@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _util import median, ratio_line
+from _util import installed_bytecode, median, ratio_line
 
 OURS = """
 import time; t = time.perf_counter()
@@ -44,9 +44,10 @@ def main(repeats: int = 9) -> None:
     from otelkit.testing import OtlpSink
 
     sink = OtlpSink()
+    env = installed_bytecode()
     try:
-        ours = [_measure(OURS, sink.endpoint) for _ in range(repeats)]
-        base = [_measure(BASELINE, sink.endpoint) for _ in range(repeats)]
+        ours = [_measure(OURS, sink.endpoint, env) for _ in range(repeats)]
+        base = [_measure(BASELINE, sink.endpoint, env) for _ in range(repeats)]
     finally:
         sink.close()
     print(f"configure() adds {median(ours) - median(base):.0f} ms over importing the SDK")

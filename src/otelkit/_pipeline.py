@@ -1,50 +1,32 @@
-"""Builds the SDK processors, exporters and readers that resolved :class:`Settings` ask for.
+"""The pipeline a configuration installs: its processors, readers and export counts.
 
-Exporters are imported lazily: a process that exports to the console, to memory or through
-the relay never imports grpc or requests.
+This module stays light (a relay child imports it at start-up); the exporting pipelines are
+built by :mod:`otelkit._exporters`, imported only when one is needed.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING
 
 from opentelemetry.context import Context
 from opentelemetry.sdk._logs import LogRecordProcessor, ReadWriteLogRecord
-from opentelemetry.sdk._logs.export import (
-    BatchLogRecordProcessor,
-    InMemoryLogRecordExporter,
-    LogRecordExporter,
-    LogRecordExportResult,
-    SimpleLogRecordProcessor,
-)
-from opentelemetry.sdk.metrics.export import (
-    InMemoryMetricReader,
-    MetricExporter,
-    MetricReader,
-    PeriodicExportingMetricReader,
-)
+from opentelemetry.sdk.metrics.export import MetricReader
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
-from opentelemetry.sdk.trace.export import (
-    BatchSpanProcessor,
-    SimpleSpanProcessor,
-    SpanExporter,
-    SpanExportResult,
-)
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from otelkit._config import ExportTarget, Settings
+if TYPE_CHECKING:
+    from otelkit._exporters import MemoryExporters
 
 __all__ = [
     "ExportCounts",
-    "MemoryExporters",
     "Pipeline",
     "SwitchLogProcessor",
     "SwitchSpanProcessor",
+    "build_relay_child_pipeline",
 ]
 
 
@@ -62,44 +44,6 @@ class ExportCounts:
                 self.exported += n
             else:
                 self.failed += n
-
-
-class _CountingSpanExporter(SpanExporter):
-    def __init__(self, inner: SpanExporter, counts: ExportCounts) -> None:
-        self.inner, self.counts = inner, counts
-        self._stopped = threading.Event()
-
-    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        result = self.inner.export(spans)
-        self.counts.add(result is SpanExportResult.SUCCESS, len(spans))
-        return result
-
-    def shutdown(self) -> None:
-        if not self._stopped.is_set():  # called early by a bounded shutdown, then again
-            self._stopped.set()
-            self.inner.shutdown()
-
-    def force_flush(self, timeout_millis: int = 30000) -> bool:
-        return self.inner.force_flush(timeout_millis)
-
-
-class _CountingLogExporter(LogRecordExporter):
-    def __init__(self, inner: LogRecordExporter, counts: ExportCounts) -> None:
-        self.inner, self.counts = inner, counts
-        self._stopped = threading.Event()
-
-    def export(self, batch: Sequence[Any]) -> LogRecordExportResult:
-        result = self.inner.export(batch)
-        self.counts.add(result is LogRecordExportResult.SUCCESS, len(batch))
-        return result
-
-    def shutdown(self) -> None:
-        if not self._stopped.is_set():
-            self._stopped.set()
-            self.inner.shutdown()  # type: ignore[no-untyped-call]
-
-    def force_flush(self, timeout_millis: int = 30000) -> bool:
-        return self.inner.force_flush(timeout_millis)
 
 
 class SwitchSpanProcessor(SpanProcessor):
@@ -137,37 +81,6 @@ class SwitchLogProcessor(LogRecordProcessor):
         return self.delegate.force_flush(timeout_millis)
 
 
-class _NoSpans(SpanProcessor):
-    """Exporter ``none``: spans exist (ids, context) but go nowhere."""
-
-
-class _NoLogs(LogRecordProcessor):
-    def on_emit(self, log_record: ReadWriteLogRecord) -> None:
-        pass
-
-    def shutdown(self) -> None:
-        pass
-
-    def force_flush(self, timeout_millis: int = 30000) -> bool:
-        return True
-
-
-@dataclass
-class MemoryExporters:
-    """What ``exporter="memory"`` collects: finished spans, log records and metrics."""
-
-    spans: InMemorySpanExporter = field(default_factory=InMemorySpanExporter)
-    logs: InMemoryLogRecordExporter = field(
-        default_factory=lambda: InMemoryLogRecordExporter()  # type: ignore[no-untyped-call]
-    )
-    metrics: InMemoryMetricReader = field(default_factory=InMemoryMetricReader)
-
-    def clear(self) -> None:
-        """Forget everything collected so far."""
-        self.spans.clear()
-        self.logs.clear()
-
-
 @dataclass
 class Pipeline:
     """The processors and readers of one configuration, before they are installed."""
@@ -181,127 +94,6 @@ class Pipeline:
     logging_handler: Callable[[int], logging.Handler] | None = None
     """Builds the stdlib logging bridge when the pipeline has a cheaper one than the default."""
     relay_child: bool = False
-
-
-def _otlp_exporters(
-    targets: dict[str, ExportTarget] | Any,
-) -> tuple[SpanExporter, LogRecordExporter, MetricExporter]:
-    traces, logs, metrics = targets["traces"], targets["logs"], targets["metrics"]
-    span_exporter: SpanExporter
-    log_exporter: LogRecordExporter
-    metric_exporter: MetricExporter
-    if traces.protocol == "grpc":
-        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GS
-
-        span_exporter = GS(**_grpc_args(traces))
-    else:
-        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HS
-
-        span_exporter = HS(**_http_args(traces))
-    if logs.protocol == "grpc":
-        from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter as GL
-
-        log_exporter = GL(**_grpc_args(logs))
-    else:
-        from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter as HL
-
-        log_exporter = HL(**_http_args(logs))
-    if metrics.protocol == "grpc":
-        from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import (
-            OTLPMetricExporter as GM,
-        )
-
-        metric_exporter = GM(**_grpc_args(metrics))
-    else:
-        from opentelemetry.exporter.otlp.proto.http.metric_exporter import (
-            OTLPMetricExporter as HM,
-        )
-
-        metric_exporter = HM(**_http_args(metrics))
-    return span_exporter, log_exporter, metric_exporter
-
-
-def _http_args(target: ExportTarget) -> dict[str, Any]:
-    from opentelemetry.exporter.otlp.proto.http import Compression
-
-    return {
-        "endpoint": target.endpoint,
-        "headers": dict(target.headers),
-        "timeout": target.timeout,
-        "compression": Compression.Gzip
-        if target.compression == "gzip"
-        else Compression.NoCompression,
-    }
-
-
-def _grpc_args(target: ExportTarget) -> dict[str, Any]:
-    from grpc import Compression
-
-    return {
-        "endpoint": target.endpoint,
-        "insecure": target.endpoint.startswith("http://"),
-        "headers": dict(target.headers),
-        "timeout": target.timeout,
-        "compression": Compression.Gzip
-        if target.compression == "gzip"
-        else Compression.NoCompression,
-    }
-
-
-def build_pipeline(settings: Settings) -> Pipeline:
-    """Processors and readers for ``settings.exporter`` (coalescing is wrapped by the caller)."""
-    counts = {"traces": ExportCounts(), "logs": ExportCounts()}
-    hooks: list[Callable[[], None]] = []
-    interval_ms = settings.metric_interval * 1000
-    if settings.exporter == "memory":
-        memory = MemoryExporters()
-        return Pipeline(
-            SimpleSpanProcessor(_CountingSpanExporter(memory.spans, counts["traces"])),
-            SimpleLogRecordProcessor(_CountingLogExporter(memory.logs, counts["logs"])),
-            [memory.metrics],
-            counts,
-            hooks,
-            memory,
-        )
-    if settings.exporter == "none":
-        return Pipeline(_NoSpans(), _NoLogs(), [], counts, hooks)
-    if settings.exporter == "console":
-        from otelkit._console import (
-            ConsoleLogExporter,
-            ConsoleMetricExporter,
-            ConsoleTraceProcessor,
-        )
-
-        return Pipeline(
-            ConsoleTraceProcessor(),
-            SimpleLogRecordProcessor(ConsoleLogExporter()),
-            [
-                PeriodicExportingMetricReader(
-                    ConsoleMetricExporter(), export_interval_millis=interval_ms
-                )
-            ],
-            counts,
-            hooks,
-        )
-    span_exporter, log_exporter, metric_exporter = _otlp_exporters(settings.targets)
-    counted_spans = _CountingSpanExporter(span_exporter, counts["traces"])
-    counted_logs = _CountingLogExporter(log_exporter, counts["logs"])
-    # Shutting an OTLP exporter down interrupts its retry back-off: the bounded shutdown
-    # calls these when nothing listens or its deadline passes.
-    hooks.extend([counted_spans.shutdown, counted_logs.shutdown])
-    return Pipeline(
-        BatchSpanProcessor(counted_spans),
-        BatchLogRecordProcessor(counted_logs),
-        [
-            PeriodicExportingMetricReader(
-                metric_exporter,
-                export_interval_millis=interval_ms,
-                export_timeout_millis=settings.targets["metrics"].timeout * 1000,
-            )
-        ],
-        counts,
-        hooks,
-    )
 
 
 def build_relay_child_pipeline(resource: Resource, relay_env: str) -> Pipeline:

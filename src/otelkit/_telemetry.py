@@ -30,16 +30,14 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider, sampling
 from otelkit._config import _UNSET, Settings, resolve_settings
 from otelkit._logbridge import OtelLogHandler
 from otelkit._pipeline import (
-    MemoryExporters,
     Pipeline,
     SwitchLogProcessor,
     SwitchSpanProcessor,
-    build_pipeline,
     build_relay_child_pipeline,
 )
-from otelkit.coalesce import CoalescingLogRecordProcessor, CoalescingSpanProcessor
 
 if TYPE_CHECKING:
+    from otelkit._exporters import MemoryExporters
     from otelkit.relay import RelayHost
 
 __all__ = ["Telemetry", "configure", "current", "flush"]
@@ -446,6 +444,8 @@ def configure(
         elif relay_env and not settings.relay:
             pipeline = build_relay_child_pipeline(resource, relay_env)
         else:
+            from otelkit._exporters import build_pipeline
+
             pipeline = build_pipeline(settings)
         telemetry = Telemetry(settings, pipeline, coalesce_spans, resource)
         telemetry._install()
@@ -461,6 +461,8 @@ def _wrap_coalescing(
 ) -> None:
     """Put the coalescing processors in front of the exporting ones (principle: wrap,
     don't sit beside), so that relayed records from child processes pass through them too."""
+    from otelkit.coalesce import CoalescingLogRecordProcessor, CoalescingSpanProcessor
+
     window = settings.coalesce_window
     if window is not None:
         pipeline.log_processor = CoalescingLogRecordProcessor(
