@@ -29,13 +29,14 @@ print(time.perf_counter() - t)
 """
 
 
-def _measure(code: str, endpoint: str) -> float:
+def _measure(code: str, endpoint: str, env: dict[str, str]) -> float:
     out = subprocess.run(
         [sys.executable, "-c", code, endpoint],
         check=True,
         capture_output=True,
         text=True,
         timeout=60,
+        env=env,
     )
     return float(out.stdout.split()[0]) * 1000
 
