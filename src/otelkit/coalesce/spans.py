@@ -241,8 +241,22 @@ class CoalescingSpanProcessor(SpanProcessor):
                 key = (token, self._key(span))
         except Exception as exc:  # noqa: BLE001 - a failing key or predicate: do not coalesce
             report_internal_error(_COMPONENT + ".key", exc)
+        trees = self._trees
+        if key is not None and not trees.entries and not trees.forced_ids:
+            # Fast path: nothing is held or forced anywhere, so this root decides alone.
+            if self._engine.offer(key, span, span._end_time) is EMIT:
+                return span
+            with self._lock:
+                entry = trees.entries.get(trace_id)  # children may have arrived meanwhile
+                if trees.is_forced(trace_id, entry):
+                    # A race with a forced release (overload): export rather than orphan.
+                    trees.root_ended(trace_id)
+                    return span
+                members = [] if entry is None else trees.decide(entry, span_id, False)
+                trees.remember_dropped(span_id)
+                self._dropped += 1 + len(members)
+            return []
         with self._lock:
-            trees = self._trees
             entry = trees.entries.get(trace_id)
             if (entry is not None and entry.forced) or (
                 trees.forced_ids and trace_id in trees.forced_ids
