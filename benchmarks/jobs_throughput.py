@@ -222,7 +222,9 @@ def main() -> None:
             ours.append(_run(_ours_prepare, _ours_worker))
             base.append(_run(_pgq_prepare, _pgq_worker))
         print(
-            f"run {i + 1}: ours={ours[-1]:.0f} jobs/s, pgqueuer={base[-1]:.0f} jobs/s", flush=True
+            f"run {i + 1}: ours={ours[-1]:.0f} jobs/s, pgqueuer={base[-1]:.0f} jobs/s "
+            f"(ratio {ours[-1] / base[-1]:.2f})",
+            flush=True,
         )
     a, b = statistics.median(ours), statistics.median(base)
     print(f"{JOBS} no-op jobs, {PROCESSES} processes, batch {BATCH}, medians of {REPEATS} runs")
