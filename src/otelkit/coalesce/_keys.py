@@ -30,6 +30,7 @@ __all__ = [
     "call_site_key",
     "freeze",
     "message_key",
+    "plain_attributes",
     "resolve_log_key",
     "resolve_span_key",
     "span_name_key",
@@ -64,9 +65,9 @@ def _enum_value(member: Any) -> object:
     return getattr(member, "_value_", member)
 
 
-def _plain(attributes: Any) -> Any:
-    # BoundedAttributes keeps a plain dict in ``_dict``: its C-level ``get`` is much faster
-    # than the Mapping methods; any other mapping is used as it is.
+def plain_attributes(attributes: Any) -> Any:
+    """The plain dict inside ``BoundedAttributes`` (its C-level methods are much faster
+    than the Mapping ones on a hot path); any other mapping (or ``None``) as it is."""
     return getattr(attributes, "_dict", attributes)
 
 
@@ -88,7 +89,7 @@ def message_key(record: AnyLogRecord) -> Hashable:
         scope.name if scope is not None else None,
         getattr(lr.severity_number, "_value_", None),  # see _enum_value
         body if type(body) is str else freeze(body),
-        # see _plain, inlined
+        # see plain_attributes, inlined
         None
         if attributes is None
         else getattr(attributes, "_dict", attributes).get(_EXCEPTION_TYPE),

@@ -18,7 +18,7 @@ from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
 from otelkit._clock import REAL_CLOCK, Clock
 from otelkit._errors import report_internal_error
-from otelkit.coalesce._keys import LogKey, ResourceTokens, resolve_log_key
+from otelkit.coalesce._keys import LogKey, ResourceTokens, plain_attributes, resolve_log_key
 from otelkit.coalesce._metrics import CoalesceMetrics
 from otelkit.coalesce._window import (
     SUPPRESS,
@@ -67,7 +67,7 @@ class FirstLog(NamedTuple):
 def capture_log(record: AnyLogRecord) -> FirstLog:
     """The :class:`FirstLog` of ``record``."""
     lr = record.log_record
-    attributes = lr.attributes
+    attributes = plain_attributes(lr.attributes)
     return FirstLog(
         lr.severity_text,
         lr.severity_number,

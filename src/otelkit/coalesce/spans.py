@@ -18,7 +18,7 @@ from opentelemetry.trace import Link, SpanContext, SpanKind, Status, TraceFlags
 
 from otelkit._clock import REAL_CLOCK, Clock, TimerHandle
 from otelkit._errors import report_internal_error
-from otelkit.coalesce._keys import ResourceTokens, SpanKey, resolve_span_key
+from otelkit.coalesce._keys import ResourceTokens, SpanKey, plain_attributes, resolve_span_key
 from otelkit.coalesce._metrics import CoalesceMetrics
 from otelkit.coalesce._trees import Trees
 from otelkit.coalesce._window import (
@@ -51,7 +51,7 @@ class FirstSpan(NamedTuple):
 
 def capture_span(span: ReadableSpan) -> FirstSpan:
     """The :class:`FirstSpan` of ``span``."""
-    attributes = span._attributes
+    attributes = plain_attributes(span._attributes)
     return FirstSpan(
         span._name,
         span._kind,
