@@ -170,12 +170,14 @@ def claim_by_id(conn: sa.Connection, *, owner: str, job_id: str) -> sa.Row[Any] 
 def finish(conn: sa.Connection, *, owner: str, transitions: Sequence[Transition]) -> set[str]:
     """Apply fenced transitions; the ids whose row this owner still held (and changed)."""
     applied: set[str] = set()
-    plain = [(t.job_id, t.attempt) for t in transitions if t.plain]
+    # Several plain successes: one statement for all; a single one takes the general
+    # statement below (no expanding IN list to render).
+    plain = [(t.job_id, t.attempt) for t in transitions if t.plain] if len(transitions) > 1 else []
     if plain:
         stmt = _cached(conn, "succeed", lambda postgres: _succeed())
         applied.update(conn.execute(stmt, {"owner": owner, "keys": plain}).scalars())
     for t in transitions:
-        if t.plain:
+        if plain and t.plain:
             continue
         with_errors, with_result = t.errors is not None, t.has_result
         stmt = _cached(
