@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import pytest
@@ -259,3 +260,24 @@ def test_bad_options_name_the_option(
 ) -> None:
     with pytest.raises(error, match=message):
         CoalescingSpanProcessor(Recorder(), **options)  # type: ignore[arg-type]
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # fork() in a threaded process
+def test_a_forked_child_holds_nothing_of_its_parent(fake_clock: FakeClock) -> None:
+    recorder = Recorder()
+    processor = CoalescingSpanProcessor(recorder, clock=fake_clock)
+    root = SpanContext(5, 50, False, TraceFlags(TraceFlags.SAMPLED))
+    processor.on_end(relayed("held child", 5, 51, root, Resource.get_empty()))
+    pid = os.fork()
+    if pid == 0:  # child: the parent exports what it holds; the child must not
+        code = 1
+        try:
+            processor.force_flush()
+            exported = [name for name, _ in recorder.calls if name == "on_end"]
+            code = 0 if processor.held_spans == 0 and exported == [] else 1
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert processor.held_spans == 1

@@ -9,7 +9,6 @@ the host) never merge into one summary.
 from __future__ import annotations
 
 import itertools
-import threading
 import weakref
 from collections.abc import Callable, Hashable, Mapping
 from typing import Any
@@ -235,7 +234,6 @@ class ResourceTokens:
         self._by_object: dict[int, tuple[weakref.ref[Resource], int]] = {}
         self._by_identity: dict[Hashable, int] = {}
         self._next = itertools.count(1)
-        self._lock = threading.Lock()
 
     def token(self, resource: Resource | None) -> int:
         """The token of ``resource`` (``0`` for no resource)."""
@@ -244,20 +242,21 @@ class ResourceTokens:
             return last[1]
         if resource is None:
             return 0
-        with self._lock:
-            cached = self._by_object.get(id(resource))
-            if cached is not None and cached[0]() is resource:
-                token = cached[1]
-            else:
-                identity = (
-                    tuple(sorted((k, freeze(v)) for k, v in resource.attributes.items())),
-                    resource.schema_url,
-                )
-                if len(self._by_identity) >= self._MAX_CACHED:
-                    self._by_identity.clear()
-                if len(self._by_object) >= self._MAX_CACHED:
-                    self._by_object.clear()
-                token = self._by_identity.setdefault(identity, next(self._next))
-                self._by_object[id(resource)] = (weakref.ref(resource), token)
-            self.last = (resource, token)
+        # No lock (so nothing for a fork to inherit locked): each dict operation is atomic,
+        # and a race at worst computes the same identity twice.
+        cached = self._by_object.get(id(resource))
+        if cached is not None and cached[0]() is resource:
+            token = cached[1]
+        else:
+            identity = (
+                tuple(sorted((k, freeze(v)) for k, v in resource.attributes.items())),
+                resource.schema_url,
+            )
+            if len(self._by_identity) >= self._MAX_CACHED:
+                self._by_identity.clear()
+            if len(self._by_object) >= self._MAX_CACHED:
+                self._by_object.clear()
+            token = self._by_identity.setdefault(identity, next(self._next))
+            self._by_object[id(resource)] = (weakref.ref(resource), token)
+        self.last = (resource, token)
         return token
