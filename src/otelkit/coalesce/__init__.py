@@ -4,15 +4,15 @@
 processor; ``Coalescer`` is the engine they share (no OpenTelemetry types inside).
 """
 
-from otelkit.coalesce._keys import attributes_key, call_site_key, message_key, span_name_key
-from otelkit.coalesce._window import EMIT, SUPPRESS, Coalescer, Decision, Summary
-from otelkit.coalesce.logs import (
+from otelkit.coalesce._common import (
     COUNT_ATTRIBUTE,
     FIRST_TIMESTAMP_ATTRIBUTE,
     LAST_TIMESTAMP_ATTRIBUTE,
     WINDOW_ATTRIBUTE,
-    CoalescingLogRecordProcessor,
 )
+from otelkit.coalesce._keys import attributes_key, call_site_key, message_key, span_name_key
+from otelkit.coalesce._window import EMIT, SUPPRESS, Coalescer, Decision, Summary
+from otelkit.coalesce.logs import CoalescingLogRecordProcessor
 from otelkit.coalesce.spans import CoalescingSpanProcessor
 
 __all__ = [

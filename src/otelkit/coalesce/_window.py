@@ -27,7 +27,16 @@ from typing import Any, Generic, TypeVar
 from otelkit._clock import REAL_CLOCK, Clock, TimerHandle
 from otelkit._errors import report_internal_error
 
-__all__ = ["EMIT", "SUPPRESS", "Coalescer", "Decision", "Summary"]
+__all__ = [
+    "EMIT",
+    "SUPPRESS",
+    "Coalescer",
+    "Decision",
+    "Summary",
+    "reset_after_fork",
+    "validate_positive_int",
+    "validate_seconds",
+]
 
 P = TypeVar("P")
 
@@ -112,14 +121,7 @@ class Coalescer(Generic[P]):
         self._taken = (0, 0)
         self._consumer_errors = 0
         self._reset()
-        weak_reset = weakref.WeakMethod(self._reset)
-
-        def _after_fork_in_child() -> None:
-            method = weak_reset()
-            if method is not None:
-                method()
-
-        os.register_at_fork(after_in_child=_after_fork_in_child)
+        reset_after_fork(self._reset)
 
     def _reset(self) -> None:
         # Also the fork hook: the child must not summarise windows its parent opened
@@ -255,6 +257,18 @@ class Coalescer(Generic[P]):
                     self._consumer_errors += 1
                 report_internal_error(self._label, exc)
         return delivered
+
+
+def reset_after_fork(method: Callable[[], None]) -> None:
+    """Call the bound ``method`` in every forked child, without keeping its object alive."""
+    weak = weakref.WeakMethod(method)
+
+    def _after_fork_in_child() -> None:
+        bound = weak()
+        if bound is not None:
+            bound()
+
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def validate_seconds(name: str, value: object) -> float:

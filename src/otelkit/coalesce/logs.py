@@ -18,6 +18,12 @@ from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
 from otelkit._clock import REAL_CLOCK, Clock
 from otelkit._errors import report_internal_error
+from otelkit.coalesce._common import (
+    flush_downstream,
+    require_methods,
+    shutdown_downstream,
+    summary_attributes,
+)
 from otelkit.coalesce._keys import LogKey, ResourceTokens, plain_attributes, resolve_log_key
 from otelkit.coalesce._metrics import CoalesceMetrics
 from otelkit.coalesce._window import (
@@ -28,21 +34,8 @@ from otelkit.coalesce._window import (
     validate_seconds,
 )
 
-__all__ = [
-    "COUNT_ATTRIBUTE",
-    "FIRST_TIMESTAMP_ATTRIBUTE",
-    "LAST_TIMESTAMP_ATTRIBUTE",
-    "WINDOW_ATTRIBUTE",
-    "CoalescingLogRecordProcessor",
-    "remaining_millis",
-    "require_methods",
-    "summary_attributes",
-]
+__all__ = ["CoalescingLogRecordProcessor", "FirstLog", "capture_log"]
 
-COUNT_ATTRIBUTE = "otelkit.coalesce.count"
-WINDOW_ATTRIBUTE = "otelkit.coalesce.window"
-FIRST_TIMESTAMP_ATTRIBUTE = "otelkit.coalesce.first_timestamp"
-LAST_TIMESTAMP_ATTRIBUTE = "otelkit.coalesce.last_timestamp"
 _COMPONENT = "coalesce.logs"
 
 AnyLogRecord = ReadWriteLogRecord | ReadableLogRecord
@@ -81,31 +74,6 @@ def capture_log(record: AnyLogRecord) -> FirstLog:
         record.instrumentation_scope,
         record.limits,
     )
-
-
-def summary_attributes(summary: Summary[Any]) -> dict[str, int | float]:
-    """The ``otelkit.coalesce.*`` attributes of a summary (timestamps in ns since epoch)."""
-    return {
-        COUNT_ATTRIBUTE: summary.count,
-        WINDOW_ATTRIBUTE: summary.window,
-        FIRST_TIMESTAMP_ATTRIBUTE: summary.first_time_ns,
-        LAST_TIMESTAMP_ATTRIBUTE: summary.last_time_ns,
-    }
-
-
-def require_methods(option: str, value: object, methods: tuple[str, ...], kind: str) -> None:
-    """``TypeError`` unless ``value`` has every method in ``methods``."""
-    missing = [name for name in methods if not callable(getattr(value, name, None))]
-    if missing:
-        raise TypeError(
-            f"{option} must be a {kind} (with {', '.join(methods)}); "
-            f"{type(value).__name__} lacks {', '.join(missing)}"
-        )
-
-
-def remaining_millis(deadline: float) -> int:
-    """Milliseconds left until ``deadline`` (a ``REAL_CLOCK.monotonic()`` value), >= 0."""
-    return max(0, int((deadline - REAL_CLOCK.monotonic()) * 1000))
 
 
 class CoalescingLogRecordProcessor(LogRecordProcessor):
@@ -212,20 +180,13 @@ class CoalescingLogRecordProcessor(LogRecordProcessor):
         deadline = REAL_CLOCK.monotonic() + timeout_millis / 1000
         self._engine.flush()
         self._publish()
-        try:
-            return bool(self._downstream.force_flush(remaining_millis(deadline)))
-        except Exception as exc:  # noqa: BLE001 - report, do not raise into the caller
-            report_internal_error(_COMPONENT + ".downstream", exc)
-            return False
+        return flush_downstream(self._downstream, deadline, _COMPONENT)
 
     def shutdown(self) -> None:
         """Emit every pending summary, stop coalescing, shut the downstream down."""
         self._engine.close()
         self._publish()
-        try:
-            self._downstream.shutdown()
-        except Exception as exc:  # noqa: BLE001 - report, do not raise into the caller
-            report_internal_error(_COMPONENT + ".downstream", exc)
+        shutdown_downstream(self._downstream, _COMPONENT)
 
     def _publish(self) -> None:
         self._metrics.add(*self._engine.take_counts())

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import threading
-import weakref
 from collections.abc import Callable, Hashable
 from typing import Any, NamedTuple
 
@@ -18,6 +16,12 @@ from opentelemetry.trace import Link, SpanContext, SpanKind, Status, TraceFlags
 
 from otelkit._clock import REAL_CLOCK, Clock, TimerHandle
 from otelkit._errors import report_internal_error
+from otelkit.coalesce._common import (
+    flush_downstream,
+    require_methods,
+    shutdown_downstream,
+    summary_attributes,
+)
 from otelkit.coalesce._keys import ResourceTokens, SpanKey, plain_attributes, resolve_span_key
 from otelkit.coalesce._metrics import CoalesceMetrics
 from otelkit.coalesce._trees import Trees
@@ -25,12 +29,12 @@ from otelkit.coalesce._window import (
     EMIT,
     Coalescer,
     Summary,
+    reset_after_fork,
     validate_positive_int,
     validate_seconds,
 )
-from otelkit.coalesce.logs import remaining_millis, require_methods, summary_attributes
 
-__all__ = ["CoalescingSpanProcessor"]
+__all__ = ["CoalescingSpanProcessor", "FirstSpan", "capture_span"]
 
 _COMPONENT = "coalesce.traces"
 _LINK_ATTRIBUTES = {"otelkit.coalesce.link": "first"}
@@ -129,14 +133,7 @@ class CoalescingSpanProcessor(SpanProcessor):
         self._dropped = 0
         self._passed = 0
         self._reset()
-        weak_reset = weakref.WeakMethod(self._reset)
-
-        def _after_fork_in_child() -> None:
-            method = weak_reset()
-            if method is not None:
-                method()
-
-        os.register_at_fork(after_in_child=_after_fork_in_child)
+        reset_after_fork(self._reset)
 
     def _reset(self) -> None:
         # Also the fork hook: a child starts with nothing held (the parent exports its own).
@@ -324,11 +321,7 @@ class CoalescingSpanProcessor(SpanProcessor):
         self._release_all()
         self._engine.flush()
         self._publish()
-        try:
-            return bool(self._downstream.force_flush(remaining_millis(deadline)))
-        except Exception as exc:  # noqa: BLE001 - report, do not raise into the caller
-            report_internal_error(_COMPONENT + ".downstream", exc)
-            return False
+        return flush_downstream(self._downstream, deadline, _COMPONENT)
 
     def shutdown(self) -> None:
         """Export held spans and pending summaries, stop coalescing, shut downstream down."""
@@ -340,10 +333,7 @@ class CoalescingSpanProcessor(SpanProcessor):
             if self._timer is not None:
                 self._timer.cancel()
                 self._timer = None
-        try:
-            self._downstream.shutdown()
-        except Exception as exc:  # noqa: BLE001 - report, do not raise into the caller
-            report_internal_error(_COMPONENT + ".downstream", exc)
+        shutdown_downstream(self._downstream, _COMPONENT)
 
     def _publish(self) -> None:
         _, overflow = self._engine.take_counts()
