@@ -121,3 +121,45 @@ def test_worker_command_runs_jobs_and_stops_on_sigterm(tmp_path, sqlite_url, mak
     assert proc.returncode == 0, err.decode()
     assert [store.get(i).result for i in ids] == ["hello a", "hello b", "hello c"]
     assert b"stopped after 3 attempts" in out
+
+
+def test_worker_without_db_uses_the_modules_own_store(tmp_path, sqlite_url, make_store) -> None:
+    (tmp_path / "cli_chain_app.py").write_text(
+        textwrap.dedent(
+            """
+            import os
+            from otelkit.jobs import JobStore
+
+            store = JobStore(os.environ["CHAIN_DB"], gauges=False)
+
+            @store.job(name="first")
+            def first(job):
+                second.enqueue(job.data + 1)  # a follow-up, through the module's store
+
+            @store.job(name="second")
+            def second(job):
+                return job.data * 10
+            """
+        )
+    )
+    store = make_store(sqlite_url)
+    first = store.job(name="first")(lambda job: None)
+    jid = first.enqueue(1)
+    env = dict(os.environ, OTEL_SDK_DISABLED="true", PYTHONPATH=str(tmp_path), CHAIN_DB=sqlite_url)
+    env.pop("OTELKIT_JOBS_DB", None)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "otelkit", "jobs", "worker", "--import", "cli_chain_app"],
+        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+
+    def follow_up_done() -> bool:
+        done = store.list_jobs(states=["succeeded"], name="second")
+        return bool(done) and done[0].result == 20
+
+    try:
+        wait_until(follow_up_done, timeout=30)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err.decode()
+    assert store.get(jid).state is JobState.SUCCEEDED

@@ -12,6 +12,7 @@ from collections.abc import Iterator, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
+from otelkit.jobs._engine import make_url
 from otelkit.jobs._execute import Definition
 from otelkit.jobs._model import Job, JobState
 from otelkit.jobs.decorator import JobFunction
@@ -100,16 +101,17 @@ def _fail(args: argparse.Namespace, exc: BaseException) -> int:
 
 def _worker(args: argparse.Namespace) -> int:
     try:
-        definitions = _import_definitions(args.imports)
+        definitions, stores = _import_jobs(args.imports)
         if args.concurrency < 1 or (args.batch is not None and args.batch < 1):
             raise ValueError("--concurrency and --batch must be >= 1")
     except (ImportError, ValueError) as exc:
         return _fail(args, exc)
     try:
         telemetry = _configure_telemetry()
-        store = _store(args)
+        store = _worker_store(args, stores)
         for definition in definitions:
-            store._register(definition)
+            if definition.name not in store.functions:
+                store._register(definition)
         store.create_schema()
         worker = store.worker(queues=args.queue, concurrency=args.concurrency, batch=args.batch)
     except (ValueError, TypeError) as exc:
@@ -129,21 +131,39 @@ def _worker(args: argparse.Namespace) -> int:
     return 0
 
 
-def _import_definitions(modules: Sequence[str]) -> list[Definition]:
+def _worker_store(args: argparse.Namespace, stores: list[JobStore]) -> JobStore:
+    """The module's own store when it is the one asked for (so jobs that enqueue follow-ups
+    and its gauges use the same database), else a new store for ``--db``."""
+    if not args.db:
+        if len(stores) == 1:
+            return stores[0]
+        raise ValueError(
+            f"--db is required (or set ${_DB_ENV}): the modules define {len(stores)} JobStores"
+        )
+    wanted = make_url(args.db).render_as_string(hide_password=False)
+    for store in stores:
+        if store.engine.url.render_as_string(hide_password=False) == wanted:
+            return store
+    return _store(args)
+
+
+def _import_jobs(modules: Sequence[str]) -> tuple[list[Definition], list[JobStore]]:
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
     found: dict[str, Definition] = {}
+    stores: list[JobStore] = []
     for name in modules:
         module = importlib.import_module(name)
         for value in vars(module).values():
             if isinstance(value, JobFunction):
                 found.setdefault(value.name, value.definition)
-            elif isinstance(value, JobStore):
+            elif isinstance(value, JobStore) and value not in stores:
+                stores.append(value)
                 for definition in value.functions.values():
                     found.setdefault(definition.name, definition)
     if not found:
         raise ValueError(f"no @store.job functions found in {', '.join(modules)}")
-    return list(found.values())
+    return list(found.values()), stores
 
 
 def _configure_telemetry() -> Any:

@@ -14,7 +14,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy import event
 
-__all__ = ["WRITE", "make_engine"]
+__all__ = ["WRITE", "make_engine", "make_url"]
 
 WRITE = "otelkit_write"
 """Execution option marking a connection whose transactions write (SQLite: IMMEDIATE)."""
@@ -53,6 +53,11 @@ def make_engine(url_or_engine: object, *, sqlite_busy_timeout: float = 30.0) -> 
             f"JobStore supports SQLite and PostgreSQL, got dialect {name!r} ({engine.url!r})"
         )
     return engine
+
+
+def make_url(text: str) -> sa.URL:
+    """The URL a store would use for ``text`` (a URL or a SQLite file path)."""
+    return _url(text)
 
 
 def _url(text: str) -> sa.URL:
