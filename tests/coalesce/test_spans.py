@@ -281,3 +281,16 @@ def test_a_forked_child_holds_nothing_of_its_parent(fake_clock: FakeClock) -> No
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
     assert processor.held_spans == 1
+
+
+def test_failed_roots_merge_only_with_the_same_exception_type(
+    span_pipeline: SpanPipeline,
+) -> None:
+    tracer = span_pipeline.provider.get_tracer("tests")
+    for error in (KeyError, ValueError, KeyError):
+        with pytest.raises(error), tracer.start_as_current_span("job"):
+            raise error("failed")
+    assert span_pipeline.names() == ["job", "job"]  # KeyError, ValueError; the repeat merged
+    span_pipeline.clock.advance(10)
+    (summary,) = span_pipeline.summaries()
+    assert summary.attributes[COUNT_ATTRIBUTE] == 2  # type: ignore[index]

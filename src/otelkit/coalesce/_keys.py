@@ -19,6 +19,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import StatusCode
 
 __all__ = [
+    "EXCEPTION_TYPE",
     "LOG_KEY_PRESETS",
     "SPAN_KEY_PRESETS",
     "AttributesKey",
@@ -32,6 +33,7 @@ __all__ = [
     "plain_attributes",
     "resolve_log_key",
     "resolve_span_key",
+    "span_error_type",
     "span_name_key",
 ]
 
@@ -41,7 +43,8 @@ LogKey = Callable[[Any], Hashable]
 SpanKey = Callable[[ReadableSpan], Hashable]
 """A callable(ReadableSpan) -> Hashable, called with the local root of a span tree."""
 
-_EXCEPTION_TYPE = "exception.type"
+EXCEPTION_TYPE = "exception.type"
+_EXCEPTION_TYPE = EXCEPTION_TYPE
 _ERROR_TYPE = "error.type"
 _CODE_FILE_PATH = "code.file.path"
 _CODE_LINE_NUMBER = "code.line.number"
@@ -85,7 +88,7 @@ def message_key(record: AnyLogRecord) -> Hashable:
     attributes: Any = lr.attributes
     scope = record.instrumentation_scope
     return (
-        scope.name if scope is not None else None,
+        scope._name if scope is not None else None,  # the property costs a Python call
         getattr(lr.severity_number, "_value_", None),  # see _enum_value
         body if type(body) is str else freeze(body),
         # see plain_attributes, inlined
@@ -117,28 +120,29 @@ def call_site_key(record: AnyLogRecord) -> Hashable:
     )
 
 
+def span_error_type(span: ReadableSpan) -> object:
+    """The exception type of an ERROR span: from its ``exception`` event, else its
+    ``error.type`` attribute."""
+    for event in span._events:
+        if event.name == "exception" and event.attributes:
+            return event.attributes.get(_EXCEPTION_TYPE)
+    attributes = span._attributes
+    return attributes.get(_ERROR_TYPE) if attributes else None
+
+
 def span_name_key(span: ReadableSpan) -> Hashable:
     """The default span-tree key: scope name, kind, root span name, status code and, for a
-    span with ERROR status, the exception type (from its ``exception`` event, else its
-    ``error.type`` attribute)."""
-    # The private fields: the public properties copy (a tuple, a mapping proxy) per call.
+    span with ERROR status, the exception type (see :func:`span_error_type`)."""
+    # The private fields: the public properties copy (a tuple, a mapping proxy) or cost a
+    # Python-level call per access.
     scope = span._instrumentation_scope
-    status_code = span._status.status_code
-    error: object = None
-    if status_code is StatusCode.ERROR:
-        for event in span._events:
-            if event.name == "exception" and event.attributes:
-                error = event.attributes.get(_EXCEPTION_TYPE)
-                break
-        else:
-            attributes = span._attributes
-            error = attributes.get(_ERROR_TYPE) if attributes else None
+    status_code = span._status._status_code
     return (
-        scope.name if scope is not None else None,
+        scope._name if scope is not None else None,
         span._kind._value_,  # enum members hash in Python, their values in C
         span._name,
         status_code._value_,
-        error,
+        span_error_type(span) if status_code is StatusCode.ERROR else None,
     )
 
 

@@ -24,7 +24,17 @@ from otelkit.coalesce._common import (
     shutdown_downstream,
     summary_attributes,
 )
-from otelkit.coalesce._keys import LogKey, ResourceTokens, plain_attributes, resolve_log_key
+from otelkit.coalesce._keys import (
+    EXCEPTION_TYPE as EXCEPTION,
+)
+from otelkit.coalesce._keys import (
+    LogKey,
+    ResourceTokens,
+    freeze,
+    message_key,
+    plain_attributes,
+    resolve_log_key,
+)
 from otelkit.coalesce._metrics import CoalesceMetrics
 from otelkit.coalesce._window import (
     SUPPRESS,
@@ -57,23 +67,30 @@ class FirstLog(NamedTuple):
     limits: LogRecordLimits | None
 
 
+_new_tuple: Any = tuple.__new__
+
+
 def capture_log(record: AnyLogRecord) -> FirstLog:
     """The :class:`FirstLog` of ``record``."""
     lr = record.log_record
     attributes = plain_attributes(lr.attributes)
-    return FirstLog(
-        lr.severity_text,
-        lr.severity_number,
-        lr.body,
-        tuple(attributes.items()) if attributes else (),
-        lr.event_name,
-        lr.trace_id,
-        lr.span_id,
-        lr.trace_flags,
-        record.resource,
-        record.instrumentation_scope,
-        record.limits,
+    first: FirstLog = _new_tuple(  # FirstLog(...) without the Python-level __new__
+        FirstLog,
+        (
+            lr.severity_text,
+            lr.severity_number,
+            lr.body,
+            tuple(attributes.items()) if attributes else (),
+            lr.event_name,
+            lr.trace_id,
+            lr.span_id,
+            lr.trace_flags,
+            record.resource,
+            record.instrumentation_scope,
+            record.limits,
+        ),
     )
+    return first
 
 
 class CoalescingLogRecordProcessor(LogRecordProcessor):
@@ -139,8 +156,21 @@ class CoalescingLogRecordProcessor(LogRecordProcessor):
             resource = log_record.resource
             last = self._resources.last  # inlined fast path of ResourceTokens.token
             token = last[1] if resource is last[0] else self._resources.token(resource)
-            key: Hashable = (token, self._key(log_record))
             lr = log_record.log_record
+            key: Hashable
+            if self._key is message_key:  # the default, inlined: it runs on every record
+                scope = log_record.instrumentation_scope
+                body = lr.body
+                attributes: Any = lr.attributes
+                key = (
+                    token,
+                    scope._name if scope is not None else None,
+                    getattr(lr.severity_number, "_value_", None),
+                    body if type(body) is str else freeze(body),
+                    None if attributes is None else plain_attributes(attributes).get(EXCEPTION),
+                )
+            else:
+                key = (token, self._key(log_record))
             if self._engine.offer(key, log_record, lr.timestamp or lr.observed_timestamp) is (
                 SUPPRESS
             ):

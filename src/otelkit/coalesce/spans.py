@@ -12,7 +12,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
-from opentelemetry.trace import Link, SpanContext, SpanKind, Status, TraceFlags
+from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceFlags
 
 from otelkit._clock import REAL_CLOCK, Clock, TimerHandle
 from otelkit._errors import report_internal_error
@@ -22,7 +22,14 @@ from otelkit.coalesce._common import (
     shutdown_downstream,
     summary_attributes,
 )
-from otelkit.coalesce._keys import ResourceTokens, SpanKey, plain_attributes, resolve_span_key
+from otelkit.coalesce._keys import (
+    ResourceTokens,
+    SpanKey,
+    plain_attributes,
+    resolve_span_key,
+    span_error_type,
+    span_name_key,
+)
 from otelkit.coalesce._metrics import CoalesceMetrics
 from otelkit.coalesce._trees import Trees
 from otelkit.coalesce._window import (
@@ -53,19 +60,26 @@ class FirstSpan(NamedTuple):
     start_time: int | None
 
 
+_new_tuple: Any = tuple.__new__
+
+
 def capture_span(span: ReadableSpan) -> FirstSpan:
     """The :class:`FirstSpan` of ``span``."""
     attributes = plain_attributes(span._attributes)
-    return FirstSpan(
-        span._name,
-        span._kind,
-        span._status,
-        tuple(attributes.items()) if attributes else (),
-        span._resource,
-        span._instrumentation_scope,
-        span._context,
-        span._start_time,
+    first: FirstSpan = _new_tuple(  # FirstSpan(...) without the Python-level __new__
+        FirstSpan,
+        (
+            span._name,
+            span._kind,
+            span._status,
+            tuple(attributes.items()) if attributes else (),
+            span._resource,
+            span._instrumentation_scope,
+            span._context,
+            span._start_time,
+        ),
     )
+    return first
 
 
 class CoalescingSpanProcessor(SpanProcessor):
@@ -235,7 +249,19 @@ class CoalescingSpanProcessor(SpanProcessor):
                 resource = span._resource
                 last = self._resources.last  # inlined fast path of ResourceTokens.token
                 token = last[1] if resource is last[0] else self._resources.token(resource)
-                key = (token, self._key(span))
+                if self._key is span_name_key:  # the default, inlined: it runs on every root
+                    scope = span._instrumentation_scope
+                    code = span._status._status_code
+                    key = (
+                        token,
+                        scope._name if scope is not None else None,
+                        span._kind._value_,
+                        span._name,
+                        code._value_,
+                        span_error_type(span) if code is StatusCode.ERROR else None,
+                    )
+                else:
+                    key = (token, self._key(span))
         except Exception as exc:  # noqa: BLE001 - a failing key or predicate: do not coalesce
             report_internal_error(_COMPONENT + ".key", exc)
         trees = self._trees
