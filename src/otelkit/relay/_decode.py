@@ -8,10 +8,13 @@ included), trace and span ids, scope, and the child's resource.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
+from threading import Lock
+from time import time_ns
 from typing import Any, TypeVar
 
 from google.protobuf.message import DecodeError  # type: ignore[import-untyped]
 from opentelemetry._logs import LogRecord, SeverityNumber
+from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.context import Context
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
@@ -74,6 +77,131 @@ def _attributes(key_values: Sequence[Any]) -> dict[str, Any]:
     return {kv.key: _value(kv.value) for kv in key_values}
 
 
+_SCALAR_KINDS = frozenset({"string_value", "int_value", "bool_value", "double_value", "bytes_value"})
+
+
+def _plain_attributes(key_values: Sequence[Any]) -> dict[str, Any] | None:
+    """The attributes if every value is a scalar (what the SDK keeps unchanged), else None."""
+    out = {}
+    for kv in key_values:
+        value = kv.value
+        kind = value.WhichOneof("value")
+        if kind not in _SCALAR_KINDS:
+            return None
+        out[kv.key] = getattr(value, kind)
+    return out
+
+
+# A decoded log record: (timestamp, observed_timestamp, context, trace_id, span_id,
+# trace_flags, severity_text, severity_number, body, attributes, event_name).
+_Fields = tuple[Any, ...]
+
+
+def _checked_log_record(
+    fields: _Fields,
+    dropped: int,
+    resource: Resource,
+    scope: InstrumentationScope | None,
+    limits: LogRecordLimits,
+) -> ReadWriteLogRecord:
+    """The SDK's own construction: attribute limits and cleaning applied."""
+    ts, observed, context, trace_id, span_id, flags, text, number, body, attrs, event = fields
+    record = LogRecord(
+        timestamp=ts,
+        observed_timestamp=observed,
+        context=context,
+        severity_text=text,
+        severity_number=number,
+        body=body,
+        attributes=attrs or None,
+        event_name=event,
+    )
+    record.trace_id, record.span_id, record.trace_flags = trace_id, span_id, flags
+    out = ReadWriteLogRecord(
+        log_record=record, resource=resource, instrumentation_scope=scope, limits=limits
+    )
+    if dropped:
+        out.log_record.attributes.dropped += dropped  # type: ignore[union-attr]
+    return out
+
+
+_new = object.__new__
+
+
+def _fast_log_record(
+    fields: _Fields,
+    dropped: int,
+    resource: Resource,
+    scope: InstrumentationScope | None,
+    limits: LogRecordLimits,
+) -> ReadWriteLogRecord:
+    """What :func:`_checked_log_record` builds, for attributes that the SDK's cleaning and
+    limits leave unchanged (scalar values, non-empty keys, within the count limit, no length
+    limit), without running that validation again: the fields are set as the SDK's
+    constructors set them. ``_FAST_OK`` checks at import that both agree."""
+    ts, observed, context, trace_id, span_id, flags, text, number, body, attrs, event = fields
+    bounded = _new(BoundedAttributes)
+    bounded.__dict__ = {
+        "_dict": attrs,
+        "maxlen": limits.max_log_record_attributes,
+        "dropped": dropped,
+        "max_value_len": limits.max_log_record_attribute_length,
+        "_lock": Lock(),
+        "_immutable": False,
+    }
+    record = _new(LogRecord)
+    record.__dict__ = {
+        "timestamp": ts,
+        "observed_timestamp": observed if observed is not None else time_ns(),
+        "context": context,
+        "trace_id": trace_id,
+        "span_id": span_id,
+        "trace_flags": flags,
+        "severity_text": text,
+        "severity_number": number,
+        "body": body,
+        "attributes": bounded,
+        "event_name": event,
+        "exception": None,
+    }
+    out = _new(ReadWriteLogRecord)
+    out.__dict__ = {
+        "log_record": record,
+        "resource": resource,
+        "instrumentation_scope": scope,
+        "limits": limits,
+    }
+    return out
+
+
+def _same_shape(a: Any, b: Any) -> bool:
+    return type(a) is type(b) and list(vars(a)) == list(vars(b))
+
+
+def _fast_path_agrees() -> bool:
+    """Whether :func:`_fast_log_record` builds what the SDK builds (same classes, same
+    fields, equal values); otherwise every record takes the SDK's constructors."""
+    try:
+        limits = LogRecordLimits()
+        scope = InstrumentationScope("check")
+        resource = Resource({"k": "v"})
+        fields = (1, 2, _NO_SPAN, 0, 0, _FLAGS[0], "INFO", SeverityNumber.INFO, "b", {"a": 1}, None)
+        fast = _fast_log_record(fields, 0, resource, scope, limits)
+        slow = _checked_log_record(fields, 0, resource, scope, limits)
+        return (
+            _same_shape(fast, slow)
+            and _same_shape(fast.log_record, slow.log_record)
+            and _same_shape(fast.log_record.attributes, slow.log_record.attributes)
+            and vars(fast.log_record.attributes).keys() == vars(slow.log_record.attributes).keys()
+            and {k: v for k, v in vars(fast.log_record).items() if k != "attributes"}
+            == {k: v for k, v in vars(slow.log_record).items() if k != "attributes"}
+            and fast.log_record.attributes == slow.log_record.attributes
+            and fast.dropped_attributes == slow.dropped_attributes
+        )
+    except Exception:  # noqa: BLE001 - an SDK that differs simply gets the checked path
+        return False
+
+
 def _id(raw: bytes, size: int, what: str) -> int:
     if not raw:
         return 0
@@ -82,11 +210,18 @@ def _id(raw: bytes, size: int, what: str) -> int:
     return int.from_bytes(raw, "big")
 
 
+_FAST_OK = _fast_path_agrees()
+
+
 class Decoder:
     """Decodes one connection's frames; caches the (usually single) child resource."""
 
-    def __init__(self, *, limits: LogRecordLimits | None = None) -> None:
+    def __init__(self, *, limits: LogRecordLimits | None = None, fast: bool = True) -> None:
         self._limits = limits or LogRecordLimits()
+        # Without a value length limit, the SDK keeps scalar values as they are.
+        self._fast = fast and _FAST_OK and self._limits.max_log_record_attribute_length is None
+        self._max_attributes = self._limits.max_log_record_attributes
+        self._last_span: tuple[tuple[int, int, TraceFlags] | None, Context] = (None, _NO_SPAN)
         self._resources: dict[bytes, Resource] = {}
         self._scopes: dict[bytes, InstrumentationScope] = {}
 
@@ -132,33 +267,63 @@ class Decoder:
         return out
 
     def _log(self, pb: Any, resource: Resource, scope: InstrumentationScope) -> ReadWriteLogRecord:
-        trace_id = _id(pb.trace_id, 16, "trace_id")
-        span_id = _id(pb.span_id, 8, "span_id")
+        raw = pb.trace_id
+        trace_id = _id(raw, 16, "trace_id") if raw else 0
+        raw = pb.span_id
+        span_id = _id(raw, 8, "span_id") if raw else 0
         flags = _FLAGS[pb.flags & 0xFF]
         if trace_id and span_id:
-            # The record's context carries the child's span, as it did in the child.
-            context = set_span_in_context(
-                NonRecordingSpan(SpanContext(trace_id, span_id, True, flags))
-            )
+            # The record's context carries the child's span, as it did in the child; the
+            # records of one span usually come in a row, so they share one context.
+            key = (trace_id, span_id, flags)
+            if key != self._last_span[0]:
+                span = NonRecordingSpan(SpanContext(trace_id, span_id, True, flags))
+                self._last_span = (key, set_span_in_context(span))
+            context = self._last_span[1]
         else:
             context = _NO_SPAN
-        record = LogRecord(
-            timestamp=pb.time_unix_nano or None,
-            observed_timestamp=pb.observed_time_unix_nano or None,
-            context=context,
-            severity_text=pb.severity_text or None,
-            severity_number=_SEVERITIES[pb.severity_number] if pb.severity_number else None,
-            body=_value(pb.body) if pb.HasField("body") else None,
-            attributes=_attributes(pb.attributes) or None,
-            event_name=pb.event_name or None,
+        number = pb.severity_number
+        body_pb = pb.body  # an absent body reads as an empty AnyValue: None, as intended
+        kind = body_pb.WhichOneof("value")
+        body = getattr(body_pb, kind) if kind in _SCALAR_KINDS else _value(body_pb)
+        attributes = _plain_attributes(pb.attributes)
+        fields = (
+            pb.time_unix_nano or None,
+            pb.observed_time_unix_nano or None,
+            context,
+            trace_id,
+            span_id,
+            flags,
+            pb.severity_text or None,
+            _SEVERITIES[number] if number else None,
+            body,
+            attributes,
+            pb.event_name or None,
         )
-        record.trace_id, record.span_id, record.trace_flags = trace_id, span_id, flags
-        out = ReadWriteLogRecord(
-            log_record=record, resource=resource, instrumentation_scope=scope, limits=self._limits
+        maxlen = self._max_attributes
+        if (
+            self._fast
+            and attributes is not None
+            and "" not in attributes
+            and (maxlen is None or len(attributes) <= maxlen)
+        ):  # the SDK's cleaning and limits would leave these attributes as they are
+            return _fast_log_record(
+                fields, pb.dropped_attributes_count, resource, scope, self._limits
+            )
+        return self._log_checked(fields, pb, resource, scope)
+
+    def _log_checked(
+        self, fields: tuple[Any, ...], pb: Any, resource: Resource, scope: InstrumentationScope
+    ) -> ReadWriteLogRecord:
+        """The record through the SDK's constructors (limits, attribute cleaning)."""
+        attributes = fields[9] if fields[9] is not None else _attributes(pb.attributes)
+        return _checked_log_record(
+            fields[:9] + (attributes,) + fields[10:],
+            pb.dropped_attributes_count,
+            resource,
+            scope,
+            self._limits,
         )
-        if pb.dropped_attributes_count:
-            out.log_record.attributes.dropped += pb.dropped_attributes_count  # type: ignore[union-attr]
-        return out
 
     def spans(self, payload: bytes) -> list[ReadableSpan]:
         """Every span of an ``ExportTraceServiceRequest`` payload (marked sampled)."""

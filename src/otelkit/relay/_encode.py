@@ -53,12 +53,15 @@ _SPAN_ID = struct.Struct(">Q").pack
 _U64 = (1 << 64) - 1
 _SMALL = [bytes([n]) for n in range(128)]
 _TIME = struct.Struct("<BQ").pack  # a fixed64 field with a one-byte tag
-_SMALL_INT = [b"\x12\x02\x18" + bytes([n]) for n in range(128)]  # KeyValue.value = int
+# body field tag, AnyValue length, string_value tag, string length: for up to 126 bytes.
+_SHORT_STR_BODY = [bytes([0x2A, n + 2, 0x0A, n]) for n in range(127)]
 
 
 def _varint(value: int) -> bytes:
     if value < 128:
         return _SMALL[value]
+    if value < 16384:
+        return bytes(((value & 0x7F) | 0x80, value >> 7))
     out = bytearray()
     while value >= 128:
         out.append((value & 0x7F) | 0x80)
@@ -148,6 +151,30 @@ def encode_attributes(attributes: Mapping[str, Any], *, tag: bytes) -> bytes:
 
 
 _SEVERITY_FIELDS: dict[tuple[int, str | None], bytes] = {}
+# Complete ``attributes`` fields (tag, length, KeyValue) of a key with a short string value,
+# and the start of such a field for an int value, per key and varint length of the value.
+_STR_ATTRIBUTES: dict[tuple[str, str], bytes] = {}
+_INT_ATTRIBUTES: dict[tuple[str, int], bytes] = {}
+
+
+def _str_attribute(key: str, value: str) -> bytes:
+    field = _field(b"\x32", _key_value(key, value))
+    if len(_STR_ATTRIBUTES) >= _CACHE_MAX:
+        _STR_ATTRIBUTES.clear()
+    _STR_ATTRIBUTES[(key, value)] = field
+    return field
+
+
+def _int_attribute_start(key: str, size: int) -> bytes:
+    """Tag, length, the key and the value's tags of an int attribute whose varint has
+    ``size`` bytes; the varint completes the field."""
+    key_part = _key(key)
+    kv_len = len(key_part) + 3 + size  # value tag, value length, AnyValue tag, varint
+    start = b"\x32" + _varint(kv_len) + key_part + b"\x12" + _SMALL[size + 1] + b"\x18"
+    if len(_INT_ATTRIBUTES) >= _CACHE_MAX:
+        _INT_ATTRIBUTES.clear()
+    _INT_ATTRIBUTES[(key, size)] = start
+    return start
 
 
 def _severity_fields(number: int, text: str | None) -> bytes:
@@ -171,22 +198,34 @@ def _encode_log(entry: LogEntry) -> bytes:
         severity = _severity_fields(sev, sev_text)
     parts.append(severity)
     # The body is present even when empty, as the SDK encoder does.
-    if type(body) is str:
+    if type(body) is str and len(body) < 127:
         data = body.encode("utf-8", "replace")
         n = len(data)
-        value = b"\x0a" + (_SMALL[n] if n < 128 else _varint(n)) + data
+        if n < 127:  # the field's head is cached
+            parts.append(_SHORT_STR_BODY[n])
+        else:
+            parts.append(b"\x2a" + _varint(n + 1 + len(_varint(n))) + b"\x0a" + _varint(n))
+        parts.append(data)
     else:
         value = encode_any(body)
-    n = len(value)
-    parts.append(b"\x2a" + (_SMALL[n] if n < 128 else _varint(n)) + value)
+        n = len(value)
+        parts.append(b"\x2a" + (_SMALL[n] if n < 128 else _varint(n)) + value)
     if attrs:
         for key, item in attrs.items():
-            if type(item) is int and 0 <= item < 128:
-                kv = (_KEYS.get(key) or _key(key)) + _SMALL_INT[item]
+            kind = type(item)
+            if kind is int:
+                data = _varint(item & _U64)
+                start = _INT_ATTRIBUTES.get((key, len(data)))
+                if start is None:
+                    start = _int_attribute_start(key, len(data))
+                parts.append(start + data)
+            elif kind is str and len(item) <= 64:
+                field = _STR_ATTRIBUTES.get((key, item))
+                parts.append(field if field is not None else _str_attribute(key, item))
             else:
                 kv = _key_value(key, item)
-            n = len(kv)
-            parts.append(b"\x32" + (_SMALL[n] if n < 128 else _varint(n)) + kv)
+                n = len(kv)
+                parts.append(b"\x32" + (_SMALL[n] if n < 128 else _varint(n)) + kv)
     if dropped:
         parts.append(b"\x38" + _varint(dropped))
     if flags:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import logging
 import traceback
+from collections.abc import Callable
+from contextvars import ContextVar
 from itertools import islice
 from time import time_ns
 from typing import TYPE_CHECKING, Any
@@ -15,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from opentelemetry.context import Context
 from opentelemetry.sdk._logs import LogRecordProcessor, ReadWriteLogRecord
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
+from opentelemetry.trace import Span as ApiSpan
 from opentelemetry.trace import StatusCode, get_current_span
 
 from otelkit._errors import report_internal_error
@@ -112,18 +115,21 @@ class RelayLoggingHandler(logging.Handler):
         self._pipeline = pipeline
 
     def handle(self, record: logging.LogRecord) -> bool:
-        """Filter, then :meth:`emit` without the handler lock (nothing here needs it)."""
+        """Filter, then buffer ``record`` without the handler lock (nothing here needs it)."""
         if self.filters:
             result = self.filter(record)
             if not result:
                 return False
             if isinstance(result, logging.LogRecord):
                 record = result
-        self.emit(record)
+        self._buffer(record)
         return True
 
     def emit(self, record: logging.LogRecord) -> None:
         """Buffer ``record`` (never blocks on I/O, never raises)."""
+        self._buffer(record)
+
+    def _buffer(self, record: logging.LogRecord) -> None:
         try:
             fields = record.__dict__
             attributes: dict[str, Any] | None = None
@@ -141,34 +147,65 @@ class RelayLoggingHandler(logging.Handler):
             if record.exc_info:
                 attributes = _with_exception(attributes, record.exc_info)
             body = self.format(record) if self.formatter else record.getMessage()
-            context = get_current_span().get_span_context()
+            span = _current_span()
+            if span is None:
+                trace_id = span_id = flags = 0
+            else:
+                context = span.get_span_context()
+                trace_id, span_id, flags = context.trace_id, context.span_id, context.trace_flags
             levelno = record.levelno
             level = _LEVELS.get(levelno)
             if level is None:
                 level = _level(levelno)
             levelname = record.levelname
-            pipeline = self._pipeline
-            pipeline._offer(
-                pipeline._logs,
-                (
-                    int(record.created * 1e9),
-                    time_ns(),
-                    level[0],
-                    _OTEL_TEXT.get(levelname, levelname),
-                    body,
-                    attributes,
-                    context.trace_id,
-                    context.span_id,
-                    context.trace_flags,
-                    record.name,
-                    None,
-                    event_name,
-                    0,
-                ),
-                level[1],
+            entry = (
+                int(record.created * 1e9),
+                time_ns(),
+                level[0],
+                _OTEL_TEXT.get(levelname, levelname),
+                body,
+                attributes,
+                trace_id,
+                span_id,
+                flags,
+                record.name,
+                None,
+                event_name,
+                0,
             )
+            # ChildPipeline._offer, inlined: this is the hottest path of a relay child.
+            pipeline = self._pipeline
+            if pipeline._closed:
+                return
+            buffer = pipeline._logs
+            victim = buffer.append(entry, level[1])
+            if victim is not None or buffer.size >= pipeline._batch_size or pipeline._thread is None:
+                pipeline._after_append(buffer, victim)
         except Exception as exc:  # noqa: BLE001 - hot path: contain and count
             report_internal_error("relay.handler", exc)
+
+
+def _span_reader() -> Callable[[], ApiSpan | None]:
+    """The current span (``None`` if there is none), read straight from the context variable
+    when the API's default ``contextvars`` runtime context is in use."""
+    from opentelemetry import context as context_api
+    from opentelemetry.context.contextvars_context import ContextVarsRuntimeContext
+    from opentelemetry.trace.propagation import _SPAN_KEY
+
+    runtime = getattr(context_api, "_RUNTIME_CONTEXT", None)
+    variable = getattr(runtime, "_current_context", None)
+    if type(runtime) is not ContextVarsRuntimeContext or not isinstance(variable, ContextVar):
+        return get_current_span
+    get = variable.get
+
+    def current_span() -> ApiSpan | None:
+        span = get().get(_SPAN_KEY)
+        return span if isinstance(span, ApiSpan) else None
+
+    return current_span
+
+
+_current_span = _span_reader()
 
 
 def _with_exception(attributes: dict[str, Any] | None, exc_info: Any) -> dict[str, Any]:

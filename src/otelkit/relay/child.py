@@ -143,6 +143,11 @@ class ChildPipeline:
         if self._closed:
             return
         victim = buffer.append(item, cls)
+        if victim is not None or buffer.size >= self._batch_size or self._thread is None:
+            self._after_append(buffer, victim)
+
+    def _after_append(self, buffer: SeverityBuffer[Any], victim: object) -> None:
+        """The rare part of an offer: keep the victim for stderr, wake or start the sender."""
         if victim is not None and self._stderr_fallback:
             self._fallback.append(victim)
         if buffer.size >= self._batch_size and not self._woken:

@@ -1,0 +1,124 @@
+"""The host's decoder: its fast record construction equals the SDK constructors' output."""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from opentelemetry.sdk._logs import (
+    LogRecordDroppedAttributesWarning,
+    LogRecordLimits,
+    ReadWriteLogRecord,
+)
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.trace import get_current_span
+
+from otelkit.relay import _decode
+from otelkit.relay._decode import Decoder
+from otelkit.relay._encode import encode_log_request, encode_resource
+
+RESOURCE = encode_resource(Resource({"service.name": "child", "process.pid": 7}))
+
+_scalars = (
+    st.booleans()
+    | st.integers(min_value=-(2**63), max_value=2**63 - 1)
+    | st.floats(allow_nan=False)
+    | st.text(max_size=80)
+    | st.binary(max_size=10)
+)
+_values = st.recursive(
+    st.none() | _scalars,
+    lambda inner: st.lists(inner, max_size=3)
+    | st.dictionaries(st.text(max_size=3), inner, max_size=3),
+    max_leaves=5,
+)
+_entries = st.tuples(
+    st.integers(min_value=0, max_value=2**64 - 1),  # time
+    st.integers(min_value=0, max_value=2**64 - 1),  # observed time (0: the host fills it)
+    st.integers(min_value=0, max_value=24),  # severity number
+    st.none() | st.sampled_from(["INFO", "WARN", "ERROR", ""]),
+    _values,  # body
+    st.none() | st.dictionaries(st.text(max_size=6), _values, max_size=5),
+    st.integers(min_value=0, max_value=2**128 - 1),  # trace id
+    st.integers(min_value=0, max_value=2**64 - 1),  # span id
+    st.integers(min_value=0, max_value=255),  # flags
+    st.sampled_from(["scope.a", "scope.b"]),
+    st.none() | st.just("1.0"),
+    st.none() | st.text(min_size=1, max_size=8),  # event name
+    st.integers(min_value=0, max_value=3),  # dropped attributes
+)
+
+
+def _view(record: ReadWriteLogRecord) -> dict[str, Any]:
+    """Every field a processor or exporter can read, as plain values."""
+    lr = record.log_record
+    fields = dict(vars(lr))
+    attributes = fields.pop("attributes")
+    context = fields.pop("context")
+    fields.pop("observed_timestamp")  # compared separately: may be filled with the time now
+    return {
+        "record_fields": fields,
+        "attribute_items": list(attributes.items()),
+        "attribute_state": {k: v for k, v in vars(attributes).items() if k != "_lock"},
+        "attribute_type": type(attributes),
+        "span_context": get_current_span(context).get_span_context(),
+        "resource": record.resource,
+        "scope": record.instrumentation_scope,
+        "limits": repr(record.limits),
+        "dropped": record.dropped_attributes,
+        "types": (type(record), type(lr)),
+    }
+
+
+def _assert_same(fast: list[ReadWriteLogRecord], slow: list[ReadWriteLogRecord]) -> None:
+    assert len(fast) == len(slow)
+    for a, b in zip(fast, slow, strict=True):
+        assert _view(a) == _view(b)
+        stamps = (a.log_record.observed_timestamp, b.log_record.observed_timestamp)
+        assert all(isinstance(stamp, int) and stamp > 0 for stamp in stamps)
+
+
+def test_the_fast_path_is_in_use_with_this_sdk() -> None:
+    assert _decode._FAST_OK
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(_entries, min_size=1, max_size=6))
+def test_fast_records_equal_the_sdk_constructors_records_field_by_field(
+    entries: list[Any],
+) -> None:
+    payload = encode_log_request(RESOURCE, entries)
+    with warnings.catch_warnings():  # the SDK warns when it drops an empty attribute key
+        warnings.simplefilter("ignore", LogRecordDroppedAttributesWarning)
+        fast = Decoder().logs(payload)
+        slow = Decoder(fast=False).logs(payload)
+    _assert_same(fast, slow)
+    sent = {entry[1] for entry in entries if entry[1]}
+    assert sent <= {record.log_record.observed_timestamp for record in fast}
+
+
+@pytest.mark.parametrize(
+    "limits",
+    [
+        LogRecordLimits(max_log_record_attributes=2),
+        LogRecordLimits(max_log_record_attribute_length=3),
+        LogRecordLimits(max_log_record_attributes=0),
+    ],
+)
+def test_host_limits_still_apply_to_relayed_records(limits: LogRecordLimits) -> None:
+    attributes = {"a": "long value", "b": 2, "c": True, "": "no key"}
+    entry = (1, 2, 9, "INFO", "body", attributes, 0, 0, 0, "s", None, None, 0)
+    payload = encode_log_request(RESOURCE, [entry])
+    with pytest.warns(Warning):  # the SDK warns when its limits drop attributes
+        slow = Decoder(limits=limits, fast=False).logs(payload)
+    with pytest.warns(Warning):
+        fast = Decoder(limits=limits).logs(payload)
+    _assert_same(fast, slow)
+    kept = dict(fast[0].log_record.attributes or {})
+    assert "" not in kept
+    assert len(kept) <= (limits.max_log_record_attributes or 3)
+    if limits.max_log_record_attribute_length is not None:
+        assert kept["a"] == "lon"
