@@ -117,7 +117,7 @@ def main() -> None:
     ours.shutdown()
     baseline.shutdown()
     a, b = statistics.median(ours_times) * 1e6, statistics.median(base_times) * 1e6
-    paired = statistics.median(o / b for o, b in zip(ours_times, base_times, strict=True))
+    paired = statistics.median(o / t for o, t in zip(ours_times, base_times, strict=True))
     print(f"median of the per-repeat ratios: {paired:.3f}")
     print(f"coalesce_passthrough: ratio={a / b:.3f} (ours={a:.2f} us/op, baseline={b:.2f} us/op)")
 
