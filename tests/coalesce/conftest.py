@@ -22,6 +22,13 @@ from otelkit.testing import FakeClock, MemoryTelemetry
 _names = itertools.count()
 
 
+def signal_total(telemetry: MemoryTelemetry, name: str, signal: str) -> int:
+    """The value of counter ``name`` for ``signal`` (its only attribute)."""
+    return sum(
+        point.value for attrs, point in telemetry.metric_points(name) if attrs == {"signal": signal}
+    )
+
+
 @dataclass
 class LogPipeline:
     """LoggerProvider -> CoalescingLogRecordProcessor -> Simple -> in-memory exporter."""
@@ -47,11 +54,7 @@ class LogPipeline:
         ]
 
     def metric(self, name: str) -> int:
-        return sum(
-            point.value
-            for attrs, point in self.telemetry.metric_points(name)
-            if attrs == {"signal": "logs"}
-        )
+        return signal_total(self.telemetry, name, "logs")
 
 
 def make_log_pipeline(
@@ -114,11 +117,7 @@ class SpanPipeline:
         ]
 
     def metric(self, name: str) -> int:
-        return sum(
-            point.value
-            for attrs, point in self.telemetry.metric_points(name)
-            if attrs == {"signal": "traces"}
-        )
+        return signal_total(self.telemetry, name, "traces")
 
 
 @pytest.fixture
