@@ -23,7 +23,11 @@ __all__ = [
     "Transition",
     "claim_batch",
     "claim_by_id",
+    "claim_by_id_statement",
     "claim_expired",
+    "end_params",
+    "end_shape",
+    "end_statement",
     "exhausted_expired",
     "finish",
     "record_lost",
@@ -144,26 +148,27 @@ def _claim(postgres: bool, where: Sequence[Any], order: Sequence[Any]) -> sa.Upd
     return stmt.values(_claim_values(sa.bindparam("owner"))).returning(*jobs.c)
 
 
+def claim_by_id_statement(postgres: bool = False) -> sa.Update:
+    """Claim one given job whatever its ``run_after`` (binds ``owner``, ``job_id``)."""
+    ready = sa.or_(
+        sa.text(WAITING_SQL),
+        sa.and_(
+            sa.text(RUNNING_SQL),
+            _c.lease_expires <= db_now(),
+            _c.attempt < _c.max_attempts,
+        ),
+    )
+    return (
+        sa.update(jobs)
+        .where(_c.id == sa.bindparam("job_id"), ready)
+        .values(_claim_values(sa.bindparam("owner")))
+        .returning(*jobs.c)
+    )
+
+
 def claim_by_id(conn: sa.Connection, *, owner: str, job_id: str) -> sa.Row[Any] | None:
     """Claim one given job now, whatever its ``run_after``; None if it is not claimable."""
-
-    def build(postgres: bool) -> sa.Update:
-        ready = sa.or_(
-            sa.text(WAITING_SQL),
-            sa.and_(
-                sa.text(RUNNING_SQL),
-                _c.lease_expires <= db_now(),
-                _c.attempt < _c.max_attempts,
-            ),
-        )
-        return (
-            sa.update(jobs)
-            .where(_c.id == sa.bindparam("job_id"), ready)
-            .values(_claim_values(sa.bindparam("owner")))
-            .returning(*jobs.c)
-        )
-
-    stmt = _cached(conn, "claim_by_id", build)
+    stmt = _cached(conn, "claim_by_id", claim_by_id_statement)
     return conn.execute(stmt, {"owner": owner, "job_id": job_id}).first()
 
 
@@ -179,39 +184,45 @@ def finish(conn: sa.Connection, *, owner: str, transitions: Sequence[Transition]
     for t in transitions:
         if plain and t.plain:
             continue
-        with_errors, with_result = t.errors is not None, t.has_result
-        stmt = _cached(
-            conn,
-            f"end:{with_errors:d}{with_result:d}",
-            functools.partial(_end_for, with_errors=with_errors, with_result=with_result),
-        )
-        params: dict[str, Any] = {
-            "job_id": t.job_id,
-            "attempt": t.attempt,
-            "owner": owner,
-            "status": t.to.value,
-            "final": t.to.is_final,
-            "retry": t.to is JobState.RETRYING,
-            "delay": t.delay,
-            "last_error": t.last_error,
-            "give_back": 1 if t.unstarted else 0,
-        }
-        if with_errors:
-            params["errors"] = t.errors
-        if with_result:
-            params["result"] = t.result
-        applied.update(conn.execute(stmt, params).scalars())
+        shape = end_shape(t)
+        stmt = _cached(conn, f"end:{shape[0]:d}{shape[1]:d}", functools.partial(_end_for, shape))
+        applied.update(conn.execute(stmt, end_params(owner, t)).scalars())
     missing = [t for t in transitions if t.job_id not in applied]
     if missing:
         applied.update(_already_applied(conn, owner, missing))
     return applied
 
 
-def _end_for(postgres: bool, *, with_errors: bool, with_result: bool) -> sa.Update:
-    return _end(with_errors=with_errors, with_result=with_result)
+def end_shape(t: Transition) -> tuple[bool, bool]:
+    """Which ending statement ``t`` needs: (sets errors, sets result)."""
+    return t.errors is not None, t.has_result
 
 
-def _end(*, with_errors: bool, with_result: bool) -> sa.Update:
+def end_params(owner: str, t: Transition) -> dict[str, Any]:
+    """Bound values of :func:`end_statement` for transition ``t``."""
+    params: dict[str, Any] = {
+        "job_id": t.job_id,
+        "attempt": t.attempt,
+        "owner": owner,
+        "status": t.to.value,
+        "final": t.to.is_final,
+        "retry": t.to is JobState.RETRYING,
+        "delay": t.delay,
+        "last_error": t.last_error,
+        "give_back": 1 if t.unstarted else 0,
+    }
+    if t.errors is not None:
+        params["errors"] = t.errors
+    if t.has_result:
+        params["result"] = t.result
+    return params
+
+
+def _end_for(shape: tuple[bool, bool], postgres: bool) -> sa.Update:
+    return end_statement(*shape)
+
+
+def end_statement(with_errors: bool, with_result: bool) -> sa.Update:
     """The fenced UPDATE ending an attempt (all values bound: built once per shape)."""
     now = db_now()
     p = sa.bindparam

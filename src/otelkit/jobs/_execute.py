@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,7 +26,7 @@ from otelkit.jobs._lease import Lease, LeaseKeeper
 from otelkit.jobs._model import Backoff, Job, JobError, JobState, check_json, from_epoch
 from otelkit.jobs._telemetry import Counts, JobTelemetry, error_type, format_error
 
-__all__ = ["Attempt", "Definition", "Runner", "job_from_row"]
+__all__ = ["Attempt", "Definition", "Runner", "job_from_mapping", "job_from_row"]
 
 _INTERRUPTS = (KeyboardInterrupt, SystemExit, asyncio.CancelledError, GeneratorExit)
 
@@ -49,7 +49,11 @@ class Definition:
 
 def job_from_row(row: sa.Row[Any]) -> Job:
     """A :class:`Job` snapshot of a row of ``otelkit_jobs``."""
-    m = row._mapping
+    return job_from_mapping(row._mapping)
+
+
+def job_from_mapping(m: Mapping[Any, Any]) -> Job:
+    """A :class:`Job` snapshot of a row of ``otelkit_jobs`` given as a mapping."""
     return Job(
         id=m["id"],
         name=m["name"],
@@ -88,6 +92,7 @@ class Attempt:
     transition: Transition | None = None
     error: str | None = None
     applied: bool = False
+    settled: bool = False
 
 
 class Runner:
@@ -110,10 +115,9 @@ class Runner:
         self._rng = rng
         self._max_errors = max_errors
 
-    def begin(self, row: sa.Row[Any], owner: str, counts: Counts | None = None) -> Attempt:
-        """Open the span of a just-claimed row and start renewing its lease."""
-        m = row._mapping
-        job = job_from_row(row)
+    def begin(self, m: Mapping[Any, Any], owner: str, counts: Counts | None = None) -> Attempt:
+        """Open the span of a just-claimed row (a mapping) and start renewing its lease."""
+        job = job_from_mapping(m)
         tel = self._telemetry
         span = tel.start_process(
             job_id=job.id,
@@ -319,6 +323,22 @@ class Runner:
         del attempt.errors[: -self._max_errors]
         attempt.errors_changed = True
 
+    def abandon(self, attempt: Attempt) -> None:
+        """Stop renewing and close the span when the outcome could not be stored.
+
+        The lease then expires and another worker takes the job over (at-least-once).
+        """
+        if attempt.settled:
+            return
+        attempt.settled = True
+        try:
+            if attempt.lease is not None:
+                self._keeper.drop(attempt.lease)
+            attempt.span.set_attribute("error.type", "otelkit.jobs.CompletionFailed")
+            attempt.span.end()
+        except Exception as exc:  # noqa: BLE001 - telemetry never breaks the worker
+            report_internal_error("jobs.abandon", exc)
+
     # -- after the transition was applied ----------------------------------------------------
     def settle(self, attempt: Attempt, *, applied: bool, counts: Counts | None = None) -> None:
         """Close the attempt's span and record its metrics (never raises)."""
@@ -326,6 +346,7 @@ class Runner:
         job = attempt.job
         transition = attempt.transition
         attempt.applied = applied
+        attempt.settled = True
         try:
             if attempt.lease is not None:
                 self._keeper.drop(attempt.lease)

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import random
-import socket
-import uuid
 import weakref
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
@@ -28,11 +25,9 @@ from otelkit.jobs._lease import LeaseKeeper
 from otelkit.jobs._model import (
     Backoff,
     Job,
-    JobNotFoundError,
-    JobNotReadyError,
     JobState,
-    LeaseLostError,
 )
+from otelkit.jobs._runnow import RunNow
 from otelkit.jobs._schema import create_schema, db_now, jobs
 from otelkit.jobs._telemetry import Counts, GaugeSnapshot, JobTelemetry, TraceMode
 from otelkit.jobs.decorator import JobFunction, define
@@ -45,11 +40,6 @@ __all__ = ["JobStore", "JobTransition"]
 R = TypeVar("R")
 _c = jobs.c
 _GAUGE_CACHE_SECONDS = 1.0
-
-
-def new_owner(kind: str) -> str:
-    """A lease-owner id unique to this worker instance."""
-    return f"{socket.gethostname()}:{os.getpid()}:{kind}:{uuid.uuid4().hex[:8]}"
 
 
 class JobStore:
@@ -94,6 +84,7 @@ class JobStore:
             rng=rng or random.Random(),
             max_errors=max_errors,
         )
+        self._run = RunNow(self._engine, self._runner, get_job=self.get, cycle=self._cycle)
         self._gauge_cache: tuple[float, GaugeSnapshot | None] | None = None
         self._closed = False
         if gauges:
@@ -230,45 +221,11 @@ class JobStore:
         )
 
     # -- one attempt now (fn.run) ------------------------------------------------------------
-    def _claim_one(self, definition: Definition, job_id: str, owner: str) -> Attempt:
-        with suppress_instrumentation(), self._writer.begin() as conn:
-            row = _claim.claim_by_id(conn, owner=owner, job_id=job_id)
-            if row is not None and row.name != definition.name:
-                conn.rollback()
-                raise ValueError(
-                    f"job {job_id!r} belongs to {row.name!r}, not to {definition.name!r}"
-                )
-        if row is None:
-            job = self.get(job_id)
-            if job is None:
-                raise JobNotFoundError(f"no job with id {job_id!r}")
-            raise JobNotReadyError(
-                f"job {job_id!r} is {job.state.value}"
-                + (
-                    f" under a valid lease of {job.lease_owner}"
-                    if job.state is JobState.RUNNING
-                    else ""
-                )
-            )
-        return self._runner.begin(row, owner)
-
     def _run_now(self, definition: Definition, job_id: str) -> JobState:
-        owner = new_owner("run")
-        attempt = self._claim_one(definition, job_id, owner)
-        try:
-            self._runner.invoke_sync(attempt)
-        finally:
-            self._complete(owner, [attempt])
-        return _outcome(attempt)
+        return self._run.run(definition, job_id)
 
     async def _run_now_async(self, definition: Definition, job_id: str) -> JobState:
-        owner = new_owner("run")
-        attempt = await asyncio.to_thread(self._claim_one, definition, job_id, owner)
-        try:
-            await self._runner.invoke_async(attempt)
-        finally:
-            await asyncio.to_thread(self._complete, owner, [attempt])
-        return _outcome(attempt)
+        return await self._run.run_async(definition, job_id)
 
     # -- worker-facing -----------------------------------------------------------------------
     def _cycle(
@@ -305,7 +262,7 @@ class JobStore:
         counts: Counts = Counter()
         for attempt in done:
             self._runner.settle(attempt, applied=attempt.job.id in applied, counts=counts)
-        attempts = [self._runner.begin(row, owner, counts) for row in rows]
+        attempts = [self._runner.begin(row._mapping, owner, counts) for row in rows]
         self._telemetry.add_counts(counts)
         return attempts
 
@@ -394,9 +351,3 @@ class JobStore:
     ) -> int:
         """Delete final jobs (and their history) last updated more than ``older_than`` ago."""
         return _admin.purge(self._writer, older_than=older_than, states=states)
-
-
-def _outcome(attempt: Attempt) -> JobState:
-    if attempt.transition is None or not attempt.applied:
-        raise LeaseLostError(f"job {attempt.job.id!r}: lease lost, result rejected")
-    return attempt.transition.to

@@ -54,7 +54,7 @@ class Worker:
         poll_interval: float,
         shutdown_timeout: float,
     ) -> None:
-        from otelkit.jobs.store import new_owner
+        from otelkit.jobs._runnow import new_owner
 
         _positive_int("concurrency", concurrency)
         batch = concurrency if batch is None else batch

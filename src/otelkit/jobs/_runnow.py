@@ -1,0 +1,134 @@
+"""``fn.run(job_id)``: claim one given job, run it here, store the outcome.
+
+Two short transactions on the raw DBAPI fast path (:mod:`otelkit.jobs._fastsql`): the
+fenced claim (``RETURNING`` the row the attempt needs) and the fenced transition that ends
+the attempt. The statements are the worker's own (built in :mod:`otelkit.jobs._claim`), so
+the guarantees are the same. The rare outcomes — a lease lost before the end, no
+transition to apply — take the worker's general path (``cycle``), which recognises an
+already-applied transition, records the lost attempt in the history and settles it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from opentelemetry.instrumentation.utils import suppress_instrumentation
+
+from otelkit.jobs import _claim
+from otelkit.jobs._execute import Attempt, Definition, Runner
+from otelkit.jobs._fastsql import RawStatement, raw_transaction
+from otelkit.jobs._model import Job, JobNotFoundError, JobNotReadyError, JobState, LeaseLostError
+from otelkit.jobs._schema import jobs
+
+__all__ = ["RunNow", "new_owner", "outcome"]
+
+_host: tuple[int, str] | None = None
+
+
+def new_owner(kind: str) -> str:
+    """A lease-owner id unique to this worker instance (or this one ``fn.run`` call)."""
+    global _host
+    pid = os.getpid()
+    if _host is None or _host[0] != pid:  # hostname looked up once per process
+        _host = (pid, f"{socket.gethostname()}:{pid}")
+    return f"{_host[1]}:{kind}:{os.urandom(4).hex()}"
+
+
+def outcome(attempt: Attempt) -> JobState:
+    """The state an attempt ended in; ``LeaseLostError`` if its result was rejected."""
+    if attempt.transition is None or not attempt.applied:
+        raise LeaseLostError(f"job {attempt.job.id!r}: lease lost, result rejected")
+    return attempt.transition.to
+
+
+class RunNow:
+    """Runs given jobs now, in the calling thread (or event loop), with full tracking."""
+
+    def __init__(
+        self,
+        engine: sa.Engine,
+        runner: Runner,
+        *,
+        get_job: Callable[[str], Job | None],
+        cycle: Callable[[str, Sequence[Attempt]], Any],
+    ) -> None:
+        self._engine = engine
+        self._runner = runner
+        self._get_job = get_job
+        self._cycle = cycle
+        dialect = engine.dialect
+        self._claim = RawStatement(
+            _claim.claim_by_id_statement(dialect.name == "postgresql"), dialect, jobs.c
+        )
+        self._ends: dict[tuple[bool, bool], RawStatement] = {}
+
+    def run(self, definition: Definition, job_id: str) -> JobState:
+        """Claim, run and complete one job in this thread; its new state."""
+        owner = new_owner("run")
+        attempt = self.claim(definition, job_id, owner)
+        try:
+            self._runner.invoke_sync(attempt)
+        finally:
+            self.complete(owner, attempt)
+        return outcome(attempt)
+
+    async def run_async(self, definition: Definition, job_id: str) -> JobState:
+        """Like :meth:`run`, awaiting an async function in the running loop."""
+        owner = new_owner("run")
+        attempt = await asyncio.to_thread(self.claim, definition, job_id, owner)
+        try:
+            await self._runner.invoke_async(attempt)
+        finally:
+            await asyncio.to_thread(self.complete, owner, attempt)
+        return outcome(attempt)
+
+    def claim(self, definition: Definition, job_id: str, owner: str) -> Attempt:
+        """Claim the job (fenced, leased on the database clock) and open its span."""
+        with suppress_instrumentation(), raw_transaction(self._engine, write=True) as cursor:
+            rows = self._claim.rows(cursor, {"owner": owner, "job_id": job_id})
+            if rows and rows[0]["name"] != definition.name:
+                raise ValueError(  # rolls the claim back
+                    f"job {job_id!r} belongs to {rows[0]['name']!r}, not to {definition.name!r}"
+                )
+        if not rows:
+            job = self._get_job(job_id)
+            if job is None:
+                raise JobNotFoundError(f"no job with id {job_id!r}")
+            held = job.state is JobState.RUNNING
+            raise JobNotReadyError(
+                f"job {job_id!r} is {job.state.value}"
+                + (f" under a valid lease of {job.lease_owner}" if held else "")
+            )
+        return self._runner.begin(rows[0], owner)
+
+    def complete(self, owner: str, attempt: Attempt) -> None:
+        """Apply the attempt's transition (fenced), then close its span and record metrics.
+
+        If storing the outcome fails, the lease is no longer renewed (it expires and the
+        job is taken over) and the span is closed; the error propagates.
+        """
+        try:
+            transition = attempt.transition
+            if transition is not None:
+                shape = _claim.end_shape(transition)
+                stmt = self._ends.get(shape)
+                if stmt is None:
+                    end = _claim.end_statement(*shape)
+                    stmt = self._ends[shape] = RawStatement(end, self._engine.dialect, [jobs.c.id])
+                params = _claim.end_params(owner, transition)
+                with suppress_instrumentation(), raw_transaction(self._engine, write=True) as cur:
+                    applied = bool(stmt.rows(cur, params))
+                if applied:
+                    self._runner.settle(attempt, applied=True)
+                    return
+            # Rejected by the fence (or nothing to apply): the general path checks whether
+            # it had in fact landed, records a lost attempt and settles.
+            self._cycle(owner, [attempt])
+        except BaseException:
+            self._runner.abandon(attempt)
+            raise
