@@ -189,6 +189,20 @@ def test_relayed_records_keep_their_resource_and_never_merge_with_the_hosts(
     assert summaries[None].log_record.attributes[COUNT_ATTRIBUTE] == 3  # type: ignore[index]
 
 
+def test_per_resource_false_merges_relayed_children_under_the_first_ones_identity(
+    fake_clock: FakeClock,
+) -> None:
+    spy = Spy()
+    processor = CoalescingLogRecordProcessor(spy, clock=fake_clock, per_resource=False)
+    for pid in (11, 12, 13, 11):
+        processor.on_emit(record(resource=Resource.create({"process.pid": pid})))
+    fake_clock.advance(10)
+    first, summary = spy.emitted()
+    assert summary.log_record.attributes[COUNT_ATTRIBUTE] == 4  # type: ignore[index]
+    assert summary.resource.attributes["process.pid"] == 11  # type: ignore[union-attr]
+    assert first.resource.attributes["process.pid"] == 11  # type: ignore[union-attr]
+
+
 def test_presets_accept_readable_log_records() -> None:
     rw = record(attributes={"code.file.path": "x.py", "code.line.number": 3, "route": "/a"})
     readable = ReadableLogRecord(
@@ -302,6 +316,7 @@ def test_concurrent_producers_lose_nothing(fake_clock: FakeClock) -> None:
         ({"max_keys": 0}, ValueError, "max_keys"),
         ({"key": "nope"}, ValueError, "'message', 'call_site'"),
         ({"key": 42}, TypeError, "key"),
+        ({"per_resource": "no"}, TypeError, "per_resource"),
     ],
 )
 def test_bad_options_name_the_option(

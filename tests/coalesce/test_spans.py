@@ -185,6 +185,22 @@ def test_relayed_trees_from_a_child_process_coalesce_under_the_childs_identity(
     assert summary.attributes[COUNT_ATTRIBUTE] == 3  # type: ignore[index]
 
 
+def test_per_resource_false_merges_trees_from_different_processes(
+    fake_clock: FakeClock,
+) -> None:
+    recorder = Recorder()
+    processor = CoalescingSpanProcessor(recorder, clock=fake_clock, per_resource=False)
+    for n, pid in enumerate((21, 22, 23)):
+        resource = Resource.create({"process.pid": pid})
+        processor.on_end(relayed("plugin.run", 0x5 + n, 0x50 + n, None, resource))
+    fake_clock.advance(10)
+    assert [call for call in recorder.calls if call[0] == "on_end"] == [
+        ("on_end", "plugin.run"),
+        ("on_end", "plugin.run"),  # the summary
+    ]
+    assert processor.coalescer.suppressed == 2
+
+
 class FailingDownstream(SpanProcessor):
     def on_end(self, span: ReadableSpan) -> None:
         raise RuntimeError("downstream is broken")

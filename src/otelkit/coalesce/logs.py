@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Hashable
-from typing import Any, NamedTuple
+from typing import Any
 
 from opentelemetry._logs import LogRecord, SeverityNumber
 from opentelemetry.context import Context
@@ -25,9 +25,7 @@ from otelkit.coalesce._common import (
     summary_attributes,
 )
 from otelkit.coalesce._keys import (
-    EXCEPTION_TYPE as EXCEPTION,
-)
-from otelkit.coalesce._keys import (
+    EXCEPTION_TYPE,
     LogKey,
     ResourceTokens,
     freeze,
@@ -36,6 +34,7 @@ from otelkit.coalesce._keys import (
     resolve_log_key,
 )
 from otelkit.coalesce._metrics import CoalesceMetrics
+from otelkit.coalesce._snapshots import FirstLog, capture_log
 from otelkit.coalesce._window import (
     SUPPRESS,
     Coalescer,
@@ -44,53 +43,11 @@ from otelkit.coalesce._window import (
     validate_seconds,
 )
 
-__all__ = ["CoalescingLogRecordProcessor", "FirstLog", "capture_log"]
+__all__ = ["CoalescingLogRecordProcessor"]
 
 _COMPONENT = "coalesce.logs"
 
 AnyLogRecord = ReadWriteLogRecord | ReadableLogRecord
-
-
-class FirstLog(NamedTuple):
-    """What a window keeps of its first record: flat, so it costs the GC almost nothing."""
-
-    severity_text: str | None
-    severity_number: SeverityNumber | None
-    body: Any
-    attributes: tuple[tuple[str, Any], ...]
-    event_name: str | None
-    trace_id: int
-    span_id: int
-    trace_flags: Any
-    resource: Any
-    scope: InstrumentationScope | None
-    limits: LogRecordLimits | None
-
-
-_new_tuple: Any = tuple.__new__
-
-
-def capture_log(record: AnyLogRecord) -> FirstLog:
-    """The :class:`FirstLog` of ``record``."""
-    lr = record.log_record
-    attributes = plain_attributes(lr.attributes)
-    first: FirstLog = _new_tuple(  # FirstLog(...) without the Python-level __new__
-        FirstLog,
-        (
-            lr.severity_text,
-            lr.severity_number,
-            lr.body,
-            tuple(attributes.items()) if attributes else (),
-            lr.event_name,
-            lr.trace_id,
-            lr.span_id,
-            lr.trace_flags,
-            record.resource,
-            record.instrumentation_scope,
-            record.limits,
-        ),
-    )
-    return first
 
 
 class CoalescingLogRecordProcessor(LogRecordProcessor):
@@ -105,8 +62,10 @@ class CoalescingLogRecordProcessor(LogRecordProcessor):
 
     ``key`` is ``"message"`` (default: logger, severity, rendered body, exception type),
     ``"call_site"`` (logger, severity, code file + line, exception type),
-    :func:`~otelkit.coalesce.attributes_key` or any callable(record) -> Hashable. The
-    record's resource is always part of the key. At most ``max_keys`` windows are open;
+    :func:`~otelkit.coalesce.attributes_key` or any callable(record) -> Hashable. With
+    ``per_resource`` (default) the record's resource is part of the key, so records relayed
+    from different child processes never merge; with ``per_resource=False`` they do, and
+    the summary carries the first record's resource. At most ``max_keys`` windows are open;
     beyond that new keys pass through and count as ``otelkit.coalesce.overflow``.
     """
 
@@ -119,6 +78,7 @@ class CoalescingLogRecordProcessor(LogRecordProcessor):
         max_keys: int = 10_000,
         clock: Clock | None = None,
         meter_provider: MeterProvider | None = None,
+        per_resource: bool = True,
     ) -> None:
         require_methods(
             "downstream", downstream, ("on_emit", "force_flush", "shutdown"), "LogRecordProcessor"
@@ -128,6 +88,9 @@ class CoalescingLogRecordProcessor(LogRecordProcessor):
         self._key = resolve_log_key(key)
         self._clock = clock if clock is not None else REAL_CLOCK
         self._downstream = downstream
+        if not isinstance(per_resource, bool):
+            raise TypeError(f"per_resource must be a bool, got {type(per_resource).__name__}")
+        self._per_resource = per_resource
         self._resources = ResourceTokens()
         self._metrics = CoalesceMetrics(meter_provider, "logs")
         self._engine: Coalescer[FirstLog] = Coalescer(
@@ -153,9 +116,11 @@ class CoalescingLogRecordProcessor(LogRecordProcessor):
     def on_emit(self, log_record: ReadWriteLogRecord) -> None:
         """Forward ``log_record`` unless it repeats a key inside its window. Never raises."""
         try:
-            resource = log_record.resource
-            last = self._resources.last  # inlined fast path of ResourceTokens.token
-            token = last[1] if resource is last[0] else self._resources.token(resource)
+            token = 0
+            if self._per_resource:
+                resource = log_record.resource
+                last = self._resources.last  # inlined fast path of ResourceTokens.token
+                token = last[1] if resource is last[0] else self._resources.token(resource)
             lr = log_record.log_record
             key: Hashable
             if self._key is message_key:  # the default, inlined: it runs on every record
@@ -167,7 +132,9 @@ class CoalescingLogRecordProcessor(LogRecordProcessor):
                     scope._name if scope is not None else None,
                     getattr(lr.severity_number, "_value_", None),
                     body if type(body) is str else freeze(body),
-                    None if attributes is None else plain_attributes(attributes).get(EXCEPTION),
+                    None
+                    if attributes is None
+                    else plain_attributes(attributes).get(EXCEPTION_TYPE),
                 )
             else:
                 key = (token, self._key(log_record))

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Hashable
-from typing import Any, NamedTuple
+from typing import Any
 
 from opentelemetry.context import Context
 from opentelemetry.metrics import MeterProvider
-from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
-from opentelemetry.sdk.util.instrumentation import InstrumentationScope
-from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceFlags
+from opentelemetry.trace import Link, SpanContext, StatusCode, TraceFlags
 
 from otelkit._clock import REAL_CLOCK, Clock, TimerHandle
 from otelkit._errors import report_internal_error
@@ -25,12 +23,12 @@ from otelkit.coalesce._common import (
 from otelkit.coalesce._keys import (
     ResourceTokens,
     SpanKey,
-    plain_attributes,
     resolve_span_key,
     span_error_type,
     span_name_key,
 )
 from otelkit.coalesce._metrics import CoalesceMetrics
+from otelkit.coalesce._snapshots import FirstSpan, capture_span
 from otelkit.coalesce._trees import Trees
 from otelkit.coalesce._window import (
     EMIT,
@@ -41,45 +39,10 @@ from otelkit.coalesce._window import (
     validate_seconds,
 )
 
-__all__ = ["CoalescingSpanProcessor", "FirstSpan", "capture_span"]
+__all__ = ["CoalescingSpanProcessor"]
 
 _COMPONENT = "coalesce.traces"
 _LINK_ATTRIBUTES = {"otelkit.coalesce.link": "first"}
-
-
-class FirstSpan(NamedTuple):
-    """What a window keeps of its first root: flat, so it costs the GC almost nothing."""
-
-    name: str
-    kind: SpanKind
-    status: Status
-    attributes: tuple[tuple[str, Any], ...]
-    resource: Resource
-    scope: InstrumentationScope | None
-    context: SpanContext | None
-    start_time: int | None
-
-
-_new_tuple: Any = tuple.__new__
-
-
-def capture_span(span: ReadableSpan) -> FirstSpan:
-    """The :class:`FirstSpan` of ``span``."""
-    attributes = plain_attributes(span._attributes)
-    first: FirstSpan = _new_tuple(  # FirstSpan(...) without the Python-level __new__
-        FirstSpan,
-        (
-            span._name,
-            span._kind,
-            span._status,
-            tuple(attributes.items()) if attributes else (),
-            span._resource,
-            span._instrumentation_scope,
-            span._context,
-            span._start_time,
-        ),
-    )
-    return first
 
 
 class CoalescingSpanProcessor(SpanProcessor):
@@ -92,7 +55,9 @@ class CoalescingSpanProcessor(SpanProcessor):
     goes through a fixed ``window``: the first tree of a key is exported whole, repeats are
     dropped whole and counted, and at window end one summary span (the root's name and
     attributes plus ``otelkit.coalesce.*``, linked to the first exported root) stands for
-    them. Only trees whose root passes ``predicate`` (default: all) are coalesced.
+    them. Only trees whose root passes ``predicate`` (default: all) are coalesced. With
+    ``per_resource`` (default) the root's resource is part of the key (trees relayed from
+    different child processes never merge); ``per_resource=False`` merges them.
 
     No exported span ever has a dropped parent: a tree whose children waited more than
     ``max_hold`` seconds for their root, or that met the ``max_held_spans`` bound, passes
@@ -111,6 +76,7 @@ class CoalescingSpanProcessor(SpanProcessor):
         max_hold: float = 30.0,
         clock: Clock | None = None,
         meter_provider: MeterProvider | None = None,
+        per_resource: bool = True,
     ) -> None:
         require_methods(
             "downstream",
@@ -131,6 +97,9 @@ class CoalescingSpanProcessor(SpanProcessor):
         self._downstream = downstream
         self._max_held = validate_positive_int("max_held_spans", max_held_spans)
         self._max_hold = validate_seconds("max_hold", max_hold)
+        if not isinstance(per_resource, bool):
+            raise TypeError(f"per_resource must be a bool, got {type(per_resource).__name__}")
+        self._per_resource = per_resource
         self._resources = ResourceTokens()
         self._ids = RandomIdGenerator()
         self._metrics = CoalesceMetrics(meter_provider, "traces")
@@ -246,9 +215,11 @@ class CoalescingSpanProcessor(SpanProcessor):
         key: Hashable | None = None
         try:
             if self._predicate is None or self._predicate(span):
-                resource = span._resource
-                last = self._resources.last  # inlined fast path of ResourceTokens.token
-                token = last[1] if resource is last[0] else self._resources.token(resource)
+                token = 0
+                if self._per_resource:
+                    resource = span._resource
+                    last = self._resources.last  # inlined fast path of ResourceTokens.token
+                    token = last[1] if resource is last[0] else self._resources.token(resource)
                 if self._key is span_name_key:  # the default, inlined: it runs on every root
                     scope = span._instrumentation_scope
                     code = span._status._status_code
