@@ -30,7 +30,6 @@ from otelkit.coalesce._keys import (
     ResourceTokens,
     freeze,
     message_key,
-    plain_attributes,
     resolve_log_key,
 )
 from otelkit.coalesce._metrics import CoalesceMetrics
@@ -132,9 +131,10 @@ class CoalescingLogRecordProcessor(LogRecordProcessor):
                     scope._name if scope is not None else None,
                     getattr(lr.severity_number, "_value_", None),
                     body if type(body) is str else freeze(body),
+                    # plain_attributes(attributes).get(...), inlined
                     None
                     if attributes is None
-                    else plain_attributes(attributes).get(EXCEPTION_TYPE),
+                    else getattr(attributes, "_dict", attributes).get(EXCEPTION_TYPE),
                 )
             else:
                 key = (token, self._key(log_record))
