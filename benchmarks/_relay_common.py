@@ -41,13 +41,9 @@ class CountingExporter(LogRecordExporter):
 
     def __init__(self) -> None:
         self.count = 0
-        self.done = threading.Event()
-        self.target = 0
 
     def export(self, batch: Sequence[ReadableLogRecord]) -> LogRecordExportResult:
         self.count += len(batch)
-        if self.target and self.count >= self.target:
-            self.done.set()
         return LogRecordExportResult.SUCCESS
 
     def shutdown(self) -> None:
@@ -73,14 +69,20 @@ class _NoLogs(LogRecordProcessor):
         return True
 
 
-def relay_host(exporter: CountingExporter | None = None) -> RelayHost:
-    """A started host whose log pipeline is a batch processor over ``exporter``."""
-    processor: LogRecordProcessor = (
-        BatchLogRecordProcessor(exporter, max_queue_size=1 << 20, max_export_batch_size=512)
-        if exporter is not None
-        else _NoLogs()
-    )
-    host = RelayHost(span_processor=_NoSpans(), log_processor=processor)
+def host_log_pipeline(exporter: CountingExporter) -> tuple[LogRecordProcessor, Any]:
+    """The log pipeline ``otelkit.configure(relay=True)`` gives a host, over ``exporter``:
+    the coalescer (default 10 s window) wrapping a ``BatchLogRecordProcessor``. Returns
+    ``(pipeline, batch processor)``. The batch queue is large enough that a flood is not
+    dropped (the SDK default, 2048, would drop part of it, and drops are not throughput)."""
+    from otelkit.coalesce import CoalescingLogRecordProcessor
+
+    batch = BatchLogRecordProcessor(exporter, max_queue_size=1 << 20, max_export_batch_size=512)
+    return CoalescingLogRecordProcessor(batch, window=10.0), batch
+
+
+def relay_host(log_processor: LogRecordProcessor | None = None) -> RelayHost:
+    """A started host feeding ``log_processor`` (by default one that discards)."""
+    host = RelayHost(span_processor=_NoSpans(), log_processor=log_processor or _NoLogs())
     host.start()
     return host
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import copy
 import warnings
 from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from opentelemetry._logs import LogRecord
 from opentelemetry.sdk._logs import (
     LogRecordDroppedAttributesWarning,
     LogRecordLimits,
@@ -16,7 +18,7 @@ from opentelemetry.sdk._logs import (
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.trace import get_current_span
 
-from otelkit.relay import _decode
+from otelkit.relay import _records
 from otelkit.relay._decode import Decoder
 from otelkit.relay._encode import encode_log_request, encode_resource
 
@@ -31,8 +33,9 @@ _scalars = (
 )
 _values = st.recursive(
     st.none() | _scalars,
-    lambda inner: st.lists(inner, max_size=3)
-    | st.dictionaries(st.text(max_size=3), inner, max_size=3),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner, max_size=3)
+    ),
     max_leaves=5,
 )
 _entries = st.tuples(
@@ -77,12 +80,15 @@ def _assert_same(fast: list[ReadWriteLogRecord], slow: list[ReadWriteLogRecord])
     assert len(fast) == len(slow)
     for a, b in zip(fast, slow, strict=True):
         assert _view(a) == _view(b)
+        # The SDK's batch processor queues a shallow copy: it must carry every field.
+        assert vars(copy.copy(a.log_record)) == vars(a.log_record)
+        assert isinstance(a.log_record, LogRecord)
         stamps = (a.log_record.observed_timestamp, b.log_record.observed_timestamp)
         assert all(isinstance(stamp, int) and stamp > 0 for stamp in stamps)
 
 
 def test_the_fast_path_is_in_use_with_this_sdk() -> None:
-    assert _decode._FAST_OK
+    assert _records.FAST_OK
 
 
 @settings(max_examples=200, deadline=None)
@@ -112,9 +118,11 @@ def test_host_limits_still_apply_to_relayed_records(limits: LogRecordLimits) -> 
     attributes = {"a": "long value", "b": 2, "c": True, "": "no key"}
     entry = (1, 2, 9, "INFO", "body", attributes, 0, 0, 0, "s", None, None, 0)
     payload = encode_log_request(RESOURCE, [entry])
-    with pytest.warns(Warning):  # the SDK warns when its limits drop attributes
+    with pytest.warns(
+        LogRecordDroppedAttributesWarning
+    ):  # the SDK warns when its limits drop attributes
         slow = Decoder(limits=limits, fast=False).logs(payload)
-    with pytest.warns(Warning):
+    with pytest.warns(LogRecordDroppedAttributesWarning):
         fast = Decoder(limits=limits).logs(payload)
     _assert_same(fast, slow)
     kept = dict(fast[0].log_record.attributes or {})

@@ -8,13 +8,10 @@ included), trace and span ids, scope, and the child's resource.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from threading import Lock
-from time import time_ns
 from typing import Any, TypeVar
 
 from google.protobuf.message import DecodeError  # type: ignore[import-untyped]
-from opentelemetry._logs import LogRecord, SeverityNumber
-from opentelemetry.attributes import BoundedAttributes
+from opentelemetry._logs import SeverityNumber
 from opentelemetry.context import Context
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
@@ -38,6 +35,7 @@ from opentelemetry.trace import (
 )
 from opentelemetry.trace.span import TraceState
 
+from otelkit.relay._records import LogFields, build_log_record
 from otelkit.relay._wire import FrameError
 
 __all__ = ["Decoder"]
@@ -77,7 +75,9 @@ def _attributes(key_values: Sequence[Any]) -> dict[str, Any]:
     return {kv.key: _value(kv.value) for kv in key_values}
 
 
-_SCALAR_KINDS = frozenset({"string_value", "int_value", "bool_value", "double_value", "bytes_value"})
+_SCALAR_KINDS = frozenset(
+    {"string_value", "int_value", "bool_value", "double_value", "bytes_value"}
+)
 
 
 def _plain_attributes(key_values: Sequence[Any]) -> dict[str, Any] | None:
@@ -92,116 +92,6 @@ def _plain_attributes(key_values: Sequence[Any]) -> dict[str, Any] | None:
     return out
 
 
-# A decoded log record: (timestamp, observed_timestamp, context, trace_id, span_id,
-# trace_flags, severity_text, severity_number, body, attributes, event_name).
-_Fields = tuple[Any, ...]
-
-
-def _checked_log_record(
-    fields: _Fields,
-    dropped: int,
-    resource: Resource,
-    scope: InstrumentationScope | None,
-    limits: LogRecordLimits,
-) -> ReadWriteLogRecord:
-    """The SDK's own construction: attribute limits and cleaning applied."""
-    ts, observed, context, trace_id, span_id, flags, text, number, body, attrs, event = fields
-    record = LogRecord(
-        timestamp=ts,
-        observed_timestamp=observed,
-        context=context,
-        severity_text=text,
-        severity_number=number,
-        body=body,
-        attributes=attrs or None,
-        event_name=event,
-    )
-    record.trace_id, record.span_id, record.trace_flags = trace_id, span_id, flags
-    out = ReadWriteLogRecord(
-        log_record=record, resource=resource, instrumentation_scope=scope, limits=limits
-    )
-    if dropped:
-        out.log_record.attributes.dropped += dropped  # type: ignore[union-attr]
-    return out
-
-
-_new = object.__new__
-
-
-def _fast_log_record(
-    fields: _Fields,
-    dropped: int,
-    resource: Resource,
-    scope: InstrumentationScope | None,
-    limits: LogRecordLimits,
-) -> ReadWriteLogRecord:
-    """What :func:`_checked_log_record` builds, for attributes that the SDK's cleaning and
-    limits leave unchanged (scalar values, non-empty keys, within the count limit, no length
-    limit), without running that validation again: the fields are set as the SDK's
-    constructors set them. ``_FAST_OK`` checks at import that both agree."""
-    ts, observed, context, trace_id, span_id, flags, text, number, body, attrs, event = fields
-    bounded = _new(BoundedAttributes)
-    bounded.__dict__ = {
-        "_dict": attrs,
-        "maxlen": limits.max_log_record_attributes,
-        "dropped": dropped,
-        "max_value_len": limits.max_log_record_attribute_length,
-        "_lock": Lock(),
-        "_immutable": False,
-    }
-    record = _new(LogRecord)
-    record.__dict__ = {
-        "timestamp": ts,
-        "observed_timestamp": observed if observed is not None else time_ns(),
-        "context": context,
-        "trace_id": trace_id,
-        "span_id": span_id,
-        "trace_flags": flags,
-        "severity_text": text,
-        "severity_number": number,
-        "body": body,
-        "attributes": bounded,
-        "event_name": event,
-        "exception": None,
-    }
-    out = _new(ReadWriteLogRecord)
-    out.__dict__ = {
-        "log_record": record,
-        "resource": resource,
-        "instrumentation_scope": scope,
-        "limits": limits,
-    }
-    return out
-
-
-def _same_shape(a: Any, b: Any) -> bool:
-    return type(a) is type(b) and list(vars(a)) == list(vars(b))
-
-
-def _fast_path_agrees() -> bool:
-    """Whether :func:`_fast_log_record` builds what the SDK builds (same classes, same
-    fields, equal values); otherwise every record takes the SDK's constructors."""
-    try:
-        limits = LogRecordLimits()
-        scope = InstrumentationScope("check")
-        resource = Resource({"k": "v"})
-        fields = (1, 2, _NO_SPAN, 0, 0, _FLAGS[0], "INFO", SeverityNumber.INFO, "b", {"a": 1}, None)
-        fast = _fast_log_record(fields, 0, resource, scope, limits)
-        slow = _checked_log_record(fields, 0, resource, scope, limits)
-        return (
-            _same_shape(fast, slow)
-            and _same_shape(fast.log_record, slow.log_record)
-            and _same_shape(fast.log_record.attributes, slow.log_record.attributes)
-            and vars(fast.log_record.attributes).keys() == vars(slow.log_record.attributes).keys()
-            and {k: v for k, v in vars(fast.log_record).items() if k != "attributes"}
-            == {k: v for k, v in vars(slow.log_record).items() if k != "attributes"}
-            and fast.log_record.attributes == slow.log_record.attributes
-            and fast.dropped_attributes == slow.dropped_attributes
-        )
-    except Exception:  # noqa: BLE001 - an SDK that differs simply gets the checked path
-        return False
-
-
 def _id(raw: bytes, size: int, what: str) -> int:
     if not raw:
         return 0
@@ -210,16 +100,13 @@ def _id(raw: bytes, size: int, what: str) -> int:
     return int.from_bytes(raw, "big")
 
 
-_FAST_OK = _fast_path_agrees()
-
-
 class Decoder:
     """Decodes one connection's frames; caches the (usually single) child resource."""
 
     def __init__(self, *, limits: LogRecordLimits | None = None, fast: bool = True) -> None:
         self._limits = limits or LogRecordLimits()
         # Without a value length limit, the SDK keeps scalar values as they are.
-        self._fast = fast and _FAST_OK and self._limits.max_log_record_attribute_length is None
+        self._fast = fast and self._limits.max_log_record_attribute_length is None
         self._max_attributes = self._limits.max_log_record_attributes
         self._last_span: tuple[tuple[int, int, TraceFlags] | None, Context] = (None, _NO_SPAN)
         self._resources: dict[bytes, Resource] = {}
@@ -247,9 +134,20 @@ class Decoder:
 
     def logs(self, payload: bytes) -> list[ReadWriteLogRecord]:
         """Every log record of an ``ExportLogsServiceRequest`` payload."""
+        build = self.build_log
+        return [build(fields) for fields in self.log_fields(payload)]
+
+    def log_fields(self, payload: bytes) -> list[LogFields]:
+        """Every log record of an ``ExportLogsServiceRequest`` payload, decoded and checked
+        but not yet an SDK record (:meth:`build_log`): the host builds each one just before
+        emitting it, so a frame's records do not all sit in memory as SDK objects at once."""
         request = _parse(ExportLogsServiceRequest, payload)
         groups = ((rl.resource, rl.scope_logs, "log_records") for rl in request.resource_logs)
         return self._each(groups, self._log)
+
+    def build_log(self, fields: LogFields) -> ReadWriteLogRecord:
+        """The SDK record of one :meth:`log_fields` item."""
+        return build_log_record(fields, self._limits)
 
     def _each(self, groups: Iterable[tuple[Any, Any, str]], build: Callable[..., T]) -> list[T]:
         """``build(pb, resource, scope)`` for every item of every scope of every resource."""
@@ -259,14 +157,14 @@ class Decoder:
                 resource = self._resource(pb_resource)
                 for group in scopes:
                     scope = self._scope(group.scope, group.schema_url)
-                    out.extend(build(pb, resource, scope) for pb in getattr(group, items))
+                    out += [build(pb, resource, scope) for pb in getattr(group, items)]
         except FrameError:
             raise
         except Exception as exc:
             raise FrameError("malformed", f"undecodable {items}: {exc}") from exc
         return out
 
-    def _log(self, pb: Any, resource: Resource, scope: InstrumentationScope) -> ReadWriteLogRecord:
+    def _log(self, pb: Any, resource: Resource, scope: InstrumentationScope) -> LogFields:
         raw = pb.trace_id
         trace_id = _id(raw, 16, "trace_id") if raw else 0
         raw = pb.span_id
@@ -287,7 +185,17 @@ class Decoder:
         kind = body_pb.WhichOneof("value")
         body = getattr(body_pb, kind) if kind in _SCALAR_KINDS else _value(body_pb)
         attributes = _plain_attributes(pb.attributes)
-        fields = (
+        maxlen = self._max_attributes
+        # Plain: the SDK's cleaning and limits would leave these attributes as they are.
+        plain = (
+            self._fast
+            and attributes is not None
+            and "" not in attributes
+            and (maxlen is None or len(attributes) <= maxlen)
+        )
+        if attributes is None:
+            attributes = _attributes(pb.attributes)
+        return (
             pb.time_unix_nano or None,
             pb.observed_time_unix_nano or None,
             context,
@@ -299,30 +207,10 @@ class Decoder:
             body,
             attributes,
             pb.event_name or None,
-        )
-        maxlen = self._max_attributes
-        if (
-            self._fast
-            and attributes is not None
-            and "" not in attributes
-            and (maxlen is None or len(attributes) <= maxlen)
-        ):  # the SDK's cleaning and limits would leave these attributes as they are
-            return _fast_log_record(
-                fields, pb.dropped_attributes_count, resource, scope, self._limits
-            )
-        return self._log_checked(fields, pb, resource, scope)
-
-    def _log_checked(
-        self, fields: tuple[Any, ...], pb: Any, resource: Resource, scope: InstrumentationScope
-    ) -> ReadWriteLogRecord:
-        """The record through the SDK's constructors (limits, attribute cleaning)."""
-        attributes = fields[9] if fields[9] is not None else _attributes(pb.attributes)
-        return _checked_log_record(
-            fields[:9] + (attributes,) + fields[10:],
             pb.dropped_attributes_count,
             resource,
             scope,
-            self._limits,
+            plain,
         )
 
     def spans(self, payload: bytes) -> list[ReadableSpan]:

@@ -179,7 +179,11 @@ class RelayLoggingHandler(logging.Handler):
                 return
             buffer = pipeline._logs
             victim = buffer.append(entry, level[1])
-            if victim is not None or buffer.size >= pipeline._batch_size or pipeline._thread is None:
+            if (
+                victim is not None
+                or buffer.size >= pipeline._batch_size
+                or pipeline._thread is None
+            ):
                 pipeline._after_append(buffer, victim)
         except Exception as exc:  # noqa: BLE001 - hot path: contain and count
             report_internal_error("relay.handler", exc)

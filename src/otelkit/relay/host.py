@@ -281,15 +281,23 @@ class RelayHost:
             self._add_drops(*decode_drops(payload))
             return
         emit: Callable[[Any], None]
+        build: Callable[[Any], Any]
         if frame_type == FRAME_LOGS:
-            records: list[Any] = conn.decoder.logs(payload)
-            emit, signal = self._logs.on_emit, "logs"
+            # Decoded and checked in full first (a bad frame emits nothing); each SDK record
+            # is built just before it is emitted.
+            records: list[Any] = conn.decoder.log_fields(payload)
+            emit = self._logs.on_emit
+            build = conn.decoder.build_log
+            signal = "logs"
         else:
             records = conn.decoder.spans(payload)
-            emit, signal = self._spans.on_end, "spans"
+            emit = self._spans.on_end
+            build = _same
+            signal = "spans"
         for record in records:
             try:
-                emit(record)
+                item: Any = build(record)
+                emit(item)
             except Exception as exc:  # noqa: BLE001 - a processor bug is not the child's fault
                 report_internal_error("relay.host", exc)
         self.stats[signal] += len(records)
@@ -373,6 +381,10 @@ class RelayHost:
             )
         except Exception as exc:  # noqa: BLE001 - reporting must not break the relay
             report_internal_error("relay.host", exc)
+
+
+def _same(item: Any) -> Any:
+    return item
 
 
 def _private_dir(path: str) -> str:
