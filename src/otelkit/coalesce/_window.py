@@ -76,8 +76,12 @@ class Summary(Generic[P]):
     """The window length in seconds."""
 
 
-# An open window is a plain list (created at C speed on the hot path), indexed by these:
-_KEY, _FIRST, _COUNT, _FIRST_NS, _LAST_NS, _DEADLINE = range(6)
+# An open window is an immutable tuple (key, first, first_ns, deadline) while its key has
+# been seen once: with atomic contents the garbage collector stops tracking it, so a window
+# per distinct key costs the GC nothing. On the first repeat it becomes a list
+# [count, last_ns, entry] that is updated in place.
+_KEY, _FIRST, _FIRST_NS, _DEADLINE = range(4)
+_COUNT, _LAST_NS, _ENTRY = range(3)
 
 
 class Coalescer(Generic[P]):
@@ -127,8 +131,8 @@ class Coalescer(Generic[P]):
         # Also the fork hook: the child must not summarise windows its parent opened
         # (the parent does), and the parent's lock may have been held at fork time.
         self._lock = threading.Lock()
-        self._buckets: dict[Hashable, list[Any]] = {}
-        self._order: deque[list[Any]] = deque()
+        self._open: dict[Hashable, Any] = {}  # key -> entry tuple, or [count, last_ns, entry]
+        self._order: deque[tuple[Any, ...]] = deque()  # entries, oldest first
         self._timer: TimerHandle | None = None
 
     @property
@@ -144,7 +148,7 @@ class Coalescer(Generic[P]):
     @property
     def open_keys(self) -> int:
         """Windows open now."""
-        return len(self._buckets)
+        return len(self._open)
 
     @property
     def suppressed(self) -> int:
@@ -176,23 +180,28 @@ class Coalescer(Generic[P]):
         when it is counted in an open window and must be dropped.
         """
         with self._lock:
-            bucket = self._buckets.get(key)
-            if bucket is not None:
-                bucket[_COUNT] += 1
-                bucket[_LAST_NS] = time_ns if time_ns is not None else int(self._clock.time() * 1e9)
+            window = self._open.get(key)
+            if window is not None:
+                if time_ns is None:
+                    time_ns = int(self._clock.time() * 1e9)
+                if type(window) is list:
+                    window[_COUNT] += 1
+                    window[_LAST_NS] = time_ns
+                else:
+                    self._open[key] = [2, time_ns, window]
                 self._suppressed += 1
                 return SUPPRESS
             if self._closed:
                 return EMIT
-            if len(self._buckets) >= self._max_keys:
+            if len(self._open) >= self._max_keys:
                 self._overflow += 1
                 return EMIT
             if time_ns is None:
                 time_ns = int(self._clock.time() * 1e9)
             first = payload if self._capture is None else self._capture(payload)
-            bucket = [key, first, 1, time_ns, time_ns, self._clock.monotonic() + self._window]
-            self._buckets[key] = bucket
-            self._order.append(bucket)
+            entry = (key, first, time_ns, self._clock.monotonic() + self._window)
+            self._open[key] = entry
+            self._order.append(entry)
             if self._timer is None:
                 self._timer = self._clock.call_later(self._window, self._on_timer)
             return EMIT
@@ -200,8 +209,9 @@ class Coalescer(Generic[P]):
     def flush(self) -> int:
         """Close every open window now; return how many summaries were delivered."""
         with self._lock:
-            closing = list(self._order)
-            self._buckets.clear()
+            opened = self._open
+            closing = [opened[entry[_KEY]] for entry in self._order]  # oldest first
+            opened.clear()
             self._order.clear()
             if self._timer is not None:
                 self._timer.cancel()
@@ -219,13 +229,11 @@ class Coalescer(Generic[P]):
             with self._lock:
                 self._timer = None
                 now = self._clock.monotonic()
-                closing: list[list[Any]] = []
+                closing: list[Any] = []
                 order = self._order
-                buckets = self._buckets
+                opened = self._open
                 while order and order[0][_DEADLINE] <= now + _EPSILON:
-                    bucket = order.popleft()
-                    del buckets[bucket[_KEY]]
-                    closing.append(bucket)
+                    closing.append(opened.pop(order.popleft()[_KEY]))
                 if order:
                     self._timer = self._clock.call_later(
                         max(0.0, order[0][_DEADLINE] - now), self._on_timer
@@ -236,17 +244,18 @@ class Coalescer(Generic[P]):
         except Exception as exc:  # noqa: BLE001 - runs on the timer thread: contain
             report_internal_error(self._label, exc)
 
-    def _deliver(self, closing: list[list[Any]]) -> int:
+    def _deliver(self, closing: list[Any]) -> int:
         delivered = 0
-        for bucket in closing:
-            if bucket[_COUNT] < 2:
-                continue
+        for window in closing:
+            if type(window) is not list:
+                continue  # seen once: the emitted record says it all
+            entry = window[_ENTRY]
             summary: Summary[P] = Summary(
-                key=bucket[_KEY],
-                count=bucket[_COUNT],
-                first=bucket[_FIRST],
-                first_time_ns=bucket[_FIRST_NS],
-                last_time_ns=bucket[_LAST_NS],
+                key=entry[_KEY],
+                count=window[_COUNT],
+                first=entry[_FIRST],
+                first_time_ns=entry[_FIRST_NS],
+                last_time_ns=window[_LAST_NS],
                 window=self._window,
             )
             try:
