@@ -12,14 +12,16 @@ invalidated so that the pool does not hand it out again.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager, suppress
-from typing import Any
+from collections.abc import Callable, Iterable
+from contextlib import suppress
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.sql.compiler import SQLCompiler
 
-__all__ = ["RawStatement", "raw_transaction"]
+__all__ = ["RawStatement", "in_transaction"]
+
+T = TypeVar("T")
 
 _Processor = Callable[[Any], Any] | None
 
@@ -94,25 +96,27 @@ class RawStatement:
         ]
 
 
-@contextmanager
-def raw_transaction(engine: sa.Engine, *, write: bool) -> Iterator[Any]:
-    """A DBAPI cursor inside one transaction on a pooled connection; committed on exit.
+def in_transaction(engine: sa.Engine, work: Callable[[Any], T], *, write: bool = True) -> T:
+    """``work(cursor)`` inside one transaction on a pooled DBAPI connection, committed.
 
     SQLite write transactions begin ``IMMEDIATE`` (as the engine's ``begin`` listener
-    does for SQLAlchemy connections). Driver errors become ``sqlalchemy.exc`` errors; a
-    dead connection is invalidated.
+    does for SQLAlchemy connections). An exception rolls back; driver errors become
+    ``sqlalchemy.exc`` errors, and a dead connection is invalidated.
     """
     dialect = engine.dialect
     fairy = engine.raw_connection()
+    dbapi_connection: Any = fairy.driver_connection
     cursor = None
     try:
-        cursor = fairy.cursor()
+        cursor = dbapi_connection.cursor()
         if dialect.name == "sqlite":
             cursor.execute("BEGIN IMMEDIATE" if write else "BEGIN")
-        yield cursor
-        fairy.commit()
+        result = work(cursor)
+        dbapi_connection.commit()
+        return result
     except BaseException as exc:
-        _rollback(fairy)
+        with suppress(Exception):  # the connection may be gone; the original error matters
+            dbapi_connection.rollback()
         dbapi_error = dialect.loaded_dbapi.Error
         if not isinstance(exc, dbapi_error):
             raise
@@ -127,8 +131,3 @@ def raw_transaction(engine: sa.Engine, *, write: bool) -> Iterator[Any]:
             with suppress(Exception):  # a cursor of a dead connection
                 cursor.close()
         fairy.close()
-
-
-def _rollback(fairy: Any) -> None:
-    with suppress(Exception):  # the connection may be gone; the original error matters
-        fairy.rollback()

@@ -12,7 +12,7 @@ import os
 import threading
 import weakref
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from otelkit._clock import Clock, TimerHandle
 from otelkit._errors import report_internal_error
@@ -26,14 +26,14 @@ _EARLY = 0.25  # renew leases due within this fraction of their length together
 
 @dataclass(eq=False)
 class Lease:
-    """One held lease; ``lost`` is set when a renewal found the row no longer ours."""
+    """One held lease; ``lost`` becomes true when a renewal found the row no longer ours."""
 
     owner: str
     job_id: str
     attempt: int
     seconds: float
     due: float
-    lost: threading.Event = field(default_factory=threading.Event)
+    lost: bool = False
 
 
 class LeaseKeeper:
@@ -136,4 +136,4 @@ class LeaseKeeper:
                 if lease.job_id in held:
                     lease.due = now + lease.seconds / 2
                 elif self._held.pop(id(lease), None) is not None:
-                    lease.lost.set()
+                    lease.lost = True

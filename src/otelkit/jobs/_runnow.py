@@ -11,6 +11,7 @@ already-applied transition, records the lost attempt in the history and settles 
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import socket
 from collections.abc import Callable, Sequence
@@ -21,7 +22,7 @@ from opentelemetry.instrumentation.utils import suppress_instrumentation
 
 from otelkit.jobs import _claim
 from otelkit.jobs._execute import Attempt, Definition, Runner
-from otelkit.jobs._fastsql import RawStatement, raw_transaction
+from otelkit.jobs._fastsql import RawStatement, in_transaction
 from otelkit.jobs._model import Job, JobNotFoundError, JobNotReadyError, JobState, LeaseLostError
 from otelkit.jobs._schema import jobs
 
@@ -89,12 +90,18 @@ class RunNow:
 
     def claim(self, definition: Definition, job_id: str, owner: str) -> Attempt:
         """Claim the job (fenced, leased on the database clock) and open its span."""
-        with suppress_instrumentation(), raw_transaction(self._engine, write=True) as cursor:
-            rows = self._claim.rows(cursor, {"owner": owner, "job_id": job_id})
+        params = {"owner": owner, "job_id": job_id}
+
+        def claim(cursor: Any) -> list[dict[str, Any]]:
+            rows = self._claim.rows(cursor, params)
             if rows and rows[0]["name"] != definition.name:
                 raise ValueError(  # rolls the claim back
                     f"job {job_id!r} belongs to {rows[0]['name']!r}, not to {definition.name!r}"
                 )
+            return rows
+
+        with suppress_instrumentation():
+            rows = in_transaction(self._engine, claim)
         if not rows:
             job = self._get_job(job_id)
             if job is None:
@@ -121,8 +128,10 @@ class RunNow:
                     end = _claim.end_statement(*shape)
                     stmt = self._ends[shape] = RawStatement(end, self._engine.dialect, [jobs.c.id])
                 params = _claim.end_params(owner, transition)
-                with suppress_instrumentation(), raw_transaction(self._engine, write=True) as cur:
-                    applied = bool(stmt.rows(cur, params))
+                with suppress_instrumentation():
+                    applied = bool(
+                        in_transaction(self._engine, functools.partial(stmt.rows, values=params))
+                    )
                 if applied:
                     self._runner.settle(attempt, applied=True)
                     return

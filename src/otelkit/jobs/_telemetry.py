@@ -8,6 +8,7 @@ Nothing here raises into the caller: failures are contained by ``report_internal
 
 from __future__ import annotations
 
+import functools
 import traceback
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -223,9 +224,9 @@ class JobTelemetry:
             else:
                 self._transitions.add(count, _transition_attrs(name, queue, source, to))
             if span is not None:
-                event: dict[str, Any] = {"otelkit.job.from": source, "otelkit.job.to": to}
+                event = _event_attrs(source, to)
                 if reason is not None:
-                    event["otelkit.job.reason"] = reason
+                    event = {**event, "otelkit.job.reason": reason}
                 span.add_event(f"otelkit.job.{to}", event)
         except Exception as exc:  # noqa: BLE001 - telemetry never breaks a job
             report_internal_error("jobs.telemetry", exc)
@@ -250,10 +251,7 @@ class JobTelemetry:
 
     def processed(self, *, name: str, queue: str, seconds: float, error: str | None) -> None:
         """Record the duration of one attempt."""
-        attrs = _base(name, queue, "process")
-        if error is not None:
-            attrs["error.type"] = error
-        self._duration.record(max(0.0, seconds), attrs)
+        self._duration.record(max(0.0, seconds), _base(name, queue, "process", error))
 
     # -- gauges ----------------------------------------------------------------------------
     def observe(self, snapshot: Callable[[], GaugeSnapshot | None]) -> None:
@@ -291,6 +289,9 @@ class JobTelemetry:
         )
 
 
+# Attribute sets are few (job names x queues x transitions): built once and shared. The
+# SDK copies attributes it keeps, and nothing here mutates a cached dict.
+@functools.lru_cache(maxsize=4096)
 def _transition_attrs(name: str, queue: str, source: str, to: str) -> dict[str, Any]:
     return {
         "otelkit.job.from": source,
@@ -300,7 +301,13 @@ def _transition_attrs(name: str, queue: str, source: str, to: str) -> dict[str, 
     }
 
 
-def _base(name: str, queue: str, operation: str | None) -> dict[str, Any]:
+@functools.lru_cache(maxsize=256)
+def _event_attrs(source: str, to: str) -> dict[str, Any]:
+    return {"otelkit.job.from": source, "otelkit.job.to": to}
+
+
+@functools.lru_cache(maxsize=4096)
+def _base(name: str, queue: str, operation: str | None, error: str | None = None) -> dict[str, Any]:
     attrs: dict[str, Any] = {
         "messaging.system": SYSTEM,
         "messaging.destination.name": queue,
@@ -308,4 +315,6 @@ def _base(name: str, queue: str, operation: str | None) -> dict[str, Any]:
     }
     if operation is not None:
         attrs["messaging.operation.name"] = operation
+    if error is not None:
+        attrs["error.type"] = error
     return attrs
