@@ -70,10 +70,15 @@ class SeverityBuffer(Generic[T]):
         out: list[T] = []
         with self.lock:
             for queue in reversed(self._queues):
-                while queue and len(out) < limit:
-                    out.append(queue.popleft())
-                if len(out) >= limit:
+                room = limit - len(out)
+                if room <= 0:
                     break
+                if len(queue) <= room:
+                    out += queue
+                    queue.clear()
+                else:
+                    popleft = queue.popleft
+                    out += [popleft() for _ in range(room)]
             self.size -= len(out)
         return out
 

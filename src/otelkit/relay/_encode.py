@@ -266,14 +266,14 @@ def _grouped_request(resource: bytes, scopes: Iterable[tuple[bytes, list[bytes]]
 def encode_log_request(resource: bytes, entries: Sequence[LogEntry]) -> bytes:
     """An ``ExportLogsServiceRequest`` with every entry under one resource, grouped by scope."""
     scopes: dict[tuple[str, str | None], list[bytes]] = {}
+    name: object = None
+    version: object = None
+    group: list[bytes] = []
     for entry in entries:
-        key = (entry[9], entry[10])
-        encoded = _encode_log(entry)
-        group = scopes.get(key)
-        if group is None:
-            scopes[key] = [encoded]
-        else:
-            group.append(encoded)
+        if entry[9] != name or entry[10] != version:  # records of one logger come in runs
+            name, version = entry[9], entry[10]
+            group = scopes.setdefault((entry[9], entry[10]), [])
+        group.append(_encode_log(entry))
     return _grouped_request(resource, ((_encode_scope(*k), v) for k, v in scopes.items()))
 
 

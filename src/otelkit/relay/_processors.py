@@ -18,7 +18,8 @@ from opentelemetry.context import Context
 from opentelemetry.sdk._logs import LogRecordProcessor, ReadWriteLogRecord
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.trace import Span as ApiSpan
-from opentelemetry.trace import StatusCode, get_current_span
+from opentelemetry.trace import StatusCode
+from opentelemetry.trace.propagation import _SPAN_KEY
 
 from otelkit._errors import report_internal_error
 from otelkit.relay._buffer import CLASS_ERROR, CLASS_INFO, severity_class
@@ -147,8 +148,8 @@ class RelayLoggingHandler(logging.Handler):
             if record.exc_info:
                 attributes = _with_exception(attributes, record.exc_info)
             body = self.format(record) if self.formatter else record.getMessage()
-            span = _current_span()
-            if span is None:
+            span = _current_context().get(_SPAN_KEY)
+            if span is None or not isinstance(span, ApiSpan):
                 trace_id = span_id = flags = 0
             else:
                 context = span.get_span_context()
@@ -189,27 +190,20 @@ class RelayLoggingHandler(logging.Handler):
             report_internal_error("relay.handler", exc)
 
 
-def _span_reader() -> Callable[[], ApiSpan | None]:
-    """The current span (``None`` if there is none), read straight from the context variable
-    when the API's default ``contextvars`` runtime context is in use."""
+def _context_reader() -> Callable[[], Context]:
+    """The current context: straight from the context variable when the API's default
+    ``contextvars`` runtime context is in use (a C call), else through the API."""
     from opentelemetry import context as context_api
     from opentelemetry.context.contextvars_context import ContextVarsRuntimeContext
-    from opentelemetry.trace.propagation import _SPAN_KEY
 
     runtime = getattr(context_api, "_RUNTIME_CONTEXT", None)
     variable = getattr(runtime, "_current_context", None)
-    if type(runtime) is not ContextVarsRuntimeContext or not isinstance(variable, ContextVar):
-        return get_current_span
-    get = variable.get
-
-    def current_span() -> ApiSpan | None:
-        span = get().get(_SPAN_KEY)
-        return span if isinstance(span, ApiSpan) else None
-
-    return current_span
+    if type(runtime) is ContextVarsRuntimeContext and isinstance(variable, ContextVar):
+        return variable.get
+    return context_api.get_current
 
 
-_current_span = _span_reader()
+_current_context = _context_reader()
 
 
 def _with_exception(attributes: dict[str, Any] | None, exc_info: Any) -> dict[str, Any]:
