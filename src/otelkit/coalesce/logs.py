@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Hashable
+from functools import partial
 from typing import Any
 
 from opentelemetry._logs import LogRecord, SeverityNumber
 from opentelemetry.context import Context
 from opentelemetry.metrics import MeterProvider
 from opentelemetry.sdk._logs import (
-    LogRecordLimits,
     LogRecordProcessor,
     ReadableLogRecord,
     ReadWriteLogRecord,
 )
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+from opentelemetry.trace import TraceFlags
 
 from otelkit._clock import REAL_CLOCK, Clock
 from otelkit._errors import report_internal_error
@@ -33,7 +34,7 @@ from otelkit.coalesce._keys import (
     resolve_log_key,
 )
 from otelkit.coalesce._metrics import CoalesceMetrics
-from otelkit.coalesce._snapshots import FirstLog, capture_log
+from otelkit.coalesce._snapshots import FirstLog, Sources, capture_log
 from otelkit.coalesce._window import (
     SUPPRESS,
     Coalescer,
@@ -91,6 +92,7 @@ class CoalescingLogRecordProcessor(LogRecordProcessor):
             raise TypeError(f"per_resource must be a bool, got {type(per_resource).__name__}")
         self._per_resource = per_resource
         self._resources = ResourceTokens()
+        self._sources = Sources()
         self._metrics = CoalesceMetrics(meter_provider, "logs")
         self._engine: Coalescer[FirstLog] = Coalescer(
             window=window,
@@ -99,7 +101,7 @@ class CoalescingLogRecordProcessor(LogRecordProcessor):
             clock=self._clock,
             label=_COMPONENT,
             on_tick=self._publish,
-            capture=capture_log,
+            capture=partial(capture_log, self._sources),
         )
 
     @property
@@ -193,7 +195,8 @@ class CoalescingLogRecordProcessor(LogRecordProcessor):
 
     def _summary_record(self, summary: Summary[FirstLog]) -> ReadWriteLogRecord:
         first = summary.first
-        limits = first.limits if first.limits is not None else LogRecordLimits()
+        resource, scope = self._sources.resolve(first.source)
+        limits = first.log_record_limits()
         ours = summary_attributes(summary)
         attributes: dict[str, Any] = {k: v for k, v in first.attributes if k not in ours}
         room = limits.max_log_record_attributes
@@ -203,11 +206,12 @@ class CoalescingLogRecordProcessor(LogRecordProcessor):
             attributes = dict(list(attributes.items())[len(attributes) - keep :])
         attributes.update(ours)
         now_ns = int(self._clock.time() * 1e9)
+        value = first.severity_value
         record = LogRecord(
             timestamp=now_ns,
             observed_timestamp=now_ns,
             severity_text=first.severity_text,
-            severity_number=first.severity_number,
+            severity_number=SeverityNumber(value) if value is not None else None,
             body=first.body,
             attributes=attributes,
             event_name=first.event_name,
@@ -215,10 +219,7 @@ class CoalescingLogRecordProcessor(LogRecordProcessor):
         # The first record's trace context, whatever the timer thread's context is.
         record.trace_id = first.trace_id
         record.span_id = first.span_id
-        record.trace_flags = first.trace_flags
+        record.trace_flags = TraceFlags(first.trace_flags)
         return ReadWriteLogRecord(
-            log_record=record,
-            resource=first.resource,
-            instrumentation_scope=first.scope,
-            limits=limits,
+            log_record=record, resource=resource, instrumentation_scope=scope, limits=limits
         )

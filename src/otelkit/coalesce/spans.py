@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Hashable
+from functools import partial
 from typing import Any
 
 from opentelemetry.context import Context
@@ -28,7 +29,7 @@ from otelkit.coalesce._keys import (
     span_name_key,
 )
 from otelkit.coalesce._metrics import CoalesceMetrics
-from otelkit.coalesce._snapshots import FirstSpan, capture_span
+from otelkit.coalesce._snapshots import FirstSpan, Sources, capture_span
 from otelkit.coalesce._trees import Trees
 from otelkit.coalesce._window import (
     EMIT,
@@ -101,6 +102,7 @@ class CoalescingSpanProcessor(SpanProcessor):
             raise TypeError(f"per_resource must be a bool, got {type(per_resource).__name__}")
         self._per_resource = per_resource
         self._resources = ResourceTokens()
+        self._sources = Sources()
         self._ids = RandomIdGenerator()
         self._metrics = CoalesceMetrics(meter_provider, "traces")
         self._engine: Coalescer[FirstSpan] = Coalescer(
@@ -110,7 +112,7 @@ class CoalescingSpanProcessor(SpanProcessor):
             clock=self._clock,
             label=_COMPONENT,
             on_tick=self._publish,
-            capture=capture_span,
+            capture=partial(capture_span, self._sources),
         )
         self._closed = False
         self._dropped = 0
@@ -352,17 +354,19 @@ class CoalescingSpanProcessor(SpanProcessor):
         )
         attributes: dict[str, Any] = dict(first.attributes)
         attributes.update(summary_attributes(summary))
-        links = (Link(first.context, _LINK_ATTRIBUTES),) if first.context is not None else ()
+        first_context = first.context()
+        links = (Link(first_context, _LINK_ATTRIBUTES),) if first_context is not None else ()
+        resource, scope = self._sources.resolve(first.source)
         return ReadableSpan(
             name=first.name,
             context=context,
             parent=None,
-            resource=first.resource,
+            resource=resource,
             attributes=attributes,
             links=links,
-            kind=first.kind,
-            status=first.status,
+            kind=first.kind(),
+            status=first.status(),
             start_time=first.start_time,
             end_time=summary.last_time_ns,
-            instrumentation_scope=first.scope,
+            instrumentation_scope=scope,
         )
