@@ -18,9 +18,11 @@ from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, Trace
 from otelkit.coalesce._keys import plain_attributes
 from otelkit.coalesce._window import reset_after_fork
 
-__all__ = ["FirstLog", "FirstSpan", "Sources", "capture_log", "capture_span"]
+__all__ = ["FirstLog", "FirstSpan", "Snapshot", "Sources", "capture_log", "capture_span"]
 
-_new_tuple: Any = tuple.__new__
+Snapshot = tuple[Any, ...]
+"""A snapshot as kept: an exact tuple (the GC untracks only exact tuples, not NamedTuples);
+``FirstLog._make(snapshot)`` / ``FirstSpan._make(snapshot)`` name its fields."""
 Source = int | tuple[Any, Any]
 """An interned ``(resource, scope)`` id, or the pair itself once :class:`Sources` is full."""
 
@@ -90,29 +92,25 @@ class FirstLog(NamedTuple):
         )
 
 
-def capture_log(sources: Sources, record: ReadWriteLogRecord | ReadableLogRecord) -> FirstLog:
-    """The :class:`FirstLog` of ``record``."""
+def capture_log(sources: Sources, record: ReadWriteLogRecord | ReadableLogRecord) -> Snapshot:
+    """The fields of :class:`FirstLog` for ``record``, as a plain tuple."""
     lr = record.log_record
     attributes = plain_attributes(lr.attributes)
     limits = record.limits
-    first: FirstLog = _new_tuple(  # FirstLog(...) without the Python-level __new__
-        FirstLog,
-        (
-            lr.severity_text,
-            getattr(lr.severity_number, "_value_", None),
-            lr.body,
-            tuple(attributes.items()) if attributes else (),
-            lr.event_name,
-            lr.trace_id or 0,
-            lr.span_id or 0,
-            int(lr.trace_flags or 0),
-            sources.intern(record.resource, record.instrumentation_scope),
-            None
-            if limits is None
-            else (limits.max_log_record_attributes, limits.max_log_record_attribute_length),
-        ),
+    return (
+        lr.severity_text,
+        getattr(lr.severity_number, "_value_", None),
+        lr.body,
+        tuple(attributes.items()) if attributes else (),
+        lr.event_name,
+        lr.trace_id or 0,
+        lr.span_id or 0,
+        int(lr.trace_flags or 0),
+        sources.intern(record.resource, record.instrumentation_scope),
+        None
+        if limits is None
+        else (limits.max_log_record_attributes, limits.max_log_record_attribute_length),
     )
-    return first
 
 
 class FirstSpan(NamedTuple):
@@ -145,24 +143,20 @@ class FirstSpan(NamedTuple):
         return SpanContext(self.trace_id, self.span_id, False, TraceFlags(self.trace_flags))
 
 
-def capture_span(sources: Sources, span: ReadableSpan) -> FirstSpan:
-    """The :class:`FirstSpan` of ``span``."""
+def capture_span(sources: Sources, span: ReadableSpan) -> Snapshot:
+    """The fields of :class:`FirstSpan` for ``span``, as a plain tuple."""
     attributes = plain_attributes(span._attributes)
     context = span._context
     status = span._status
-    first: FirstSpan = _new_tuple(  # FirstSpan(...) without the Python-level __new__
-        FirstSpan,
-        (
-            span._name,
-            span._kind._value_,
-            status._status_code._value_,
-            status._description,
-            tuple(attributes.items()) if attributes else (),
-            sources.intern(span._resource, span._instrumentation_scope),
-            context.trace_id if context is not None else 0,
-            context.span_id if context is not None else 0,
-            int(context.trace_flags) if context is not None else 0,
-            span._start_time,
-        ),
+    return (
+        span._name,
+        span._kind._value_,
+        status._status_code._value_,
+        status._description,
+        tuple(attributes.items()) if attributes else (),
+        sources.intern(span._resource, span._instrumentation_scope),
+        context.trace_id if context is not None else 0,
+        context.span_id if context is not None else 0,
+        int(context.trace_flags) if context is not None else 0,
+        span._start_time,
     )
-    return first

@@ -34,7 +34,7 @@ from otelkit.coalesce._keys import (
     resolve_log_key,
 )
 from otelkit.coalesce._metrics import CoalesceMetrics
-from otelkit.coalesce._snapshots import FirstLog, Sources, capture_log
+from otelkit.coalesce._snapshots import FirstLog, Snapshot, Sources, capture_log
 from otelkit.coalesce._window import (
     SUPPRESS,
     Coalescer,
@@ -94,7 +94,7 @@ class CoalescingLogRecordProcessor(LogRecordProcessor):
         self._resources = ResourceTokens()
         self._sources = Sources()
         self._metrics = CoalesceMetrics(meter_provider, "logs")
-        self._engine: Coalescer[FirstLog] = Coalescer(
+        self._engine: Coalescer[Snapshot] = Coalescer(
             window=window,
             on_summary=self._emit_summary,
             max_keys=max_keys,
@@ -110,7 +110,7 @@ class CoalescingLogRecordProcessor(LogRecordProcessor):
         return self._downstream
 
     @property
-    def coalescer(self) -> Coalescer[FirstLog]:
+    def coalescer(self) -> Coalescer[Snapshot]:
         """The engine (for its counters: ``suppressed``, ``overflow``, ``open_keys``)."""
         return self._engine
 
@@ -190,11 +190,11 @@ class CoalescingLogRecordProcessor(LogRecordProcessor):
     def _publish(self) -> None:
         self._metrics.add(*self._engine.take_counts())
 
-    def _emit_summary(self, summary: Summary[FirstLog]) -> None:
+    def _emit_summary(self, summary: Summary[Snapshot]) -> None:
         self._downstream.on_emit(self._summary_record(summary))
 
-    def _summary_record(self, summary: Summary[FirstLog]) -> ReadWriteLogRecord:
-        first = summary.first
+    def _summary_record(self, summary: Summary[Snapshot]) -> ReadWriteLogRecord:
+        first = FirstLog._make(summary.first)
         resource, scope = self._sources.resolve(first.source)
         limits = first.log_record_limits()
         ours = summary_attributes(summary)

@@ -29,7 +29,7 @@ from otelkit.coalesce._keys import (
     span_name_key,
 )
 from otelkit.coalesce._metrics import CoalesceMetrics
-from otelkit.coalesce._snapshots import FirstSpan, Sources, capture_span
+from otelkit.coalesce._snapshots import FirstSpan, Snapshot, Sources, capture_span
 from otelkit.coalesce._trees import Trees
 from otelkit.coalesce._window import (
     EMIT,
@@ -105,7 +105,7 @@ class CoalescingSpanProcessor(SpanProcessor):
         self._sources = Sources()
         self._ids = RandomIdGenerator()
         self._metrics = CoalesceMetrics(meter_provider, "traces")
-        self._engine: Coalescer[FirstSpan] = Coalescer(
+        self._engine: Coalescer[Snapshot] = Coalescer(
             window=window,
             on_summary=self._emit_summary,
             max_keys=max_keys,
@@ -132,7 +132,7 @@ class CoalescingSpanProcessor(SpanProcessor):
         return self._downstream
 
     @property
-    def coalescer(self) -> Coalescer[FirstSpan]:
+    def coalescer(self) -> Coalescer[Snapshot]:
         """The engine that decides per root (counters ``suppressed``, ``overflow``, ...)."""
         return self._engine
 
@@ -341,11 +341,11 @@ class CoalescingSpanProcessor(SpanProcessor):
             self._dropped = self._passed = 0
         self._metrics.add(dropped, overflow + passed)
 
-    def _emit_summary(self, summary: Summary[FirstSpan]) -> None:
+    def _emit_summary(self, summary: Summary[Snapshot]) -> None:
         self._downstream.on_end(self._summary_span(summary))
 
-    def _summary_span(self, summary: Summary[FirstSpan]) -> ReadableSpan:
-        first = summary.first
+    def _summary_span(self, summary: Summary[Snapshot]) -> ReadableSpan:
+        first = FirstSpan._make(summary.first)
         context = SpanContext(
             trace_id=self._ids.generate_trace_id(),
             span_id=self._ids.generate_span_id(),
