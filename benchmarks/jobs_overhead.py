@@ -8,13 +8,16 @@ each committed), on the same stack as the store and as the seed tracker: SQLAlch
 on a SQLite file with the same pragmas (WAL, ``synchronous=NORMAL``). The same two
 statements through the bare ``sqlite3`` module are measured and printed too (not the
 ratio's baseline: they skip the SQL toolkit the issue asks the store to be built on).
-Both run the same number of jobs; medians of several rounds.
+Also printed: ``fn.run``'s own two transactions on the store's schema with nothing else
+(no telemetry, no bookkeeping) — the database floor of a tracked job. Both run the same
+number of jobs; medians of several rounds.
 
 Environment: ``JOBS`` per round (default 2000), ``ROUNDS`` (default 5).
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import sqlite3
 import statistics
@@ -82,6 +85,42 @@ def ours(directory: Path, providers: tuple[Any, Any]) -> float:
     begin = time.perf_counter()
     for job_id in ids:
         job.run(job_id)
+    elapsed = time.perf_counter() - begin
+    store.close()
+    return elapsed / JOBS
+
+
+def sql_only(directory: Path) -> float:
+    """Seconds per job: ``fn.run``'s two transactions alone, no telemetry, no bookkeeping.
+
+    The store's own statements (fenced claim ``RETURNING`` the row, fenced completion) on
+    its own schema (three indexes touched per transition, history rows written by
+    triggers), run the way ``fn.run`` runs them (raw driver, ``BEGIN IMMEDIATE``): what
+    the database work of a tracked job costs before any Python of ours.
+    """
+    from otelkit.jobs import JobStore, _claim
+    from otelkit.jobs._fastsql import RawStatement, in_transaction
+    from otelkit.jobs._schema import jobs
+
+    store = JobStore(directory / "sql.db", gauges=False)
+    store.create_schema()
+    job = store.job(name="work")(lambda job: None)
+    ids = []
+    for start in range(0, JOBS, 1000):
+        ids += job.enqueue_many([{"n": i} for i in range(start, min(JOBS, start + 1000))])
+    dialect = store.engine.dialect
+    claim = RawStatement(_claim.claim_by_id_statement(), dialect, jobs.c)
+    end = RawStatement(_claim.end_statement(False, False), dialect, [jobs.c.id])
+    owner = "bench:run"
+    done = {"attempt": 1, "owner": owner, "status": "succeeded", "final": True}
+    done.update(retry=False, delay=0.0, last_error=None, give_back=0)
+    begin = time.perf_counter()
+    for job_id in ids:
+        params = {"owner": owner, "job_id": job_id}
+        row = in_transaction(store.engine, functools.partial(claim.rows, values=params))
+        work(row[0]["data"])
+        params = {**done, "job_id": job_id}
+        in_transaction(store.engine, functools.partial(end.rows, values=params))
     elapsed = time.perf_counter() - begin
     store.close()
     return elapsed / JOBS
@@ -177,15 +216,20 @@ def main() -> None:
     mine: list[float] = []
     base: list[float] = []
     raw: list[float] = []
+    sql: list[float] = []
     for _ in range(ROUNDS):
         with tempfile.TemporaryDirectory() as tmp:
             mine.append(ours(Path(tmp), providers))
             base.append(baseline(Path(tmp)))
             raw.append(raw_sqlite(Path(tmp)))
+            sql.append(sql_only(Path(tmp)))
     a, b = statistics.median(mine) * 1e6, statistics.median(base) * 1e6
-    r = statistics.median(raw) * 1e6
+    r, q = statistics.median(raw) * 1e6, statistics.median(sql) * 1e6
     print(f"{JOBS} jobs per round, medians of {ROUNDS} rounds, SQLite file (WAL)")
     print(f"bare function + two statements via sqlite3 (no SQLAlchemy): {r:.0f} us/job")
+    print(
+        f"fn.run's two transactions alone (store schema, raw driver, no telemetry): {q:.0f} us/job"
+    )
     print(f"jobs_overhead: ratio={a / b:.2f} (ours={a:.0f} us/job, baseline={b:.0f} us/job)")
     providers[0].shutdown()
     providers[1].shutdown()
