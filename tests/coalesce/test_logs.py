@@ -170,37 +170,50 @@ def test_the_summary_keeps_the_first_records_trace_context(log_pipeline: LogPipe
         assert item.log_record.trace_flags == context.trace_flags
 
 
-def test_relayed_records_keep_their_resource_and_never_merge_with_the_hosts(
+def test_repeats_from_processes_of_one_service_merge_under_the_first_ones_resource(
     fake_clock: FakeClock,
 ) -> None:
     spy = Spy()
     processor = CoalescingLogRecordProcessor(spy, clock=fake_clock)
-    child = {"service.name": "host", "process.pid": 4242}
+    for pid in (11, 12, 13, 11):
+        # a relay may bring a new (equal) resource object with every batch
+        child = {"service.name": "worker", "process.pid": pid, "service.instance.id": str(pid)}
+        processor.on_emit(record(resource=Resource.create(child)))
+    fake_clock.advance(10)
+    first, summary = spy.emitted()
+    assert summary.log_record.attributes[COUNT_ATTRIBUTE] == 4  # type: ignore[index]
+    assert first.resource.attributes["process.pid"] == 11  # type: ignore[union-attr]
+    assert summary.resource == first.resource
+
+
+def test_repeats_from_different_services_never_merge(fake_clock: FakeClock) -> None:
+    spy = Spy()
+    processor = CoalescingLogRecordProcessor(spy, clock=fake_clock)
+    child = {"service.name": "plugin", "process.pid": 4242}
     for _ in range(3):
         processor.on_emit(record())
-        # a relay may bring a new (equal) resource object with every batch
         processor.on_emit(record(resource=Resource.create(child)))
     fake_clock.advance(10)
     emitted = spy.emitted()
     assert len(emitted) == 4  # host first, child first, two summaries
-    summaries = {r.resource.attributes.get("process.pid"): r for r in emitted[2:]}
-    assert summaries[4242].resource == Resource.create(child)
-    assert summaries[4242].log_record.attributes[COUNT_ATTRIBUTE] == 3  # type: ignore[index]
-    assert summaries[None].log_record.attributes[COUNT_ATTRIBUTE] == 3  # type: ignore[index]
+    summaries = {r.resource.attributes.get("service.name"): r for r in emitted[2:]}
+    assert summaries["plugin"].resource == Resource.create(child)
+    assert summaries["plugin"].log_record.attributes[COUNT_ATTRIBUTE] == 3  # type: ignore[index]
+    assert summaries["host"].log_record.attributes[COUNT_ATTRIBUTE] == 3  # type: ignore[index]
 
 
-def test_per_resource_false_merges_relayed_children_under_the_first_ones_identity(
+def test_per_resource_false_merges_every_resource_under_the_first_ones(
     fake_clock: FakeClock,
 ) -> None:
     spy = Spy()
     processor = CoalescingLogRecordProcessor(spy, clock=fake_clock, per_resource=False)
-    for pid in (11, 12, 13, 11):
-        processor.on_emit(record(resource=Resource.create({"process.pid": pid})))
+    for service in ("a", "b", "c", "a"):
+        processor.on_emit(record(resource=Resource.create({"service.name": service})))
     fake_clock.advance(10)
     first, summary = spy.emitted()
     assert summary.log_record.attributes[COUNT_ATTRIBUTE] == 4  # type: ignore[index]
-    assert summary.resource.attributes["process.pid"] == 11  # type: ignore[union-attr]
-    assert first.resource.attributes["process.pid"] == 11  # type: ignore[union-attr]
+    assert summary.resource.attributes["service.name"] == "a"  # type: ignore[union-attr]
+    assert first.resource.attributes["service.name"] == "a"  # type: ignore[union-attr]
 
 
 def test_presets_accept_readable_log_records() -> None:

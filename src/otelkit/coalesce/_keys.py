@@ -2,8 +2,9 @@
 
 A key function maps a record (``ReadWriteLogRecord`` or ``ReadableLogRecord``) or a local
 root span (``ReadableSpan``) to a hashable value; equal values merge. The processors add
-the record's resource to every key, so records from different processes (a relayed child,
-the host) never merge into one summary.
+the record's service identity (its resource less the attributes naming one process) to
+every key: repeats from the processes of one service (relayed children, the host) merge into
+one summary, repeats from different services never do.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ __all__ = [
     "attributes_key",
     "call_site_key",
     "freeze",
+    "is_process_identity",
     "message_key",
     "plain_attributes",
     "resolve_log_key",
@@ -220,8 +222,21 @@ def resolve_span_key(key: str | SpanKey) -> SpanKey:
     return resolved
 
 
+_PROCESS_IDENTITY = frozenset({"service.instance.id", "otelkit.relay.child"})
+
+
+def is_process_identity(name: str) -> bool:
+    """Whether a resource attribute names one process rather than the service it belongs to
+    (``process.*``, ``service.instance.id``, ``otelkit.relay.child``)."""
+    return name.startswith("process.") or name in _PROCESS_IDENTITY
+
+
 class ResourceTokens:
-    """A small int per distinct resource, cached per resource object.
+    """A small int per distinct service identity: the resource without the attributes that
+    name one process (see :func:`is_process_identity`), cached per resource object.
+
+    Records of one service merge whichever process (a relayed child, a pre-fork worker, the
+    host) emitted them; records of different services or deployments never do.
 
     The host's own records share one resource object (a hit costs an identity check);
     relayed records may bring a new but equal object per batch, which maps to the same
@@ -253,7 +268,13 @@ class ResourceTokens:
             token = cached[1]
         else:
             identity = (
-                tuple(sorted((k, freeze(v)) for k, v in resource.attributes.items())),
+                tuple(
+                    sorted(
+                        (k, freeze(v))
+                        for k, v in resource.attributes.items()
+                        if not is_process_identity(k)
+                    )
+                ),
                 resource.schema_url,
             )
             if len(self._by_identity) >= self._MAX_CACHED:

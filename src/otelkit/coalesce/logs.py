@@ -63,9 +63,11 @@ class CoalescingLogRecordProcessor(LogRecordProcessor):
     ``key`` is ``"message"`` (default: logger, severity, rendered body, exception type),
     ``"call_site"`` (logger, severity, code file + line, exception type),
     :func:`~otelkit.coalesce.attributes_key` or any callable(record) -> Hashable. With
-    ``per_resource`` (default) the record's resource is part of the key, so records relayed
-    from different child processes never merge; with ``per_resource=False`` they do, and
-    the summary carries the first record's resource. At most ``max_keys`` windows are open;
+    ``per_resource`` (default) the record's service identity (its resource less
+    ``process.*``, ``service.instance.id`` and ``otelkit.relay.child``) is part of the key:
+    repeats from the processes of one service (relayed children, the host) merge, repeats
+    from different services do not; with ``per_resource=False`` any resources merge. A
+    summary carries the first record's resource. At most ``max_keys`` windows are open;
     beyond that new keys pass through and count as ``otelkit.coalesce.overflow``.
     """
 

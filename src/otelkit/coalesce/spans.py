@@ -57,8 +57,9 @@ class CoalescingSpanProcessor(SpanProcessor):
     dropped whole and counted, and at window end one summary span (the root's name and
     attributes plus ``otelkit.coalesce.*``, linked to the first exported root) stands for
     them. Only trees whose root passes ``predicate`` (default: all) are coalesced. With
-    ``per_resource`` (default) the root's resource is part of the key (trees relayed from
-    different child processes never merge); ``per_resource=False`` merges them.
+    ``per_resource`` (default) the root's service identity (its resource less the
+    attributes naming one process) is part of the key: trees from the processes of one
+    service merge, trees of different services do not; ``per_resource=False`` merges all.
 
     No exported span ever has a dropped parent: a tree whose children waited more than
     ``max_hold`` seconds for their root, or that met the ``max_held_spans`` bound, passes
