@@ -8,7 +8,16 @@ import pytest
 
 import otelkit
 
-PUBLIC_MODULES = ["otelkit", "otelkit.testing", "otelkit.cli", "otelkit.preload", "otelkit.demo", "otelkit.jobs", "otelkit.relay", "otelkit.coalesce"]
+PUBLIC_MODULES = [
+    "otelkit",
+    "otelkit.testing",
+    "otelkit.cli",
+    "otelkit.preload",
+    "otelkit.demo",
+    "otelkit.jobs",
+    "otelkit.relay",
+    "otelkit.coalesce",
+]
 
 
 def test_top_level_exports_are_sorted_and_complete() -> None:
