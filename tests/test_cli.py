@@ -39,3 +39,21 @@ def test_doctor_reports_an_unreachable_endpoint(capsys: pytest.CaptureFixture[st
 def test_doctor_rejects_a_malformed_endpoint(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["doctor", "--endpoint", "http://:99"]) == 2
     assert "is not a valid endpoint" in capsys.readouterr().err
+
+
+def test_a_failing_command_reports_one_line_not_a_traceback(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import argparse
+
+    from otelkit import cli
+
+    def boom(args: argparse.Namespace) -> int:
+        raise RuntimeError("the database went away\nmore detail")
+
+    monkeypatch.setattr(cli, "_doctor", boom)
+    monkeypatch.delenv("OTELKIT_DEBUG", raising=False)
+    assert cli.main(["doctor"]) == 1
+    err = capsys.readouterr().err
+    assert "otelkit doctor: RuntimeError: the database went away" in err
+    assert "Traceback" not in err

@@ -130,4 +130,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # output piped into `head` and the like: stop quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # a command line reports errors, it does not dump tracebacks
+        if os.environ.get("OTELKIT_DEBUG"):
+            raise
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        print(
+            f"otelkit {args.command}: {type(exc).__name__}: {message}\n"
+            "(set OTELKIT_DEBUG=1 for the traceback)",
+            file=sys.stderr,
+        )
+        return 1
     return code
