@@ -147,7 +147,14 @@ class RelayLoggingHandler(logging.Handler):
                     event_name = event_name or deprecated
             if record.exc_info:
                 attributes = _with_exception(attributes, record.exc_info)
-            body = self.format(record) if self.formatter else record.getMessage()
+            msg = record.msg
+            if self.formatter:
+                body = self.format(record)
+            elif type(msg) is str:  # LogRecord.getMessage() without its str() and call
+                args = record.args
+                body = msg % args if args else msg
+            else:
+                body = record.getMessage()
             span = _current_context().get(_SPAN_KEY)
             if span is None or not isinstance(span, ApiSpan):
                 trace_id = span_id = flags = 0
