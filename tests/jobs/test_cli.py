@@ -163,3 +163,21 @@ def test_worker_without_db_uses_the_modules_own_store(tmp_path, sqlite_url, make
         _, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err.decode()
     assert store.get(jid).state is JobState.SUCCEEDED
+
+
+def test_inspecting_a_missing_sqlite_file_reports_and_creates_nothing(tmp_path, capsys) -> None:
+    missing = tmp_path / "nope.db"
+    code, _, err = _run(capsys, "list", "--db", str(missing))
+    assert code == 2
+    assert f"no job store at {missing}: the file does not exist" in err
+    assert not missing.exists()
+
+
+def test_inspecting_a_database_without_job_tables_says_so(tmp_path, capsys) -> None:
+    import sqlite3
+
+    other = tmp_path / "other.db"
+    sqlite3.connect(other).execute("create table unrelated (a)").connection.close()
+    code, _, err = _run(capsys, "show", "some-id", "--db", str(other))
+    assert code == 2
+    assert "has no otelkit job tables (a worker creates them)" in err

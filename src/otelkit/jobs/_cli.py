@@ -12,9 +12,12 @@ from collections.abc import Iterator, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
+import sqlalchemy as sa
+
 from otelkit.jobs._engine import make_url
 from otelkit.jobs._execute import Definition
 from otelkit.jobs._model import Job, JobState
+from otelkit.jobs._schema import jobs as jobs_table
 from otelkit.jobs.decorator import JobFunction
 from otelkit.jobs.store import JobStore
 
@@ -82,7 +85,17 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 def _store(args: argparse.Namespace) -> JobStore:
     if not args.db:
         raise ValueError(f"--db is required (or set ${_DB_ENV})")
-    return JobStore(args.db, gauges=args.jobs_command == "worker")
+    inspecting = args.jobs_command != "worker"
+    if inspecting:
+        url = make_url(args.db)
+        if url.get_backend_name() == "sqlite" and url.database and not os.path.exists(url.database):
+            # Opening it would create an empty file: report instead, leave nothing behind.
+            raise ValueError(f"no job store at {url.database}: the file does not exist")
+    store = JobStore(args.db, gauges=not inspecting)
+    if inspecting and not sa.inspect(store.engine).has_table(jobs_table.name):
+        store.close()
+        raise ValueError(f"{args.db} has no otelkit job tables (a worker creates them)")
+    return store
 
 
 @contextlib.contextmanager
