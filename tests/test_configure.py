@@ -153,3 +153,24 @@ def test_export_counts_follow_what_the_exporter_received(memory: Telemetry) -> N
     assert counts["logs"] == (len(memory.memory.logs.get_finished_logs()), 0)
     assert counts["logs"][0] >= 3
     assert counts["traces"] == (1, 0)
+
+
+def test_span_coalescing_is_opt_in_by_predicate() -> None:
+    telemetry = otelkit.configure(
+        exporter="memory", coalesce_spans=lambda root: root.name == "poll"
+    )
+    tracer = trace.get_tracer("t")
+    for _ in range(5):
+        with tracer.start_as_current_span("poll"), tracer.start_as_current_span("query"):
+            pass
+        with tracer.start_as_current_span("request"):
+            pass
+    names = [s.name for s in telemetry.memory.spans.get_finished_spans()]
+    assert names.count("poll") == 1  # the first tree, whole
+    assert names.count("query") == 1
+    assert names.count("request") == 5  # not chosen by the predicate
+    telemetry.shutdown()
+    polls = [s for s in telemetry.memory.spans.get_finished_spans() if s.name == "poll"]
+    assert len(polls) == 2
+    assert polls[1].attributes["otelkit.coalesce.count"] == 5
+    assert polls[1].links[0].context.span_id == polls[0].context.span_id
