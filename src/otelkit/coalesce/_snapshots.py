@@ -11,61 +11,72 @@ from __future__ import annotations
 import threading
 from typing import Any, NamedTuple
 
-from opentelemetry.sdk._logs import LogRecordLimits, ReadableLogRecord, ReadWriteLogRecord
+from opentelemetry.sdk._logs import ReadableLogRecord, ReadWriteLogRecord
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
 
-from otelkit.coalesce._keys import plain_attributes
 from otelkit.coalesce._window import reset_after_fork
 
-__all__ = ["FirstLog", "FirstSpan", "Snapshot", "Sources", "capture_log", "capture_span"]
+__all__ = [
+    "FirstLog",
+    "FirstSpan",
+    "Snapshot",
+    "Sources",
+    "capture_log",
+    "capture_span",
+    "unflatten",
+]
 
 Snapshot = tuple[Any, ...]
 """A snapshot as kept: an exact tuple (the GC untracks only exact tuples, not NamedTuples);
 ``FirstLog._make(snapshot)`` / ``FirstSpan._make(snapshot)`` name its fields."""
-Source = int | tuple[Any, Any]
-"""An interned ``(resource, scope)`` id, or the pair itself once :class:`Sources` is full."""
+Source = int | tuple[Any, Any, Any]
+"""An interned ``(resource, scope, limits)`` id, or the triple itself once :class:`Sources`
+is full."""
 
 
 class Sources:
-    """Interns ``(resource, instrumentation scope)`` pairs as small ints.
+    """Interns ``(resource, instrumentation scope, limits)`` triples as small ints (the
+    limits of a log record; ``None`` for spans).
 
-    Bounded: beyond ``MAX`` pairs the pair itself is kept in the snapshot (correct, just
-    tracked by the GC). Interned pairs stay referenced, so object ids are never reused.
+    Bounded: beyond ``MAX`` triples the triple itself is kept in the snapshot (correct, just
+    tracked by the GC). Interned triples stay referenced, so object ids are never reused.
     """
 
     MAX = 4096
 
     def __init__(self) -> None:
-        self.last: tuple[Any, Any, int] = (None, None, -1)
-        """The most recent (resource, scope, id): replaced whole, never mutated."""
-        self._ids: dict[tuple[int, int], int] = {}
-        self._pairs: list[tuple[Any, Any]] = []
+        self.last: tuple[Any, Any, Any, int] = (None, None, None, -1)
+        """The most recent (resource, scope, limits, id): replaced whole, never mutated."""
+        self._ids: dict[tuple[int, int, int], int] = {}
+        self._triples: list[tuple[Any, Any, Any]] = []
         self._reset_lock()
         reset_after_fork(self._reset_lock)
 
     def _reset_lock(self) -> None:
         self._lock = threading.Lock()
 
-    def intern(self, resource: Any, scope: Any) -> Source:
-        """The id of ``(resource, scope)``."""
+    def intern(self, resource: Any, scope: Any, limits: Any = None) -> Source:
+        """The id of ``(resource, scope, limits)`` (the capture functions inline the check
+        against :attr:`last`)."""
         last = self.last
-        if last[0] is resource and last[1] is scope:
-            return last[2]
+        if last[0] is resource and last[1] is scope and last[2] is limits:
+            return last[3]
+        ids = (id(resource), id(scope), id(limits))
         with self._lock:
-            source = self._ids.get((id(resource), id(scope)))
+            source = self._ids.get(ids)
             if source is None:
-                if len(self._pairs) >= self.MAX:
-                    return (resource, scope)
-                source = len(self._pairs)
-                self._pairs.append((resource, scope))
-                self._ids[(id(resource), id(scope))] = source
-            self.last = (resource, scope, source)
+                if len(self._triples) >= self.MAX:
+                    return (resource, scope, limits)
+                source = len(self._triples)
+                self._triples.append((resource, scope, limits))
+                self._ids[ids] = source
+            self.last = (resource, scope, limits, source)
         return source
 
-    def resolve(self, source: Source) -> tuple[Any, Any]:
-        """The ``(resource, scope)`` of ``source``."""
-        return self._pairs[source] if type(source) is int else source  # type: ignore[return-value]
+    def resolve(self, source: Source) -> tuple[Any, Any, Any]:
+        """The ``(resource, scope, limits)`` of ``source``."""
+        return self._triples[source] if type(source) is int else source  # type: ignore[return-value]
 
 
 class FirstLog(NamedTuple):
@@ -74,42 +85,50 @@ class FirstLog(NamedTuple):
     severity_text: str | None
     severity_value: int | None
     body: Any
-    attributes: tuple[tuple[str, Any], ...]
+    attributes: tuple[Any, ...]
+    """Flat: every name, then every value (see :func:`unflatten`)."""
     event_name: str | None
     trace_id: int
     span_id: int
     trace_flags: int
     source: Source
-    limits: tuple[int | None, int | None] | None
 
-    def log_record_limits(self) -> LogRecordLimits:
-        """Limits equal to the first record's (the SDK's defaults if it had none)."""
-        if self.limits is None:
-            return LogRecordLimits()
-        count, length = self.limits
-        return LogRecordLimits(
-            max_log_record_attributes=count, max_log_record_attribute_length=length
-        )
+
+def unflatten(flat: tuple[Any, ...]) -> dict[str, Any]:
+    """The attributes kept flat in a snapshot (names, then values) as a dict."""
+    half = len(flat) // 2
+    return dict(zip(flat[:half], flat[half:], strict=True))
 
 
 def capture_log(sources: Sources, record: ReadWriteLogRecord | ReadableLogRecord) -> Snapshot:
     """The fields of :class:`FirstLog` for ``record``, as a plain tuple."""
     lr = record.log_record
-    attributes = plain_attributes(lr.attributes)
+    attributes: Any = lr.attributes
+    if attributes:
+        attributes = getattr(attributes, "_dict", attributes)  # plain_attributes, inlined
+        # One flat tuple (names, then values) instead of a tuple per attribute.
+        attributes = (*attributes.keys(), *attributes.values())
+    else:
+        attributes = ()
+    resource = record.resource
+    scope = record.instrumentation_scope
     limits = record.limits
+    last = sources.last  # Sources.intern's fast path, inlined
+    source = (
+        last[3]
+        if last[0] is resource and last[1] is scope and last[2] is limits
+        else sources.intern(resource, scope, limits)
+    )
     return (
         lr.severity_text,
         getattr(lr.severity_number, "_value_", None),
         lr.body,
-        tuple(attributes.items()) if attributes else (),
+        attributes,
         lr.event_name,
         lr.trace_id or 0,
         lr.span_id or 0,
         int(lr.trace_flags or 0),
-        sources.intern(record.resource, record.instrumentation_scope),
-        None
-        if limits is None
-        else (limits.max_log_record_attributes, limits.max_log_record_attribute_length),
+        source,
     )
 
 
@@ -120,7 +139,8 @@ class FirstSpan(NamedTuple):
     kind_value: int
     status_value: int
     status_description: str | None
-    attributes: tuple[tuple[str, Any], ...]
+    attributes: tuple[Any, ...]
+    """Flat: every name, then every value (see :func:`unflatten`)."""
     source: Source
     trace_id: int
     span_id: int
@@ -145,7 +165,22 @@ class FirstSpan(NamedTuple):
 
 def capture_span(sources: Sources, span: ReadableSpan) -> Snapshot:
     """The fields of :class:`FirstSpan` for ``span``, as a plain tuple."""
-    attributes = plain_attributes(span._attributes)
+    attributes: Any = span._attributes
+    if attributes:
+        attributes = getattr(attributes, "_dict", attributes)  # plain_attributes, inlined
+        attributes = (*attributes.keys(), *attributes.values())
+    else:
+        attributes = ()
+    resource = span._resource
+    scope = span._instrumentation_scope
+    last = sources.last  # Sources.intern's fast path, inlined
+    source = (
+        last[3]
+        if last[0] is resource and last[1] is scope and last[2] is None
+        else sources.intern(resource, scope)
+    )
+    # A SpanContext is a tuple (trace_id, span_id, is_remote, trace_flags, ...): indexing
+    # it skips a Python-level property call per field.
     context = span._context
     status = span._status
     return (
@@ -153,10 +188,10 @@ def capture_span(sources: Sources, span: ReadableSpan) -> Snapshot:
         span._kind._value_,
         status._status_code._value_,
         status._description,
-        tuple(attributes.items()) if attributes else (),
-        sources.intern(span._resource, span._instrumentation_scope),
-        context.trace_id if context is not None else 0,
-        context.span_id if context is not None else 0,
-        int(context.trace_flags) if context is not None else 0,
+        attributes,
+        source,
+        context[0] if context is not None else 0,
+        context[1] if context is not None else 0,
+        int(context[3]) if context is not None else 0,
         span._start_time,
     )

@@ -16,8 +16,10 @@ the windows it opened and will summarise them).
 from __future__ import annotations
 
 import enum
+import itertools
 import os
 import threading
+import time
 import weakref
 from collections import deque
 from collections.abc import Callable, Hashable
@@ -76,12 +78,25 @@ class Summary(Generic[P]):
     """The window length in seconds."""
 
 
-# An open window is an immutable tuple (key, first, first_ns, deadline) while its key has
-# been seen once: with atomic contents the garbage collector stops tracking it, so a window
-# per distinct key costs the GC nothing. On the first repeat it becomes a list
-# [count, last_ns, entry] that is updated in place.
-_KEY, _FIRST, _FIRST_NS, _DEADLINE = range(4)
-_COUNT, _LAST_NS, _ENTRY = range(3)
+class _Repeated:
+    """An open window whose key has been seen more than once (updated in place)."""
+
+    __slots__ = ("count", "first", "last_ns")
+
+    def __init__(self, first: Any, last_ns: int) -> None:
+        self.count = 2
+        self.first = first
+        self.last_ns = last_ns
+
+
+# Per open window the hot path keeps as few garbage-collected objects as it can: every
+# container allocated per record that survives (even one the collector later untracks)
+# counts towards the next collection, and with many distinct keys those collections cost
+# more than the bookkeeping itself. A window seen once is its key in ``_open`` mapped to
+# what ``capture`` kept of its first payload, plus three flat items in ``_order`` (key,
+# deadline, first timestamp: a deque stores them without a container per window). Only a
+# repeated key gets a :class:`_Repeated`.
+_STRIDE = 3  # _order holds key, deadline, first_ns per window, oldest first
 
 
 class Coalescer(Generic[P]):
@@ -116,6 +131,8 @@ class Coalescer(Generic[P]):
         self._on_summary = on_summary
         self._max_keys = max_keys
         self._clock = clock if clock is not None else REAL_CLOCK
+        # The real clock's monotonic() is time.monotonic: call the C function directly.
+        self._monotonic = time.monotonic if self._clock is REAL_CLOCK else self._clock.monotonic
         self._label = label
         self._on_tick = on_tick
         self._capture = capture
@@ -131,8 +148,8 @@ class Coalescer(Generic[P]):
         # Also the fork hook: the child must not summarise windows its parent opened
         # (the parent does), and the parent's lock may have been held at fork time.
         self._lock = threading.Lock()
-        self._open: dict[Hashable, Any] = {}  # key -> entry tuple, or [count, last_ns, entry]
-        self._order: deque[tuple[Any, ...]] = deque()  # entries, oldest first
+        self._open: dict[Hashable, Any] = {}  # key -> first (seen once) or a _Repeated
+        self._order: deque[Any] = deque()  # key, deadline, first_ns per window; oldest first
         self._timer: TimerHandle | None = None
 
     @property
@@ -179,40 +196,55 @@ class Coalescer(Generic[P]):
         Returns :data:`EMIT` when the caller must forward the event now, :data:`SUPPRESS`
         when it is counted in an open window and must be dropped.
         """
-        with self._lock:
-            window = self._open.get(key)
-            if window is not None:
+        lock = self._lock
+        lock.acquire()  # cheaper than ``with``; try/finally costs nothing in 3.11
+        try:
+            opened = self._open
+            window = opened.get(key)
+            if window is None:
+                if self._closed:
+                    return EMIT
+                if len(opened) >= self._max_keys:
+                    self._overflow += 1
+                    return EMIT
                 if time_ns is None:
                     time_ns = int(self._clock.time() * 1e9)
-                if type(window) is list:
-                    window[_COUNT] += 1
-                    window[_LAST_NS] = time_ns
-                else:
-                    self._open[key] = [2, time_ns, window]
-                self._suppressed += 1
-                return SUPPRESS
-            if self._closed:
-                return EMIT
-            if len(self._open) >= self._max_keys:
-                self._overflow += 1
+                capture = self._capture
+                opened[key] = payload if capture is None else capture(payload)
+                order = self._order
+                order.append(key)
+                order.append(self._monotonic() + self._window)
+                order.append(time_ns)
+                if self._timer is None:
+                    self._timer = self._clock.call_later(self._window, self._on_timer)
                 return EMIT
             if time_ns is None:
                 time_ns = int(self._clock.time() * 1e9)
-            first = payload if self._capture is None else self._capture(payload)
-            entry = (key, first, time_ns, self._clock.monotonic() + self._window)
-            self._open[key] = entry
-            self._order.append(entry)
-            if self._timer is None:
-                self._timer = self._clock.call_later(self._window, self._on_timer)
-            return EMIT
+            if type(window) is _Repeated:
+                window.count += 1
+                window.last_ns = time_ns
+            else:
+                opened[key] = _Repeated(window, time_ns)
+            self._suppressed += 1
+            return SUPPRESS
+        finally:
+            lock.release()
 
     def flush(self) -> int:
         """Close every open window now; return how many summaries were delivered."""
         with self._lock:
             opened = self._open
-            closing = [opened[entry[_KEY]] for entry in self._order]  # oldest first
+            order = self._order
+            closing = [
+                (key, opened[key], first_ns)
+                for key, first_ns in zip(
+                    itertools.islice(order, 0, None, _STRIDE),
+                    itertools.islice(order, 2, None, _STRIDE),
+                    strict=True,
+                )
+            ]  # oldest first
             opened.clear()
-            self._order.clear()
+            order.clear()
             if self._timer is not None:
                 self._timer.cancel()
                 self._timer = None
@@ -229,33 +261,33 @@ class Coalescer(Generic[P]):
             with self._lock:
                 self._timer = None
                 now = self._clock.monotonic()
-                closing: list[Any] = []
+                closing: list[tuple[Hashable, Any, int]] = []
                 order = self._order
                 opened = self._open
-                while order and order[0][_DEADLINE] <= now + _EPSILON:
-                    closing.append(opened.pop(order.popleft()[_KEY]))
+                popleft = order.popleft
+                while order and order[1] <= now + _EPSILON:
+                    key = popleft()
+                    popleft()  # deadline
+                    closing.append((key, opened.pop(key), popleft()))
                 if order:
-                    self._timer = self._clock.call_later(
-                        max(0.0, order[0][_DEADLINE] - now), self._on_timer
-                    )
+                    self._timer = self._clock.call_later(max(0.0, order[1] - now), self._on_timer)
             self._deliver(closing)
             if self._on_tick is not None:
                 self._on_tick()
         except Exception as exc:  # noqa: BLE001 - runs on the timer thread: contain
             report_internal_error(self._label, exc)
 
-    def _deliver(self, closing: list[Any]) -> int:
+    def _deliver(self, closing: list[tuple[Hashable, Any, int]]) -> int:
         delivered = 0
-        for window in closing:
-            if type(window) is not list:
+        for key, window, first_ns in closing:
+            if type(window) is not _Repeated:
                 continue  # seen once: the emitted record says it all
-            entry = window[_ENTRY]
             summary: Summary[P] = Summary(
-                key=entry[_KEY],
-                count=window[_COUNT],
-                first=entry[_FIRST],
-                first_time_ns=entry[_FIRST_NS],
-                last_time_ns=window[_LAST_NS],
+                key=key,
+                count=window.count,
+                first=window.first,
+                first_time_ns=first_ns,
+                last_time_ns=window.last_ns,
                 window=self._window,
             )
             try:

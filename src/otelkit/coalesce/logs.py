@@ -10,6 +10,7 @@ from opentelemetry._logs import LogRecord, SeverityNumber
 from opentelemetry.context import Context
 from opentelemetry.metrics import MeterProvider
 from opentelemetry.sdk._logs import (
+    LogRecordLimits,
     LogRecordProcessor,
     ReadableLogRecord,
     ReadWriteLogRecord,
@@ -34,7 +35,7 @@ from otelkit.coalesce._keys import (
     resolve_log_key,
 )
 from otelkit.coalesce._metrics import CoalesceMetrics
-from otelkit.coalesce._snapshots import FirstLog, Snapshot, Sources, capture_log
+from otelkit.coalesce._snapshots import FirstLog, Snapshot, Sources, capture_log, unflatten
 from otelkit.coalesce._window import (
     SUPPRESS,
     Coalescer,
@@ -197,10 +198,13 @@ class CoalescingLogRecordProcessor(LogRecordProcessor):
 
     def _summary_record(self, summary: Summary[Snapshot]) -> ReadWriteLogRecord:
         first = FirstLog._make(summary.first)
-        resource, scope = self._sources.resolve(first.source)
-        limits = first.log_record_limits()
+        resource, scope, limits = self._sources.resolve(first.source)
+        if limits is None:
+            limits = LogRecordLimits()
         ours = summary_attributes(summary)
-        attributes: dict[str, Any] = {k: v for k, v in first.attributes if k not in ours}
+        attributes = unflatten(first.attributes)
+        for name in ours:
+            attributes.pop(name, None)
         room = limits.max_log_record_attributes
         if room is not None and len(attributes) > room - len(ours):
             # Ours must survive the limit: drop the first record's oldest attributes.

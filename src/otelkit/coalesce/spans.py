@@ -5,7 +5,6 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Hashable
 from functools import partial
-from typing import Any
 
 from opentelemetry.context import Context
 from opentelemetry.metrics import MeterProvider
@@ -29,7 +28,7 @@ from otelkit.coalesce._keys import (
     span_name_key,
 )
 from otelkit.coalesce._metrics import CoalesceMetrics
-from otelkit.coalesce._snapshots import FirstSpan, Snapshot, Sources, capture_span
+from otelkit.coalesce._snapshots import FirstSpan, Snapshot, Sources, capture_span, unflatten
 from otelkit.coalesce._trees import Trees
 from otelkit.coalesce._window import (
     EMIT,
@@ -158,14 +157,16 @@ class CoalescingSpanProcessor(SpanProcessor):
     def on_end(self, span: ReadableSpan) -> None:
         """Hold, forward or drop ``span`` as its local tree's verdict says. Never raises."""
         try:
+            # A SpanContext is a tuple (trace_id, span_id, is_remote, trace_flags, ...):
+            # indexing it skips a Python-level property call per field.
             context = span._context
             parent = span._parent
             if context is None or self._closed:
                 forward: ReadableSpan | list[ReadableSpan] = span
-            elif parent is None or parent.is_remote:
-                forward = self._end_root(span, context.trace_id, context.span_id)
+            elif parent is None or parent[2]:  # no parent, or a remote one: a local root
+                forward = self._end_root(span, context)
             else:
-                forward = self._end_child(span, context.trace_id, context.span_id, parent.span_id)
+                forward = self._end_child(span, context[0], context[1], parent[1])
         except Exception as exc:  # noqa: BLE001 - when in doubt, forward: lose nothing
             report_internal_error(_COMPONENT, exc)
             forward = span
@@ -213,7 +214,7 @@ class CoalescingSpanProcessor(SpanProcessor):
         return released
 
     def _end_root(
-        self, span: ReadableSpan, trace_id: int, span_id: int
+        self, span: ReadableSpan, context: SpanContext
     ) -> ReadableSpan | list[ReadableSpan]:
         key: Hashable | None = None
         try:
@@ -243,6 +244,7 @@ class CoalescingSpanProcessor(SpanProcessor):
             # Fast path: nothing is held or forced anywhere, so this root decides alone.
             if self._engine.offer(key, span, span._end_time) is EMIT:
                 return span
+            trace_id, span_id = context[0], context[1]
             with self._lock:
                 entry = trees.entries.get(trace_id)  # children may have arrived meanwhile
                 if trees.is_forced(trace_id, entry):
@@ -253,6 +255,7 @@ class CoalescingSpanProcessor(SpanProcessor):
                 trees.remember_dropped(span_id)
                 self._dropped += 1 + len(members)
             return []
+        trace_id, span_id = context[0], context[1]
         with self._lock:
             entry = trees.entries.get(trace_id)
             if (entry is not None and entry.forced) or (
@@ -353,11 +356,11 @@ class CoalescingSpanProcessor(SpanProcessor):
             is_remote=False,
             trace_flags=TraceFlags(TraceFlags.SAMPLED),
         )
-        attributes: dict[str, Any] = dict(first.attributes)
+        attributes = unflatten(first.attributes)
         attributes.update(summary_attributes(summary))
         first_context = first.context()
         links = (Link(first_context, _LINK_ATTRIBUTES),) if first_context is not None else ()
-        resource, scope = self._sources.resolve(first.source)
+        resource, scope, _ = self._sources.resolve(first.source)
         return ReadableSpan(
             name=first.name,
             context=context,
