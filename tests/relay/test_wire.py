@@ -164,3 +164,19 @@ def logging_severity() -> Any:
     from opentelemetry._logs import SeverityNumber
 
     return SeverityNumber.ERROR
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.text(min_size=40, max_size=300),
+    st.integers(min_value=-(2**63), max_value=2**63 - 1),
+    st.text(max_size=100),
+)
+def test_encoder_matches_the_sdk_for_long_bodies_and_ints_of_every_size(
+    body: str, number: int, text: str
+) -> None:
+    record = _sdk_record(body, {"n": number, "t": text})
+    ours = ExportLogsServiceRequest.FromString(
+        encode_log_request(encode_resource(record.resource), [entry_from_sdk(record)])
+    )
+    assert ours == encode_logs([record])

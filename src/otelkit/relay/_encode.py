@@ -53,8 +53,8 @@ _SPAN_ID = struct.Struct(">Q").pack
 _U64 = (1 << 64) - 1
 _SMALL = [bytes([n]) for n in range(128)]
 _TIME = struct.Struct("<BQ").pack  # a fixed64 field with a one-byte tag
-# body field tag, AnyValue length, string_value tag, string length: for up to 126 bytes.
-_SHORT_STR_BODY = [bytes([0x2A, n + 2, 0x0A, n]) for n in range(127)]
+# body field tag, AnyValue length, string_value tag, string length: for up to 125 bytes.
+_SHORT_STR_BODY = [bytes([0x2A, n + 2, 0x0A, n]) for n in range(126)]
 
 
 def _varint(value: int) -> bytes:
@@ -198,10 +198,10 @@ def _encode_log(entry: LogEntry) -> bytes:
         severity = _severity_fields(sev, sev_text)
     parts.append(severity)
     # The body is present even when empty, as the SDK encoder does.
-    if type(body) is str and len(body) < 127:
+    if type(body) is str and len(body) < 126:
         data = body.encode("utf-8", "replace")
         n = len(data)
-        if n < 127:  # the field's head is cached
+        if n < 126:  # the field's head is cached (lengths fit one byte)
             parts.append(_SHORT_STR_BODY[n])
         else:
             parts.append(b"\x2a" + _varint(n + 1 + len(_varint(n))) + b"\x0a" + _varint(n))
