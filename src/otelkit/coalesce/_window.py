@@ -137,6 +137,7 @@ class Coalescer(Generic[P]):
         self._on_tick = on_tick
         self._capture = capture
         self._closed = False
+        self._limit = max_keys  # 0 once closed: one comparison on the hot path
         self._suppressed = 0
         self._overflow = 0
         self._taken = (0, 0)
@@ -202,10 +203,9 @@ class Coalescer(Generic[P]):
             opened = self._open
             window = opened.get(key)
             if window is None:
-                if self._closed:
-                    return EMIT
-                if len(opened) >= self._max_keys:
-                    self._overflow += 1
+                if len(opened) >= self._limit:  # max_keys, or 0 once closed
+                    if not self._closed:
+                        self._overflow += 1
                     return EMIT
                 if time_ns is None:
                     time_ns = int(self._clock.time() * 1e9)
@@ -254,6 +254,7 @@ class Coalescer(Generic[P]):
         """Flush, then pass every later event through (``EMIT``) without opening windows."""
         with self._lock:
             self._closed = True
+            self._limit = 0
         return self.flush()
 
     def _on_timer(self) -> None:

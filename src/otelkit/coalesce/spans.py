@@ -43,6 +43,7 @@ __all__ = ["CoalescingSpanProcessor"]
 
 _COMPONENT = "coalesce.traces"
 _LINK_ATTRIBUTES = {"otelkit.coalesce.link": "first"}
+_ERROR = StatusCode.ERROR
 
 
 class CoalescingSpanProcessor(SpanProcessor):
@@ -233,7 +234,7 @@ class CoalescingSpanProcessor(SpanProcessor):
                         span._kind._value_,
                         span._name,
                         code._value_,
-                        span_error_type(span) if code is StatusCode.ERROR else None,
+                        span_error_type(span) if code is _ERROR else None,
                     )
                 else:
                     key = (token, self._key(span))
