@@ -5,7 +5,7 @@ OTel ``LoggingHandler``), every span name and message distinct. Ours: the coales
 and log processors in front of batch processors with no-op exporters. Baseline: the same
 pipeline without them. Small blocks of operations alternate between the two; the cost is
 the calling thread's CPU time (``time.thread_time``, less sensitive to other load on the
-machine; the exporters' own threads are the same on both sides); the ratio is of the
+machine; the exporters' own threads are the same on both sides); the ratio is the
 median of the per-repeat ratios (ours and baseline in the line are the medians of each
 side). Target: <= 1.05.
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import tracemalloc
 
@@ -164,6 +165,62 @@ def test_a_million_distinct_keys_keep_memory_bounded(fake_clock: FakeClock) -> N
     assert engine.open_keys == 0
 
 
+def test_capture_keeps_a_flat_snapshot_that_the_summary_hands_back(
+    fake_clock: FakeClock,
+) -> None:
+    summaries: list[Summary[tuple[str, int]]] = []
+    engine: Coalescer[tuple[str, int]] = Coalescer(
+        window=10,
+        on_summary=summaries.append,
+        clock=fake_clock,
+        capture=lambda payload: (payload.upper(), len(payload)),
+        capture_width=2,
+    )
+    engine.offer("a", "first", 1)
+    engine.offer("a", "second", 2)
+    engine.offer("b", "once", 3)
+    engine.offer("c", "x", 4)
+    engine.offer("c", "y", 5)
+    fake_clock.advance(10)
+    assert [(s.key, s.first, s.count, s.first_time_ns, s.last_time_ns) for s in summaries] == [
+        ("a", ("FIRST", 5), 2, 1, 2),
+        ("c", ("X", 1), 2, 4, 5),
+    ]
+
+
+def test_a_capture_of_the_wrong_width_opens_no_window(fake_clock: FakeClock) -> None:
+    engine: Coalescer[tuple[str]] = Coalescer(
+        window=10, on_summary=print, clock=fake_clock, capture=lambda p: (p, p), capture_width=1
+    )
+    with pytest.raises(ValueError, match="capture returned 2 items, expected 1"):
+        engine.offer("k", "payload", 1)
+    assert engine.open_keys == 0
+    assert engine.flush() == 0
+
+
+def test_a_window_seen_once_keeps_no_container_of_its_own(fake_clock: FakeClock) -> None:
+    # Containers that survive per record drive the garbage collector; with all keys
+    # distinct, an open window must cost only its key (here an int: nothing at all).
+    engine: Coalescer[tuple[int, str]] = Coalescer(
+        window=10,
+        on_summary=print,
+        clock=fake_clock,
+        capture=lambda p: (p, "x"),
+        capture_width=2,
+    )
+    gc.collect()
+    gc.disable()  # the count of young objects is the measure: no collection may reset it
+    try:
+        before = gc.get_count()[0]
+        for i in range(500):
+            engine.offer(i, i, i)
+        grown = gc.get_count()[0] - before
+    finally:
+        gc.enable()
+    assert grown < 20, grown  # 500 windows; a container each would be >= 500
+    assert engine.open_keys == 500
+
+
 @pytest.mark.parametrize(
     ("options", "error", "message"),
     [
@@ -173,6 +230,10 @@ def test_a_million_distinct_keys_keep_memory_bounded(fake_clock: FakeClock) -> N
         ({"max_keys": 0}, ValueError, "max_keys"),
         ({"max_keys": 1.5}, TypeError, "max_keys"),
         ({"on_summary": None}, TypeError, "on_summary"),
+        ({"capture": tuple}, TypeError, "capture_width"),
+        ({"capture_width": 2}, TypeError, "capture_width"),
+        ({"capture": tuple, "capture_width": 0}, ValueError, "capture_width"),
+        ({"capture": 3, "capture_width": 1}, TypeError, "capture"),
     ],
 )
 def test_bad_options_are_rejected_with_the_option_named(

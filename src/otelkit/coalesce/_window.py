@@ -16,7 +16,6 @@ the windows it opened and will summarise them).
 from __future__ import annotations
 
 import enum
-import itertools
 import os
 import threading
 import time
@@ -81,22 +80,24 @@ class Summary(Generic[P]):
 class _Repeated:
     """An open window whose key has been seen more than once (updated in place)."""
 
-    __slots__ = ("count", "first", "last_ns")
+    __slots__ = ("count", "last_ns")
 
-    def __init__(self, first: Any, last_ns: int) -> None:
+    def __init__(self, last_ns: int) -> None:
         self.count = 2
-        self.first = first
         self.last_ns = last_ns
 
+
+_ONCE = "once"
+"""The value in ``_open`` of a window whose key has been seen once."""
 
 # Per open window the hot path keeps as few garbage-collected objects as it can: every
 # container allocated per record that survives (even one the collector later untracks)
 # counts towards the next collection, and with many distinct keys those collections cost
-# more than the bookkeeping itself. A window seen once is its key in ``_open`` mapped to
-# what ``capture`` kept of its first payload, plus three flat items in ``_order`` (key,
-# deadline, first timestamp: a deque stores them without a container per window). Only a
-# repeated key gets a :class:`_Repeated`.
-_STRIDE = 3  # _order holds key, deadline, first_ns per window, oldest first
+# more than the bookkeeping itself. So a window seen once is its key mapped to _ONCE in
+# ``_open``, and flat items in the ``_order`` deque (which stores them without a container
+# per window): key, deadline, first timestamp, then the ``capture_width`` items of the
+# snapshot (or the one first payload). Only a repeated key gets a :class:`_Repeated`.
+_HEAD = 3  # key, deadline, first_ns
 
 
 class Coalescer(Generic[P]):
@@ -108,8 +109,10 @@ class Coalescer(Generic[P]):
     ``label`` names this coalescer in error reports. ``on_tick`` (optional) runs on the
     timer after each batch of windows closed, e.g. to publish :meth:`take_counts`.
     ``capture`` (optional) turns the first payload of a window into what is kept until the
-    window ends (called only when a window opens): keeping a small, flat snapshot instead of
-    a large object graph keeps memory and garbage-collection work low.
+    window ends (called only when a window opens): a tuple of exactly ``capture_width``
+    atomic values, kept flat (no container per window) and handed back as
+    :attr:`Summary.first`. A small, flat snapshot instead of a large object graph keeps
+    memory and garbage-collection work low.
     """
 
     def __init__(
@@ -122,6 +125,7 @@ class Coalescer(Generic[P]):
         label: str = "coalesce",
         on_tick: Callable[[], None] | None = None,
         capture: Callable[[Any], P] | None = None,
+        capture_width: int | None = None,
     ) -> None:
         window = validate_seconds("window", window)
         max_keys = validate_positive_int("max_keys", max_keys)
@@ -135,7 +139,14 @@ class Coalescer(Generic[P]):
         self._monotonic = time.monotonic if self._clock is REAL_CLOCK else self._clock.monotonic
         self._label = label
         self._on_tick = on_tick
+        if capture is not None and not callable(capture):
+            raise TypeError(f"capture must be callable or None, got {type(capture).__name__}")
+        if (capture is None) != (capture_width is None):
+            raise TypeError("capture and capture_width go together (both or neither)")
         self._capture = capture
+        self._width = (
+            1 if capture_width is None else validate_positive_int("capture_width", capture_width)
+        )
         self._closed = False
         self._limit = max_keys  # 0 once closed: one comparison on the hot path
         self._suppressed = 0
@@ -149,8 +160,8 @@ class Coalescer(Generic[P]):
         # Also the fork hook: the child must not summarise windows its parent opened
         # (the parent does), and the parent's lock may have been held at fork time.
         self._lock = threading.Lock()
-        self._open: dict[Hashable, Any] = {}  # key -> first (seen once) or a _Repeated
-        self._order: deque[Any] = deque()  # key, deadline, first_ns per window; oldest first
+        self._open: dict[Hashable, Any] = {}  # key -> _ONCE or a _Repeated
+        self._order: deque[Any] = deque()  # flat items per window (see _HEAD), oldest first
         self._timer: TimerHandle | None = None
 
     @property
@@ -210,21 +221,30 @@ class Coalescer(Generic[P]):
                 if time_ns is None:
                     time_ns = int(self._clock.time() * 1e9)
                 capture = self._capture
-                opened[key] = payload if capture is None else capture(payload)
                 order = self._order
+                if capture is None:
+                    first: Any = (payload,)
+                else:
+                    first = capture(payload)
+                    if len(first) != self._width:
+                        raise ValueError(
+                            f"capture returned {len(first)} items, expected {self._width}"
+                        )
                 order.append(key)
                 order.append(self._monotonic() + self._window)
                 order.append(time_ns)
+                order.extend(first)
+                opened[key] = _ONCE
                 if self._timer is None:
                     self._timer = self._clock.call_later(self._window, self._on_timer)
                 return EMIT
             if time_ns is None:
                 time_ns = int(self._clock.time() * 1e9)
-            if type(window) is _Repeated:
+            if window is _ONCE:
+                opened[key] = _Repeated(time_ns)
+            else:
                 window.count += 1
                 window.last_ns = time_ns
-            else:
-                opened[key] = _Repeated(window, time_ns)
             self._suppressed += 1
             return SUPPRESS
         finally:
@@ -234,15 +254,14 @@ class Coalescer(Generic[P]):
         """Close every open window now; return how many summaries were delivered."""
         with self._lock:
             opened = self._open
-            order = self._order
+            items = list(self._order)
+            stride = _HEAD + self._width
             closing = [
-                (key, opened[key], first_ns)
-                for key, first_ns in zip(
-                    itertools.islice(order, 0, None, _STRIDE),
-                    itertools.islice(order, 2, None, _STRIDE),
-                    strict=True,
-                )
+                (key, opened[key], items[i + 2], items[i + _HEAD : i + stride])
+                for i in range(0, len(items), stride)
+                if opened[key := items[i]] is not _ONCE
             ]  # oldest first
+            order = self._order
             opened.clear()
             order.clear()
             if self._timer is not None:
@@ -262,14 +281,19 @@ class Coalescer(Generic[P]):
             with self._lock:
                 self._timer = None
                 now = self._clock.monotonic()
-                closing: list[tuple[Hashable, Any, int]] = []
+                closing: list[tuple[Hashable, Any, int, list[Any]]] = []
                 order = self._order
                 opened = self._open
                 popleft = order.popleft
+                width = range(self._width)
                 while order and order[1] <= now + _EPSILON:
                     key = popleft()
                     popleft()  # deadline
-                    closing.append((key, opened.pop(key), popleft()))
+                    first_ns = popleft()
+                    first = [popleft() for _ in width]
+                    window = opened.pop(key)
+                    if window is not _ONCE:
+                        closing.append((key, window, first_ns, first))
                 if order:
                     self._timer = self._clock.call_later(max(0.0, order[1] - now), self._on_timer)
             self._deliver(closing)
@@ -278,15 +302,14 @@ class Coalescer(Generic[P]):
         except Exception as exc:  # noqa: BLE001 - runs on the timer thread: contain
             report_internal_error(self._label, exc)
 
-    def _deliver(self, closing: list[tuple[Hashable, Any, int]]) -> int:
+    def _deliver(self, closing: list[tuple[Hashable, Any, int, list[Any]]]) -> int:
         delivered = 0
-        for key, window, first_ns in closing:
-            if type(window) is not _Repeated:
-                continue  # seen once: the emitted record says it all
+        for key, window, first_ns, first in closing:
+            kept: Any = tuple(first) if self._capture is not None else first[0]
             summary: Summary[P] = Summary(
                 key=key,
                 count=window.count,
-                first=window.first,
+                first=kept,
                 first_time_ns=first_ns,
                 last_time_ns=window.last_ns,
                 window=self._window,

@@ -105,6 +105,7 @@ class CoalescingLogRecordProcessor(LogRecordProcessor):
             label=_COMPONENT,
             on_tick=self._publish,
             capture=partial(capture_log, self._sources),
+            capture_width=len(FirstLog._fields),
         )
 
     @property

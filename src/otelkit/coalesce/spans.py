@@ -114,6 +114,7 @@ class CoalescingSpanProcessor(SpanProcessor):
             label=_COMPONENT,
             on_tick=self._publish,
             capture=partial(capture_span, self._sources),
+            capture_width=len(FirstSpan._fields),
         )
         self._closed = False
         self._dropped = 0
