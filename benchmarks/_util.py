@@ -6,6 +6,7 @@ import statistics
 import subprocess
 import sys
 import time
+from typing import Any
 
 
 def run_python(code: str, *args: str, timeout: float = 120) -> float:
@@ -53,3 +54,35 @@ def installed_bytecode() -> dict[str, str]:
     env = dict(os.environ)
     env.pop("PYTHONDONTWRITEBYTECODE", None)
     return env
+
+
+def noop_providers() -> tuple[Any, Any]:
+    """A TracerProvider (batch processor) and a MeterProvider (periodic reader, 1 s) whose
+    exporters accept everything and send nothing: full SDK work, no I/O."""
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import (
+        MetricExporter,
+        MetricExportResult,
+        PeriodicExportingMetricReader,
+    )
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+
+    class NoSpans(SpanExporter):
+        def export(self, spans: Any) -> SpanExportResult:
+            return SpanExportResult.SUCCESS
+
+    class NoMetrics(MetricExporter):
+        def export(self, metrics_data: Any, timeout_millis: float = 10_000, **kw: Any) -> Any:
+            return MetricExportResult.SUCCESS
+
+        def force_flush(self, timeout_millis: float = 10_000) -> bool:
+            return True
+
+        def shutdown(self, timeout_millis: float = 30_000, **kw: Any) -> None:
+            pass
+
+    tracer_provider = TracerProvider()
+    tracer_provider.add_span_processor(BatchSpanProcessor(NoSpans()))
+    reader = PeriodicExportingMetricReader(NoMetrics(), export_interval_millis=1000)
+    return tracer_provider, MeterProvider(metric_readers=[reader])

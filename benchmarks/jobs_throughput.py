@@ -23,7 +23,7 @@ import statistics
 import sys
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -62,37 +62,9 @@ class _Database:
 
 # -- ours ----------------------------------------------------------------------------------
 def _providers() -> tuple[Any, Any]:
-    from opentelemetry.sdk.metrics import MeterProvider
-    from opentelemetry.sdk.metrics.export import (
-        MetricExporter,
-        MetricExportResult,
-        PeriodicExportingMetricReader,
-    )
-    from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.export import (
-        BatchSpanProcessor,
-        SpanExporter,
-        SpanExportResult,
-    )
+    from _util import noop_providers
 
-    class NoSpans(SpanExporter):
-        def export(self, spans: Sequence[Any]) -> SpanExportResult:
-            return SpanExportResult.SUCCESS
-
-    class NoMetrics(MetricExporter):
-        def export(self, metrics_data: Any, timeout_millis: float = 10_000, **kw: Any) -> Any:
-            return MetricExportResult.SUCCESS
-
-        def force_flush(self, timeout_millis: float = 10_000) -> bool:
-            return True
-
-        def shutdown(self, timeout_millis: float = 30_000, **kw: Any) -> None:
-            pass
-
-    tracer_provider = TracerProvider()
-    tracer_provider.add_span_processor(BatchSpanProcessor(NoSpans()))
-    reader = PeriodicExportingMetricReader(NoMetrics(), export_interval_millis=1000)
-    return tracer_provider, MeterProvider(metric_readers=[reader])
+    return noop_providers()
 
 
 def _ours_store(url: str, **kw: Any) -> Any:
