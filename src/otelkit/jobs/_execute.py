@@ -9,9 +9,10 @@ store applies transitions (fenced, possibly many in one transaction) and then ca
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import random
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -172,19 +173,11 @@ class Runner:
         if definition is None:
             self._unknown(attempt)
             return
-        self._start(attempt)
-        try:
-            with trace.use_span(attempt.span, end_on_exit=False, record_exception=False):
-                value = definition.fn(attempt.job)
-                if inspect.isawaitable(value):
-                    value = asyncio.run(_await(value))
-        except _INTERRUPTS as exc:
-            self._release(attempt, exc)
-            raise
-        except Exception as exc:  # noqa: BLE001 - the job's failure is recorded, not propagated
-            self._failed(attempt, exc)
-        else:
-            self._succeeded(attempt, value)
+        with self._outcome(attempt) as result:
+            value = definition.fn(attempt.job)
+            if inspect.isawaitable(value):
+                value = asyncio.run(_await(value))
+            result.append(value)
 
     async def invoke_async(self, attempt: Attempt) -> None:
         """Await an async job function (in the worker's event loop); set the transition."""
@@ -192,19 +185,29 @@ class Runner:
         if definition is None:
             self._unknown(attempt)
             return
+        with self._outcome(attempt) as result:
+            value = definition.fn(attempt.job)
+            if inspect.isawaitable(value):
+                value = await value
+            result.append(value)
+
+    @contextlib.contextmanager
+    def _outcome(self, attempt: Attempt) -> Iterator[list[Any]]:
+        """The call of the function, shared by the sync and async paths: inside the attempt's
+        span; interrupts release the job and re-raise, failures are recorded (not raised),
+        and the value appended to the yielded list is the success's result."""
         self._start(attempt)
+        result: list[Any] = []
         try:
             with trace.use_span(attempt.span, end_on_exit=False, record_exception=False):
-                value = definition.fn(attempt.job)
-                if inspect.isawaitable(value):
-                    value = await value
+                yield result
         except _INTERRUPTS as exc:
             self._release(attempt, exc)
             raise
         except Exception as exc:  # noqa: BLE001 - the job's failure is recorded, not propagated
             self._failed(attempt, exc)
         else:
-            self._succeeded(attempt, value)
+            self._succeeded(attempt, result[0] if result else None)
 
     def _start(self, attempt: Attempt) -> None:
         attempt.started = True
