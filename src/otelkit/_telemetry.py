@@ -42,7 +42,6 @@ if TYPE_CHECKING:
 
 __all__ = ["Telemetry", "configure", "current", "flush"]
 
-_log = logging.getLogger("otelkit")
 _lock = threading.RLock()
 _current: Telemetry | None = None
 

@@ -205,7 +205,7 @@ class OtlpSink:
         with self._lock:
             for req in self.requests["/v1/traces"]:
                 for rs in req.resource_spans:
-                    res = _attrs(rs.resource.attributes)
+                    res = proto_attributes(rs.resource.attributes)
                     out.extend((res, span) for ss in rs.scope_spans for span in ss.spans)
         return out
 
@@ -215,7 +215,7 @@ class OtlpSink:
         with self._lock:
             for req in self.requests["/v1/logs"]:
                 for rl in req.resource_logs:
-                    res = _attrs(rl.resource.attributes)
+                    res = proto_attributes(rl.resource.attributes)
                     out.extend((res, rec) for sl in rl.scope_logs for rec in sl.log_records)
         return out
 
@@ -243,18 +243,13 @@ def _any_value(value: Any) -> Any:
     if kind == "array_value":
         return [_any_value(v) for v in value.array_value.values]
     if kind == "kvlist_value":
-        return _attrs(value.kvlist_value.values)
+        return proto_attributes(value.kvlist_value.values)
     return getattr(value, kind)
 
 
-def _attrs(key_values: Any) -> dict[str, Any]:
-    """Protobuf ``KeyValue`` list to a plain dict."""
-    return {kv.key: _any_value(kv.value) for kv in key_values}
-
-
 def proto_attributes(key_values: Any) -> dict[str, Any]:
-    """Public alias of the protobuf attribute decoder, for tests."""
-    return _attrs(key_values)
+    """A protobuf ``KeyValue`` list (resource, span or log attributes) as a plain dict."""
+    return {kv.key: _any_value(kv.value) for kv in key_values}
 
 
 def rotel_binary() -> str | None:

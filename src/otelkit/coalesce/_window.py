@@ -345,6 +345,13 @@ def validate_seconds(name: str, value: object) -> float:
     return float(value)
 
 
+def validate_bool(name: str, value: object) -> bool:
+    """``value`` if it is a bool, else ``TypeError`` naming the option."""
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be a bool, got {type(value).__name__}")
+    return value
+
+
 def validate_positive_int(name: str, value: object) -> int:
     """``value`` as an int >= 1, or a ``ValueError``/``TypeError`` naming ``name``."""
     if isinstance(value, bool) or not isinstance(value, int):

@@ -40,6 +40,7 @@ from otelkit.coalesce._window import (
     SUPPRESS,
     Coalescer,
     Summary,
+    validate_bool,
     validate_positive_int,
     validate_seconds,
 )
@@ -91,9 +92,7 @@ class CoalescingLogRecordProcessor(LogRecordProcessor):
         self._key = resolve_log_key(key)
         self._clock = clock if clock is not None else REAL_CLOCK
         self._downstream = downstream
-        if not isinstance(per_resource, bool):
-            raise TypeError(f"per_resource must be a bool, got {type(per_resource).__name__}")
-        self._per_resource = per_resource
+        self._per_resource = validate_bool("per_resource", per_resource)
         self._resources = ResourceTokens()
         self._sources = Sources()
         self._metrics = CoalesceMetrics(meter_provider, "logs")

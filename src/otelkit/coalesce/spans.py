@@ -35,6 +35,7 @@ from otelkit.coalesce._window import (
     Coalescer,
     Summary,
     reset_after_fork,
+    validate_bool,
     validate_positive_int,
     validate_seconds,
 )
@@ -99,9 +100,7 @@ class CoalescingSpanProcessor(SpanProcessor):
         self._downstream = downstream
         self._max_held = validate_positive_int("max_held_spans", max_held_spans)
         self._max_hold = validate_seconds("max_hold", max_hold)
-        if not isinstance(per_resource, bool):
-            raise TypeError(f"per_resource must be a bool, got {type(per_resource).__name__}")
-        self._per_resource = per_resource
+        self._per_resource = validate_bool("per_resource", per_resource)
         self._resources = ResourceTokens()
         self._sources = Sources()
         self._ids = RandomIdGenerator()
