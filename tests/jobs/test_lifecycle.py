@@ -310,3 +310,19 @@ def test_a_retried_commit_that_had_landed_is_not_counted_as_lost(db_url, make_st
     with store._writer.begin() as conn:  # another owner's identical claim is still fenced out
         assert _claim.finish(conn, owner="w2", transitions=[transition]) == set()
     assert [t.to_state for t in store.transitions(jid)] == ["queued", "running", "succeeded"]
+
+
+def test_count_by_state_counts_every_state_in_one_query(sqlite_url, make_store) -> None:
+    store = make_store(sqlite_url)
+    ok = store.job(name="ok", queue="a")(lambda job: None)
+    other = store.job(name="other", queue="b")(lambda job: None)
+    done = ok.enqueue()
+    ok.enqueue()
+    other.enqueue()
+    ok.run(done)
+    counts = store.count_by_state()
+    assert counts[JobState.SUCCEEDED] == 1
+    assert counts[JobState.QUEUED] == 2
+    assert counts[JobState.FAILED] == 0
+    assert set(counts) == set(JobState)
+    assert store.count_by_state(queue="b")[JobState.QUEUED] == 1

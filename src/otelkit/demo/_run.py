@@ -33,7 +33,7 @@ from otelkit.demo._report import (
     summary_table,
 )
 from otelkit.demo._worker import flaky_upstream, worker_main
-from otelkit.jobs import JobState
+from otelkit.jobs import JobStore
 
 __all__ = ["DemoOptions", "run_demo"]
 
@@ -95,11 +95,8 @@ def _relay_drops(telemetry: otelkit.Telemetry) -> int:
     return stats.get("dropped_logs", 0) + stats.get("dropped_spans", 0)
 
 
-def _job_counts(store: object) -> dict[str, int]:
-    counts = {state.value: 0 for state in JobState}
-    for job in store.list_jobs(limit=10_000):  # type: ignore[attr-defined]
-        counts[job.state.value] += 1
-    return counts
+def _job_counts(store: JobStore) -> dict[str, int]:
+    return {state.value: count for state, count in store.count_by_state().items()}
 
 
 def run_demo(options: DemoOptions, out: IO[str] | None = None) -> DemoSummary:

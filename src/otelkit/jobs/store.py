@@ -306,6 +306,16 @@ class JobStore:
         """The job with this id, or None."""
         return _admin.get(self._engine, job_id)
 
+    def count_by_state(self, *, queue: str | None = None) -> dict[JobState, int]:
+        """How many jobs are in each state (every state present, zeros included), optionally
+        for one queue: one grouped query, not a listing."""
+        counts, _ = _admin.gauges(self._engine)
+        totals = dict.fromkeys(JobState, 0)
+        for (job_queue, status), count in counts.items():
+            if queue is None or job_queue == queue:
+                totals[JobState(status)] += count
+        return totals
+
     def list_jobs(
         self,
         *,
