@@ -6,9 +6,10 @@ import io
 import logging
 
 from opentelemetry import trace
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
 import otelkit
-from otelkit._console import ConsoleTraceProcessor, render_trace
+from otelkit._console import ConsoleTraceExporter, render_trace
 from otelkit.testing import MemoryTelemetry
 
 
@@ -49,16 +50,19 @@ def test_render_trace_nests_children_and_puts_logs_beneath_their_span(
     )
 
 
-def test_console_processor_prints_a_tree_when_the_local_root_ends(
+def test_console_exporter_prints_a_tree_when_the_local_root_ends(
     memory_telemetry: MemoryTelemetry,
 ) -> None:
     out = io.StringIO()
-    memory_telemetry.tracer_provider.add_span_processor(ConsoleTraceProcessor(out))
+    processor = BatchSpanProcessor(ConsoleTraceExporter(out))
+    memory_telemetry.tracer_provider.add_span_processor(processor)
     tracer = memory_telemetry.tracer_provider.get_tracer("console")
     with tracer.start_as_current_span("root"):
         with tracer.start_as_current_span("child"):
             pass
+        processor.force_flush()
         assert out.getvalue() == ""  # held until the root ends
+    processor.force_flush()
     lines = out.getvalue().splitlines()
     assert lines[0].startswith("trace ")
     assert lines[1].startswith("root [internal]")

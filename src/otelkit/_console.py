@@ -14,7 +14,6 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime, timezone
 from typing import IO, Any
 
-from opentelemetry.context import Context
 from opentelemetry.sdk._logs import ReadableLogRecord
 from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportResult
 from opentelemetry.sdk.metrics.export import (
@@ -22,13 +21,14 @@ from opentelemetry.sdk.metrics.export import (
     MetricExportResult,
     MetricsData,
 )
-from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.trace import StatusCode
 
 __all__ = [
     "ConsoleLogExporter",
     "ConsoleMetricExporter",
-    "ConsoleTraceProcessor",
+    "ConsoleTraceExporter",
     "render_log_line",
     "render_trace",
 ]
@@ -113,8 +113,12 @@ def render_trace(
     return "\n".join(lines)
 
 
-class ConsoleTraceProcessor(SpanProcessor):
-    """Prints each local trace tree when its local root ends (bounded memory)."""
+class ConsoleTraceExporter(SpanExporter):
+    """Prints each local trace tree once its local root has been exported (bounded memory).
+
+    Meant to sit behind a ``BatchSpanProcessor``: rendering and writing happen on the
+    processor's worker thread, never in the application's ``span.end()``.
+    """
 
     def __init__(self, out: IO[str] | None = None) -> None:
         self._out = out
@@ -122,25 +126,25 @@ class ConsoleTraceProcessor(SpanProcessor):
         self._held: dict[int, list[ReadableSpan]] = defaultdict(list)
         self._held_count = 0
 
-    def on_start(self, span: Span, parent_context: Context | None = None) -> None:
-        pass
-
-    def on_end(self, span: ReadableSpan) -> None:
-        if span.context is None:
-            return
-        trace_id = span.context.trace_id
-        local_root = span.parent is None or span.parent.is_remote
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        trees: list[list[ReadableSpan]] = []
         with self._lock:
-            if local_root:
-                tree = [*self._held.pop(trace_id, []), span]
-                self._held_count -= len(tree) - 1
-            elif self._held_count >= _MAX_HELD_SPANS:
-                tree = [span]  # bounded: print orphans rather than hold without limit
-            else:
-                self._held[trace_id].append(span)
-                self._held_count += 1
-                return
-        self._write(render_trace(tree))
+            for span in spans:
+                if span.context is None:
+                    continue
+                trace_id = span.context.trace_id
+                if span.parent is None or span.parent.is_remote:  # a local root
+                    tree = [*self._held.pop(trace_id, []), span]
+                    self._held_count -= len(tree) - 1
+                    trees.append(tree)
+                elif self._held_count >= _MAX_HELD_SPANS:
+                    trees.append([span])  # bounded: print orphans rather than hold without limit
+                else:
+                    self._held[trace_id].append(span)
+                    self._held_count += 1
+        for tree in trees:
+            self._write(render_trace(tree))
+        return SpanExportResult.SUCCESS
 
     def _write(self, text: str) -> None:
         out = self._out or sys.stderr
@@ -151,15 +155,14 @@ class ConsoleTraceProcessor(SpanProcessor):
             pass
 
     def shutdown(self) -> None:
-        self.force_flush()
-
-    def force_flush(self, timeout_millis: int = 30000) -> bool:
         with self._lock:
             pending = list(self._held.values())
             self._held.clear()
             self._held_count = 0
         for tree in pending:
             self._write(render_trace(tree))
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
         return True
 
 

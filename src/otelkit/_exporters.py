@@ -195,12 +195,14 @@ def build_pipeline(settings: Settings) -> Pipeline:
         from otelkit._console import (
             ConsoleLogExporter,
             ConsoleMetricExporter,
-            ConsoleTraceProcessor,
+            ConsoleTraceExporter,
         )
 
         return Pipeline(
-            ConsoleTraceProcessor(),
-            SimpleLogRecordProcessor(ConsoleLogExporter()),
+            # Batch processors: the terminal is written from their threads, not from
+            # span.end() or a logging call.
+            BatchSpanProcessor(ConsoleTraceExporter(), schedule_delay_millis=200),
+            BatchLogRecordProcessor(ConsoleLogExporter(), schedule_delay_millis=200),
             [
                 PeriodicExportingMetricReader(
                     ConsoleMetricExporter(), export_interval_millis=interval_ms
