@@ -247,7 +247,9 @@ class ResourceTokens:
 
     _MAX_CACHED = 1024
 
-    def __init__(self) -> None:
+    def __init__(self, *, per_resource: bool = True) -> None:
+        self.per_resource = per_resource
+        """``False``: every resource gets token ``0`` (the processors' ``per_resource``)."""
         self.last: tuple[Resource | None, int] = (None, 0)
         """The most recent (resource, token) pair: replaced whole, never mutated."""
         self._by_object: dict[int, tuple[weakref.ref[Resource], int]] = {}
@@ -260,6 +262,9 @@ class ResourceTokens:
         if resource is last[0]:
             return last[1]
         if resource is None:
+            return 0
+        if not self.per_resource:
+            self.last = (resource, 0)
             return 0
         # No lock (so nothing for a fork to inherit locked): each dict operation is atomic,
         # and a race at worst computes the same identity twice.

@@ -16,6 +16,7 @@ the windows it opened and will summarise them).
 from __future__ import annotations
 
 import enum
+import itertools
 import os
 import threading
 import time
@@ -99,6 +100,10 @@ _ONCE = "once"
 # snapshot (or the one first payload). Only a repeated key gets a :class:`_Repeated`.
 _HEAD = 3  # key, deadline, first_ns
 
+# Windows close at most this late (or window/20 when shorter): the timer batches the
+# windows whose deadlines fall that close together.
+_MAX_SLACK = 0.1
+
 
 class Coalescer(Generic[P]):
     """Merge repeats of a key inside a fixed window into a counted :class:`Summary`.
@@ -113,6 +118,12 @@ class Coalescer(Generic[P]):
     atomic values, kept flat (no container per window) and handed back as
     :attr:`Summary.first`. A small, flat snapshot instead of a large object graph keeps
     memory and garbage-collection work low.
+
+    ``hint_index`` (optional; keys are then tuples) names one component of the key that
+    the caller can read more cheaply than the whole key, e.g. a log record's body. The
+    engine keeps a count of the open windows per such component, so
+    :meth:`overflow_if_new` can settle the commonest case at high volume (a key never seen
+    while ``max_keys`` windows are open) without the caller building the key.
     """
 
     def __init__(
@@ -126,12 +137,14 @@ class Coalescer(Generic[P]):
         on_tick: Callable[[], None] | None = None,
         capture: Callable[[Any], P] | None = None,
         capture_width: int | None = None,
+        hint_index: int | None = None,
     ) -> None:
         window = validate_seconds("window", window)
         max_keys = validate_positive_int("max_keys", max_keys)
         if not callable(on_summary):
             raise TypeError(f"on_summary must be callable, got {type(on_summary).__name__}")
         self._window = window
+        self._slack = min(window / 20, _MAX_SLACK)
         self._on_summary = on_summary
         self._max_keys = max_keys
         self._clock = clock if clock is not None else REAL_CLOCK
@@ -147,10 +160,19 @@ class Coalescer(Generic[P]):
         self._width = (
             1 if capture_width is None else validate_positive_int("capture_width", capture_width)
         )
+        if hint_index is not None and (
+            isinstance(hint_index, bool) or not isinstance(hint_index, int) or hint_index < 0
+        ):
+            raise TypeError(f"hint_index must be an int >= 0 or None, got {hint_index!r}")
+        self._hint = hint_index
         self._closed = False
         self._limit = max_keys  # 0 once closed: one comparison on the hot path
         self._suppressed = 0
-        self._overflow = 0
+        # Overflow is counted without the lock (see offer): next() on an itertools.count
+        # is one C call, atomic under the GIL. Reading it consumes a value: _overflow_reads
+        # counts those.
+        self._overflow_counter = itertools.count()
+        self._overflow_reads = 0
         self._taken = (0, 0)
         self._consumer_errors = 0
         self._reset()
@@ -162,6 +184,7 @@ class Coalescer(Generic[P]):
         self._lock = threading.Lock()
         self._open: dict[Hashable, Any] = {}  # key -> _ONCE or a _Repeated
         self._order: deque[Any] = deque()  # flat items per window (see _HEAD), oldest first
+        self._hints: dict[Hashable, int] = {}  # key[hint_index] -> open windows with it
         self._timer: TimerHandle | None = None
 
     @property
@@ -187,7 +210,14 @@ class Coalescer(Generic[P]):
     @property
     def overflow(self) -> int:
         """New keys passed through uncoalesced because ``max_keys`` windows were open."""
-        return self._overflow
+        with self._lock:
+            return self._read_overflow()
+
+    def _read_overflow(self) -> int:
+        # Under the lock (readers only race with the lock-free increments, which is fine).
+        value = next(self._overflow_counter) - self._overflow_reads
+        self._overflow_reads += 1
+        return value
 
     @property
     def consumer_errors(self) -> int:
@@ -197,10 +227,24 @@ class Coalescer(Generic[P]):
     def take_counts(self) -> tuple[int, int]:
         """``(suppressed, overflow)`` counted since the previous call (for metrics)."""
         with self._lock:
-            suppressed, overflow = self._suppressed, self._overflow
+            suppressed, overflow = self._suppressed, self._read_overflow()
             taken_suppressed, taken_overflow = self._taken
             self._taken = (suppressed, overflow)
         return suppressed - taken_suppressed, overflow - taken_overflow
+
+    def overflow_if_new(self, hint: Hashable) -> bool:
+        """Whether an event whose key has component ``hint`` (at ``hint_index``) is settled
+        without its key: no open window's key has that component and ``max_keys`` windows
+        are open, so it passes through uncoalesced (``EMIT``, counted as overflow).
+
+        ``False`` means: build the key and call :meth:`offer`. Always ``False`` without
+        ``hint_index``. Lock-free, like the first step of :meth:`offer`.
+        """
+        if len(self._open) < self._limit or hint in self._hints or self._hint is None:
+            return False
+        if self._limit:  # 0 once closed: events after close() are not overflow
+            next(self._overflow_counter)
+        return True
 
     def offer(self, key: Hashable, payload: Any, time_ns: int | None = None) -> Decision:
         """Register one occurrence of ``key``; ``time_ns`` defaults to the clock's time.
@@ -208,6 +252,18 @@ class Coalescer(Generic[P]):
         Returns :data:`EMIT` when the caller must forward the event now, :data:`SUPPRESS`
         when it is counted in an open window and must be dropped.
         """
+        # Lock-free prefix for a new key when max_keys windows are open (or once closed):
+        # a dict lookup, len() and next() are single C calls, atomic under the GIL (the
+        # SDK's batch processors rely on the same for their queues). Everything that
+        # changes a window takes the lock and looks again.
+        opened = self._open
+        if key not in opened and len(opened) >= self._limit:
+            if self._limit:  # 0 once closed: events after close() are not overflow
+                next(self._overflow_counter)
+            return EMIT
+        return self._offer_locked(key, payload, time_ns)
+
+    def _offer_locked(self, key: Hashable, payload: Any, time_ns: int | None) -> Decision:
         lock = self._lock
         lock.acquire()  # cheaper than ``with``; try/finally costs nothing in 3.11
         try:
@@ -215,13 +271,12 @@ class Coalescer(Generic[P]):
             window = opened.get(key)
             if window is None:
                 if len(opened) >= self._limit:  # max_keys, or 0 once closed
-                    if not self._closed:
-                        self._overflow += 1
+                    if self._limit:
+                        next(self._overflow_counter)
                     return EMIT
                 if time_ns is None:
                     time_ns = int(self._clock.time() * 1e9)
                 capture = self._capture
-                order = self._order
                 if capture is None:
                     first: Any = (payload,)
                 else:
@@ -230,11 +285,14 @@ class Coalescer(Generic[P]):
                         raise ValueError(
                             f"capture returned {len(first)} items, expected {self._width}"
                         )
-                order.append(key)
-                order.append(self._monotonic() + self._window)
-                order.append(time_ns)
+                order = self._order
+                order.extend((key, self._monotonic() + self._window, time_ns))
                 order.extend(first)
                 opened[key] = _ONCE
+                if self._hint is not None:
+                    hints = self._hints
+                    hint = key[self._hint]  # type: ignore[index]
+                    hints[hint] = hints.get(hint, 0) + 1
                 if self._timer is None:
                     self._timer = self._clock.call_later(self._window, self._on_timer)
                 return EMIT
@@ -264,6 +322,7 @@ class Coalescer(Generic[P]):
             order = self._order
             opened.clear()
             order.clear()
+            self._hints.clear()
             if self._timer is not None:
                 self._timer.cancel()
                 self._timer = None
@@ -286,16 +345,27 @@ class Coalescer(Generic[P]):
                 opened = self._open
                 popleft = order.popleft
                 width = range(self._width)
+                hints, hint_index = self._hints, self._hint
                 while order and order[1] <= now + _EPSILON:
                     key = popleft()
                     popleft()  # deadline
                     first_ns = popleft()
                     first = [popleft() for _ in width]
                     window = opened.pop(key)
+                    if hint_index is not None:
+                        hint = key[hint_index]
+                        left = hints[hint] - 1
+                        if left:
+                            hints[hint] = left
+                        else:
+                            del hints[hint]
                     if window is not _ONCE:
                         closing.append((key, window, first_ns, first))
                 if order:
-                    self._timer = self._clock.call_later(max(0.0, order[1] - now), self._on_timer)
+                    # Not sooner than _slack: with windows opening all the time, waking for
+                    # each deadline would cost a timer run (and GIL hand-offs) per window.
+                    delay = max(self._slack, order[1] - now)
+                    self._timer = self._clock.call_later(delay, self._on_timer)
             self._deliver(closing)
             if self._on_tick is not None:
                 self._on_tick()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Hashable
 from functools import partial
-from typing import Any
 
 from opentelemetry._logs import LogRecord, SeverityNumber
 from opentelemetry.context import Context
@@ -50,6 +49,8 @@ __all__ = ["CoalescingLogRecordProcessor"]
 _COMPONENT = "coalesce.logs"
 
 AnyLogRecord = ReadWriteLogRecord | ReadableLogRecord
+_BODY_INDEX = 3
+"""Where the body sits in the default key (token, scope, severity, body, exception type)."""
 
 
 class CoalescingLogRecordProcessor(LogRecordProcessor):
@@ -92,8 +93,7 @@ class CoalescingLogRecordProcessor(LogRecordProcessor):
         self._key = resolve_log_key(key)
         self._clock = clock if clock is not None else REAL_CLOCK
         self._downstream = downstream
-        self._per_resource = validate_bool("per_resource", per_resource)
-        self._resources = ResourceTokens()
+        self._resources = ResourceTokens(per_resource=validate_bool("per_resource", per_resource))
         self._sources = Sources()
         self._metrics = CoalesceMetrics(meter_provider, "logs")
         self._engine: Coalescer[Snapshot] = Coalescer(
@@ -105,6 +105,7 @@ class CoalescingLogRecordProcessor(LogRecordProcessor):
             on_tick=self._publish,
             capture=partial(capture_log, self._sources),
             capture_width=len(FirstLog._fields),
+            hint_index=_BODY_INDEX if self._key is message_key else None,
         )
 
     @property
@@ -120,31 +121,33 @@ class CoalescingLogRecordProcessor(LogRecordProcessor):
     def on_emit(self, log_record: ReadWriteLogRecord) -> None:
         """Forward ``log_record`` unless it repeats a key inside its window. Never raises."""
         try:
-            token = 0
-            if self._per_resource:
+            lr = log_record.log_record
+            body = lr.body
+            key: Hashable
+            if self._key is not message_key:
+                key = (self._resources.token(log_record.resource), self._key(log_record))
+            elif type(body) is str and self._engine.overflow_if_new(body):
+                key = None  # a new message while max_keys windows are open: it passes
+            else:
+                # The default key, inlined (it runs on every record): message_key's fields
+                # read directly; a record they do not fit (no scope or severity, attributes
+                # that are not BoundedAttributes) takes message_key itself.
                 resource = log_record.resource
                 last = self._resources.last  # inlined fast path of ResourceTokens.token
                 token = last[1] if resource is last[0] else self._resources.token(resource)
-            lr = log_record.log_record
-            key: Hashable
-            if self._key is message_key:  # the default, inlined: it runs on every record
-                scope = log_record.instrumentation_scope
-                body = lr.body
-                attributes: Any = lr.attributes
-                key = (
-                    token,
-                    scope._name if scope is not None else None,
-                    getattr(lr.severity_number, "_value_", None),
-                    body if type(body) is str else freeze(body),
-                    # plain_attributes(attributes).get(...), inlined
-                    None
-                    if attributes is None
-                    else getattr(attributes, "_dict", attributes).get(EXCEPTION_TYPE),
-                )
-            else:
-                key = (token, self._key(log_record))
-            if self._engine.offer(key, log_record, lr.timestamp or lr.observed_timestamp) is (
-                SUPPRESS
+                try:
+                    key = (
+                        token,
+                        log_record.instrumentation_scope._name,  # type: ignore[union-attr]
+                        lr.severity_number._value_,  # type: ignore[union-attr]
+                        body if type(body) is str else freeze(body),
+                        lr.attributes._dict.get(EXCEPTION_TYPE),  # type: ignore[union-attr]
+                    )
+                except AttributeError:
+                    key = (token, *message_key(log_record))  # type: ignore[misc]
+            if key is not None and (
+                self._engine.offer(key, log_record, lr.timestamp or lr.observed_timestamp)
+                is SUPPRESS
             ):
                 return
         except Exception as exc:  # noqa: BLE001 - when in doubt, forward: lose nothing

@@ -9,6 +9,7 @@ from functools import partial
 from opentelemetry.context import Context
 from opentelemetry.metrics import MeterProvider
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
 from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
 from opentelemetry.trace import Link, SpanContext, StatusCode, TraceFlags
 
@@ -43,8 +44,16 @@ from otelkit.coalesce._window import (
 __all__ = ["CoalescingSpanProcessor"]
 
 _COMPONENT = "coalesce.traces"
+# The SDK's own processors do nothing in on_start/_on_ending (called on every span).
+_SDK_NOOPS = frozenset(
+    getattr(cls, name)
+    for cls in (SpanProcessor, BatchSpanProcessor, SimpleSpanProcessor)
+    for name in ("on_start", "_on_ending")
+)
 _LINK_ATTRIBUTES = {"otelkit.coalesce.link": "first"}
 _ERROR = StatusCode.ERROR
+_NAME_INDEX = 3
+"""Where the name sits in the default key (token, scope, kind, name, status, error type)."""
 
 
 class CoalescingSpanProcessor(SpanProcessor):
@@ -100,8 +109,7 @@ class CoalescingSpanProcessor(SpanProcessor):
         self._downstream = downstream
         self._max_held = validate_positive_int("max_held_spans", max_held_spans)
         self._max_hold = validate_seconds("max_hold", max_hold)
-        self._per_resource = validate_bool("per_resource", per_resource)
-        self._resources = ResourceTokens()
+        self._resources = ResourceTokens(per_resource=validate_bool("per_resource", per_resource))
         self._sources = Sources()
         self._ids = RandomIdGenerator()
         self._metrics = CoalesceMetrics(meter_provider, "traces")
@@ -114,7 +122,14 @@ class CoalescingSpanProcessor(SpanProcessor):
             on_tick=self._publish,
             capture=partial(capture_span, self._sources),
             capture_width=len(FirstSpan._fields),
+            hint_index=_NAME_INDEX if self._key is span_name_key else None,
         )
+        for name in ("on_start", "_on_ending"):
+            if getattr(type(downstream), name, None) in _SDK_NOOPS:
+                # Call the downstream's no-op directly, without a wrapper frame per span.
+                setattr(self, name, getattr(downstream, name))
+        # The default key and no predicate: roots take the fast path in on_end.
+        self._plain = self._key is span_name_key and predicate is None
         self._closed = False
         self._dropped = 0
         self._passed = 0
@@ -162,12 +177,20 @@ class CoalescingSpanProcessor(SpanProcessor):
             # indexing it skips a Python-level property call per field.
             context = span._context
             parent = span._parent
+            trees = self._trees
             if context is None or self._closed:
                 forward: ReadableSpan | list[ReadableSpan] = span
-            elif parent is None or parent[2]:  # no parent, or a remote one: a local root
-                forward = self._end_root(span, context)
-            else:
+            elif parent is not None and not parent[2]:  # a local parent: a child
                 forward = self._end_child(span, context[0], context[1], parent[1])
+            elif self._plain and not trees.entries and not trees.forced_ids:
+                # A local root while nothing is held or forced anywhere, default key, no
+                # predicate: it decides alone (the path of nearly every root).
+                if self._engine.overflow_if_new(span._name):
+                    forward = span  # a new name while max_keys windows are open: it passes
+                else:
+                    forward = self._fast_root(span, context)
+            else:
+                forward = self._end_root(span, context)
         except Exception as exc:  # noqa: BLE001 - when in doubt, forward: lose nothing
             report_internal_error(_COMPONENT, exc)
             forward = span
@@ -179,6 +202,29 @@ class CoalescingSpanProcessor(SpanProcessor):
         else:
             for item in forward:  # type: ignore[union-attr]
                 self._forward(item)
+
+    def _fast_root(
+        self, span: ReadableSpan, context: SpanContext
+    ) -> ReadableSpan | list[ReadableSpan]:
+        # span_name_key inlined (the general path in _root_key computes the same tuple);
+        # a span it does not fit (no scope) takes the general path.
+        try:
+            resource = span._resource
+            last = self._resources.last  # inlined fast path of ResourceTokens.token
+            code = span._status._status_code
+            key = (
+                last[1] if resource is last[0] else self._resources.token(resource),
+                span._instrumentation_scope._name,  # type: ignore[union-attr]
+                span._kind._value_,
+                span._name,
+                code._value_,
+                span_error_type(span) if code is _ERROR else None,
+            )
+        except AttributeError:
+            return self._end_root(span, context)
+        if self._engine.offer(key, span, span._end_time) is EMIT:
+            return span
+        return self._drop_root(span, context)
 
     def _end_child(
         self, span: ReadableSpan, trace_id: int, span_id: int, parent_id: int
@@ -214,54 +260,47 @@ class CoalescingSpanProcessor(SpanProcessor):
             self._passed += len(released)
         return released
 
+    def _root_key(self, span: ReadableSpan) -> Hashable | None:
+        """The root's key, or ``None`` when it is not to be coalesced (predicate, or a
+        failing key function or predicate)."""
+        try:
+            if self._predicate is None or self._predicate(span):
+                resource = span._resource
+                last = self._resources.last
+                token = last[1] if resource is last[0] else self._resources.token(resource)
+                if self._key is span_name_key:
+                    return (token, *span_name_key(span))  # type: ignore[misc]
+                return (token, self._key(span))
+        except Exception as exc:  # noqa: BLE001 - a failing key or predicate: do not coalesce
+            report_internal_error(_COMPONENT + ".key", exc)
+        return None
+
+    def _drop_root(
+        self, span: ReadableSpan, context: SpanContext
+    ) -> ReadableSpan | list[ReadableSpan]:
+        # The engine said SUPPRESS on the fast path (nothing was held or forced then).
+        trace_id, span_id = context[0], context[1]
+        trees = self._trees
+        with self._lock:
+            entry = trees.entries.get(trace_id)  # children may have arrived meanwhile
+            if trees.is_forced(trace_id, entry):
+                # A race with a forced release (overload): export rather than orphan.
+                trees.root_ended(trace_id)
+                return span
+            members = [] if entry is None else trees.decide(entry, span_id, False)
+            trees.remember_dropped(span_id)
+            self._dropped += 1 + len(members)
+        return []
+
     def _end_root(
         self, span: ReadableSpan, context: SpanContext
     ) -> ReadableSpan | list[ReadableSpan]:
-        key: Hashable | None = None
-        try:
-            if self._predicate is None or self._predicate(span):
-                token = 0
-                if self._per_resource:
-                    resource = span._resource
-                    last = self._resources.last  # inlined fast path of ResourceTokens.token
-                    token = last[1] if resource is last[0] else self._resources.token(resource)
-                if self._key is span_name_key:  # the default, inlined: it runs on every root
-                    scope = span._instrumentation_scope
-                    code = span._status._status_code
-                    key = (
-                        token,
-                        scope._name if scope is not None else None,
-                        span._kind._value_,
-                        span._name,
-                        code._value_,
-                        span_error_type(span) if code is _ERROR else None,
-                    )
-                else:
-                    key = (token, self._key(span))
-        except Exception as exc:  # noqa: BLE001 - a failing key or predicate: do not coalesce
-            report_internal_error(_COMPONENT + ".key", exc)
+        key = self._root_key(span)
         trees = self._trees
-        if key is not None and not trees.entries and not trees.forced_ids:
-            # Fast path: nothing is held or forced anywhere, so this root decides alone.
-            if self._engine.offer(key, span, span._end_time) is EMIT:
-                return span
-            trace_id, span_id = context[0], context[1]
-            with self._lock:
-                entry = trees.entries.get(trace_id)  # children may have arrived meanwhile
-                if trees.is_forced(trace_id, entry):
-                    # A race with a forced release (overload): export rather than orphan.
-                    trees.root_ended(trace_id)
-                    return span
-                members = [] if entry is None else trees.decide(entry, span_id, False)
-                trees.remember_dropped(span_id)
-                self._dropped += 1 + len(members)
-            return []
         trace_id, span_id = context[0], context[1]
         with self._lock:
             entry = trees.entries.get(trace_id)
-            if (entry is not None and entry.forced) or (
-                trees.forced_ids and trace_id in trees.forced_ids
-            ):  # trees.is_forced, inlined on the hot path
+            if trees.is_forced(trace_id, entry):
                 trees.root_ended(trace_id)
                 verdict = True
             elif key is None:
