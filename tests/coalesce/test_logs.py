@@ -342,3 +342,22 @@ def test_bad_options_name_the_option(
 def test_a_downstream_that_is_not_a_processor_is_rejected() -> None:
     with pytest.raises(TypeError, match="downstream must be a LogRecordProcessor"):
         CoalescingLogRecordProcessor(object())  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("log_options", [{"max_keys": 1}])
+def test_with_max_keys_open_new_messages_pass_and_repeats_still_merge(
+    log_pipeline: LogPipeline,
+) -> None:
+    log = log_pipeline.logger
+    log.warning("disk full")  # opens the only window
+    log.warning("timeout")  # a new message: passes through, counted as overflow
+    log.error("disk full")  # same body, another severity: another key, passes too
+    log.warning("disk full")  # a repeat of the open window: suppressed
+    log.warning("disk full")
+    assert log_pipeline.bodies() == ["disk full", "timeout", "disk full"]
+    log_pipeline.clock.advance(10)
+    [summary] = log_pipeline.summaries()
+    assert summary.log_record.attributes is not None
+    assert summary.log_record.attributes["otelkit.coalesce.count"] == 3
+    assert log_pipeline.metric("otelkit.coalesce.overflow") == 2
+    assert log_pipeline.metric("otelkit.coalesce.suppressed") == 2

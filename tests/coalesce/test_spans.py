@@ -8,7 +8,9 @@ from typing import Any
 import pytest
 from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
+from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import NonRecordingSpan, SpanContext, Status, StatusCode, TraceFlags
 
 from otelkit._errors import internal_error_counts
@@ -310,3 +312,49 @@ def test_failed_roots_merge_only_with_the_same_exception_type(
     span_pipeline.clock.advance(10)
     (summary,) = span_pipeline.summaries()
     assert summary.attributes[COUNT_ATTRIBUTE] == 2  # type: ignore[index]
+
+
+@pytest.mark.parametrize("span_options", [{"max_keys": 1}])
+def test_with_max_keys_open_new_roots_pass_and_repeats_still_merge(
+    span_pipeline: SpanPipeline,
+) -> None:
+    tracer = span_pipeline.provider.get_tracer("tests")
+    for name in ("GET /a", "GET /b", "GET /a", "GET /a"):
+        with tracer.start_as_current_span(name):
+            pass
+    with tracer.start_as_current_span("GET /a") as span:  # same name, another status
+        span.set_status(Status(StatusCode.ERROR))
+    assert span_pipeline.names() == ["GET /a", "GET /b", "GET /a"]
+    span_pipeline.clock.advance(10)
+    [summary] = span_pipeline.summaries()
+    assert summary.attributes is not None
+    assert summary.attributes[COUNT_ATTRIBUTE] == 3
+    assert span_pipeline.metric("otelkit.coalesce.overflow") == 2
+
+
+def test_the_sdk_processors_no_op_hooks_are_called_directly() -> None:
+    downstream = BatchSpanProcessor(InMemorySpanExporter())
+    processor = CoalescingSpanProcessor(downstream)
+    try:
+        assert processor.on_start == downstream.on_start
+        assert processor._on_ending == downstream._on_ending
+    finally:
+        processor.shutdown()
+
+
+class FailingStart(Recorder):
+    def on_start(self, span: Any, parent_context: Any = None) -> None:
+        raise RuntimeError("on_start is broken")
+
+
+def test_a_downstream_with_its_own_on_start_is_wrapped_and_contained(
+    fake_clock: FakeClock,
+) -> None:
+    processor = CoalescingSpanProcessor(FailingStart(), clock=fake_clock)
+    provider = TracerProvider(shutdown_on_exit=False)
+    provider.add_span_processor(processor)
+    before = internal_error_counts().get("coalesce.traces.downstream", 0)
+    with provider.get_tracer("tests").start_as_current_span("x"):
+        pass  # must not raise
+    assert internal_error_counts()["coalesce.traces.downstream"] == before + 1
+    provider.shutdown()

@@ -234,6 +234,8 @@ def test_a_window_seen_once_keeps_no_container_of_its_own(fake_clock: FakeClock)
         ({"capture_width": 2}, TypeError, "capture_width"),
         ({"capture": tuple, "capture_width": 0}, ValueError, "capture_width"),
         ({"capture": 3, "capture_width": 1}, TypeError, "capture"),
+        ({"hint_index": -1}, TypeError, "hint_index"),
+        ({"hint_index": "0"}, TypeError, "hint_index"),
     ],
 )
 def test_bad_options_are_rejected_with_the_option_named(
@@ -262,3 +264,77 @@ def test_a_forked_child_starts_with_no_open_windows(fake_clock: FakeClock) -> No
     assert os.waitstatus_to_exitcode(status) == 0
     assert engine.flush() == 1
     assert summaries[0].count == 2
+
+
+def hinted(clock: FakeClock, *, max_keys: int = 2) -> tuple[Coalescer[str], list[Summary[str]]]:
+    """An engine whose keys are (group, name) tuples with the name as the hint."""
+    summaries: list[Summary[str]] = []
+    engine: Coalescer[str] = Coalescer(
+        window=10, on_summary=summaries.append, max_keys=max_keys, clock=clock, hint_index=1
+    )
+    return engine, summaries
+
+
+def test_overflow_if_new_settles_a_new_key_only_when_max_keys_windows_are_open(
+    fake_clock: FakeClock,
+) -> None:
+    engine, _ = hinted(fake_clock)
+    assert engine.offer(("a", "disk full"), "p") is EMIT
+    assert engine.overflow_if_new("timeout") is False  # room left: the caller offers the key
+    assert engine.offer(("a", "timeout"), "p") is EMIT
+    assert engine.overflow == 0
+    assert engine.overflow_if_new("refused") is True  # full, and no open key has that name
+    assert engine.overflow == 1
+    # An open key has that name: it may be a repeat, so the caller must offer the whole key.
+    assert engine.overflow_if_new("timeout") is False
+    assert engine.offer(("b", "timeout"), "p") is EMIT  # another group: a new key, overflow
+    assert engine.offer(("a", "timeout"), "p") is SUPPRESS
+    assert (engine.overflow, engine.suppressed) == (2, 1)
+    assert engine.take_counts() == (1, 2)
+
+
+def test_hints_follow_the_windows_through_the_timer_and_flush(fake_clock: FakeClock) -> None:
+    engine, summaries = hinted(fake_clock)
+    engine.offer(("a", "x"), "p")
+    engine.offer(("b", "x"), "p")  # two open windows share the hint "x"
+    assert engine.overflow_if_new("x") is False
+    fake_clock.advance(10)  # both close
+    engine.offer(("a", "y"), "p")
+    engine.offer(("b", "y"), "p")
+    assert engine.overflow_if_new("x") is True  # "x" is gone with its windows
+    assert engine.overflow_if_new("y") is False
+    engine.flush()
+    engine.offer(("c", "z"), "p")
+    engine.offer(("d", "z"), "p")
+    assert engine.overflow_if_new("y") is True  # flush forgot "y"
+    assert summaries == []
+
+
+def test_overflow_if_new_is_always_false_without_hint_index(fake_clock: FakeClock) -> None:
+    engine, _ = make(fake_clock, max_keys=1)
+    engine.offer("k", "p")
+    assert engine.overflow_if_new("anything") is False
+    assert engine.overflow == 0
+
+
+def test_after_close_nothing_counts_as_overflow(fake_clock: FakeClock) -> None:
+    engine, _ = hinted(fake_clock)
+    engine.close()
+    assert engine.overflow_if_new("x") is True  # passes through, like offer() after close
+    assert engine.offer(("a", "x"), "p") is EMIT
+    assert engine.overflow == 0
+
+
+def test_windows_ending_within_the_slack_close_together(fake_clock: FakeClock) -> None:
+    engine, summaries = make(fake_clock)
+    for key in ("a", "b"):
+        engine.offer(key, "p")
+        engine.offer(key, "p")
+        fake_clock.advance(0.01)  # b's window ends 10 ms after a's
+    fake_clock.advance(10 - 0.02)  # t = 10.0: a's deadline
+    assert [s.key for s in summaries] == ["a"]
+    # The timer does not wake again for b alone 10 ms later, but at most 0.1 s later.
+    fake_clock.advance(0.05)
+    assert [s.key for s in summaries] == ["a"]
+    fake_clock.advance(0.05)
+    assert [s.key for s in summaries] == ["a", "b"]
