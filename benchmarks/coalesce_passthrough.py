@@ -13,10 +13,13 @@ With the defaults (``max_keys`` 10,000, window 10 s) and about 4,500 distinct ke
 second, the processors open windows until 10,000 are open, and from then on one for every
 window that closes: about one record in five opens a window, the rest pass as overflow.
 ``--max-keys 1`` measures the second case alone (a service whose distinct keys always
-exceed the bound); ``--aa`` runs the baseline against itself, to show the method's own
-bias and noise.
+exceed the bound); ``--rate R`` gives the processors an ``otelkit.testing.FakeClock`` that
+moves ``1/R`` seconds per operation (a service making R distinct operations a second,
+whatever this machine's speed; windows then close between blocks, outside the measured
+time, as they do on the timer thread with the real clock); ``--aa`` runs the baseline
+against itself, to show the method's own bias and noise.
 
-    .venv/bin/python benchmarks/coalesce_passthrough.py [--max-keys K] [--aa]
+    .venv/bin/python benchmarks/coalesce_passthrough.py [--max-keys K] [--rate R] [--aa]
         [--blocks B] [--block-ops N] [--repeats R]
 """
 
@@ -42,6 +45,7 @@ from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 
 from otelkit.coalesce import CoalescingLogRecordProcessor, CoalescingSpanProcessor
+from otelkit.testing import FakeClock
 
 _counter = itertools.count()
 
@@ -63,7 +67,9 @@ class NoopLogs(LogRecordExporter):
 
 
 class Pipeline:
-    def __init__(self, *, coalesce: bool, max_keys: int = 10_000) -> None:
+    def __init__(
+        self, *, coalesce: bool, max_keys: int = 10_000, clock: FakeClock | None = None
+    ) -> None:
         self.tracer_provider = TracerProvider(shutdown_on_exit=False)
         self.logger_provider = LoggerProvider(shutdown_on_exit=False)
         self.coalescing: CoalescingSpanProcessor | None = None
@@ -73,10 +79,10 @@ class Pipeline:
         if coalesce:
             meters = MeterProvider(shutdown_on_exit=False)
             span_processor = self.coalescing = CoalescingSpanProcessor(
-                span_processor, meter_provider=meters, max_keys=max_keys
+                span_processor, meter_provider=meters, max_keys=max_keys, clock=clock
             )
             log_processor = CoalescingLogRecordProcessor(
-                log_processor, meter_provider=meters, max_keys=max_keys
+                log_processor, meter_provider=meters, max_keys=max_keys, clock=clock
             )
         self.tracer_provider.add_span_processor(span_processor)
         self.logger_provider.add_log_record_processor(log_processor)
@@ -108,8 +114,12 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=11)
     parser.add_argument("--max-keys", type=int, default=10_000, help="the processors' max_keys")
     parser.add_argument("--aa", action="store_true", help="baseline against itself")
+    parser.add_argument("--rate", type=float, help="distinct operations a second (fake clock)")
     args = parser.parse_args()
-    ours = Pipeline(coalesce=not args.aa, max_keys=args.max_keys)
+    if args.rate is not None and not args.rate > 0:
+        parser.error("--rate must be > 0")
+    clock = FakeClock() if args.rate is not None else None
+    ours = Pipeline(coalesce=not args.aa, max_keys=args.max_keys, clock=clock)
     baseline = Pipeline(coalesce=False)
     ours.run(2000, 0)  # warm up
     baseline.run(2000, 0)
@@ -127,6 +137,8 @@ def main() -> None:
                 base_total += baseline.run(args.block_ops, offset)
                 ours_total += ours.run(args.block_ops, offset)
             offset += args.block_ops
+            if clock is not None:
+                clock.advance(args.block_ops / args.rate)
         ours_times.append(ours_total / args.blocks)
         base_times.append(base_total / args.blocks)
         print(
