@@ -10,14 +10,14 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
-from opentelemetry.sdk._logs import LogRecordProcessor, ReadableLogRecord, ReadWriteLogRecord
+from _util import ignoring_processors
+from opentelemetry.sdk._logs import LogRecordProcessor, ReadableLogRecord
 from opentelemetry.sdk._logs.export import (
     BatchLogRecordProcessor,
     LogRecordExporter,
     LogRecordExportResult,
 )
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
 
 from otelkit.relay import ChildPipeline, RelayHost
 
@@ -53,22 +53,6 @@ class CountingExporter(LogRecordExporter):
         return True
 
 
-class _NoSpans(SpanProcessor):
-    def on_end(self, span: ReadableSpan) -> None:
-        pass
-
-
-class _NoLogs(LogRecordProcessor):
-    def on_emit(self, log_record: ReadWriteLogRecord) -> None:
-        pass
-
-    def shutdown(self) -> None:
-        pass
-
-    def force_flush(self, timeout_millis: int = 30000) -> bool:
-        return True
-
-
 def host_log_pipeline(exporter: CountingExporter) -> tuple[LogRecordProcessor, Any]:
     """The log pipeline ``otelkit.configure(relay=True)`` gives a host, over ``exporter``:
     the coalescer (default 10 s window) wrapping a ``BatchLogRecordProcessor``. Returns
@@ -82,7 +66,8 @@ def host_log_pipeline(exporter: CountingExporter) -> tuple[LogRecordProcessor, A
 
 def relay_host(log_processor: LogRecordProcessor | None = None) -> RelayHost:
     """A started host feeding ``log_processor`` (by default one that discards)."""
-    host = RelayHost(span_processor=_NoSpans(), log_processor=log_processor or _NoLogs())
+    ignore_spans, ignore_logs = ignoring_processors()
+    host = RelayHost(span_processor=ignore_spans, log_processor=log_processor or ignore_logs)
     host.start()
     return host
 

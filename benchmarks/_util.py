@@ -86,3 +86,26 @@ def noop_providers() -> tuple[Any, Any]:
     tracer_provider.add_span_processor(BatchSpanProcessor(NoSpans()))
     reader = PeriodicExportingMetricReader(NoMetrics(), export_interval_millis=1000)
     return tracer_provider, MeterProvider(metric_readers=[reader])
+
+
+def ignoring_processors() -> tuple[Any, Any]:
+    """A span processor and a log record processor that drop everything they are given (so
+    only the pipeline in front of them does work)."""
+    from opentelemetry.sdk._logs import LogRecordProcessor
+    from opentelemetry.sdk.trace import SpanProcessor
+
+    class IgnoreSpans(SpanProcessor):
+        def on_end(self, span: Any) -> None:
+            pass
+
+    class IgnoreLogs(LogRecordProcessor):
+        def on_emit(self, log_record: Any) -> None:
+            pass
+
+        def shutdown(self) -> None:
+            pass
+
+        def force_flush(self, timeout_millis: int = 30000) -> bool:
+            return True
+
+    return IgnoreSpans(), IgnoreLogs()

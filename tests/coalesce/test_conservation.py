@@ -43,6 +43,23 @@ RESOURCE = Resource.create({"service.name": "conservation"})
 SCOPE = InstrumentationScope("tests")
 
 
+def offer_hinted(engine: Coalescer[str], key: tuple[str, str]) -> bool:
+    """What the processors do: the cheap check on the hint first, then the whole key.
+    ``True`` when the event is forwarded."""
+    return engine.overflow_if_new(key[1]) or engine.offer(key, key[1]) is EMIT
+
+
+def assert_conserved(
+    offered: Counter[Any], forwarded: Counter[Any], summaries: list[Summary[str]]
+) -> None:
+    merged: Counter[Any] = Counter()
+    for summary in summaries:
+        assert summary.count >= 2
+        merged[summary.key] += summary.count - 1
+    for key in offered:
+        assert forwarded[key] + merged[key] == offered[key], key
+
+
 @settings(max_examples=200, deadline=None)
 @given(steps=STEPS, max_keys=st.integers(min_value=1, max_value=6))
 def test_engine_conserves_every_key(steps: list[tuple[str, Any]], max_keys: int) -> None:
@@ -64,29 +81,7 @@ def test_engine_conserves_every_key(steps: list[tuple[str, Any]], max_keys: int)
             engine.flush()
         assert engine.open_keys <= max_keys
     engine.close()
-    merged: Counter[str] = Counter()
-    for summary in summaries:
-        assert summary.count >= 2
-        merged[summary.key] += summary.count - 1  # type: ignore[index]
-    for key in offered:
-        assert forwarded[key] + merged[key] == offered[key]
-
-
-def offer_hinted(engine: Coalescer[str], key: tuple[str, str]) -> bool:
-    """What the processors do: the cheap check on the hint first, then the whole key.
-    ``True`` when the event is forwarded."""
-    return engine.overflow_if_new(key[1]) or engine.offer(key, key[1]) is EMIT
-
-
-def assert_conserved(
-    offered: Counter[Any], forwarded: Counter[Any], summaries: list[Summary[str]]
-) -> None:
-    merged: Counter[Any] = Counter()
-    for summary in summaries:
-        assert summary.count >= 2
-        merged[summary.key] += summary.count - 1
-    for key in offered:
-        assert forwarded[key] + merged[key] == offered[key], key
+    assert_conserved(offered, forwarded, summaries)
 
 
 @settings(max_examples=200, deadline=None)

@@ -14,13 +14,17 @@ from otelkit.testing import FakeClock
 
 
 def make(
-    clock: FakeClock, *, window: float = 10.0, max_keys: int = 100
+    clock: FakeClock, *, window: float = 10.0, max_keys: int = 100, hint_index: int | None = None
 ) -> tuple[Coalescer[str], list[Summary[str]]]:
     summaries: list[Summary[str]] = []
-    return (
-        Coalescer(window=window, on_summary=summaries.append, max_keys=max_keys, clock=clock),
-        summaries,
+    engine: Coalescer[str] = Coalescer(
+        window=window,
+        on_summary=summaries.append,
+        max_keys=max_keys,
+        clock=clock,
+        hint_index=hint_index,
     )
+    return engine, summaries
 
 
 def test_first_occurrence_is_emitted_and_repeats_are_suppressed(fake_clock: FakeClock) -> None:
@@ -266,19 +270,10 @@ def test_a_forked_child_starts_with_no_open_windows(fake_clock: FakeClock) -> No
     assert summaries[0].count == 2
 
 
-def hinted(clock: FakeClock, *, max_keys: int = 2) -> tuple[Coalescer[str], list[Summary[str]]]:
-    """An engine whose keys are (group, name) tuples with the name as the hint."""
-    summaries: list[Summary[str]] = []
-    engine: Coalescer[str] = Coalescer(
-        window=10, on_summary=summaries.append, max_keys=max_keys, clock=clock, hint_index=1
-    )
-    return engine, summaries
-
-
 def test_overflow_if_new_settles_a_new_key_only_when_max_keys_windows_are_open(
     fake_clock: FakeClock,
 ) -> None:
-    engine, _ = hinted(fake_clock)
+    engine, _ = make(fake_clock, max_keys=2, hint_index=1)  # keys: (group, name)
     assert engine.offer(("a", "disk full"), "p") is EMIT
     assert engine.overflow_if_new("timeout") is False  # room left: the caller offers the key
     assert engine.offer(("a", "timeout"), "p") is EMIT
@@ -294,7 +289,7 @@ def test_overflow_if_new_settles_a_new_key_only_when_max_keys_windows_are_open(
 
 
 def test_hints_follow_the_windows_through_the_timer_and_flush(fake_clock: FakeClock) -> None:
-    engine, summaries = hinted(fake_clock)
+    engine, summaries = make(fake_clock, max_keys=2, hint_index=1)
     engine.offer(("a", "x"), "p")
     engine.offer(("b", "x"), "p")  # two open windows share the hint "x"
     assert engine.overflow_if_new("x") is False
@@ -318,7 +313,7 @@ def test_overflow_if_new_is_always_false_without_hint_index(fake_clock: FakeCloc
 
 
 def test_after_close_nothing_counts_as_overflow(fake_clock: FakeClock) -> None:
-    engine, _ = hinted(fake_clock)
+    engine, _ = make(fake_clock, max_keys=2, hint_index=1)  # keys: (group, name)
     engine.close()
     assert engine.overflow_if_new("x") is True  # passes through, like offer() after close
     assert engine.offer(("a", "x"), "p") is EMIT

@@ -80,7 +80,7 @@ def _scope_name(record: AnyLogRecord) -> str | None:
     return scope.name if scope is not None else None
 
 
-def message_key(record: AnyLogRecord) -> Hashable:
+def message_key(record: AnyLogRecord) -> tuple[Hashable, ...]:
     """The identical message: logger (scope) name, severity, rendered body, exception type.
 
     Only true repeats merge: ``log.warning("blocked %s", host)`` makes one key per host.
@@ -132,7 +132,7 @@ def span_error_type(span: ReadableSpan) -> object:
     return attributes.get(_ERROR_TYPE) if attributes else None
 
 
-def span_name_key(span: ReadableSpan) -> Hashable:
+def span_name_key(span: ReadableSpan) -> tuple[Hashable, ...]:
     """The default span-tree key: scope name, kind, root span name, status code and, for a
     span with ERROR status, the exception type (see :func:`span_error_type`)."""
     # The private fields: the public properties copy (a tuple, a mapping proxy) or cost a

@@ -26,10 +26,8 @@ from otelkit.coalesce._common import (
     summary_attributes,
 )
 from otelkit.coalesce._keys import (
-    EXCEPTION_TYPE,
     LogKey,
     ResourceTokens,
-    freeze,
     message_key,
     resolve_log_key,
 )
@@ -129,22 +127,10 @@ class CoalescingLogRecordProcessor(LogRecordProcessor):
             elif type(body) is str and self._engine.overflow_if_new(body):
                 key = None  # a new message while max_keys windows are open: it passes
             else:
-                # The default key, inlined (it runs on every record): message_key's fields
-                # read directly; a record they do not fit (no scope or severity, attributes
-                # that are not BoundedAttributes) takes message_key itself.
                 resource = log_record.resource
                 last = self._resources.last  # inlined fast path of ResourceTokens.token
                 token = last[1] if resource is last[0] else self._resources.token(resource)
-                try:
-                    key = (
-                        token,
-                        log_record.instrumentation_scope._name,  # type: ignore[union-attr]
-                        lr.severity_number._value_,  # type: ignore[union-attr]
-                        body if type(body) is str else freeze(body),
-                        lr.attributes._dict.get(EXCEPTION_TYPE),  # type: ignore[union-attr]
-                    )
-                except AttributeError:
-                    key = (token, *message_key(log_record))  # type: ignore[misc]
+                key = (token, *message_key(log_record))
             if key is not None and (
                 self._engine.offer(key, log_record, lr.timestamp or lr.observed_timestamp)
                 is SUPPRESS

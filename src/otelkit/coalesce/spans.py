@@ -11,7 +11,7 @@ from opentelemetry.metrics import MeterProvider
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
 from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
-from opentelemetry.trace import Link, SpanContext, StatusCode, TraceFlags
+from opentelemetry.trace import Link, SpanContext, TraceFlags
 
 from otelkit._clock import REAL_CLOCK, Clock, TimerHandle
 from otelkit._errors import report_internal_error
@@ -25,7 +25,6 @@ from otelkit.coalesce._keys import (
     ResourceTokens,
     SpanKey,
     resolve_span_key,
-    span_error_type,
     span_name_key,
 )
 from otelkit.coalesce._metrics import CoalesceMetrics
@@ -51,7 +50,6 @@ _SDK_NOOPS = frozenset(
     for name in ("on_start", "_on_ending")
 )
 _LINK_ATTRIBUTES = {"otelkit.coalesce.link": "first"}
-_ERROR = StatusCode.ERROR
 _NAME_INDEX = 3
 """Where the name sits in the default key (token, scope, kind, name, status, error type)."""
 
@@ -206,23 +204,9 @@ class CoalescingSpanProcessor(SpanProcessor):
     def _fast_root(
         self, span: ReadableSpan, context: SpanContext
     ) -> ReadableSpan | list[ReadableSpan]:
-        # span_name_key inlined (the general path in _root_key computes the same tuple);
-        # a span it does not fit (no scope) takes the general path.
-        try:
-            resource = span._resource
-            last = self._resources.last  # inlined fast path of ResourceTokens.token
-            code = span._status._status_code
-            key = (
-                last[1] if resource is last[0] else self._resources.token(resource),
-                span._instrumentation_scope._name,  # type: ignore[union-attr]
-                span._kind._value_,
-                span._name,
-                code._value_,
-                span_error_type(span) if code is _ERROR else None,
-            )
-        except AttributeError:
-            return self._end_root(span, context)
-        if self._engine.offer(key, span, span._end_time) is EMIT:
+        # The tree lock is taken only if the root is dropped.
+        key = self._root_key(span)
+        if key is None or self._engine.offer(key, span, span._end_time) is EMIT:
             return span
         return self._drop_root(span, context)
 
@@ -266,10 +250,10 @@ class CoalescingSpanProcessor(SpanProcessor):
         try:
             if self._predicate is None or self._predicate(span):
                 resource = span._resource
-                last = self._resources.last
+                last = self._resources.last  # inlined fast path of ResourceTokens.token
                 token = last[1] if resource is last[0] else self._resources.token(resource)
                 if self._key is span_name_key:
-                    return (token, *span_name_key(span))  # type: ignore[misc]
+                    return (token, *span_name_key(span))
                 return (token, self._key(span))
         except Exception as exc:  # noqa: BLE001 - a failing key or predicate: do not coalesce
             report_internal_error(_COMPONENT + ".key", exc)
