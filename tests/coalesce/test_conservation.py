@@ -43,14 +43,29 @@ RESOURCE = Resource.create({"service.name": "conservation"})
 SCOPE = InstrumentationScope("tests")
 
 
-def offer_hinted(engine: Coalescer[str], key: tuple[str, str]) -> bool:
-    """What the processors do: the cheap check on the hint first, then the whole key.
-    ``True`` when the event is forwarded."""
-    return engine.overflow_if_new(key[1]) or engine.offer(key, key[1]) is EMIT
+def offer_hinted(engine: Coalescer[Any], key: tuple[str, str]) -> bool:
+    """What the processors do: settle the event by its hint if it can be, else offer the
+    whole key. The payload is the key, so ``key_of_first`` hands it back (see
+    :func:`hinted`). ``True`` when the event is forwarded."""
+    return engine.sight(key[1], key) or engine.offer(key, key) is EMIT
+
+
+def hinted(
+    clock: FakeClock, summaries: list[Summary[Any]], *, window: float, max_keys: int
+) -> Coalescer[Any]:
+    """An engine for keys ``(group, name)`` found by their name, as the processors use it."""
+    return Coalescer(
+        window=window,
+        on_summary=summaries.append,
+        max_keys=max_keys,
+        clock=clock,
+        hint_index=1,
+        key_of_first=lambda hint, first: first,
+    )
 
 
 def assert_conserved(
-    offered: Counter[Any], forwarded: Counter[Any], summaries: list[Summary[str]]
+    offered: Counter[Any], forwarded: Counter[Any], summaries: list[Summary[Any]]
 ) -> None:
     merged: Counter[Any] = Counter()
     for summary in summaries:
@@ -100,10 +115,8 @@ def test_engine_with_a_hint_conserves_every_key(
     steps: list[tuple[str, Any]], max_keys: int
 ) -> None:
     clock = FakeClock()
-    summaries: list[Summary[str]] = []
-    engine: Coalescer[str] = Coalescer(
-        window=5, on_summary=summaries.append, max_keys=max_keys, clock=clock, hint_index=1
-    )
+    summaries: list[Summary[Any]] = []
+    engine = hinted(clock, summaries, window=5, max_keys=max_keys)
     offered: Counter[tuple[str, str]] = Counter()
     forwarded: Counter[tuple[str, str]] = Counter()
     for action, arg in steps:
@@ -123,10 +136,8 @@ def test_engine_conserves_every_key_under_threads() -> None:
     # Four threads offer through the lock-free checks while a fifth closes windows: no
     # count may be lost between a lock-free read and the locked update.
     clock = FakeClock()
-    summaries: list[Summary[str]] = []
-    engine: Coalescer[str] = Coalescer(
-        window=1, on_summary=summaries.append, max_keys=4, clock=clock, hint_index=1
-    )
+    summaries: list[Summary[Any]] = []
+    engine = hinted(clock, summaries, window=1, max_keys=4)
     keys = [(group, name) for group in "xy" for name in "abcd"]
     offered: list[Counter[tuple[str, str]]] = [Counter() for _ in range(4)]
     forwarded: list[Counter[tuple[str, str]]] = [Counter() for _ in range(4)]

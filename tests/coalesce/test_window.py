@@ -169,16 +169,16 @@ def test_a_million_distinct_keys_keep_memory_bounded(fake_clock: FakeClock) -> N
     assert engine.open_keys == 0
 
 
-def test_capture_keeps_a_flat_snapshot_that_the_summary_hands_back(
-    fake_clock: FakeClock,
-) -> None:
+def test_capture_keeps_what_the_summary_hands_back(fake_clock: FakeClock) -> None:
     summaries: list[Summary[tuple[str, int]]] = []
+    captured: list[str] = []
+
+    def capture(payload: str) -> tuple[str, int]:
+        captured.append(payload)
+        return payload.upper(), len(payload)
+
     engine: Coalescer[tuple[str, int]] = Coalescer(
-        window=10,
-        on_summary=summaries.append,
-        clock=fake_clock,
-        capture=lambda payload: (payload.upper(), len(payload)),
-        capture_width=2,
+        window=10, on_summary=summaries.append, clock=fake_clock, capture=capture
     )
     engine.offer("a", "first", 1)
     engine.offer("a", "second", 2)
@@ -190,28 +190,13 @@ def test_capture_keeps_a_flat_snapshot_that_the_summary_hands_back(
         ("a", ("FIRST", 5), 2, 1, 2),
         ("c", ("X", 1), 2, 4, 5),
     ]
+    assert captured == ["first", "once", "x"]  # only when a window opens
 
 
-def test_a_capture_of_the_wrong_width_opens_no_window(fake_clock: FakeClock) -> None:
-    engine: Coalescer[tuple[str]] = Coalescer(
-        window=10, on_summary=print, clock=fake_clock, capture=lambda p: (p, p), capture_width=1
-    )
-    with pytest.raises(ValueError, match="capture returned 2 items, expected 1"):
-        engine.offer("k", "payload", 1)
-    assert engine.open_keys == 0
-    assert engine.flush() == 0
-
-
-def test_a_window_seen_once_keeps_no_container_of_its_own(fake_clock: FakeClock) -> None:
+def test_a_window_seen_once_keeps_one_container(fake_clock: FakeClock) -> None:
     # Containers that survive per record drive the garbage collector; with all keys
-    # distinct, an open window must cost only its key (here an int: nothing at all).
-    engine: Coalescer[tuple[int, str]] = Coalescer(
-        window=10,
-        on_summary=print,
-        clock=fake_clock,
-        capture=lambda p: (p, "x"),
-        capture_width=2,
-    )
+    # distinct, an open window must cost only its entry (one tuple), no object of its own.
+    engine, _ = make(fake_clock, max_keys=1000)
     gc.collect()
     gc.disable()  # the count of young objects is the measure: no collection may reset it
     try:
@@ -221,7 +206,7 @@ def test_a_window_seen_once_keeps_no_container_of_its_own(fake_clock: FakeClock)
         grown = gc.get_count()[0] - before
     finally:
         gc.enable()
-    assert grown < 20, grown  # 500 windows; a container each would be >= 500
+    assert grown < 520, grown  # 500 windows; an object each on top would be >= 1000
     assert engine.open_keys == 500
 
 
@@ -234,10 +219,9 @@ def test_a_window_seen_once_keeps_no_container_of_its_own(fake_clock: FakeClock)
         ({"max_keys": 0}, ValueError, "max_keys"),
         ({"max_keys": 1.5}, TypeError, "max_keys"),
         ({"on_summary": None}, TypeError, "on_summary"),
-        ({"capture": tuple}, TypeError, "capture_width"),
-        ({"capture_width": 2}, TypeError, "capture_width"),
-        ({"capture": tuple, "capture_width": 0}, ValueError, "capture_width"),
-        ({"capture": 3, "capture_width": 1}, TypeError, "capture"),
+        ({"capture": 3}, TypeError, "capture"),
+        ({"key_of_first": len}, TypeError, "key_of_first"),
+        ({"hint_index": 0, "key_of_first": 3}, TypeError, "key_of_first"),
         ({"hint_index": -1}, TypeError, "hint_index"),
         ({"hint_index": "0"}, TypeError, "hint_index"),
     ],
@@ -270,54 +254,121 @@ def test_a_forked_child_starts_with_no_open_windows(fake_clock: FakeClock) -> No
     assert summaries[0].count == 2
 
 
-def test_overflow_if_new_settles_a_new_key_only_when_max_keys_windows_are_open(
+def sighting(
+    clock: FakeClock, *, max_keys: int = 100
+) -> tuple[Coalescer[tuple[str, str]], list[Summary[tuple[str, str]]]]:
+    """Keys ``(group, name)`` found by their name; the payload is the key, so
+    ``key_of_first`` hands the kept payload back."""
+    summaries: list[Summary[tuple[str, str]]] = []
+    engine: Coalescer[tuple[str, str]] = Coalescer(
+        window=10,
+        on_summary=summaries.append,
+        max_keys=max_keys,
+        clock=clock,
+        hint_index=1,
+        key_of_first=lambda hint, first: first,
+    )
+    return engine, summaries
+
+
+def offer(engine: Coalescer[tuple[str, str]], key: tuple[str, str], time_ns: int = 1) -> bool:
+    """As the processors do: by the hint if it settles it, else by the key. True: EMIT."""
+    return engine.sight(key[1], key, time_ns) or engine.offer(key, key, time_ns) is EMIT
+
+
+def test_sight_opens_a_window_by_hint_and_builds_its_key_only_on_a_repeat(
     fake_clock: FakeClock,
 ) -> None:
-    engine, _ = make(fake_clock, max_keys=2, hint_index=1)  # keys: (group, name)
-    assert engine.offer(("a", "disk full"), "p") is EMIT
-    assert engine.overflow_if_new("timeout") is False  # room left: the caller offers the key
-    assert engine.offer(("a", "timeout"), "p") is EMIT
+    built: list[str] = []
+    summaries: list[Summary[tuple[str, str]]] = []
+    engine: Coalescer[tuple[str, str]] = Coalescer(
+        window=10,
+        on_summary=summaries.append,
+        clock=fake_clock,
+        hint_index=1,
+        key_of_first=lambda hint, first: (built.append(str(hint)), first)[1],
+    )
+    assert engine.sight("disk full", ("a", "disk full"), 1) is True  # a window opened
+    assert engine.sight("timeout", ("a", "timeout"), 2) is True
+    assert (engine.open_keys, built) == (2, [])
+    assert engine.sight("disk full", ("a", "disk full"), 3) is False  # the caller offers
+    assert engine.offer(("a", "disk full"), "p", 3) is SUPPRESS
+    assert built == ["disk full"]
+    assert engine.offer(("a", "disk full"), "p", 4) is SUPPRESS
+    fake_clock.advance(10)
+    assert [(s.key, s.count, s.first, s.first_time_ns, s.last_time_ns) for s in summaries] == [
+        (("a", "disk full"), 3, ("a", "disk full"), 1, 4)
+    ]
+    assert engine.open_keys == 0
+
+
+def test_keys_sharing_a_hint_get_windows_of_their_own(fake_clock: FakeClock) -> None:
+    engine, summaries = sighting(fake_clock)
+    assert offer(engine, ("a", "x"), 1)
+    assert offer(engine, ("b", "x"), 2)  # same hint, another key: its own window
+    assert not offer(engine, ("b", "x"), 3)
+    assert not offer(engine, ("a", "x"), 4)
+    assert not offer(engine, ("b", "x"), 5)
+    assert engine.open_keys == 2
+    fake_clock.advance(10)
+    assert sorted((s.key, s.count, s.first_time_ns) for s in summaries) == [
+        (("a", "x"), 2, 1),
+        (("b", "x"), 3, 2),
+    ]
+    # The hint's first window closed; the other key's window is found by its key.
+    assert offer(engine, ("b", "x"), 6)
+    assert offer(engine, ("a", "x"), 7)
+    assert not offer(engine, ("a", "x"), 8)
+    assert not offer(engine, ("b", "x"), 9)
+    assert engine.flush() == 2
+
+
+def test_sight_counts_overflow_only_for_a_hint_no_window_has(fake_clock: FakeClock) -> None:
+    engine, _ = sighting(fake_clock, max_keys=2)
+    assert offer(engine, ("a", "disk full"))
+    assert offer(engine, ("a", "timeout"))
     assert engine.overflow == 0
-    assert engine.overflow_if_new("refused") is True  # full, and no open key has that name
+    assert engine.sight("refused", ("a", "refused")) is True  # full: passes as overflow
     assert engine.overflow == 1
-    # An open key has that name: it may be a repeat, so the caller must offer the whole key.
-    assert engine.overflow_if_new("timeout") is False
-    assert engine.offer(("b", "timeout"), "p") is EMIT  # another group: a new key, overflow
+    assert engine.open_keys == 2
+    # A window has that hint: it may be a repeat, so the caller must offer the whole key.
+    assert engine.sight("timeout", ("b", "timeout")) is False
+    assert engine.offer(("b", "timeout"), "p") is EMIT  # another group: overflow
     assert engine.offer(("a", "timeout"), "p") is SUPPRESS
     assert (engine.overflow, engine.suppressed) == (2, 1)
     assert engine.take_counts() == (1, 2)
 
 
 def test_hints_follow_the_windows_through_the_timer_and_flush(fake_clock: FakeClock) -> None:
-    engine, summaries = make(fake_clock, max_keys=2, hint_index=1)
-    engine.offer(("a", "x"), "p")
-    engine.offer(("b", "x"), "p")  # two open windows share the hint "x"
-    assert engine.overflow_if_new("x") is False
+    engine, summaries = sighting(fake_clock, max_keys=2)
+    offer(engine, ("a", "x"))
+    offer(engine, ("b", "x"))  # two windows share the hint "x"
+    assert engine.sight("x", ("c", "x")) is False
     fake_clock.advance(10)  # both close
-    engine.offer(("a", "y"), "p")
-    engine.offer(("b", "y"), "p")
-    assert engine.overflow_if_new("x") is True  # "x" is gone with its windows
-    assert engine.overflow_if_new("y") is False
+    offer(engine, ("a", "y"))
+    offer(engine, ("b", "y"))
+    assert engine.sight("x", ("c", "x")) is True  # "x" is gone with its windows: overflow
+    assert engine.sight("y", ("c", "y")) is False
     engine.flush()
-    engine.offer(("c", "z"), "p")
-    engine.offer(("d", "z"), "p")
-    assert engine.overflow_if_new("y") is True  # flush forgot "y"
+    offer(engine, ("c", "z"))
+    offer(engine, ("d", "z"))
+    assert engine.sight("y", ("c", "y")) is True  # flush forgot "y"
     assert summaries == []
+    assert engine.overflow == 2
 
 
-def test_overflow_if_new_is_always_false_without_hint_index(fake_clock: FakeClock) -> None:
-    engine, _ = make(fake_clock, max_keys=1)
-    engine.offer("k", "p")
-    assert engine.overflow_if_new("anything") is False
-    assert engine.overflow == 0
+def test_sight_is_always_false_without_key_of_first(fake_clock: FakeClock) -> None:
+    engine, _ = make(fake_clock, max_keys=1, hint_index=0)
+    assert engine.sight("anything", "p") is False
+    assert (engine.open_keys, engine.overflow) == (0, 0)
 
 
 def test_after_close_nothing_counts_as_overflow(fake_clock: FakeClock) -> None:
-    engine, _ = make(fake_clock, max_keys=2, hint_index=1)  # keys: (group, name)
+    engine, _ = sighting(fake_clock, max_keys=2)
     engine.close()
-    assert engine.overflow_if_new("x") is True  # passes through, like offer() after close
+    assert engine.sight("x", ("a", "x")) is True  # passes through, like offer() after close
     assert engine.offer(("a", "x"), "p") is EMIT
-    assert engine.overflow == 0
+    assert (engine.overflow, engine.open_keys) == (0, 0)
 
 
 def test_windows_ending_within_the_slack_close_together(fake_clock: FakeClock) -> None:

@@ -31,11 +31,13 @@ __all__ = [
     "call_site_key",
     "freeze",
     "is_process_identity",
+    "message_fields_key",
     "message_key",
     "plain_attributes",
     "resolve_log_key",
     "resolve_span_key",
     "span_error_type",
+    "span_fields_key",
     "span_name_key",
 ]
 
@@ -86,12 +88,18 @@ def message_key(record: AnyLogRecord) -> tuple[Hashable, ...]:
     Only true repeats merge: ``log.warning("blocked %s", host)`` makes one key per host.
     """
     lr = record.log_record
-    body = lr.body
-    attributes: Any = lr.attributes
-    scope = record.instrumentation_scope
+    return message_fields_key(
+        record.instrumentation_scope, lr.severity_number, lr.body, lr.attributes
+    )
+
+
+def message_fields_key(
+    scope: Any, severity_number: Any, body: Any, attributes: Any
+) -> tuple[Hashable, ...]:
+    """:func:`message_key` from the record's fields (also for a record's kept fields)."""
     return (
         scope._name if scope is not None else None,  # the property costs a Python call
-        getattr(lr.severity_number, "_value_", None),  # see _enum_value
+        getattr(severity_number, "_value_", None),  # see _enum_value
         body if type(body) is str else freeze(body),
         # see plain_attributes, inlined
         None
@@ -137,14 +145,26 @@ def span_name_key(span: ReadableSpan) -> tuple[Hashable, ...]:
     span with ERROR status, the exception type (see :func:`span_error_type`)."""
     # The private fields: the public properties copy (a tuple, a mapping proxy) or cost a
     # Python-level call per access.
-    scope = span._instrumentation_scope
     status_code = span._status._status_code
+    return span_fields_key(
+        span._instrumentation_scope,
+        span._kind,
+        span._name,
+        status_code,
+        span_error_type(span) if status_code is StatusCode.ERROR else None,
+    )
+
+
+def span_fields_key(
+    scope: Any, kind: Any, name: str, status_code: Any, error_type: object
+) -> tuple[Hashable, ...]:
+    """:func:`span_name_key` from the span's fields (also for a span's kept fields)."""
     return (
         scope._name if scope is not None else None,
-        span._kind._value_,  # enum members hash in Python, their values in C
-        span._name,
+        kind._value_,  # enum members hash in Python, their values in C
+        name,
         status_code._value_,
-        span_error_type(span) if status_code is StatusCode.ERROR else None,
+        error_type,
     )
 
 

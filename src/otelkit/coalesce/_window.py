@@ -78,27 +78,28 @@ class Summary(Generic[P]):
     """The window length in seconds."""
 
 
-class _Repeated:
-    """An open window whose key has been seen more than once (updated in place)."""
+class _Window:
+    """An open window whose key has been seen more than once, or one kept by key (see
+    :class:`Coalescer`): updated in place under the lock."""
 
-    __slots__ = ("count", "last_ns")
+    __slots__ = ("count", "deadline", "first", "first_ns", "key", "last_ns")
 
-    def __init__(self, last_ns: int) -> None:
-        self.count = 2
+    def __init__(
+        self, deadline: float, first_ns: int, key: Hashable, first: Any, count: int, last_ns: int
+    ) -> None:
+        self.deadline = deadline
+        self.first_ns = first_ns
+        self.key = key
+        self.first = first
+        self.count = count
         self.last_ns = last_ns
 
 
-_ONCE = "once"
-"""The value in ``_open`` of a window whose key has been seen once."""
-
-# Per open window the hot path keeps as few garbage-collected objects as it can: every
-# container allocated per record that survives (even one the collector later untracks)
-# counts towards the next collection, and with many distinct keys those collections cost
-# more than the bookkeeping itself. So a window seen once is its key mapped to _ONCE in
-# ``_open``, and flat items in the ``_order`` deque (which stores them without a container
-# per window): key, deadline, first timestamp, then the ``capture_width`` items of the
-# snapshot (or the one first payload). Only a repeated key gets a :class:`_Repeated`.
-_HEAD = 3  # key, deadline, first_ns
+# A window seen once is a tuple in ``_seen`` (no object of its own: with all keys distinct
+# that is nearly every window, and every container that survives per record drives the
+# garbage collector): deadline, first timestamp, key (None when registered by sight()),
+# then what was kept of the first payload.
+_DEADLINE, _FIRST_NS, _KEY, _FIRST = 0, 1, 2, 3
 
 # Windows close at most this late (or window/20 when shorter): the timer batches the
 # windows whose deadlines fall that close together.
@@ -114,16 +115,17 @@ class Coalescer(Generic[P]):
     ``label`` names this coalescer in error reports. ``on_tick`` (optional) runs on the
     timer after each batch of windows closed, e.g. to publish :meth:`take_counts`.
     ``capture`` (optional) turns the first payload of a window into what is kept until the
-    window ends (called only when a window opens): a tuple of exactly ``capture_width``
-    atomic values, kept flat (no container per window) and handed back as
-    :attr:`Summary.first`. A small, flat snapshot instead of a large object graph keeps
-    memory and garbage-collection work low.
+    window ends (called only when a window opens) and handed back as
+    :attr:`Summary.first`: keep it small, since a window is open for every distinct key.
 
-    ``hint_index`` (optional; keys are then tuples) names one component of the key that
-    the caller can read more cheaply than the whole key, e.g. a log record's body. The
-    engine keeps a count of the open windows per such component, so
-    :meth:`overflow_if_new` can settle the commonest case at high volume (a key never seen
-    while ``max_keys`` windows are open) without the caller building the key.
+    Windows are found by a *hint*: the key itself, or with ``hint_index`` (keys are then
+    tuples) one component of it that the caller can read more cheaply than the whole key,
+    e.g. a log record's body. With ``key_of_first`` as well, :meth:`sight` settles the
+    commonest case at high volume (an event whose hint no open window has) without the
+    caller building the key: the window opens under the hint alone, and
+    ``key_of_first(hint, first)`` builds its key from what ``capture`` kept, only if a later
+    event with that hint arrives. Keys that share a hint with a different open key get
+    windows of their own, found by the whole key.
     """
 
     def __init__(
@@ -136,8 +138,8 @@ class Coalescer(Generic[P]):
         label: str = "coalesce",
         on_tick: Callable[[], None] | None = None,
         capture: Callable[[Any], P] | None = None,
-        capture_width: int | None = None,
         hint_index: int | None = None,
+        key_of_first: Callable[[Hashable, P], Hashable] | None = None,
     ) -> None:
         window = validate_seconds("window", window)
         max_keys = validate_positive_int("max_keys", max_keys)
@@ -154,21 +156,19 @@ class Coalescer(Generic[P]):
         self._on_tick = on_tick
         if capture is not None and not callable(capture):
             raise TypeError(f"capture must be callable or None, got {type(capture).__name__}")
-        if (capture is None) != (capture_width is None):
-            raise TypeError("capture and capture_width go together (both or neither)")
         self._capture = capture
-        self._width = (
-            1 if capture_width is None else validate_positive_int("capture_width", capture_width)
-        )
         if hint_index is not None and (
             isinstance(hint_index, bool) or not isinstance(hint_index, int) or hint_index < 0
         ):
             raise TypeError(f"hint_index must be an int >= 0 or None, got {hint_index!r}")
+        if key_of_first is not None and (not callable(key_of_first) or hint_index is None):
+            raise TypeError("key_of_first must be a callable(hint, first), with hint_index")
         self._hint = hint_index
+        self._key_of_first = key_of_first
         self._closed = False
         self._limit = max_keys  # 0 once closed: one comparison on the hot path
         self._suppressed = 0
-        # Overflow is counted without the lock (see offer): next() on an itertools.count
+        # Overflow is counted without the lock (see sight): next() on an itertools.count
         # is one C call, atomic under the GIL. Reading it consumes a value: _overflow_reads
         # counts those.
         self._overflow_counter = itertools.count()
@@ -182,9 +182,13 @@ class Coalescer(Generic[P]):
         # Also the fork hook: the child must not summarise windows its parent opened
         # (the parent does), and the parent's lock may have been held at fork time.
         self._lock = threading.Lock()
-        self._open: dict[Hashable, Any] = {}  # key -> _ONCE or a _Repeated
-        self._order: deque[Any] = deque()  # flat items per window (see _HEAD), oldest first
-        self._hints: dict[Hashable, int] = {}  # key[hint_index] -> open windows with it
+        # By hint: a window seen once (a tuple, see _DEADLINE) or a repeated one (_Window).
+        self._seen: dict[Hashable, Any] = {}
+        self._seen_order: deque[Any] = deque()  # hint, deadline, ... oldest first
+        # By key: windows whose hint another key's window in _seen holds.
+        self._keyed: dict[Hashable, _Window] = {}
+        self._keyed_order: deque[_Window] = deque()  # oldest first
+        self._hints: dict[Hashable, int] = {}  # hint -> windows in _keyed with it
         self._timer: TimerHandle | None = None
 
     @property
@@ -200,7 +204,7 @@ class Coalescer(Generic[P]):
     @property
     def open_keys(self) -> int:
         """Windows open now."""
-        return len(self._open)
+        return len(self._seen) + len(self._keyed)
 
     @property
     def suppressed(self) -> int:
@@ -232,18 +236,36 @@ class Coalescer(Generic[P]):
             self._taken = (suppressed, overflow)
         return suppressed - taken_suppressed, overflow - taken_overflow
 
-    def overflow_if_new(self, hint: Hashable) -> bool:
-        """Whether an event whose key has component ``hint`` (at ``hint_index``) is settled
-        without its key: no open window's key has that component and ``max_keys`` windows
-        are open, so it passes through uncoalesced (``EMIT``, counted as overflow).
+    def sight(self, hint: Hashable, payload: Any, time_ns: int | None = None) -> bool:
+        """Settle an event by its hint alone, if it can be: ``True`` means :data:`EMIT`
+        (no open window has ``hint``: a window opened for it, its key to be built by
+        ``key_of_first`` only if the hint comes again; or ``max_keys`` windows were open
+        and it passes through, counted as overflow).
 
         ``False`` means: build the key and call :meth:`offer`. Always ``False`` without
-        ``hint_index``. Lock-free, like the first step of :meth:`offer`.
+        ``key_of_first``. Lock-free: dict lookups, ``len()``, ``setdefault()`` and
+        ``deque.extend()`` are single C calls, atomic under the GIL (the SDK's batch
+        processors rely on the same for their queues); so ``max_keys`` may be exceeded by
+        one window per thread sighting at the same moment.
         """
-        if len(self._open) < self._limit or hint in self._hints or self._hint is None:
+        seen = self._seen
+        if hint in seen or hint in self._hints or self._key_of_first is None:
             return False
-        if self._limit:  # 0 once closed: events after close() are not overflow
-            next(self._overflow_counter)
+        limit = self._limit
+        if len(seen) + len(self._keyed) >= limit:  # max_keys, or 0 once closed
+            if limit:  # events after close() are not overflow
+                next(self._overflow_counter)
+            return True
+        deadline = self._monotonic() + self._window
+        if time_ns is None:
+            time_ns = int(self._clock.time() * 1e9)
+        capture = self._capture
+        entry = (deadline, time_ns, None, payload if capture is None else capture(payload))
+        if seen.setdefault(hint, entry) is not entry:
+            return False  # another thread opened a window for it meanwhile
+        self._seen_order.extend((hint, deadline))
+        if self._timer is None:
+            self._arm()
         return True
 
     def offer(self, key: Hashable, payload: Any, time_ns: int | None = None) -> Decision:
@@ -252,80 +274,93 @@ class Coalescer(Generic[P]):
         Returns :data:`EMIT` when the caller must forward the event now, :data:`SUPPRESS`
         when it is counted in an open window and must be dropped.
         """
-        # Lock-free prefix for a new key when max_keys windows are open (or once closed):
-        # a dict lookup, len() and next() are single C calls, atomic under the GIL (the
-        # SDK's batch processors rely on the same for their queues). Everything that
-        # changes a window takes the lock and looks again.
-        opened = self._open
-        if key not in opened and len(opened) >= self._limit:
-            if self._limit:  # 0 once closed: events after close() are not overflow
-                next(self._overflow_counter)
-            return EMIT
-        return self._offer_locked(key, payload, time_ns)
-
-    def _offer_locked(self, key: Hashable, payload: Any, time_ns: int | None) -> Decision:
-        lock = self._lock
-        lock.acquire()  # cheaper than ``with``; try/finally costs nothing in 3.11
-        try:
-            opened = self._open
-            window = opened.get(key)
-            if window is None:
-                if len(opened) >= self._limit:  # max_keys, or 0 once closed
-                    if self._limit:
-                        next(self._overflow_counter)
-                    return EMIT
-                if time_ns is None:
-                    time_ns = int(self._clock.time() * 1e9)
-                capture = self._capture
-                if capture is None:
-                    first: Any = (payload,)
-                else:
-                    first = capture(payload)
-                    if len(first) != self._width:
-                        raise ValueError(
-                            f"capture returned {len(first)} items, expected {self._width}"
-                        )
-                order = self._order
-                order.extend((key, self._monotonic() + self._window, time_ns))
-                order.extend(first)
-                opened[key] = _ONCE
-                if self._hint is not None:
-                    hints = self._hints
-                    hint = key[self._hint]  # type: ignore[index]
-                    hints[hint] = hints.get(hint, 0) + 1
-                if self._timer is None:
-                    self._timer = self._clock.call_later(self._window, self._on_timer)
+        hint = key if self._hint is None else key[self._hint]  # type: ignore[index]
+        with self._lock:
+            if not self._limit:  # closed
                 return EMIT
+            seen = self._seen
+            entry = seen.get(hint)
+            if entry is not None:
+                if type(entry) is tuple:
+                    first_key = entry[_KEY]
+                    if first_key is None:
+                        first_key = self._key_of_first(hint, entry[_FIRST])  # type: ignore[misc]
+                    if first_key == key:
+                        if time_ns is None:
+                            time_ns = int(self._clock.time() * 1e9)
+                        seen[hint] = _Window(
+                            entry[_DEADLINE], entry[_FIRST_NS], key, entry[_FIRST], 2, time_ns
+                        )
+                        self._suppressed += 1
+                        return SUPPRESS
+                elif entry.key == key:
+                    return self._count(entry, time_ns)
+                return self._offer_keyed(key, hint, payload, time_ns)
+            if self._hints:
+                window = self._keyed.get(key)
+                if window is not None:
+                    return self._count(window, time_ns)
+            if len(seen) + len(self._keyed) >= self._limit:
+                next(self._overflow_counter)
+                return EMIT
+            deadline = self._monotonic() + self._window
             if time_ns is None:
                 time_ns = int(self._clock.time() * 1e9)
-            if window is _ONCE:
-                opened[key] = _Repeated(time_ns)
-            else:
-                window.count += 1
-                window.last_ns = time_ns
-            self._suppressed += 1
-            return SUPPRESS
-        finally:
-            lock.release()
+            capture = self._capture
+            seen[hint] = (deadline, time_ns, key, payload if capture is None else capture(payload))
+            self._seen_order.extend((hint, deadline))
+            if self._timer is None:
+                self._timer = self._clock.call_later(self._window, self._on_timer)
+            return EMIT
+
+    def _count(self, window: _Window, time_ns: int | None) -> Decision:
+        # Under the lock.
+        window.count += 1
+        window.last_ns = time_ns if time_ns is not None else int(self._clock.time() * 1e9)
+        self._suppressed += 1
+        return SUPPRESS
+
+    def _offer_keyed(
+        self, key: Hashable, hint: Hashable, payload: Any, time_ns: int | None
+    ) -> Decision:
+        # Under the lock: ``key`` shares its hint with another key's window in _seen.
+        keyed = self._keyed
+        window = keyed.get(key)
+        if window is not None:
+            return self._count(window, time_ns)
+        if len(self._seen) + len(keyed) >= self._limit:
+            next(self._overflow_counter)
+            return EMIT
+        if time_ns is None:
+            time_ns = int(self._clock.time() * 1e9)
+        capture = self._capture
+        first = payload if capture is None else capture(payload)
+        window = _Window(self._monotonic() + self._window, time_ns, key, first, 1, time_ns)
+        keyed[key] = window
+        self._keyed_order.append(window)
+        self._hints[hint] = self._hints.get(hint, 0) + 1
+        return EMIT
+
+    def _arm(self) -> None:
+        with self._lock:
+            if self._timer is None and self._limit:
+                self._timer = self._clock.call_later(self._window, self._on_timer)
 
     def flush(self) -> int:
         """Close every open window now; return how many summaries were delivered."""
         with self._lock:
-            opened = self._open
-            items = list(self._order)
-            stride = _HEAD + self._width
-            closing = [
-                (key, opened[key], items[i + 2], items[i + _HEAD : i + stride])
-                for i in range(0, len(items), stride)
-                if opened[key := items[i]] is not _ONCE
-            ]  # oldest first
-            order = self._order
-            opened.clear()
-            order.clear()
+            seen = self._seen
+            closing = [w for w in _values(seen) if type(w) is _Window]
+            closing.extend(w for w in self._keyed_order if w.count > 1)
+            seen.clear()
+            self._seen_order.clear()
+            self._keyed.clear()
+            self._keyed_order.clear()
             self._hints.clear()
             if self._timer is not None:
                 self._timer.cancel()
                 self._timer = None
+        closing.sort(key=_by_deadline)  # oldest first
         return self._deliver(closing)
 
     def close(self) -> int:
@@ -339,48 +374,57 @@ class Coalescer(Generic[P]):
         try:
             with self._lock:
                 self._timer = None
-                now = self._clock.monotonic()
-                closing: list[tuple[Hashable, Any, int, list[Any]]] = []
-                order = self._order
-                opened = self._open
+                limit = self._monotonic() + _EPSILON
+                closing: list[_Window] = []
+                seen, order = self._seen, self._seen_order
                 popleft = order.popleft
-                width = range(self._width)
-                hints, hint_index = self._hints, self._hint
-                while order and order[1] <= now + _EPSILON:
-                    key = popleft()
-                    popleft()  # deadline
-                    first_ns = popleft()
-                    first = [popleft() for _ in width]
-                    window = opened.pop(key)
-                    if hint_index is not None:
-                        hint = key[hint_index]
-                        left = hints[hint] - 1
-                        if left:
-                            hints[hint] = left
-                        else:
-                            del hints[hint]
-                    if window is not _ONCE:
-                        closing.append((key, window, first_ns, first))
-                if order:
+                while order and order[1] <= limit:
+                    hint = popleft()
+                    deadline = popleft()
+                    entry = seen.get(hint)
+                    if entry is None:
+                        continue  # flushed while its opener was still recording it
+                    if type(entry) is tuple:
+                        if entry[_DEADLINE] == deadline:
+                            del seen[hint]
+                    elif entry.deadline == deadline:
+                        del seen[hint]
+                        closing.append(entry)
+                keyed, keyed_order, hints = self._keyed, self._keyed_order, self._hints
+                while keyed_order and keyed_order[0].deadline <= limit:
+                    window = keyed_order.popleft()
+                    del keyed[window.key]
+                    hint = window.key[self._hint]  # type: ignore[index]
+                    left = hints[hint] - 1
+                    if left:
+                        hints[hint] = left
+                    else:
+                        del hints[hint]
+                    if window.count > 1:
+                        closing.append(window)
+                deadlines = [order[1]] if order else []
+                if keyed_order:
+                    deadlines.append(keyed_order[0].deadline)
+                if deadlines:
                     # Not sooner than _slack: with windows opening all the time, waking for
                     # each deadline would cost a timer run (and GIL hand-offs) per window.
-                    delay = max(self._slack, order[1] - now)
+                    delay = max(self._slack, min(deadlines) - limit)
                     self._timer = self._clock.call_later(delay, self._on_timer)
+            closing.sort(key=_by_deadline)
             self._deliver(closing)
             if self._on_tick is not None:
                 self._on_tick()
         except Exception as exc:  # noqa: BLE001 - runs on the timer thread: contain
             report_internal_error(self._label, exc)
 
-    def _deliver(self, closing: list[tuple[Hashable, Any, int, list[Any]]]) -> int:
+    def _deliver(self, closing: list[_Window]) -> int:
         delivered = 0
-        for key, window, first_ns, first in closing:
-            kept: Any = tuple(first) if self._capture is not None else first[0]
+        for window in closing:
             summary: Summary[P] = Summary(
-                key=key,
+                key=window.key,
                 count=window.count,
-                first=kept,
-                first_time_ns=first_ns,
+                first=window.first,
+                first_time_ns=window.first_ns,
                 last_time_ns=window.last_ns,
                 window=self._window,
             )
@@ -392,6 +436,20 @@ class Coalescer(Generic[P]):
                     self._consumer_errors += 1
                 report_internal_error(self._label, exc)
         return delivered
+
+
+def _by_deadline(window: _Window) -> float:
+    return window.deadline
+
+
+def _values(mapping: dict[Hashable, Any]) -> list[Any]:
+    # list() copies in one C call, but a garbage collection inside it may run Python code
+    # (finalizers) and let a lock-free sight() insert meanwhile: then copy again.
+    while True:
+        try:
+            return list(mapping.values())
+        except RuntimeError:  # dictionary changed size during iteration
+            continue
 
 
 def reset_after_fork(method: Callable[[], None]) -> None:

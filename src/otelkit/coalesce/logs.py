@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Hashable
-from functools import partial
 
 from opentelemetry._logs import LogRecord, SeverityNumber
 from opentelemetry.context import Context
@@ -28,11 +27,13 @@ from otelkit.coalesce._common import (
 from otelkit.coalesce._keys import (
     LogKey,
     ResourceTokens,
+    message_fields_key,
     message_key,
+    plain_attributes,
     resolve_log_key,
 )
 from otelkit.coalesce._metrics import CoalesceMetrics
-from otelkit.coalesce._snapshots import FirstLog, Snapshot, Sources, capture_log, unflatten
+from otelkit.coalesce._snapshots import FirstLog, Snapshot, capture_log
 from otelkit.coalesce._window import (
     SUPPRESS,
     Coalescer,
@@ -92,8 +93,10 @@ class CoalescingLogRecordProcessor(LogRecordProcessor):
         self._clock = clock if clock is not None else REAL_CLOCK
         self._downstream = downstream
         self._resources = ResourceTokens(per_resource=validate_bool("per_resource", per_resource))
-        self._sources = Sources()
         self._metrics = CoalesceMetrics(meter_provider, "logs")
+        # The default key: a window opens under the record's body alone, and its key is
+        # built only if that body comes again (see Coalescer.sight).
+        self._by_body = self._key is message_key
         self._engine: Coalescer[Snapshot] = Coalescer(
             window=window,
             on_summary=self._emit_summary,
@@ -101,9 +104,9 @@ class CoalescingLogRecordProcessor(LogRecordProcessor):
             clock=self._clock,
             label=_COMPONENT,
             on_tick=self._publish,
-            capture=partial(capture_log, self._sources),
-            capture_width=len(FirstLog._fields),
-            hint_index=_BODY_INDEX if self._key is message_key else None,
+            capture=capture_log,
+            hint_index=_BODY_INDEX if self._by_body else None,
+            key_of_first=self._key_of_first if self._by_body else None,
         )
 
     @property
@@ -120,12 +123,13 @@ class CoalescingLogRecordProcessor(LogRecordProcessor):
         """Forward ``log_record`` unless it repeats a key inside its window. Never raises."""
         try:
             lr = log_record.log_record
-            body = lr.body
             key: Hashable
-            if self._key is not message_key:
+            if not self._by_body:
                 key = (self._resources.token(log_record.resource), self._key(log_record))
-            elif type(body) is str and self._engine.overflow_if_new(body):
-                key = None  # a new message while max_keys windows are open: it passes
+            elif type(lr.body) is str and self._engine.sight(
+                lr.body, log_record, lr.timestamp or lr.observed_timestamp
+            ):
+                key = None  # settled by its body alone: a new message (or overflow)
             else:
                 resource = log_record.resource
                 last = self._resources.last  # inlined fast path of ResourceTokens.token
@@ -182,16 +186,22 @@ class CoalescingLogRecordProcessor(LogRecordProcessor):
     def _publish(self) -> None:
         self._metrics.add(*self._engine.take_counts())
 
+    def _key_of_first(self, body: Hashable, first: Snapshot) -> Hashable:
+        # The key of a window opened by its body alone: as on_emit builds it.
+        kept = FirstLog._make(first)
+        return (
+            self._resources.token(kept.resource),
+            *message_fields_key(kept.scope, kept.severity_number, body, kept.attributes),
+        )
+
     def _emit_summary(self, summary: Summary[Snapshot]) -> None:
         self._downstream.on_emit(self._summary_record(summary))
 
     def _summary_record(self, summary: Summary[Snapshot]) -> ReadWriteLogRecord:
         first = FirstLog._make(summary.first)
-        resource, scope, limits = self._sources.resolve(first.source)
-        if limits is None:
-            limits = LogRecordLimits()
+        limits = first.limits if first.limits is not None else LogRecordLimits()
         ours = summary_attributes(summary)
-        attributes = unflatten(first.attributes)
+        attributes = dict(plain_attributes(first.attributes) or {})
         for name in ours:
             attributes.pop(name, None)
         room = limits.max_log_record_attributes
@@ -201,20 +211,22 @@ class CoalescingLogRecordProcessor(LogRecordProcessor):
             attributes = dict(list(attributes.items())[len(attributes) - keep :])
         attributes.update(ours)
         now_ns = int(self._clock.time() * 1e9)
-        value = first.severity_value
         record = LogRecord(
             timestamp=now_ns,
             observed_timestamp=now_ns,
             severity_text=first.severity_text,
-            severity_number=SeverityNumber(value) if value is not None else None,
+            severity_number=first.severity_number,
             body=first.body,
             attributes=attributes,
             event_name=first.event_name,
         )
         # The first record's trace context, whatever the timer thread's context is.
-        record.trace_id = first.trace_id
-        record.span_id = first.span_id
-        record.trace_flags = TraceFlags(first.trace_flags)
+        record.trace_id = first.trace_id or 0
+        record.span_id = first.span_id or 0
+        record.trace_flags = TraceFlags(first.trace_flags or 0)
         return ReadWriteLogRecord(
-            log_record=record, resource=resource, instrumentation_scope=scope, limits=limits
+            log_record=record,
+            resource=first.resource,
+            instrumentation_scope=first.scope,
+            limits=limits,
         )

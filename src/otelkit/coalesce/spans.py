@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Hashable
-from functools import partial
 
 from opentelemetry.context import Context
 from opentelemetry.metrics import MeterProvider
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
 from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
-from opentelemetry.trace import Link, SpanContext, TraceFlags
+from opentelemetry.trace import Link, SpanContext, Status, StatusCode, TraceFlags
 
 from otelkit._clock import REAL_CLOCK, Clock, TimerHandle
 from otelkit._errors import report_internal_error
@@ -24,11 +23,13 @@ from otelkit.coalesce._common import (
 from otelkit.coalesce._keys import (
     ResourceTokens,
     SpanKey,
+    plain_attributes,
     resolve_span_key,
+    span_fields_key,
     span_name_key,
 )
 from otelkit.coalesce._metrics import CoalesceMetrics
-from otelkit.coalesce._snapshots import FirstSpan, Snapshot, Sources, capture_span, unflatten
+from otelkit.coalesce._snapshots import FirstSpan, Snapshot, capture_span
 from otelkit.coalesce._trees import Trees
 from otelkit.coalesce._window import (
     EMIT,
@@ -50,6 +51,7 @@ _SDK_NOOPS = frozenset(
     for name in ("on_start", "_on_ending")
 )
 _LINK_ATTRIBUTES = {"otelkit.coalesce.link": "first"}
+_ERROR = StatusCode.ERROR
 _NAME_INDEX = 3
 """Where the name sits in the default key (token, scope, kind, name, status, error type)."""
 
@@ -108,7 +110,6 @@ class CoalescingSpanProcessor(SpanProcessor):
         self._max_held = validate_positive_int("max_held_spans", max_held_spans)
         self._max_hold = validate_seconds("max_hold", max_hold)
         self._resources = ResourceTokens(per_resource=validate_bool("per_resource", per_resource))
-        self._sources = Sources()
         self._ids = RandomIdGenerator()
         self._metrics = CoalesceMetrics(meter_provider, "traces")
         self._engine: Coalescer[Snapshot] = Coalescer(
@@ -118,9 +119,9 @@ class CoalescingSpanProcessor(SpanProcessor):
             clock=self._clock,
             label=_COMPONENT,
             on_tick=self._publish,
-            capture=partial(capture_span, self._sources),
-            capture_width=len(FirstSpan._fields),
+            capture=capture_span,
             hint_index=_NAME_INDEX if self._key is span_name_key else None,
+            key_of_first=self._key_of_first if self._key is span_name_key else None,
         )
         for name in ("on_start", "_on_ending"):
             if getattr(type(downstream), name, None) in _SDK_NOOPS:
@@ -182,9 +183,13 @@ class CoalescingSpanProcessor(SpanProcessor):
                 forward = self._end_child(span, context[0], context[1], parent[1])
             elif self._plain and not trees.entries and not trees.forced_ids:
                 # A local root while nothing is held or forced anywhere, default key, no
-                # predicate: it decides alone (the path of nearly every root).
-                if self._engine.overflow_if_new(span._name):
-                    forward = span  # a new name while max_keys windows are open: it passes
+                # predicate: it decides alone (the path of nearly every root). Unless it
+                # failed (its key then needs its events), a window opens under its name
+                # alone, and its key is built only if that name comes again.
+                if span._status._status_code is not _ERROR and self._engine.sight(
+                    span._name, span, span._end_time
+                ):
+                    forward = span  # a new name (or overflow)
                 else:
                     forward = self._fast_root(span, context)
             else:
@@ -369,6 +374,15 @@ class CoalescingSpanProcessor(SpanProcessor):
             self._dropped = self._passed = 0
         self._metrics.add(dropped, overflow + passed)
 
+    def _key_of_first(self, name: Hashable, first: Snapshot) -> Hashable:
+        # The key of a window opened by its name alone (never a failed root's): as
+        # _root_key builds it.
+        kept = FirstSpan._make(first)
+        return (
+            self._resources.token(kept.resource),
+            *span_fields_key(kept.scope, kept.kind, str(name), kept.status_code, None),
+        )
+
     def _emit_summary(self, summary: Summary[Snapshot]) -> None:
         self._downstream.on_end(self._summary_span(summary))
 
@@ -380,21 +394,25 @@ class CoalescingSpanProcessor(SpanProcessor):
             is_remote=False,
             trace_flags=TraceFlags(TraceFlags.SAMPLED),
         )
-        attributes = unflatten(first.attributes)
+        attributes = dict(plain_attributes(first.attributes) or {})
         attributes.update(summary_attributes(summary))
-        first_context = first.context()
-        links = (Link(first_context, _LINK_ATTRIBUTES),) if first_context is not None else ()
-        resource, scope, _ = self._sources.resolve(first.source)
+        first_context = first.context
+        links = (
+            (Link(first_context, _LINK_ATTRIBUTES),)
+            if first_context is not None and first_context.is_valid
+            else ()
+        )
+        description = first.status_description if first.status_code is _ERROR else None
         return ReadableSpan(
             name=first.name,
             context=context,
             parent=None,
-            resource=resource,
+            resource=first.resource,
             attributes=attributes,
             links=links,
-            kind=first.kind(),
-            status=first.status(),
+            kind=first.kind,
+            status=Status(first.status_code, description),
             start_time=first.start_time,
             end_time=summary.last_time_ns,
-            instrumentation_scope=scope,
+            instrumentation_scope=first.scope,
         )
