@@ -11,6 +11,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.trace.sampling import Decision, Sampler, SamplingResult
 from opentelemetry.trace import NonRecordingSpan, SpanContext, Status, StatusCode, TraceFlags
 
 from otelkit._errors import internal_error_counts
@@ -358,3 +359,35 @@ def test_a_downstream_with_its_own_on_start_is_wrapped_and_contained(
         pass  # must not raise
     assert internal_error_counts()["coalesce.traces.downstream"] == before + 1
     provider.shutdown()
+
+
+def test_a_batch_span_processor_gets_sampled_spans_queued_as_its_on_end_would(
+    fake_clock: FakeClock,
+) -> None:
+    # The processor queues into BatchSpanProcessor directly (skipping the three property
+    # calls of its on_end): sampled spans must arrive, unsampled ones must not.
+    exporter = InMemorySpanExporter()
+    processor = CoalescingSpanProcessor(BatchSpanProcessor(exporter), clock=fake_clock)
+    assert processor._queue_span is not None
+    provider = TracerProvider(shutdown_on_exit=False, sampler=RecordOnlyForSome())
+    provider.add_span_processor(processor)
+    tracer = provider.get_tracer("tests")
+    with tracer.start_as_current_span("sampled"):
+        pass
+    with tracer.start_as_current_span("not sampled") as span:  # recorded, not sampled
+        assert span.is_recording() and not span.get_span_context().trace_flags.sampled
+    processor.force_flush()
+    assert [s.name for s in exporter.get_finished_spans()] == ["sampled"]
+    provider.shutdown()
+
+
+class RecordOnlyForSome(Sampler):
+    def should_sample(
+        self, parent_context: Any, trace_id: int, name: str, *args: Any, **kwargs: Any
+    ) -> SamplingResult:
+        return SamplingResult(
+            Decision.RECORD_ONLY if name == "not sampled" else Decision.RECORD_AND_SAMPLE
+        )
+
+    def get_description(self) -> str:
+        return "record only spans named 'not sampled'"

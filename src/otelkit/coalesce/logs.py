@@ -108,6 +108,7 @@ class CoalescingLogRecordProcessor(LogRecordProcessor):
             hint_index=_BODY_INDEX if self._by_body else None,
             key_of_first=self._key_of_first if self._by_body else None,
         )
+        self._sight = self._engine.sight
 
     @property
     def downstream(self) -> LogRecordProcessor:
@@ -126,7 +127,7 @@ class CoalescingLogRecordProcessor(LogRecordProcessor):
             key: Hashable
             if not self._by_body:
                 key = (self._resources.token(log_record.resource), self._key(log_record))
-            elif type(lr.body) is str and self._engine.sight(
+            elif type(lr.body) is str and self._sight(
                 lr.body, log_record, lr.timestamp or lr.observed_timestamp
             ):
                 key = None  # settled by its body alone: a new message (or overflow)

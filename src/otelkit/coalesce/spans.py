@@ -127,6 +127,15 @@ class CoalescingSpanProcessor(SpanProcessor):
             if getattr(type(downstream), name, None) in _SDK_NOOPS:
                 # Call the downstream's no-op directly, without a wrapper frame per span.
                 setattr(self, name, getattr(downstream, name))
+        # BatchSpanProcessor.on_end reads the sampled flag through three Python properties,
+        # then queues the span: for exactly that class, do the same without them.
+        batch = (
+            getattr(downstream, "_batch_processor", None)
+            if type(downstream) is BatchSpanProcessor
+            else None
+        )
+        self._queue_span: Callable[[ReadableSpan], None] | None = getattr(batch, "emit", None)
+        self._sight = self._engine.sight
         # The default key and no predicate: roots take the fast path in on_end.
         self._plain = self._key is span_name_key and predicate is None
         self._closed = False
@@ -171,6 +180,7 @@ class CoalescingSpanProcessor(SpanProcessor):
 
     def on_end(self, span: ReadableSpan) -> None:
         """Hold, forward or drop ``span`` as its local tree's verdict says. Never raises."""
+        context = None
         try:
             # A SpanContext is a tuple (trace_id, span_id, is_remote, trace_flags, ...):
             # indexing it skips a Python-level property call per field.
@@ -186,7 +196,7 @@ class CoalescingSpanProcessor(SpanProcessor):
                 # predicate: it decides alone (the path of nearly every root). Unless it
                 # failed (its key then needs its events), a window opens under its name
                 # alone, and its key is built only if that name comes again.
-                if span._status._status_code is not _ERROR and self._engine.sight(
+                if span._status._status_code is not _ERROR and self._sight(
                     span._name, span, span._end_time
                 ):
                     forward = span  # a new name (or overflow)
@@ -199,7 +209,11 @@ class CoalescingSpanProcessor(SpanProcessor):
             forward = span
         if forward is span:
             try:
-                self._downstream.on_end(span)
+                queue = self._queue_span
+                if queue is None or context is None:
+                    self._downstream.on_end(span)
+                elif context[3] & 1:  # sampled (see __init__)
+                    queue(span)
             except Exception as exc:  # noqa: BLE001 - never reach the instrumented code
                 report_internal_error(_COMPONENT + ".downstream", exc)
         else:
