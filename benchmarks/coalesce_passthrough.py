@@ -10,11 +10,12 @@ median of the per-repeat ratios (ours and baseline in the line are the medians o
 side). Target: <= 1.05.
 
 With the defaults (``max_keys`` 10,000, window 10 s) windows open at up to 1,000 a second
-per signal; this run makes too few operations a second (its wall time goes mostly to the
-``gc.collect()`` before each block) to fill the table, so nearly every operation opens two
-windows (the run prints the share). ``--max-keys 1`` measures the second case alone (a service whose distinct keys always
-exceed the bound); ``--rate R`` gives the processors an ``otelkit.testing.FakeClock`` that
-moves ``1/R`` seconds per operation (a service making R distinct operations a second,
+per signal; this run makes too few operations a second to fill the table (a
+``gc.collect()`` precedes each block, and half the blocks are the baseline's), so nearly
+every operation opens two windows (the run prints the share). ``--max-keys 1`` measures
+the other case alone, every new key arriving while the table is full (a service whose
+distinct keys always exceed the bound); ``--rate R`` gives the processors an
+``otelkit.testing.FakeClock`` that moves ``1/R`` seconds per operation (a service making R distinct operations a second,
 whatever this machine's speed; windows then close between blocks, outside the measured
 time, as they do on the timer thread with the real clock); ``--aa`` runs the baseline
 against itself, to show the method's own bias and noise.

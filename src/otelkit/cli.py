@@ -135,7 +135,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # a command line reports errors, it does not dump tracebacks
         if os.environ.get("OTELKIT_DEBUG"):
             raise
-        message = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        text = str(exc).strip()
+        message = text.splitlines()[0] if text else ""
         print(
             f"otelkit {args.command}: {type(exc).__name__}: {message}\n"
             "(set OTELKIT_DEBUG=1 for the traceback)",

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 from hypothesis import given, settings
@@ -30,15 +31,21 @@ from otelkit.coalesce import (
 from otelkit.testing import FakeClock
 
 KEYS = st.sampled_from("abcdef")
-# ("offer", key) | ("advance", seconds) | ("flush", None)
-STEPS = st.lists(
-    st.one_of(
-        st.tuples(st.just("offer"), KEYS),
-        st.tuples(st.just("advance"), st.floats(min_value=0, max_value=15)),
-        st.tuples(st.just("flush"), st.none()),
-    ),
-    max_size=120,
-)
+
+
+def steps_with(keys: st.SearchStrategy[Any]) -> st.SearchStrategy[list[tuple[str, Any]]]:
+    """Random interleavings: ("offer", key) | ("advance", seconds) | ("flush", None)."""
+    return st.lists(
+        st.one_of(
+            st.tuples(st.just("offer"), keys),
+            st.tuples(st.just("advance"), st.floats(min_value=0, max_value=15)),
+            st.tuples(st.just("flush"), st.none()),
+        ),
+        max_size=120,
+    )
+
+
+STEPS = steps_with(KEYS)
 RESOURCE = Resource.create({"service.name": "conservation"})
 SCOPE = InstrumentationScope("tests")
 
@@ -75,40 +82,44 @@ def assert_conserved(
         assert forwarded[key] + merged[key] == offered[key], key
 
 
-@settings(max_examples=200, deadline=None)
-@given(steps=STEPS, max_keys=st.integers(min_value=1, max_value=6))
-def test_engine_conserves_every_key(steps: list[tuple[str, Any]], max_keys: int) -> None:
-    clock = FakeClock()
-    summaries: list[Summary[str]] = []
-    engine: Coalescer[str] = Coalescer(
-        window=5, on_summary=summaries.append, max_keys=max_keys, clock=clock
-    )
-    offered: Counter[str] = Counter()
-    forwarded: Counter[str] = Counter()
+def run_engine(
+    engine: Coalescer[Any],
+    clock: FakeClock,
+    steps: list[tuple[str, Any]],
+    forward: Callable[[Coalescer[Any], Any], bool],
+    summaries: list[Summary[Any]],
+) -> None:
+    """Play ``steps`` (``forward(engine, key)`` is True when the event is forwarded), then
+    close the engine and check conservation; ``max_keys`` holds after every step."""
+    offered: Counter[Any] = Counter()
+    forwarded: Counter[Any] = Counter()
     for action, arg in steps:
         if action == "offer":
             offered[arg] += 1
-            if engine.offer(arg, arg) is EMIT:
-                forwarded[arg] += 1
+            forwarded[arg] += forward(engine, arg)
         elif action == "advance":
             clock.advance(arg)
         else:
             engine.flush()
-        assert engine.open_keys <= max_keys
+        assert engine.open_keys <= engine.max_keys
     engine.close()
     assert_conserved(offered, forwarded, summaries)
 
 
 @settings(max_examples=200, deadline=None)
+@given(steps=STEPS, max_keys=st.integers(min_value=1, max_value=6))
+def test_engine_conserves_every_key(steps: list[tuple[str, Any]], max_keys: int) -> None:
+    clock = FakeClock()
+    summaries: list[Summary[Any]] = []
+    engine: Coalescer[Any] = Coalescer(
+        window=5, on_summary=summaries.append, max_keys=max_keys, clock=clock
+    )
+    run_engine(engine, clock, steps, lambda e, key: e.offer(key, key) is EMIT, summaries)
+
+
+@settings(max_examples=200, deadline=None)
 @given(
-    steps=st.lists(
-        st.one_of(
-            st.tuples(st.just("offer"), st.tuples(st.sampled_from("xy"), KEYS)),
-            st.tuples(st.just("advance"), st.floats(min_value=0, max_value=15)),
-            st.tuples(st.just("flush"), st.none()),
-        ),
-        max_size=120,
-    ),
+    steps=steps_with(st.tuples(st.sampled_from("xy"), KEYS)),
     max_keys=st.integers(min_value=1, max_value=6),
 )
 def test_engine_with_a_hint_conserves_every_key(
@@ -117,19 +128,7 @@ def test_engine_with_a_hint_conserves_every_key(
     clock = FakeClock()
     summaries: list[Summary[Any]] = []
     engine = hinted(clock, summaries, window=5, max_keys=max_keys)
-    offered: Counter[tuple[str, str]] = Counter()
-    forwarded: Counter[tuple[str, str]] = Counter()
-    for action, arg in steps:
-        if action == "offer":
-            offered[arg] += 1
-            forwarded[arg] += offer_hinted(engine, arg)
-        elif action == "advance":
-            clock.advance(arg)
-        else:
-            engine.flush()
-        assert engine.open_keys <= max_keys
-    engine.close()
-    assert_conserved(offered, forwarded, summaries)
+    run_engine(engine, clock, steps, offer_hinted, summaries)
 
 
 def test_engine_conserves_every_key_under_threads() -> None:

@@ -55,6 +55,15 @@ def test_summary_at_window_end_counts_the_first_and_keeps_its_payload(
     assert engine.open_keys == 0
 
 
+@pytest.mark.parametrize("key", [None, 0, "", ()])
+def test_any_hashable_key_merges_even_a_falsy_one(fake_clock: FakeClock, key: object) -> None:
+    engine, summaries = make(fake_clock)
+    assert engine.offer(key, "first") is EMIT
+    assert engine.offer(key, "second") is SUPPRESS
+    assert engine.flush() == 1
+    assert (summaries[0].key, summaries[0].count) == (key, 2)
+
+
 def test_no_summary_for_a_key_seen_once(fake_clock: FakeClock) -> None:
     engine, summaries = make(fake_clock)
     engine.offer("once", "x")

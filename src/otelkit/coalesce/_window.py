@@ -78,28 +78,25 @@ class Summary(Generic[P]):
     """The window length in seconds."""
 
 
+@dataclass(slots=True, eq=False)
 class _Window:
     """An open window whose key has been seen more than once, or one kept by key (see
     :class:`Coalescer`): updated in place under the lock."""
 
-    __slots__ = ("count", "deadline", "first", "first_ns", "key", "last_ns")
-
-    def __init__(
-        self, deadline: float, first_ns: int, key: Hashable, first: Any, count: int, last_ns: int
-    ) -> None:
-        self.deadline = deadline
-        self.first_ns = first_ns
-        self.key = key
-        self.first = first
-        self.count = count
-        self.last_ns = last_ns
+    deadline: float
+    first_ns: int
+    key: Hashable
+    first: Any
+    count: int
+    last_ns: int
 
 
 # A window seen once is a tuple in ``_seen`` (no object of its own: with all keys distinct
 # that is nearly every window, and every container that survives per record drives the
-# garbage collector): deadline, first timestamp, key (None when registered by sight()),
+# garbage collector): deadline, first timestamp, key (_UNBUILT when opened by sight()),
 # then what was kept of the first payload.
 _DEADLINE, _FIRST_NS, _KEY, _FIRST = 0, 1, 2, 3
+_UNBUILT: Any = object()
 
 # Windows close at most this late (or window/20 when shorter): the timer batches the
 # windows whose deadlines fall that close together.
@@ -156,7 +153,7 @@ class Coalescer(Generic[P]):
         self._on_tick = on_tick
         if capture is not None and not callable(capture):
             raise TypeError(f"capture must be callable or None, got {type(capture).__name__}")
-        self._capture = capture
+        self._capture: Callable[[Any], Any] = capture if capture is not None else _same
         if hint_index is not None and (
             isinstance(hint_index, bool) or not isinstance(hint_index, int) or hint_index < 0
         ):
@@ -246,27 +243,17 @@ class Coalescer(Generic[P]):
         ``key_of_first``. Lock-free: dict lookups, ``len()``, ``setdefault()`` and
         ``deque.extend()`` are single C calls, atomic under the GIL (the SDK's batch
         processors rely on the same for their queues); so ``max_keys`` may be exceeded by
-        one window per thread sighting at the same moment.
+        one window per thread opening one at the same moment.
         """
         seen = self._seen
         if hint in seen or hint in self._hints or self._key_of_first is None:
             return False
         limit = self._limit
-        if len(seen) + len(self._keyed) >= limit:  # max_keys, or 0 once closed
-            if limit:  # events after close() are not overflow
+        if len(seen) + len(self._keyed) >= limit:  # as _full(), inlined: the hot path
+            if limit:
                 next(self._overflow_counter)
             return True
-        deadline = self._monotonic() + self._window
-        if time_ns is None:
-            time_ns = int(self._clock.time() * 1e9)
-        capture = self._capture
-        entry = (deadline, time_ns, None, payload if capture is None else capture(payload))
-        if seen.setdefault(hint, entry) is not entry:
-            return False  # another thread opened a window for it meanwhile
-        self._seen_order.extend((hint, deadline))
-        if self._timer is None:
-            self._arm()
-        return True
+        return self._open(hint, _UNBUILT, payload, time_ns)
 
     def offer(self, key: Hashable, payload: Any, time_ns: int | None = None) -> Decision:
         """Register one occurrence of ``key``; ``time_ns`` defaults to the clock's time.
@@ -275,48 +262,74 @@ class Coalescer(Generic[P]):
         when it is counted in an open window and must be dropped.
         """
         hint = key if self._hint is None else key[self._hint]  # type: ignore[index]
-        with self._lock:
-            if not self._limit:  # closed
+        while True:
+            with self._lock:
+                decision = self._offer_locked(key, hint, payload, time_ns)
+            if decision is not None:
+                return decision
+            if self._open(hint, key, payload, time_ns):
                 return EMIT
-            seen = self._seen
-            entry = seen.get(hint)
-            if entry is not None:
-                if type(entry) is tuple:
-                    first_key = entry[_KEY]
-                    if first_key is None:
-                        first_key = self._key_of_first(hint, entry[_FIRST])  # type: ignore[misc]
-                    if first_key == key:
-                        if time_ns is None:
-                            time_ns = int(self._clock.time() * 1e9)
-                        seen[hint] = _Window(
-                            entry[_DEADLINE], entry[_FIRST_NS], key, entry[_FIRST], 2, time_ns
-                        )
-                        self._suppressed += 1
-                        return SUPPRESS
-                elif entry.key == key:
-                    return self._count(entry, time_ns)
-                return self._offer_keyed(key, hint, payload, time_ns)
-            if self._hints:
-                window = self._keyed.get(key)
-                if window is not None:
-                    return self._count(window, time_ns)
-            if len(seen) + len(self._keyed) >= self._limit:
-                next(self._overflow_counter)
-                return EMIT
-            deadline = self._monotonic() + self._window
-            if time_ns is None:
-                time_ns = int(self._clock.time() * 1e9)
-            capture = self._capture
-            seen[hint] = (deadline, time_ns, key, payload if capture is None else capture(payload))
-            self._seen_order.extend((hint, deadline))
-            if self._timer is None:
-                self._timer = self._clock.call_later(self._window, self._on_timer)
+            # Another thread opened a window for the hint meanwhile: look again.
+
+    def _offer_locked(
+        self, key: Hashable, hint: Hashable, payload: Any, time_ns: int | None
+    ) -> Decision | None:
+        # Under the lock: the decision when a window has the key or its hint (or once
+        # closed); None when neither has one, so a window is to open under the hint.
+        if not self._limit:  # closed
             return EMIT
+        entry = self._seen.get(hint)
+        if entry is None:
+            window = self._keyed.get(key) if self._hints else None
+            if window is not None:
+                return self._count(window, time_ns)
+            return EMIT if self._full() else None
+        if type(entry) is not tuple:
+            if entry.key == key:
+                return self._count(entry, time_ns)
+        else:
+            first_key = entry[_KEY]
+            if first_key is _UNBUILT:
+                first_key = self._key_of_first(hint, entry[_FIRST])  # type: ignore[misc]
+            if first_key == key:  # seen once so far: the window gets an object of its own
+                window = _Window(
+                    entry[_DEADLINE], entry[_FIRST_NS], key, entry[_FIRST], 1, entry[_FIRST_NS]
+                )
+                self._seen[hint] = window
+                return self._count(window, time_ns)
+        return self._offer_keyed(key, hint, payload, time_ns)
+
+    def _open(self, hint: Hashable, key: Hashable, payload: Any, time_ns: int | None) -> bool:
+        # Lock-free (see sight): open a window under ``hint`` (``key`` _UNBUILT: built by
+        # key_of_first if needed). False when another thread opened one under it first.
+        deadline = self._monotonic() + self._window
+        if time_ns is None:
+            time_ns = self._now_ns()
+        entry = (deadline, time_ns, key, self._capture(payload))
+        if self._seen.setdefault(hint, entry) is not entry:
+            return False
+        self._seen_order.extend((hint, deadline))
+        if self._timer is None:
+            self._arm()
+        return True
+
+    def _full(self) -> bool:
+        # Whether max_keys windows are open (always once closed); a new key then passes
+        # through, counted as overflow (events after close() are not).
+        limit = self._limit
+        if len(self._seen) + len(self._keyed) < limit:
+            return False
+        if limit:
+            next(self._overflow_counter)
+        return True
+
+    def _now_ns(self) -> int:
+        return int(self._clock.time() * 1e9)
 
     def _count(self, window: _Window, time_ns: int | None) -> Decision:
         # Under the lock.
         window.count += 1
-        window.last_ns = time_ns if time_ns is not None else int(self._clock.time() * 1e9)
+        window.last_ns = time_ns if time_ns is not None else self._now_ns()
         self._suppressed += 1
         return SUPPRESS
 
@@ -328,14 +341,12 @@ class Coalescer(Generic[P]):
         window = keyed.get(key)
         if window is not None:
             return self._count(window, time_ns)
-        if len(self._seen) + len(keyed) >= self._limit:
-            next(self._overflow_counter)
+        if self._full():
             return EMIT
         if time_ns is None:
-            time_ns = int(self._clock.time() * 1e9)
-        capture = self._capture
-        first = payload if capture is None else capture(payload)
-        window = _Window(self._monotonic() + self._window, time_ns, key, first, 1, time_ns)
+            time_ns = self._now_ns()
+        deadline = self._monotonic() + self._window
+        window = _Window(deadline, time_ns, key, self._capture(payload), 1, time_ns)
         keyed[key] = window
         self._keyed_order.append(window)
         self._hints[hint] = self._hints.get(hint, 0) + 1
@@ -436,6 +447,10 @@ class Coalescer(Generic[P]):
                     self._consumer_errors += 1
                 report_internal_error(self._label, exc)
         return delivered
+
+
+def _same(payload: Any) -> Any:
+    return payload
 
 
 def _by_deadline(window: _Window) -> float:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Hashable
+from typing import Any
 
 from opentelemetry._logs import LogRecord, SeverityNumber
 from opentelemetry.context import Context
@@ -108,7 +109,6 @@ class CoalescingLogRecordProcessor(LogRecordProcessor):
             hint_index=_BODY_INDEX if self._by_body else None,
             key_of_first=self._key_of_first if self._by_body else None,
         )
-        self._sight = self._engine.sight
 
     @property
     def downstream(self) -> LogRecordProcessor:
@@ -124,22 +124,22 @@ class CoalescingLogRecordProcessor(LogRecordProcessor):
         """Forward ``log_record`` unless it repeats a key inside its window. Never raises."""
         try:
             lr = log_record.log_record
+            body = lr.body
+            time_ns = lr.timestamp or lr.observed_timestamp
             key: Hashable
             if not self._by_body:
                 key = (self._resources.token(log_record.resource), self._key(log_record))
-            elif type(lr.body) is str and self._sight(
-                lr.body, log_record, lr.timestamp or lr.observed_timestamp
-            ):
+            elif type(body) is str and self._engine.sight(body, log_record, time_ns):
                 key = None  # settled by its body alone: a new message (or overflow)
             else:
-                resource = log_record.resource
-                last = self._resources.last  # inlined fast path of ResourceTokens.token
-                token = last[1] if resource is last[0] else self._resources.token(resource)
-                key = (token, *message_key(log_record))
-            if key is not None and (
-                self._engine.offer(key, log_record, lr.timestamp or lr.observed_timestamp)
-                is SUPPRESS
-            ):
+                key = self._message_key(
+                    log_record.resource,
+                    log_record.instrumentation_scope,
+                    lr.severity_number,
+                    body,
+                    lr.attributes,
+                )
+            if key is not None and self._engine.offer(key, log_record, time_ns) is SUPPRESS:
                 return
         except Exception as exc:  # noqa: BLE001 - when in doubt, forward: lose nothing
             report_internal_error(_COMPONENT, exc)
@@ -187,12 +187,20 @@ class CoalescingLogRecordProcessor(LogRecordProcessor):
     def _publish(self) -> None:
         self._metrics.add(*self._engine.take_counts())
 
-    def _key_of_first(self, body: Hashable, first: Snapshot) -> Hashable:
-        # The key of a window opened by its body alone: as on_emit builds it.
-        kept = FirstLog._make(first)
+    def _message_key(
+        self, resource: Any, scope: Any, severity_number: Any, body: Any, attributes: Any
+    ) -> Hashable:
+        # The default key: the record's service identity, then message_key's fields.
         return (
-            self._resources.token(kept.resource),
-            *message_fields_key(kept.scope, kept.severity_number, body, kept.attributes),
+            self._resources.token(resource),
+            *message_fields_key(scope, severity_number, body, attributes),
+        )
+
+    def _key_of_first(self, body: Hashable, first: Snapshot) -> Hashable:
+        # The key of a window opened by its body alone, from what capture_log kept.
+        kept = FirstLog._make(first)
+        return self._message_key(
+            kept.resource, kept.scope, kept.severity_number, body, kept.attributes
         )
 
     def _emit_summary(self, summary: Summary[Snapshot]) -> None:

@@ -104,6 +104,7 @@ class CoalescingSpanProcessor(SpanProcessor):
                 f"got {type(predicate).__name__}"
             )
         self._key = resolve_span_key(key)
+        by_name = self._key is span_name_key
         self._predicate = predicate
         self._clock = clock if clock is not None else REAL_CLOCK
         self._downstream = downstream
@@ -120,8 +121,8 @@ class CoalescingSpanProcessor(SpanProcessor):
             label=_COMPONENT,
             on_tick=self._publish,
             capture=capture_span,
-            hint_index=_NAME_INDEX if self._key is span_name_key else None,
-            key_of_first=self._key_of_first if self._key is span_name_key else None,
+            hint_index=_NAME_INDEX if by_name else None,
+            key_of_first=self._key_of_first if by_name else None,
         )
         for name in ("on_start", "_on_ending"):
             if getattr(type(downstream), name, None) in _SDK_NOOPS:
@@ -135,9 +136,8 @@ class CoalescingSpanProcessor(SpanProcessor):
             else None
         )
         self._queue_span: Callable[[ReadableSpan], None] | None = getattr(batch, "emit", None)
-        self._sight = self._engine.sight
         # The default key and no predicate: roots take the fast path in on_end.
-        self._plain = self._key is span_name_key and predicate is None
+        self._plain = by_name and predicate is None
         self._closed = False
         self._dropped = 0
         self._passed = 0
@@ -196,7 +196,7 @@ class CoalescingSpanProcessor(SpanProcessor):
                 # predicate: it decides alone (the path of nearly every root). Unless it
                 # failed (its key then needs its events), a window opens under its name
                 # alone, and its key is built only if that name comes again.
-                if span._status._status_code is not _ERROR and self._sight(
+                if span._status._status_code is not _ERROR and self._engine.sight(
                     span._name, span, span._end_time
                 ):
                     forward = span  # a new name (or overflow)
@@ -268,9 +268,7 @@ class CoalescingSpanProcessor(SpanProcessor):
         failing key function or predicate)."""
         try:
             if self._predicate is None or self._predicate(span):
-                resource = span._resource
-                last = self._resources.last  # inlined fast path of ResourceTokens.token
-                token = last[1] if resource is last[0] else self._resources.token(resource)
+                token = self._resources.token(span._resource)
                 if self._key is span_name_key:
                     return (token, *span_name_key(span))
                 return (token, self._key(span))
