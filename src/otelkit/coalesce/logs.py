@@ -25,6 +25,7 @@ from otelkit.coalesce._common import (
     shutdown_downstream,
     summary_attributes,
 )
+from otelkit.coalesce._forward import log_forwarder
 from otelkit.coalesce._keys import (
     LogKey,
     ResourceTokens,
@@ -93,6 +94,8 @@ class CoalescingLogRecordProcessor(LogRecordProcessor):
         self._key = resolve_log_key(key)
         self._clock = clock if clock is not None else REAL_CLOCK
         self._downstream = downstream
+        # downstream.on_emit, or for exactly a BatchLogRecordProcessor the same, cheaper.
+        self._forward = log_forwarder(downstream)
         self._resources = ResourceTokens(per_resource=validate_bool("per_resource", per_resource))
         self._metrics = CoalesceMetrics(meter_provider, "logs")
         # The default key: a window opens under the record's body alone, and its key is
@@ -144,7 +147,7 @@ class CoalescingLogRecordProcessor(LogRecordProcessor):
         except Exception as exc:  # noqa: BLE001 - when in doubt, forward: lose nothing
             report_internal_error(_COMPONENT, exc)
         try:
-            self._downstream.on_emit(log_record)
+            self._forward(log_record)
         except Exception as exc:  # noqa: BLE001 - a failing downstream never reaches the caller
             report_internal_error(_COMPONENT + ".downstream", exc)
 

@@ -20,6 +20,7 @@ from otelkit.coalesce._common import (
     shutdown_downstream,
     summary_attributes,
 )
+from otelkit.coalesce._forward import batch_span_queue
 from otelkit.coalesce._keys import (
     ResourceTokens,
     SpanKey,
@@ -128,14 +129,9 @@ class CoalescingSpanProcessor(SpanProcessor):
             if getattr(type(downstream), name, None) in _SDK_NOOPS:
                 # Call the downstream's no-op directly, without a wrapper frame per span.
                 setattr(self, name, getattr(downstream, name))
-        # BatchSpanProcessor.on_end reads the sampled flag through three Python properties,
-        # then queues the span: for exactly that class, do the same without them.
-        batch = (
-            getattr(downstream, "_batch_processor", None)
-            if type(downstream) is BatchSpanProcessor
-            else None
-        )
-        self._queue_span: Callable[[ReadableSpan], None] | None = getattr(batch, "emit", None)
+        # For exactly a BatchSpanProcessor, on_end makes its sampled check and queues the
+        # span itself (see _forward).
+        self._queue_span = batch_span_queue(downstream)
         # The default key and no predicate: roots take the fast path in on_end.
         self._plain = by_name and predicate is None
         self._closed = False

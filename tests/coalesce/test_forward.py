@@ -1,0 +1,103 @@
+"""Forwarding into the SDK's batch processors queues what their own hooks would queue."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from opentelemetry._logs import LogRecord, SeverityNumber
+from opentelemetry.context import Context
+from opentelemetry.sdk._logs import ReadableLogRecord, ReadWriteLogRecord
+from opentelemetry.sdk._logs.export import BatchLogRecordProcessor, InMemoryLogRecordExporter
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+from opentelemetry.trace import set_span_in_context
+
+from otelkit.coalesce import CoalescingLogRecordProcessor
+from otelkit.coalesce._forward import batch_span_queue, log_forwarder
+from otelkit.testing import FakeClock
+
+
+class TaggedLogRecord(LogRecord):
+    """A subclass of the API record: copied with copy.copy, as the SDK does."""
+
+
+def make_record(
+    cls: type[LogRecord], *, resource: Resource | None, body: str
+) -> ReadWriteLogRecord:
+    span = TracerProvider(shutdown_on_exit=False).get_tracer("tests").start_span("current")
+    api = cls(
+        timestamp=5,
+        observed_timestamp=6,
+        context=set_span_in_context(span),
+        severity_number=SeverityNumber.ERROR,
+        severity_text="ERROR",
+        body=body,
+        attributes={"code.line.number": 7},
+        event_name="tests.event",
+    )
+    record = ReadWriteLogRecord(
+        api, resource=resource, instrumentation_scope=InstrumentationScope("t")
+    )
+    # ReadWriteLogRecord defaults the resource; a None one must become Resource.create({}).
+    record.resource = resource
+    return record
+
+
+def exported_through(processor: Any, exporter: InMemoryLogRecordExporter, record: Any) -> Any:
+    processor.on_emit(record)
+    processor.force_flush()
+    (exported,) = exporter.get_finished_logs()
+    return exported
+
+
+@pytest.mark.parametrize("cls", [LogRecord, TaggedLogRecord])
+@pytest.mark.parametrize("resource", [Resource.create({"service.name": "s"}), None])
+def test_a_batch_log_processor_exports_what_its_own_on_emit_would(
+    fake_clock: FakeClock, cls: type[LogRecord], resource: Resource | None
+) -> None:
+    direct_exporter, ours_exporter = InMemoryLogRecordExporter(), InMemoryLogRecordExporter()
+    direct = BatchLogRecordProcessor(direct_exporter)
+    ours = CoalescingLogRecordProcessor(BatchLogRecordProcessor(ours_exporter), clock=fake_clock)
+    assert ours._forward != ours.downstream.on_emit  # the queue is fed directly
+    original = make_record(cls, resource=resource, body="same record")
+    context_before = original.log_record.context
+
+    expected = exported_through(direct, direct_exporter, original)
+    got = exported_through(ours, ours_exporter, original)
+
+    assert type(got) is ReadableLogRecord
+    assert type(got.log_record) is cls
+    assert got.log_record is not original.log_record
+    assert vars(got.log_record) == vars(expected.log_record)
+    assert got.log_record.context == Context() == expected.log_record.context
+    assert original.log_record.context is context_before  # the caller's record is untouched
+    assert (got.resource, got.instrumentation_scope, got.limits) == (
+        expected.resource,
+        expected.instrumentation_scope,
+        expected.limits,
+    )
+    assert got.to_json() == expected.to_json()
+    direct.shutdown()
+    ours.shutdown()
+
+
+def test_a_subclass_of_a_batch_processor_keeps_its_own_hooks() -> None:
+    class Custom(BatchLogRecordProcessor):
+        def on_emit(self, log_record: ReadWriteLogRecord) -> None:
+            super().on_emit(log_record)
+
+    class CustomSpans(BatchSpanProcessor):
+        pass
+
+    logs = Custom(InMemoryLogRecordExporter())
+    spans = CustomSpans(InMemorySpanExporter())
+    assert log_forwarder(logs) == logs.on_emit
+    assert batch_span_queue(spans) is None
+    plain = BatchSpanProcessor(InMemorySpanExporter())
+    assert batch_span_queue(plain) == plain._batch_processor.emit
+    for processor in (logs, spans, plain):
+        processor.shutdown()
