@@ -1,15 +1,15 @@
 """What a window keeps of its first log record or root span until the window ends.
 
-A window opens for every distinct key, so this is on the hot path: one C call
-(``operator.attrgetter``) reads the fields a summary needs, by reference, without a Python
-frame. The SDK's objects stay as they are: a span's attributes are frozen when it ends; a
-log record's are the record's own, so a processor that changes a record after this one also
-changes what its summary carries.
+A window opens for every distinct key, so this is on the hot path: a plain function reads
+the fields a summary needs, by reference (the interpreter's specialised attribute loads
+cost a third of what ``operator.attrgetter``'s generic lookups cost). The SDK's objects
+stay as they are: a span's attributes are frozen when it ends; a log record's are the
+record's own, so a processor that changes a record after this one also changes what its
+summary carries.
 """
 
 from __future__ import annotations
 
-from operator import attrgetter
 from typing import Any, NamedTuple
 
 from opentelemetry.sdk.resources import Resource
@@ -40,21 +40,22 @@ class FirstLog(NamedTuple):
     trace_flags: int | None
 
 
-_LOG_PATHS = {
-    "resource": "resource",
-    "scope": "instrumentation_scope",
-    "limits": "limits",
-    "severity_text": "log_record.severity_text",
-    "severity_number": "log_record.severity_number",
-    "body": "log_record.body",
-    "attributes": "log_record.attributes",
-    "event_name": "log_record.event_name",
-    "trace_id": "log_record.trace_id",
-    "span_id": "log_record.span_id",
-    "trace_flags": "log_record.trace_flags",
-}
-capture_log: Any = attrgetter(*(_LOG_PATHS[name] for name in FirstLog._fields))
-"""``capture_log(record)``: the fields of :class:`FirstLog` of a ``ReadWriteLogRecord``."""
+def capture_log(record: Any) -> Snapshot:
+    """The fields of :class:`FirstLog` of a ``ReadWriteLogRecord``, as a plain tuple."""
+    log = record.log_record
+    return (
+        record.resource,
+        record.instrumentation_scope,
+        record.limits,
+        log.severity_text,
+        log.severity_number,
+        log.body,
+        log.attributes,
+        log.event_name,
+        log.trace_id,
+        log.span_id,
+        log.trace_flags,
+    )
 
 
 class FirstSpan(NamedTuple):
@@ -72,18 +73,19 @@ class FirstSpan(NamedTuple):
     start_time: int | None
 
 
-_SPAN_PATHS = {
-    "name": "_name",
-    "kind": "_kind",
-    "status_code": "_status._status_code",
-    "status_description": "_status._description",
-    "attributes": "_attributes",
-    "resource": "_resource",
-    "scope": "_instrumentation_scope",
-    "context": "_context",
-    "start_time": "_start_time",
-}
-# The private fields: the public properties copy (a tuple, a mapping proxy) or cost a
-# Python-level call per access.
-capture_span: Any = attrgetter(*(_SPAN_PATHS[name] for name in FirstSpan._fields))
-"""``capture_span(span)``: the fields of :class:`FirstSpan` of a ``ReadableSpan``."""
+def capture_span(span: Any) -> Snapshot:
+    """The fields of :class:`FirstSpan` of a ``ReadableSpan``, as a plain tuple."""
+    # The private fields: the public properties copy (a tuple, a mapping proxy) or cost a
+    # Python-level call per access.
+    status = span._status
+    return (
+        span._name,
+        span._kind,
+        status._status_code,
+        status._description,
+        span._attributes,
+        span._resource,
+        span._instrumentation_scope,
+        span._context,
+        span._start_time,
+    )
