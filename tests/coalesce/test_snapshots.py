@@ -45,6 +45,7 @@ def test_capture_log_keeps_each_named_field_of_the_record() -> None:
         span_id=3,
         trace_flags=1,
     )
+    assert type(kept.attributes) is dict and type(kept.trace_flags) is int
 
 
 def test_capture_span_keeps_each_named_field_of_the_span() -> None:
@@ -62,6 +63,10 @@ def test_capture_span_keeps_each_named_field_of_the_span() -> None:
         attributes=span.attributes,
         resource=resource,
         scope=span.instrumentation_scope,
-        context=span.context,
+        trace_id=span.context.trace_id,
+        span_id=span.context.span_id,
+        trace_flags=int(span.context.trace_flags),
         start_time=span.start_time,
     )
+    # Only what the garbage collector need not track, besides shared objects.
+    assert type(kept.attributes) is dict and type(kept.trace_flags) is int

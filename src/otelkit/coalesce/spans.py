@@ -404,12 +404,13 @@ class CoalescingSpanProcessor(SpanProcessor):
         )
         attributes = dict(plain_attributes(first.attributes) or {})
         attributes.update(summary_attributes(summary))
-        first_context = first.context
-        links = (
-            (Link(first_context, _LINK_ATTRIBUTES),)
-            if first_context is not None and first_context.is_valid
-            else ()
+        first_context = SpanContext(
+            first.trace_id,
+            first.span_id,
+            is_remote=False,
+            trace_flags=TraceFlags(first.trace_flags),
         )
+        links = (Link(first_context, _LINK_ATTRIBUTES),) if first_context.is_valid else ()
         description = first.status_description if first.status_code is _ERROR else None
         return ReadableSpan(
             name=first.name,
