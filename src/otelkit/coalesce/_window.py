@@ -4,7 +4,7 @@
 forwards it at once) and :data:`SUPPRESS` for repeats inside that key's window (the caller
 drops them; they are counted). When a window ends with more than one occurrence, the
 consumer receives one :class:`Summary`. With a fixed window, keys expire in the order they
-were opened, so one ordered structure (a dict for lookup, a deque for expiry order) and one
+were opened, so a dict (for lookup; its insertion order is the expiry order) and one
 timer serve every key.
 
 Bounded: at most ``max_keys`` windows are open; beyond that a new key passes through
@@ -21,8 +21,7 @@ import os
 import threading
 import time
 import weakref
-from collections import deque
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -41,6 +40,7 @@ __all__ = [
 ]
 
 P = TypeVar("P")
+T = TypeVar("T")
 
 # Windows end when the clock reaches their deadline; this absorbs float rounding of
 # ``now + (deadline - now)`` in timer arithmetic.
@@ -180,11 +180,11 @@ class Coalescer(Generic[P]):
         # (the parent does), and the parent's lock may have been held at fork time.
         self._lock = threading.Lock()
         # By hint: a window seen once (a tuple, see _DEADLINE) or a repeated one (_Window).
+        # Both dicts are in opening order, so in expiry order: only the timer and flush()
+        # remove windows, and a window that gets an object of its own keeps its place.
         self._seen: dict[Hashable, Any] = {}
-        self._seen_order: deque[Any] = deque()  # hint, deadline, ... oldest first
         # By key: windows whose hint another key's window in _seen holds.
         self._keyed: dict[Hashable, _Window] = {}
-        self._keyed_order: deque[_Window] = deque()  # oldest first
         self._hints: dict[Hashable, int] = {}  # hint -> windows in _keyed with it
         self._timer: TimerHandle | None = None
 
@@ -240,10 +240,10 @@ class Coalescer(Generic[P]):
         and it passes through, counted as overflow).
 
         ``False`` means: build the key and call :meth:`offer`. Always ``False`` without
-        ``key_of_first``. Lock-free: dict lookups, ``len()``, ``setdefault()`` and
-        ``deque.extend()`` are single C calls, atomic under the GIL (the SDK's batch
-        processors rely on the same for their queues); so ``max_keys`` may be exceeded by
-        one window per thread opening one at the same moment.
+        ``key_of_first``. Lock-free: dict lookups, ``len()`` and ``setdefault()`` are single
+        C calls, atomic under the GIL (the SDK's batch processors rely on the same for
+        their queues); so ``max_keys`` may be exceeded by one window per thread opening one
+        at the same moment.
         """
         seen = self._seen
         if hint in seen or hint in self._hints or self._key_of_first is None:
@@ -308,7 +308,6 @@ class Coalescer(Generic[P]):
         entry = (deadline, time_ns, key, self._capture(payload))
         if self._seen.setdefault(hint, entry) is not entry:
             return False
-        self._seen_order.extend((hint, deadline))
         if self._timer is None:
             self._arm()
         return True
@@ -348,7 +347,6 @@ class Coalescer(Generic[P]):
         deadline = self._monotonic() + self._window
         window = _Window(deadline, time_ns, key, self._capture(payload), 1, time_ns)
         keyed[key] = window
-        self._keyed_order.append(window)
         self._hints[hint] = self._hints.get(hint, 0) + 1
         return EMIT
 
@@ -361,12 +359,10 @@ class Coalescer(Generic[P]):
         """Close every open window now; return how many summaries were delivered."""
         with self._lock:
             seen = self._seen
-            closing = [w for w in _values(seen) if type(w) is _Window]
-            closing.extend(w for w in self._keyed_order if w.count > 1)
+            closing = [w for w in _copied(seen.values) if type(w) is _Window]
+            closing.extend(w for w in self._keyed.values() if w.count > 1)
             seen.clear()
-            self._seen_order.clear()
             self._keyed.clear()
-            self._keyed_order.clear()
             self._hints.clear()
             if self._timer is not None:
                 self._timer.cancel()
@@ -387,25 +383,15 @@ class Coalescer(Generic[P]):
                 self._timer = None
                 limit = self._monotonic() + _EPSILON
                 closing: list[_Window] = []
-                seen, order = self._seen, self._seen_order
-                popleft = order.popleft
-                while order and order[1] <= limit:
-                    hint = popleft()
-                    deadline = popleft()
-                    entry = seen.get(hint)
-                    if entry is None:
-                        continue  # flushed while its opener was still recording it
-                    if type(entry) is tuple:
-                        if entry[_DEADLINE] == deadline:
-                            del seen[hint]
-                    elif entry.deadline == deadline:
-                        del seen[hint]
+                seen = self._seen
+                for hint, entry in _expired(seen, limit):
+                    del seen[hint]
+                    if type(entry) is _Window:
                         closing.append(entry)
-                keyed, keyed_order, hints = self._keyed, self._keyed_order, self._hints
-                while keyed_order and keyed_order[0].deadline <= limit:
-                    window = keyed_order.popleft()
-                    del keyed[window.key]
-                    hint = window.key[self._hint]  # type: ignore[index]
+                keyed, hints = self._keyed, self._hints
+                for key, window in _expired(keyed, limit):
+                    del keyed[key]
+                    hint = key[self._hint]  # type: ignore[index]
                     left = hints[hint] - 1
                     if left:
                         hints[hint] = left
@@ -413,9 +399,7 @@ class Coalescer(Generic[P]):
                         del hints[hint]
                     if window.count > 1:
                         closing.append(window)
-                deadlines = [order[1]] if order else []
-                if keyed_order:
-                    deadlines.append(keyed_order[0].deadline)
+                deadlines = [_deadline(entry) for _, entry in _oldest(seen, 1) + _oldest(keyed, 1)]
                 if deadlines:
                     # Not sooner than _slack: with windows opening all the time, waking for
                     # each deadline would cost a timer run (and GIL hand-offs) per window.
@@ -457,14 +441,39 @@ def _by_deadline(window: _Window) -> float:
     return window.deadline
 
 
-def _values(mapping: dict[Hashable, Any]) -> list[Any]:
+def _deadline(entry: Any) -> float:
+    # A window seen once (a tuple) or one with an object of its own.
+    return entry[_DEADLINE] if type(entry) is tuple else entry.deadline  # type: ignore[no-any-return]
+
+
+def _copied(items: Callable[[], Iterable[T]]) -> list[T]:
     # list() copies in one C call, but a garbage collection inside it may run Python code
     # (finalizers) and let a lock-free sight() insert meanwhile: then copy again.
     while True:
         try:
-            return list(mapping.values())
+            return list(items())
         except RuntimeError:  # dictionary changed size during iteration
             continue
+
+
+def _oldest(mapping: dict[Hashable, Any], count: int) -> list[tuple[Hashable, Any]]:
+    """The first ``count`` items of ``mapping`` in insertion order (opening order)."""
+    return _copied(lambda: itertools.islice(mapping.items(), count))
+
+
+def _expired(mapping: dict[Hashable, Any], limit: float) -> list[tuple[Hashable, Any]]:
+    """The items at the front of ``mapping`` whose window ends by ``limit``."""
+    count = 64
+    while True:
+        # Copied, since sight() may add windows meanwhile; deadlines rise along the dict
+        # (up to threads racing to open windows at the same instant).
+        front = _oldest(mapping, count)
+        for index, (_, entry) in enumerate(front):
+            if _deadline(entry) > limit:
+                return front[:index]
+        if len(front) < count:
+            return front
+        count *= 4  # few rounds, however many windows close at once
 
 
 def reset_after_fork(method: Callable[[], None]) -> None:
