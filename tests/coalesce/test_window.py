@@ -98,6 +98,26 @@ def test_keys_expire_in_creation_order_with_one_timer(fake_clock: FakeClock) -> 
     assert fake_clock.pending_timers() == 0
 
 
+def test_hundreds_of_windows_ending_together_close_in_opening_order(
+    fake_clock: FakeClock,
+) -> None:
+    # The timer reads the oldest windows in growing batches: more end than one batch holds.
+    engine, summaries = make(fake_clock, max_keys=1000)
+    for key in range(300):
+        engine.offer(key, "first")
+        engine.offer(key, "repeat")
+    fake_clock.advance(5)
+    for key in range(300, 600):
+        engine.offer(key, "first")
+        engine.offer(key, "repeat")
+    fake_clock.advance(5)  # the first 300 end
+    assert [s.key for s in summaries] == list(range(300))
+    assert engine.open_keys == 300
+    fake_clock.advance(5)
+    assert [s.key for s in summaries] == list(range(600))
+    assert engine.open_keys == 0 and fake_clock.pending_timers() == 0
+
+
 def test_flush_emits_every_pending_summary_and_cancels_the_timer(fake_clock: FakeClock) -> None:
     engine, summaries = make(fake_clock)
     for key in ("a", "b", "c"):
