@@ -15,13 +15,16 @@ the windows it opened and will summarise them).
 
 from __future__ import annotations
 
+import bisect
+import collections
 import enum
+import functools
 import itertools
 import os
 import threading
 import time
 import weakref
-from collections.abc import Callable, Hashable, Iterable
+from collections.abc import Callable, Hashable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -384,12 +387,13 @@ class Coalescer(Generic[P]):
                 limit = self._monotonic() + _EPSILON
                 closing: list[_Window] = []
                 seen = self._seen
-                for hint, entry in _expired(seen, limit):
-                    del seen[hint]
-                    if type(entry) is _Window:
-                        closing.append(entry)
+                ended, next_seen = _expired(seen, limit)
+                # A C loop: thousands of windows may end at once.
+                _consume(map(seen.__delitem__, [hint for hint, _ in ended]))
+                closing.extend(entry for _, entry in ended if type(entry) is _Window)
                 keyed, hints = self._keyed, self._hints
-                for key, window in _expired(keyed, limit):
+                ended, next_keyed = _expired(keyed, limit)
+                for key, window in ended:
                     del keyed[key]
                     hint = key[self._hint]  # type: ignore[index]
                     left = hints[hint] - 1
@@ -399,7 +403,7 @@ class Coalescer(Generic[P]):
                         del hints[hint]
                     if window.count > 1:
                         closing.append(window)
-                deadlines = [_deadline(entry) for _, entry in _oldest(seen, 1) + _oldest(keyed, 1)]
+                deadlines = [d for d in (next_seen, next_keyed) if d is not None]
                 if deadlines:
                     # Not sooner than _slack: with windows opening all the time, waking for
                     # each deadline would cost a timer run (and GIL hand-offs) per window.
@@ -456,24 +460,32 @@ def _copied(items: Callable[[], Iterable[T]]) -> list[T]:
             continue
 
 
-def _oldest(mapping: dict[Hashable, Any], count: int) -> list[tuple[Hashable, Any]]:
-    """The first ``count`` items of ``mapping`` in insertion order (opening order)."""
-    return _copied(lambda: itertools.islice(mapping.items(), count))
-
-
-def _expired(mapping: dict[Hashable, Any], limit: float) -> list[tuple[Hashable, Any]]:
-    """The items at the front of ``mapping`` whose window ends by ``limit``."""
+def _expired(
+    mapping: dict[Hashable, Any], limit: float
+) -> tuple[list[tuple[Hashable, Any]], float | None]:
+    """The items at the front of ``mapping`` whose windows end by ``limit``, and the
+    deadline of the next window (``None`` if none is left)."""
     count = 64
     while True:
-        # Copied, since sight() may add windows meanwhile; deadlines rise along the dict
-        # (up to threads racing to open windows at the same instant).
-        front = _oldest(mapping, count)
-        for index, (_, entry) in enumerate(front):
-            if _deadline(entry) > limit:
-                return front[:index]
+        # Copied in one C call: sight() may add windows meanwhile (at the end; windows leave
+        # only under the lock, which the caller holds). One pass from the front, which also
+        # skips the slots of windows removed since the dict was last resized. Deadlines rise
+        # along the dict, up to threads racing to open windows in the same microseconds.
+        front = _copied(functools.partial(itertools.islice, mapping.items(), count))
+        ended = bisect.bisect_right(front, limit, key=_item_deadline)
+        if ended < len(front):
+            return front[:ended], _item_deadline(front[ended])
         if len(front) < count:
-            return front
-        count *= 4  # few rounds, however many windows close at once
+            return front, None
+        count *= 4  # few rounds, however many windows end at once
+
+
+def _item_deadline(item: tuple[Hashable, Any]) -> float:
+    return _deadline(item[1])
+
+
+def _consume(iterator: Iterator[Any]) -> None:
+    collections.deque(iterator, maxlen=0)
 
 
 def reset_after_fork(method: Callable[[], None]) -> None:

@@ -31,11 +31,10 @@ from otelkit.coalesce._keys import (
     ResourceTokens,
     message_fields_key,
     message_key,
-    plain_attributes,
     resolve_log_key,
 )
 from otelkit.coalesce._metrics import CoalesceMetrics
-from otelkit.coalesce._snapshots import FirstLog, Snapshot, capture_log
+from otelkit.coalesce._snapshots import LogSnapshots, Snapshot
 from otelkit.coalesce._window import (
     SUPPRESS,
     Coalescer,
@@ -101,6 +100,7 @@ class CoalescingLogRecordProcessor(LogRecordProcessor):
         # The default key: a window opens under the record's body alone, and its key is
         # built only if that body comes again (see Coalescer.sight).
         self._by_body = self._key is message_key
+        self._snapshots = LogSnapshots()
         self._engine: Coalescer[Snapshot] = Coalescer(
             window=window,
             on_summary=self._emit_summary,
@@ -108,7 +108,7 @@ class CoalescingLogRecordProcessor(LogRecordProcessor):
             clock=self._clock,
             label=_COMPONENT,
             on_tick=self._publish,
-            capture=capture_log,
+            capture=self._snapshots.capture,
             hint_index=_BODY_INDEX if self._by_body else None,
             key_of_first=self._key_of_first if self._by_body else None,
         )
@@ -200,8 +200,8 @@ class CoalescingLogRecordProcessor(LogRecordProcessor):
         )
 
     def _key_of_first(self, body: Hashable, first: Snapshot) -> Hashable:
-        # The key of a window opened by its body alone, from what capture_log kept.
-        kept = FirstLog._make(first)
+        # The key of a window opened by its body alone, from its snapshot.
+        kept = self._snapshots.first(first)
         return self._message_key(
             kept.resource, kept.scope, kept.severity_number, body, kept.attributes
         )
@@ -210,10 +210,10 @@ class CoalescingLogRecordProcessor(LogRecordProcessor):
         self._downstream.on_emit(self._summary_record(summary))
 
     def _summary_record(self, summary: Summary[Snapshot]) -> ReadWriteLogRecord:
-        first = FirstLog._make(summary.first)
+        first = self._snapshots.first(summary.first)
         limits = first.limits if first.limits is not None else LogRecordLimits()
         ours = summary_attributes(summary)
-        attributes = dict(plain_attributes(first.attributes) or {})
+        attributes = dict(first.attributes or {})
         for name in ours:
             attributes.pop(name, None)
         room = limits.max_log_record_attributes

@@ -24,13 +24,12 @@ from otelkit.coalesce._forward import batch_span_queue
 from otelkit.coalesce._keys import (
     ResourceTokens,
     SpanKey,
-    plain_attributes,
     resolve_span_key,
     span_fields_key,
     span_name_key,
 )
 from otelkit.coalesce._metrics import CoalesceMetrics
-from otelkit.coalesce._snapshots import FirstSpan, Snapshot, capture_span
+from otelkit.coalesce._snapshots import Snapshot, SpanSnapshots
 from otelkit.coalesce._trees import Trees
 from otelkit.coalesce._window import (
     EMIT,
@@ -114,6 +113,7 @@ class CoalescingSpanProcessor(SpanProcessor):
         self._resources = ResourceTokens(per_resource=validate_bool("per_resource", per_resource))
         self._ids = RandomIdGenerator()
         self._metrics = CoalesceMetrics(meter_provider, "traces")
+        self._snapshots = SpanSnapshots()
         self._engine: Coalescer[Snapshot] = Coalescer(
             window=window,
             on_summary=self._emit_summary,
@@ -121,7 +121,7 @@ class CoalescingSpanProcessor(SpanProcessor):
             clock=self._clock,
             label=_COMPONENT,
             on_tick=self._publish,
-            capture=capture_span,
+            capture=self._snapshots.capture,
             hint_index=_NAME_INDEX if by_name else None,
             key_of_first=self._key_of_first if by_name else None,
         )
@@ -385,7 +385,7 @@ class CoalescingSpanProcessor(SpanProcessor):
     def _key_of_first(self, name: Hashable, first: Snapshot) -> Hashable:
         # The key of a window opened by its name alone (never a failed root's): as
         # _root_key builds it.
-        kept = FirstSpan._make(first)
+        kept = self._snapshots.first(first)
         return (
             self._resources.token(kept.resource),
             *span_fields_key(kept.scope, kept.kind, str(name), kept.status_code, None),
@@ -395,14 +395,14 @@ class CoalescingSpanProcessor(SpanProcessor):
         self._downstream.on_end(self._summary_span(summary))
 
     def _summary_span(self, summary: Summary[Snapshot]) -> ReadableSpan:
-        first = FirstSpan._make(summary.first)
+        first = self._snapshots.first(summary.first)
         context = SpanContext(
             trace_id=self._ids.generate_trace_id(),
             span_id=self._ids.generate_span_id(),
             is_remote=False,
             trace_flags=TraceFlags(TraceFlags.SAMPLED),
         )
-        attributes = dict(plain_attributes(first.attributes) or {})
+        attributes = dict(first.attributes or {})
         attributes.update(summary_attributes(summary))
         first_context = SpanContext(
             first.trace_id,
