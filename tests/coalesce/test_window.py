@@ -239,6 +239,19 @@ def test_a_window_seen_once_keeps_one_container(fake_clock: FakeClock) -> None:
     assert engine.open_keys == 500
 
 
+def test_the_window_table_stays_in_the_oldest_generation(fake_clock: FakeClock) -> None:
+    # Windows of plain values are untracked by the collector; an exact dict holding only
+    # such windows would be untracked too, and tracked again as a young object at the next
+    # opening, so every young collection would walk all open windows.
+    engine, _ = make(fake_clock, max_keys=1000)
+    for i in range(100):
+        engine.offer(i, i, i)
+    gc.collect()
+    gc.collect()
+    assert not any(gc.is_tracked(window) for window in engine._seen.values())
+    assert gc.is_tracked(engine._seen)
+
+
 @pytest.mark.parametrize(
     ("options", "error", "message"),
     [

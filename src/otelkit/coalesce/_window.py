@@ -94,6 +94,19 @@ class _Window:
     last_ns: int
 
 
+class _Table(dict[Hashable, Any]):
+    """The windows by hint: a dict the garbage collector never stops tracking.
+
+    The collector untracks an exact dict whose keys and values it does not track (a full
+    collection checks), and the next insertion tracks it again as a young object: every
+    young collection after each full one would then walk all open windows, whose tuples
+    the collector does not track. A subclass is never untracked, so the table stays in
+    the oldest generation.
+    """
+
+    __slots__ = ()
+
+
 # A window seen once is a tuple in ``_seen`` (no object of its own: with all keys distinct
 # that is nearly every window, and every container that survives per record drives the
 # garbage collector): deadline, first timestamp, key (_UNBUILT when opened by sight()),
@@ -185,7 +198,7 @@ class Coalescer(Generic[P]):
         # By hint: a window seen once (a tuple, see _DEADLINE) or a repeated one (_Window).
         # Both dicts are in opening order, so in expiry order: only the timer and flush()
         # remove windows, and a window that gets an object of its own keeps its place.
-        self._seen: dict[Hashable, Any] = {}
+        self._seen: dict[Hashable, Any] = _Table()
         # By key: windows whose hint another key's window in _seen holds.
         self._keyed: dict[Hashable, _Window] = {}
         self._hints: dict[Hashable, int] = {}  # hint -> windows in _keyed with it
