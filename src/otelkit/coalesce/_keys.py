@@ -33,7 +33,6 @@ __all__ = [
     "is_process_identity",
     "message_fields_key",
     "message_key",
-    "plain_attributes",
     "resolve_log_key",
     "resolve_span_key",
     "span_error_type",
@@ -71,12 +70,6 @@ def _enum_value(member: Any) -> object:
     return getattr(member, "_value_", member)
 
 
-def plain_attributes(attributes: Any) -> Any:
-    """The plain dict inside ``BoundedAttributes`` (its C-level methods are much faster
-    than the Mapping ones on a hot path); any other mapping (or ``None``) as it is."""
-    return getattr(attributes, "_dict", attributes)
-
-
 def _scope_name(record: AnyLogRecord) -> str | None:
     scope = record.instrumentation_scope
     return scope.name if scope is not None else None
@@ -101,7 +94,7 @@ def message_fields_key(
         scope._name if scope is not None else None,  # the property costs a Python call
         getattr(severity_number, "_value_", None),  # see _enum_value
         body if type(body) is str else freeze(body),
-        # see plain_attributes, inlined
+        # the C-level dict inside BoundedAttributes: its Mapping methods are Python calls
         None
         if attributes is None
         else getattr(attributes, "_dict", attributes).get(_EXCEPTION_TYPE),

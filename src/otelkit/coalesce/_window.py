@@ -16,7 +16,6 @@ the windows it opened and will summarise them).
 from __future__ import annotations
 
 import bisect
-import collections
 import enum
 import functools
 import itertools
@@ -24,7 +23,7 @@ import os
 import threading
 import time
 import weakref
-from collections.abc import Callable, Hashable, Iterable, Iterator
+from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -401,9 +400,10 @@ class Coalescer(Generic[P]):
                 closing: list[_Window] = []
                 seen = self._seen
                 ended, next_seen = _expired(seen, limit)
-                # A C loop: thousands of windows may end at once.
-                _consume(map(seen.__delitem__, [hint for hint, _ in ended]))
-                closing.extend(entry for _, entry in ended if type(entry) is _Window)
+                for hint, entry in ended:
+                    del seen[hint]
+                    if type(entry) is _Window:
+                        closing.append(entry)
                 keyed, hints = self._keyed, self._hints
                 ended, next_keyed = _expired(keyed, limit)
                 for key, window in ended:
@@ -495,10 +495,6 @@ def _expired(
 
 def _item_deadline(item: tuple[Hashable, Any]) -> float:
     return _deadline(item[1])
-
-
-def _consume(iterator: Iterator[Any]) -> None:
-    collections.deque(iterator, maxlen=0)
 
 
 def reset_after_fork(method: Callable[[], None]) -> None:

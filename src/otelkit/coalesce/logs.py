@@ -213,7 +213,7 @@ class CoalescingLogRecordProcessor(LogRecordProcessor):
         first = self._snapshots.first(summary.first)
         limits = first.limits if first.limits is not None else LogRecordLimits()
         ours = summary_attributes(summary)
-        attributes = dict(first.attributes or {})
+        attributes = first.attributes or {}  # a fresh dict
         for name in ours:
             attributes.pop(name, None)
         room = limits.max_log_record_attributes

@@ -402,7 +402,7 @@ class CoalescingSpanProcessor(SpanProcessor):
             is_remote=False,
             trace_flags=TraceFlags(TraceFlags.SAMPLED),
         )
-        attributes = dict(first.attributes or {})
+        attributes = first.attributes or {}  # a fresh dict
         attributes.update(summary_attributes(summary))
         first_context = SpanContext(
             first.trace_id,
