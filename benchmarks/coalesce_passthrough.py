@@ -71,7 +71,12 @@ class NoopLogs(LogRecordExporter):
 
 class Pipeline:
     def __init__(
-        self, *, coalesce: bool, max_keys: int = 10_000, clock: FakeClock | None = None
+        self,
+        *,
+        coalesce: bool,
+        max_keys: int = 10_000,
+        window: float = 10.0,
+        clock: FakeClock | None = None,
     ) -> None:
         self.tracer_provider = TracerProvider(shutdown_on_exit=False)
         self.logger_provider = LoggerProvider(shutdown_on_exit=False)
@@ -82,10 +87,10 @@ class Pipeline:
         if coalesce:
             meters = MeterProvider(shutdown_on_exit=False)
             span_processor = self.coalescing = CoalescingSpanProcessor(
-                span_processor, meter_provider=meters, max_keys=max_keys, clock=clock
+                span_processor, meter_provider=meters, max_keys=max_keys, window=window, clock=clock
             )
             log_processor = CoalescingLogRecordProcessor(
-                log_processor, meter_provider=meters, max_keys=max_keys, clock=clock
+                log_processor, meter_provider=meters, max_keys=max_keys, window=window, clock=clock
             )
         self.tracer_provider.add_span_processor(span_processor)
         self.logger_provider.add_log_record_processor(log_processor)
@@ -116,13 +121,16 @@ def main() -> None:
     parser.add_argument("--block-ops", type=int, default=200, help="operations per block")
     parser.add_argument("--repeats", type=int, default=11)
     parser.add_argument("--max-keys", type=int, default=10_000, help="the processors' max_keys")
+    parser.add_argument("--window", type=float, default=10.0, help="the processors' window (s)")
     parser.add_argument("--aa", action="store_true", help="baseline against itself")
     parser.add_argument("--rate", type=float, help="distinct operations a second (fake clock)")
     args = parser.parse_args()
     if args.rate is not None and not args.rate > 0:
         parser.error("--rate must be > 0")
     clock = FakeClock() if args.rate is not None else None
-    ours = Pipeline(coalesce=not args.aa, max_keys=args.max_keys, clock=clock)
+    if not args.window > 0:
+        parser.error("--window must be > 0")
+    ours = Pipeline(coalesce=not args.aa, max_keys=args.max_keys, window=args.window, clock=clock)
     baseline = Pipeline(coalesce=False)
     ours.run(2000, 0)  # warm up
     baseline.run(2000, 0)

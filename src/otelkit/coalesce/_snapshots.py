@@ -114,15 +114,6 @@ class _Shared:
         return self._objects[shared] if type(shared) is int else shared
 
 
-def _items(attributes: Any) -> tuple[tuple[str, Any], ...] | None:
-    """``attributes`` (``BoundedAttributes``, a mapping or ``None``) as a tuple of pairs."""
-    if attributes is None:
-        return None
-    if type(attributes) is BoundedAttributes:
-        attributes = attributes._dict  # its C-level dict: no lock, no Python-level calls
-    return tuple(attributes.items())
-
-
 class LogSnapshots(_Shared):
     """Snapshots of first log records, for one processor (see the module's docstring)."""
 
@@ -141,12 +132,16 @@ class LogSnapshots(_Shared):
             self._last = (resource, scope, limits, shared)
         log = record.log_record
         severity = log.severity_number
+        attributes = log.attributes
+        if type(attributes) is BoundedAttributes:
+            # Its plain dict: the wrapper's Mapping methods (even len) are Python calls.
+            attributes = attributes._dict
         return (
             shared,
             log.severity_text,
             None if severity is None else severity._value_,
             log.body,
-            _items(log.attributes),
+            tuple(attributes.items()) if attributes else None,
             log.event_name,
             log.trace_id,
             log.span_id,
@@ -191,13 +186,16 @@ class SpanSnapshots(_Shared):
             shared = self.intern((resource, scope))
             self._last = (resource, scope, shared)
         status = span._status
+        attributes = span._attributes
+        if type(attributes) is BoundedAttributes:
+            attributes = attributes._dict  # as in LogSnapshots.capture
         context = span._context  # a tuple: trace_id, span_id, is_remote, trace_flags, ...
         return (
             span._name,
             span._kind._value_,
             status._status_code._value_,
             status._description,
-            _items(span._attributes),
+            tuple(attributes.items()) if attributes else None,
             shared,
             context[0],
             context[1],
