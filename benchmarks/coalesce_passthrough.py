@@ -17,12 +17,13 @@ reference machine since windows stopped costing the garbage collector, nearly al
 before). ``--rate R`` fixes it: the processors get an ``otelkit.testing.FakeClock`` that
 moves ``1/R`` seconds per operation (a service making R distinct operations a second;
 windows then close between blocks, outside the measured time, as they do on the timer
-thread with the real clock). ``--rate 500`` is the opening path alone (every operation
-opens two windows), ``--max-keys 1`` the overflow path alone (every new key arrives while
-the table is full), and ``--aa`` runs the baseline against itself, to show the method's own
-bias and noise.
+thread with the real clock). The opening path alone (every operation opens two windows):
+``--rate 500``, or ``--window 0.2`` with the real clock (windows close on the timer thread
+before the table fills). ``--max-keys 1`` is the overflow path alone (every new key
+arrives while the table is full), and ``--aa`` runs the baseline against itself, to show
+the method's own bias and noise.
 
-    .venv/bin/python benchmarks/coalesce_passthrough.py [--max-keys K] [--rate R] [--aa]
+    .venv/bin/python benchmarks/coalesce_passthrough.py [--max-keys K] [--window W] [--rate R] [--aa]
         [--blocks B] [--block-ops N] [--repeats R]
 """
 
