@@ -9,7 +9,7 @@ version for this; ``tests/coalesce/test_forward.py`` checks the equivalence):
   the flag from the ``SpanContext`` tuple instead (see ``CoalescingSpanProcessor.on_end``);
 - a log record: the hook queues a ``ReadableLogRecord`` holding a shallow copy of the API
   record whose context is replaced by an empty one (so the queue does not keep the caller's
-  context alive). :func:`log_forwarder` builds the same copy without ``copy.copy`` and the
+  context alive). :func:`queue_readable_copy` builds the same copy without ``copy.copy`` and the
   frozen dataclass's ``__init__``, which cost more than the rest of the logging call's
   processing in the SDK (``benchmarks/coalesce_passthrough.py`` shows the effect).
 """
@@ -17,6 +17,7 @@ version for this; ``tests/coalesce/test_forward.py`` checks the equivalence):
 from __future__ import annotations
 
 import copy
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -28,7 +29,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
-__all__ = ["batch_span_queue", "log_forwarder", "readable_copy"]
+__all__ = ["batch_span_queue", "log_forwarder", "queue_readable_copy"]
 
 _new = object.__new__
 
@@ -44,22 +45,20 @@ def batch_span_queue(downstream: SpanProcessor) -> Callable[[ReadableSpan], None
 
 def log_forwarder(downstream: LogRecordProcessor) -> Callable[[ReadWriteLogRecord], None]:
     """A callable forwarding one record to ``downstream`` as its ``on_emit`` does: for
-    exactly a ``BatchLogRecordProcessor``, :func:`readable_copy` queued directly; else the
-    downstream's ``on_emit`` itself."""
+    exactly a ``BatchLogRecordProcessor``, :func:`queue_readable_copy` into its queue (a
+    ``functools.partial``: no frame of its own); else the downstream's ``on_emit`` itself."""
     if type(downstream) is not BatchLogRecordProcessor:
         return downstream.on_emit
-    emit = downstream._batch_processor.emit
-
-    def forward(record: ReadWriteLogRecord) -> None:
-        emit(readable_copy(record))
-
-    return forward
+    return functools.partial(queue_readable_copy, downstream._batch_processor.emit)
 
 
-def readable_copy(record: ReadWriteLogRecord) -> ReadableLogRecord:
-    """What ``BatchLogRecordProcessor.on_emit`` queues for ``record``: a ``ReadableLogRecord``
-    with a shallow copy of the API record (its context an empty ``Context``), the record's
-    scope and limits, and its resource (an empty ``Resource.create({})`` if it has none)."""
+def queue_readable_copy(
+    emit: Callable[[ReadableLogRecord], None], record: ReadWriteLogRecord
+) -> None:
+    """``emit`` what ``BatchLogRecordProcessor.on_emit`` queues for ``record``: a
+    ``ReadableLogRecord`` with a shallow copy of the API record (its context an empty
+    ``Context``), the record's scope and limits, and its resource (an empty
+    ``Resource.create({})`` if it has none)."""
     api: Any = record.log_record
     if type(api) is LogRecord:
         # copy.copy's result for a plain instance (no __copy__, no slots, no custom
@@ -78,4 +77,4 @@ def readable_copy(record: ReadWriteLogRecord) -> ReadableLogRecord:
         instrumentation_scope=record.instrumentation_scope,
         limits=record.limits,
     )
-    return readable
+    emit(readable)
