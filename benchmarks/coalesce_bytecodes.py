@@ -8,8 +8,9 @@ processors that do nothing, so only the calling thread's instructions are counte
 cases: every operation opens a window (``max_keys`` never reached), and ``max_keys``
 windows are open (new keys pass as overflow). It counts Python instructions only: not the
 work inside C calls, the garbage collector or memory traffic. A plain function that replaces
-a C call can raise the count and still cost less (a log record's snapshot: about 90 ns as a
-function, 250 ns through ``operator.attrgetter``), so judge time in ``coalesce_passthrough``.
+a C call can raise the count and still cost less (``coalesce_steps.py``: a log record's
+snapshot, more work in a function, takes less than one ``operator.attrgetter`` call), so
+judge time in ``coalesce_passthrough``.
 
     .venv/bin/python benchmarks/coalesce_bytecodes.py [--ops N]
 """
