@@ -87,7 +87,7 @@ def test_a_span_snapshot_gives_back_each_field_of_the_span() -> None:
     )
 
 
-def test_snapshots_are_untracked_by_young_collections() -> None:
+def test_snapshots_are_untracked_by_the_garbage_collector() -> None:
     # With all keys distinct, tens of thousands of windows are open: a tracked snapshot
     # would be traversed in every collection of its generation until its window closes.
     logs, spans = LogSnapshots(), SpanSnapshots()

@@ -239,7 +239,7 @@ def test_a_window_seen_once_keeps_one_container(fake_clock: FakeClock) -> None:
     assert engine.open_keys == 500
 
 
-def test_the_window_table_stays_in_the_oldest_generation(fake_clock: FakeClock) -> None:
+def test_the_window_table_stays_tracked_when_its_windows_are_not(fake_clock: FakeClock) -> None:
     # Windows of plain values are untracked by the collector; an exact dict holding only
     # such windows would be untracked too, and tracked again as a young object at the next
     # opening, so every young collection would walk all open windows.
