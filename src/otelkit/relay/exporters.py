@@ -20,7 +20,7 @@ from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportRes
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
-from otelkit.relay._fork import after_fork_in_child
+from otelkit._fork import after_fork_in_child
 from otelkit.relay._link import Link
 from otelkit.relay._wire import FRAME_LOGS, FRAME_SPANS, RELAY_ENV, RelayAddress, encode_frame
 

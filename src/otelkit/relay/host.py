@@ -29,8 +29,8 @@ from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
 from otelkit._clock import REAL_CLOCK, Clock, TimerHandle
 from otelkit._errors import report_internal_error
+from otelkit._fork import after_fork_in_child
 from otelkit.relay._decode import Decoder
-from otelkit.relay._fork import after_fork_in_child
 from otelkit.relay._wire import (
     FRAME_DROPS,
     FRAME_LOGS,
