@@ -14,7 +14,6 @@ from typing import Any
 
 from opentelemetry.sdk._logs import LogRecordProcessor, ReadWriteLogRecord
 from opentelemetry.sdk._logs.export import (
-    BatchLogRecordProcessor,
     InMemoryLogRecordExporter,
     LogRecordExporter,
     LogRecordExportResult,
@@ -23,19 +22,22 @@ from opentelemetry.sdk._logs.export import (
 from opentelemetry.sdk.metrics.export import (
     InMemoryMetricReader,
     MetricExporter,
+    MetricExportResult,
+    MetricsData,
     PeriodicExportingMetricReader,
 )
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
 from opentelemetry.sdk.trace.export import (
-    BatchSpanProcessor,
     SimpleSpanProcessor,
     SpanExporter,
     SpanExportResult,
 )
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from otelkit._batch import BatchLogRecordProcessor, BatchSpanProcessor
 from otelkit._config import ExportTarget, Settings
-from otelkit._pipeline import ExportCounts, Pipeline
+from otelkit._drops import DropLedger
+from otelkit._pipeline import ExportCounts, Pipeline, SwitchMetricExporter
 
 __all__ = ["MemoryExporters", "build_pipeline"]
 
@@ -93,20 +95,45 @@ class _NoLogs(LogRecordProcessor):
         return True
 
 
+class RelayedMetricsMemory(MetricExporter):
+    """Keeps every metric batch that relay children sent (``exporter="memory"``)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.batches: list[MetricsData] = []
+        self._lock = threading.Lock()
+
+    def export(
+        self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: Any
+    ) -> MetricExportResult:
+        with self._lock:
+            self.batches.append(metrics_data)
+        return MetricExportResult.SUCCESS
+
+    def force_flush(self, timeout_millis: float = 10_000) -> bool:
+        return True
+
+    def shutdown(self, timeout_millis: float = 30_000, **kwargs: Any) -> None:
+        pass
+
+
 @dataclass
 class MemoryExporters:
-    """What ``exporter="memory"`` collects: finished spans, log records and metrics."""
+    """What ``exporter="memory"`` collects: finished spans, log records and metrics (the
+    process's own in ``metrics``, what relay children sent in ``relayed_metrics``)."""
 
     spans: InMemorySpanExporter = field(default_factory=InMemorySpanExporter)
     logs: InMemoryLogRecordExporter = field(
         default_factory=lambda: InMemoryLogRecordExporter()  # type: ignore[no-untyped-call]
     )
     metrics: InMemoryMetricReader = field(default_factory=InMemoryMetricReader)
+    relayed_metrics: RelayedMetricsMemory = field(default_factory=RelayedMetricsMemory)
 
     def clear(self) -> None:
         """Forget everything collected so far."""
         self.spans.clear()
         self.logs.clear()
+        self.relayed_metrics.batches.clear()
 
 
 def _otlp_exporters(
@@ -174,8 +201,12 @@ def _grpc_args(target: ExportTarget) -> dict[str, Any]:
     }
 
 
-def build_pipeline(settings: Settings) -> Pipeline:
-    """Processors and readers for ``settings.exporter`` (coalescing is wrapped by the caller)."""
+def build_pipeline(settings: Settings, drops: DropLedger) -> Pipeline:
+    """Processors and readers for ``settings.exporter`` (coalescing is wrapped by the caller).
+
+    The exporting processors are otelkit's own batch processors, which count every record
+    they drop in ``drops``.
+    """
     counts = {"traces": ExportCounts(), "logs": ExportCounts()}
     hooks: list[Callable[[], None]] = []
     interval_ms = settings.metric_interval * 1000
@@ -188,6 +219,7 @@ def build_pipeline(settings: Settings) -> Pipeline:
             counts,
             hooks,
             memory,
+            metric_exporter=SwitchMetricExporter(memory.relayed_metrics),
         )
     if settings.exporter == "none":
         return Pipeline(_NoSpans(), _NoLogs(), [], counts, hooks)
@@ -198,18 +230,19 @@ def build_pipeline(settings: Settings) -> Pipeline:
             ConsoleTraceExporter,
         )
 
+        console_metrics = SwitchMetricExporter(ConsoleMetricExporter())
+        # Batch processors: the terminal is written from their threads, not from span.end()
+        # or a logging call.
+        spans = BatchSpanProcessor(ConsoleTraceExporter(), drops=drops, schedule_delay_millis=200)
+        logs = BatchLogRecordProcessor(ConsoleLogExporter(), drops=drops, schedule_delay_millis=200)
         return Pipeline(
-            # Batch processors: the terminal is written from their threads, not from
-            # span.end() or a logging call.
-            BatchSpanProcessor(ConsoleTraceExporter(), schedule_delay_millis=200),
-            BatchLogRecordProcessor(ConsoleLogExporter(), schedule_delay_millis=200),
-            [
-                PeriodicExportingMetricReader(
-                    ConsoleMetricExporter(), export_interval_millis=interval_ms
-                )
-            ],
+            spans,
+            logs,
+            [PeriodicExportingMetricReader(console_metrics, export_interval_millis=interval_ms)],
             counts,
             hooks,
+            metric_exporter=console_metrics,
+            batchers=[spans.core, logs.core],
         )
     span_exporter, log_exporter, metric_exporter = _otlp_exporters(settings.targets)
     counted_spans = _CountingSpanExporter(span_exporter, counts["traces"])
@@ -217,16 +250,21 @@ def build_pipeline(settings: Settings) -> Pipeline:
     # Shutting an OTLP exporter down interrupts its retry back-off: the bounded shutdown
     # calls these when nothing listens or its deadline passes.
     hooks.extend([counted_spans.shutdown, counted_logs.shutdown])
+    switch = SwitchMetricExporter(metric_exporter)
+    span_processor = BatchSpanProcessor(counted_spans, drops=drops)
+    log_processor = BatchLogRecordProcessor(counted_logs, drops=drops)
     return Pipeline(
-        BatchSpanProcessor(counted_spans),
-        BatchLogRecordProcessor(counted_logs),
+        span_processor,
+        log_processor,
         [
             PeriodicExportingMetricReader(
-                metric_exporter,
+                switch,
                 export_interval_millis=interval_ms,
                 export_timeout_millis=settings.targets["metrics"].timeout * 1000,
             )
         ],
         counts,
         hooks,
+        metric_exporter=switch,
+        batchers=[span_processor.core, log_processor.core],
     )

@@ -10,21 +10,31 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from opentelemetry.context import Context
 from opentelemetry.sdk._logs import LogRecordProcessor, ReadWriteLogRecord
-from opentelemetry.sdk.metrics.export import MetricReader
+from opentelemetry.sdk.metrics.export import (
+    MetricExporter,
+    MetricExportResult,
+    MetricReader,
+    MetricsData,
+)
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 
+from otelkit._fork import after_fork_in_child
+
 if TYPE_CHECKING:
+    from otelkit._batch import BatchCore
     from otelkit._exporters import MemoryExporters
+    from otelkit.relay import ChildPipeline
 
 __all__ = [
     "ExportCounts",
     "Pipeline",
     "SwitchLogProcessor",
+    "SwitchMetricExporter",
     "SwitchSpanProcessor",
     "build_relay_child_pipeline",
 ]
@@ -81,6 +91,42 @@ class SwitchLogProcessor(LogRecordProcessor):
         return self.delegate.force_flush(timeout_millis)
 
 
+class SwitchMetricExporter(MetricExporter):
+    """Exports through a delegate that can be replaced (a forked child of a relay host sends
+    its metrics to the relay instead of the host's network exporter), one export at a time
+    (the host's reader and the relay's forwarder share the exporter)."""
+
+    def __init__(self, delegate: MetricExporter) -> None:
+        from otelkit.relay._metrics import (
+            preferred_aggregation_from_env,
+            preferred_temporality_from_env,
+        )
+
+        # The same environment the SDK's OTLP exporter reads, so the reader agrees with it.
+        super().__init__(
+            preferred_temporality=preferred_temporality_from_env(),
+            preferred_aggregation=preferred_aggregation_from_env(),
+        )
+        self.delegate = delegate
+        self._lock = threading.Lock()
+        after_fork_in_child(self, SwitchMetricExporter._after_fork)
+
+    def _after_fork(self) -> None:
+        self._lock = threading.Lock()
+
+    def export(
+        self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: object
+    ) -> MetricExportResult:
+        with self._lock:
+            return self.delegate.export(metrics_data, timeout_millis=timeout_millis)
+
+    def force_flush(self, timeout_millis: float = 10_000) -> bool:
+        return self.delegate.force_flush(timeout_millis)
+
+    def shutdown(self, timeout_millis: float = 30_000, **kwargs: object) -> None:
+        self.delegate.shutdown(timeout_millis=timeout_millis)
+
+
 @dataclass
 class Pipeline:
     """The processors and readers of one configuration, before they are installed."""
@@ -93,24 +139,37 @@ class Pipeline:
     memory: MemoryExporters | None = None
     logging_handler: Callable[[int], logging.Handler] | None = None
     """Builds the stdlib logging bridge when the pipeline has a cheaper one than the default."""
-    relay_child: bool = False
+    relay_child: ChildPipeline | None = None
+    """The relay pipeline when this process exports to its parent's relay."""
+    metric_exporter: SwitchMetricExporter | None = None
+    """The exporter behind the metric reader, which also exports what children relay."""
+    batchers: list[BatchCore[Any]] = field(default_factory=list)
+    """The queues of otelkit's batch processors: shut down within the handle's deadline, so
+    that what they give up is counted before the process ends."""
 
 
-def build_relay_child_pipeline(resource: Resource, relay_env: str) -> Pipeline:
-    """A relay child's pipeline: spans and logs go to the parent over its Unix socket.
+def build_relay_child_pipeline(
+    resource: Resource, relay_env: str, metric_interval: float
+) -> Pipeline:
+    """A relay child's pipeline: spans, logs and metrics go to the parent over its socket.
 
     No network exporter is imported (no grpc, no requests); coalescing happens in the host.
-    Metrics are not relayed: a relay child has no metric reader.
+    Metrics are collected every ``metric_interval`` seconds and once more at exit.
     """
+    from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
+
     from otelkit.relay import ChildPipeline
 
     child = ChildPipeline.from_env(relay_env, resource=resource)
+    reader = PeriodicExportingMetricReader(
+        child.metric_exporter, export_interval_millis=metric_interval * 1000
+    )
     return Pipeline(
         child.span_processor,
         child.log_processor,
-        [],
+        [reader],
         {"traces": ExportCounts(), "logs": ExportCounts()},
         [],
         logging_handler=lambda level: child.logging_handler(level=level),
-        relay_child=True,
+        relay_child=child,
     )

@@ -7,8 +7,8 @@ installs the new one, so no handler, processor or record is ever doubled.
 
 from __future__ import annotations
 
-import atexit
 import contextlib
+import functools
 import logging
 import os
 import signal
@@ -28,6 +28,8 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider, sampling
 
 from otelkit._config import _UNSET, Settings, resolve_settings
+from otelkit._drops import DropLedger
+from otelkit._exit import call_at_exit
 from otelkit._logbridge import OtelLogHandler
 from otelkit._pipeline import (
     Pipeline,
@@ -37,8 +39,9 @@ from otelkit._pipeline import (
 )
 
 if TYPE_CHECKING:
+    from otelkit._batch import BatchCore
     from otelkit._exporters import MemoryExporters
-    from otelkit.relay import RelayHost
+    from otelkit.relay import ChildPipeline, RelayHost
 
 __all__ = ["Telemetry", "configure", "current", "flush"]
 
@@ -111,13 +114,17 @@ class Telemetry:
         pipeline: Pipeline | None,
         coalesce_spans: Callable[[ReadableSpan], bool] | None = None,
         resource: Resource | None = None,
+        drops: DropLedger | None = None,
     ) -> None:
         self.settings = settings
         self.coalesce_spans = coalesce_spans
         self.resource = resource or _resource(settings)
         self.relay_host: RelayHost | None = None
         """The relay serving child processes, when configured with ``relay=True``."""
-        self._relay_child = bool(pipeline and pipeline.relay_child)
+        self.relay_child: ChildPipeline | None = pipeline.relay_child if pipeline else None
+        """The pipeline to the parent's relay, when this process is a relay child."""
+        self.drops = drops or DropLedger()
+        """Every record this pipeline dropped, by signal and reason (see ``docs/relay.md``)."""
         self.memory: MemoryExporters | None = pipeline.memory if pipeline else None
         """In-memory exporters when configured with ``exporter="memory"``, else None."""
         self._pipeline = pipeline
@@ -125,6 +132,7 @@ class Telemetry:
         self._sigterm_installed = False
         self._shutdown_done = False
         self._stop_lock = threading.Lock()
+        self._stopped = threading.Event()
         if pipeline is None:  # OTEL_SDK_DISABLED: the API's no-op providers stay in place
             self.tracer_provider: TracerProvider | None = None
             self.logger_provider: LoggerProvider | None = None
@@ -133,7 +141,10 @@ class Telemetry:
         self.meter_provider = MeterProvider(
             resource=self.resource, metric_readers=pipeline.metric_readers, shutdown_on_exit=False
         )
-        if not pipeline.relay_child:  # the host coalesces what its children relay
+        self.drops.bind_meter_provider(self.meter_provider)
+        if pipeline.relay_child is not None:
+            pipeline.relay_child.before_exit(self._flush_metrics)
+        else:  # the host coalesces what its children relay
             _wrap_coalescing(pipeline, settings, coalesce_spans, self.meter_provider)
         self.span_processor = SwitchSpanProcessor(pipeline.span_processor)
         self.log_processor = SwitchLogProcessor(pipeline.log_processor)
@@ -143,6 +154,7 @@ class Telemetry:
         self.tracer_provider.add_span_processor(self.span_processor)
         self.logger_provider = LoggerProvider(resource=self.resource, shutdown_on_exit=False)
         self.logger_provider.add_log_record_processor(self.log_processor)
+        self.drops.attach(self.log_processor, self.resource)
 
     @property
     def active(self) -> bool:
@@ -168,7 +180,7 @@ class Telemetry:
         assert self.logger_provider is not None
         assert self.meter_provider is not None
         _set_globals(self.tracer_provider, self.logger_provider, self.meter_provider)
-        if self.settings.relay:
+        if self.settings.relay and self.relay_child is None:
             self._start_relay_host()
         level = self.settings.logging_level
         if level is not None:
@@ -183,17 +195,23 @@ class Telemetry:
         self._install_sigterm()
 
     def _start_relay_host(self) -> None:
+        from otelkit import _sdk  # noqa: F401 - its self-checks run here, not in a forked child
         from otelkit.relay import RELAY_ENV, RelayHost
 
+        assert self._pipeline is not None
         host = RelayHost(
             span_processor=self.span_processor,
             log_processor=self.log_processor,
             meter_provider=self.meter_provider,
+            metric_exporter=self._pipeline.metric_exporter,
+            drops=self.drops,
             resource=self.resource,
         )
         host.start()
         self.relay_host = host
         os.environ[RELAY_ENV] = host.env_value  # inherited by spawned and forked children
+        global _hosting
+        _hosting = (os.getpid(), host.env_value)
 
     def _stop_relay_host(self, timeout: float) -> None:
         host, self.relay_host = self.relay_host, None
@@ -204,9 +222,13 @@ class Telemetry:
         host.close(timeout)
         if os.environ.get(RELAY_ENV) == host.env_value:
             del os.environ[RELAY_ENV]
+        global _hosting
+        _hosting = None
 
     def _become_relay_child(self) -> None:
-        """After ``fork`` in a relay host: export through the parent's relay from now on."""
+        """After ``fork`` in a relay host: export through the parent's relay from now on,
+        under this process's own identity, with none of the host's exporters or values."""
+        from otelkit import _sdk
         from otelkit.relay import RELAY_ENV, ChildPipeline
 
         # The parent's listener stays the parent's: the child neither serves nor removes it.
@@ -214,11 +236,25 @@ class Telemetry:
         relay_env = os.environ.get(RELAY_ENV)
         if relay_env is None or self._pipeline is None:
             return
-        resource = self.resource.merge(Resource({"process.pid": os.getpid()}))
-        child = ChildPipeline.from_env(relay_env, resource=resource)
+        attributes = dict(self.resource.attributes)
+        attributes.pop("service.instance.id", None)  # the child gets its own
+        attributes["process.pid"] = os.getpid()
+        child = ChildPipeline.from_env(relay_env, resource=Resource(attributes))
         self.span_processor.delegate = child.span_processor
         self.log_processor.delegate = child.log_processor
-        self._relay_child = True
+        assert self.meter_provider is not None
+        switch = self._pipeline.metric_exporter
+        if switch is not None:
+            switch.delegate = child.metric_exporter
+        if not _sdk.reset_metric_state(self.meter_provider):
+            _warn_fork_metrics_once()
+        child.before_exit(self._flush_metrics)
+        self.relay_child = child
+
+    def _flush_metrics(self, timeout: float) -> None:
+        """Collect once more, so that the last values travel with a relay child's final flush."""
+        if self.meter_provider is not None:
+            self.meter_provider.force_flush(int(timeout * 1000))
 
     def _install_sigterm(self) -> None:
         if threading.current_thread() is not threading.main_thread():
@@ -269,9 +305,10 @@ class Telemetry:
         """
         seconds = self._timeout(timeout)
         with self._stop_lock:
-            if self._shutdown_done:
-                return True
+            first = not self._shutdown_done
             self._shutdown_done = True
+        if not first:  # another thread (a SIGTERM, the exit hook) is shutting down: wait for it
+            return self._stopped.wait(seconds)
         global _current
         with _lock:
             if _current is self:
@@ -286,33 +323,60 @@ class Telemetry:
             except (ValueError, OSError):
                 pass
         if self._pipeline is None:
+            self._stopped.set()
             return True
         assert self.tracer_provider is not None
         assert self.logger_provider is not None
         assert self.meter_provider is not None
-        self._stop_relay_host(seconds)
+        deadline = time.monotonic() + seconds
+        self._stop_relay_host(seconds / 2)  # reads what children wrote before they exited
         if (
             self.settings.exporter == "otlp"
-            and not self._relay_child
+            and self.relay_child is None
             and _endpoint_refuses(self.settings.targets["traces"].endpoint)
         ):
             for hook in self._pipeline.shutdown_hooks:
                 hook()  # interrupt retries: nothing listens
-            seconds = min(seconds, 0.5)
+            deadline = min(deadline, time.monotonic() + 0.5)
             print(
                 f"otelkit: nothing listens at {self.settings.targets['traces'].endpoint}; "
                 "telemetry still queued was not exported",
                 file=sys.stderr,
             )
-        millis = int(seconds * 1000)
-        tp, lp, mp = self.tracer_provider, self.logger_provider, self.meter_provider
-        done = _run_bounded(
-            [tp.shutdown, lp.shutdown, lambda: mp.shutdown(timeout_millis=millis)], seconds
-        )
+        done = self._stop_providers(deadline)
         if not done:
             for hook in self._pipeline.shutdown_hooks:
                 with contextlib.suppress(Exception):  # already past the deadline
                     hook()
+        self._stopped.set()
+        return done
+
+    def _stop_providers(self, deadline: float) -> bool:
+        """Metrics first in a relay child (the last collection travels with the relay's
+        final flush); the queues flushed, then the drop report (so it still reaches the log
+        pipeline), then everything shut down; what shutdown gave up on goes to stderr."""
+        assert self._pipeline is not None
+        tp, lp, mp = self.tracer_provider, self.logger_provider, self.meter_provider
+        assert tp is not None and lp is not None and mp is not None
+
+        def left() -> float:
+            return max(0.0, deadline - time.monotonic())
+
+        if self.relay_child is not None:
+            _run_bounded([lambda: mp.shutdown(timeout_millis=int(left() * 1000))], left())
+        millis = int(left() * 1000)
+        _run_bounded([lambda: tp.force_flush(millis), lambda: lp.force_flush(millis)], left())
+        self.drops.report_now()
+        batchers = self._pipeline.batchers
+        done = _run_bounded([functools.partial(_shutdown_core, b, left) for b in batchers], left())
+        millis = int(left() * 1000)
+        done = (
+            _run_bounded(
+                [tp.shutdown, lp.shutdown, lambda: mp.shutdown(timeout_millis=millis)], left()
+            )
+            and done
+        )
+        self.drops.report_now()
         return done
 
     def __enter__(self) -> Telemetry:
@@ -327,6 +391,10 @@ class Telemetry:
         self.shutdown()
 
 
+def _shutdown_core(core: BatchCore[Any], left: Callable[[], float]) -> None:
+    core.shutdown(left())
+
+
 def _set_globals(tp: TracerProvider, lp: LoggerProvider, mp: MeterProvider) -> None:
     # The API allows setting each global provider once per process; otelkit owns the
     # pipeline, so a reconfiguration resets that guard (as the SDK's own tests do).
@@ -338,13 +406,38 @@ def _set_globals(tp: TracerProvider, lp: LoggerProvider, mp: MeterProvider) -> N
     metrics.set_meter_provider(mp)
 
 
+_terminating = threading.Event()
+
+
 def _on_sigterm(signum: int, frame: FrameType | None) -> None:
+    """Flush on a thread of its own, then end as the default action would.
+
+    The handler returns at once: the thread it interrupted may hold a lock (a buffer's, the
+    SDK's) that the flush needs, so it must run on. When the flush is done the thread sends
+    SIGTERM again, and this handler, seeing it done, restores the default and re-raises.
+    """
+    if _terminating.is_set():
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGTERM)
+        return
     telemetry = current()
-    if telemetry is not None:
+    if telemetry is None:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGTERM)
+        return
+    threading.Thread(
+        target=_shutdown_then_terminate, args=(telemetry,), name="otelkit-sigterm", daemon=True
+    ).start()
+
+
+def _shutdown_then_terminate(telemetry: Telemetry) -> None:
+    try:
         telemetry.shutdown()
-    # Terminate as the default handler would have.
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    os.kill(os.getpid(), signal.SIGTERM)
+    finally:
+        _terminating.set()
+        os.kill(os.getpid(), signal.SIGTERM)  # the handler, on the main thread, re-raises
+        time.sleep(1.0)  # a main thread stuck in C never runs the handler: end it here
+        os._exit(128 + signal.SIGTERM)
 
 
 def _at_exit() -> None:
@@ -354,13 +447,37 @@ def _at_exit() -> None:
 
 
 def _after_fork_in_child() -> None:
+    _terminating.clear()
     telemetry = _current
     if telemetry is not None and telemetry.relay_host is not None and telemetry.active:
         telemetry._become_relay_child()
 
 
-atexit.register(_at_exit)
+class _ExitHook:
+    """The process-wide exit flush (atexit, and ``multiprocessing``'s ``os._exit`` path,
+    ahead of a relay pipeline's own finalizer)."""
+
+    def run(self) -> None:
+        _at_exit()
+
+
+_EXIT_HOOK = _ExitHook()
+call_at_exit(_EXIT_HOOK, _ExitHook.run, priority=101)
 os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+_fork_metrics_warned = False
+
+
+def _warn_fork_metrics_once() -> None:
+    global _fork_metrics_warned
+    if not _fork_metrics_warned:
+        _fork_metrics_warned = True
+        logging.getLogger("otelkit").warning(
+            "otelkit: this OpenTelemetry SDK cannot reset a forked child's metrics; values "
+            "recorded by this fork child before its fork stay the parent's and may be reported "
+            "again under the child (see docs/sdk-seam.md)"
+        )
 
 
 def current() -> Telemetry | None:
@@ -429,27 +546,48 @@ def configure(
         raise ValueError("otelkit.configure: coalesce_spans must be a predicate (span -> bool)")
     global _current
     with _lock:
+        relay_env = os.environ.get("OTELKIT_RELAY")
+        as_child = bool(relay_env) and _hosting != (os.getpid(), relay_env)
+        if as_child and settings.relay:
+            _warn_relay_in_child()
         active = _current
         if active is not None and active.active:
             same = _comparable(active.settings) == _comparable(settings)
             if same and active.coalesce_spans is coalesce_spans:
                 return active
+            if as_child and active.relay_child is not None and same:
+                return active  # relay=True in a child that already relays: nothing changes
             active.shutdown()
         resource = _resource(settings)
-        relay_env = os.environ.get("OTELKIT_RELAY")
         pipeline: Pipeline | None
+        drops = DropLedger()
         if settings.disabled:
             pipeline = None
-        elif relay_env and not settings.relay:
-            pipeline = build_relay_child_pipeline(resource, relay_env)
+        elif as_child:
+            assert relay_env is not None
+            pipeline = build_relay_child_pipeline(resource, relay_env, settings.metric_interval)
         else:
             from otelkit._exporters import build_pipeline
 
-            pipeline = build_pipeline(settings)
-        telemetry = Telemetry(settings, pipeline, coalesce_spans, resource)
+            pipeline = build_pipeline(settings, drops)
+        telemetry = Telemetry(settings, pipeline, coalesce_spans, resource, drops)
         telemetry._install()
         _current = telemetry
         return telemetry
+
+
+_hosting: tuple[int, str] | None = None
+"""``(pid, OTELKIT_RELAY value)`` of the relay this process serves: a value inherited from a
+parent (a pre-fork server's worker) is the parent's relay, never one to serve again."""
+
+
+def _warn_relay_in_child() -> None:
+    logging.getLogger("otelkit").warning(
+        "otelkit.configure(relay=True) in a child of a relay host (OTELKIT_RELAY is "
+        "inherited): exporting to the parent's relay instead of serving a new one. In a "
+        "pre-fork server call configure(relay=True) in the master only (docs/relay.md, "
+        "'Pre-fork servers')."
+    )
 
 
 def _wrap_coalescing(

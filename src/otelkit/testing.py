@@ -230,6 +230,28 @@ class OtlpSink:
                 for metric in sm.metrics
             }
 
+    def metric_points(self, name: str) -> list[tuple[dict[str, Any], dict[str, Any], Any]]:
+        """``(resource attributes, point attributes, value)`` of every received point of
+        metric ``name`` (sums and gauges: the number; histograms: the count)."""
+        out: list[tuple[dict[str, Any], dict[str, Any], Any]] = []
+        with self._lock:
+            requests = list(self.requests["/v1/metrics"])
+        for request in requests:
+            for rm in request.resource_metrics:
+                resource = proto_attributes(rm.resource.attributes)
+                for sm in rm.scope_metrics:
+                    for metric in sm.metrics:
+                        if metric.name != name:
+                            continue
+                        kind = metric.WhichOneof("data")
+                        for point in getattr(metric, kind).data_points:
+                            if kind in ("sum", "gauge"):
+                                value = getattr(point, point.WhichOneof("value"))
+                            else:
+                                value = point.count
+                            out.append((resource, proto_attributes(point.attributes), value))
+        return out
+
     def close(self) -> None:
         """Stop serving."""
         self._server.shutdown()

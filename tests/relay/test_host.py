@@ -188,8 +188,8 @@ def test_child_drop_reports_become_a_counter_and_one_log_record_per_interval(
     fake_clock.advance(10.0)
     (report,) = memory_telemetry.logs()
     assert report.log_record.attributes == {
-        "otelkit.relay.dropped.logs": 8,
-        "otelkit.relay.dropped.spans": 2,
+        "otelkit.export.dropped.logs.child_buffer_full": 8,
+        "otelkit.export.dropped.spans.child_buffer_full": 2,
     }
     fake_clock.advance(10.0)
     assert len(memory_telemetry.logs()) == 1  # nothing new dropped: no new report

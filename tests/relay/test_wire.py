@@ -41,9 +41,10 @@ def test_address_round_trips_through_the_env_value_and_hides_the_token() -> None
     [
         ("", "must look like"),
         ("1:abcd", "must look like"),
-        ("2:" + "00" * 16 + ":/x", "version"),
-        ("1:zz:/x", "hexadecimal"),
-        ("1:abcd:/x", "16 bytes"),
+        ("1:" + "00" * 16 + ":/x", "version"),
+        ("3:" + "00" * 16 + ":/x", "version"),
+        ("2:zz:/x", "hexadecimal"),
+        ("2:abcd:/x", "16 bytes"),
     ],
 )
 def test_bad_env_values_are_refused_with_what_is_wrong(value: str, message: str) -> None:
@@ -72,7 +73,7 @@ def test_decoder_returns_frames_split_at_any_byte_boundary() -> None:
         (FRAME_DROPS, encode_drops(3, 4)[5:]),
         (FRAME_LOGS, b""),
     ]
-    assert decode_drops(frames[1][1]) == (3, 4)
+    assert decode_drops(frames[1][1]) == (3, 4, 0)
     assert decoder.pending_bytes == 0
 
 

@@ -27,6 +27,9 @@ class DemoSummary:
     logs_exported: int = 0
     relay_dropped: int = 0
     relay_records: int = 0
+    relay_metric_points: int = 0
+    drops: dict[tuple[str, str], int] = field(default_factory=dict)
+    """Records the host's pipeline dropped, by (signal, reason), workers' buffers included."""
     cache_reads: int = 0
     plain_hit_ratio: float = 0.0
     preloaded_hit_ratio: float = 0.0
@@ -54,7 +57,12 @@ def summary_table(s: DemoSummary) -> str:
             "log records",
             f"{s.logs_emitted} emitted -> {s.logs_exported} exported (coalescing {ratio:.0f}:1)",
         ),
-        ("relay", f"{s.relay_records} records from workers, {s.relay_dropped} dropped"),
+        (
+            "relay",
+            f"{s.relay_records} records and {s.relay_metric_points} metric points from "
+            f"workers, {s.relay_dropped} dropped in their buffers",
+        ),
+        ("dropped anywhere", _drops_text(s.drops)),
         (
             "cache hit ratio",
             f"{s.plain_hit_ratio:.0%} without preloading -> {s.preloaded_hit_ratio:.0%} with "
@@ -66,6 +74,13 @@ def summary_table(s: DemoSummary) -> str:
     lines = [title, "-" * len(title)]
     lines += [f"{name.ljust(width)}  {value}" for name, value in rows]
     return "\n".join(lines)
+
+
+def _drops_text(drops: dict[tuple[str, str], int]) -> str:
+    if not drops:
+        return "nothing (worker buffers, relay, batch queues, exports)"
+    parts = [f"{signal} {reason} {n}" for (signal, reason), n in sorted(drops.items())]
+    return f"{sum(drops.values())}: " + ", ".join(parts)
 
 
 def find_job_traces(spans: Sequence[ReadableSpan], job_id: str) -> list[list[ReadableSpan]]:

@@ -140,6 +140,8 @@ def run_demo(options: DemoOptions, out: IO[str] | None = None) -> DemoSummary:
             "dropped_spans", 0
         )
         summary.relay_records = relay_stats.get("logs", 0) + relay_stats.get("spans", 0)
+        summary.relay_metric_points = relay_stats.get("metric_points", 0)
+        summary.drops = telemetry.drops.totals()
         summary.seconds = time.monotonic() - started
     print(summary_table(summary), file=out)
     finished = spans.get_finished_spans()

@@ -24,6 +24,7 @@ __all__ = [
     "encode_resource",
     "encode_span_request",
     "entry_from_sdk",
+    "warm_up",
 ]
 
 # A log record in the child's buffer: cheap to build on the hot path, encoded later.
@@ -277,10 +278,15 @@ def encode_log_request(resource: bytes, entries: Sequence[LogEntry]) -> bytes:
     return _grouped_request(resource, ((_encode_scope(*k), v) for k, v in scopes.items()))
 
 
+def warm_up() -> None:
+    """Import what encoding spans needs (protobuf message classes, ~25 ms): the sender
+    thread calls it when it starts, so no flushing thread ever imports (an import under a
+    signal handler can deadlock on the import lock) and start-up does not pay for it."""
+    from opentelemetry.exporter.otlp.proto.common._internal import trace_encoder  # noqa: F401
+
+
 def encode_span_request(resource: bytes, spans: Sequence[ReadableSpan]) -> bytes:
     """An ``ExportTraceServiceRequest`` with every span under one resource, grouped by scope."""
-    # Imported here: protobuf message classes cost ~25 ms, which a child that only logs
-    # never pays.
     from opentelemetry.exporter.otlp.proto.common._internal.trace_encoder import _encode_span
 
     scopes: dict[tuple[str, str | None], list[bytes]] = {}

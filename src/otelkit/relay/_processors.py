@@ -74,7 +74,7 @@ class RelayLogRecordProcessor(_PipelineControl, LogRecordProcessor):
         """Buffer the record (never blocks, never raises)."""
         try:
             severity = log_record.log_record.severity_number
-            self._pipeline._offer_log(
+            self._pipeline.offer_log(
                 log_record, severity_class(severity.value if severity is not None else 0)
             )
         except Exception as exc:  # noqa: BLE001 - hot path: contain and count
@@ -95,7 +95,7 @@ class RelaySpanProcessor(_PipelineControl, SpanProcessor):
         """Buffer the span (never blocks, never raises)."""
         try:
             error = span.status.status_code is StatusCode.ERROR
-            self._pipeline._offer_span(span, CLASS_ERROR if error else CLASS_INFO)
+            self._pipeline.offer_span(span, CLASS_ERROR if error else CLASS_INFO)
         except Exception as exc:  # noqa: BLE001 - hot path: contain and count
             report_internal_error("relay.child", exc)
 

@@ -3,19 +3,24 @@
 Everything a child and its host exchange over the Unix socket is defined here:
 
 ``OTELKIT_RELAY``
-    ``<version>:<token hex>:<socket path>``, e.g. ``1:9f0c...e1:/tmp/otelkit-relay-x/relay.sock``.
+    ``<version>:<token hex>:<socket path>``, e.g. ``2:9f0c...e1:/tmp/otelkit-relay-x/relay.sock``.
     The path is everything after the second colon (it may itself contain colons).
 
 Handshake (child -> host, once per connection)
     ``b"OTKR"``, one version byte, then the 16 token bytes (21 bytes in all).
     The host answers ``b"OTKR"``, its version byte and a status byte (``0`` accepted) and
-    then only reads; on a wrong magic, version or token it closes the connection.
+    then only reads; to another version it answers status ``1`` and closes; on a wrong magic
+    or token it closes the connection without an answer.
 
 Frame (child -> host, any number)
     a 4-byte big-endian payload length, a 1-byte frame type, then the payload:
     ``FRAME_LOGS`` an OTLP ``ExportLogsServiceRequest``, ``FRAME_SPANS`` an OTLP
-    ``ExportTraceServiceRequest`` (both protobuf), ``FRAME_DROPS`` two big-endian unsigned
-    64-bit counts (log records, spans) dropped by the child since its previous report.
+    ``ExportTraceServiceRequest``, ``FRAME_METRICS`` an OTLP ``ExportMetricsServiceRequest``
+    (all protobuf), ``FRAME_DROPS`` three big-endian unsigned 64-bit counts (log records,
+    spans, metric data points) dropped by the child since its previous report.
+
+Version 2 added ``FRAME_METRICS`` and the third count; a peer of another version is refused
+at the handshake (the host answers with status ``1``), never misread.
 """
 
 from __future__ import annotations
@@ -27,12 +32,15 @@ from dataclasses import dataclass
 __all__ = [
     "FRAME_DROPS",
     "FRAME_LOGS",
+    "FRAME_METRICS",
     "FRAME_SPANS",
     "FRAME_TYPES",
     "HANDSHAKE_SIZE",
     "MAGIC",
     "RELAY_ENV",
     "REPLY_SIZE",
+    "STATUS_ACCEPTED",
+    "STATUS_VERSION",
     "TOKEN_SIZE",
     "VERSION",
     "FrameDecoder",
@@ -43,6 +51,7 @@ __all__ = [
     "encode_drops",
     "encode_frame",
     "encode_handshake",
+    "encode_refusal",
     "encode_reply",
 ]
 
@@ -50,19 +59,21 @@ RELAY_ENV = "OTELKIT_RELAY"
 """The environment variable through which a host tells its children where its relay is."""
 
 MAGIC = b"OTKR"
-VERSION = 1
+VERSION = 2
 TOKEN_SIZE = 16
 HANDSHAKE_SIZE = len(MAGIC) + 1 + TOKEN_SIZE
 REPLY_SIZE = len(MAGIC) + 2
 STATUS_ACCEPTED = 0
+STATUS_VERSION = 1  # the host speaks another version: upgrade child and host together
 
 FRAME_LOGS = 1
 FRAME_SPANS = 2
 FRAME_DROPS = 3
-FRAME_TYPES = frozenset({FRAME_LOGS, FRAME_SPANS, FRAME_DROPS})
+FRAME_METRICS = 4
+FRAME_TYPES = frozenset({FRAME_LOGS, FRAME_SPANS, FRAME_DROPS, FRAME_METRICS})
 
 _HEADER = struct.Struct("!IB")
-_DROPS = struct.Struct("!QQ")
+_DROPS = struct.Struct("!QQQ")
 HEADER_SIZE = _HEADER.size
 
 
@@ -101,7 +112,9 @@ class RelayAddress:
         version_text, token_hex, path = parts
         if version_text != str(VERSION):
             raise ValueError(
-                f"OTELKIT_RELAY version {version_text!r} is not supported (supported: {VERSION})"
+                f"OTELKIT_RELAY version {version_text!r} is not supported by this otelkit "
+                f"(it speaks relay version {VERSION}): run the same otelkit release in the "
+                "parent and its children"
             )
         try:
             token = bytes.fromhex(token_hex)
@@ -143,22 +156,27 @@ def encode_reply() -> bytes:
     return MAGIC + bytes([VERSION, STATUS_ACCEPTED])
 
 
+def encode_refusal() -> bytes:
+    """The host's answer to a handshake of another version (then it closes)."""
+    return MAGIC + bytes([VERSION, STATUS_VERSION])
+
+
 def encode_frame(frame_type: int, payload: bytes) -> bytes:
     """One frame: length, type, payload."""
     return _HEADER.pack(len(payload), frame_type) + payload
 
 
-def encode_drops(logs: int, spans: int) -> bytes:
+def encode_drops(logs: int, spans: int, metric_points: int = 0) -> bytes:
     """A ``FRAME_DROPS`` frame reporting counts dropped since the previous report."""
-    return encode_frame(FRAME_DROPS, _DROPS.pack(logs, spans))
+    return encode_frame(FRAME_DROPS, _DROPS.pack(logs, spans, metric_points))
 
 
-def decode_drops(payload: bytes) -> tuple[int, int]:
-    """``(logs, spans)`` of a ``FRAME_DROPS`` payload."""
+def decode_drops(payload: bytes) -> tuple[int, int, int]:
+    """``(logs, spans, metric points)`` of a ``FRAME_DROPS`` payload."""
     if len(payload) != _DROPS.size:
         raise FrameError("malformed", f"drops payload must be {_DROPS.size} bytes")
-    logs, spans = _DROPS.unpack(payload)
-    return int(logs), int(spans)
+    logs, spans, points = _DROPS.unpack(payload)
+    return int(logs), int(spans), int(points)
 
 
 class FrameDecoder:

@@ -1,29 +1,31 @@
-"""The child side of the relay: buffer on the hot path, encode and send on a thread.
+"""The child side of the relay: buffer on the hot path, encode and send on one thread.
 
 A :class:`ChildPipeline` owns two bounded :class:`~otelkit.relay._buffer.SeverityBuffer`
-(log records, spans), one sender thread and one :class:`~otelkit.relay._link.Link`. The
-hot path (``on_emit``, ``on_end``, a logging call) only appends to a buffer. The sender
-wakes every ``flush_interval`` seconds or when ``batch_size`` records wait, encodes OTLP
-batches and writes frames; drops are reported to the host in the next frame.
+(log records, spans), a short queue of encoded metric batches, one sender thread and one
+:class:`~otelkit.relay._link.Link`. The hot path (``on_emit``, ``on_end``, a logging call)
+only appends to a buffer. Only the sender thread encodes and writes: it wakes every
+``flush_interval`` seconds or when ``batch_size`` records wait. A flush (also the exit-time
+one, also from a signal handler) only wakes the sender and polls its counters, holding no
+lock the sender or an interrupted thread could need, so a signal never deadlocks it.
 """
 
 from __future__ import annotations
 
-import atexit
 import os
 import sys
 import threading
 import time
 import uuid
-import weakref
 from collections import deque
-from typing import Any
+from typing import Any, NamedTuple
 
 from opentelemetry.sdk._logs import ReadWriteLogRecord
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan
 
 from otelkit._errors import report_internal_error
+from otelkit._exit import call_at_exit
+from otelkit._fork import after_fork_in_child
 from otelkit.relay._buffer import SeverityBuffer
 from otelkit.relay._encode import (
     LogEntry,
@@ -31,6 +33,7 @@ from otelkit.relay._encode import (
     encode_resource,
     encode_span_request,
     entry_from_sdk,
+    warm_up,
 )
 from otelkit.relay._link import Link
 from otelkit.relay._processors import (
@@ -38,14 +41,31 @@ from otelkit.relay._processors import (
     RelayLogRecordProcessor,
     RelaySpanProcessor,
 )
-from otelkit.relay._wire import FRAME_LOGS, FRAME_SPANS, RelayAddress, encode_drops, encode_frame
+from otelkit.relay._wire import (
+    FRAME_LOGS,
+    FRAME_METRICS,
+    FRAME_SPANS,
+    RelayAddress,
+    encode_drops,
+    encode_frame,
+)
 
 __all__ = ["CHILD_NAME_ATTRIBUTE", "ChildPipeline"]
 
 CHILD_NAME_ATTRIBUTE = "otelkit.relay.child"
 _FALLBACK_MAX = 1000
+_MAX_METRIC_BATCHES = 32  # collections waiting to be sent; a slow host costs the oldest
+_FLUSH_POLL = 0.005  # seconds between a flushing thread's looks at the sender's progress
+_FINAL_REPORT = 0.2  # seconds granted after the exit deadline to report what was abandoned
 
 LogItem = LogEntry | ReadWriteLogRecord
+
+
+class _Frame(NamedTuple):
+    data: bytes
+    logs: int
+    spans: int
+    points: int
 
 
 def _positive(name: str, value: Any, kind: type) -> None:
@@ -56,10 +76,11 @@ def _positive(name: str, value: Any, kind: type) -> None:
 
 
 class ChildPipeline:
-    """Exports a child process's log records and spans to its parent's relay.
+    """Exports a child process's log records, spans and metrics to its parent's relay.
 
     Use :attr:`span_processor` and :attr:`log_processor` in the child's providers (or
-    :meth:`logging_handler` for the cheapest stdlib logging path). Nothing on those paths
+    :meth:`logging_handler` for the cheapest stdlib logging path), and
+    :attr:`metric_exporter` in a ``PeriodicExportingMetricReader``. Nothing on those paths
     blocks: records wait in a buffer of ``max_buffer`` records per signal; when it is full
     the least severe, oldest record is dropped (an ERROR never goes while a DEBUG or INFO
     record is buffered), and every drop is counted and reported to the host.
@@ -94,6 +115,7 @@ class ChildPipeline:
         self._exit_timeout = float(exit_timeout)
         self._child_name = child_name
         self._forked = False
+        self._before_exit: list[Any] = []
         self._logs: SeverityBuffer[LogItem] = SeverityBuffer(max_buffer)
         self._spans: SeverityBuffer[ReadableSpan] = SeverityBuffer(max_buffer)
         self._link = Link(address)
@@ -102,7 +124,13 @@ class ChildPipeline:
         """An SDK ``SpanProcessor`` for the child's ``TracerProvider``."""
         self.log_processor = RelayLogRecordProcessor(self)
         """An SDK ``LogRecordProcessor`` for the child's ``LoggerProvider``."""
-        _register_exit_hooks(self)
+        from otelkit.relay._metric_exporter import RelayMetricExporter
+
+        self.metric_exporter = RelayMetricExporter(self)
+        """An SDK ``MetricExporter`` (for a ``PeriodicExportingMetricReader``) whose batches
+        travel to the host, which exports them under this child's resource."""
+        after_fork_in_child(self, ChildPipeline._after_fork_in_child)
+        call_at_exit(self, ChildPipeline._at_exit, priority=100)
 
     @classmethod
     def from_env(cls, value: str, *, resource: Resource, **options: Any) -> ChildPipeline:
@@ -114,29 +142,39 @@ class ChildPipeline:
         return cls(RelayAddress.parse(value), resource=resource, **options)
 
     def _reset_state(self) -> None:
-        self._io_lock = threading.Lock()
         self._wake = threading.Event()
         self._woken = False
         self._thread: threading.Thread | None = None
         self._thread_lock = threading.Lock()
+        self._metric_lock = threading.Lock()
         self._closed = False
         self._exit_deadline: float | None = None
-        self._pending: tuple[bytes, int, int] | None = None  # frame, logs, spans in it
-        self._reported = [0, 0]  # drops already reported (logs, spans)
+        self._give_up = False
+        self._drain_until = 0.0  # a flush is waiting: retry the link until then
+        self._pending: _Frame | None = None
+        self._metric_batches: deque[tuple[bytes, int]] = deque()
+        self._metric_batches_queued = 0
+        self._reported = [0, 0, 0]  # drops already reported (logs, spans, metric points)
         self._unencodable = [0, 0]  # records whose values could not be encoded
+        self._lost = [0, 0, 0]  # given up at exit or pushed out of the metric queue
         self._spans_first = False
         self._fallback: deque[object] = deque(maxlen=_FALLBACK_MAX)
-        self._resource_bytes: bytes | None = None
+        self._identity_cache: tuple[Resource, bytes] | None = None
         self.sent_logs = 0
         """Log records written to the socket (for tests and diagnostics)."""
         self.sent_spans = 0
         """Spans written to the socket (for tests and diagnostics)."""
+        self.sent_metric_points = 0
+        """Metric data points written to the socket (for tests and diagnostics)."""
+        self._metric_batches_sent = 0
 
     # ---- hot path -------------------------------------------------------------------
-    def _offer_log(self, item: LogItem, cls: int) -> None:
+    def offer_log(self, item: LogItem, cls: int) -> None:
+        """Buffer a log record of severity class ``cls`` (never blocks)."""
         self._offer(self._logs, item, cls)
 
-    def _offer_span(self, span: ReadableSpan, cls: int) -> None:
+    def offer_span(self, span: ReadableSpan, cls: int) -> None:
+        """Buffer an ended span of severity class ``cls`` (never blocks)."""
         self._offer(self._spans, span, cls)
 
     def _offer(self, buffer: SeverityBuffer[Any], item: object, cls: int) -> None:
@@ -156,6 +194,32 @@ class ChildPipeline:
         if self._thread is None:
             self._start_thread()
 
+    def offer_metrics(self, payload: bytes, points: int) -> None:
+        """Queue one encoded ``ExportMetricsServiceRequest`` holding ``points`` data points.
+
+        At most a few dozen collections wait; past that the oldest is given up and its
+        points are counted as dropped (a cumulative series loses nothing by it).
+        """
+        with self._metric_lock:
+            if self._closed:
+                self._lost[2] += points
+                return
+            self._metric_batches.append((encode_frame(FRAME_METRICS, payload), points))
+            self._metric_batches_queued += 1
+            if len(self._metric_batches) > _MAX_METRIC_BATCHES:
+                _, lost = self._metric_batches.popleft()
+                self._lost[2] += lost
+                self._metric_batches_sent += 1  # accounted for, as dropped
+        self._wake.set()
+        if self._thread is None:
+            self._start_thread()
+
+    def count_dropped_metric_points(self, points: int) -> None:
+        """Count ``points`` that never reached the queue (a collection that failed to encode);
+        they are reported to the host with the other drops."""
+        with self._metric_lock:
+            self._lost[2] += points
+
     # ---- public ---------------------------------------------------------------------
     def logging_handler(self, *, level: int = 0) -> RelayLoggingHandler:
         """A stdlib ``logging.Handler`` that feeds this pipeline without SDK objects."""
@@ -163,104 +227,197 @@ class ChildPipeline:
 
     @property
     def dropped(self) -> tuple[int, int]:
-        """``(log records, spans)`` dropped so far (buffer overflow, unencodable values)."""
-        return (
-            self._logs.evicted + self._unencodable[0],
-            self._spans.evicted + self._unencodable[1],
-        )
+        """``(log records, spans)`` dropped so far (buffer overflow, unencodable values,
+        given up at exit)."""
+        counts = self._drop_counts()
+        return counts[0], counts[1]
+
+    @property
+    def dropped_metric_points(self) -> int:
+        """Metric data points dropped so far (collections pushed out while the host was slow)."""
+        return self._lost[2]
 
     @property
     def connected(self) -> bool:
         """Whether the link to the host is up right now."""
         return self._link.connected
 
-    def force_flush(self, timeout_millis: int = 30000) -> bool:
-        """Write everything buffered to the host; ``False`` if not done within the timeout.
+    @property
+    def resource(self) -> Resource:
+        """The resource the host exports this child's telemetry under: the given resource
+        plus ``process.pid``, ``service.instance.id`` and ``otelkit.relay.child``."""
+        return self._identity()[0]
 
-        Blocks the caller (up to the timeout); records then sit in the socket, which the
-        host reads even after this process has exited.
+    def before_exit(self, callback: Any) -> None:
+        """Run ``callback(timeout_seconds)`` first when the pipeline shuts down (a metric
+        reader's last collection, so that it travels with the final flush)."""
+        self._before_exit.append(callback)
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        """Write everything buffered now to the host; ``False`` if not done in the timeout.
+
+        The sender thread does the writing; the caller only waits (polling, holding no lock),
+        so this is safe from a signal handler. Records then sit in the socket, which the host
+        reads even after this process has exited.
         """
-        deadline = time.monotonic() + max(0, timeout_millis) / 1000.0
-        if not self._io_lock.acquire(timeout=max(0.0, deadline - time.monotonic())):
-            return False
         try:
-            return self._pump(abort=lambda: time.monotonic() >= deadline, drain=True)
+            deadline = time.monotonic() + max(0, timeout_millis) / 1000.0
+            target = self._progress_target()
+            if self._is_flushed(target):
+                return True
+            self._drain_until = max(self._drain_until, deadline)
+            if self._thread is None:
+                self._start_thread()
+            self._wake.set()
+            while time.monotonic() < deadline:
+                if self._is_flushed(target):
+                    return True
+                time.sleep(_FLUSH_POLL)
+            return self._is_flushed(target)
         except Exception as exc:  # noqa: BLE001 - flushing must not raise into the caller
             report_internal_error("relay.child", exc)
             return False
-        finally:
-            self._io_lock.release()
 
     def shutdown(self) -> None:
-        """Flush (bounded by ``exit_timeout``) and stop; later records are ignored."""
+        """Flush (bounded by ``exit_timeout``) and stop; later records are ignored.
+
+        What could not be written in time is counted as dropped and, if the link still
+        takes it, reported to the host in one last small frame.
+        """
         if self._closed:
             return
-        self._exit_deadline = time.monotonic() + self._exit_timeout
-        self.force_flush(int(self._exit_timeout * 1000))
-        self._closed = True
+        deadline = time.monotonic() + self._exit_timeout
+        for callback in self._before_exit:
+            try:
+                callback(max(0.0, deadline - time.monotonic()))
+            except Exception as exc:  # noqa: BLE001 - the flush below must still run
+                report_internal_error("relay.child", exc)
+        self._exit_deadline = deadline
+        done = self.force_flush(int(max(0.0, deadline - time.monotonic()) * 1000))
+        with self._metric_lock:
+            self._closed = True
+        if done:
+            self._exit_deadline = time.monotonic()  # the sender stops at its next look
+        else:
+            self._give_up = True  # the sender counts what is left and reports it
         self._wake.set()
         thread = self._thread
         if thread is not None and thread is not threading.current_thread():
-            thread.join(max(0.0, self._exit_deadline - time.monotonic()) + 0.5)
-        if self._io_lock.acquire(timeout=0.5):
-            try:
-                self._link.close()
-            finally:
-                self._io_lock.release()
+            thread.join(max(0.0, deadline - time.monotonic()) + _FINAL_REPORT + 0.3)
+
+    # ---- progress -----------------------------------------------------------------------
+    def _drop_counts(self) -> list[int]:
+        return [
+            self._logs.evicted + self._unencodable[0] + self._lost[0],
+            self._spans.evicted + self._unencodable[1] + self._lost[1],
+            self._lost[2],
+        ]
+
+    def _progress_target(self) -> tuple[int, int, int, list[int]]:
+        return (
+            self._logs.appended,
+            self._spans.appended,
+            self._metric_batches_queued,
+            self._drop_counts(),
+        )
+
+    def _is_flushed(self, target: tuple[int, int, int, list[int]]) -> bool:
+        """Whether as many records as were offered at ``target`` have been sent or counted
+        as dropped, every metric batch queued then is out, and the drops are reported."""
+        logs, spans, batches, drops = target
+        return (
+            self._pending is None
+            and self.sent_logs + self._logs.evicted + self._unencodable[0] + self._lost[0] >= logs
+            and self.sent_spans + self._spans.evicted + self._unencodable[1] + self._lost[1]
+            >= spans
+            and self._metric_batches_sent >= batches
+            and all(done >= want for done, want in zip(self._reported, drops, strict=True))
+        )
+
+    def _give_up_buffered(self) -> None:
+        """Exit ran out of time: count what is still buffered (or half sent) as dropped.
+        Runs on the sender thread, which owns the pending frame."""
+        self._lost[0] += len(self._logs.take(sys.maxsize))
+        self._lost[1] += len(self._spans.take(sys.maxsize))
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            self._lost[0] += pending.logs
+            self._lost[1] += pending.spans
+            self._lost[2] += pending.points
+            if pending.data[4] == FRAME_METRICS:
+                self._metric_batches_sent += 1
+        with self._metric_lock:
+            while self._metric_batches:
+                self._lost[2] += self._metric_batches.popleft()[1]
+                self._metric_batches_sent += 1
 
     # ---- sender -----------------------------------------------------------------------
     def _start_thread(self) -> None:
         with self._thread_lock:
-            if self._thread is not None or self._closed:
+            if self._thread is not None:
                 return
             thread = threading.Thread(target=self._run, name="otelkit-relay-child", daemon=True)
             self._thread = thread
             thread.start()
 
     def _run(self) -> None:
-        while not self._closed:
+        warm_up()  # the encoders' imports happen here, never on a flushing thread
+        while True:
             self._wake.wait(self._flush_interval)
             self._wake.clear()
             self._woken = False
-            if self._closed:
-                break
             try:
-                with self._io_lock:
-                    self._pump(abort=self._should_abort, drain=False)
+                if self._give_up:
+                    self._give_up_buffered()
+                    self._exit_deadline = self._drain_until = time.monotonic() + _FINAL_REPORT
+                    self._pump()  # the drops frame, if the host still reads
+                    break
+                self._pump()
             except Exception as exc:  # noqa: BLE001 - the sender must survive anything
                 report_internal_error("relay.child", exc)
+            if self._closed and self._past_exit_deadline():
+                break
+        self._link.close()
 
-    def _should_abort(self) -> bool:
+    def _past_exit_deadline(self) -> bool:
         deadline = self._exit_deadline
         return deadline is not None and time.monotonic() >= deadline
 
-    def _pump(self, *, abort: Any, drain: bool) -> bool:
-        """Send frames until the buffers are empty; ``True`` if all was sent."""
+    def _pump(self) -> None:
+        """Send frames until the buffers are empty, the link is down with no flush waiting,
+        or the exit deadline passed."""
         self._write_fallback()
         while True:
             frame = self._pending or self._next_frame()
             if frame is None:
-                return True
+                return
             self._pending = frame
+            if self._past_exit_deadline():
+                return
             if not self._link.ensure_connected():
-                if not drain or abort():
-                    return False
-                time.sleep(0.02)  # flushing: wait out the backoff, bounded by abort()
+                if time.monotonic() >= self._drain_until:
+                    return
+                time.sleep(0.02)  # a flush waits: retry within its deadline
                 continue
-            if not self._link.send(frame[0], abort=abort):
-                if abort():
-                    return False
+            if not self._link.send(frame.data, abort=self._past_exit_deadline):
                 continue
             self._pending = None
-            self.sent_logs += frame[1]
-            self.sent_spans += frame[2]
+            self.sent_logs += frame.logs
+            self.sent_spans += frame.spans
+            self.sent_metric_points += frame.points
+            if frame.data[4] == FRAME_METRICS:
+                self._metric_batches_sent += 1
 
-    def _next_frame(self) -> tuple[bytes, int, int] | None:
-        logs_dropped = self._logs.evicted + self._unencodable[0] - self._reported[0]
-        spans_dropped = self._spans.evicted + self._unencodable[1] - self._reported[1]
-        if logs_dropped or spans_dropped:
-            self._reported = [self._reported[0] + logs_dropped, self._reported[1] + spans_dropped]
-            return encode_drops(logs_dropped, spans_dropped), 0, 0
+    def _next_frame(self) -> _Frame | None:
+        counts = self._drop_counts()
+        news = [now - before for now, before in zip(counts, self._reported, strict=True)]
+        if any(news):
+            self._reported = counts
+            return _Frame(encode_drops(*news), 0, 0, 0)
+        with self._metric_lock:
+            batch = self._metric_batches.popleft() if self._metric_batches else None
+        if batch is not None:
+            return _Frame(batch[0], 0, 0, batch[1])
         # Alternate between the signals so that a flood of one never starves the other.
         self._spans_first = not self._spans_first
         order = (self._span_frame, self._log_frame)
@@ -270,24 +427,24 @@ class ChildPipeline:
                 return frame
         return None
 
-    def _log_frame(self) -> tuple[bytes, int, int] | None:
+    def _log_frame(self) -> _Frame | None:
         items = self._logs.take(self._batch_size)
         if not items:
             return None
         entries = [i if type(i) is tuple else entry_from_sdk(i) for i in items]  # type: ignore[arg-type]
         payload, n = self._encode(encode_log_request, entries, 0)
-        return encode_frame(FRAME_LOGS, payload), n, 0
+        return _Frame(encode_frame(FRAME_LOGS, payload), n, 0, 0)
 
-    def _span_frame(self) -> tuple[bytes, int, int] | None:
+    def _span_frame(self) -> _Frame | None:
         spans = self._spans.take(self._batch_size)
         if not spans:
             return None
         payload, n = self._encode(encode_span_request, spans, 1)
-        return encode_frame(FRAME_SPANS, payload), 0, n
+        return _Frame(encode_frame(FRAME_SPANS, payload), 0, n, 0)
 
     def _encode(self, encode: Any, items: list[Any], signal: int) -> tuple[bytes, int]:
         """Encode a batch; on failure, item by item, counting the unencodable as dropped."""
-        resource = self._identity()
+        resource = self._identity()[1]
         try:
             return encode(resource, items), len(items)
         except Exception as exc:  # noqa: BLE001 - one odd value must not cost the batch
@@ -301,16 +458,18 @@ class ChildPipeline:
                 self._unencodable[signal] += 1
         return encode(resource, good), len(good)
 
-    def _identity(self) -> bytes:
-        """The child's resource as protobuf: given resource + pid, instance id, child name."""
-        if self._resource_bytes is None:
+    def _identity(self) -> tuple[Resource, bytes]:
+        """The child's resource (given resource + pid, instance id, child name) and its
+        protobuf encoding."""
+        if self._identity_cache is None:
             attributes = dict(self._resource.attributes)
             attributes["process.pid"] = os.getpid()
             if self._forked or "service.instance.id" not in attributes:
                 attributes["service.instance.id"] = str(uuid.uuid4())
             attributes[CHILD_NAME_ATTRIBUTE] = self._child_name or _default_child_name()
-            self._resource_bytes = encode_resource(Resource(attributes))
-        return self._resource_bytes
+            resource = Resource(attributes, self._resource.schema_url)
+            self._identity_cache = (resource, encode_resource(resource))
+        return self._identity_cache
 
     def _write_fallback(self) -> None:
         while self._fallback:
@@ -356,41 +515,3 @@ def _describe(item: object) -> str:
     if isinstance(item, tuple):
         return f"{item[3] or ''} {item[9]}: {item[4]!r}"
     return repr(item)
-
-
-def _register_exit_hooks(pipeline: ChildPipeline) -> None:
-    """Flush at exit, also when a multiprocessing child leaves through ``os._exit``.
-
-    Fork and forkserver children of ``multiprocessing`` end with ``os._exit()`` right after
-    running ``multiprocessing.util``'s finalizers, and clear that registry first thing after
-    the fork; so the finalizer is registered through ``register_after_fork`` in each forked
-    child. ``multiprocessing`` is never imported for this: a process that forks through it
-    has already imported it.
-    """
-    ref = weakref.ref(pipeline)
-
-    def at_exit() -> None:
-        target = ref()
-        if target is not None:
-            target._at_exit()
-
-    def register_finalizer(_: object = None) -> None:
-        mp_util = sys.modules.get("multiprocessing.util")
-        if mp_util is not None:
-            mp_util.Finalize(None, at_exit, exitpriority=100)
-
-    def after_fork_in_child() -> None:
-        target = ref()
-        if target is None:
-            return
-        target._after_fork_in_child()
-        mp_util = sys.modules.get("multiprocessing.util")
-        if mp_util is not None:  # runs after multiprocessing's own post-fork reset
-            mp_util.register_after_fork(target, register_finalizer)
-
-    atexit.register(at_exit)
-    os.register_at_fork(after_in_child=after_fork_in_child)
-    register_finalizer()  # a pipeline built inside a multiprocessing child
-    mp_util = sys.modules.get("multiprocessing.util")
-    if mp_util is not None:  # built in a fork hook, before multiprocessing's own reset
-        mp_util.register_after_fork(pipeline, register_finalizer)

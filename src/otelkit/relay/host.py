@@ -3,8 +3,15 @@
 One thread runs a selector loop over the listening socket and every child connection.
 A connection must open with the handshake (version byte + token); then each frame is
 decoded in full and its records are handed to the host's span and log record processors,
-so the host's coalescer and batch exporter treat them like its own. A bad handshake, an
-oversized frame or a malformed payload closes that connection only and is counted.
+so the host's coalescer and batch exporter treat them like its own; metric batches go to the
+host's metric exporter. A bad handshake, an oversized frame or a malformed payload closes
+that connection only and is counted.
+
+Back-pressure: the serving thread offers records under :func:`otelkit._batch.blocking_offers`,
+so when otelkit's batch queue is full it waits instead of dropping. It then reads no socket,
+the children's writes stall, and the pressure lands in each child's bounded, severity-aware
+buffer, where drops are counted and reported. Children are read in turn, one ``recv`` each,
+so a flooding child cannot starve the others.
 """
 
 from __future__ import annotations
@@ -20,26 +27,31 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from opentelemetry._logs import LogRecord, SeverityNumber
 from opentelemetry.metrics import MeterProvider, get_meter_provider
-from opentelemetry.sdk._logs import LogRecordProcessor, ReadWriteLogRecord
+from opentelemetry.sdk._logs import LogRecordProcessor
+from opentelemetry.sdk.metrics.export import MetricExporter
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import SpanProcessor
-from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
-from otelkit._clock import REAL_CLOCK, Clock, TimerHandle
+from otelkit._batch import blocking_offers
+from otelkit._clock import REAL_CLOCK, Clock
+from otelkit._drops import DropLedger
 from otelkit._errors import report_internal_error
 from otelkit._fork import after_fork_in_child
 from otelkit.relay._decode import Decoder
+from otelkit.relay._host_metrics import RelayedMetrics
+from otelkit.relay._metrics import count_points, decode_metrics_request
 from otelkit.relay._wire import (
     FRAME_DROPS,
     FRAME_LOGS,
+    FRAME_METRICS,
     HANDSHAKE_SIZE,
     FrameDecoder,
     FrameError,
     RelayAddress,
     check_handshake,
     decode_drops,
+    encode_refusal,
     encode_reply,
 )
 
@@ -47,7 +59,7 @@ __all__ = ["RelayHost"]
 
 _SOCKET_NAME = "relay.sock"
 _RECV_SIZE = 256 * 1024
-_SCOPE = InstrumentationScope("otelkit.relay")
+_SIGNALS = ("logs", "spans", "metrics")
 
 
 class _Conn:
@@ -72,6 +84,8 @@ class RelayHost:
         span_processor: SpanProcessor,
         log_processor: LogRecordProcessor,
         meter_provider: MeterProvider | None = None,
+        metric_exporter: MetricExporter | None = None,
+        drops: DropLedger | None = None,
         max_frame_bytes: int = 4 * 1024 * 1024,
         clock: Clock | None = None,
         resource: Resource | None = None,
@@ -98,6 +112,10 @@ class RelayHost:
                 raise ValueError(f"RelayHost: {name} must be a positive number, got {number!r}")
         if address is not None and not isinstance(address, RelayAddress):
             raise TypeError("RelayHost: address must be a RelayAddress (RelayAddress.parse(...))")
+        if metric_exporter is not None and not isinstance(metric_exporter, MetricExporter):
+            raise TypeError("RelayHost: metric_exporter must be an SDK MetricExporter")
+        if drops is not None and not isinstance(drops, DropLedger):
+            raise TypeError("RelayHost: drops must be an otelkit DropLedger")
         self._spans = span_processor
         self._logs = log_processor
         self._max_frame = max_frame_bytes
@@ -107,11 +125,9 @@ class RelayHost:
         self._interval = float(drop_report_interval)
         self._handshake_timeout = float(handshake_timeout)
         self._max_connections = max_connections
-        self._lock = threading.Lock()
-        self._drops = [0, 0]
-        self._drop_timer: TimerHandle | None = None
         self._thread: threading.Thread | None = None
         self._stopping = False
+        self._drain_deadline = 0.0
         self._dir: str | None = None
         self._conns: dict[int, _Conn] = {}
         self._next_expiry = 0.0
@@ -119,20 +135,29 @@ class RelayHost:
             "connections": 0,
             "logs": 0,
             "spans": 0,
+            "metric_points": 0,
             "dropped_logs": 0,
             "dropped_spans": 0,
+            "dropped_metric_points": 0,
             "rejected": 0,
             "frame_errors": 0,
         }
         """Running totals (also exported as ``otelkit.relay.*`` metrics)."""
-        meter = (meter_provider or get_meter_provider()).get_meter("otelkit.relay")
+        provider = meter_provider or get_meter_provider()
+        if drops is None:  # a host of its own: it reports its children's drops itself
+            drops = DropLedger(meter_provider=provider, clock=self._clock, interval=self._interval)
+            drops.attach(log_processor, self._resource)
+        self._ledger = drops
+        self._metrics = RelayedMetrics(metric_exporter, drops) if metric_exporter else None
+        meter = provider.get_meter("otelkit.relay")
         self._m_records = meter.create_counter(
             "otelkit.relay.records", unit="{record}", description="Records received from children"
         )
         self._m_dropped = meter.create_counter(
             "otelkit.relay.dropped",
             unit="{record}",
-            description="Records children dropped because their buffer was full",
+            description="Records children dropped because their buffer was full "
+            "(data points for metrics)",
         )
         self._m_rejected = meter.create_counter(
             "otelkit.relay.rejected",
@@ -193,28 +218,43 @@ class RelayHost:
         return self.address.env_value()
 
     def close(self, timeout: float = 5.0) -> None:
-        """Stop serving, close every connection, report pending drops, remove the directory."""
+        """Read what children have already written (within ``timeout`` seconds), then stop
+        serving, close every connection, report pending drops and remove the directory."""
         thread = self._thread
         if thread is None or self._stopping:
             return
+        deadline = self._clock.monotonic() + max(0.0, timeout)
+        self._drain_deadline = deadline
         self._stopping = True
         with contextlib.suppress(OSError):
             self._waker_w.send(b"x")
-        thread.join(timeout)
+        thread.join(max(0.0, deadline - self._clock.monotonic()) + 0.2)
         for conn in list(self._conns.values()):
             self._drop(conn)
         self._selector.close()
         for sock in (self._listener, self._waker_r, self._waker_w):
             sock.close()
-        self._report_drops()
+        if self._metrics is not None:
+            self._metrics.close(max(0.0, deadline - self._clock.monotonic()))
+        self._ledger.report_now()
         if self._dir is not None:
             shutil.rmtree(self._dir, ignore_errors=True)
 
     # ---- serving ---------------------------------------------------------------------
     def _serve(self) -> None:
-        while not self._stopping:
+        with blocking_offers(self._past_drain):
+            self._serve_until_drained()
+
+    def _past_drain(self) -> bool:
+        return self._stopping and self._clock.monotonic() >= self._drain_deadline
+
+    def _serve_until_drained(self) -> None:
+        """Serve until closed; then go on reading while children's data is waiting, up to
+        the close deadline (what a child wrote before it exited is still in its socket)."""
+        while True:
+            read_any = False
             try:
-                events = self._selector.select(timeout=0.5)
+                events = self._selector.select(timeout=0 if self._stopping else 0.5)
                 for key, _ in events:
                     if key.data == "listen":
                         self._accept()
@@ -222,10 +262,13 @@ class RelayHost:
                         with contextlib.suppress(OSError):
                             self._waker_r.recv(64)
                     else:
+                        read_any = True
                         self._read(key.data)
                 self._expire_handshakes()
             except Exception as exc:  # noqa: BLE001 - the relay keeps serving the others
                 report_internal_error("relay.host", exc)
+            if self._stopping and (not read_any or self._past_drain()):
+                return
 
     def _accept(self) -> None:
         while True:
@@ -259,7 +302,13 @@ class RelayHost:
                 conn.handshake += data
                 if len(conn.handshake) < HANDSHAKE_SIZE:
                     return
-                check_handshake(conn.handshake[:HANDSHAKE_SIZE], self.address.token)
+                try:
+                    check_handshake(conn.handshake[:HANDSHAKE_SIZE], self.address.token)
+                except FrameError as exc:
+                    if exc.reason == "version":  # tell the child why, then close
+                        with contextlib.suppress(OSError):
+                            conn.sock.send(encode_refusal())
+                    raise
                 data, conn.handshake = conn.handshake[HANDSHAKE_SIZE:], b""
                 conn.sock.send(encode_reply())
                 conn.authed = True
@@ -279,6 +328,9 @@ class RelayHost:
     def _handle(self, conn: _Conn, frame_type: int, payload: bytes) -> None:
         if frame_type == FRAME_DROPS:
             self._add_drops(*decode_drops(payload))
+            return
+        if frame_type == FRAME_METRICS:
+            self._handle_metrics(payload)
             return
         emit: Callable[[Any], None]
         build: Callable[[Any], Any]
@@ -300,8 +352,19 @@ class RelayHost:
                 emit(item)
             except Exception as exc:  # noqa: BLE001 - a processor bug is not the child's fault
                 report_internal_error("relay.host", exc)
+                self._ledger.add(signal, "processor_error")
         self.stats[signal] += len(records)
         self._m_records.add(len(records), {"otelkit.relay.signal": signal})
+
+    def _handle_metrics(self, payload: bytes) -> None:
+        data = decode_metrics_request(payload)  # FrameError closes this connection only
+        points = count_points(data)
+        self.stats["metric_points"] += points
+        self._m_records.add(points, {"otelkit.relay.signal": "metrics"})
+        if self._metrics is None:
+            self._ledger.add("metrics", "no_metric_exporter", points)
+        else:
+            self._metrics.offer(data)
 
     def _forget_after_fork(self) -> None:
         """In a forked child: close our copies of the sockets (no shutdown, the parent keeps
@@ -347,40 +410,14 @@ class RelayHost:
         self._m_errors.add(1, {"otelkit.relay.reason": exc.reason})
 
     # ---- drop reports ---------------------------------------------------------------
-    def _add_drops(self, logs: int, spans: int) -> None:
-        for signal, n in (("logs", logs), ("spans", spans)):
+    def _add_drops(self, *counts: int) -> None:
+        """A child's drop report: counted per signal and handed to the drop ledger."""
+        for signal, n in zip(_SIGNALS, counts, strict=True):
             if n:
-                self.stats[f"dropped_{signal}"] += n
+                key = "dropped_metric_points" if signal == "metrics" else f"dropped_{signal}"
+                self.stats[key] += n
                 self._m_dropped.add(n, {"otelkit.relay.signal": signal})
-        with self._lock:
-            self._drops[0] += logs
-            self._drops[1] += spans
-            if self._drop_timer is None and (logs or spans):
-                self._drop_timer = self._clock.call_later(self._interval, self._report_drops)
-
-    def _report_drops(self) -> None:
-        with self._lock:
-            (logs, spans), self._drops = self._drops, [0, 0]
-            if self._drop_timer is not None:
-                self._drop_timer.cancel()
-                self._drop_timer = None
-        if not (logs or spans):
-            return
-        record = LogRecord(
-            timestamp=int(self._clock.time() * 1e9),
-            observed_timestamp=int(self._clock.time() * 1e9),
-            severity_text="WARN",
-            severity_number=SeverityNumber.WARN,
-            body=f"relay children dropped {logs} log records and {spans} spans "
-            f"(buffer full) in the last {self._interval:g} s",
-            attributes={"otelkit.relay.dropped.logs": logs, "otelkit.relay.dropped.spans": spans},
-        )
-        try:
-            self._logs.on_emit(
-                ReadWriteLogRecord(record, resource=self._resource, instrumentation_scope=_SCOPE)
-            )
-        except Exception as exc:  # noqa: BLE001 - reporting must not break the relay
-            report_internal_error("relay.host", exc)
+                self._ledger.add(signal, "child_buffer_full", n)
 
 
 def _same(item: Any) -> Any:
