@@ -1,0 +1,1 @@
+"""Applications served by real gunicorn and uvicorn processes in ``test_prefork_servers``."""

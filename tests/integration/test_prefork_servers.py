@@ -1,0 +1,330 @@
+"""Pre-fork servers end to end: real gunicorn and uvicorn masters and workers, real HTTP
+requests, a real Collector (rotel) in front of the OTLP sink.
+
+Each request ``GET /req/<n>`` opens a span, logs one record and adds 1 to a counter, all
+tagged ``prefork.request=<n>``, in whichever worker serves it; the answer is that worker's
+pid. The invariant: every request's span, record and increment reaches the sink exactly once,
+under the resource of the worker that served it, and the master exits within its bound.
+"""
+
+from __future__ import annotations
+
+import collections
+import concurrent.futures
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from otelkit.testing import OtlpSink, RotelCollector, free_port, proto_attributes, wait_until
+
+pytestmark = [pytest.mark.collector, pytest.mark.slow]
+
+APPS = Path(__file__).with_name("prefork_apps")
+REQUEST = "prefork.request"
+SHUTDOWN = "prefork.shutdown"
+EXIT_BOUND = 5.0  # seconds from SIGTERM to the master's exit
+
+
+# ---- processes --------------------------------------------------------------------------
+
+
+def _environment(endpoint: str, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL", "OTELKIT"))}
+    env.update(
+        OTEL_EXPORTER_OTLP_ENDPOINT=endpoint,
+        OTEL_EXPORTER_OTLP_PROTOCOL="http/protobuf",
+        OTEL_SERVICE_NAME="prefork-master",
+        OTELKIT_COALESCE_WINDOW="off",  # every record is distinct: none may be summarised
+        # No periodic export within a test: counters travel only in the exit-time flushes.
+        OTEL_METRIC_EXPORT_INTERVAL="3600000",
+        PYTHONUNBUFFERED="1",
+    )
+    env.update(extra)
+    return env
+
+
+class Server:
+    """A server process with its output in a file; killed (group and all) when closed."""
+
+    def __init__(self, argv: list[str], env: dict[str, str], port: int, log: Path) -> None:
+        self.port = port
+        self.log_path = log
+        self._log = log.open("wb")
+        self.process = subprocess.Popen(
+            argv,
+            env=env,
+            cwd=APPS,
+            stdin=subprocess.DEVNULL,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group: the finally can kill every worker
+        )
+
+    def output(self) -> str:
+        self._log.flush()
+        return self.log_path.read_text(errors="replace")[-6000:]
+
+    def get(self, path: str, timeout: float = 10.0) -> str:
+        url = f"http://127.0.0.1:{self.port}{path}"
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            body: bytes = response.read()
+            return body.decode()
+
+    def wait_serving(self, timeout: float = 30.0) -> None:
+        def serving() -> bool:
+            if self.process.poll() is not None:
+                raise AssertionError(f"server exited early:\n{self.output()}")
+            try:
+                self.get("/", timeout=1.0)
+            except (OSError, urllib.error.URLError):
+                return False
+            return True
+
+        wait_until(serving, timeout=timeout, interval=0.1)
+
+    def terminate(self, timeout: float = 30.0) -> float:
+        """SIGTERM the master; the seconds until it exited."""
+        started = time.monotonic()
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(f"the master ignored SIGTERM:\n{self.output()}") from None
+        return time.monotonic() - started
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=10)
+        else:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGKILL)  # orphaned workers, if any
+        self._log.close()
+
+
+def _gunicorn(
+    tmp_path: Path, endpoint: str, *args: str, env: dict[str, str] | None = None
+) -> Server:
+    port = free_port()
+    argv = [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "-c",
+        "python:otelkit.gunicorn",
+        "-b",
+        f"127.0.0.1:{port}",
+        "--no-control-socket",
+        "--graceful-timeout",
+        "10",
+        *args,
+        "wsgi_app:app",
+    ]
+    return Server(argv, _environment(endpoint, **(env or {})), port, tmp_path / "gunicorn.log")
+
+
+@pytest.fixture
+def servers() -> Iterator[list[Server]]:
+    started: list[Server] = []
+    yield started
+    for server in started:
+        server.close()
+
+
+def _relay_dir(server: Server) -> Path:
+    """The master's relay socket directory, as a worker sees it in ``OTELKIT_RELAY``."""
+    value = server.get("/relay")
+    directory = Path(value.split(":", 2)[2]).parent
+    assert directory.parent == Path(tempfile.gettempdir()), value
+    assert directory.name.startswith("otelkit-relay-"), value
+    return directory
+
+
+# ---- requests and what arrived ----------------------------------------------------------
+
+
+def _drive(server: Server, count: int, *, clients: int = 6) -> dict[int, int]:
+    """``GET /req/<n>`` for n < count from ``clients`` threads; ``{n: pid that served it}``."""
+
+    def one(n: int) -> tuple[int, int]:
+        return n, int(server.get(f"/req/{n}"))
+
+    with concurrent.futures.ThreadPoolExecutor(clients) as pool:
+        return dict(pool.map(one, range(count), timeout=120))
+
+
+def _by_request(items: list[tuple[dict[str, Any], Any]]) -> dict[int, list[dict[str, Any]]]:
+    out: dict[int, list[dict[str, Any]]] = collections.defaultdict(list)
+    for resource, item in items:
+        attributes = proto_attributes(item.attributes)
+        if REQUEST in attributes:
+            out[attributes[REQUEST]].append(resource)
+    return out
+
+
+def _last_values(sink: OtlpSink) -> dict[tuple[Any, int], tuple[dict[str, Any], Any]]:
+    """The last value of each cumulative series of ``prefork.requests``, keyed by
+    (``service.instance.id``, request number)."""
+    last: dict[tuple[Any, int], tuple[dict[str, Any], Any]] = {}
+    for resource, attributes, value in sink.metric_points("prefork.requests"):
+        last[(resource.get("service.instance.id"), attributes[REQUEST])] = (resource, value)
+    return last
+
+
+def _settle(sink: OtlpSink, count: int, timeout: float = 30.0) -> None:
+    def complete() -> bool:
+        return (
+            len(_by_request(sink.spans())) >= count
+            and len(_by_request(sink.logs())) >= count
+            and len({n for _, n in _last_values(sink)}) >= count
+        )
+
+    with contextlib.suppress(TimeoutError):  # the assertions say what is missing
+        wait_until(complete, timeout=timeout, interval=0.2)
+
+
+def _assert_every_request_once(
+    sink: OtlpSink, served: dict[int, int], master_pid: int, collector: RotelCollector
+) -> None:
+    count = len(served)
+    _settle(sink, count)
+    spans, logs = _by_request(sink.spans()), _by_request(sink.logs())
+    for kind, got in (("span", spans), ("log record", logs)):
+        missing = sorted(set(served) - set(got))
+        doubled = sorted(n for n, resources in got.items() if len(resources) != 1)
+        assert not missing, f"{len(missing)} requests without a {kind}: {missing[:20]}"
+        assert not doubled, f"{len(doubled)} requests with several {kind}s: {doubled[:20]}"
+        for n, (resource,) in got.items():
+            assert resource["process.pid"] == served[n], (kind, n, resource)
+            assert resource["process.pid"] != master_pid
+            assert "otelkit.relay.child" in resource
+    instance_of_pid = {}
+    for resource, _ in sink.spans() + sink.logs():
+        if resource.get("process.pid") in set(served.values()):
+            instance_of_pid.setdefault(resource["process.pid"], set()).add(
+                resource["service.instance.id"]
+            )
+    assert all(len(ids) == 1 for ids in instance_of_pid.values()), instance_of_pid
+    warnings = [
+        record.body.string_value
+        for _, record in sink.logs()
+        if record.body.string_value.startswith("otelkit")
+    ]
+    assert not warnings, warnings  # e.g. "configure(relay=True) in a child of a relay host"
+    last = _last_values(sink)
+    counted: collections.Counter[int] = collections.Counter()
+    for (instance, n), (resource, value) in last.items():
+        assert resource["process.pid"] == served[n], (n, resource)
+        assert instance_of_pid[served[n]] == {instance}
+        counted[n] += value
+    assert sorted(set(served) - set(counted))[:20] == []
+    assert sum(counted.values()) == count, {n: v for n, v in counted.items() if v != 1}
+    assert set(counted.values()) == {1}
+    _assert_collector_accepted_everything(collector)
+
+
+def _assert_collector_accepted_everything(collector: RotelCollector) -> None:
+    """rotel answers an unparsable OTLP body with 400 and logs ``ERROR Failed to decode``."""
+    output = collector.output()
+    assert "Failed to decode" not in output and "ERROR" not in output, output
+
+
+# ---- gunicorn -----------------------------------------------------------------------------
+
+
+GUNICORN_CASES = {
+    "sync": ["-w", "3", "-k", "sync"],
+    "sync-preload": ["-w", "3", "-k", "sync", "--preload"],
+    "gthread": ["-w", "3", "-k", "gthread", "--threads", "4"],
+    "sync-max-requests": ["-w", "3", "-k", "sync", "--max-requests", "20"],
+}
+
+
+@pytest.mark.parametrize("case", list(GUNICORN_CASES))
+def test_gunicorn_every_request_arrives_once_under_its_worker(
+    case: str,
+    tmp_path: Path,
+    servers: list[Server],
+    rotel_collector: RotelCollector,
+    otlp_sink: OtlpSink,
+) -> None:
+    server = _gunicorn(tmp_path, rotel_collector.http_endpoint, *GUNICORN_CASES[case])
+    servers.append(server)
+    server.wait_serving()
+    relay_dir = _relay_dir(server)
+    assert relay_dir.is_dir()
+    served = _drive(server, 300)
+    seconds = server.terminate()
+    assert seconds < EXIT_BOUND, server.output()
+    assert server.process.returncode == 0, server.output()
+    if case == "sync-max-requests":
+        assert len(set(served.values())) > 3  # workers were recycled: the test is not vacuous
+    else:
+        assert len(set(served.values())) >= 2, served  # several workers served
+    _assert_every_request_once(otlp_sink, served, server.process.pid, rotel_collector)
+    assert not relay_dir.exists()
+
+
+def test_gunicorn_master_exits_within_its_bound_when_the_collector_is_down(
+    tmp_path: Path, servers: list[Server]
+) -> None:
+    closed = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    server = _gunicorn(tmp_path, closed, "-w", "3", "-k", "sync")
+    servers.append(server)
+    server.wait_serving()
+    relay_dir = _relay_dir(server)
+    served = _drive(server, 60)
+    assert len(served) == 60
+    seconds = server.terminate()
+    assert seconds < EXIT_BOUND, server.output()
+    assert server.process.returncode == 0, server.output()
+    assert not relay_dir.exists()
+
+
+# ---- uvicorn ------------------------------------------------------------------------------
+
+
+def _uvicorn(tmp_path: Path, endpoint: str, workers: int = 2) -> Server:
+    port = free_port()
+    argv = [sys.executable, "serve_uvicorn.py", str(port), str(workers)]
+    return Server(argv, _environment(endpoint), port, tmp_path / "uvicorn.log")
+
+
+def test_uvicorn_workers_deliver_every_request_and_their_lifespan_shutdown(
+    tmp_path: Path, servers: list[Server], rotel_collector: RotelCollector, otlp_sink: OtlpSink
+) -> None:
+    server = _uvicorn(tmp_path, rotel_collector.http_endpoint)
+    servers.append(server)
+    server.wait_serving()
+    relay_dir = _relay_dir(server)
+    served = _drive(server, 200)
+    workers = set(served.values())
+    seconds = server.terminate()
+    assert seconds < EXIT_BOUND, server.output()
+    assert server.process.returncode == 0, server.output()
+    _assert_every_request_once(otlp_sink, served, server.process.pid, rotel_collector)
+
+    def shutdown_records() -> collections.Counter[int]:
+        return collections.Counter(
+            proto_attributes(record.attributes)[SHUTDOWN]
+            for _, record in otlp_sink.logs()
+            if SHUTDOWN in proto_attributes(record.attributes)
+        )
+
+    with contextlib.suppress(TimeoutError):
+        wait_until(lambda: set(shutdown_records()) >= workers, timeout=10)
+    assert set(shutdown_records()) >= workers, (shutdown_records(), workers, server.output())
+    assert set(shutdown_records().values()) == {1}
+    assert not relay_dir.exists()
