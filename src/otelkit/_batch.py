@@ -31,6 +31,7 @@ from otelkit._clock import REAL_CLOCK
 from otelkit._drops import DropLedger
 from otelkit._errors import report_internal_error
 from otelkit._fork import after_fork_in_child
+from otelkit._threads import signals_blocked
 from otelkit.coalesce._forward import queue_readable_copy
 
 __all__ = [
@@ -209,7 +210,8 @@ class BatchCore(Generic[T]):
         thread = threading.Thread(target=self._run, name=f"otelkit-{self.name}", daemon=True)
         self._worker = thread
         try:
-            thread.start()
+            with signals_blocked():  # see otelkit._threads
+                thread.start()
         except RuntimeError as exc:  # no more threads: items stay queued, the next offer retries
             self._worker = None
             report_internal_error(f"batch.{self.signal}", exc)

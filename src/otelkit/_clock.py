@@ -17,6 +17,8 @@ import time
 from collections.abc import Callable
 from typing import Protocol, runtime_checkable
 
+from otelkit._threads import start_daemon
+
 __all__ = ["REAL_CLOCK", "Clock", "FakeClock", "RealClock", "TimerHandle"]
 
 _log = logging.getLogger("otelkit")
@@ -112,8 +114,7 @@ class RealClock:
         with self._cond:
             self._heap.push(handle)
             if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="otelkit-timer", daemon=True)
-                self._thread.start()
+                self._thread = start_daemon(self._run, name="otelkit-timer")
             self._cond.notify()
         return handle
 

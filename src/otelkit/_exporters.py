@@ -24,7 +24,6 @@ from opentelemetry.sdk.metrics.export import (
     MetricExporter,
     MetricExportResult,
     MetricsData,
-    PeriodicExportingMetricReader,
 )
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
 from opentelemetry.sdk.trace.export import (
@@ -37,7 +36,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from otelkit._batch import BatchLogRecordProcessor, BatchSpanProcessor
 from otelkit._config import ExportTarget, Settings
 from otelkit._drops import DropLedger
-from otelkit._pipeline import ExportCounts, Pipeline, SwitchMetricExporter
+from otelkit._pipeline import ExportCounts, Pipeline, SwitchMetricExporter, periodic_reader
 
 __all__ = ["MemoryExporters", "build_pipeline"]
 
@@ -238,7 +237,7 @@ def build_pipeline(settings: Settings, drops: DropLedger) -> Pipeline:
         return Pipeline(
             spans,
             logs,
-            [PeriodicExportingMetricReader(console_metrics, export_interval_millis=interval_ms)],
+            [periodic_reader(console_metrics, interval_ms)],
             counts,
             hooks,
             metric_exporter=console_metrics,
@@ -257,10 +256,8 @@ def build_pipeline(settings: Settings, drops: DropLedger) -> Pipeline:
         span_processor,
         log_processor,
         [
-            PeriodicExportingMetricReader(
-                switch,
-                export_interval_millis=interval_ms,
-                export_timeout_millis=settings.targets["metrics"].timeout * 1000,
+            periodic_reader(
+                switch, interval_ms, timeout_millis=settings.targets["metrics"].timeout * 1000
             )
         ],
         counts,

@@ -19,11 +19,13 @@ from opentelemetry.sdk.metrics.export import (
     MetricExportResult,
     MetricReader,
     MetricsData,
+    PeriodicExportingMetricReader,
 )
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 
 from otelkit._fork import after_fork_in_child
+from otelkit._threads import signals_blocked
 
 if TYPE_CHECKING:
     from otelkit._batch import BatchCore
@@ -37,6 +39,7 @@ __all__ = [
     "SwitchMetricExporter",
     "SwitchSpanProcessor",
     "build_relay_child_pipeline",
+    "periodic_reader",
 ]
 
 
@@ -148,6 +151,17 @@ class Pipeline:
     that what they give up is counted before the process ends."""
 
 
+def periodic_reader(
+    exporter: MetricExporter, interval_millis: float, *, timeout_millis: float | None = None
+) -> PeriodicExportingMetricReader:
+    """The SDK's periodic reader, its collection thread started with the application's
+    signals blocked (see ``otelkit._threads``; after a fork see ``_telemetry``)."""
+    with signals_blocked():
+        return PeriodicExportingMetricReader(
+            exporter, export_interval_millis=interval_millis, export_timeout_millis=timeout_millis
+        )
+
+
 def build_relay_child_pipeline(
     resource: Resource, relay_env: str, metric_interval: float
 ) -> Pipeline:
@@ -156,14 +170,10 @@ def build_relay_child_pipeline(
     No network exporter is imported (no grpc, no requests); coalescing happens in the host.
     Metrics are collected every ``metric_interval`` seconds and once more at exit.
     """
-    from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
-
     from otelkit.relay import ChildPipeline
 
-    child = ChildPipeline.from_env(relay_env, resource=resource)
-    reader = PeriodicExportingMetricReader(
-        child.metric_exporter, export_interval_millis=metric_interval * 1000
-    )
+    child = ChildPipeline.from_env(relay_env, resource=resource, exit_hooks=False)
+    reader = periodic_reader(child.metric_exporter, metric_interval * 1000)
     return Pipeline(
         child.span_processor,
         child.log_processor,

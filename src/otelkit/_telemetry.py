@@ -22,6 +22,7 @@ from types import FrameType, TracebackType
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry import _logs, context, metrics, trace
+from opentelemetry.metrics import NoOpMeterProvider
 from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.resources import Resource
@@ -37,6 +38,7 @@ from otelkit._pipeline import (
     SwitchSpanProcessor,
     build_relay_child_pipeline,
 )
+from otelkit._threads import block_signals, restore_signals, start_daemon
 
 if TYPE_CHECKING:
     from otelkit._batch import BatchCore
@@ -47,6 +49,7 @@ __all__ = ["Telemetry", "configure", "current", "flush"]
 
 _lock = threading.RLock()
 _current: Telemetry | None = None
+_stopping: Telemetry | None = None  # the handle being shut down, if any
 
 
 def _sampler(settings: Settings) -> sampling.Sampler:
@@ -82,9 +85,7 @@ class _SkipSuppressed(logging.Filter):
 
 def _run_bounded(tasks: list[Callable[[], object]], timeout: float) -> bool:
     """Run ``tasks`` in parallel daemon threads; True when all finished within ``timeout``."""
-    threads = [threading.Thread(target=task, daemon=True, name="otelkit-flush") for task in tasks]
-    for thread in threads:
-        thread.start()
+    threads = [start_daemon(task, name="otelkit-flush") for task in tasks]
     deadline = time.monotonic() + timeout
     for thread in threads:
         thread.join(max(0.0, deadline - time.monotonic()))
@@ -142,9 +143,7 @@ class Telemetry:
             resource=self.resource, metric_readers=pipeline.metric_readers, shutdown_on_exit=False
         )
         self.drops.bind_meter_provider(self.meter_provider)
-        if pipeline.relay_child is not None:
-            pipeline.relay_child.before_exit(self._flush_metrics)
-        else:  # the host coalesces what its children relay
+        if pipeline.relay_child is None:  # the host coalesces what its children relay
             _wrap_coalescing(pipeline, settings, coalesce_spans, self.meter_provider)
         self.span_processor = SwitchSpanProcessor(pipeline.span_processor)
         self.log_processor = SwitchLogProcessor(pipeline.log_processor)
@@ -239,7 +238,7 @@ class Telemetry:
         attributes = dict(self.resource.attributes)
         attributes.pop("service.instance.id", None)  # the child gets its own
         attributes["process.pid"] = os.getpid()
-        child = ChildPipeline.from_env(relay_env, resource=Resource(attributes))
+        child = ChildPipeline.from_env(relay_env, resource=Resource(attributes), exit_hooks=False)
         self.span_processor.delegate = child.span_processor
         self.log_processor.delegate = child.log_processor
         assert self.meter_provider is not None
@@ -248,13 +247,7 @@ class Telemetry:
             switch.delegate = child.metric_exporter
         if not _sdk.reset_metric_state(self.meter_provider):
             _warn_fork_metrics_once()
-        child.before_exit(self._flush_metrics)
         self.relay_child = child
-
-    def _flush_metrics(self, timeout: float) -> None:
-        """Collect once more, so that the last values travel with a relay child's final flush."""
-        if self.meter_provider is not None:
-            self.meter_provider.force_flush(int(timeout * 1000))
 
     def _install_sigterm(self) -> None:
         if threading.current_thread() is not threading.main_thread():
@@ -309,21 +302,31 @@ class Telemetry:
             self._shutdown_done = True
         if not first:  # another thread (a SIGTERM, the exit hook) is shutting down: wait for it
             return self._stopped.wait(seconds)
-        global _current
+        global _current, _stopping
         with _lock:
             if _current is self:
                 _current = None
+            _stopping = self  # a SIGTERM during this shutdown waits for it (_on_sigterm)
         if self._handler is not None:
             logging.getLogger().removeHandler(self._handler)
             self._handler = None
+        try:
+            return self._stop(seconds)
+        finally:
+            self._stopped.set()
+            # Only now: a SIGTERM during the flush above must wait for it, not kill it.
+            self._uninstall_sigterm()
+
+    def _uninstall_sigterm(self) -> None:
         if self._sigterm_installed:
             try:
                 if signal.getsignal(signal.SIGTERM) is _on_sigterm:
                     signal.signal(signal.SIGTERM, signal.SIG_DFL)
             except (ValueError, OSError):
-                pass
+                pass  # not the main thread: the handler stays, and finds nothing to do
+
+    def _stop(self, seconds: float) -> bool:
         if self._pipeline is None:
-            self._stopped.set()
             return True
         assert self.tracer_provider is not None
         assert self.logger_provider is not None
@@ -348,7 +351,6 @@ class Telemetry:
             for hook in self._pipeline.shutdown_hooks:
                 with contextlib.suppress(Exception):  # already past the deadline
                     hook()
-        self._stopped.set()
         return done
 
     def _stop_providers(self, deadline: float) -> bool:
@@ -370,12 +372,10 @@ class Telemetry:
         batchers = self._pipeline.batchers
         done = _run_bounded([functools.partial(_shutdown_core, b, left) for b in batchers], left())
         millis = int(left() * 1000)
-        done = (
-            _run_bounded(
-                [tp.shutdown, lp.shutdown, lambda: mp.shutdown(timeout_millis=millis)], left()
-            )
-            and done
-        )
+        tasks: list[Callable[[], object]] = [tp.shutdown, lp.shutdown]
+        if self.relay_child is None:  # a relay child's meter provider is already shut down
+            tasks.append(lambda: mp.shutdown(timeout_millis=millis))
+        done = _run_bounded(tasks, left()) and done
         self.drops.report_now()
         return done
 
@@ -420,14 +420,12 @@ def _on_sigterm(signum: int, frame: FrameType | None) -> None:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         os.kill(os.getpid(), signal.SIGTERM)
         return
-    telemetry = current()
-    if telemetry is None:
+    telemetry = current() or _stopping  # an exit flush may be under way: let it finish
+    if telemetry is None or telemetry._stopped.is_set():
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         os.kill(os.getpid(), signal.SIGTERM)
         return
-    threading.Thread(
-        target=_shutdown_then_terminate, args=(telemetry,), name="otelkit-sigterm", daemon=True
-    ).start()
+    start_daemon(_shutdown_then_terminate, args=(telemetry,), name="otelkit-sigterm")
 
 
 def _shutdown_then_terminate(telemetry: Telemetry) -> None:
@@ -441,14 +439,24 @@ def _shutdown_then_terminate(telemetry: Telemetry) -> None:
 
 
 def _at_exit() -> None:
-    telemetry = current()
+    # A shutdown already under way (a SIGTERM's) must finish before the process ends.
+    telemetry = current() or _stopping
     if telemetry is not None:
         telemetry.shutdown()
 
 
+_fork_mask: Any = None
+_mask_generation = 0
+
+
 def _after_fork_in_child() -> None:
+    global _fork_mask
     _terminating.clear()
     telemetry = _current
+    if telemetry is not None:
+        # The SDK restarts its metric reader's thread in its own fork hook, which runs after
+        # this one: block the signals until then (see otelkit._threads).
+        _fork_mask = block_signals()
     if telemetry is not None and telemetry.relay_host is not None and telemetry.active:
         telemetry._become_relay_child()
 
@@ -459,6 +467,22 @@ class _ExitHook:
 
     def run(self) -> None:
         _at_exit()
+
+
+def _restore_mask_after_fork(generation: int) -> None:
+    global _fork_mask
+    if generation == _mask_generation and _fork_mask is not None:
+        restore_signals(_fork_mask)
+        _fork_mask = None
+
+
+def _after_sdk_fork_hooks() -> None:
+    """Register, after the hooks of the readers just built, the end of the signal block."""
+    global _mask_generation
+    _mask_generation += 1
+    os.register_at_fork(
+        after_in_child=functools.partial(_restore_mask_after_fork, _mask_generation)
+    )
 
 
 _EXIT_HOOK = _ExitHook()
@@ -560,7 +584,7 @@ def configure(
             active.shutdown()
         resource = _resource(settings)
         pipeline: Pipeline | None
-        drops = DropLedger()
+        drops = DropLedger(meter_provider=NoOpMeterProvider())  # bound to the new provider
         if settings.disabled:
             pipeline = None
         elif as_child:
@@ -571,6 +595,7 @@ def configure(
 
             pipeline = build_pipeline(settings, drops)
         telemetry = Telemetry(settings, pipeline, coalesce_spans, resource, drops)
+        _after_sdk_fork_hooks()
         telemetry._install()
         _current = telemetry
         return telemetry
@@ -585,8 +610,7 @@ def _warn_relay_in_child() -> None:
     logging.getLogger("otelkit").warning(
         "otelkit.configure(relay=True) in a child of a relay host (OTELKIT_RELAY is "
         "inherited): exporting to the parent's relay instead of serving a new one. In a "
-        "pre-fork server call configure(relay=True) in the master only (docs/relay.md, "
-        "'Pre-fork servers')."
+        "pre-fork server call configure(relay=True) in the master only (docs/prefork.md)."
     )
 
 

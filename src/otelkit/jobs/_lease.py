@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from otelkit._clock import Clock, TimerHandle
 from otelkit._errors import report_internal_error
+from otelkit._threads import start_daemon
 
 __all__ = ["Lease", "LeaseKeeper"]
 
@@ -97,10 +98,7 @@ class LeaseKeeper:
             self._timer, self._timer_due = None, float("inf")
             self._wake = True
             if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(
-                    target=self._run, name="otelkit-jobs-lease", daemon=True
-                )
-                self._thread.start()
+                self._thread = start_daemon(self._run, name="otelkit-jobs-lease")
             self._cond.notify_all()
 
     def _run(self) -> None:

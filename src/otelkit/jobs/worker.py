@@ -21,6 +21,7 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from otelkit._errors import report_internal_error
+from otelkit._threads import start_daemon
 from otelkit.jobs._execute import Attempt
 
 if TYPE_CHECKING:
@@ -279,10 +280,7 @@ class Worker:
     def _event_loop(self) -> asyncio.AbstractEventLoop:
         if self._loop is None:
             loop = asyncio.new_event_loop()
-            thread = threading.Thread(
-                target=loop.run_forever, name="otelkit-jobs-async", daemon=True
-            )
-            thread.start()
+            thread = start_daemon(loop.run_forever, name="otelkit-jobs-async")
             self._loop, self._loop_thread = loop, thread
         return self._loop
 

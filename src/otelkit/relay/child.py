@@ -26,6 +26,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from otelkit._errors import report_internal_error
 from otelkit._exit import call_at_exit
 from otelkit._fork import after_fork_in_child
+from otelkit._threads import start_daemon
 from otelkit.relay._buffer import SeverityBuffer
 from otelkit.relay._encode import (
     LogEntry,
@@ -84,6 +85,10 @@ class ChildPipeline:
     blocks: records wait in a buffer of ``max_buffer`` records per signal; when it is full
     the least severe, oldest record is dropped (an ERROR never goes while a DEBUG or INFO
     record is buffered), and every drop is counted and reported to the host.
+
+    The pipeline shuts itself down (flushing, bounded by ``exit_timeout``) when the process
+    ends, also through ``multiprocessing``'s ``os._exit``; ``exit_hooks=False`` leaves that
+    to its owner (``otelkit.configure()`` collects the last metrics first, then flushes).
     """
 
     def __init__(
@@ -92,11 +97,12 @@ class ChildPipeline:
         *,
         resource: Resource,
         stderr_fallback: bool = False,
-        max_buffer: int = 8192,
+        max_buffer: int = 16384,
         flush_interval: float = 0.2,
         batch_size: int = 512,
         exit_timeout: float = 3.0,
         child_name: str | None = None,
+        exit_hooks: bool = True,
     ) -> None:
         if not isinstance(address, RelayAddress):
             raise TypeError("ChildPipeline: address must be a RelayAddress")
@@ -115,7 +121,6 @@ class ChildPipeline:
         self._exit_timeout = float(exit_timeout)
         self._child_name = child_name
         self._forked = False
-        self._before_exit: list[Any] = []
         self._logs: SeverityBuffer[LogItem] = SeverityBuffer(max_buffer)
         self._spans: SeverityBuffer[ReadableSpan] = SeverityBuffer(max_buffer)
         self._link = Link(address)
@@ -130,14 +135,15 @@ class ChildPipeline:
         """An SDK ``MetricExporter`` (for a ``PeriodicExportingMetricReader``) whose batches
         travel to the host, which exports them under this child's resource."""
         after_fork_in_child(self, ChildPipeline._after_fork_in_child)
-        call_at_exit(self, ChildPipeline._at_exit, priority=100)
+        if exit_hooks:
+            call_at_exit(self, ChildPipeline._at_exit, priority=100)
 
     @classmethod
     def from_env(cls, value: str, *, resource: Resource, **options: Any) -> ChildPipeline:
         """A pipeline to the relay named by an ``OTELKIT_RELAY`` value (see ``RELAY_ENV``).
 
         Keyword options: ``stderr_fallback``, ``max_buffer``, ``flush_interval``,
-        ``batch_size``, ``exit_timeout``, ``child_name`` (see the class).
+        ``batch_size``, ``exit_timeout``, ``child_name``, ``exit_hooks`` (see the class).
         """
         return cls(RelayAddress.parse(value), resource=resource, **options)
 
@@ -148,6 +154,8 @@ class ChildPipeline:
         self._thread_lock = threading.Lock()
         self._metric_lock = threading.Lock()
         self._closed = False
+        self._shutting_down = False
+        self._shut_down = threading.Event()
         self._exit_deadline: float | None = None
         self._give_up = False
         self._drain_until = 0.0  # a flush is waiting: retry the link until then
@@ -248,11 +256,6 @@ class ChildPipeline:
         plus ``process.pid``, ``service.instance.id`` and ``otelkit.relay.child``."""
         return self._identity()[0]
 
-    def before_exit(self, callback: Any) -> None:
-        """Run ``callback(timeout_seconds)`` first when the pipeline shuts down (a metric
-        reader's last collection, so that it travels with the final flush)."""
-        self._before_exit.append(callback)
-
     def force_flush(self, timeout_millis: int = 30000) -> bool:
         """Write everything buffered now to the host; ``False`` if not done in the timeout.
 
@@ -265,6 +268,8 @@ class ChildPipeline:
             target = self._progress_target()
             if self._is_flushed(target):
                 return True
+            if self._shut_down.is_set():
+                return False  # closed: nothing more will be written
             self._drain_until = max(self._drain_until, deadline)
             if self._thread is None:
                 self._start_thread()
@@ -284,14 +289,18 @@ class ChildPipeline:
         What could not be written in time is counted as dropped and, if the link still
         takes it, reported to the host in one last small frame.
         """
-        if self._closed:
+        with self._metric_lock:
+            started, self._shutting_down = self._shutting_down, True
+        if started:  # another thread is shutting down: the process must not end before it
+            self._shut_down.wait(self._exit_timeout + _FINAL_REPORT)
             return
+        try:
+            self._shutdown()
+        finally:
+            self._shut_down.set()
+
+    def _shutdown(self) -> None:
         deadline = time.monotonic() + self._exit_timeout
-        for callback in self._before_exit:
-            try:
-                callback(max(0.0, deadline - time.monotonic()))
-            except Exception as exc:  # noqa: BLE001 - the flush below must still run
-                report_internal_error("relay.child", exc)
         self._exit_deadline = deadline
         done = self.force_flush(int(max(0.0, deadline - time.monotonic()) * 1000))
         with self._metric_lock:
@@ -356,9 +365,7 @@ class ChildPipeline:
         with self._thread_lock:
             if self._thread is not None:
                 return
-            thread = threading.Thread(target=self._run, name="otelkit-relay-child", daemon=True)
-            self._thread = thread
-            thread.start()
+            self._thread = start_daemon(self._run, name="otelkit-relay-child")
 
     def _run(self) -> None:
         warm_up()  # the encoders' imports happen here, never on a flushing thread
@@ -486,7 +493,9 @@ class ChildPipeline:
         self._link.reset_after_fork()
         closed = self._closed
         self._reset_state()
-        self._closed = closed
+        self._closed = self._shutting_down = closed
+        if closed:
+            self._shut_down.set()
         self._forked = True
 
     def _at_exit(self) -> None:

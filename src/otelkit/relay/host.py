@@ -38,6 +38,7 @@ from otelkit._clock import REAL_CLOCK, Clock
 from otelkit._drops import DropLedger
 from otelkit._errors import report_internal_error
 from otelkit._fork import after_fork_in_child
+from otelkit._threads import start_daemon
 from otelkit.relay._decode import Decoder
 from otelkit.relay._host_metrics import RelayedMetrics
 from otelkit.relay._metrics import count_points, decode_metrics_request
@@ -201,8 +202,7 @@ class RelayHost:
         self._selector = selectors.DefaultSelector()
         self._selector.register(listener, selectors.EVENT_READ, "listen")
         self._selector.register(self._waker_r, selectors.EVENT_READ, "wake")
-        self._thread = threading.Thread(target=self._serve, name="otelkit-relay-host", daemon=True)
-        self._thread.start()
+        self._thread = start_daemon(self._serve, name="otelkit-relay-host")
         after_fork_in_child(self, RelayHost._forget_after_fork)
 
     @property
