@@ -87,6 +87,21 @@ def test_demo_exports_through_a_real_collector(
     assert any(name.startswith("otelkit.preload.") for name in otlp_sink.metric_names())
     assert "otelkit.cache.requests" in otlp_sink.metric_names()
 
+    # The jobs ran in the worker processes: their job metrics are relayed, under each
+    # worker's own identity, and they add up to every attempt the demo made.
+    wait_until(lambda: otlp_sink.metric_points("messaging.process.duration"), timeout=20)
+    durations = otlp_sink.metric_points("messaging.process.duration")
+    worker_pids = {res["process.pid"] for res, _, _ in durations}
+    assert {res["service.name"] for res, _, _ in durations} == {"otelkit-demo-worker"}
+    assert len(worker_pids) == 2
+    last_count: dict[tuple[object, ...], int] = {}
+    for res, attrs, count in durations:  # cumulative: the last point of each series counts
+        last_count[(res["service.instance.id"], *sorted(attrs.items()))] = count
+    assert sum(last_count.values()) == 40 + 2 + 3  # 40 orders, flaky twice, doomed 3 times
+    transitions = otlp_sink.metric_points("otelkit.job.transitions")
+    assert {res["process.pid"] for res, _, _ in transitions} >= worker_pids
+    assert "relay" in result.stdout and "metric points from workers" in result.stdout
+
 
 def test_demo_draws_its_traces_in_the_terminal_without_a_collector() -> None:
     marker = uuid.uuid4().hex

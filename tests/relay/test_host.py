@@ -19,8 +19,12 @@ from otelkit.relay import RelayHost
 from otelkit.relay._encode import encode_log_request, encode_resource
 from otelkit.relay._wire import (
     FRAME_LOGS,
+    FRAME_METRICS,
     FRAME_SPANS,
+    MAGIC,
     REPLY_SIZE,
+    STATUS_VERSION,
+    VERSION,
     encode_drops,
     encode_frame,
     encode_handshake,
@@ -273,3 +277,89 @@ def test_forked_child_leaves_the_parents_relay_alone(
     with _authed(relay_host) as sock:
         sock.sendall(_logs_frame("after the fork"))
         wait_until(lambda: len(memory_telemetry.logs()) == 1, timeout=5)
+
+
+def test_a_child_of_another_wire_version_is_refused_with_the_reason(
+    clocked_host: RelayHost, memory_telemetry: MemoryTelemetry
+) -> None:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(5)
+        sock.connect(clocked_host.address.path)
+        sock.sendall(MAGIC + bytes([VERSION - 1]) + clocked_host.address.token)
+        reply = sock.recv(REPLY_SIZE)
+        assert reply == MAGIC + bytes([VERSION, STATUS_VERSION])
+        assert _closed_by_peer(sock)
+    assert (
+        _count(memory_telemetry, "otelkit.relay.rejected", **{"otelkit.relay.reason": "version"})
+        == 1
+    )
+
+
+def test_a_child_refused_for_its_version_says_so_on_stderr(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from otelkit.relay import _link
+
+    with pytest.raises(ConnectionError, match="relay version 3, this child 2"):
+        _link._refused(MAGIC + bytes([3, STATUS_VERSION]))
+    assert "run the same otelkit release" in capsys.readouterr().err
+
+
+def test_a_metrics_frame_that_does_not_decode_closes_only_that_connection(
+    clocked_host: RelayHost, memory_telemetry: MemoryTelemetry
+) -> None:
+    good = _authed(clocked_host)
+    bad = _authed(clocked_host)
+    bad.sendall(encode_frame(FRAME_METRICS, b"\x0a\x05\x0a\x03xyz garbage"))
+    assert _closed_by_peer(bad)
+    good.sendall(_logs_frame("still served"))
+    wait_until(lambda: len(memory_telemetry.logs()) == 1, timeout=5)
+    assert clocked_host.stats["frame_errors"] == 1
+    assert (
+        _count(
+            memory_telemetry, "otelkit.relay.frame_errors", **{"otelkit.relay.reason": "malformed"}
+        )
+        == 1
+    )
+    good.close()
+    bad.close()
+
+
+def test_relayed_metrics_are_exported_under_the_childs_resource(
+    memory_telemetry: MemoryTelemetry,
+) -> None:
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+    from otelkit._exporters import RelayedMetricsMemory
+    from otelkit.relay._metrics import encode_metrics_request
+
+    exported = RelayedMetricsMemory()
+    host = RelayHost(
+        span_processor=SimpleSpanProcessor(memory_telemetry.span_exporter),
+        log_processor=SimpleLogRecordProcessor(memory_telemetry.log_exporter),
+        meter_provider=memory_telemetry.meter_provider,
+        metric_exporter=exported,
+    )
+    host.start()
+    try:
+        reader = InMemoryMetricReader()
+        child_provider = MeterProvider(metric_readers=[reader], shutdown_on_exit=False)
+        child_provider.get_meter("child").create_counter("child.things").add(3)
+        data = reader.get_metrics_data()
+        assert data is not None
+        identity = Resource({"service.name": "kid", "process.pid": 4242})
+        with _authed(host) as sock:
+            sock.sendall(encode_frame(FRAME_METRICS, encode_metrics_request(data, identity)))
+            wait_until(lambda: len(exported.batches) == 1, timeout=5)
+        (batch,) = exported.batches
+        (resource_metrics,) = batch.resource_metrics
+        assert dict(resource_metrics.resource.attributes) == {
+            "service.name": "kid",
+            "process.pid": 4242,
+        }
+        (point,) = resource_metrics.scope_metrics[0].metrics[0].data.data_points
+        assert point.value == 3  # type: ignore[union-attr]
+        assert host.stats["metric_points"] == 1
+    finally:
+        host.close(5)

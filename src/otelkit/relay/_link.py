@@ -11,11 +11,16 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
+import sys
 import time
 from collections.abc import Callable
 
+from otelkit._errors import report_internal_error
 from otelkit.relay._wire import (
+    MAGIC,
     REPLY_SIZE,
+    STATUS_VERSION,
+    VERSION,
     RelayAddress,
     encode_handshake,
     encode_reply,
@@ -67,7 +72,7 @@ class Link:
             sock.sendall(encode_handshake(self.address.token))
             reply = _recv_exactly(sock, REPLY_SIZE)
             if reply != encode_reply():
-                raise ConnectionError("relay host refused the handshake")
+                _refused(reply)
             sock.settimeout(_IO_TIMEOUT)
         except OSError:
             sock.close()
@@ -119,6 +124,27 @@ class Link:
         self._backoff = self._backoff_initial
         self._next_attempt = 0.0
         self._pid = os.getpid()
+
+
+_version_told = False
+
+
+def _refused(reply: bytes) -> None:
+    """Raise for a refused handshake; a host of another version is reported (once per
+    process, through the internal-error log), since no reconnect will ever succeed."""
+    if reply[: len(MAGIC)] == MAGIC and reply[-1] == STATUS_VERSION:
+        error = ConnectionError(
+            f"relay host speaks relay version {reply[len(MAGIC)]}, this child {VERSION}: "
+            "run the same otelkit release in the parent and its children"
+        )
+        global _version_told
+        if not _version_told:  # the link to the host is what failed: say it on stderr
+            _version_told = True
+            with contextlib.suppress(Exception):
+                sys.stderr.write(f"otelkit: {error}\n")
+        report_internal_error("relay.version", error)
+        raise error
+    raise ConnectionError("relay host refused the handshake")
 
 
 def _recv_exactly(sock: socket.socket, n: int) -> bytes:
