@@ -12,20 +12,16 @@ from typing import Any
 
 from _util import ignoring_processors
 from opentelemetry.sdk._logs import LogRecordProcessor, ReadableLogRecord
-from opentelemetry.sdk._logs.export import (
-    BatchLogRecordProcessor,
-    LogRecordExporter,
-    LogRecordExportResult,
-)
+from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportResult
 from opentelemetry.sdk.resources import Resource
 
 from otelkit.relay import ChildPipeline, RelayHost
 
 
-def log_many(logger: logging.Logger, n: int) -> None:
+def log_many(logger: logging.Logger, n: int, source: str = "child") -> None:
     """The record shape every benchmark uses: a formatted message and two extras."""
     for i in range(n):
-        logger.info("record %d from %s", i, "child", extra={"job.id": i, "tier": "gold"})
+        logger.info("record %d from %s", i, source, extra={"job.id": i, "tier": "gold"})
 
 
 def quiet_logger(name: str, handler: logging.Handler) -> logging.Logger:
@@ -55,19 +51,26 @@ class CountingExporter(LogRecordExporter):
 
 def host_log_pipeline(exporter: CountingExporter) -> tuple[LogRecordProcessor, Any]:
     """The log pipeline ``otelkit.configure(relay=True)`` gives a host, over ``exporter``:
-    the coalescer (default 10 s window) wrapping a ``BatchLogRecordProcessor``. Returns
-    ``(pipeline, batch processor)``. The batch queue is large enough that a flood is not
-    dropped (the SDK default, 2048, would drop part of it, and drops are not throughput)."""
+    the coalescer (default 10 s window) wrapping otelkit's batch processor with its default
+    queue (2048): when the queue is full the relay stops reading, so nothing is dropped.
+    Returns ``(pipeline, batch processor)``."""
+    from otelkit._batch import BatchLogRecordProcessor
     from otelkit.coalesce import CoalescingLogRecordProcessor
 
-    batch = BatchLogRecordProcessor(exporter, max_queue_size=1 << 20, max_export_batch_size=512)
+    batch = BatchLogRecordProcessor(exporter)
     return CoalescingLogRecordProcessor(batch, window=10.0), batch
 
 
-def relay_host(log_processor: LogRecordProcessor | None = None) -> RelayHost:
+def relay_host(
+    log_processor: LogRecordProcessor | None = None, metric_exporter: Any = None
+) -> RelayHost:
     """A started host feeding ``log_processor`` (by default one that discards)."""
     ignore_spans, ignore_logs = ignoring_processors()
-    host = RelayHost(span_processor=ignore_spans, log_processor=log_processor or ignore_logs)
+    host = RelayHost(
+        span_processor=ignore_spans,
+        log_processor=log_processor or ignore_logs,
+        metric_exporter=metric_exporter,
+    )
     host.start()
     return host
 

@@ -1,75 +1,88 @@
-"""relay_throughput: records per second from one child's logging calls to the host's exporter.
+"""relay_throughput: records per second from children's logging calls to the host's exporter.
 
 Ours: child logging handler -> relay -> host ``RelayHost`` -> the pipeline
-``otelkit.configure(relay=True)`` builds (coalescer -> ``BatchLogRecordProcessor``) -> a
-no-op exporter. Baseline: ``QueueHandler`` -> ``multiprocessing.Queue`` -> ``QueueListener``
--> a no-op handler. The clock runs from the moment the (already started, already connected)
-child is told to go until the exporter (ours) or the handler (baseline) has every record.
-Ours ends with a ``force_flush`` of the batch processor as soon as the host has handed on the
-last record, so its last partial batch does not wait out the processor's 1 s export timer
-(latency, not throughput). Same record shape, same run, alternating; median of repeats.
-Target: ratio >= 2.
+``otelkit.configure(relay=True)`` builds (coalescer -> otelkit's batch processor, default
+queue, back-pressure instead of drops) -> a no-op exporter. Baseline: ``QueueHandler`` ->
+``multiprocessing.Queue`` -> ``QueueListener`` -> a no-op handler. ``--children K`` children
+log ``records / K`` each, all at once. The clock runs from the moment the (already started,
+already connected) children are told to go until the exporter (ours) or the handler
+(baseline) has every record. Ours ends with a ``force_flush`` of the batch processor as soon
+as the host has handed on the last record, so its last partial batch does not wait out the
+processor's 1 s export timer (latency, not throughput). Same record shape, same run,
+alternating; median of repeats. Target: ratio >= 2, with 1 child and with 4.
 
-    .venv/bin/python benchmarks/relay_throughput.py [records] [repeats]
+    .venv/bin/python benchmarks/relay_throughput.py [--children K] [records] [repeats]
 """
 
 from __future__ import annotations
 
+import argparse
 import functools
 import logging.handlers
-import sys
 import time
 from collections.abc import Callable
 from typing import Any
 
 import _relay_common as common
 
-N = int(sys.argv[1]) if len(sys.argv) > 1 else 30_000
-REPEATS = int(sys.argv[2]) if len(sys.argv) > 2 else 5
+_parser = argparse.ArgumentParser()
+_parser.add_argument("--children", type=int, default=1)
+_parser.add_argument("records", type=int, nargs="?", default=30_000)
+_parser.add_argument("repeats", type=int, nargs="?", default=5)
+_options = _parser.parse_args()
+CHILDREN, N, REPEATS = _options.children, _options.records, _options.repeats
 
 
-def relay_child(env_value: str, n: int, ready: Any, go: Any) -> None:
+def relay_child(env_value: str, n: int, source: str, ready: Any, go: Any) -> None:
     pipeline = common.child_pipeline(env_value)
     logger = common.quiet_logger("bench.relay", pipeline.logging_handler())
-    pipeline.force_flush(30_000)  # connected
+    logger.info("warm-up %s", source)  # connects; the host counts it among the records
+    pipeline.force_flush(30_000)
     ready.set()
     go.wait(60)
-    common.log_many(logger, n)
+    common.log_many(logger, n, source)  # distinct per child: none of it is coalesced
     pipeline.shutdown()
 
 
-def baseline_child(queue: Any, n: int, ready: Any, go: Any) -> None:
+def baseline_child(queue: Any, n: int, source: str, ready: Any, go: Any) -> None:
     logger = common.quiet_logger("bench.baseline", logging.handlers.QueueHandler(queue))
     ready.set()
     go.wait(60)
-    common.log_many(logger, n)
+    common.log_many(logger, n, source)
     queue.close()
     queue.join_thread()
 
 
 def timed(ctx: Any, target: Any, args: tuple[Any, ...], wait: Callable[[], None]) -> float:
-    ready, go = ctx.Event(), ctx.Event()
-    proc = ctx.Process(target=target, args=(*args, ready, go))
-    proc.start()
-    if not ready.wait(60):
-        raise RuntimeError("child did not get ready")
+    """Start CHILDREN children logging N / CHILDREN records each; time until ``wait()``."""
+    ready = [ctx.Event() for _ in range(CHILDREN)]
+    go = ctx.Event()
+    procs = [
+        ctx.Process(target=target, args=(*args, N // CHILDREN, f"child-{k}", event, go))
+        for k, event in enumerate(ready)
+    ]
+    for proc in procs:
+        proc.start()
+    if not all(event.wait(60) for event in ready):
+        raise RuntimeError("a child did not get ready")
     start = time.perf_counter()
     go.set()
     wait()
     elapsed = time.perf_counter() - start
-    proc.join(60)
+    for proc in procs:
+        proc.join(60)
     return elapsed
 
 
 def until_exported(host: Any, batch: Any, exporter: common.CountingExporter) -> None:
     deadline = time.monotonic() + 300
-    while host.stats["logs"] < N:  # polled: a 2 ms step costs the host's thread nothing
+    while host.stats["logs"] < N + CHILDREN:  # polled: a 2 ms step costs the host's thread nothing
         if time.monotonic() > deadline:
             raise RuntimeError("records did not all arrive")
         time.sleep(0.002)
     batch.force_flush(60_000)
-    if exporter.count < N:
-        raise RuntimeError(f"only {exporter.count} of {N} records were exported")
+    if exporter.count < N + CHILDREN:
+        raise RuntimeError(f"only {exporter.count} of {N + CHILDREN} records were exported")
 
 
 def until_handled(handler: common.CountingHandler) -> None:
@@ -87,7 +100,7 @@ def main() -> None:
         host = common.relay_host(pipeline)
         try:
             wait = functools.partial(until_exported, host, batch, exporter)
-            ours.append(N / timed(ctx, relay_child, (host.env_value, N), wait))
+            ours.append(N / timed(ctx, relay_child, (host.env_value,), wait))
         finally:
             host.close(5)
             pipeline.shutdown()
@@ -95,13 +108,12 @@ def main() -> None:
         listener, handler = common.baseline_listener(queue, N)
         try:
             wait = functools.partial(until_handled, handler)
-            baseline.append(N / timed(ctx, baseline_child, (queue, N), wait))
+            baseline.append(N / timed(ctx, baseline_child, (queue,), wait))
         finally:
             listener.stop()
     a, b = common.median(ours), common.median(baseline)
-    print(
-        f"relay_throughput: ratio={a / b:.2f} (ours={a:,.0f} records/s, baseline={b:,.0f} records/s)"
-    )
+    name = "relay_throughput" if CHILDREN == 1 else f"relay_throughput_{CHILDREN}_children"
+    print(f"{name}: ratio={a / b:.2f} (ours={a:,.0f} records/s, baseline={b:,.0f} records/s)")
 
 
 if __name__ == "__main__":
