@@ -80,37 +80,33 @@ def example_env() -> dict[str, str]:
     return env
 
 
-@pytest.mark.parametrize("block", SCRIPTS, ids=str)
-def test_example_runs_as_written(block: Block, tmp_path: Path) -> None:
-    if block.skip:
-        pytest.skip(block.skip)
+def run_example(block: Block, directory: Path) -> subprocess.CompletedProcess[str]:
+    """Run ``block`` as ``example.py`` in ``directory``, next to its page's recipe files."""
     for name, code in recipe_files(block.page).items():
-        (tmp_path / name).write_text(code)
-    script = tmp_path / "example.py"
+        (directory / name).write_text(code)
+    script = directory / "example.py"
     script.write_text(block.code)
-    result = subprocess.run(
+    return subprocess.run(
         [sys.executable, str(script)],
-        cwd=tmp_path,
+        cwd=directory,
         env=example_env(),
         capture_output=True,
         text=True,
         timeout=120,
     )
+
+
+@pytest.mark.parametrize("block", SCRIPTS, ids=str)
+def test_example_runs_as_written(block: Block, tmp_path: Path) -> None:
+    if block.skip:
+        pytest.skip(block.skip)
+    result = run_example(block, tmp_path)
     assert result.returncode == 0, f"{block} failed:\n{result.stderr[-3000:]}"
 
 
 def test_the_child_process_example_relays_every_workers_records(tmp_path: Path) -> None:
     (block,) = [b for b in SCRIPTS if b.page.name == "README.md" and "Pool(" in b.code]
-    script = tmp_path / "example.py"
-    script.write_text(block.code)
-    result = subprocess.run(
-        [sys.executable, str(script)],
-        cwd=tmp_path,
-        env=example_env(),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result = run_example(block, tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     items = set(re.findall(r"transcoding item (\d+)", result.stderr))
     assert items == {str(n) for n in range(100)}
