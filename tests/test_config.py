@@ -61,14 +61,14 @@ def test_argument_beats_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_per_signal_endpoint_is_used_as_is(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://base:4318")
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://base:5318")
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_LOGS_ENDPOINT", "http://logs:9999/custom")
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_METRICS_PROTOCOL", "grpc")
     s = resolve_settings()
     assert s.targets["logs"].endpoint == "http://logs:9999/custom"
-    assert s.targets["traces"].endpoint == "http://base:4318/v1/traces"
+    assert s.targets["traces"].endpoint == "http://base:5318/v1/traces"
     # gRPC endpoints carry no signal path
-    assert s.targets["metrics"].endpoint == "http://base:4318"
+    assert s.targets["metrics"].endpoint == "http://base:5318"
     assert s.targets["metrics"].protocol == "grpc"
 
 
@@ -127,3 +127,67 @@ def test_bad_input_installs_nothing() -> None:
         otelkit.configure(exporter="memory", protocol="carrier-pigeon")
     after = (trace.get_tracer_provider(), otelkit.current(), list(logging.getLogger().handlers))
     assert after == before
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "message"),
+    [
+        (
+            "localhost:4317",
+            r"endpoint='localhost:4317' has no scheme; write 'http://localhost:4317'",
+        ),
+        (
+            "http//localhost:4318",
+            r"endpoint='http//localhost:4318' has a malformed scheme; write 'http://localhost:4318'",
+        ),
+        ("https:/collector:4318", r"malformed scheme; write 'https://collector:4318'"),
+    ],
+)
+def test_an_endpoint_without_a_proper_scheme_is_refused_with_the_fix(
+    endpoint: str, message: str
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        resolve_settings(endpoint=endpoint)
+
+
+def test_an_environment_endpoint_without_a_scheme_is_named_by_its_variable(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "collector:4318")
+    with pytest.raises(ValueError, match=r"OTEL_EXPORTER_OTLP_ENDPOINT='collector:4318' has no"):
+        resolve_settings()
+    monkeypatch.delenv("OTEL_EXPORTER_OTLP_ENDPOINT")
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_LOGS_ENDPOINT", "logs:4318/v1/logs")
+    with pytest.raises(ValueError, match=r"OTEL_EXPORTER_OTLP_LOGS_ENDPOINT='logs:4318/v1/logs'"):
+        resolve_settings()
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        (
+            {"endpoint": "http://localhost:4317"},
+            r"port 4317, the OTLP grpc port, but the protocol is http/protobuf; "
+            r"use http://localhost:4318 or protocol='grpc'",
+        ),
+        (
+            {"endpoint": "http://collector:4318", "protocol": "grpc"},
+            r"port 4318, the OTLP http/protobuf port, but the protocol is grpc; "
+            r"use http://collector:4317",
+        ),
+    ],
+)
+def test_a_port_that_contradicts_the_protocol_warns(kwargs: dict[str, str], message: str) -> None:
+    with pytest.warns(UserWarning, match=message) as caught:
+        resolve_settings(**kwargs)
+    assert len(caught) == 1  # one warning, not one per signal
+
+
+def test_the_usual_ports_do_not_warn() -> None:
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        resolve_settings(endpoint="http://localhost:4318")
+        resolve_settings(endpoint="http://localhost:4317", protocol="grpc")
+        resolve_settings(endpoint="http://localhost:9999")

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import urllib.parse
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -111,10 +113,28 @@ def _positive_float(
     return number
 
 
+_ACCEPTED_ENDPOINT = "expected a URL with a scheme, such as http://localhost:4318"
+_MISSPELT_SCHEME = re.compile(r"^(https?)(?::/?|//)(?!/)", re.IGNORECASE)
+
+
 def _endpoint(option: str, value: str) -> str:
+    """A validated endpoint URL; ``ValueError`` naming ``option`` and the fix otherwise.
+
+    A scheme is required: ``localhost:4317`` would otherwise be taken for OTLP/HTTP to
+    the gRPC port, and ``http//host:4318`` for a host called ``http``.
+    """
     text = value.strip()
     if "://" not in text:
-        text = "http://" + text  # "host:port" is common for gRPC endpoints
+        misspelt = _MISSPELT_SCHEME.match(text)
+        if misspelt:
+            fix = f"{misspelt.group(1).lower()}://{text[misspelt.end() :]}"
+            problem = "has a malformed scheme"
+        else:
+            fix = f"http://{text}"
+            problem = "has no scheme"
+        raise ValueError(
+            f"otelkit.configure: {option}={value!r} {problem}; write {fix!r} (http:// or https://)"
+        )
     parsed = urllib.parse.urlsplit(text)
     try:
         port = parsed.port
@@ -122,10 +142,27 @@ def _endpoint(option: str, value: str) -> str:
         port = -1
     if parsed.scheme not in ("http", "https") or not parsed.hostname or port == -1:
         raise ValueError(
-            f"otelkit.configure: {option}={value!r} is not a valid endpoint; "
-            "expected a URL such as http://localhost:4318 or host:port"
+            f"otelkit.configure: {option}={value!r} is not a valid endpoint; {_ACCEPTED_ENDPOINT}"
         )
     return text.rstrip("/") if parsed.path in ("", "/") else text
+
+
+_OTLP_PORTS = {4317: "grpc", 4318: "http/protobuf"}
+
+
+def _port_contradiction(option: str, url: str, protocol: str) -> str | None:
+    """A warning when ``url``'s port is the well-known port of the other OTLP protocol."""
+    parsed = urllib.parse.urlsplit(url)
+    expected = _OTLP_PORTS.get(parsed.port or 0)
+    if expected is None or expected == protocol:
+        return None
+    other_port = 4318 if parsed.port == 4317 else 4317
+    host = f"[{parsed.hostname}]" if ":" in (parsed.hostname or "") else parsed.hostname
+    fixed = parsed._replace(netloc=f"{host}:{other_port}", path="").geturl()
+    return (
+        f"otelkit.configure: {option}={url!r} is port {parsed.port}, the OTLP {expected} "
+        f"port, but the protocol is {protocol}; use {fixed} or protocol={expected!r}"
+    )
 
 
 def parse_headers(option: str, value: str | Mapping[str, str]) -> dict[str, str]:
@@ -189,6 +226,11 @@ def _logging_level(value: Any) -> int | None:
     return level
 
 
+def _option_name(option: str, source: str) -> str:
+    """How to name an option in a message: the environment variable it came from, if any."""
+    return source if source not in ("argument", "default") else option
+
+
 def _flag(value: Any) -> bool:
     return str(value).strip().lower() in ("1", "true", "yes", "on")
 
@@ -227,6 +269,7 @@ def resolve_settings(
     base_endpoint = r.pick("endpoint", endpoint, ("OTEL_EXPORTER_OTLP_ENDPOINT",), None)
 
     targets: dict[str, ExportTarget] = {}
+    port_warnings: list[str] = []
     for signal in SIGNALS:
         up = signal.upper()
         sig_protocol = _choice(
@@ -238,10 +281,18 @@ def resolve_settings(
         # appended for OTLP/HTTP (the spec's rule). An explicit argument counts as a base.
         own = _env(f"OTEL_EXPORTER_OTLP_{up}_ENDPOINT") if endpoint in (_UNSET, None) else None
         if own is not None:
-            url = _endpoint(f"OTEL_EXPORTER_OTLP_{up}_ENDPOINT", own)
+            endpoint_option = f"OTEL_EXPORTER_OTLP_{up}_ENDPOINT"
+            url = checked = _endpoint(endpoint_option, own)
         else:
-            base = _endpoint("endpoint", base_endpoint or _DEFAULT_ENDPOINTS[sig_protocol])
-            url = f"{base}/v1/{signal}" if sig_protocol == "http/protobuf" else base
+            endpoint_option = _option_name("endpoint", r.sources["endpoint"])
+            checked = _endpoint(endpoint_option, base_endpoint or _DEFAULT_ENDPOINTS[sig_protocol])
+            url = f"{checked}/v1/{signal}" if sig_protocol == "http/protobuf" else checked
+        r.sources[f"{signal}_endpoint"] = (
+            endpoint_option if own is not None else r.sources["endpoint"]
+        )
+        contradiction = _port_contradiction(endpoint_option, checked, sig_protocol)
+        if contradiction is not None and contradiction not in port_warnings:
+            port_warnings.append(contradiction)
         sig_headers = dict(base_headers_parsed)
         if (own_headers := _env(f"OTEL_EXPORTER_OTLP_{up}_HEADERS")) is not None:
             sig_headers.update(parse_headers(f"OTEL_EXPORTER_OTLP_{up}_HEADERS", own_headers))
@@ -254,6 +305,10 @@ def resolve_settings(
             timeout=_positive_float("OTEL_EXPORTER_OTLP_TIMEOUT (ms)", sig_timeout, scale=1e-3),
             compression=_choice("OTEL_EXPORTER_OTLP_COMPRESSION", sig_compression, COMPRESSIONS),
         )
+
+    if exporter_value == "otlp":
+        for text in port_warnings:
+            warnings.warn(text, UserWarning, stacklevel=3)
 
     sampler_value = r.pick(
         "sampler", sampler, ("OTEL_TRACES_SAMPLER",), None
