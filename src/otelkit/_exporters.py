@@ -243,6 +243,9 @@ def build_pipeline(settings: Settings, drops: DropLedger) -> Pipeline:
             metric_exporter=console_metrics,
             batchers=[spans.core, logs.core],
         )
+    from otelkit._unreachable import quiet_exporter_loggers
+
+    quiet_exporter_loggers()  # otelkit reports failed exports itself, once, in plain words
     span_exporter, log_exporter, metric_exporter = _otlp_exporters(settings.targets)
     counted_spans = _CountingSpanExporter(span_exporter, counts["traces"])
     counted_logs = _CountingLogExporter(log_exporter, counts["logs"])

@@ -13,7 +13,6 @@ import logging
 import os
 import signal
 import socket
-import sys
 import threading
 import time
 import urllib.parse
@@ -134,6 +133,7 @@ class Telemetry:
         self._shutdown_done = False
         self._stop_lock = threading.Lock()
         self._stopped = threading.Event()
+        self._said_unanswered = False
         if pipeline is None:  # OTEL_SDK_DISABLED: the API's no-op providers stay in place
             self.tracer_provider: TracerProvider | None = None
             self.logger_provider: LoggerProvider | None = None
@@ -271,16 +271,23 @@ class Telemetry:
 
     def force_flush(self, timeout: float | None = None) -> bool:
         """Export everything buffered; True when done within ``timeout`` seconds
-        (default ``shutdown_timeout``)."""
+        (default ``shutdown_timeout``).
+
+        When nothing accepts connections at an OTLP endpoint it returns False at once,
+        saying so once on stderr (again only after a flush has succeeded since); the
+        telemetry stays queued for the exporters' own schedule.
+        """
         seconds = self._timeout(timeout)
         if self._pipeline is None or self._shutdown_done:
             return True
+        if self._nobody_answers(seconds):
+            return False
         assert self.tracer_provider is not None
         assert self.logger_provider is not None
         assert self.meter_provider is not None
         millis = int(seconds * 1000)
         tp, lp, mp = self.tracer_provider, self.logger_provider, self.meter_provider
-        return _run_bounded(
+        done = _run_bounded(
             [
                 lambda: tp.force_flush(millis),
                 lambda: lp.force_flush(millis),
@@ -288,6 +295,27 @@ class Telemetry:
             ],
             seconds,
         )
+        if done:
+            self._said_unanswered = False
+        return done
+
+    def _nobody_answers(self, seconds: float) -> bool:
+        """True (and said once) when nothing accepts connections at an OTLP endpoint."""
+        if self.settings.exporter != "otlp" or self.relay_child is not None:
+            return False
+        from otelkit._unreachable import refusing, say
+
+        targets = self.settings.targets
+        refused = refusing((t.endpoint for t in targets.values()), min(seconds, 0.5))
+        if refused and not self._said_unanswered:
+            self._said_unanswered = True
+            where = ", ".join(f"{hp} ({why})" for hp, why in refused.items())
+            say(
+                f"otelkit: force_flush: nothing answers at {where}; the telemetry stays queued, "
+                "not exported. Start a Collector (docker compose up -d), point endpoint= "
+                "(OTEL_EXPORTER_OTLP_ENDPOINT) at one, or set OTELKIT_EXPORTER=console."
+            )
+        return bool(refused)
 
     def shutdown(self, timeout: float | None = None) -> bool:
         """Flush and stop the pipeline within ``timeout`` seconds (default ``shutdown_timeout``).
@@ -341,10 +369,11 @@ class Telemetry:
             for hook in self._pipeline.shutdown_hooks:
                 hook()  # interrupt retries: nothing listens
             deadline = min(deadline, time.monotonic() + 0.5)
-            print(
+            from otelkit._unreachable import say
+
+            say(  # one write: no other thread's output lands in the middle of the line
                 f"otelkit: nothing listens at {self.settings.targets['traces'].endpoint}; "
-                "telemetry still queued was not exported",
-                file=sys.stderr,
+                "telemetry still queued was not exported"
             )
         done = self._stop_providers(deadline)
         if not done:
@@ -409,7 +438,13 @@ def _set_globals(tp: TracerProvider, lp: LoggerProvider, mp: MeterProvider) -> N
 _terminating = threading.Event()
 
 
+def _dbg(msg: str) -> None:
+    if os.environ.get("DBG_SIGTERM"):
+        os.write(2, f"[{os.getpid()} {time.monotonic():.3f}] {msg}\n".encode())
+
+
 def _on_sigterm(signum: int, frame: FrameType | None) -> None:
+    _dbg(f"handler term={_terminating.is_set()} cur={_current is not None} stop={_stopping is not None}")
     """Flush on a thread of its own, then end as the default action would.
 
     The handler returns at once: the thread it interrupted may hold a lock (a buffer's, the
@@ -430,7 +465,9 @@ def _on_sigterm(signum: int, frame: FrameType | None) -> None:
 
 def _shutdown_then_terminate(telemetry: Telemetry) -> None:
     try:
+        _dbg("thread: shutdown")
         telemetry.shutdown()
+        _dbg("thread: shutdown done")
     finally:
         _terminating.set()
         os.kill(os.getpid(), signal.SIGTERM)  # the handler, on the main thread, re-raises
