@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import logging
 import os
 import socket
 import sys
 import time
 import urllib.parse
+import warnings
 from collections.abc import Sequence
 
 from otelkit._config import SIGNALS, Settings, resolve_settings
@@ -20,10 +22,7 @@ __all__ = ["build_parser", "main"]
 _COMMAND_MODULES = ("otelkit.demo", "otelkit.jobs._cli")
 
 
-def _probe(url: str, timeout: float = 1.0) -> str:
-    parsed = urllib.parse.urlsplit(url)
-    host = parsed.hostname or "localhost"
-    port = parsed.port or (443 if parsed.scheme == "https" else 80)
+def _probe(host: str, port: int, timeout: float = 1.0) -> str:
     start = time.monotonic()
     try:
         with socket.create_connection((host, port), timeout=timeout):
@@ -33,38 +32,44 @@ def _probe(url: str, timeout: float = 1.0) -> str:
     return f"answers ({(time.monotonic() - start) * 1000:.1f} ms)"
 
 
+def _seconds(value: float | None) -> str:
+    return "off" if value is None else f"{float(value)} s"
+
+
 def _doctor_rows(settings: Settings) -> list[tuple[str, str, str]]:
+    """``(option, value with its unit, where it came from)`` for every option."""
     src = settings.sources
+
+    def row(option: str, value: str, key: str | None = None) -> tuple[str, str, str]:
+        return (option, value, src.get(key or option, "default"))
+
+    level = settings.logging_level
+    attrs = ",".join(f"{k}={v}" for k, v in sorted(settings.resource_attributes.items()))
     rows = [
-        ("service_name", settings.service_name, src.get("service_name", "default")),
-        ("service_version", str(settings.service_version), src.get("service_version", "default")),
-        ("environment", str(settings.environment), src.get("environment", "default")),
-        (
-            "resource_attributes",
-            str(dict(settings.resource_attributes)),
-            src.get("resource_attributes", "default"),
-        ),
-        ("exporter", settings.exporter, src.get("exporter", "default")),
-        ("sampler", f"{settings.sampler} ({settings.sample_ratio})", src.get("sampler", "default")),
-        ("metric_interval", f"{settings.metric_interval} s", src.get("metric_interval", "default")),
-        (
-            "shutdown_timeout",
-            f"{settings.shutdown_timeout} s",
-            src.get("shutdown_timeout", "default"),
-        ),
-        ("logging_level", str(settings.logging_level), src.get("logging_level", "default")),
-        ("coalesce_window", str(settings.coalesce_window), src.get("coalesce_window", "default")),
-        ("sdk_disabled", str(settings.disabled), "OTEL_SDK_DISABLED"),
+        row("service_name", settings.service_name),
+        row("service_version", settings.service_version or "-"),
+        row("environment", settings.environment or "-"),
+        row("resource_attributes", attrs or "-"),
+        row("exporter", settings.exporter),
+        row("sampler", settings.sampler),
+        row("sample_ratio", str(float(settings.sample_ratio))),
+        row("metric_interval", _seconds(settings.metric_interval)),
+        row("shutdown_timeout", _seconds(settings.shutdown_timeout)),
+        row("logging_level", "off" if level is None else logging.getLevelName(level)),
+        row("coalesce_window", _seconds(settings.coalesce_window)),
+        row("relay", "on" if settings.relay else "off"),
     ]
+    if os.environ.get("OTEL_SDK_DISABLED", "").strip():
+        rows.append(("OTEL_SDK_DISABLED", str(settings.disabled).lower(), "OTEL_SDK_DISABLED"))
     for signal in SIGNALS:
         target = settings.targets[signal]
         headers = ",".join(sorted(target.headers)) or "-"
         rows.append(
             (
-                f"{signal} endpoint",
-                f"{target.endpoint} [{target.protocol}, timeout {target.timeout} s, "
+                f"endpoint ({signal})",
+                f"{target.endpoint} [{target.protocol}, timeout {float(target.timeout)} s, "
                 f"{target.compression}, headers: {headers}]",
-                src.get("endpoint", "default"),
+                src.get(f"{signal}_endpoint", src.get("endpoint", "default")),
             )
         )
     return rows
@@ -78,22 +83,42 @@ def _table(rows: Sequence[Sequence[str]]) -> str:
     )
 
 
+_NEXT_STEPS = """
+Nothing answers there. Next step, one of:
+  docker compose up -d                  start this repository's Collector and Jaeger
+                                        (then run otelkit doctor again)
+  otelkit doctor --endpoint URL         check a Collector elsewhere; configure it with
+                                        endpoint=URL or OTEL_EXPORTER_OTLP_ENDPOINT=URL
+  OTELKIT_EXPORTER=console              no Collector: print traces and logs to the terminal"""
+
+
 def _doctor(args: argparse.Namespace) -> int:
-    try:
-        settings = resolve_settings(endpoint=args.endpoint, protocol=args.protocol)
-    except ValueError as exc:
-        print(f"otelkit doctor: {exc}", file=sys.stderr)
-        return 2
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            settings = resolve_settings(endpoint=args.endpoint, protocol=args.protocol)
+        except ValueError as exc:
+            print(f"otelkit doctor: {exc}", file=sys.stderr)
+            return 2
     print(_table([("option", "value", "from"), *_doctor_rows(settings)]))
+    for warning in caught:
+        print(f"\nwarning: {warning.message}")
     if settings.exporter != "otlp":
         print(f"\nexporter is {settings.exporter!r}: no endpoint to check")
         return 0
     print()
+    by_address: dict[tuple[str, int], list[str]] = {}
+    for signal in SIGNALS:
+        parsed = urllib.parse.urlsplit(settings.targets[signal].endpoint)
+        port = parsed.port or (443 if parsed.scheme == "https" else 80)
+        by_address.setdefault((parsed.hostname or "localhost", port), []).append(signal)
     failures = 0
-    for endpoint in sorted({settings.targets[s].endpoint for s in SIGNALS}):
-        verdict = _probe(endpoint)
+    for (host, port), signals in by_address.items():
+        verdict = _probe(host, port)
         failures += verdict.startswith("unreachable")
-        print(f"{endpoint}: {verdict}")
+        print(f"{host}:{port} ({', '.join(signals)}): {verdict}")
+    if failures:
+        print(_NEXT_STEPS)
     return 1 if failures else 0
 
 
