@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import signal
 import subprocess
 import sys
 import textwrap
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
@@ -53,19 +55,67 @@ def test_show_prints_fields_errors_and_history(jobs, capsys) -> None:
     code, out, _ = _run(capsys, "show", "--db", url, broken)
     assert code == 0
     assert "state      failed" in out
-    assert "attempt 1: ZeroDivisionError: division by zero" in out
+    assert "    ZeroDivisionError: division by zero" in out
     history = out.split("history:")[1].splitlines()
-    assert [line.split()[2:4] for line in history[2:]] == [
+    assert [line.split()[1:3] for line in history[2:]] == [
         ["-", "queued"], ["queued", "running"], ["running", "failed"],
     ]  # fmt: skip
     assert _run(capsys, "show", "--db", url, "missing")[0] == 1
+
+
+def test_show_prints_each_error_with_its_traceback_and_trace_id(
+    sqlite_url, make_store, memory_telemetry, capsys
+) -> None:
+    store = make_store(sqlite_url, tracer_provider=memory_telemetry.tracer_provider)
+
+    @store.job(name="explode", max_attempts=1)
+    def explode(job):
+        raise KeyError("missing-key")
+
+    job_id = explode.enqueue()
+    explode.run(job_id)
+    (span,) = [s for s in memory_telemetry.spans() if s.name.startswith("process")]
+    (send,) = [s for s in memory_telemetry.spans() if s.name.startswith("send")]
+    code, out, _ = _run(capsys, "show", "--db", sqlite_url, job_id)
+    assert code == 0
+    errors = out.split("errors (oldest first):")[1].split("history:")[0]
+    assert f"trace {span.context.trace_id:032x}" in errors
+    assert "    KeyError: 'missing-key'" in errors
+    assert "    Traceback (most recent call last):" in errors
+    assert 'raise KeyError("missing-key")' in errors  # the failing line itself
+    assert f"trace      {send.context.trace_id:032x}" in out  # the enqueue's trace
+
+
+def test_show_prints_data_and_result_as_json_and_times_in_utc(
+    sqlite_url, make_store, capsys
+) -> None:
+    store = make_store(sqlite_url)
+    echo = store.job(name="echo")(lambda job: {"ok": True, "n": None})
+    job_id = echo.enqueue({"path": "a.png", "sizes": [64, 128], "crop": False})
+    echo.run(job_id)
+    code, out, _ = _run(capsys, "show", "--db", sqlite_url, job_id)
+    assert code == 0
+    fields = dict(line.split(None, 1) for line in out.split("\n\n")[0].splitlines())
+    assert json.loads(fields["data"]) == {"path": "a.png", "sizes": [64, 128], "crop": False}
+    assert json.loads(fields["result"]) == {"ok": True, "n": None}
+    for key in ("created", "updated", "finished"):
+        when = datetime.fromisoformat(fields[key].replace("Z", "+00:00"))
+        assert when.utcoffset() == timedelta(0)
+        assert abs((datetime.now(timezone.utc) - when).total_seconds()) < 600
+    history = out.split("history:")[1].splitlines()
+    assert history[1].split()[:2] == ["TIME", "(UTC)"]
+    assert all(line.split()[0].endswith("Z") for line in history[2:])
 
 
 def test_retry_cancel_and_purge(jobs, capsys) -> None:
     store, url, done, broken, waiting = jobs
     code, out, err = _run(capsys, "retry", "--db", url, broken, done)
     assert code == 1  # one of them could not be retried
-    assert f"retry: {broken}" in out and f"{done} skipped (it is succeeded)" in err
+    assert f"retry: {broken} queued again" in out
+    assert (
+        f"retry: {done} left as it is: it already succeeded; only failed or cancelled jobs "
+        "can be retried" in err
+    )
     assert store.get(broken).state is JobState.QUEUED
     assert _run(capsys, "cancel", "--db", url, waiting)[0] == 0
     assert store.get(waiting).state is JobState.CANCELLED
@@ -180,4 +230,57 @@ def test_inspecting_a_database_without_job_tables_says_so(tmp_path, capsys) -> N
     sqlite3.connect(other).execute("create table unrelated (a)").connection.close()
     code, _, err = _run(capsys, "show", "some-id", "--db", str(other))
     assert code == 2
-    assert "has no otelkit job tables (a worker creates them)" in err
+    assert "has no otelkit job tables yet (store.create_schema() or" in err
+
+
+def test_cancel_of_a_finished_job_says_what_happened_to_it(jobs, capsys) -> None:
+    _, url, done, broken, _ = jobs
+    code, _, err = _run(capsys, "cancel", "--db", url, done, broken, "no-such-id")
+    assert code == 1
+    assert f"cancel: {done} left as it is: it already succeeded" in err
+    assert f"cancel: {broken} left as it is: it already failed" in err
+    assert "cancel: no-such-id left as it is: there is no job with this id" in err
+    assert "skipped" not in err and "it is succeeded" not in err
+
+
+def test_a_bare_word_for_db_is_a_usage_error_naming_both_forms(
+    tmp_path, capsys, monkeypatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    code, _, err = _run(capsys, "list", "--db", "jobs")
+    assert code == 2
+    assert "--db: 'jobs' is neither a database URL nor a SQLite file path" in err
+    assert "postgresql://user@host:5432/dbname" in err and "jobs.sqlite3" in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_worker_until_idle_runs_every_ready_job_then_exits(
+    tmp_path, sqlite_url, make_store
+) -> None:
+    (tmp_path / "idle_jobs_app.py").write_text(
+        textwrap.dedent(
+            """
+            from otelkit.jobs import JobStore
+
+            store = JobStore("declared-elsewhere.db")
+
+            @store.job(name="double")
+            def double(job):
+                return job.data * 2
+            """
+        )
+    )
+    store = make_store(sqlite_url)
+    double = store.job(name="double")(lambda job: None)
+    ids = double.enqueue_many([1, 2, 3, 4])
+    later = double.enqueue(5, run_after=3600)  # not ready: not waited for
+    env = dict(os.environ, OTEL_SDK_DISABLED="true", PYTHONPATH=str(tmp_path))
+    result = subprocess.run(
+        [sys.executable, "-m", "otelkit", "jobs", "worker", "--db", sqlite_url,
+         "--import", "idle_jobs_app", "--until-idle"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert [store.get(i).result for i in ids] == [2, 4, 6, 8]
+    assert store.get(later).state is JobState.QUEUED
+    assert "stopped after 4 attempts (no job left to run)" in result.stdout

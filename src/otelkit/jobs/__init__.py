@@ -11,6 +11,7 @@ from otelkit.jobs._model import (
     JobNotReadyError,
     JobState,
     LeaseLostError,
+    SchemaMissingError,
 )
 from otelkit.jobs.decorator import JobFunction
 from otelkit.jobs.store import JobStore, JobTransition
@@ -27,5 +28,6 @@ __all__ = [
     "JobStore",
     "JobTransition",
     "LeaseLostError",
+    "SchemaMissingError",
     "Worker",
 ]

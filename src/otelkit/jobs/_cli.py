@@ -5,11 +5,12 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib
+import json
 import os
 import re
 import sys
 from collections.abc import Iterator, Sequence
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import sqlalchemy as sa
@@ -54,6 +55,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     worker.add_argument("--concurrency", type=int, default=4, help="jobs at once (default 4)")
     worker.add_argument("--batch", type=int, help="jobs per claim (default: concurrency)")
+    worker.add_argument(
+        "--until-idle",
+        action="store_true",
+        help="exit once no job is ready and none is running (default: run until SIGTERM)",
+    )
     worker.set_defaults(func=_worker)
 
     listing = sub.add_parser("list", parents=[db], help="list jobs, most recently updated first")
@@ -86,15 +92,18 @@ def _store(args: argparse.Namespace) -> JobStore:
     if not args.db:
         raise ValueError(f"--db is required (or set ${_DB_ENV})")
     inspecting = args.jobs_command != "worker"
-    if inspecting:
-        url = make_url(args.db)
-        if url.get_backend_name() == "sqlite" and url.database and not os.path.exists(url.database):
-            # Opening it would create an empty file: report instead, leave nothing behind.
-            raise ValueError(f"no job store at {url.database}: the file does not exist")
+    url = make_url(args.db, option="--db")
+    sqlite_file = url.database if url.get_backend_name() == "sqlite" else None
+    if inspecting and sqlite_file and not os.path.exists(sqlite_file):
+        # Opening it would create an empty file: report instead, leave nothing behind.
+        raise ValueError(f"no job store at {url.database}: the file does not exist")
     store = JobStore(args.db, gauges=not inspecting)
     if inspecting and not sa.inspect(store.engine).has_table(jobs_table.name):
         store.close()
-        raise ValueError(f"{args.db} has no otelkit job tables (a worker creates them)")
+        raise ValueError(
+            f"{args.db} has no otelkit job tables yet (store.create_schema() or "
+            "`otelkit jobs worker` creates them)"
+        )
     return store
 
 
@@ -131,8 +140,9 @@ def _worker(args: argparse.Namespace) -> int:
         return _fail(args, exc)
     names = ", ".join(sorted(d.name for d in definitions))
     print(f"otelkit jobs worker {worker.id}: queues {', '.join(worker.queues)}; jobs {names}")
+    sys.stdout.flush()
     try:
-        worker.run()
+        worker.run(until_idle=args.until_idle)
     except KeyboardInterrupt:  # a second signal: jobs in hand were released
         print(f"otelkit jobs worker {worker.id}: interrupted", file=sys.stderr)
         return 130
@@ -140,7 +150,8 @@ def _worker(args: argparse.Namespace) -> int:
         store.close()
         if telemetry is not None:
             telemetry.shutdown()
-    print(f"otelkit jobs worker {worker.id}: stopped after {worker.processed} attempts")
+    why = " (no job left to run)" if args.until_idle else ""
+    print(f"otelkit jobs worker {worker.id}: stopped after {worker.processed} attempts{why}")
     return 0
 
 
@@ -153,7 +164,7 @@ def _worker_store(args: argparse.Namespace, stores: list[JobStore]) -> JobStore:
         raise ValueError(
             f"--db is required (or set ${_DB_ENV}): the modules define {len(stores)} JobStores"
         )
-    wanted = make_url(args.db).render_as_string(hide_password=False)
+    wanted = make_url(args.db, option="--db").render_as_string(hide_password=False)
     for store in stores:
         if store.engine.url.render_as_string(hide_password=False) == wanted:
             return store
@@ -227,13 +238,18 @@ def _show(args: argparse.Namespace) -> int:
         return 1
     print(_table(_fields(job)))
     if job.errors:
-        print("\nerrors:")
+        print("\nerrors (oldest first):")
         for error in job.errors:
-            print(f"  attempt {error.attempt}: {error.type}: {error.message}")
-    rows = [("TIME", "FROM", "TO", "ATTEMPT", "WORKER", "ERROR")]
+            at = _when(datetime.fromtimestamp(error.at, tz=timezone.utc), precise=True)
+            trace = f"  trace {error.trace_id}" if error.trace_id else ""
+            print(f"  attempt {error.attempt} at {at}{trace}")
+            print(f"    {error.type}: {error.message}")
+            for line in error.traceback.rstrip().splitlines():
+                print(f"    {line}")
+    rows = [("TIME (UTC)", "FROM", "TO", "ATTEMPT", "WORKER", "ERROR")]
     rows += [
         (
-            _when(t.at),
+            _when(t.at, precise=True),
             t.from_state or "-",
             t.to_state,
             str(t.attempt),
@@ -248,6 +264,9 @@ def _show(args: argparse.Namespace) -> int:
 
 
 def _fields(job: Job) -> list[tuple[str, str]]:
+    lease = "-"
+    if job.state is JobState.RUNNING and job.lease_owner:
+        lease = f"{job.lease_owner} until {_when(job.lease_expires)}"
     return [
         ("id", job.id),
         ("name", job.name),
@@ -255,29 +274,49 @@ def _fields(job: Job) -> list[tuple[str, str]]:
         ("state", job.state.value),
         ("attempt", f"{job.attempt} of {job.max_attempts}"),
         ("priority", str(job.priority)),
-        ("data", _short(repr(job.data), 200)),
-        ("result", _short(repr(job.result), 200)),
+        ("data", _json(job.data)),
+        ("result", _json(job.result)),
+        ("trace", job.trace_id or "-"),
         ("created", _when(job.created_at)),
         ("updated", _when(job.updated_at)),
         ("run after", _when(job.run_after)),
         ("finished", _when(job.finished_at)),
-        ("lease", f"{job.lease_owner or '-'} until {_when(job.lease_expires)}"),
+        ("lease", lease),
     ]
+
+
+# What an operator action found instead of a state it accepts, in plain words.
+_FOUND = {
+    JobState.QUEUED: "it is queued and has not run yet",
+    JobState.RUNNING: "it is running now",
+    JobState.RETRYING: "it is waiting for its next attempt",
+    JobState.SUCCEEDED: "it already succeeded",
+    JobState.FAILED: "it already failed",
+    JobState.CANCELLED: "it was already cancelled",
+}
+_ACCEPTS = {
+    "retry": "only failed or cancelled jobs can be retried",
+    "cancel": "only queued, retrying or running jobs can be cancelled",
+}
 
 
 def _operate(args: argparse.Namespace) -> int:
     failures = 0
+    past = {"retry": "queued again", "cancel": "cancelled"}[args.operation]
     try:
         with _session(args) as store:
             action = store.retry if args.operation == "retry" else store.cancel
             for job_id in args.job_ids:
                 if action(job_id):
-                    print(f"{args.operation}: {job_id}")
+                    print(f"{args.operation}: {job_id} {past}")
                     continue
                 failures += 1
                 job = store.get(job_id)
-                reason = "no such job" if job is None else f"it is {job.state.value}"
-                print(f"{args.operation}: {job_id} skipped ({reason})", file=sys.stderr)
+                if job is None:
+                    reason = "there is no job with this id"
+                else:
+                    reason = f"{_FOUND[job.state]}; {_ACCEPTS[args.operation]}"
+                print(f"{args.operation}: {job_id} left as it is: {reason}", file=sys.stderr)
     except ValueError as exc:
         return _fail(args, exc)
     return 1 if failures else 0
@@ -302,8 +341,19 @@ def _duration(text: str) -> timedelta:
     return timedelta(seconds=float(match.group(1)) * _UNITS[match.group(2)])
 
 
-def _when(value: datetime | None) -> str:
-    return "-" if value is None else value.strftime("%Y-%m-%d %H:%M:%S")
+def _when(value: datetime | None, *, precise: bool = False) -> str:
+    """UTC, ISO 8601 with its zone: ``2026-11-22T16:02:11Z`` (``precise``: milliseconds)."""
+    if value is None:
+        return "-"
+    text = value.astimezone(timezone.utc).isoformat(
+        timespec="milliseconds" if precise else "seconds"
+    )
+    return text.removesuffix("+00:00") + "Z"
+
+
+def _json(value: Any) -> str:
+    """A stored JSON value, printed as JSON."""
+    return json.dumps(value, ensure_ascii=False)
 
 
 def _short(text: str, width: int = 60) -> str:

@@ -2,12 +2,18 @@
 
 SQLite: WAL journal, a busy timeout, and transactions begun by us so that write
 transactions are ``BEGIN IMMEDIATE`` (the claim must hold the write lock from its first
-read). PostgreSQL: ``postgresql://`` means psycopg 3.
+read). PostgreSQL: ``postgresql://`` means psycopg 3 (the ``postgres`` extra).
+
+What a string means: text starting with a scheme (``postgresql:``, ``sqlite:``) is a URL and
+must parse as one; any other text is a SQLite file path if it ends in ``.db``, ``.sqlite`` or
+``.sqlite3`` or contains a path separator. Anything else (a bare word such as ``jobs`` or
+``not-a-url``) is refused: it is more often a mistyped URL than a wanted file name.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import sqlite3
 from typing import Any
 
@@ -21,6 +27,15 @@ WRITE = "otelkit_write"
 
 _MIN_SQLITE = (3, 35, 0)  # UPDATE ... RETURNING
 _CONFIGURED = "_otelkit_jobs_configured"
+_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]+):")  # two letters at least: not "C:"
+_SQLITE_SUFFIXES = (".db", ".sqlite", ".sqlite3")
+_OPTION = "JobStore(url_or_engine)"
+_FORMS = (
+    "pass a URL such as 'postgresql://user@host:5432/dbname' or 'sqlite:///jobs.sqlite3', "
+    "or a SQLite file path that ends in .db, .sqlite or .sqlite3 or contains a '/' "
+    "(such as 'jobs.sqlite3' or './data/jobs')"
+)
+POSTGRES_EXTRA = "pip install 'otelkit[postgres]'"
 
 
 def make_engine(url_or_engine: object, *, sqlite_busy_timeout: float = 30.0) -> sa.Engine:
@@ -28,7 +43,16 @@ def make_engine(url_or_engine: object, *, sqlite_busy_timeout: float = 30.0) -> 
     if isinstance(url_or_engine, sa.Engine):
         engine = url_or_engine
     elif isinstance(url_or_engine, (str, os.PathLike)):
-        engine = sa.create_engine(_url(os.fspath(url_or_engine)))
+        url = make_url(url_or_engine)
+        try:
+            engine = sa.create_engine(url)
+        except ImportError as exc:
+            if url.get_backend_name() != "postgresql":
+                raise
+            raise ValueError(
+                f"{_OPTION}: {url.render_as_string()!r} needs the PostgreSQL driver psycopg 3, "
+                f"which is not installed ({exc}); install it with: {POSTGRES_EXTRA}"
+            ) from exc
     else:
         raise TypeError(
             "JobStore: url_or_engine must be a database URL, a SQLite file path or a "
@@ -55,22 +79,43 @@ def make_engine(url_or_engine: object, *, sqlite_busy_timeout: float = 30.0) -> 
     return engine
 
 
-def make_url(text: str) -> sa.URL:
-    """The URL a store would use for ``text`` (a URL or a SQLite file path)."""
-    return _url(text)
+def make_url(value: str | os.PathLike[str], *, option: str = _OPTION) -> sa.URL:
+    """The URL a store would use for ``value`` (a URL, or a SQLite file path).
 
-
-def _url(text: str) -> sa.URL:
-    if "://" not in text:
-        return sa.make_url("sqlite:///" + os.path.abspath(text))
+    Raises ``ValueError`` naming ``option`` for text that is neither (see the module doc).
+    """
+    if isinstance(value, os.PathLike):  # a Path object: a file, whatever its name
+        return sa.make_url("sqlite:///" + os.path.abspath(os.fspath(value)))
+    if not isinstance(value, str):
+        raise TypeError(f"{option}: expected a str, got {type(value).__name__}")
+    text = value.strip()
+    scheme = _SCHEME.match(text)
+    if scheme is None:
+        separators = {"/", os.sep, os.altsep or "/"}
+        if text.lower().endswith(_SQLITE_SUFFIXES) or any(sep in text for sep in separators):
+            return sa.make_url("sqlite:///" + os.path.abspath(text))
+        raise ValueError(
+            f"{option}: {value!r} is neither a database URL nor a SQLite file path; {_FORMS}"
+        )
+    name = scheme.group(1)
+    if not text[scheme.end() :].startswith("//"):
+        raise ValueError(
+            f"{option}: {value!r} is a malformed URL: '{name}:' must be followed by '//' "
+            f"(e.g. '{name}://user@host:5432/dbname'); {_FORMS}"
+        )
     try:
         url = sa.make_url(text)
-    except sa.exc.ArgumentError as exc:
-        raise ValueError(f"JobStore: not a database URL: {text!r} ({exc})") from None
+    except (sa.exc.ArgumentError, ValueError) as exc:
+        raise ValueError(
+            f"{option}: {value!r} is a malformed URL ({exc}); the form is "
+            "'postgresql://user:password@host:port/dbname' or 'sqlite:///path/to/jobs.sqlite3'"
+        ) from None
     if url.drivername in ("postgresql", "postgres"):
         url = url.set(drivername="postgresql+psycopg")
     if url.get_backend_name() not in ("sqlite", "postgresql"):
-        raise ValueError(f"JobStore supports SQLite and PostgreSQL, got {url.drivername!r} URL")
+        raise ValueError(
+            f"{option}: otelkit.jobs supports SQLite and PostgreSQL, got a {url.drivername!r} URL"
+        )
     return url
 
 

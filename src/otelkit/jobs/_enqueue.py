@@ -12,7 +12,7 @@ import sqlalchemy as sa
 
 from otelkit.jobs._execute import Definition
 from otelkit.jobs._model import JobState, check_json
-from otelkit.jobs._schema import db_now, jobs
+from otelkit.jobs._schema import db_now, jobs, require_schema
 from otelkit.jobs._telemetry import JobTelemetry, error_type
 
 __all__ = ["enqueue"]
@@ -71,7 +71,7 @@ def enqueue(
             errors=[],
         )
         try:
-            with writer.begin() as conn:
+            with require_schema(writer), writer.begin() as conn:
                 conn.execute(stmt, rows)
         except sa.exc.IntegrityError as exc:
             tel.sent(span=span, name=d.name, queue=d.queue, count=len(rows), error="duplicate_id")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
+import logging
 import random
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -24,12 +25,22 @@ from otelkit._clock import Clock
 from otelkit._errors import report_internal_error
 from otelkit.jobs._claim import LOST, Transition
 from otelkit.jobs._lease import Lease, LeaseKeeper
-from otelkit.jobs._model import Backoff, Job, JobError, JobState, check_json, from_epoch
+from otelkit.jobs._model import (
+    Backoff,
+    Job,
+    JobError,
+    JobState,
+    check_json,
+    from_epoch,
+    trace_id_of,
+)
 from otelkit.jobs._telemetry import Counts, JobTelemetry, error_type, format_error
 
 __all__ = ["Attempt", "Definition", "Runner", "job_from_mapping", "job_from_row"]
 
 _INTERRUPTS = (KeyboardInterrupt, SystemExit, asyncio.CancelledError, GeneratorExit)
+log = logging.getLogger("otelkit.jobs")
+"""Failed attempts: a WARNING when the job will be retried, an ERROR when it failed for good."""
 
 
 @dataclass(frozen=True)
@@ -72,6 +83,7 @@ def job_from_mapping(m: Mapping[Any, Any]) -> Job:
         lease_expires=from_epoch(m["lease_expires"]),
         errors=tuple(JobError.from_json(e) for e in (m["errors"] or ())),
         result=m["result"],
+        trace_id=trace_id_of(m["trace_context"]),
     )
 
 
@@ -241,9 +253,42 @@ class Runner:
         kind, message, text = format_error(exc)
         attempt.error = kind
         self._telemetry.failed_attempt(attempt.span, exc)
+        trace_id = _trace_id(attempt.span)
         self._fail_with(
-            attempt, JobError(attempt.job.attempt, kind, message, text, self._clock.time())
+            attempt,
+            JobError(attempt.job.attempt, kind, message, text, self._clock.time(), trace_id),
         )
+        self._log_failure(attempt, f"raised {kind}: {message}", exc)
+
+    def _log_failure(self, attempt: Attempt, what: str, exc: BaseException | None) -> None:
+        """One log record per failed attempt, in the attempt's span (so it carries its trace)."""
+        job, transition = attempt.job, attempt.transition
+        retrying = transition is not None and transition.to is JobState.RETRYING
+        if retrying:
+            assert transition is not None
+            outcome = f"will be retried in {transition.delay:.1f} s"
+        else:
+            outcome = "no attempt is left: the job failed"
+        try:
+            with trace.use_span(attempt.span, end_on_exit=False, record_exception=False):
+                log.log(
+                    logging.WARNING if retrying else logging.ERROR,
+                    "job %s (id %s) attempt %d of %d %s; %s",
+                    job.name,
+                    job.id,
+                    job.attempt,
+                    job.max_attempts,
+                    what,
+                    outcome,
+                    exc_info=exc,
+                    extra={
+                        "otelkit.job.name": job.name,
+                        "messaging.message.id": job.id,
+                        "otelkit.job.attempt": job.attempt,
+                    },
+                )
+        except Exception as report:  # noqa: BLE001 - logging never breaks the worker
+            report_internal_error("jobs.log", report)
 
     def _fail_with(self, attempt: Attempt, error: JobError) -> None:
         job = attempt.job
@@ -270,6 +315,7 @@ class Runner:
             f"(registered: {known})",
             traceback="",
             at=self._clock.time(),
+            trace_id=_trace_id(attempt.span),
         )
         attempt.error = error.type
         attempt.span.set_attribute("error.type", error.type)
@@ -282,6 +328,7 @@ class Runner:
             errors=attempt.errors,
             last_error=f"{error.type}: {error.message}",
         )
+        self._log_failure(attempt, f"could not start: {error.message}", None)
 
     def release(self, attempt: Attempt, reason: str) -> None:
         """Give the job back (interrupt, shutdown): ``retrying``, ready at once."""
@@ -380,3 +427,8 @@ class Runner:
 
 async def _await(value: Any) -> Any:
     return await value
+
+
+def _trace_id(span: Span) -> str:
+    context = span.get_span_context()
+    return f"{context.trace_id:032x}" if context.is_valid else ""

@@ -17,8 +17,10 @@ __all__ = [
     "JobNotReadyError",
     "JobState",
     "LeaseLostError",
+    "SchemaMissingError",
     "check_json",
     "from_epoch",
+    "trace_id_of",
 ]
 
 
@@ -32,6 +34,10 @@ class JobNotReadyError(RuntimeError):
 
 class LeaseLostError(RuntimeError):
     """The attempt ended after its lease was lost; its result was rejected and recorded."""
+
+
+class SchemaMissingError(ValueError):
+    """The store's database has no job tables yet: call ``store.create_schema()`` once."""
 
 
 class JobState(str, enum.Enum):
@@ -69,6 +75,16 @@ def check_json(value: Any, *, option: str) -> str:
         ) from None
 
 
+def trace_id_of(carrier: Any) -> str | None:
+    """The trace id in a stored W3C carrier (``{"traceparent": "00-<trace>-<span>-01"}``)."""
+    if not isinstance(carrier, dict):
+        return None
+    parts = str(carrier.get("traceparent", "")).split("-")
+    if len(parts) == 4 and len(parts[1]) == 32 and parts[1] != "0" * 32:
+        return parts[1]
+    return None
+
+
 def from_epoch(value: float | None) -> datetime | None:
     """Database epoch seconds to an aware UTC datetime."""
     return None if value is None else datetime.fromtimestamp(value, tz=timezone.utc)
@@ -84,16 +100,21 @@ class JobError:
     traceback: str
     at: float
     """Worker wall-clock time (epoch seconds) when the attempt failed."""
+    trace_id: str = ""
+    """The trace of the attempt's ``process`` span (32 hex digits; empty if not sampled)."""
 
     def to_json(self) -> dict[str, Any]:
         """The stored form."""
-        return {
+        stored: dict[str, Any] = {
             "attempt": self.attempt,
             "type": self.type,
             "message": self.message,
             "traceback": self.traceback,
             "at": self.at,
         }
+        if self.trace_id:
+            stored["trace_id"] = self.trace_id
+        return stored
 
     @classmethod
     def from_json(cls, item: dict[str, Any]) -> JobError:
@@ -104,6 +125,7 @@ class JobError:
             message=str(item.get("message", "")),
             traceback=str(item.get("traceback", "")),
             at=float(item.get("at", 0.0)),
+            trace_id=str(item.get("trace_id", "")),
         )
 
 
@@ -161,6 +183,8 @@ class Job:
     lease_expires: datetime | None = None
     errors: tuple[JobError, ...] = ()
     result: Any = None
+    trace_id: str | None = None
+    """The trace of the ``send`` span that enqueued the job (32 hex digits), if recorded."""
     _result_box: list[Any] = field(default_factory=list, repr=False, compare=False)
 
     def set_result(self, value: Any) -> None:

@@ -24,7 +24,7 @@ from otelkit.jobs import _claim
 from otelkit.jobs._execute import Attempt, Definition, Runner
 from otelkit.jobs._fastsql import RawStatement, in_transaction
 from otelkit.jobs._model import Job, JobNotFoundError, JobNotReadyError, JobState, LeaseLostError
-from otelkit.jobs._schema import jobs
+from otelkit.jobs._schema import jobs, require_schema
 
 __all__ = ["RunNow", "new_owner", "outcome"]
 
@@ -100,7 +100,7 @@ class RunNow:
                 )
             return rows
 
-        with suppress_instrumentation():
+        with suppress_instrumentation(), require_schema(self._engine):
             rows = in_transaction(self._engine, claim)
         if not rows:
             job = self._get_job(job_id)

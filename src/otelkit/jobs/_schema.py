@@ -8,6 +8,8 @@ the same on SQLite and PostgreSQL. The history table is filled by triggers: ever
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 import sqlalchemy as sa
@@ -16,15 +18,21 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 
+from otelkit.jobs._model import SchemaMissingError
+
 __all__ = [
     "JSON",
     "RUNNING_SQL",
     "WAITING_SQL",
     "create_schema",
     "db_now",
+    "drop_schema",
+    "has_schema",
     "history",
     "jobs",
     "metadata",
+    "missing_schema",
+    "require_schema",
 ]
 
 # Literal predicates (not bound parameters) so both planners can match the partial indexes.
@@ -172,3 +180,45 @@ def create_schema(engine: sa.Engine) -> None:
         metadata.create_all(conn, checkfirst=True)
         for ddl in _PG_DDL[1:] if postgres else _SQLITE_DDL:
             conn.exec_driver_sql(ddl)
+
+
+def drop_schema(engine: sa.Engine) -> None:
+    """Drop the tables, triggers and trigger functions (the demo's clean-up)."""
+    with engine.begin() as conn:
+        metadata.drop_all(conn, checkfirst=True)
+        if engine.dialect.name == "postgresql":
+            for function in ("otelkit_jobs_history_insert", "otelkit_jobs_history_update"):
+                conn.exec_driver_sql(f"DROP FUNCTION IF EXISTS {function}()")
+
+
+def has_schema(engine: sa.Engine) -> bool:
+    """Whether the jobs table exists."""
+    return sa.inspect(engine).has_table(jobs.name)
+
+
+@contextlib.contextmanager
+def require_schema(engine: sa.Engine) -> Iterator[None]:
+    """Turn a database error caused by missing job tables into :class:`SchemaMissingError`.
+
+    The check runs only after an error, so the normal path costs nothing.
+    """
+    try:
+        yield
+    except sa.exc.DBAPIError as exc:
+        try:
+            missing = not has_schema(engine)
+        except Exception:  # noqa: BLE001 - the database is away: the original error says more
+            missing = False
+        if missing:
+            raise missing_schema(engine) from exc
+        raise
+
+
+def missing_schema(engine: sa.Engine) -> SchemaMissingError:
+    """The error for a store whose database has no job tables."""
+    where = engine.url.render_as_string(hide_password=True)
+    return SchemaMissingError(
+        f"JobStore: the job tables do not exist in {where} yet; call store.create_schema() "
+        "once before enqueuing or querying (it is idempotent), or start "
+        "`otelkit jobs worker`, which creates them"
+    )

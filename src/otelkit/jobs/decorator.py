@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import keyword
 import math
+import sys
 from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from otelkit.jobs._execute import Definition
@@ -15,7 +18,7 @@ from otelkit.jobs._model import Backoff, Job, JobState
 if TYPE_CHECKING:
     from otelkit.jobs.store import JobStore
 
-__all__ = ["JobFunction", "define"]
+__all__ = ["JobFunction", "default_name", "define"]
 
 R = TypeVar("R")
 RunAfter = datetime | timedelta | float | None
@@ -37,7 +40,7 @@ def define(
             f"got {type(fn).__name__}"
         )
     if name is None:
-        name = f"{fn.__module__}.{fn.__qualname__}"
+        name = default_name(fn)
     if not isinstance(name, str) or not name or len(name) > 200:
         raise ValueError(f"store.job: name must be a non-empty str (<= 200 chars), got {name!r}")
     if not isinstance(queue, str) or not queue or len(queue) > 200:
@@ -61,6 +64,46 @@ def define(
         lease=float(lease),
         backoff=backoff or Backoff(),
     )
+
+
+def default_name(fn: Callable[..., Any]) -> str:
+    """``module.qualname``, with the importable name of the module for ``__main__``.
+
+    A worker process finds a function by this name, so it must name a module the worker can
+    import: a script ``thumbs.py`` run as ``python thumbs.py`` defines ``thumbs.<function>``
+    (``python -m pkg.mod``: ``pkg.mod.<function>``). Where ``__main__`` has no importable
+    name (an interactive session, ``python -c``, a file like ``my-jobs.py``) there is no
+    default: ``ValueError`` asks for ``name=``.
+    """
+    module = getattr(fn, "__module__", None) or "__main__"
+    qualname = getattr(fn, "__qualname__", None) or getattr(fn, "__name__", repr(fn))
+    if module == "__main__":
+        main_name = _main_module_name()
+        if main_name is None:
+            raise ValueError(
+                f"store.job: {qualname} is defined in __main__ (an interactive session, "
+                "python -c, or a script whose file name is not a module name), which no "
+                "worker process can import, so a worker could never run its jobs; pass "
+                "name=... (and register the same function under that name in the module "
+                "the worker imports: otelkit jobs worker --import MODULE), or define it in "
+                "a module"
+            )
+        module = main_name
+    return f"{module}.{qualname}"
+
+
+def _main_module_name() -> str | None:
+    main = sys.modules.get("__main__")
+    spec = getattr(main, "__spec__", None)
+    spec_name = getattr(spec, "name", None)
+    if isinstance(spec_name, str) and spec_name and spec_name != "__main__":
+        return spec_name  # python -m pkg.mod
+    path = getattr(main, "__file__", None)
+    if isinstance(path, str) and path:
+        stem = Path(path).stem
+        if stem.isidentifier() and not keyword.iskeyword(stem):
+            return stem
+    return None
 
 
 class JobFunction(Generic[R]):

@@ -28,7 +28,14 @@ from otelkit.jobs._model import (
     JobState,
 )
 from otelkit.jobs._runnow import RunNow
-from otelkit.jobs._schema import create_schema, db_now, jobs
+from otelkit.jobs._schema import (
+    create_schema,
+    db_now,
+    has_schema,
+    jobs,
+    missing_schema,
+    require_schema,
+)
 from otelkit.jobs._telemetry import Counts, GaugeSnapshot, JobTelemetry, TraceMode
 from otelkit.jobs.decorator import JobFunction, define
 
@@ -87,6 +94,7 @@ class JobStore:
         self._run = RunNow(self._engine, self._runner, get_job=self.get, cycle=self._cycle)
         self._gauge_cache: tuple[float, GaugeSnapshot | None] | None = None
         self._closed = False
+        self._schema_seen = False
         if gauges:
             self._telemetry.observe(self._gauge_snapshot)
         # A forked child must not reuse the parent's pooled connections.
@@ -110,8 +118,22 @@ class JobStore:
         return dict(self._registry)
 
     def create_schema(self) -> None:
-        """Create the tables, indexes and history triggers if they do not exist yet."""
+        """Create the tables, indexes and history triggers if they do not exist yet.
+
+        Call it once before the store is used (it is idempotent; ``otelkit jobs worker``
+        calls it). A store used before raises :class:`SchemaMissingError` saying so.
+        """
         create_schema(self._engine)
+        self._schema_seen = True
+
+    def _check_schema(self) -> None:
+        """Raise :class:`SchemaMissingError` if the job tables do not exist."""
+        if self._schema_seen:
+            return
+        with suppress_instrumentation():
+            if not has_schema(self._engine):
+                raise missing_schema(self._engine)
+        self._schema_seen = True
 
     def close(self) -> None:
         """Stop lease renewal and gauge queries, and close pooled connections."""
@@ -304,12 +326,14 @@ class JobStore:
     # -- queries and operator actions --------------------------------------------------------
     def get(self, job_id: str) -> Job | None:
         """The job with this id, or None."""
-        return _admin.get(self._engine, job_id)
+        with require_schema(self._engine):
+            return _admin.get(self._engine, job_id)
 
     def count_by_state(self, *, queue: str | None = None) -> dict[JobState, int]:
         """How many jobs are in each state (every state present, zeros included), optionally
         for one queue: one grouped query, not a listing."""
-        counts, _ = _admin.gauges(self._engine)
+        with require_schema(self._engine):
+            counts, _ = _admin.gauges(self._engine)
         totals = dict.fromkeys(JobState, 0)
         for (job_queue, status), count in counts.items():
             if queue is None or job_queue == queue:
@@ -325,33 +349,39 @@ class JobStore:
         limit: int = 50,
     ) -> list[Job]:
         """Jobs, most recently updated first, optionally filtered by state, queue and name."""
-        return _admin.list_jobs(self._engine, states=states, queue=queue, name=name, limit=limit)
+        with require_schema(self._engine):
+            return _admin.list_jobs(
+                self._engine, states=states, queue=queue, name=name, limit=limit
+            )
 
     def transitions(self, job_id: str) -> list[JobTransition]:
         """A job's state changes, oldest first (``lost`` rows: rejected late results)."""
-        return _admin.transitions(self._engine, job_id)
+        with require_schema(self._engine):
+            return _admin.transitions(self._engine, job_id)
 
     def retry(self, job_id: str) -> bool:
         """Queue a ``failed`` or ``cancelled`` job again with fresh attempts (errors kept)."""
-        return _admin.operate(
-            self._writer,
-            job_id,
-            ("failed", "cancelled"),
-            status="queued",
-            attempt=0,
-            run_after=db_now(),
-            finished_at=None,
-        )
+        with require_schema(self._engine):
+            return _admin.operate(
+                self._writer,
+                job_id,
+                ("failed", "cancelled"),
+                status="queued",
+                attempt=0,
+                run_after=db_now(),
+                finished_at=None,
+            )
 
     def cancel(self, job_id: str) -> bool:
         """Cancel a job that has not finished; a running attempt's result will be rejected."""
-        return _admin.operate(
-            self._writer,
-            job_id,
-            ("queued", "retrying", "running"),
-            status="cancelled",
-            finished_at=db_now(),
-        )
+        with require_schema(self._engine):
+            return _admin.operate(
+                self._writer,
+                job_id,
+                ("queued", "retrying", "running"),
+                status="cancelled",
+                finished_at=db_now(),
+            )
 
     def purge(
         self,
@@ -360,4 +390,5 @@ class JobStore:
         states: Iterable[JobState | str] = _admin.FINAL_STATES,
     ) -> int:
         """Delete final jobs (and their history) last updated more than ``older_than`` ago."""
-        return _admin.purge(self._writer, older_than=older_than, states=states)
+        with require_schema(self._engine):
+            return _admin.purge(self._writer, older_than=older_than, states=states)

@@ -107,16 +107,19 @@ class Worker:
         self._inline: deque[tuple[Attempt, Future[Any]]] = deque()
 
     # -- public --------------------------------------------------------------------------------
-    def run(self) -> None:
+    def run(self, *, until_idle: bool = False) -> None:
         """Run until :meth:`stop` (or SIGTERM/SIGINT when called in the main thread).
 
-        On stop, jobs not started yet are released at once; running ones get
-        ``shutdown_timeout`` seconds to finish, then are released (async ones cancelled).
-        A second signal stops at once, releasing everything in hand.
+        With ``until_idle=True`` it also returns as soon as no job is ready and none is in
+        hand (jobs waiting for a future ``run_after`` are not waited for): a script's or a
+        one-off's "drain the queue, then exit". On stop, jobs not started yet are released
+        at once; running ones get ``shutdown_timeout`` seconds to finish, then are released
+        (async ones cancelled). A second signal stops at once, releasing everything in hand.
+        Raises :class:`~otelkit.jobs.SchemaMissingError` if the store has no job tables.
         """
         restore = self._install_signals()
         try:
-            self._serve(until_idle=False, timeout=None)
+            self._serve(until_idle=until_idle, timeout=None)
         finally:
             restore()
 
@@ -138,6 +141,7 @@ class Worker:
 
     # -- loop ----------------------------------------------------------------------------------
     def _serve(self, *, until_idle: bool, timeout: float | None) -> None:
+        self._store._check_schema()  # a clear error, not a loop of logged database errors
         with self._cond:
             self._stopping = False
         deadline = None if timeout is None else time.monotonic() + timeout
