@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from otelkit.demo import DemoOptions
-from otelkit.testing import OtlpSink, RotelCollector, proto_attributes, wait_until
+from otelkit.testing import OtlpSink, RotelCollector, free_port, proto_attributes, wait_until
 
 
 def _run_demo(*args: str, marker: str) -> subprocess.CompletedProcess[str]:
@@ -128,3 +128,26 @@ def test_demo_draws_its_traces_in_the_terminal_without_a_collector() -> None:
 def test_demo_rejects_bad_options(kwargs: dict[str, object], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         DemoOptions(**kwargs)  # type: ignore[arg-type]
+
+
+def test_demo_with_nothing_listening_says_so_and_links_nothing() -> None:
+    marker = uuid.uuid4().hex
+    endpoint = f"http://127.0.0.1:{free_port()}"
+    result = _run_demo("--workers", "1", "--endpoint", endpoint, marker=marker)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "http://localhost:16686/trace/" not in out  # no links to traces never exported
+    assert f"Nothing was exported: no Collector accepted the telemetry sent to {endpoint}" in out
+    assert "none exported" in out and "coalescing 0:1" not in out
+    assert "the retried job (flaky):" in out and "process demo [consumer]" in out  # drawn
+    assert "Transient error" not in result.stderr and "retrying in" not in result.stderr
+    assert all(line.startswith("otelkit") for line in result.stderr.splitlines()), result.stderr
+    assert _processes_with(marker) == []
+
+
+def test_the_summary_gives_no_ratio_when_nothing_was_exported() -> None:
+    from otelkit.demo._report import DemoSummary, summary_table
+
+    table = summary_table(DemoSummary(logs_emitted=3488, logs_exported=0, logs_failed=51))
+    assert "3488 emitted -> none exported, 51 failed to export" in table
+    assert "coalescing" not in table

@@ -11,7 +11,14 @@ from opentelemetry.trace import SpanKind
 
 from otelkit._console import render_trace
 
-__all__ = ["DemoSummary", "find_job_traces", "progress_line", "render_job_trace", "summary_table"]
+__all__ = [
+    "DemoSummary",
+    "export_notice",
+    "find_job_traces",
+    "progress_line",
+    "render_job_trace",
+    "summary_table",
+]
 
 JAEGER_TRACE_URL = "http://localhost:16686/trace/{trace_id}"
 
@@ -25,6 +32,11 @@ class DemoSummary:
     jobs: dict[str, int] = field(default_factory=dict)
     logs_emitted: int = 0
     logs_exported: int = 0
+    logs_failed: int = 0
+    spans_exported: int = 0
+    spans_failed: int = 0
+    endpoint: str | None = None
+    """The Collector exported to (None: drawn in the terminal)."""
     relay_dropped: int = 0
     relay_records: int = 0
     relay_metric_points: int = 0
@@ -49,14 +61,17 @@ def progress_line(
 
 def summary_table(s: DemoSummary) -> str:
     """The end-of-run table."""
-    ratio = s.logs_emitted / s.logs_exported if s.logs_exported else 0.0
     jobs = ", ".join(f"{state} {count}" for state, count in sorted(s.jobs.items()) if count)
+    if s.logs_exported:
+        ratio = s.logs_emitted / s.logs_exported
+        logs = f"{s.logs_emitted} emitted -> {s.logs_exported} exported (coalescing {ratio:.0f}:1)"
+    else:
+        logs = f"{s.logs_emitted} emitted -> none exported"
+    if s.logs_failed:
+        logs += f", {s.logs_failed} failed to export"
     rows = [
         ("jobs by final state", jobs or "none"),
-        (
-            "log records",
-            f"{s.logs_emitted} emitted -> {s.logs_exported} exported (coalescing {ratio:.0f}:1)",
-        ),
+        ("log records", logs),
         (
             "relay",
             f"{s.relay_records} records and {s.relay_metric_points} metric points from "
@@ -74,6 +89,21 @@ def summary_table(s: DemoSummary) -> str:
     lines = [title, "-" * len(title)]
     lines += [f"{name.ljust(width)}  {value}" for name, value in rows]
     return "\n".join(lines)
+
+
+def export_notice(s: DemoSummary) -> str:
+    """Why there are no Jaeger links: the Collector accepted nothing, or not everything."""
+    if s.spans_exported == 0:
+        return (
+            f"Nothing was exported: no Collector accepted the telemetry sent to {s.endpoint} "
+            "(start one with `docker compose up -d`, check it with `otelkit doctor`). "
+            "No Jaeger links; the traces, drawn here instead:"
+        )
+    return (
+        f"The Collector at {s.endpoint} accepted {s.spans_exported} of "
+        f"{s.spans_exported + s.spans_failed} spans; which traces arrived whole is unknown, "
+        "so no Jaeger links. The traces, drawn here instead:"
+    )
 
 
 def _drops_text(drops: dict[tuple[str, str], int]) -> str:

@@ -27,6 +27,7 @@ from otelkit.demo._jobs import build_store
 from otelkit.demo._report import (
     JAEGER_TRACE_URL,
     DemoSummary,
+    export_notice,
     find_job_traces,
     progress_line,
     render_job_trace,
@@ -135,7 +136,10 @@ def run_demo(options: DemoOptions, out: IO[str] | None = None) -> DemoSummary:
             summary = _run(options, db_url, out, telemetry, summary)
         finally:
             telemetry.shutdown(timeout=10)
-        summary.logs_exported = telemetry.export_counts()["logs"][0]
+        counts = telemetry.export_counts()
+        summary.logs_exported, summary.logs_failed = counts["logs"]
+        summary.spans_exported, summary.spans_failed = counts["traces"]
+        summary.endpoint = endpoint
         summary.relay_dropped = relay_stats.get("dropped_logs", 0) + relay_stats.get(
             "dropped_spans", 0
         )
@@ -144,6 +148,11 @@ def run_demo(options: DemoOptions, out: IO[str] | None = None) -> DemoSummary:
         summary.drops = telemetry.drops.totals()
         summary.seconds = time.monotonic() - started
     print(summary_table(summary), file=out)
+    # Jaeger links only when the Collector accepted every span batch: a link to a trace
+    # that never arrived is worse than none. Otherwise the traces are drawn here.
+    links = exporter == "otlp" and summary.spans_exported > 0 and summary.spans_failed == 0
+    if exporter == "otlp" and not links:
+        print(f"\n{export_notice(summary)}", file=out)
     finished = spans.get_finished_spans()
     records = logs.get_finished_logs()
     for title, key in (("the retried job", "flaky"), ("the failed job", "doomed")):
@@ -154,7 +163,7 @@ def run_demo(options: DemoOptions, out: IO[str] | None = None) -> DemoSummary:
         if not traces:
             continue
         print(file=out)
-        if exporter == "otlp":
+        if links:
             for spans_of_trace in traces[1:]:
                 trace_id = spans_of_trace[0].context.trace_id
                 print(f"{title}: {JAEGER_TRACE_URL.format(trace_id=f'{trace_id:032x}')}", file=out)
