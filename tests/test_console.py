@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import io
 import logging
+import os
 
+import pytest
 from opentelemetry import trace
+from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
 import otelkit
-from otelkit._console import ConsoleTraceExporter, render_trace
+from otelkit._console import ConsoleTraceExporter, render_log_line, render_trace
 from otelkit.testing import MemoryTelemetry
 
 
@@ -79,3 +82,106 @@ def test_console_exporter_through_configure(capsys) -> None:  # type: ignore[no-
     err = capsys.readouterr().err
     assert "shown [internal]" in err
     assert "WARN  tests.console: visible line" in err
+
+
+def _rich_trace(tracer_provider: object) -> None:
+    tracer = tracer_provider.get_tracer("console")  # type: ignore[attr-defined]
+    with tracer.start_as_current_span("earlier") as earlier:
+        pass
+    link = trace.Link(earlier.get_span_context(), {"why": "retry of"})
+    with tracer.start_as_current_span(
+        "job", attributes={"queue": "demo", "payload": "x" * 100}, links=[link]
+    ) as span:
+        span.add_event("claimed", {"worker": "w1"})
+
+
+def _job_lines(text: str) -> list[str]:
+    lines = text.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("job ["))
+    return lines[start:]
+
+
+def test_normal_verbosity_shows_attributes_events_and_links_compactly(
+    memory_telemetry: MemoryTelemetry,
+) -> None:
+    _rich_trace(memory_telemetry.tracer_provider)
+    job = [s for s in memory_telemetry.spans() if s.name == "job"]
+    earlier = next(s for s in memory_telemetry.spans() if s.name == "earlier")
+    lines = _job_lines(render_trace(job, verbosity="normal"))
+    assert "{queue=demo, payload=" + "x" * 59 + "…}" in lines[0]
+    assert lines[1] == (
+        f"   ↗ link to trace {earlier.context.trace_id:032x} "
+        f"span {earlier.context.span_id:016x}  {{why=retry of}}"
+    )
+    assert lines[2].startswith("   ◆ ") and lines[2].endswith(" claimed  {worker=w1}")
+
+
+def test_brief_verbosity_shows_names_and_durations_only(
+    memory_telemetry: MemoryTelemetry,
+) -> None:
+    _rich_trace(memory_telemetry.tracer_provider)
+    job = [s for s in memory_telemetry.spans() if s.name == "job"]
+    lines = _job_lines(render_trace(job, verbosity="brief"))
+    assert len(lines) == 1 and "{" not in lines[0]
+
+
+def test_full_verbosity_cuts_nothing(memory_telemetry: MemoryTelemetry) -> None:
+    _rich_trace(memory_telemetry.tracer_provider)
+    job = [s for s in memory_telemetry.spans() if s.name == "job"]
+    assert "payload=" + "x" * 100 + "}" in render_trace(job, verbosity="full")
+
+
+def test_the_exporter_reads_its_verbosity_from_the_environment(
+    memory_telemetry: MemoryTelemetry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OTELKIT_CONSOLE_VERBOSITY", "brief")
+    out = io.StringIO()
+    exporter = ConsoleTraceExporter(out)
+    _rich_trace(memory_telemetry.tracer_provider)
+    exporter.export(memory_telemetry.spans())
+    assert "{" not in out.getvalue() and "link" not in out.getvalue()
+    monkeypatch.setenv("OTELKIT_CONSOLE_VERBOSITY", "loud")
+    with pytest.raises(ValueError, match="OTELKIT_CONSOLE_VERBOSITY='loud' is not supported"):
+        ConsoleTraceExporter(out)
+
+
+def test_records_from_another_process_show_their_service_and_pid() -> None:
+    child = MemoryTelemetry(
+        resource=Resource.create({"service.name": "worker", "process.pid": os.getpid() + 1})
+    )
+    ours = MemoryTelemetry(
+        resource=Resource.create({"service.name": "host", "process.pid": os.getpid()})
+    )
+    for mem in (child, ours):
+        with mem.tracer_provider.get_tracer("t").start_as_current_span("work"):
+            pass
+        mem.logger_provider.get_logger("t").emit(body="hello", severity_text="INFO")
+    assert render_trace(child.spans(), ids=False).endswith(f"  [worker pid {os.getpid() + 1}]")
+    assert render_log_line(child.logs()[0]).endswith(f"hello  [worker pid {os.getpid() + 1}]")
+    assert "[" not in render_trace(ours.spans(), ids=False).replace("[internal]", "")
+    assert render_log_line(ours.logs()[0]).endswith("hello")
+
+
+def test_a_coalescing_summary_reads_its_real_span_not_the_window(
+    memory_telemetry: MemoryTelemetry,
+) -> None:
+    from otelkit.coalesce import (
+        COUNT_ATTRIBUTE,
+        FIRST_TIMESTAMP_ATTRIBUTE,
+        LAST_TIMESTAMP_ATTRIBUTE,
+        WINDOW_ATTRIBUTE,
+    )
+
+    first = 1_700_000_000_000_000_000
+    memory_telemetry.logger_provider.get_logger("t").emit(
+        body="flaky upstream",
+        severity_text="WARN",
+        attributes={
+            COUNT_ATTRIBUTE: 67,
+            WINDOW_ATTRIBUTE: 10.0,
+            FIRST_TIMESTAMP_ATTRIBUTE: first,
+            LAST_TIMESTAMP_ATTRIBUTE: first + 3_000_000,
+        },
+    )
+    line = render_log_line(memory_telemetry.logs()[0])
+    assert line.endswith("flaky upstream  (x67 over 3.0 ms)")

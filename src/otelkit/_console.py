@@ -7,6 +7,7 @@ the span they belong to); the processors below print as work finishes.
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 from collections import defaultdict
@@ -21,26 +22,58 @@ from opentelemetry.sdk.metrics.export import (
     MetricExportResult,
     MetricsData,
 )
+from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.trace import StatusCode
+
+from otelkit.coalesce._common import (
+    COUNT_ATTRIBUTE,
+    FIRST_TIMESTAMP_ATTRIBUTE,
+    LAST_TIMESTAMP_ATTRIBUTE,
+)
 
 __all__ = [
     "ConsoleLogExporter",
     "ConsoleMetricExporter",
     "ConsoleTraceExporter",
+    "console_verbosity",
     "render_log_line",
     "render_trace",
 ]
 
 _MAX_HELD_SPANS = 10_000
+VERBOSITY_ENV = "OTELKIT_CONSOLE_VERBOSITY"
+VERBOSITIES = ("brief", "normal", "full")
+"""``brief``: names, kinds, durations, status; ``normal`` (default): also span attributes,
+events and links, each value cut at 60 characters; ``full``: nothing cut, and log records'
+attributes too."""
+_CUT = 60
+_COALESCE_PREFIX = "otelkit.coalesce."
+
+
+def console_verbosity(value: str | None = None) -> str:
+    """``value``, else ``OTELKIT_CONSOLE_VERBOSITY``, else ``normal``; ``0``/``1``/``2``
+    stand for the three levels. ``ValueError`` for anything else."""
+    raw = value if value is not None else os.environ.get(VERBOSITY_ENV, "")
+    text = raw.strip().lower() or "normal"
+    text = {"0": "brief", "1": "normal", "2": "full"}.get(text, text)
+    if text not in VERBOSITIES:
+        raise ValueError(
+            f"otelkit: {VERBOSITY_ENV}={raw!r} is not supported; accepted values: "
+            "brief (0), normal (1), full (2)"
+        )
+    return text
+
+
+def _seconds_text(seconds: float) -> str:
+    return f"{seconds * 1000:.1f} ms" if seconds < 1 else f"{seconds:.2f} s"
 
 
 def _duration(span: ReadableSpan) -> str:
     if span.start_time is None or span.end_time is None:
         return "?"
-    seconds = (span.end_time - span.start_time) / 1e9
-    return f"{seconds * 1000:.1f} ms" if seconds < 1 else f"{seconds:.2f} s"
+    return _seconds_text((span.end_time - span.start_time) / 1e9)
 
 
 def _severity(record: ReadableLogRecord) -> str:
@@ -48,34 +81,109 @@ def _severity(record: ReadableLogRecord) -> str:
     return (text or "LOG").upper()
 
 
-def render_log_line(record: ReadableLogRecord) -> str:
-    """One log record as ``HH:MM:SS.mmm LEVEL scope: body``."""
+def _clock(ts_ns: int) -> str:
+    return datetime.fromtimestamp(ts_ns / 1e9, tz=timezone.utc).strftime("%H:%M:%S.%f")[:-3]
+
+
+def _value(value: Any, cut: bool) -> str:
+    text = ",".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)
+    return text if not cut or len(text) <= _CUT else text[: _CUT - 1] + "…"
+
+
+def _attributes(attributes: Any, verbosity: str, skip: str | None = None) -> str:
+    """`` {k=v, ...}`` (empty when there are none, or at ``brief``)."""
+    if verbosity == "brief" or not attributes:
+        return ""
+    cut = verbosity != "full"
+    items = [
+        f"{key}={_value(val, cut)}"
+        for key, val in attributes.items()
+        if skip is None or not key.startswith(skip)
+    ]
+    return f"  {{{', '.join(items)}}}" if items else ""
+
+
+def _origin(resource: Resource | None) -> str:
+    """``  [service pid N]`` for a record from another process (relayed from a child)."""
+    attrs = resource.attributes if resource is not None else {}
+    pid = attrs.get("process.pid")
+    if pid is None or pid == os.getpid():
+        return ""
+    return f"  [{attrs.get('service.name', 'unknown_service')} pid {pid}]"
+
+
+def _coalesced(attrs: Any) -> str:
+    """``  (x67 over 3.0 ms)``: a summary's count and the real span of its occurrences."""
+    count = attrs.get(COUNT_ATTRIBUTE)
+    if count is None:
+        return ""
+    first, last = attrs.get(FIRST_TIMESTAMP_ATTRIBUTE), attrs.get(LAST_TIMESTAMP_ATTRIBUTE)
+    if isinstance(first, int) and isinstance(last, int) and last > first:
+        return f"  (x{count} over {_seconds_text((last - first) / 1e9)})"
+    return f"  (x{count})"
+
+
+def render_log_line(
+    record: ReadableLogRecord, verbosity: str = "normal", *, origin: bool = True
+) -> str:
+    """One log record as ``HH:MM:SS.mmm LEVEL scope: body``, then a coalescing summary's
+    count and span, the record's attributes (``full`` only) and its process if not ours."""
     ts = record.log_record.timestamp or record.log_record.observed_timestamp or 0
-    clock = datetime.fromtimestamp(ts / 1e9, tz=timezone.utc).strftime("%H:%M:%S.%f")[:-3]
     scope = record.instrumentation_scope.name if record.instrumentation_scope else ""
-    extra = ""
     attrs = record.log_record.attributes or {}
-    count = attrs.get("otelkit.coalesce.count")
-    if count is not None:
-        extra = f"  (x{count} in {attrs.get('otelkit.coalesce.window')} s)"
-    return f"{clock} {_severity(record):<5} {scope}: {record.log_record.body!s}{extra}"
+    extra = _coalesced(attrs)
+    if verbosity == "full":
+        extra += _attributes(attrs, verbosity, skip=_COALESCE_PREFIX)
+    if origin:
+        extra += _origin(record.resource)
+    return f"{_clock(ts)} {_severity(record):<5} {scope}: {record.log_record.body!s}{extra}"
 
 
-def _span_line(span: ReadableSpan) -> str:
+def _span_line(span: ReadableSpan, verbosity: str) -> str:
     status = ""
     if span.status.status_code is StatusCode.ERROR:
         status = "  ERROR" + (f": {span.status.description}" if span.status.description else "")
     kind = span.kind.name.lower()
-    return f"{span.name} [{kind}] {_duration(span)}{status}"
+    attrs = _attributes(span.attributes, verbosity, skip=_COALESCE_PREFIX)
+    coalesced = _coalesced(span.attributes or {})
+    return (
+        f"{span.name} [{kind}] {_duration(span)}{status}{coalesced}{attrs}{_origin(span.resource)}"
+    )
+
+
+def _beneath(span: ReadableSpan, records: Sequence[ReadableLogRecord], verbosity: str) -> list[str]:
+    """The lines under a span: its links, then its events and log records by time."""
+    lines: list[str] = []
+    if verbosity != "brief":
+        for link in span.links:
+            ctx = link.context
+            attrs = _attributes(link.attributes, verbosity)
+            lines.append(f"↗ link to trace {ctx.trace_id:032x} span {ctx.span_id:016x}{attrs}")
+    timed: list[tuple[int, str]] = []
+    if verbosity != "brief":
+        for event in span.events:
+            attrs = _attributes(event.attributes, verbosity)
+            timed.append((event.timestamp, f"◆ {_clock(event.timestamp)} {event.name}{attrs}"))
+    for record in records:
+        ts = record.log_record.timestamp or record.log_record.observed_timestamp or 0
+        own = _origin(record.resource) != _origin(span.resource)  # not the span's again
+        timed.append((ts, "· " + render_log_line(record, verbosity, origin=own)))
+    timed.sort(key=lambda item: item[0])
+    return lines + [text for _, text in timed]
 
 
 def render_trace(
-    spans: Sequence[ReadableSpan], logs: Iterable[ReadableLogRecord] = (), *, ids: bool = True
+    spans: Sequence[ReadableSpan],
+    logs: Iterable[ReadableLogRecord] = (),
+    *,
+    ids: bool = True,
+    verbosity: str = "normal",
 ) -> str:
     """Draw the spans of one trace as a tree, each span's log lines beneath it.
 
     Spans whose parent is not among ``spans`` are drawn as roots. Children are ordered by
-    start time. ``ids=False`` leaves out trace ids (for stable snapshots).
+    start time. ``ids=False`` leaves out trace ids (for stable snapshots); ``verbosity``
+    is one of :data:`VERBOSITIES`.
     """
     by_id = {span.context.span_id: span for span in spans if span.context is not None}
     children: dict[int | None, list[ReadableSpan]] = defaultdict(list)
@@ -97,14 +205,12 @@ def render_trace(
 
     def draw(span: ReadableSpan, prefix: str, last: bool, top: bool) -> None:
         branch = "" if top else ("└─ " if last else "├─ ")
-        lines.append(prefix + branch + _span_line(span))
+        lines.append(prefix + branch + _span_line(span, verbosity))
         inner = prefix + ("" if top else ("   " if last else "│  "))
         span_id = span.context.span_id if span.context is not None else 0
         kids = children.get(span_id, [])
-        for record in sorted(
-            logs_by_span.get(span_id, []), key=lambda r: r.log_record.timestamp or 0
-        ):
-            lines.append(inner + ("│  " if kids else "   ") + "· " + render_log_line(record))
+        for text in _beneath(span, logs_by_span.get(span_id, []), verbosity):
+            lines.append(inner + ("│  " if kids else "   ") + text)
         for i, kid in enumerate(kids):
             draw(kid, inner, i == len(kids) - 1, False)
 
@@ -120,8 +226,9 @@ class ConsoleTraceExporter(SpanExporter):
     processor's worker thread, never in the application's ``span.end()``.
     """
 
-    def __init__(self, out: IO[str] | None = None) -> None:
+    def __init__(self, out: IO[str] | None = None, *, verbosity: str | None = None) -> None:
         self._out = out
+        self._verbosity = console_verbosity(verbosity)
         self._lock = threading.Lock()
         self._held: dict[int, list[ReadableSpan]] = defaultdict(list)
         self._held_count = 0
@@ -143,7 +250,7 @@ class ConsoleTraceExporter(SpanExporter):
                     self._held[trace_id].append(span)
                     self._held_count += 1
         for tree in trees:
-            self._write(render_trace(tree))
+            self._write(render_trace(tree, verbosity=self._verbosity))
         return SpanExportResult.SUCCESS
 
     def _write(self, text: str) -> None:
@@ -160,7 +267,7 @@ class ConsoleTraceExporter(SpanExporter):
             self._held.clear()
             self._held_count = 0
         for tree in pending:
-            self._write(render_trace(tree))
+            self._write(render_trace(tree, verbosity=self._verbosity))
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
         return True
@@ -169,13 +276,14 @@ class ConsoleTraceExporter(SpanExporter):
 class ConsoleLogExporter(LogRecordExporter):
     """Writes each log record as one readable line."""
 
-    def __init__(self, out: IO[str] | None = None) -> None:
+    def __init__(self, out: IO[str] | None = None, *, verbosity: str | None = None) -> None:
         self._out = out
+        self._verbosity = console_verbosity(verbosity)
 
     def export(self, batch: Sequence[ReadableLogRecord]) -> LogRecordExportResult:
         out = self._out or sys.stderr
         try:
-            out.write("".join(render_log_line(record) + "\n" for record in batch))
+            out.write("".join(render_log_line(r, self._verbosity) + "\n" for r in batch))
             out.flush()
         except (OSError, ValueError):
             return LogRecordExportResult.FAILURE

@@ -154,5 +154,5 @@ def render_job_trace(
     for spans in traces:
         trace_ids = {s.context.trace_id for s in spans if s.context is not None}
         own_logs = [r for r in logs if r.log_record.trace_id in trace_ids]
-        lines.append(render_trace(spans, own_logs))
+        lines.append(render_trace(spans, own_logs, verbosity="brief"))  # the story, short
     return "\n".join(lines)
