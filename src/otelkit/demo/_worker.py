@@ -34,13 +34,18 @@ def worker_main(
     traceparent: dict[str, str],
     stop: Any,
     emitted: Synchronized[int],
+    queue: str | None = None,
 ) -> None:
-    """Entry point of a spawned worker: exports through the parent's relay (OTELKIT_RELAY)."""
+    """Entry point of a spawned worker: exports through the parent's relay (OTELKIT_RELAY).
+
+    It serves only ``queue`` (the run's own, default ``demo``), so jobs of other
+    applications or other demo runs in a shared database are never touched.
+    """
     from opentelemetry import trace
     from opentelemetry.propagate import extract
 
     import otelkit
-    from otelkit.demo._jobs import build_store
+    from otelkit.demo._jobs import QUEUE, build_store
 
     logging.getLogger().setLevel(logging.INFO)
     telemetry = otelkit.configure(service_name="otelkit-demo-worker")
@@ -54,7 +59,7 @@ def worker_main(
 
     count_filter = _Count()
     logging.getLogger("otelkit.demo.jobs").addFilter(count_filter)
-    store = build_store(db_url).store
+    store = build_store(db_url, queue=queue or QUEUE).store
     worker = store.worker(concurrency=2, batch=5, poll_interval=0.05, shutdown_timeout=5.0)
     upstream_stop = threading.Event()
     tracer = trace.get_tracer("otelkit.demo")
