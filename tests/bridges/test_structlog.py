@@ -303,6 +303,19 @@ def test_scope_comes_from_the_logger_key(records: Records) -> None:
     assert "logger" not in (record.log_record.attributes or {})
 
 
+def test_the_logger_key_wins_over_the_bound_logger_s_name(records: Records) -> None:
+    class Named:
+        name = "from.the.logger"
+
+    processor = StructlogProcessor(logger_provider=records.provider)
+    processor(Named(), "info", {"event": "a", "logger": "from.the.key"})
+    processor(Named(), "info", {"event": "b"})
+    assert [r.instrumentation_scope.name for r in records.all()] == [
+        "from.the.key",
+        "from.the.logger",
+    ]
+
+
 def test_a_numeric_timestamp_is_the_records_time(records: Records) -> None:
     _configure(
         StructlogProcessor(logger_provider=records.provider),
