@@ -110,7 +110,9 @@ def test_every_image_is_pinned_to_an_exact_version(compose: dict[str, Any]) -> N
 def test_the_stack_is_collector_contrib_jaeger_v2_prometheus_3_and_grafana(
     compose: dict[str, Any],
 ) -> None:
-    images = {name: service["image"].rpartition(":") for name, service in compose["services"].items()}
+    images = {
+        name: service["image"].rpartition(":") for name, service in compose["services"].items()
+    }
     assert set(images) == {"otel-collector", "jaeger", "prometheus", "grafana"}
     assert images["otel-collector"][0] == "otel/opentelemetry-collector-contrib"
     assert images["jaeger"][0] == "jaegertracing/jaeger"  # v2; all-in-one is the retired v1
