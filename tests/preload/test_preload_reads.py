@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 from collections.abc import Callable
 
@@ -10,7 +11,7 @@ import pytest
 
 from otelkit._errors import internal_error_counts
 from otelkit.preload import MemoryCache, Preloader
-from otelkit.testing import FakeClock, wait_until
+from otelkit.testing import FakeClock, MemoryTelemetry, wait_until
 
 from .conftest import Counter
 
@@ -269,3 +270,21 @@ def test_a_broken_cache_degrades_to_loading_every_read(
     assert pre.get("k", counter) == "k#1"
     assert pre.get("k", counter) == "k#2"
     assert internal_error_counts()["preload.cache"] == before + 4  # two gets, two sets
+
+
+def test_related_keys_without_a_loader_are_counted_and_logged_once(
+    make_preloader: Callable[..., Preloader[str]],
+    memory_telemetry: MemoryTelemetry,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    pre = make_preloader()
+    with caplog.at_level(logging.WARNING, logger="otelkit.preload"):
+        pre.get("page:1", lambda key: "page", related=("album:7", "album:8"))
+        pre.get("page:2", lambda key: "page", related=("album:9",))
+    skipped = memory_telemetry.metric_points("otelkit.preload.skipped")
+    assert [(attrs, point.value) for attrs, point in skipped] == [({"reason": "no_loader"}, 3)]
+    warnings = [r for r in caplog.records if "has no loader" in r.getMessage()]
+    assert len(warnings) == 1
+    assert (
+        "'album:7'" in warnings[0].getMessage() and "register_prefix()" in warnings[0].getMessage()
+    )

@@ -11,7 +11,7 @@ import pytest
 from otelkit.preload import MemoryCache, Preloader
 from otelkit.testing import FakeClock
 
-from .conftest import Counter, ManualExecutor
+from .conftest import Counter, InlineExecutor, ManualExecutor
 
 
 def read_every(
@@ -213,10 +213,19 @@ def test_a_failing_refresh_keeps_the_old_value_until_expiry(
     assert not batch.status.is_ok
 
 
-def test_get_before_start_is_refused(fake_clock: FakeClock, cache: MemoryCache[str]) -> None:
-    pre: Preloader[str] = Preloader(cache, clock=fake_clock)
-    with pytest.raises(RuntimeError, match="call start"):
-        pre.get("k", lambda key: "v")
+def test_a_first_get_before_start_starts_the_preloader(
+    fake_clock: FakeClock, cache: MemoryCache[str], counter: Counter
+) -> None:
+    pre: Preloader[str] = Preloader(cache, clock=fake_clock, executor=InlineExecutor())
+    pre.register_prefix("user:", counter)
+    assert fake_clock.pending_timers() == 0
+    try:
+        assert pre.get("page", lambda key: "page", related=("user:1",)) == "page"
+        assert fake_clock.pending_timers() == 1  # the refresher is armed
+        assert counter.calls == {"user:1": 1}  # and the related key was prefetched
+    finally:
+        pre.close()
+    assert fake_clock.pending_timers() == 0
 
 
 def test_close_leaves_nothing_running(fake_clock: FakeClock, cache: MemoryCache[str]) -> None:

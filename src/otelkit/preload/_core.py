@@ -8,6 +8,7 @@ differ only in how they run a loader and wait for it; the refresher asks it what
 from __future__ import annotations
 
 import concurrent.futures
+import logging
 import math
 import threading
 from collections import deque
@@ -31,6 +32,7 @@ __all__ = ["PreloadCore", "Read"]
 V = TypeVar("V")
 
 _ADAPT_RATE = 0.01
+_log = logging.getLogger("otelkit.preload")
 
 
 class Read(Generic[V]):
@@ -76,6 +78,8 @@ class PreloadCore(Generic[V]):
         self._background = 0  # related and refresh loads in flight
         self._waiting: deque[Written] = deque()  # due for refresh, waiting for a worker
         self._errors = ErrorLog(window=max(60.0, s.ttl), max_keys=s.max_keys)
+        self._no_loader: list[str] = []  # related keys the current read found no loader for
+        self._warned_no_loader = False
 
     def tracked_keys(self) -> int:
         """How many keys' popularity is tracked."""
@@ -152,7 +156,10 @@ class PreloadCore(Generic[V]):
             self._adapt(used is not None, wasted is not None)
             if tracked.related and self.prefetching and self._pop.score(key, now) >= self.threshold:
                 prefetch = self._plan_related(tracked.related, now)
+            no_loader, self._no_loader = self._no_loader, []
         self.metrics.request(value is not None)
+        if no_loader:
+            self._skip_without_loader(key, no_loader)
         if used:
             self.metrics.used(used)
         if wasted:
@@ -279,7 +286,22 @@ class PreloadCore(Generic[V]):
             loader = self._loader_for(other)
             if loader is not None:
                 planned.append(self._open_flight(other, loader, "related"))
+            else:
+                self._no_loader.append(other)
         return planned
+
+    def _skip_without_loader(self, key: str, related: list[str]) -> None:
+        """Related keys not prefetched for want of a loader: counted, logged the first time."""
+        self.metrics.skipped("no_loader", len(related))
+        if not self._warned_no_loader:
+            self._warned_no_loader = True
+            _log.warning(
+                "Preloader: related key %r (of %r) has no loader, so it is not prefetched; "
+                "register() or register_prefix() one. Further skips are counted in "
+                "otelkit.preload.skipped{reason=no_loader}, not logged.",
+                related[0],
+                key,
+            )
 
     def _open_flight(self, key: str, loader: Loader[V], reason: str) -> Flight[V]:
         flight = self._flights[key] = Flight(key, loader, reason)

@@ -25,6 +25,7 @@ _LOAD_ATTRS = {
     for ok in (True, False)
 }
 _REASON_ATTRS = {reason: {"reason": reason} for reason in REASONS}
+_SKIP_ATTRS = {"no_loader": {"reason": "no_loader"}}
 
 
 def _zero() -> float:
@@ -72,6 +73,11 @@ class PreloadMetrics:
             unit="{entry}",
             description="Preloaded entries that expired, were replaced or evicted unused.",
         )
+        self._skipped = meter.create_counter(
+            "otelkit.preload.skipped",
+            unit="{key}",
+            description="Related keys not prefetched, by reason (no_loader: none registered).",
+        )
         self._tracked_keys = tracked_keys
         self._threshold = threshold
         self._open = True
@@ -111,6 +117,10 @@ class PreloadMetrics:
     def wasted(self, reason: str) -> None:
         """A preloaded entry left the cache without being served."""
         self._wasted.add(1, _REASON_ATTRS[reason])
+
+    def skipped(self, reason: str, count: int) -> None:
+        """``count`` related keys were not prefetched, for ``reason``."""
+        self._skipped.add(count, _SKIP_ATTRS[reason])
 
     def _observe_tracked(self, options: CallbackOptions) -> Iterable[Observation]:
         return self._observe(self._tracked_keys)

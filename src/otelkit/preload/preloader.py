@@ -53,8 +53,9 @@ class Preloader(Generic[V]):
     a thread pool of ``concurrency`` threads); ``clock``, ``tracer_provider`` and
     ``meter_provider`` default to the real clock and the OTel globals.
 
-    Call :meth:`start` (or use ``with`` / ``async with``) before reading, :meth:`close`
-    after. See ``docs/preload.md``.
+    Reads work in every state: the first read starts the preloader if :meth:`start` (or
+    ``with`` / ``async with``) has not; after :meth:`close` reads go on as plain
+    cache-aside reads, without prefetching or refreshing. See ``docs/preload.md``.
     """
 
     def __init__(
@@ -240,7 +241,7 @@ class Preloader(Generic[V]):
         self, owner: str, key: str, loader: Loader[V] | None, related: Iterable[str]
     ) -> Read[V]:
         if self._state == _NEW:
-            raise RuntimeError(f"{owner}: call start() first (or use 'with Preloader(...)')")
+            self.start()  # lazy start: a first read starts prefetching and the refresher
         read = self._core.begin(owner, key, loader, related)
         for flight in read.prefetch:
             self._launch(flight)
