@@ -151,7 +151,8 @@ def _worker(args: argparse.Namespace) -> int:
         if telemetry is not None:
             telemetry.shutdown()
     why = " (no job left to run)" if args.until_idle else ""
-    print(f"otelkit jobs worker {worker.id}: stopped after {worker.processed} attempts{why}")
+    attempts = f"{worker.processed} attempt{'' if worker.processed == 1 else 's'}"
+    print(f"otelkit jobs worker {worker.id}: stopped after {attempts}{why}")
     return 0
 
 
