@@ -121,7 +121,9 @@ def test_cancellation_of_run_async_releases_the_job(db_url, make_store) -> None:
     assert (row.status, row.lease_expires) == ("retrying", None)
 
 
-def test_lost_lease_rejects_the_old_owners_completion(db_url, make_store, fake_clock) -> None:
+def test_lost_lease_rejects_the_old_owners_completion(
+    db_url, make_store, fake_clock, caplog
+) -> None:
     # Owner A's clock is fake and never advanced: its lease is never renewed (a stalled
     # worker). Owner B takes the job over once the lease expired on the database clock.
     store_a = make_store(db_url, clock=fake_clock)
@@ -177,6 +179,12 @@ def test_lost_lease_rejects_the_old_owners_completion(db_url, make_store, fake_c
     ]
     lost = store_b.transitions(jid)[-1]
     assert lost.worker is not None and ":run:" in lost.worker and lost.error
+    takeovers = [r for r in caplog.records if r.name == "otelkit.jobs"]
+    assert [r.getMessage() for r in takeovers] == [
+        f"job work (id {jid}) attempt 1 of 5 was lost: its worker's lease expired; "
+        "taken over as attempt 2"
+    ]
+    assert takeovers[0].levelname == "WARNING"
 
 
 def test_running_attempts_renew_their_lease(db_url, make_store, fake_clock) -> None:
@@ -252,7 +260,9 @@ def test_operator_retry_cancel_and_purge(db_url, make_store) -> None:
         store.purge(states=["queued"])
 
 
-def test_expired_last_attempt_is_failed_by_the_sweep(db_url, make_store, fake_clock) -> None:
+def test_expired_last_attempt_is_failed_by_the_sweep(
+    db_url, make_store, fake_clock, caplog
+) -> None:
     store = make_store(db_url, clock=fake_clock)
     started, proceed = threading.Event(), threading.Event()
 
@@ -278,6 +288,12 @@ def test_expired_last_attempt_is_failed_by_the_sweep(db_url, make_store, fake_cl
     job = store.get(jid)
     assert job.state is JobState.FAILED
     assert job.errors[-1].type == "otelkit.jobs.LeaseExpired"
+    (record,) = [r for r in caplog.records if r.name == "otelkit.jobs"]
+    assert record.levelname == "ERROR"
+    assert record.getMessage() == (
+        f"job last (id {jid}) attempt 1 of 1 was lost: its lease expired; "
+        "no attempt is left: the job failed"
+    )
 
 
 def test_unknown_job_name_is_failed_with_the_reason(db_url, make_store) -> None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
-import logging
 import random
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -24,6 +23,7 @@ from opentelemetry.trace import Span
 from otelkit._clock import Clock
 from otelkit._errors import report_internal_error
 from otelkit.jobs._claim import LOST, Transition
+from otelkit.jobs._failurelog import log_failure
 from otelkit.jobs._lease import Lease, LeaseKeeper
 from otelkit.jobs._model import (
     Backoff,
@@ -39,8 +39,6 @@ from otelkit.jobs._telemetry import Counts, JobTelemetry, error_type, format_err
 __all__ = ["Attempt", "Definition", "Runner", "job_from_mapping", "job_from_row"]
 
 _INTERRUPTS = (KeyboardInterrupt, SystemExit, asyncio.CancelledError, GeneratorExit)
-log = logging.getLogger("otelkit.jobs")
-"""Failed attempts: a WARNING when the job will be retried, an ERROR when it failed for good."""
 
 
 @dataclass(frozen=True)
@@ -156,6 +154,8 @@ class Runner:
         reason = None
         if claimed_from == JobState.RUNNING.value:
             reason = "lease of the previous attempt expired"
+            lost = "was lost: its worker's lease expired"
+            log_failure(job, None, span, lost, None, attempt=job.attempt - 1)
             self._add_error(
                 attempt,
                 JobError(
@@ -258,37 +258,7 @@ class Runner:
             attempt,
             JobError(attempt.job.attempt, kind, message, text, self._clock.time(), trace_id),
         )
-        self._log_failure(attempt, f"raised {kind}: {message}", exc)
-
-    def _log_failure(self, attempt: Attempt, what: str, exc: BaseException | None) -> None:
-        """One log record per failed attempt, in the attempt's span (so it carries its trace)."""
-        job, transition = attempt.job, attempt.transition
-        retrying = transition is not None and transition.to is JobState.RETRYING
-        if retrying:
-            assert transition is not None
-            outcome = f"will be retried in {transition.delay:.1f} s"
-        else:
-            outcome = "no attempt is left: the job failed"
-        try:
-            with trace.use_span(attempt.span, end_on_exit=False, record_exception=False):
-                log.log(
-                    logging.WARNING if retrying else logging.ERROR,
-                    "job %s (id %s) attempt %d of %d %s; %s",
-                    job.name,
-                    job.id,
-                    job.attempt,
-                    job.max_attempts,
-                    what,
-                    outcome,
-                    exc_info=exc,
-                    extra={
-                        "otelkit.job.name": job.name,
-                        "messaging.message.id": job.id,
-                        "otelkit.job.attempt": job.attempt,
-                    },
-                )
-        except Exception as report:  # noqa: BLE001 - logging never breaks the worker
-            report_internal_error("jobs.log", report)
+        log_failure(attempt.job, attempt.transition, attempt.span, f"raised {kind}: {message}", exc)
 
     def _fail_with(self, attempt: Attempt, error: JobError) -> None:
         job = attempt.job
@@ -328,7 +298,9 @@ class Runner:
             errors=attempt.errors,
             last_error=f"{error.type}: {error.message}",
         )
-        self._log_failure(attempt, f"could not start: {error.message}", None)
+        log_failure(
+            attempt.job, attempt.transition, attempt.span, f"could not start: {error.message}", None
+        )
 
     def release(self, attempt: Attempt, reason: str) -> None:
         """Give the job back (interrupt, shutdown): ``retrying``, ready at once."""
@@ -357,6 +329,8 @@ class Runner:
             at=self._clock.time(),
         )
         errors = [e.to_json() for e in job.errors] + [error.to_json()]
+        final = Transition(job_id=job.id, attempt=job.attempt, to=JobState.FAILED)
+        log_failure(job, final, None, "was lost: its lease expired", None)
         self._telemetry.transition(
             None, name=job.name, queue=job.queue, from_="running", to="failed"
         )

@@ -127,12 +127,20 @@ class JobStore:
         self._schema_seen = True
 
     def _check_schema(self) -> None:
-        """Raise :class:`SchemaMissingError` if the job tables do not exist."""
+        """Raise :class:`SchemaMissingError` if the job tables do not exist.
+
+        A database that cannot be reached is not reported here: the worker's loop backs off
+        and reconnects (the check runs again at the next ``run``).
+        """
         if self._schema_seen:
             return
-        with suppress_instrumentation():
-            if not has_schema(self._engine):
-                raise missing_schema(self._engine)
+        try:
+            with suppress_instrumentation():
+                present = has_schema(self._engine)
+        except sa.exc.SQLAlchemyError:
+            return
+        if not present:
+            raise missing_schema(self._engine)
         self._schema_seen = True
 
     def close(self) -> None:
