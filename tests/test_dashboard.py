@@ -96,22 +96,29 @@ def prometheus_label(attribute: str) -> str:
     return "_" + label if label[:1].isdigit() else label
 
 
-def test_the_translation_matches_prometheus_examples() -> None:
-    # Examples from otlptranslator's metric_namer_test.go and the OTLP compatibility spec.
-    assert prometheus_name("system.filesystem.usage", "By", "gauge") == (
-        "system_filesystem_usage_bytes"
-    )
-    assert prometheus_name("http.server.duration", "s", "histogram") == (
-        "http_server_duration_seconds"
-    )
-    assert prometheus_name("system.network.io", "By", "counter") == "system_network_io_bytes_total"
-    assert prometheus_name("requests.total", "{request}", "counter") == "requests_total"
-    assert prometheus_name("cpu.utilization", "1", "gauge") == "cpu_utilization_ratio"
-    assert prometheus_name("network.bandwidth", "By/s", "gauge") == (
-        "network_bandwidth_bytes_per_second"
-    )
-    assert prometheus_name("queue_wait_seconds", "s", "histogram") == "queue_wait_seconds"
+@pytest.mark.parametrize(
+    ("name", "unit", "kind", "expected"),
+    [
+        # Cases of prometheus/otlptranslator's metric_namer_test.go
+        # (UTF8Allowed=false, WithMetricSuffixes=true: Prometheus 3's default).
+        ("requests", "", "counter", "requests_total"),
+        ("requests_total", "", "counter", "requests_total"),
+        ("cpu_usage", "1", "gauge", "cpu_usage_ratio"),
+        ("items", "1", "counter", "items_total"),
+        ("throughput", "By/s", "gauge", "throughput_bytes_per_second"),
+        # otelkit's shapes: dotted names, annotation units, a unit already in the name.
+        ("otelkit.job.transitions", "{transition}", "counter", "otelkit_job_transitions_total"),
+        ("otelkit.job.queue_wait", "s", "histogram", "otelkit_job_queue_wait_seconds"),
+        ("queue.wait.seconds", "s", "histogram", "queue_wait_seconds"),
+    ],
+)
+def test_the_translation_matches_prometheus(name: str, unit: str, kind: str, expected: str) -> None:
+    assert prometheus_name(name, unit, kind) == expected
+
+
+def test_attribute_keys_become_underscored_labels() -> None:
     assert prometheus_label("error.type") == "error_type"
+    assert prometheus_label("otelkit.relay.signal") == "otelkit_relay_signal"
 
 
 def _constants(tree: ast.Module) -> dict[str, str]:
