@@ -37,8 +37,17 @@ def fresh_pg() -> Iterator[str]:
         engine.dispose()
 
 
-def _foreign_jobs(url: str) -> tuple[JobStore, list[str]]:
+@pytest.fixture
+def foreign_jobs(fresh_pg: str) -> Iterator[tuple[JobStore, list[str]]]:
     """Another application's jobs, and an earlier demo run's leftovers in the queue "demo"."""
+    store, ids = _foreign_jobs(fresh_pg)
+    try:
+        yield store, ids
+    finally:
+        store.close()
+
+
+def _foreign_jobs(url: str) -> tuple[JobStore, list[str]]:
     store = JobStore(url, gauges=False)
     store.create_schema()
     billing = store.job(name="billing.invoice", queue="billing")(lambda job: None)
@@ -71,8 +80,8 @@ def test_run_queues_are_unique_per_run_on_a_shared_database() -> None:
 
 
 @pytest.mark.postgres
-def test_a_run_counts_runs_and_removes_only_its_own_jobs(fresh_pg: str) -> None:
-    foreign, foreign_ids = _foreign_jobs(fresh_pg)
+def test_a_run_counts_runs_and_removes_only_its_own_jobs(fresh_pg: str, foreign_jobs) -> None:
+    foreign, foreign_ids = foreign_jobs
     jobs = build_store(fresh_pg, queue=run_queue(shared=True))
     jobs.prepare()
     assert not jobs.created_tables  # the tables were there before the run
@@ -91,7 +100,6 @@ def test_a_run_counts_runs_and_removes_only_its_own_jobs(fresh_pg: str) -> None:
     assert _history_rows(foreign.engine, own) == 0
     assert [foreign.get(i).state for i in foreign_ids] == [JobState.QUEUED] * 8
     assert _history_rows(foreign.engine, foreign_ids) == 8  # their "queued" rows stay
-    foreign.close()
 
 
 @pytest.mark.parametrize(
@@ -139,8 +147,10 @@ def test_cleanup_keeps_tables_it_created_once_others_use_them(tmp_path: Path) ->
     reason="needs the demo/_run.py change (run_queue, jobs.prepare/counts/cleanup, queue "
     "passed to worker_main) that belongs to the config/console engineer",
 )
-def test_otelkit_demo_on_a_shared_postgres_counts_only_its_own_jobs(fresh_pg: str) -> None:
-    foreign, foreign_ids = _foreign_jobs(fresh_pg)
+def test_otelkit_demo_on_a_shared_postgres_counts_only_its_own_jobs(
+    fresh_pg: str, foreign_jobs
+) -> None:
+    foreign, foreign_ids = foreign_jobs
     env = {k: v for k, v in os.environ.items() if not k.startswith("OTELKIT_RELAY")}
     result = subprocess.run(
         [sys.executable, "-m", "otelkit", "demo", "--db", fresh_pg, "--workers", "1",
@@ -151,9 +161,6 @@ def test_otelkit_demo_on_a_shared_postgres_counts_only_its_own_jobs(fresh_pg: st
     assert "jobs by final state  failed 1, succeeded 41" in result.stdout
     assert [foreign.get(i).state for i in foreign_ids] == [JobState.QUEUED] * 8
     with foreign.engine.connect() as conn:
-        names = conn.execute(
-            sa.text("SELECT DISTINCT queue FROM otelkit_jobs ORDER BY queue")
-        ).scalars()
-        assert list(names) == ["billing", "demo"]  # the run's own queue is gone
+        names = conn.execute(sa.text("SELECT DISTINCT queue FROM otelkit_jobs ORDER BY queue"))
+        assert list(names.scalars()) == ["billing", "demo"]  # the run's own queue is gone
     assert {ORDER, FLAKY, DOOMED} >= {j.name for j in foreign.list_jobs(queue=QUEUE)}
-    foreign.close()
