@@ -11,13 +11,12 @@ import contextlib
 import functools
 import logging
 import os
-import signal
 import socket
 import threading
 import time
 import urllib.parse
 from collections.abc import Callable
-from types import FrameType, TracebackType
+from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry import _logs, context, metrics, trace
@@ -27,6 +26,7 @@ from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider, sampling
 
+from otelkit import _sigterm
 from otelkit._config import _UNSET, Settings, resolve_settings
 from otelkit._drops import DropLedger
 from otelkit._exit import call_at_exit
@@ -250,15 +250,8 @@ class Telemetry:
         self.relay_child = child
 
     def _install_sigterm(self) -> None:
-        if threading.current_thread() is not threading.main_thread():
-            return
-        try:
-            if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
-                return  # the application handles SIGTERM itself: leave it alone
-            signal.signal(signal.SIGTERM, _on_sigterm)
-            self._sigterm_installed = True
-        except (ValueError, OSError):
-            pass
+        # Only where SIGTERM has its default action: an application's handler stays its own.
+        self._sigterm_installed = _sigterm.install(_sigterm_target)
 
     # -- flushing and shutdown ------------------------------------------------------------
 
@@ -334,7 +327,7 @@ class Telemetry:
         with _lock:
             if _current is self:
                 _current = None
-            _stopping = self  # a SIGTERM during this shutdown waits for it (_on_sigterm)
+            _stopping = self  # a SIGTERM during this shutdown waits for it (_sigterm)
         if self._handler is not None:
             logging.getLogger().removeHandler(self._handler)
             self._handler = None
@@ -347,11 +340,12 @@ class Telemetry:
 
     def _uninstall_sigterm(self) -> None:
         if self._sigterm_installed:
-            try:
-                if signal.getsignal(signal.SIGTERM) is _on_sigterm:
-                    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-            except (ValueError, OSError):
-                pass  # not the main thread: the handler stays, and finds nothing to do
+            _sigterm.uninstall()
+
+    @property
+    def stopped(self) -> bool:
+        """True once :meth:`shutdown` has finished."""
+        return self._stopped.is_set()
 
     def _stop(self, seconds: float) -> bool:
         if self._pipeline is None:
@@ -360,21 +354,24 @@ class Telemetry:
         assert self.logger_provider is not None
         assert self.meter_provider is not None
         deadline = time.monotonic() + seconds
-        self._stop_relay_host(seconds / 2)  # reads what children wrote before they exited
         if (
             self.settings.exporter == "otlp"
             and self.relay_child is None
             and _endpoint_refuses(self.settings.targets["traces"].endpoint)
         ):
+            # Interrupt retries first: the queues then drain at once (counted as failed
+            # exports), so the relay below still reads and counts what children sent.
             for hook in self._pipeline.shutdown_hooks:
-                hook()  # interrupt retries: nothing listens
-            deadline = min(deadline, time.monotonic() + 0.5)
+                hook()
+            deadline = min(deadline, time.monotonic() + 1.0)
             from otelkit._unreachable import say
 
             say(  # one write: no other thread's output lands in the middle of the line
                 f"otelkit: nothing listens at {self.settings.targets['traces'].endpoint}; "
                 "telemetry still queued was not exported"
             )
+        # Reads what children wrote before they exited, within half of what is left.
+        self._stop_relay_host(max(0.0, deadline - time.monotonic()) / 2)
         done = self._stop_providers(deadline)
         if not done:
             for hook in self._pipeline.shutdown_hooks:
@@ -435,46 +432,6 @@ def _set_globals(tp: TracerProvider, lp: LoggerProvider, mp: MeterProvider) -> N
     metrics.set_meter_provider(mp)
 
 
-_terminating = threading.Event()
-
-
-def _dbg(msg: str) -> None:
-    if os.environ.get("DBG_SIGTERM"):
-        os.write(2, f"[{os.getpid()} {time.monotonic():.3f}] {msg}\n".encode())
-
-
-def _on_sigterm(signum: int, frame: FrameType | None) -> None:
-    _dbg(f"handler term={_terminating.is_set()} cur={_current is not None} stop={_stopping is not None}")
-    """Flush on a thread of its own, then end as the default action would.
-
-    The handler returns at once: the thread it interrupted may hold a lock (a buffer's, the
-    SDK's) that the flush needs, so it must run on. When the flush is done the thread sends
-    SIGTERM again, and this handler, seeing it done, restores the default and re-raises.
-    """
-    if _terminating.is_set():
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        os.kill(os.getpid(), signal.SIGTERM)
-        return
-    telemetry = current() or _stopping  # an exit flush may be under way: let it finish
-    if telemetry is None or telemetry._stopped.is_set():
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        os.kill(os.getpid(), signal.SIGTERM)
-        return
-    start_daemon(_shutdown_then_terminate, args=(telemetry,), name="otelkit-sigterm")
-
-
-def _shutdown_then_terminate(telemetry: Telemetry) -> None:
-    try:
-        _dbg("thread: shutdown")
-        telemetry.shutdown()
-        _dbg("thread: shutdown done")
-    finally:
-        _terminating.set()
-        os.kill(os.getpid(), signal.SIGTERM)  # the handler, on the main thread, re-raises
-        time.sleep(1.0)  # a main thread stuck in C never runs the handler: end it here
-        os._exit(128 + signal.SIGTERM)
-
-
 def _at_exit() -> None:
     # A shutdown already under way (a SIGTERM's) must finish before the process ends.
     telemetry = current() or _stopping
@@ -486,14 +443,30 @@ _fork_mask: Any = None
 _mask_generation = 0
 
 
-def _after_fork_in_child() -> None:
+def _before_fork() -> None:
+    """Fork with the asynchronous signals blocked. A signal reaching a new child before
+    CPython's own after-fork reset is otherwise cleared by it and lost (a child that never
+    dies of SIGTERM); blocked, it stays pending until the child's hooks are done. The SDK
+    restarts its metric reader's thread in a hook of its own, which then inherits the block
+    too (see otelkit._threads)."""
     global _fork_mask
-    _terminating.clear()
+    _fork_mask = block_signals() if _current is not None else None
+
+
+def _after_fork_in_parent() -> None:
+    global _fork_mask
+    restore_signals(_fork_mask)
+    _fork_mask = None
+
+
+def _sigterm_target() -> Telemetry | None:
+    # An exit flush may be under way when SIGTERM comes: the handler waits for it.
+    return current() or _stopping
+
+
+def _after_fork_in_child() -> None:
+    _sigterm.reinstall_after_fork()
     telemetry = _current
-    if telemetry is not None:
-        # The SDK restarts its metric reader's thread in its own fork hook, which runs after
-        # this one: block the signals until then (see otelkit._threads).
-        _fork_mask = block_signals()
     if telemetry is not None and telemetry.relay_host is not None and telemetry.active:
         telemetry._become_relay_child()
 
@@ -507,6 +480,7 @@ class _ExitHook:
 
 
 def _restore_mask_after_fork(generation: int) -> None:
+    """In a forked child, after the fork hooks of the latest configure()'s readers."""
     global _fork_mask
     if generation == _mask_generation and _fork_mask is not None:
         restore_signals(_fork_mask)
@@ -524,7 +498,9 @@ def _after_sdk_fork_hooks() -> None:
 
 _EXIT_HOOK = _ExitHook()
 call_at_exit(_EXIT_HOOK, _ExitHook.run, priority=101)
-os.register_at_fork(after_in_child=_after_fork_in_child)
+os.register_at_fork(
+    before=_before_fork, after_in_parent=_after_fork_in_parent, after_in_child=_after_fork_in_child
+)
 
 
 _fork_metrics_warned = False
