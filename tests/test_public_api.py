@@ -17,6 +17,9 @@ PUBLIC_MODULES = [
     "otelkit.jobs",
     "otelkit.relay",
     "otelkit.coalesce",
+    "otelkit.bridges",
+    "otelkit.gunicorn",
+    "otelkit.asgi",
 ]
 
 
