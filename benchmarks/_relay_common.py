@@ -13,15 +13,19 @@ from typing import Any
 from _util import ignoring_processors
 from opentelemetry.sdk._logs import LogRecordProcessor, ReadableLogRecord
 from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportResult
+from opentelemetry.sdk.metrics.export import MetricExporter, MetricExportResult, MetricsData
 from opentelemetry.sdk.resources import Resource
 
 from otelkit.relay import ChildPipeline, RelayHost
 
 
-def log_many(logger: logging.Logger, n: int, source: str = "child") -> None:
-    """The record shape every benchmark uses: a formatted message and two extras."""
+def log_many(logger: logging.Logger, n: int, source: str = "child", counter: Any = None) -> None:
+    """The record shape every benchmark uses: a formatted message and two extras (and, with
+    ``counter``, one counter increment per record)."""
     for i in range(n):
         logger.info("record %d from %s", i, source, extra={"job.id": i, "tier": "gold"})
+        if counter is not None:
+            counter.add(1, {"tier": "gold"})
 
 
 def quiet_logger(name: str, handler: logging.Handler) -> logging.Logger:
@@ -89,6 +93,24 @@ def bridge_logger(pipeline: ChildPipeline) -> logging.Logger:
     provider = LoggerProvider(resource=Resource({"service.name": "bench"}), shutdown_on_exit=False)
     provider.add_log_record_processor(pipeline.log_processor)
     return quiet_logger("bench.bridge", LoggingHandler(logger_provider=provider))
+
+
+class DiscardingMetricExporter(MetricExporter):
+    """The host's metric exporter in the benchmarks: accepts and forgets."""
+
+    def __init__(self) -> None:
+        super().__init__()
+
+    def export(
+        self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: Any
+    ) -> MetricExportResult:
+        return MetricExportResult.SUCCESS
+
+    def force_flush(self, timeout_millis: float = 10_000) -> bool:
+        return True
+
+    def shutdown(self, timeout_millis: float = 30_000, **kwargs: Any) -> None:
+        pass
 
 
 class CountingHandler(logging.Handler):
