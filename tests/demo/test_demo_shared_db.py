@@ -141,13 +141,7 @@ def test_cleanup_keeps_tables_it_created_once_others_use_them(tmp_path: Path) ->
     other.close()
 
 
-# TODO(with the _run.py change): drop the xfail and mark it @pytest.mark.postgres again (an
-# xfail of a marked test counts as a skipped real-part test, which fails a CI=true run).
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs the demo/_run.py change (run_queue, jobs.prepare/counts/cleanup, queue "
-    "passed to worker_main) that belongs to the config/console engineer",
-)
+@pytest.mark.postgres
 def test_otelkit_demo_on_a_shared_postgres_counts_only_its_own_jobs(
     fresh_pg: str, foreign_jobs
 ) -> None:

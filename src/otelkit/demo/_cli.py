@@ -26,7 +26,11 @@ def _run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"otelkit demo: {exc}", file=sys.stderr)
         return 2
-    run_demo(options)
+    try:
+        run_demo(options)
+    except ValueError as exc:  # a database the store refuses (no driver, no such host...)
+        print(f"otelkit demo: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -23,7 +23,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 import otelkit
 from otelkit._config import resolve_settings
 from otelkit.demo._cache import CacheComparison, compare_caching
-from otelkit.demo._jobs import build_store
+from otelkit.demo._jobs import DemoJobs, build_store, run_queue
 from otelkit.demo._report import (
     JAEGER_TRACE_URL,
     DemoSummary,
@@ -34,7 +34,6 @@ from otelkit.demo._report import (
     summary_table,
 )
 from otelkit.demo._worker import flaky_upstream, worker_main
-from otelkit.jobs import JobStore
 
 __all__ = ["DemoOptions", "run_demo"]
 
@@ -59,6 +58,10 @@ class DemoOptions:
             raise ValueError(f"--workers must be within 1 and 16, got {self.workers}")
         if self.endpoint not in (None, "", "none"):
             resolve_settings(endpoint=self.endpoint)  # raises ValueError naming the endpoint
+        if self.db is not None:
+            from otelkit.jobs._engine import make_url
+
+            make_url(self.db, option="--db")  # raises ValueError giving the accepted forms
 
 
 class _Tee(SpanProcessor, LogRecordProcessor):
@@ -94,10 +97,6 @@ def _collector_answers(endpoint: str) -> bool:
 def _relay_drops(telemetry: otelkit.Telemetry) -> int:
     stats = telemetry.relay_host.stats if telemetry.relay_host else {}
     return stats.get("dropped_logs", 0) + stats.get("dropped_spans", 0)
-
-
-def _job_counts(store: JobStore) -> dict[str, int]:
-    return {state.value: count for state, count in store.count_by_state().items()}
 
 
 def run_demo(options: DemoOptions, out: IO[str] | None = None) -> DemoSummary:
@@ -181,8 +180,23 @@ def _run(
     summary: DemoSummary,
 ) -> DemoSummary:
     started = time.monotonic()
-    jobs = build_store(db_url)
-    jobs.store.create_schema()
+    jobs = build_store(db_url, queue=run_queue(shared=options.db is not None))
+    jobs.prepare()
+    try:
+        return _run_jobs(options, jobs, db_url, out, telemetry, summary, started)
+    finally:
+        jobs.cleanup()  # a shared database keeps none of the demo's jobs or tables
+
+
+def _run_jobs(
+    options: DemoOptions,
+    jobs: DemoJobs,
+    db_url: str,
+    out: IO[str],
+    telemetry: otelkit.Telemetry,
+    summary: DemoSummary,
+    started: float,
+) -> DemoSummary:
     for i in range(options.orders):
         jobs.order.enqueue(data={"order": i})
     summary.trace_ids["flaky"] = jobs.flaky.enqueue(data={"sku": "A-17"})
@@ -200,7 +214,7 @@ def _run(
         for index in range(options.workers):
             proc = ctx.Process(
                 target=worker_main,
-                args=(index, db_url, carrier, stop, emitted),
+                args=(index, db_url, carrier, stop, emitted, jobs.queue),
                 name=f"demo-worker-{index}",
             )
             proc.start()
@@ -216,7 +230,7 @@ def _run(
         try:
             while True:
                 elapsed = time.monotonic() - started
-                counts = _job_counts(jobs.store)
+                counts = jobs.counts()
                 done = all(
                     counts[s] == 0 for s in ("queued", "running", "retrying")
                 ) and elapsed >= min(options.min_seconds, options.duration)
@@ -247,10 +261,9 @@ def _run(
             for thread in threads:
                 thread.join(5)
         root.set_attribute("otelkit.demo.workers", options.workers)
-    summary.jobs = {k: v for k, v in _job_counts(jobs.store).items() if v}
+    summary.jobs = {k: v for k, v in jobs.counts().items() if v}
     summary.logs_emitted = emitted.value
     summary.cache_reads = cache.reads
     summary.plain_hit_ratio = cache.plain_hit_ratio
     summary.preloaded_hit_ratio = cache.preloaded_hit_ratio
-    jobs.store.close()
     return summary
