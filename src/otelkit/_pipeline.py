@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from otelkit.relay import ChildPipeline
 
 __all__ = [
+    "DiscardMetrics",
     "ExportCounts",
     "Pipeline",
     "SwitchLogProcessor",
@@ -92,6 +93,21 @@ class SwitchLogProcessor(LogRecordProcessor):
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
         return self.delegate.force_flush(timeout_millis)
+
+
+class DiscardMetrics(MetricExporter):
+    """A metric exporter that accepts every collection and keeps none of it."""
+
+    def export(
+        self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: object
+    ) -> MetricExportResult:
+        return MetricExportResult.SUCCESS
+
+    def force_flush(self, timeout_millis: float = 10_000) -> bool:
+        return True
+
+    def shutdown(self, timeout_millis: float = 30_000, **kwargs: object) -> None:
+        pass
 
 
 class SwitchMetricExporter(MetricExporter):

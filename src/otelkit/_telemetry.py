@@ -32,6 +32,7 @@ from otelkit._drops import DropLedger
 from otelkit._exit import call_at_exit
 from otelkit._logbridge import OtelLogHandler
 from otelkit._pipeline import (
+    DiscardMetrics,
     Pipeline,
     SwitchLogProcessor,
     SwitchSpanProcessor,
@@ -243,9 +244,12 @@ class Telemetry:
         self.log_processor.delegate = child.log_processor
         assert self.meter_provider is not None
         switch = self._pipeline.metric_exporter
-        if switch is not None:
-            switch.delegate = child.metric_exporter
-        if not _sdk.reset_metric_state(self.meter_provider):
+        if _sdk.reset_metric_state(self.meter_provider):
+            if switch is not None:
+                switch.delegate = child.metric_exporter
+        else:  # never the parent's values under the child's name: mute this child's metrics
+            if switch is not None:
+                switch.delegate = DiscardMetrics()
             _warn_fork_metrics_once()
         self.relay_child = child
 
@@ -511,9 +515,9 @@ def _warn_fork_metrics_once() -> None:
     if not _fork_metrics_warned:
         _fork_metrics_warned = True
         logging.getLogger("otelkit").warning(
-            "otelkit: this OpenTelemetry SDK cannot reset a forked child's metrics; values "
-            "recorded by this fork child before its fork stay the parent's and may be reported "
-            "again under the child (see docs/sdk-seam.md)"
+            "otelkit: this OpenTelemetry SDK cannot give a forked child fresh metric state, so "
+            "the metrics of fork children of a relay host are not relayed (the parent's values "
+            "would be reported again under the child); use spawn, or see docs/sdk-seam.md"
         )
 
 
