@@ -1,25 +1,15 @@
-"""The one place that touches private names of the OpenTelemetry SDK.
-
-Each shortcut here checks itself at import against the public behaviour it stands for and,
-when the check fails (a newer SDK changed its internals), the caller takes the public-API
-path instead; ``OTELKIT_SDK_FALLBACKS=1`` forces every fallback. See ``docs/sdk-seam.md``.
-"""
+"""Metrics shortcuts: a forked child's fresh metric state."""
 
 from __future__ import annotations
 
-import logging
-import os
 import threading
 from typing import Any
 
 from opentelemetry.sdk.metrics import MeterProvider
 
-__all__ = ["FALLBACKS_FORCED", "METRIC_RESET_OK", "reset_metric_state"]
+from otelkit._sdk._check import checked
 
-_logger = logging.getLogger("otelkit")
-
-FALLBACKS_FORCED = os.environ.get("OTELKIT_SDK_FALLBACKS", "").lower() in {"1", "true", "yes"}
-"""Whether ``OTELKIT_SDK_FALLBACKS`` asks for the public-API path everywhere."""
+__all__ = ["METRIC_RESET_OK", "reset_metric_state"]
 
 
 def _reset(provider: MeterProvider) -> None:
@@ -73,15 +63,5 @@ def _check_metric_reset() -> bool:
         provider.shutdown()
 
 
-def _checked(name: str, check: Any) -> bool:
-    if FALLBACKS_FORCED:
-        _logger.debug("otelkit: SDK shortcut %s off (OTELKIT_SDK_FALLBACKS)", name)
-        return False
-    ok = bool(check())
-    if not ok:
-        _logger.debug("otelkit: SDK shortcut %s failed its self-check; public API used", name)
-    return ok
-
-
-METRIC_RESET_OK = _checked("reset_metric_state", _check_metric_reset)
+METRIC_RESET_OK = checked("reset_metric_state", _check_metric_reset)
 """Whether :func:`reset_metric_state` works with this SDK."""
