@@ -7,7 +7,7 @@ import threading
 import pytest
 
 from otelkit.preload import Cache, MemoryCache
-from otelkit.testing import FakeClock
+from otelkit.testing import FakeClock, MemoryTelemetry
 
 
 def test_memory_cache_is_a_cache() -> None:
@@ -101,3 +101,19 @@ def test_bad_key_and_clock_are_rejected() -> None:
         MemoryCache().set(1, 1, ttl=1)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="clock must be an otelkit Clock"):
         MemoryCache(clock=object())  # type: ignore[arg-type]
+
+
+def test_evictions_are_counted_by_reason(
+    fake_clock: FakeClock, memory_telemetry: MemoryTelemetry
+) -> None:
+    cache: MemoryCache[int] = MemoryCache(
+        max_entries=2, clock=fake_clock, meter_provider=memory_telemetry.meter_provider
+    )
+    for i in range(5):
+        cache.set(f"k{i}", i, ttl=10)  # 3 least recently used entries dropped
+    fake_clock.advance(10)
+    assert cache.get("k4") is None  # expired, found by a read
+    cache.set("fresh", 1, ttl=10)  # the other expired entry (k3) purged
+    cache.delete("fresh")  # a delete is not an eviction
+    points = memory_telemetry.metric_points("otelkit.cache.evictions")
+    assert {attrs["reason"]: point.value for attrs, point in points} == {"size": 3, "expired": 2}

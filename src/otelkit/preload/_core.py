@@ -1,8 +1,9 @@
 """The preloader's state machine: what a read, a finished load and a refresher tick change.
 
-No threads, loops or timers live here: :class:`PreloadCore` only updates state under one
-lock and says which loads to run. ``Preloader.get`` and ``Preloader.aget`` share it and
-differ only in how they run a loader and wait for it; the refresher asks it what is due.
+No threads, loops, timers or cache calls live here: :class:`PreloadCore` only updates state
+under one lock and says which loads to run. ``Preloader.get`` and ``Preloader.aget`` share it
+and differ only in how they call the cache (sync or async, see ``_cache_io``), run a loader
+and wait for it; the refresher asks it what is due.
 """
 
 from __future__ import annotations
@@ -18,14 +19,12 @@ from typing import Any, Generic, TypeVar
 from opentelemetry.metrics import MeterProvider
 
 from otelkit._clock import Clock
-from otelkit._errors import report_internal_error
 from otelkit.preload._entries import Entries, Written
 from otelkit.preload._loading import ErrorLog, Flight, Loader, LoaderRegistry
 from otelkit.preload._metrics import PreloadMetrics
 from otelkit.preload._options import check_key, check_related
 from otelkit.preload._scores import Popularity
 from otelkit.preload._settings import Settings
-from otelkit.preload.cache import Cache
 
 __all__ = ["PreloadCore", "Read"]
 
@@ -54,12 +53,10 @@ class PreloadCore(Generic[V]):
 
     def __init__(
         self,
-        cache: Cache[V],
         settings: Settings,
         clock: Clock,
         meter_provider: MeterProvider | None,
     ) -> None:
-        self.cache = cache
         self.settings = settings
         self.clock = clock
         self.metrics = PreloadMetrics(
@@ -102,9 +99,8 @@ class PreloadCore(Generic[V]):
         with self.lock:
             return self._pop.score(key, self.clock.monotonic())
 
-    def invalidate(self, key: str) -> None:
-        """Delete a key from the cache and forget its entry."""
-        self.cache.delete(key)
+    def invalidated(self, key: str) -> None:
+        """Forget the entry of a key deleted from the cache."""
         with self.lock:
             wasted = self._entries.forget(key)
             self._adapt(0, wasted is not None)
@@ -116,15 +112,26 @@ class PreloadCore(Generic[V]):
         with self.lock:
             return [f for f in self._flights.values() if f.reason != "demand"]
 
-    def begin(
-        self, owner: str, key: str, loader: Loader[V] | None, related: Iterable[str]
-    ) -> Read[V]:
-        """Everything a read does before it waits: look up, record, join or open a flight."""
+    @staticmethod
+    def check_read(
+        owner: str, key: str, loader: Loader[V] | None, related: Iterable[str]
+    ) -> tuple[str, ...]:
+        """Refuse a bad read before the cache is asked; the related keys."""
         check_key(owner, key)
         if loader is not None and not callable(loader):
             raise TypeError(f"{owner}: loader must be callable or None, got {loader!r}")
-        related_keys = check_related(owner, related)
-        value = self._cache_get(key)
+        return check_related(owner, related)
+
+    def begin(
+        self,
+        owner: str,
+        key: str,
+        loader: Loader[V] | None,
+        related_keys: tuple[str, ...],
+        value: V | None,
+    ) -> Read[V]:
+        """Everything a read does after the cache lookup found ``value`` (``None``: a miss)
+        and before it waits: record, join or open a flight."""
         now = self.clock.monotonic()
         used = wasted = None
         lead = False
@@ -167,21 +174,20 @@ class PreloadCore(Generic[V]):
         return Read(value, flight, lead, prefetch)
 
     def complete(
-        self, flight: Flight[V], value: Any, error: BaseException | None, started: float
+        self,
+        flight: Flight[V],
+        value: Any,
+        error: BaseException | None,
+        started: float,
+        stored: bool,
     ) -> tuple[list[Flight[V]], int]:
-        """Everything a finished load does: store, account, adapt, wake the readers.
+        """Everything a finished load does once its value was ``stored`` (or not) in the
+        cache: account, adapt, wake the readers.
 
         A finished background load frees a worker: returns the queued refreshes it may
         start now, as :meth:`due_refreshes` does.
         """
         key, reason, ok = flight.key, flight.reason, error is None
-        stored = False
-        if ok and value is not None:
-            try:
-                self.cache.set(key, value, ttl=self.settings.ttl)
-                stored = True
-            except Exception as exc:  # noqa: BLE001 - the reader still gets its value
-                report_internal_error("preload.cache", exc)
         now = self.clock.monotonic()
         wasted = None
         used = should_log = False
@@ -320,10 +326,3 @@ class PreloadCore(Generic[V]):
         step = _ADAPT_RATE * ((1.0 - target) * wasted - target * used)
         low, high = self.settings.threshold_range
         self.threshold = min(high, max(low, self.threshold * math.exp(step)))
-
-    def _cache_get(self, key: str) -> V | None:
-        try:
-            return self.cache.get(key)
-        except Exception as exc:  # noqa: BLE001 - a broken cache degrades to a miss
-            report_internal_error("preload.cache", exc)
-            return None

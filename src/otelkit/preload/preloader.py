@@ -2,7 +2,9 @@
 
 The state lives in :class:`~otelkit.preload._core.PreloadCore`; this module runs loads.
 ``get`` runs a missed key's loader on the reader's thread, ``aget`` in a task of the
-reader's event loop; both then wait for the one shared result. Related and refresh loads
+reader's event loop; both then wait for the one shared result. The cache is called through
+``_cache_io.CacheAccess``: a sync :class:`Cache` directly, an :class:`AsyncCache` awaited on
+the reader's loop, so ``aget`` over an async cache never blocks the loop. Related and refresh loads
 run in the background: async loaders on the loop async readers use, others on an executor
 of ``concurrency`` threads. One timer of the injected clock drives the refresher.
 """
@@ -26,11 +28,12 @@ from otelkit._clock import REAL_CLOCK, Clock, TimerHandle
 from otelkit._errors import report_internal_error
 from otelkit._version import __version__
 from otelkit.preload._batch import RefreshBatch
+from otelkit.preload._cache_io import CacheAccess, check_cache
 from otelkit.preload._core import PreloadCore, Read
 from otelkit.preload._loading import Flight, Loader, is_async_callable, run_awaitable
 from otelkit.preload._options import check_key
 from otelkit.preload._settings import Settings
-from otelkit.preload.cache import Cache
+from otelkit.preload.cache import AsyncCache, Cache
 
 __all__ = ["Preloader"]
 
@@ -40,7 +43,7 @@ _NEW, _RUNNING, _CLOSED = "new", "running", "closed"
 
 
 class Preloader(Generic[V]):
-    """Reads through ``cache``, loading each miss once, prefetching related keys and
+    """Reads through ``cache`` (a :class:`Cache` or an :class:`AsyncCache`), loading each miss once, prefetching related keys and
     refreshing hot keys shortly before their entries expire.
 
     Options (keyword-only): ``ttl`` of written entries (s); ``half_life`` of popularity
@@ -60,7 +63,7 @@ class Preloader(Generic[V]):
 
     def __init__(
         self,
-        cache: Cache[V],
+        cache: Cache[V] | AsyncCache[V],
         *,
         ttl: float = 60.0,
         half_life: float = 60.0,
@@ -78,12 +81,7 @@ class Preloader(Generic[V]):
         tracer_provider: trace.TracerProvider | None = None,
         meter_provider: MeterProvider | None = None,
     ) -> None:
-        for method in ("get", "set", "delete"):
-            if not callable(getattr(cache, method, None)):
-                raise TypeError(
-                    f"Preloader: cache must have get(key), set(key, value, *, ttl) and "
-                    f"delete(key) methods (an otelkit.preload.Cache); {cache!r} lacks {method}()"
-                )
+        is_async = check_cache("Preloader", cache)
         settings = Settings.resolve(
             ttl=ttl,
             half_life=half_life,
@@ -100,7 +98,8 @@ class Preloader(Generic[V]):
             clock=clock,
         )
         self._clock = clock or REAL_CLOCK
-        self._core: PreloadCore[V] = PreloadCore(cache, settings, self._clock, meter_provider)
+        self._core: PreloadCore[V] = PreloadCore(settings, self._clock, meter_provider)
+        self._cache: CacheAccess[V] = CacheAccess(cache, is_async, lambda: self._home)
         self._lock = self._core.lock
         self._state = _NEW
         self._executor = executor
@@ -122,9 +121,16 @@ class Preloader(Generic[V]):
         ``loader(key)`` (sync or async) defaults to the one registered for the key and is
         remembered for refreshes. ``related`` keys (read with this one) are remembered and
         prefetched when their loaders are known and this key is popular enough. A loader's
-        exception reaches every reader waiting for that load.
+        exception reaches every reader waiting for that load; a failing cache does not
+        raise (the read counts as a miss). Over an :class:`AsyncCache`, ``get`` needs the
+        event loop of async readers running in another thread; inside a running loop it
+        raises ``TypeError``: use ``aget`` there.
         """
-        read = self._begin("Preloader.get", key, loader, related)
+        owner = "Preloader.get"
+        related_keys = self._core.check_read(owner, key, loader, related)
+        if self._cache.is_async:
+            _refuse_inside_loop(owner)
+        read = self._begin(owner, key, loader, related_keys, self._cache.get(key))
         if read.flight is None:
             return read.value  # type: ignore[return-value]
         if read.lead:
@@ -134,11 +140,14 @@ class Preloader(Generic[V]):
     async def aget(
         self, key: str, loader: Loader[V] | None = None, related: Iterable[str] = ()
     ) -> V:
-        """:meth:`get` for async callers; a sync loader runs in a worker thread."""
+        """:meth:`get` for async callers; a sync loader runs in a worker thread, an async
+        cache is awaited (a sync cache is called directly: keep it quick)."""
         loop = asyncio.get_running_loop()
-        if self._home is None or self._home.is_closed():
-            self._home = loop
-        read = self._begin("Preloader.aget", key, loader, related)
+        self._adopt_loop(loop)
+        owner = "Preloader.aget"
+        related_keys = self._core.check_read(owner, key, loader, related)
+        value = await self._cache.aget(key)
+        read = self._begin(owner, key, loader, related_keys, value)
         if read.flight is None:
             return read.value  # type: ignore[return-value]
         if read.lead:
@@ -158,8 +167,23 @@ class Preloader(Generic[V]):
         self._core.register(prefix, loader, prefix=True)
 
     def invalidate(self, key: str) -> None:
-        """Delete ``key`` from the cache; an unused preload of it counts as wasted."""
-        self._core.invalidate(check_key("Preloader.invalidate", key))
+        """Delete ``key`` from the cache; an unused preload of it counts as wasted.
+
+        The cache's error propagates: an invalidation that did not happen is not hidden.
+        """
+        owner = "Preloader.invalidate"
+        check_key(owner, key)
+        if self._cache.is_async:
+            _refuse_inside_loop(owner)
+        self._cache.delete(key)
+        self._core.invalidated(key)
+
+    async def ainvalidate(self, key: str) -> None:
+        """:meth:`invalidate` for async callers."""
+        self._adopt_loop(asyncio.get_running_loop())
+        check_key("Preloader.ainvalidate", key)
+        await self._cache.adelete(key)
+        self._core.invalidated(key)
 
     @property
     def threshold(self) -> float:
@@ -237,12 +261,21 @@ class Preloader(Generic[V]):
 
     # ---------------------------------------------------------------- running loads
 
+    def _adopt_loop(self, loop: asyncio.AbstractEventLoop) -> None:
+        if self._home is None or self._home.is_closed():
+            self._home = loop
+
     def _begin(
-        self, owner: str, key: str, loader: Loader[V] | None, related: Iterable[str]
+        self,
+        owner: str,
+        key: str,
+        loader: Loader[V] | None,
+        related_keys: tuple[str, ...],
+        value: V | None,
     ) -> Read[V]:
         if self._state == _NEW:
             self.start()  # lazy start: a first read starts prefetching and the refresher
-        read = self._core.begin(owner, key, loader, related)
+        read = self._core.begin(owner, key, loader, related_keys, value)
         for flight in read.prefetch:
             self._launch(flight)
         return read
@@ -255,6 +288,8 @@ class Preloader(Generic[V]):
             if inspect.isawaitable(value):
                 value = run_awaitable(value, self._home, flight.key)
             outcome.append(value)
+            if value is not None:
+                outcome.append(self._cache.set(flight.key, value, self._core.settings.ttl))
 
     async def _run_async(self, flight: Flight[V]) -> None:
         """Run ``flight``'s loader on this loop (a sync loader in a worker thread)."""
@@ -267,12 +302,15 @@ class Preloader(Generic[V]):
                 if inspect.isawaitable(value):
                     value = await value
             outcome.append(value)
+            if value is not None:
+                outcome.append(await self._cache.aset(flight.key, value, self._core.settings.ttl))
 
     @contextlib.contextmanager
     def _loading(self, flight: Flight[V]) -> Iterator[list[object]]:
         """Around one loader call: its batch's trace context, its timing, its completion.
 
-        The body appends the loaded value. An ``Exception`` goes to the flight's readers
+        The body appends the loaded value, then whether the cache stored it (nothing for
+        ``None``, which is never cached). An ``Exception`` goes to the flight's readers
         (and is contained here); anything else (cancellation, exit) also propagates.
         """
         started = self._clock.monotonic()
@@ -285,7 +323,7 @@ class Preloader(Generic[V]):
             if not isinstance(exc, Exception):
                 raise
         else:
-            self._finish(flight, outcome[0], None, started)
+            self._finish(flight, outcome[0], None, started, stored=outcome[1:] == [True])
         finally:
             if token is not None:
                 otel_context.detach(token)
@@ -306,10 +344,15 @@ class Preloader(Generic[V]):
             self._finish(flight, None, exc, self._clock.monotonic())
 
     def _finish(
-        self, flight: Flight[V], value: object, error: BaseException | None, started: float
+        self,
+        flight: Flight[V],
+        value: object,
+        error: BaseException | None,
+        started: float,
+        stored: bool = False,
     ) -> None:
         """Complete a load; start the queued refreshes its worker can take now."""
-        follow, skipped = self._core.complete(flight, value, error, started)
+        follow, skipped = self._core.complete(flight, value, error, started, stored)
         self._start_batch(follow, skipped, flight.batch)
         if flight.batch is not None:
             flight.batch.done(error is None)
@@ -364,3 +407,15 @@ class Preloader(Generic[V]):
             report_internal_error("preload.refresh", exc)
         finally:
             self._arm()
+
+
+def _refuse_inside_loop(owner: str) -> None:
+    """A sync call that would wait for an async cache on this thread's running loop."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return
+    raise TypeError(
+        f"{owner}: the cache is async and this was called inside a running event loop; "
+        "use the async method (aget / ainvalidate) there"
+    )
