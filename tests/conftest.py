@@ -1,7 +1,7 @@
 """Project-wide test policy.
 
-Under ``CI=true`` a skipped PostgreSQL or collector test fails the run: CI has both, so a
-skip there means a broken set-up, not a missing optional part.
+Under ``CI=true`` a skipped PostgreSQL, Redis or collector test fails the run: CI has all
+three, so a skip there means a broken set-up, not a missing optional part.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import os
 
 import pytest
 
-_REAL_PART_MARKERS = ("postgres", "collector")
+_REAL_PART_MARKERS = ("postgres", "redis", "collector")
 _skipped_real_parts: list[str] = []
 
 

@@ -14,7 +14,15 @@ from otelkit.testing import FakeClock
 
 def test_public_names_are_complete_sorted_and_documented() -> None:
     assert otelkit.preload.__doc__
-    assert otelkit.preload.__all__ == ["Cache", "MemoryCache", "Preloader"]
+    assert otelkit.preload.__all__ == [
+        "AsyncCache",
+        "AsyncRedisCache",
+        "Cache",
+        "MemoryCache",
+        "Preloader",
+        "RedisCache",
+        "Serializer",
+    ]
     for name in otelkit.preload.__all__:
         public = getattr(otelkit.preload, name)
         assert public.__doc__
