@@ -30,6 +30,7 @@ __all__ = [
     "end_statement",
     "exhausted_expired",
     "finish",
+    "next_due",
     "record_lost",
     "renew",
 ]
@@ -133,6 +134,18 @@ def claim_expired(
     return list(conn.execute(stmt, params))
 
 
+def next_due(conn: sa.Connection, *, queues: Sequence[str]) -> float | None:
+    """Seconds from the database's now until the earliest waiting job of ``queues`` is
+    due (negative: already due), or None when none is waiting."""
+
+    def build(postgres: bool) -> sa.Select[Any]:
+        return sa.select(sa.func.min(_c.run_after) - db_now()).where(_QUEUES, sa.text(WAITING_SQL))
+
+    stmt = _cached(conn, "next_due", build)
+    value = conn.execute(stmt, {"queues": list(queues)}).scalar()
+    return None if value is None else float(value)
+
+
 _QUEUES = _c.queue.in_(sa.bindparam("queues", expanding=True))
 _KEYS = sa.tuple_(_c.id, _c.attempt).in_(sa.bindparam("keys", expanding=True))
 
@@ -172,8 +185,14 @@ def claim_by_id(conn: sa.Connection, *, owner: str, job_id: str) -> sa.Row[Any] 
     return conn.execute(stmt, {"owner": owner, "job_id": job_id}).first()
 
 
-def finish(conn: sa.Connection, *, owner: str, transitions: Sequence[Transition]) -> set[str]:
-    """Apply fenced transitions; the ids whose row this owner still held (and changed)."""
+def finish(
+    conn: sa.Connection, *, owner: str, transitions: Sequence[Transition], recheck: bool = True
+) -> set[str]:
+    """Apply fenced transitions; the ids whose row this owner still held (and changed).
+
+    ``recheck``: count a row that already shows the transition as applied (a retried
+    commit that had landed); off for late results, which must never count.
+    """
     applied: set[str] = set()
     # Several plain successes: one statement for all; a single one takes the general
     # statement below (no expanding IN list to render).
@@ -188,7 +207,7 @@ def finish(conn: sa.Connection, *, owner: str, transitions: Sequence[Transition]
         stmt = _cached(conn, f"end:{shape[0]:d}{shape[1]:d}", functools.partial(_end_for, shape))
         applied.update(conn.execute(stmt, end_params(owner, t)).scalars())
     missing = [t for t in transitions if t.job_id not in applied]
-    if missing:
+    if missing and recheck:
         applied.update(_already_applied(conn, owner, missing))
     return applied
 

@@ -51,6 +51,8 @@ class Definition:
     max_attempts: int
     lease: float
     backoff: Backoff
+    timeout: float | None = None
+    """Seconds an attempt may run before it is abandoned (``TimeoutError``); None: no limit."""
 
     @property
     def is_async(self) -> bool:
@@ -104,6 +106,10 @@ class Attempt:
     error: str | None = None
     applied: bool = False
     settled: bool = False
+    abandoned: bool = False
+    """Timed out: the worker recorded the outcome; what the function does later is discarded."""
+    expired_after: float | None = None
+    """Set when the attempt's timeout (these seconds) cancelled an async function."""
 
 
 class Runner:
@@ -191,16 +197,22 @@ class Runner:
                 value = asyncio.run(_await(value))
             result.append(value)
 
-    async def invoke_async(self, attempt: Attempt) -> None:
-        """Await an async job function (in the worker's event loop); set the transition."""
+    async def invoke_async(self, attempt: Attempt, *, timeout: float | None = None) -> None:
+        """Await an async job function (in the worker's event loop); set the transition.
+
+        ``timeout`` (or the function's own): past it, the function is cancelled and the
+        attempt fails with ``TimeoutError``.
+        """
         definition = attempt.definition
         if definition is None:
             self._unknown(attempt)
             return
+        if definition.timeout is not None:
+            timeout = definition.timeout
         with self._outcome(attempt) as result:
             value = definition.fn(attempt.job)
             if inspect.isawaitable(value):
-                value = await value
+                value = await (value if timeout is None else _limited(attempt, value, timeout))
             result.append(value)
 
     @contextlib.contextmanager
@@ -248,8 +260,21 @@ class Runner:
             errors=attempt.errors if attempt.errors_changed else None,
         )
 
+    def timed_out(self, attempt: Attempt, seconds: float) -> None:
+        """A sync attempt ran past its timeout: stop renewing its lease and record it as
+        failed with ``TimeoutError`` (retried per the job's policy)."""
+        if attempt.lease is not None:
+            self._keeper.drop(attempt.lease)
+        self._telemetry.timed_out(attempt.span, attempt.job, seconds)
+        self._failed(attempt, timeout_error(attempt, seconds))
+
     def _failed(self, attempt: Attempt, exc: BaseException) -> None:
+        if attempt.abandoned:  # timed out: the recorded outcome stands
+            attempt.transition = Transition(attempt.job.id, attempt.job.attempt, JobState.FAILED)
+            return
         self._stop_timer(attempt)
+        if attempt.expired_after is not None:  # an async function cancelled by its timeout
+            self._telemetry.timed_out(attempt.span, attempt.job, attempt.expired_after)
         kind, message, text = format_error(exc)
         attempt.error = kind
         self._telemetry.failed_attempt(attempt.span, exc)
@@ -397,6 +422,42 @@ class Runner:
             attempt.span.end()
         except Exception as exc:  # noqa: BLE001 - telemetry never breaks the worker
             report_internal_error("jobs.settle", exc)
+
+
+def timeout_error(attempt: Attempt, seconds: float) -> TimeoutError:
+    """The error recorded for an attempt abandoned after ``seconds``."""
+    job = attempt.job
+    return TimeoutError(
+        f"job {job.name} (id {job.id}) attempt {job.attempt} of {job.max_attempts} ran longer "
+        f"than its timeout of {seconds:g} s and was abandoned"
+    )
+
+
+async def _limited(attempt: Attempt, awaitable: Any, seconds: float) -> Any:
+    """Await ``awaitable`` in this task; past ``seconds``, cancel it and raise
+    ``TimeoutError`` (Python 3.10 has no ``asyncio.timeout``)."""
+    task = asyncio.current_task()
+    assert task is not None
+    fired = False
+
+    def expire() -> None:
+        nonlocal fired
+        fired = True
+        task.cancel()
+
+    handle = asyncio.get_running_loop().call_later(seconds, expire)
+    try:
+        return await awaitable
+    except asyncio.CancelledError:
+        if not fired:
+            raise
+        uncancel = getattr(task, "uncancel", None)
+        if uncancel is not None:  # 3.11+: this cancellation was ours, and is handled
+            uncancel()
+        attempt.expired_after = seconds
+        raise timeout_error(attempt, seconds) from None
+    finally:
+        handle.cancel()
 
 
 async def _await(value: Any) -> Any:

@@ -19,6 +19,7 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 
 from otelkit.jobs._model import SchemaMissingError
+from otelkit.jobs._wakeup import CHANNEL
 
 __all__ = [
     "JSON",
@@ -140,6 +141,13 @@ _SQLITE_DDL = (
     END""",
 )
 
+# Rows that became waiting wake listening workers (see otelkit.jobs._wakeup): one
+# notification per queue and statement, "<queue> <seconds until the earliest is due>".
+_NOTIFY = (
+    f"PERFORM pg_notify('{CHANNEL}', n.queue || ' ' || "
+    "(min(n.run_after) - EXTRACT(EPOCH FROM statement_timestamp()))::text)"
+)
+
 # Statement-level triggers with transition tables: one INSERT ... SELECT per statement,
 # so a batch claim or a batch completion costs one history insert, not one per row.
 _PG_DDL = (
@@ -149,6 +157,7 @@ _PG_DDL = (
     BEGIN
       INSERT INTO otelkit_job_transitions ({_COLUMNS})
       SELECT n.id, NULL, n.status, n.updated_at, n.attempt, NULL, NULL FROM new_rows n;
+      {_NOTIFY} FROM new_rows n WHERE n.status IN ('queued', 'retrying') GROUP BY n.queue;
       RETURN NULL;
     END $$""",
     f"""CREATE OR REPLACE FUNCTION otelkit_jobs_history_update() RETURNS trigger
@@ -158,6 +167,10 @@ _PG_DDL = (
       SELECT n.id, o.status, n.status, n.updated_at, n.attempt, n.lease_owner, {_ERROR}
       FROM new_rows n JOIN old_rows o ON o.id = n.id
       WHERE n.status IS DISTINCT FROM o.status OR n.attempt IS DISTINCT FROM o.attempt;
+      {_NOTIFY} FROM new_rows n JOIN old_rows o ON o.id = n.id
+      WHERE n.status IN ('queued', 'retrying')
+        AND (n.status IS DISTINCT FROM o.status OR n.run_after IS DISTINCT FROM o.run_after)
+      GROUP BY n.queue;
       RETURN NULL;
     END $$""",
     "DROP TRIGGER IF EXISTS otelkit_jobs_history_insert ON otelkit_jobs",

@@ -32,7 +32,26 @@ _DURATION_BUCKETS = (
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75,
     1.0, 2.5, 5.0, 7.5, 10.0, 30.0, 60.0, 120.0, 300.0,
 )  # fmt: skip
-_WAIT_BUCKETS = (0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0)
+_WAIT_BUCKETS = (
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    30.0,
+    60.0,
+    300.0,
+    900.0,
+    3600.0,
+)  # fmt: skip  (pickup latency is milliseconds with LISTEN/NOTIFY)
 
 TraceMode = Literal["link", "parent"]
 
@@ -91,6 +110,16 @@ class JobTelemetry:
         )
         self._transitions = m.create_counter(
             "otelkit.job.transitions", unit="{transition}", description="Job state changes."
+        )
+        self._timeouts = m.create_counter(
+            "otelkit.job.timeouts",
+            unit="{attempt}",
+            description="Attempts abandoned because they ran longer than their timeout.",
+        )
+        self._scheduled = m.create_counter(
+            "otelkit.job.scheduled",
+            unit="{job}",
+            description="Jobs enqueued by the scheduler of periodic jobs (one per period).",
         )
         self._wait = m.create_histogram(
             "otelkit.job.queue_wait",
@@ -239,6 +268,24 @@ class JobTelemetry:
                     self._consumed.add(n, _base(key[1], key[2], "process"))
                 else:
                     self._transitions.add(n, _transition_attrs(*key[1:]))
+        except Exception as exc:  # noqa: BLE001 - telemetry never breaks a job
+            report_internal_error("jobs.telemetry", exc)
+
+    def timed_out(self, span: Span, job: Any, seconds: float) -> None:
+        """An attempt ran past its timeout: a span event and a count (never raises)."""
+        try:
+            span.add_event(
+                "otelkit.job.timeout",
+                {"otelkit.job.timeout": seconds, "otelkit.job.attempt": job.attempt},
+            )
+            self._timeouts.add(1, _base(job.name, job.queue, "process"))
+        except Exception as exc:  # noqa: BLE001 - telemetry never breaks a job
+            report_internal_error("jobs.telemetry", exc)
+
+    def late_rejected(self, name: str, queue: str) -> None:
+        """A timed-out attempt's late result was rejected (its span already ended)."""
+        try:
+            self._transitions.add(1, _transition_attrs(name, queue, "running", "lost"))
         except Exception as exc:  # noqa: BLE001 - telemetry never breaks a job
             report_internal_error("jobs.telemetry", exc)
 

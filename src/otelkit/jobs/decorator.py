@@ -32,6 +32,7 @@ def define(
     max_attempts: int,
     lease: float,
     backoff: Backoff | None,
+    timeout: float | timedelta | None = None,
 ) -> Definition:
     """Validate the decorator's options; a :class:`Definition`."""
     if not callable(fn):
@@ -56,6 +57,7 @@ def define(
         raise ValueError(f"store.job: lease must be a number of seconds > 0, got {lease!r}")
     if backoff is not None and not isinstance(backoff, Backoff):
         raise TypeError(f"store.job: backoff must be an otelkit.jobs.Backoff, got {backoff!r}")
+    timeout = check_timeout(timeout, option="store.job: timeout")
     return Definition(
         fn=fn,
         name=name,
@@ -63,7 +65,26 @@ def define(
         max_attempts=max_attempts,
         lease=float(lease),
         backoff=backoff or Backoff(),
+        timeout=timeout,
     )
+
+
+def check_timeout(value: object, *, option: str) -> float | None:
+    """``None`` or a finite number of seconds > 0 (a ``timedelta`` too); else ``ValueError``."""
+    if value is None:
+        return None
+    if isinstance(value, timedelta):
+        value = value.total_seconds()
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not math.isfinite(value)
+        or value <= 0
+    ):
+        raise ValueError(
+            f"{option} must be a number of seconds > 0 (or a timedelta), or None, got {value!r}"
+        )
+    return float(value)
 
 
 def default_name(fn: Callable[..., Any]) -> str:

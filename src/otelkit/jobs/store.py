@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import random
+import time
 import weakref
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
@@ -93,6 +94,7 @@ class JobStore:
         )
         self._run = RunNow(self._engine, self._runner, get_job=self.get, cycle=self._cycle)
         self._gauge_cache: tuple[float, GaugeSnapshot | None] | None = None
+        self._wakers: weakref.WeakSet[Worker] = weakref.WeakSet()
         self._closed = False
         self._schema_seen = False
         if gauges:
@@ -164,6 +166,7 @@ class JobStore:
         max_attempts: int = 5,
         lease: float = 30.0,
         backoff: Backoff | None = None,
+        timeout: float | timedelta | None = None,
     ) -> Callable[[Callable[[Job], R]], JobFunction[R]]: ...
 
     def job(
@@ -176,18 +179,27 @@ class JobStore:
         max_attempts: int = 5,
         lease: float = 30.0,
         backoff: Backoff | None = None,
+        timeout: float | timedelta | None = None,
     ) -> JobFunction[R] | Callable[[Callable[[Job], R]], JobFunction[R]]:
         """Register a job function: ``@store.job`` or ``@store.job(name=..., queue=...)``.
 
         The function takes a :class:`Job` (sync or ``async def``). ``name`` defaults to
         ``module.qualname``; ``max_attempts`` counts every start (including takeovers after a
         lost lease); ``lease`` is how long a worker owns a running attempt before another may
-        take it over (renewed every ``lease / 2`` while it runs); ``backoff`` spaces retries.
+        take it over (renewed every ``lease / 2`` while it runs); ``backoff`` spaces retries;
+        ``timeout`` (seconds) abandons an attempt that runs longer (async: cancelled; sync:
+        recorded as timed out, its late result rejected) as a ``TimeoutError``, retried.
         """
 
         def register(f: Callable[[Job], R]) -> JobFunction[R]:
             definition = define(
-                f, name=name, queue=queue, max_attempts=max_attempts, lease=lease, backoff=backoff
+                f,
+                name=name,
+                queue=queue,
+                max_attempts=max_attempts,
+                lease=lease,
+                backoff=backoff,
+                timeout=timeout,
             )
             self._register(definition)
             return JobFunction(self, definition)
@@ -217,10 +229,17 @@ class JobStore:
         queues: Sequence[str] | None = None,
         concurrency: int = 4,
         batch: int | None = None,
-        poll_interval: float = 1.0,
+        poll_interval: float | None = None,
         shutdown_timeout: float = 30.0,
+        timeout: float | timedelta | None = None,
+        listen: bool = True,
     ) -> Worker:
-        """A worker running this store's registered functions (see :class:`Worker`)."""
+        """A worker running this store's registered functions (see :class:`Worker`).
+
+        ``timeout``: the default execution timeout of functions that set none. ``listen``
+        (PostgreSQL): wake on ``NOTIFY`` instead of waiting for the next poll.
+        ``poll_interval`` (default: 1 s, or 15 s while listening) bounds every idle wait.
+        """
         from otelkit.jobs.worker import Worker
 
         return Worker(
@@ -230,6 +249,8 @@ class JobStore:
             batch=batch,
             poll_interval=poll_interval,
             shutdown_timeout=shutdown_timeout,
+            timeout=timeout,
+            listen=listen,
         )
 
     # -- enqueue -----------------------------------------------------------------------------
@@ -241,7 +262,7 @@ class JobStore:
         run_after: datetime | timedelta | float | None,
         priority: int,
     ) -> list[str]:
-        return enqueue(
+        ids = enqueue(
             self._writer,
             self._telemetry,
             definition,
@@ -249,6 +270,21 @@ class JobStore:
             run_after=run_after,
             priority=priority,
         )
+        if ids and self._wakers:
+            self._wake_local(definition.queue, _delay_of(run_after))
+        return ids
+
+    # -- waking this process's workers -----------------------------------------------------
+    def _add_waker(self, worker: Worker) -> None:
+        self._wakers.add(worker)
+
+    def _remove_waker(self, worker: Worker) -> None:
+        self._wakers.discard(worker)
+
+    def _wake_local(self, queue: str, delay: float) -> None:
+        """Wake this process's idle workers of ``queue`` (an in-process event: no SQL)."""
+        for worker in list(self._wakers):
+            worker._wake(queue, delay)
 
     # -- one attempt now (fn.run) ------------------------------------------------------------
     def _run_now(self, definition: Definition, job_id: str) -> JobState:
@@ -272,10 +308,34 @@ class JobStore:
         ``takeover`` also claims running jobs whose lease expired. Spans of finished
         attempts are closed (and new ones opened) only after the commit.
         """
+        return self._cycle_next(owner, done, queues=queues, limit=limit, takeover=takeover)[0]
+
+    def _cycle_next(
+        self,
+        owner: str,
+        done: Sequence[Attempt],
+        *,
+        queues: Sequence[str] = (),
+        limit: int = 0,
+        takeover: bool = False,
+        late: Sequence[Attempt] = (),
+    ) -> tuple[list[Attempt], float | None]:
+        """:meth:`_cycle`, plus: when fewer than ``limit`` were ready, the seconds until the
+        earliest waiting job is due (None: none waits); ``late``: results of attempts that
+        timed out, offered to the fence (which rejects them) and recorded as lost."""
         transitions = [a.transition for a in done if a.transition is not None]
         rows: list[sa.Row[Any]] = []
         applied: set[str] = set()
+        next_in: float | None = None
         with suppress_instrumentation(), self._writer.begin() as conn:
+            late_ok: set[str] = set()
+            stale = [a.transition for a in late if a.transition is not None]
+            if stale:
+                late_ok = _claim.finish(conn, owner=owner, transitions=stale, recheck=False)
+                rejected = [(a.job.id, a.job.attempt) for a in late if a.job.id not in late_ok]
+                _claim.record_lost(
+                    conn, owner=owner, lost=rejected, reason="timed out: late result rejected"
+                )
             if transitions:
                 applied = _claim.finish(conn, owner=owner, transitions=transitions)
                 lost = [(a.job.id, a.job.attempt) for a in done if a.job.id not in applied]
@@ -289,12 +349,16 @@ class JobStore:
                 rows += _claim.claim_batch(
                     conn, owner=owner, queues=queues, limit=limit - len(rows)
                 )
+                if len(rows) < limit:
+                    next_in = _claim.next_due(conn, queues=queues)
         counts: Counts = Counter()
         for attempt in done:
             self._runner.settle(attempt, applied=attempt.job.id in applied, counts=counts)
         attempts = [self._runner.begin(row._mapping, owner, counts) for row in rows]
         self._telemetry.add_counts(counts)
-        return attempts
+        for attempt in late:
+            self._telemetry.late_rejected(attempt.job.name, attempt.job.queue)
+        return attempts, next_in
 
     def _complete(self, owner: str, attempts: Sequence[Attempt]) -> None:
         """Apply the attempts' transitions in one transaction, then close their spans."""
@@ -400,3 +464,14 @@ class JobStore:
         """Delete final jobs (and their history) last updated more than ``older_than`` ago."""
         with require_schema(self._engine):
             return _admin.purge(self._writer, older_than=older_than, states=states)
+
+
+def _delay_of(run_after: datetime | timedelta | float | None) -> float:
+    """Seconds from now until ``run_after`` (local clock: a wake-up hint only)."""
+    if run_after is None:
+        return 0.0
+    if isinstance(run_after, datetime):
+        return run_after.timestamp() - time.time()
+    if isinstance(run_after, timedelta):
+        return run_after.total_seconds()
+    return float(run_after)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import math
 import random
 import signal
 import threading
@@ -17,12 +18,14 @@ import time
 from collections import deque
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from datetime import timedelta
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from otelkit._errors import report_internal_error
 from otelkit._threads import start_daemon
 from otelkit.jobs._execute import Attempt
+from otelkit.jobs._wakeup import Listener
 
 if TYPE_CHECKING:
     from otelkit.jobs.store import JobStore
@@ -32,6 +35,9 @@ __all__ = ["Worker"]
 _SWEEP_EVERY = 5.0  # seconds between sweeps for exhausted jobs with expired leases
 _TAKEOVER_EVERY = 1.0  # seconds between claims of running jobs whose lease expired
 _MAX_PAUSE = 30.0  # cap of the reconnect backoff
+_POLL = 1.0  # default seconds between polls without notifications (SQLite, listener down)
+_LISTEN_POLL = 15.0  # default fallback poll while the LISTEN connection is up
+_STRAGGLERS = 32  # extra job threads for sync attempts abandoned after their timeout
 
 
 class Worker:
@@ -52,16 +58,21 @@ class Worker:
         queues: Sequence[str] | None,
         concurrency: int,
         batch: int | None,
-        poll_interval: float,
+        poll_interval: float | None,
         shutdown_timeout: float,
+        timeout: float | timedelta | None = None,
+        listen: bool = True,
     ) -> None:
         from otelkit.jobs._runnow import new_owner
 
         _positive_int("concurrency", concurrency)
         batch = concurrency if batch is None else batch
         _positive_int("batch", batch)
+        from otelkit.jobs.decorator import check_timeout
+
+        timeout = check_timeout(timeout, option="worker: timeout")
         for option, value in (
-            ("poll_interval", poll_interval),
+            ("poll_interval", 0.0 if poll_interval is None else poll_interval),
             ("shutdown_timeout", shutdown_timeout),
         ):
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
@@ -89,7 +100,19 @@ class Worker:
         self.processed = 0
         """Attempts this worker has finished (any outcome)."""
         self._store = store
-        self._poll = float(poll_interval)
+        self._poll = None if poll_interval is None else float(poll_interval)
+        self._timeout = timeout
+        self._queue_set = frozenset(self.queues)
+        self._listen = bool(listen) and store.engine.dialect.name == "postgresql"
+        self._listener: Listener | None = None
+        self._woken = False
+        self._next_due = math.inf  # monotonic time the earliest known future job is due
+        self._deadlines: dict[Attempt, tuple[float, float]] = {}  # sync: (deadline, seconds)
+        self._timed_out: set[int] = set()
+        self._late: list[Attempt] = []
+        self._pending_sync: deque[tuple[Attempt, Future[Any]]] = deque()
+        self._sync_running = 0
+        self._slot_freed: set[int] = set()
         self._grace = float(shutdown_timeout)
         self._cond = threading.Condition(threading.RLock())
         self._stopping = False
@@ -107,6 +130,11 @@ class Worker:
         self._inline: deque[tuple[Attempt, Future[Any]]] = deque()
 
     # -- public --------------------------------------------------------------------------------
+    @property
+    def listening(self) -> bool:
+        """Whether this worker's ``LISTEN`` connection (PostgreSQL) is up right now."""
+        return self._listener is not None and self._listener.connected
+
     def run(self, *, until_idle: bool = False) -> None:
         """Run until :meth:`stop` (or SIGTERM/SIGINT when called in the main thread).
 
@@ -146,6 +174,7 @@ class Worker:
             self._stopping = False
         deadline = None if timeout is None else time.monotonic() + timeout
         clean = False
+        self._start_wakeup()
         try:
             while True:
                 with self._cond:
@@ -153,7 +182,10 @@ class Worker:
                         break
                     done, self._done = self._done, []
                     busy = len(self._in_flight) - len(done)
-                asked = self.batch if busy < self.concurrency else 0
+                    asked = self.batch if busy < self.concurrency else 0
+                    self._woken = False
+                    if asked:
+                        self._next_due = math.inf  # this claim learns the next one
                 takeover = asked > 0 and self._due("_last_takeover", _TAKEOVER_EVERY)
                 if not self._cycle(done, asked, takeover):
                     continue
@@ -170,28 +202,122 @@ class Worker:
                         continue
                     if asked and claimed == asked and len(self._in_flight) < self.concurrency:
                         continue  # more may be ready right now
-                    self._cond.wait(self._poll if claimed < asked or not asked else None)
+                    self._idle(polling=claimed < asked or not asked)
             self._shutdown(grace=self._grace)
             clean = True
         finally:
+            self._stop_wakeup()
             if not clean:  # an exception (e.g. a second Ctrl-C): release everything, no grace
                 self._shutdown(grace=0.0)
             self._close_runtimes()
 
+    # -- waiting and waking ---------------------------------------------------------------------
+    def _poll_interval(self) -> float:
+        if self._poll is not None:
+            return self._poll
+        return _LISTEN_POLL if self.listening else _POLL
+
+    def _idle(self, *, polling: bool) -> None:
+        """Wait (caller holds the lock) until woken, a result is handed back, the earliest
+        known job is due, a sync attempt's timeout passes, or (``polling``) the poll time."""
+        poll_end = time.monotonic() + self._poll_interval() if polling else math.inf
+        while not (self._woken or self._done or self._late or self._stopping):
+            now = time.monotonic()
+            end = poll_end
+            if polling:
+                end = min(end, self._next_due)
+            if self._deadlines:
+                first = min(d for d, _ in self._deadlines.values())
+                if first <= now:
+                    self._expire_timeouts(now)
+                    continue
+                end = min(end, first)
+            if end <= now:
+                return
+            self._cond.wait(None if end == math.inf else end - now)
+
+    def _wake(self, queue: str, delay: float) -> None:
+        """A job of ``queue`` became waiting, due in ``delay`` seconds (thread-safe)."""
+        if queue not in self._queue_set:
+            return
+        with self._cond:
+            if delay <= 0:
+                self._woken = True
+            else:
+                self._next_due = min(self._next_due, time.monotonic() + delay)
+            self._cond.notify_all()
+
+    def _wake_all(self) -> None:
+        """Poll now (the listener (re)connected: anything may have arrived meanwhile)."""
+        with self._cond:
+            self._woken = True
+            self._cond.notify_all()
+
+    def _start_wakeup(self) -> None:
+        self._store._add_waker(self)
+        if self._listen and self._listener is None:
+            self._listener = Listener(
+                self._store.engine.url,
+                on_notify=self._wake,
+                on_connect=self._wake_all,
+                name=self.id,
+            )
+
+    def _stop_wakeup(self) -> None:
+        self._store._remove_waker(self)
+        if self._listener is not None:
+            self._listener.close()
+            self._listener = None
+
+    # -- timeouts -------------------------------------------------------------------------------
+    def _timeout_of(self, attempt: Attempt) -> float | None:
+        definition = attempt.definition
+        if definition is not None and definition.timeout is not None:
+            return definition.timeout
+        return self._timeout
+
+    def _expire_timeouts(self, now: float) -> None:
+        """Abandon sync attempts past their timeout (caller holds the lock): each is recorded
+        as a ``TimeoutError`` (retried per its policy) at the next commit, its lease is no
+        longer renewed and its slot is free; its thread's late result is rejected."""
+        for attempt, (due, seconds) in list(self._deadlines.items()):
+            if due > now:
+                continue
+            del self._deadlines[attempt]
+            future = self._in_flight.pop(attempt, None)
+            if future is None:
+                continue
+            self._timed_out.add(id(attempt))
+            self._slot_freed.add(id(attempt))
+            self._sync_running -= 1
+            timed_out = copy.copy(attempt)
+            timed_out.errors = list(attempt.errors)
+            attempt.abandoned = True
+            self._store._runner.timed_out(timed_out, seconds)
+            self._in_flight[timed_out] = future  # its slot is freed by the next commit
+            self._done.append(timed_out)
+        self._start_pending()
+
     def _cycle(self, done: list[Attempt], asked: int, takeover: bool) -> bool:
         """Commit ``done`` and claim up to ``asked`` in one transaction; False on DB error."""
         self._claimed = 0
-        if not done and not asked:
+        with self._cond:
+            late, self._late = self._late, []
+        if not done and not asked and not late:
             return True
         try:
-            attempts = self._store._cycle(
-                self.id, done, queues=self.queues, limit=asked, takeover=takeover
+            attempts, next_in = self._store._cycle_next(
+                self.id, done, queues=self.queues, limit=asked, takeover=takeover, late=late
             )
         except Exception as exc:  # noqa: BLE001 - database away: keep them, back off, retry
             with self._cond:
                 self._done[:0] = done
+                self._late[:0] = late
             self._db_failed("jobs.cycle", exc)
             return False
+        if next_in is not None:
+            with self._cond:
+                self._next_due = min(self._next_due, time.monotonic() + max(0.0, next_in))
         self._failures = 0
         with self._cond:
             for attempt in done:
@@ -234,17 +360,48 @@ class Worker:
         future: Future[Any]
         if definition is not None and definition.is_async:
             future = asyncio.run_coroutine_threadsafe(self._run_async(attempt), self._event_loop())
-        elif self.concurrency == 1:
+        elif self.concurrency == 1 and self._timeout_of(attempt) is None:
             future = Future()  # run in the loop thread: no hand-off for one-at-a-time workers
             self._inline.append((attempt, future))
         else:
-            if self._executor is None:
-                self._executor = ThreadPoolExecutor(
-                    self.concurrency, thread_name_prefix="otelkit-job"
-                )
-            future = self._executor.submit(self._run_sync, attempt)
+            future = Future()  # started by _start_pending when one of `concurrency` slots is free
+            with self._cond:
+                self._in_flight[attempt] = future
+                self._pending_sync.append((attempt, future))
+                self._start_pending()
+            return
         with self._cond:
             self._in_flight[attempt] = future
+
+    def _start_pending(self) -> None:
+        """Start queued sync attempts while fewer than ``concurrency`` run (holds the lock).
+
+        The thread pool is larger than ``concurrency``: a sync attempt abandoned after its
+        timeout keeps its thread until the function returns, but gives up its slot.
+        """
+        with self._cond:
+            while self._pending_sync and self._sync_running < self.concurrency:
+                attempt, future = self._pending_sync.popleft()
+                if not future.set_running_or_notify_cancel():
+                    continue  # cancelled at shutdown before it started
+                if self._executor is None:
+                    self._executor = ThreadPoolExecutor(
+                        self.concurrency + _STRAGGLERS, thread_name_prefix="otelkit-job"
+                    )
+                self._sync_running += 1
+                self._executor.submit(self._run_pooled, attempt, future)
+
+    def _run_pooled(self, attempt: Attempt, future: Future[Any]) -> None:
+        try:
+            self._run_sync(attempt)
+        finally:
+            future.set_result(None)
+            with self._cond:
+                if id(attempt) in self._slot_freed:
+                    self._slot_freed.discard(id(attempt))
+                else:
+                    self._sync_running -= 1
+                self._start_pending()
 
     def _run_inline(self) -> None:
         """Run the sync attempts queued for the loop thread (concurrency 1)."""
@@ -257,6 +414,11 @@ class Worker:
                     future.set_result(None)
 
     def _run_sync(self, attempt: Attempt, *, inline: bool = False) -> None:
+        seconds = None if inline else self._timeout_of(attempt)
+        if seconds is not None:
+            with self._cond:
+                self._deadlines[attempt] = (time.monotonic() + seconds, seconds)
+                self._cond.notify_all()  # the loop's wait now ends at this deadline too
         try:
             self._store._runner.invoke_sync(attempt)
         except BaseException:
@@ -268,7 +430,7 @@ class Worker:
 
     async def _run_async(self, attempt: Attempt) -> None:
         try:
-            await self._store._runner.invoke_async(attempt)
+            await self._store._runner.invoke_async(attempt, timeout=self._timeout_of(attempt))
         except BaseException:  # noqa: BLE001 - released by invoke_async (cancellation at shutdown)
             pass
         finally:
@@ -276,6 +438,12 @@ class Worker:
 
     def _hand_back(self, attempt: Attempt) -> None:
         with self._cond:
+            self._deadlines.pop(attempt, None)
+            if id(attempt) in self._timed_out:
+                self._timed_out.discard(id(attempt))
+                self._late.append(attempt)  # fenced at the next commit: rejected, recorded
+                self._cond.notify_all()
+                return
             if id(attempt) in self._abandoned:
                 return  # released at shutdown; its late result is not applied
             self._done.append(attempt)
@@ -301,7 +469,8 @@ class Worker:
             self._flush_done()
             with self._cond:
                 if self._in_flight and not self._done:
-                    self._cond.wait(max(0.0, min(self._poll, deadline - time.monotonic())))
+                    left = deadline - time.monotonic()
+                    self._cond.wait(max(0.0, min(self._poll_interval(), left)))
         with self._cond:
             pending = [(a, f) for a, f in self._in_flight.items() if a not in self._done]
         for attempt, future in pending:
