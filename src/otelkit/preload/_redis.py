@@ -32,7 +32,11 @@ _OPTIONS_DOC = """
     ``get`` return ``None`` (a miss, so the preloader loads the value); failed ``set``
     calls leave the value uncached. Both are counted in ``otelkit.cache.errors``
     {operation, reason} and logged at most once a minute; ``delete`` counts and raises.
-    Bound slow calls with the client's ``socket_timeout``.
+    After a connection error or a timeout, ``get`` and ``set`` skip Redis for
+    ``retry_after`` seconds (reason ``unavailable``), so a down Redis costs one slow call
+    per window, not one per read. Bound each call with the client's ``socket_timeout``
+    and ``socket_connect_timeout``, and pass ``retry=None`` (redis-py's default retries
+    make a refused connection take seconds).
 
     ``single_flight=True`` lets one process of a fleet load a missing key: a miss takes
     the lock ``namespace + key + ":lock"`` (``SET NX PX lock_ttl``; released by the
@@ -81,6 +85,7 @@ class RedisCache:
         lock_ttl: float = 5.0,
         wait: float = 5.0,
         poll_interval: float = 0.05,
+        retry_after: float = 1.0,
         clock: Clock | None = None,
         meter_provider: MeterProvider | None = None,
     ) -> None:
@@ -94,6 +99,7 @@ class RedisCache:
             lock_ttl=lock_ttl,
             wait=wait,
             poll_interval=poll_interval,
+            retry_after=retry_after,
             clock=clock,
             meter_provider=meter_provider,
         )
@@ -129,6 +135,7 @@ class AsyncRedisCache:
         lock_ttl: float = 5.0,
         wait: float = 5.0,
         poll_interval: float = 0.05,
+        retry_after: float = 1.0,
         clock: Clock | None = None,
         meter_provider: MeterProvider | None = None,
     ) -> None:
@@ -142,6 +149,7 @@ class AsyncRedisCache:
             lock_ttl=lock_ttl,
             wait=wait,
             poll_interval=poll_interval,
+            retry_after=retry_after,
             clock=clock,
             meter_provider=meter_provider,
         )

@@ -51,7 +51,8 @@ return 1
 """
 
 OPERATIONS = ("get", "set", "delete")
-REASONS = ("connection", "timeout", "deserialize", "serialize", "error")
+REASONS = ("connection", "timeout", "unavailable", "deserialize", "serialize", "error")
+"""``unavailable``: not tried, a connection error or timeout happened within ``retry_after``."""
 FLIGHT_RESULTS = ("led", "served", "gave_up")
 _ERROR_ATTRS = {(op, r): {"operation": op, "reason": r} for op in OPERATIONS for r in REASONS}
 _FLIGHT_ATTRS = {result: {"result": result} for result in FLIGHT_RESULTS}
@@ -143,6 +144,7 @@ class RedisCore:
         lock_ttl: float,
         wait: float,
         poll_interval: float,
+        retry_after: float,
         clock: Clock | None,
         meter_provider: MeterProvider | None,
     ) -> None:
@@ -160,6 +162,7 @@ class RedisCore:
         self.lock_ttl = _positive(owner, "lock_ttl", lock_ttl)
         self.wait = _positive(owner, "wait", wait)
         self.poll_interval = _positive(owner, "poll_interval", poll_interval)
+        self.retry_after = _positive(owner, "retry_after", retry_after)
         if self.poll_interval > self.wait:
             raise ValueError(
                 f"{owner}: poll_interval ({poll_interval!r}) must not exceed wait ({wait!r})"
@@ -178,12 +181,14 @@ class RedisCore:
         self._set_and_release = client.register_script(SET_AND_RELEASE)
         self._held: dict[str, tuple[str, float]] = {}  # key -> (lock token, expires at)
         self._held_lock = threading.Lock()
+        self._down_until = -math.inf  # no get or set tries Redis before (after a failure)
         meter = (meter_provider or get_meter_provider()).get_meter("otelkit.cache", __version__)
         self._errors = meter.create_counter(
             "otelkit.cache.errors",
             unit="{error}",
             description="Failed Redis cache calls, by operation (get, set, delete) and reason "
-            "(connection, timeout, deserialize, serialize, error); a failed get is a miss.",
+            "(connection, timeout, unavailable, deserialize, serialize, error); a failed get "
+            "is a miss.",
         )
         self._flights = meter.create_counter(
             "otelkit.cache.single_flight",
@@ -199,6 +204,8 @@ class RedisCore:
         if not isinstance(key, str):
             raise TypeError(f"{self.owner}.get: key must be a str, got {type(key).__name__}")
         name = self.namespace + key
+        if self._skipping("get"):
+            return None
         if not self.single_flight:
             try:
                 raw = yield Call(self.client.get, (name,))
@@ -237,6 +244,8 @@ class RedisCore:
             raise ValueError(f"{self.owner}.set: ttl must be a number > 0 seconds, got {ttl!r}")
         name = self.namespace + key
         token = self._release(key)
+        if self._skipping("set"):
+            return
         if value is None:  # None means a miss: never stored
             yield from self._delete(name, raise_errors=False)
             return
@@ -288,8 +297,18 @@ class RedisCore:
             return None
 
     def _failed(self, operation: str, exc: BaseException, reason: str | None = None) -> None:
-        self._errors.add(1, _ERROR_ATTRS[operation, reason or reason_of(exc)])
+        reason = reason or reason_of(exc)
+        if reason in ("connection", "timeout"):
+            self._down_until = self._clock.monotonic() + self.retry_after
+        self._errors.add(1, _ERROR_ATTRS[operation, reason])
         report_internal_error(f"cache.redis.{operation}", exc)
+
+    def _skipping(self, operation: str) -> bool:
+        """True (counted) while Redis failed within ``retry_after``: no call waits for it."""
+        if self._clock.monotonic() >= self._down_until:
+            return False
+        self._errors.add(1, _ERROR_ATTRS[operation, "unavailable"])
+        return True
 
     def _holding(self, key: str) -> bool:
         with self._held_lock:
