@@ -48,7 +48,8 @@ def _truncate(url: str) -> None:
     engine = sa.create_engine(url)
     with engine.begin() as conn:
         conn.exec_driver_sql(
-            "DROP TABLE IF EXISTS otelkit_jobs, otelkit_job_transitions, executions CASCADE"
+            "DROP TABLE IF EXISTS otelkit_jobs, otelkit_job_transitions, otelkit_job_schedules, "
+            "executions, scheduled_runs CASCADE"
         )
     engine.dispose()
 

@@ -13,6 +13,7 @@ from otelkit.jobs._model import (
     LeaseLostError,
     SchemaMissingError,
 )
+from otelkit.jobs._scheduler import JobSchedule
 from otelkit.jobs.decorator import JobFunction
 from otelkit.jobs.store import JobStore, JobTransition
 from otelkit.jobs.worker import Worker
@@ -24,6 +25,7 @@ __all__ = [
     "JobFunction",
     "JobNotFoundError",
     "JobNotReadyError",
+    "JobSchedule",
     "JobState",
     "JobStore",
     "JobTransition",

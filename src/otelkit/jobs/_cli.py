@@ -207,6 +207,7 @@ def _list(args: argparse.Namespace) -> int:
             jobs = store.list_jobs(
                 states=args.state, queue=args.queue, name=args.name, limit=args.limit
             )
+            periodic = store.schedules()
     except ValueError as exc:
         return _fail(args, exc)
     rows = [("ID", "NAME", "QUEUE", "STATE", "ATTEMPT", "RUN AFTER", "UPDATED", "LAST ERROR")]
@@ -224,6 +225,14 @@ def _list(args: argparse.Namespace) -> int:
         for job in jobs
     ]
     print(_table(rows) if jobs else "no jobs")
+    if periodic:
+        table = [("SCHEDULE", "QUEUE", "WHEN", "CATCH UP", "LAST PERIOD", "LAST TICK")]
+        table += [
+            (s.name, s.queue, s.spec, s.catch_up, _when(s.last_period), _when(s.last_tick))
+            for s in periodic
+        ]
+        print()
+        print(_table(table))
     return 0
 
 

@@ -34,6 +34,7 @@ from otelkit.jobs._model import (
     from_epoch,
     trace_id_of,
 )
+from otelkit.jobs._schedule import Schedule
 from otelkit.jobs._telemetry import Counts, JobTelemetry, error_type, format_error
 
 __all__ = ["Attempt", "Definition", "Runner", "job_from_mapping", "job_from_row"]
@@ -53,6 +54,8 @@ class Definition:
     backoff: Backoff
     timeout: float | None = None
     """Seconds an attempt may run before it is abandoned (``TimeoutError``); None: no limit."""
+    schedule: Schedule | None = None
+    """For a periodic job: when its periods start (the scheduler enqueues one job each)."""
 
     @property
     def is_async(self) -> bool:

@@ -34,6 +34,7 @@ __all__ = [
     "metadata",
     "missing_schema",
     "require_schema",
+    "schedules",
 ]
 
 # Literal predicates (not bound parameters) so both planners can match the partial indexes.
@@ -67,7 +68,24 @@ jobs = sa.Table(
     sa.Column("trace_context", JSON),
     sa.Column("errors", JSON, nullable=False),
     sa.Column("last_error", sa.Text),
+    # periodic jobs (added in 0.x: create_schema() adds them to an older database)
+    sa.Column("schedule", sa.String(200)),
+    sa.Column("period_start", sa.Double),
     sa.Index("ix_otelkit_jobs_listing", "status", "updated_at"),
+    # one job per (schedule, period): what makes a period run exactly once, across machines
+    sa.Index("ux_otelkit_jobs_period", "schedule", "period_start", unique=True),
+)
+_ADDED_COLUMNS = (("schedule", "VARCHAR(200)"), ("period_start", "DOUBLE PRECISION"))
+
+schedules = sa.Table(
+    "otelkit_job_schedules",
+    metadata,
+    sa.Column("name", _ID, primary_key=True),
+    sa.Column("queue", sa.String(200), nullable=False),
+    sa.Column("spec", sa.String(300), nullable=False),
+    sa.Column("catch_up", sa.String(16), nullable=False),
+    sa.Column("last_period", sa.Double),
+    sa.Column("updated_at", sa.Double, nullable=False),
 )
 # The claim reads waiting jobs of a queue in priority order, and running jobs by lease expiry.
 sa.Index(
@@ -191,8 +209,22 @@ def create_schema(engine: sa.Engine) -> None:
         if postgres:
             conn.exec_driver_sql(_PG_DDL[0])
         metadata.create_all(conn, checkfirst=True)
+        _migrate(conn)
         for ddl in _PG_DDL[1:] if postgres else _SQLITE_DDL:
             conn.exec_driver_sql(ddl)
+
+
+def _migrate(conn: sa.Connection) -> None:
+    """Bring a jobs table made by an earlier release up to date (idempotent): add the
+    columns and indexes it lacks. New tables come from ``create_all``."""
+    present = {c["name"] for c in sa.inspect(conn).get_columns(jobs.name)}
+    for column, ddl_type in _ADDED_COLUMNS:
+        if column not in present:
+            conn.exec_driver_sql(f"ALTER TABLE {jobs.name} ADD COLUMN {column} {ddl_type}")
+    conn.exec_driver_sql(
+        f"CREATE UNIQUE INDEX IF NOT EXISTS ux_otelkit_jobs_period "
+        f"ON {jobs.name} (schedule, period_start)"
+    )
 
 
 def drop_schema(engine: sa.Engine) -> None:
@@ -205,8 +237,9 @@ def drop_schema(engine: sa.Engine) -> None:
 
 
 def has_schema(engine: sa.Engine) -> bool:
-    """Whether the jobs table exists."""
-    return sa.inspect(engine).has_table(jobs.name)
+    """Whether the job tables of this release exist (the schedules table came last)."""
+    inspector = sa.inspect(engine)
+    return inspector.has_table(jobs.name) and inspector.has_table(schedules.name)
 
 
 @contextlib.contextmanager
@@ -231,7 +264,8 @@ def missing_schema(engine: sa.Engine) -> SchemaMissingError:
     """The error for a store whose database has no job tables."""
     where = engine.url.render_as_string(hide_password=True)
     return SchemaMissingError(
-        f"JobStore: the job tables do not exist in {where} yet; call store.create_schema() "
+        f"JobStore: the job tables do not exist in {where} yet (or were made by an older "
+        "release); call store.create_schema() "
         "once before enqueuing or querying (it is idempotent), or start "
         "`otelkit jobs worker`, which creates them"
     )

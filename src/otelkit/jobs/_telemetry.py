@@ -282,6 +282,13 @@ class JobTelemetry:
         except Exception as exc:  # noqa: BLE001 - telemetry never breaks a job
             report_internal_error("jobs.telemetry", exc)
 
+    def scheduled(self, *, name: str, queue: str) -> None:
+        """The scheduler enqueued one period of a periodic job (never raises)."""
+        try:
+            self._scheduled.add(1, _base(name, queue, "send"))
+        except Exception as exc:  # noqa: BLE001 - telemetry never breaks a job
+            report_internal_error("jobs.telemetry", exc)
+
     def late_rejected(self, name: str, queue: str) -> None:
         """A timed-out attempt's late result was rejected (its span already ended)."""
         try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import random
 import time
@@ -29,6 +30,8 @@ from otelkit.jobs._model import (
     JobState,
 )
 from otelkit.jobs._runnow import RunNow
+from otelkit.jobs._schedule import make_schedule
+from otelkit.jobs._scheduler import JobSchedule, list_schedules, run_schedules
 from otelkit.jobs._schema import (
     create_schema,
     db_now,
@@ -207,6 +210,76 @@ class JobStore:
         if fn is None:
             return register
         return register(fn)
+
+    def periodic(
+        self,
+        *,
+        cron: str | None = None,
+        every: timedelta | float | None = None,
+        timezone: str = "UTC",
+        catch_up: str = "once",
+        name: str | None = None,
+        queue: str = "default",
+        max_attempts: int = 5,
+        lease: float = 30.0,
+        backoff: Backoff | None = None,
+        timeout: float | timedelta | None = None,
+    ) -> Callable[[Callable[[Job], R]], JobFunction[R]]:
+        """Register a periodic job: ``@store.periodic(cron="0 3 * * *", timezone=...)`` or
+        ``@store.periodic(every=timedelta(minutes=5))``.
+
+        Workers serving its queue enqueue one job per period (exactly once across all
+        workers and machines: a unique key on (schedule, period start)); each is a normal
+        job (retries, lease, telemetry) whose ``data`` is ``{"period": "<ISO start, UTC>"}``.
+        ``every`` periods are aligned on the epoch; ``cron`` reads in ``timezone``.
+        ``catch_up`` after downtime: ``"once"`` runs the missed periods once, ``"skip"``
+        waits for the next period. The other options are those of :meth:`job`.
+        """
+        schedule = make_schedule(cron=cron, every=every, tz=timezone, catch_up=catch_up)
+
+        def register(f: Callable[[Job], R]) -> JobFunction[R]:
+            definition = define(
+                f,
+                name=name,
+                queue=queue,
+                max_attempts=max_attempts,
+                lease=lease,
+                backoff=backoff,
+                timeout=timeout,
+            )
+            definition = dataclasses.replace(definition, schedule=schedule)
+            self._register(definition)
+            return JobFunction(self, definition)
+
+        return register
+
+    def schedule_due(self, *, now: datetime | None = None) -> list[str]:
+        """Enqueue the due periods of every periodic job now; the ids enqueued.
+
+        Workers call this at each period start; call it yourself to enqueue without a
+        worker. ``now`` (an aware datetime) replaces the database's clock (for tests).
+        """
+        if now is not None and now.tzinfo is None:
+            raise ValueError("schedule_due: now must be a timezone-aware datetime")
+        definitions = [d for d in self._registry.values() if d.schedule is not None]
+        with require_schema(self._engine):
+            ids, _ = self._run_schedules(definitions, now=None if now is None else now.timestamp())
+        return ids
+
+    def schedules(self) -> list[JobSchedule]:
+        """The schedules of periodic jobs stored in the database (by any process), by name."""
+        with require_schema(self._engine):
+            return list_schedules(self._engine)
+
+    def _run_schedules(
+        self, definitions: Sequence[Definition], *, now: float | None = None
+    ) -> tuple[list[str], float | None]:
+        if not definitions:
+            return [], None
+        enqueued, next_in = run_schedules(self._writer, self._telemetry, definitions, now=now)
+        for queue in {q for q, _ in enqueued}:
+            self._wake_local(queue, 0.0)
+        return [job_id for _, job_id in enqueued], next_in
 
     def _register(self, definition: Definition) -> None:
         existing = self._registry.get(definition.name)

@@ -110,6 +110,10 @@ class Worker:
         self._deadlines: dict[Attempt, tuple[float, float]] = {}  # sync: (deadline, seconds)
         self._timed_out: set[int] = set()
         self._late: list[Attempt] = []
+        self._schedules = [
+            d for d in registry.values() if d.schedule is not None and d.queue in self._queue_set
+        ]
+        self._next_tick = 0.0  # monotonic time of the next period start of a schedule
         self._pending_sync: deque[tuple[Attempt, Future[Any]]] = deque()
         self._sync_running = 0
         self._slot_freed: set[int] = set()
@@ -177,6 +181,8 @@ class Worker:
         self._start_wakeup()
         try:
             while True:
+                if self._schedules and time.monotonic() >= self._next_tick:
+                    self._tick()
                 with self._cond:
                     if self._stopping:
                         break
@@ -226,6 +232,8 @@ class Worker:
             end = poll_end
             if polling:
                 end = min(end, self._next_due)
+            if self._schedules:
+                end = min(end, self._next_tick)
             if self._deadlines:
                 first = min(d for d, _ in self._deadlines.values())
                 if first <= now:
@@ -268,6 +276,17 @@ class Worker:
         if self._listener is not None:
             self._listener.close()
             self._listener = None
+
+    def _tick(self) -> None:
+        """Enqueue due periods of the periodic jobs; wake again at the next period start."""
+        try:
+            _, next_in = self._store._run_schedules(self._schedules)
+        except Exception as exc:  # noqa: BLE001 - database away: the next tick tries again
+            report_internal_error("jobs.schedule", exc)
+            self._next_tick = time.monotonic() + 1.0
+            return
+        wait = 60.0 if next_in is None else max(0.0, next_in)
+        self._next_tick = time.monotonic() + min(wait, 60.0) + 0.002
 
     # -- timeouts -------------------------------------------------------------------------------
     def _timeout_of(self, attempt: Attempt) -> float | None:
