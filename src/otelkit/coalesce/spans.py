@@ -45,10 +45,12 @@ __all__ = ["CoalescingSpanProcessor"]
 
 _COMPONENT = "coalesce.traces"
 # The SDK's own processors do nothing in on_start/_on_ending (called on every span).
+# (getattr with a default: an SDK without the private _on_ending must not break the import)
 _SDK_NOOPS = frozenset(
-    getattr(cls, name)
+    hook
     for cls in (SpanProcessor, BatchSpanProcessor, SimpleSpanProcessor)
     for name in ("on_start", "_on_ending")
+    if (hook := getattr(cls, name, None)) is not None
 )
 _LINK_ATTRIBUTES = {"otelkit.coalesce.link": "first"}
 _ERROR = StatusCode.ERROR
