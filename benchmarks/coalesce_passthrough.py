@@ -23,6 +23,10 @@ before the table fills). ``--max-keys 1`` is the overflow path alone (every new 
 arrives while the table is full), and ``--aa`` runs the baseline against itself, to show
 the method's own bias and noise.
 
+The same measurement then runs again in a subprocess with ``OTELKIT_SDK_FALLBACKS=1`` (every
+shortcut of ``otelkit._sdk`` off: the public-API paths) and prints its line
+(``--no-fallback-run`` skips it); the last line is the run with the shortcuts on.
+
     .venv/bin/python benchmarks/coalesce_passthrough.py [--max-keys K] [--window W] [--rate R] [--aa]
         [--blocks B] [--block-ops N] [--repeats R]
 """
@@ -33,7 +37,10 @@ import argparse
 import gc
 import itertools
 import logging
+import os
 import statistics
+import subprocess
+import sys
 import time
 from collections.abc import Sequence
 
@@ -125,6 +132,9 @@ def main() -> None:
     parser.add_argument("--window", type=float, default=10.0, help="the processors' window (s)")
     parser.add_argument("--aa", action="store_true", help="baseline against itself")
     parser.add_argument("--rate", type=float, help="distinct operations a second (fake clock)")
+    parser.add_argument(
+        "--no-fallback-run", action="store_true", help="skip the run with the shortcuts off"
+    )
     args = parser.parse_args()
     if args.rate is not None and not args.rate > 0:
         parser.error("--rate must be > 0")
@@ -172,7 +182,18 @@ def main() -> None:
     # run under different load (on a shared machine their ratio swings more).
     paired = statistics.median(o / t for o, t in zip(ours_times, base_times, strict=True))
     print(f"ratio of the medians: {a / b:.3f}")
-    print(f"coalesce_passthrough: ratio={paired:.3f} (ours={a:.2f} us/op, baseline={b:.2f} us/op)")
+    line = f"ratio={paired:.3f} (ours={a:.2f} us/op, baseline={b:.2f} us/op)"
+    if os.environ.get("OTELKIT_SDK_FALLBACKS") != "1" and not args.no_fallback_run:
+        print(f"with OTELKIT_SDK_FALLBACKS=1: {fallback_run()}", flush=True)
+    print(f"coalesce_passthrough: {line}")
+
+
+def fallback_run() -> str:
+    """The same arguments in a subprocess with every SDK shortcut off: its ratio line."""
+    env = {**os.environ, "OTELKIT_SDK_FALLBACKS": "1"}
+    argv = [sys.executable, __file__, *sys.argv[1:], "--no-fallback-run"]
+    done = subprocess.run(argv, env=env, capture_output=True, text=True, check=True)
+    return done.stdout.strip().splitlines()[-1].removeprefix("coalesce_passthrough: ")
 
 
 if __name__ == "__main__":
