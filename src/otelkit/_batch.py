@@ -31,8 +31,8 @@ from otelkit._clock import REAL_CLOCK
 from otelkit._drops import DropLedger
 from otelkit._errors import report_internal_error
 from otelkit._fork import after_fork_in_child
+from otelkit._sdk.coalesce import queue_readable_copy
 from otelkit._threads import signals_blocked
-from otelkit.coalesce._forward import queue_readable_copy
 
 __all__ = [
     "BatchCore",
