@@ -68,3 +68,35 @@ def test_the_readme_worker_command_runs_the_enqueued_job(tmp_path: Path) -> None
     assert status == "succeeded"
     assert json.loads(result_json) == {"path": "a.png.128px.png"}
     assert job_id in outputs[1] and "succeeded" in outputs[1]  # `otelkit jobs list`
+
+
+def test_the_readme_periodic_and_timeout_recipe_runs(tmp_path: Path) -> None:
+    files = docs.recipe_files(README)
+    assert "housekeeping.py" in files
+    for name, code in files.items():
+        (tmp_path / name).write_text(code)
+    env = docs.example_env()
+    code = (
+        "import housekeeping, thumbs\n"
+        "thumbs.store.create_schema()\n"
+        "assert housekeeping.transcode.definition.timeout == 30\n"
+        "print(len(thumbs.store.schedule_due()))\n"
+    )
+    scheduled = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True,
+        timeout=60,
+    )  # fmt: skip
+    assert scheduled.returncode == 0, scheduled.stderr
+    assert scheduled.stdout.split()[-1] == "1"  # a new schedule starts with this period
+    worker = subprocess.run(
+        [sys.executable, "-m", "otelkit", "jobs", "worker", "--import", "thumbs",
+         "--import", "housekeeping", "--until-idle"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert worker.returncode == 0, worker.stderr[-3000:]
+    listing = subprocess.run(
+        [sys.executable, "-m", "otelkit", "jobs", "list", "--db", "jobs.sqlite3"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert "housekeeping.purge_old" in listing.stdout and "succeeded" in listing.stdout
+    assert "cron '0 3 * * *' Europe/Paris" in listing.stdout  # the schedule is listed

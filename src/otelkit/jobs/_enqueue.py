@@ -72,7 +72,7 @@ def enqueue(
         )
         try:
             with require_schema(writer), writer.begin() as conn:
-                conn.execute(stmt, rows)
+                conn.execute(stmt, rows[0] if len(rows) == 1 else rows)  # one: no executemany
         except sa.exc.IntegrityError as exc:
             tel.sent(span=span, name=d.name, queue=d.queue, count=len(rows), error="duplicate_id")
             raise ValueError(

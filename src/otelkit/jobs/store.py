@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import random
@@ -81,6 +82,9 @@ class JobStore:
             raise ValueError(f"JobStore: max_errors must be an int >= 1, got {max_errors!r}")
         self._engine = make_engine(url_or_engine)
         self._writer = self._engine.execution_options(**{WRITE: True})
+        self._autocommit: sa.Engine | None = None
+        if self._engine.dialect.name == "postgresql":
+            self._autocommit = self._engine.execution_options(isolation_level="AUTOCOMMIT")
         self._clock = clock or REAL_CLOCK
         self._registry: dict[str, Definition] = {}
         self._telemetry = JobTelemetry(
@@ -400,7 +404,10 @@ class JobStore:
         rows: list[sa.Row[Any]] = []
         applied: set[str] = set()
         next_in: float | None = None
-        with suppress_instrumentation(), self._writer.begin() as conn:
+        with (
+            suppress_instrumentation(),
+            self._transaction(only_claims=not done and not late) as conn,
+        ):
             late_ok: set[str] = set()
             stale = [a.transition for a in late if a.transition is not None]
             if stale:
@@ -432,6 +439,15 @@ class JobStore:
         for attempt in late:
             self._telemetry.late_rejected(attempt.job.name, attempt.job.queue)
         return attempts, next_in
+
+    def _transaction(
+        self, *, only_claims: bool
+    ) -> contextlib.AbstractContextManager[sa.Connection]:
+        """A write transaction; on PostgreSQL, claims alone run in autocommit mode instead
+        (each claim is one atomic statement: no BEGIN/COMMIT round trips before a job starts)."""
+        if only_claims and self._autocommit is not None:
+            return self._autocommit.connect()
+        return self._writer.begin()
 
     def _complete(self, owner: str, attempts: Sequence[Attempt]) -> None:
         """Apply the attempts' transitions in one transaction, then close their spans."""

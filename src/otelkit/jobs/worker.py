@@ -189,10 +189,11 @@ class Worker:
                     done, self._done = self._done, []
                     busy = len(self._in_flight) - len(done)
                     asked = self.batch if busy < self.concurrency else 0
-                    self._woken = False
+                    woken, self._woken = self._woken, False
                     if asked:
                         self._next_due = math.inf  # this claim learns the next one
-                takeover = asked > 0 and self._due("_last_takeover", _TAKEOVER_EVERY)
+                # a wake-up claims the new job at once; expired leases wait for a poll
+                takeover = asked > 0 and not woken and self._due("_last_takeover", _TAKEOVER_EVERY)
                 if not self._cycle(done, asked, takeover):
                     continue
                 claimed = self._claimed
