@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import ast
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
+import otelkit
 from otelkit import _sdk
 
 
@@ -30,9 +33,9 @@ def test_a_reset_forgets_recorded_values_and_instruments_go_on_recording() -> No
     counter = provider.get_meter("t").create_counter("things")
     counter.add(5)
     assert _values(reader) == [5]
-    assert _sdk.reset_metric_state(provider) is True
+    assert _sdk.reset_metric_state(provider) is not _sdk.FALLBACKS_FORCED
     counter.add(2)
-    assert _values(reader) == [2]
+    assert _values(reader) == ([7] if _sdk.FALLBACKS_FORCED else [2])
     provider.shutdown()
 
 
@@ -92,3 +95,236 @@ def test_with_the_fallback_a_fork_childs_metrics_are_muted_and_a_warning_says_so
     assert any("who=parent" in line and line.endswith("= 5") for line in lines), lines
     assert not any("who=child" in line for line in lines), lines
     assert "cannot give a forked child fresh metric state" in err
+
+
+# --- Private names of the OpenTelemetry packages stay inside otelkit._sdk ----------------
+
+_SRC = Path(otelkit.__file__).parent
+# The logs signal's published homes: its API, SDK and exporters live in underscore modules
+# (the logs signal is still in development upstream); these module paths are its public,
+# documented interface and are allowed. Anything inside them that starts with "_" is not.
+_PUBLIC_UNDERSCORE_MODULES = frozenset(
+    {
+        "opentelemetry._logs",
+        "opentelemetry.sdk._logs",
+        "opentelemetry.sdk._logs.export",
+        "opentelemetry.exporter.otlp.proto.common._log_encoder",
+        "opentelemetry.exporter.otlp.proto.http._log_exporter",
+        "opentelemetry.exporter.otlp.proto.grpc._log_exporter",
+    }
+)
+# Files still waiting for their move into the seam (the coalescing engineer's, in progress:
+# ReadableSpan/BoundedAttributes/InstrumentationScope private fields). This allow-list is
+# temporary and must shrink to nothing; do not add to it.
+_NOT_YET_IN_THE_SEAM: frozenset[str] = frozenset(
+    {"coalesce/_keys.py", "coalesce/_snapshots.py", "coalesce/spans.py"}
+)
+_OTEL_NAMES = (
+    "opentelemetry",
+    "trace",
+    "context",
+    "context_api",
+    "otel_context",
+    "metrics",
+    "_logs",
+    "propagation",
+)
+_PRIVATE_ATTRIBUTES = frozenset(
+    {
+        # Private names of the OTel SDK/API that otelkit has used or could be tempted to use.
+        "_dict",
+        "_RUNTIME_CONTEXT",
+        "_SPAN_KEY",
+        "_SUPPRESS_INSTRUMENTATION_KEY",
+        "_TRACER_PROVIDER_SET_ONCE",
+        "_LOGGER_PROVIDER_SET_ONCE",
+        "_METER_PROVIDER_SET_ONCE",
+        "_done",
+        "_internal",
+        "_encode_span",
+        "_batch_processor",
+        "_attributes",
+        "_measurement_consumer",
+        "_metric_readers",
+        "_export_lock",
+        "_current_context",
+        "_on_ending",
+        "_span_processor",
+        "_active_span_processor",
+        "_resource",
+        "_instrumentation_scope",
+        "_context",
+        "_name",
+        "_events",
+        "_links",
+        "_status",
+        "_immutable",
+        "_parent",
+        "_start_time",
+        "_end_time",
+        "_kind",
+    }
+)
+
+
+def _private_otel_uses(path: Path) -> list[str]:
+    tree = ast.parse(path.read_text(), str(path))
+    found: list[str] = []
+    for node in ast.walk(tree):
+        modules: list[str] = []
+        names: list[str] = []
+        if isinstance(node, ast.ImportFrom) and node.module:
+            modules = [node.module]
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.Import):
+            modules = [alias.name for alias in node.names]
+        for module in modules:
+            if not module.startswith("opentelemetry"):
+                continue
+            private = [part for part in module.split(".") if part.startswith("_")]
+            if private and module not in _PUBLIC_UNDERSCORE_MODULES:
+                found.append(f"{path.name}:{node.lineno} import {module}")
+            found += [
+                f"{path.name}:{node.lineno} {module}.{name}"
+                for name in names
+                if name[0] == "_" and f"{module}.{name}" not in _PUBLIC_UNDERSCORE_MODULES
+            ]
+        if isinstance(node, ast.Attribute) and node.attr.startswith("_"):
+            base = node.value
+            if isinstance(base, ast.Name) and base.id in {"self", "cls"}:
+                continue  # otelkit's own objects
+            otel_base = isinstance(base, ast.Name) and base.id in _OTEL_NAMES
+            if node.attr in _PRIVATE_ATTRIBUTES or (otel_base and not node.attr.startswith("__")):
+                found.append(f"{path.name}:{node.lineno} .{node.attr}")
+        if isinstance(node, ast.Constant) and node.value in _PRIVATE_ATTRIBUTES:
+            found.append(f"{path.name}:{node.lineno} {node.value!r}")  # getattr(x, "_dict")
+    return found
+
+
+def test_no_private_opentelemetry_name_is_used_outside_the_seam() -> None:
+    offenders: dict[str, list[str]] = {}
+    for path in sorted(_SRC.rglob("*.py")):
+        relative = path.relative_to(_SRC).as_posix()
+        if relative.startswith("_sdk/") or relative in _NOT_YET_IN_THE_SEAM:
+            continue
+        uses = _private_otel_uses(path)
+        if uses:
+            offenders[relative] = uses
+    assert offenders == {}
+
+
+def test_the_checker_finds_what_it_looks_for(tmp_path: Path) -> None:
+    sample = tmp_path / "sample.py"
+    sample.write_text(
+        "from opentelemetry import context, trace\n"
+        "from opentelemetry.trace.propagation import _SPAN_KEY\n"
+        "from opentelemetry.exporter.otlp.proto.common._internal import trace_encoder\n"
+        "from opentelemetry.sdk._logs import LoggerProvider\n"
+        "trace._TRACER_PROVIDER_SET_ONCE._done = False\n"
+        "x = context._SUPPRESS_INSTRUMENTATION_KEY\n"
+        "y = record.attributes._dict\n"
+        "z = getattr(context, '_RUNTIME_CONTEXT', None)\n"
+    )
+    uses = _private_otel_uses(sample)
+    assert [use.split(" ", 1)[0] for use in uses].count("sample.py:2") == 1
+    assert any("import opentelemetry.exporter.otlp.proto.common._internal" in u for u in uses)
+    assert not any(u.startswith("sample.py:4") for u in uses)
+    assert {".\u005fdone", "._TRACER_PROVIDER_SET_ONCE", "._SUPPRESS_INSTRUMENTATION_KEY"} <= {
+        u.split(" ", 1)[1] for u in uses
+    }
+    assert any(u.endswith("._dict") for u in uses)
+    assert any("'_RUNTIME_CONTEXT'" in u for u in uses)
+
+
+# --- Each shortcut agrees with the public path it replaces ------------------------------
+
+
+def test_every_shortcut_passes_its_self_check_on_this_sdk_unless_forced_off() -> None:
+    from otelkit._sdk import context, encode, logs, providers
+
+    flags = {
+        "current_span": context.CURRENT_SPAN_OK,
+        "span_messages": encode.span_encoder_ok(),
+        "fast_log_record": logs.FAST_LOG_RECORDS_OK,
+        "set_global_providers": providers.GLOBALS_RESET_OK,
+        "reset_metric_state": _sdk.METRIC_RESET_OK,
+    }
+    assert flags == dict.fromkeys(flags, not _sdk.FALLBACKS_FORCED)
+
+
+def test_the_current_span_shortcut_and_the_api_agree() -> None:
+    from opentelemetry import trace
+    from opentelemetry.sdk.trace import TracerProvider
+
+    from otelkit._sdk.context import _shortcut, current_span
+
+    fast = _shortcut()
+    readers = [trace.get_current_span, current_span] + ([fast] if fast else [])
+    assert {reader() for reader in readers} == {trace.get_current_span()}
+    tracer = TracerProvider(shutdown_on_exit=False).get_tracer("t")
+    with tracer.start_as_current_span("s") as span:
+        assert {reader() for reader in readers} == {span}
+    assert {reader() for reader in readers} == {trace.INVALID_SPAN}
+
+
+def test_span_messages_are_the_same_by_both_encoders() -> None:
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from otelkit._sdk.encode import _by_private_encoder, _by_public_encoder
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider(shutdown_on_exit=False)
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    for scope in ("a", "b", "a"):
+        with provider.get_tracer(scope, "2" if scope == "b" else None).start_as_current_span(
+            "s", attributes={"k": scope}
+        ) as span:
+            span.add_event("e")
+    spans = exporter.get_finished_spans()
+    assert _by_private_encoder(spans) == _by_public_encoder(spans)
+    assert list(_by_public_encoder(spans)) == [("a", None), ("b", "2")]
+
+
+def test_the_severity_mapping_is_the_apis_where_the_api_has_one() -> None:
+    from otelkit._levels import std_to_otel
+
+    try:
+        from opentelemetry.instrumentation.log_utils import std_to_otel as api
+    except ImportError:  # older releases
+        from opentelemetry.instrumentation.logging.handler import std_to_otel as api
+    assert [std_to_otel(n) for n in range(-5, 70)] == [api(n) for n in range(-5, 70)]
+
+
+_RECONFIGURE_PROGRAM = """
+from opentelemetry import trace, _logs
+import otelkit
+tracer = trace.get_tracer("early")
+first = otelkit.configure(service_name="one", exporter="console")
+tp1 = trace.get_tracer_provider()
+first.shutdown()
+second = otelkit.configure(service_name="two", exporter="console")
+with trace.get_tracer("late").start_as_current_span("after-reconfigure"):
+    pass
+print(trace.get_tracer_provider() is tp1, type(trace.get_tracer_provider()).__name__)
+second.shutdown()
+"""
+
+
+def test_a_reconfiguration_replaces_the_global_providers_on_both_paths() -> None:
+    environ = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL", "OTELKIT"))}
+    for forced in ("", "1"):
+        out = subprocess.run(
+            [sys.executable, "-c", _RECONFIGURE_PROGRAM],
+            env={**environ, "OTELKIT_SDK_FALLBACKS": forced},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert out.returncode == 0, out.stderr
+        assert "after-reconfigure" in out.stdout + out.stderr
+        same, kind = out.stdout.split()[-2:]
+        assert (same, kind) == (
+            ("False", "TracerProvider") if not forced else ("True", "_ForwardingTracerProvider")
+        )

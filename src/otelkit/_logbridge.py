@@ -14,10 +14,10 @@ import time
 
 from opentelemetry import context as otel_context
 from opentelemetry._logs import Logger, LoggerProvider
-from opentelemetry.instrumentation.log_utils import std_to_otel
 from opentelemetry.util.types import AnyValue
 
 from otelkit._errors import report_internal_error
+from otelkit._levels import exception_keywords, std_to_otel
 
 __all__ = ["OtelLogHandler"]
 
@@ -70,7 +70,7 @@ class OtelLogHandler(logging.Handler):
                 severity_text=_SEVERITY_TEXT.get(record.levelname, record.levelname),
                 body=body,
                 attributes=attributes,
-                exception=exception,
+                **exception_keywords(exception, attributes),
             )
         except Exception as exc:  # noqa: BLE001 - logging must never fail the application
             report_internal_error("log bridge", exc)

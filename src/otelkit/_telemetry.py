@@ -19,7 +19,7 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from opentelemetry import _logs, context, metrics, trace
+from opentelemetry.instrumentation.utils import is_instrumentation_enabled
 from opentelemetry.metrics import NoOpMeterProvider
 from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk.metrics import MeterProvider
@@ -80,7 +80,7 @@ class _SkipSuppressed(logging.Filter):
     an exporter's own "export failed" warning must not feed the pipeline that failed."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return not context.get_value(context._SUPPRESS_INSTRUMENTATION_KEY)
+        return is_instrumentation_enabled()
 
 
 def _run_bounded(tasks: list[Callable[[], object]], timeout: float) -> bool:
@@ -427,13 +427,10 @@ def _shutdown_core(core: BatchCore[Any], left: Callable[[], float]) -> None:
 
 def _set_globals(tp: TracerProvider, lp: LoggerProvider, mp: MeterProvider) -> None:
     # The API allows setting each global provider once per process; otelkit owns the
-    # pipeline, so a reconfiguration resets that guard (as the SDK's own tests do).
-    trace._TRACER_PROVIDER_SET_ONCE._done = False
-    trace.set_tracer_provider(tp)
-    _logs._internal._LOGGER_PROVIDER_SET_ONCE._done = False
-    _logs.set_logger_provider(lp)
-    metrics._internal._METER_PROVIDER_SET_ONCE._done = False
-    metrics.set_meter_provider(mp)
+    # pipeline, so a reconfiguration replaces them (``otelkit._sdk.providers``).
+    from otelkit._sdk.providers import set_global_providers
+
+    set_global_providers(tp, lp, mp)
 
 
 def _at_exit() -> None:

@@ -16,9 +16,18 @@ def _reset(provider: MeterProvider) -> None:
     consumer: Any = provider._measurement_consumer
     # A lock copied by fork may be held by a parent thread that does not exist here.
     consumer._lock = threading.Lock()
-    readers: Any = provider._metric_readers
+    readers: Any = getattr(provider, "_metric_readers", None)
+    if readers is not None and hasattr(consumer, "add_metric_reader"):
+        for reader in readers:
+            consumer.add_metric_reader(reader)  # swaps in a fresh storage for that reader
+    else:
+        # SDK 1.40: no add_metric_reader; the consumer's constructor builds a fresh storage
+        # per reader of its configuration. Its registered asynchronous instruments stay.
+        asynchronous = consumer._async_instruments
+        consumer.__init__(consumer._sdk_config)
+        consumer._async_instruments = asynchronous
+        readers = consumer._sdk_config.metric_readers
     for reader in readers:
-        consumer.add_metric_reader(reader)  # swaps in a fresh storage for that reader
         if isinstance(getattr(reader, "_export_lock", None), type(threading.Lock())):
             reader._export_lock = threading.Lock()
 

@@ -16,11 +16,11 @@ from typing import Any
 from opentelemetry import _logs
 from opentelemetry import context as otel_context
 from opentelemetry._logs import Logger, LoggerProvider, NoOpLoggerProvider, SeverityNumber
-from opentelemetry.instrumentation.log_utils import std_to_otel
 from opentelemetry.instrumentation.utils import is_instrumentation_enabled
 from opentelemetry.util.types import AnyValue
 
 from otelkit._errors import report_internal_error
+from otelkit._levels import exception_keywords, std_to_otel
 from otelkit.bridges._values import Encoder
 
 __all__ = [
@@ -140,7 +140,7 @@ class Emitter:
                 severity_text=severity[1],
                 body=body,
                 attributes=attributes,
-                exception=exception,
+                **exception_keywords(exception, attributes),
             )
         finally:
             local.emitting = False

@@ -35,6 +35,7 @@ from opentelemetry.trace import (
 )
 from opentelemetry.trace.span import TraceState
 
+from otelkit._sdk.logs import attribute_limits
 from otelkit.relay._records import LogFields, build_log_record
 from otelkit.relay._wire import FrameError
 
@@ -106,8 +107,9 @@ class Decoder:
     def __init__(self, *, limits: LogRecordLimits | None = None, fast: bool = True) -> None:
         self._limits = limits or LogRecordLimits()
         # Without a value length limit, the SDK keeps scalar values as they are.
-        self._fast = fast and self._limits.max_log_record_attribute_length is None
-        self._max_attributes = self._limits.max_log_record_attributes
+        max_attributes, max_length = attribute_limits(self._limits)
+        self._fast = fast and max_length is None
+        self._max_attributes = max_attributes
         self._last_span: tuple[tuple[int, int, TraceFlags] | None, Context] = (None, _NO_SPAN)
         self._resources: dict[bytes, Resource] = {}
         self._scopes: dict[bytes, InstrumentationScope] = {}

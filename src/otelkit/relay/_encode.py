@@ -17,6 +17,8 @@ from opentelemetry.sdk._logs import ReadWriteLogRecord
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan
 
+from otelkit._sdk import encode as sdk_encode
+
 __all__ = [
     "LogEntry",
     "encode_any",
@@ -282,19 +284,16 @@ def warm_up() -> None:
     """Import what encoding spans needs (protobuf message classes, ~25 ms): the sender
     thread calls it when it starts, so no flushing thread ever imports (an import under a
     signal handler can deadlock on the import lock) and start-up does not pay for it."""
-    from opentelemetry.exporter.otlp.proto.common._internal import trace_encoder  # noqa: F401
+    sdk_encode.warm_up()
 
 
 def encode_span_request(resource: bytes, spans: Sequence[ReadableSpan]) -> bytes:
     """An ``ExportTraceServiceRequest`` with every span under one resource, grouped by scope."""
-    from opentelemetry.exporter.otlp.proto.common._internal.trace_encoder import _encode_span
-
-    scopes: dict[tuple[str, str | None], list[bytes]] = {}
-    for span in spans:
-        scope = span.instrumentation_scope
-        key = (scope.name, scope.version) if scope is not None else ("", None)
-        scopes.setdefault(key, []).append(_field(b"\x12", _encode_span(span).SerializeToString()))
-    return _grouped_request(resource, ((_encode_scope(*k), v) for k, v in scopes.items()))
+    scopes = sdk_encode.span_messages(spans)
+    return _grouped_request(
+        resource,
+        ((_encode_scope(*k), [_field(b"\x12", m) for m in v]) for k, v in scopes.items()),
+    )
 
 
 def entry_from_sdk(record: ReadWriteLogRecord) -> LogEntry:

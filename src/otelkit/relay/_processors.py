@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import logging
 import traceback
-from collections.abc import Callable
-from contextvars import ContextVar
 from itertools import islice
 from time import time_ns
 from typing import TYPE_CHECKING, Any
@@ -17,11 +15,10 @@ from typing import TYPE_CHECKING, Any
 from opentelemetry.context import Context
 from opentelemetry.sdk._logs import LogRecordProcessor, ReadWriteLogRecord
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
-from opentelemetry.trace import Span as ApiSpan
 from opentelemetry.trace import StatusCode
-from opentelemetry.trace.propagation import _SPAN_KEY
 
 from otelkit._errors import report_internal_error
+from otelkit._sdk.context import current_span
 from otelkit.relay._buffer import CLASS_ERROR, CLASS_INFO, severity_class
 
 if TYPE_CHECKING:
@@ -155,12 +152,8 @@ class RelayLoggingHandler(logging.Handler):
                 body = msg % args if args else msg
             else:
                 body = record.getMessage()
-            span = _current_context().get(_SPAN_KEY)
-            if span is None or not isinstance(span, ApiSpan):
-                trace_id = span_id = flags = 0
-            else:
-                context = span.get_span_context()
-                trace_id, span_id, flags = context.trace_id, context.span_id, context.trace_flags
+            context = current_span().get_span_context()  # INVALID_SPAN's: zeros
+            trace_id, span_id, flags = context.trace_id, context.span_id, context.trace_flags
             levelno = record.levelno
             level = _LEVELS.get(levelno)
             if level is None:
@@ -195,22 +188,6 @@ class RelayLoggingHandler(logging.Handler):
                 pipeline._after_append(buffer, victim)
         except Exception as exc:  # noqa: BLE001 - hot path: contain and count
             report_internal_error("relay.handler", exc)
-
-
-def _context_reader() -> Callable[[], Context]:
-    """The current context: straight from the context variable when the API's default
-    ``contextvars`` runtime context is in use (a C call), else through the API."""
-    from opentelemetry import context as context_api
-    from opentelemetry.context.contextvars_context import ContextVarsRuntimeContext
-
-    runtime = getattr(context_api, "_RUNTIME_CONTEXT", None)
-    variable = getattr(runtime, "_current_context", None)
-    if type(runtime) is ContextVarsRuntimeContext and isinstance(variable, ContextVar):
-        return variable.get
-    return context_api.get_current
-
-
-_current_context = _context_reader()
 
 
 def _with_exception(attributes: dict[str, Any] | None, exc_info: Any) -> dict[str, Any]:

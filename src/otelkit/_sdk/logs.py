@@ -1,0 +1,180 @@
+"""Logs shortcuts: an SDK log record built without the constructors' re-cleaning."""
+
+from __future__ import annotations
+
+from threading import Lock, RLock
+from time import time_ns
+from typing import Any
+
+from opentelemetry._logs import LogRecord, SeverityNumber
+from opentelemetry.attributes import BoundedAttributes
+from opentelemetry.context import Context
+from opentelemetry.sdk._logs import LogRecordLimits, ReadWriteLogRecord
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+from opentelemetry.trace import INVALID_SPAN, TraceFlags, set_span_in_context
+
+from otelkit._sdk._check import checked
+
+__all__ = ["FAST_LOG_RECORDS_OK", "attribute_limits", "fast_log_record", "public_log_record"]
+
+_new = object.__new__
+
+
+def attribute_limits(limits: LogRecordLimits) -> tuple[int | None, int | None]:
+    """``(count limit, value length limit)`` a ``ReadWriteLogRecord`` applies: the
+    ``max_log_record_*`` fields where the SDK has them (newer releases), else the
+    ``max_attributes`` / ``max_attribute_length`` that older releases apply to log records."""
+    if hasattr(limits, "max_log_record_attributes"):
+        return limits.max_log_record_attributes, limits.max_log_record_attribute_length
+    return limits.max_attributes, limits.max_attribute_length
+
+
+def public_log_record(
+    record_class: type[LogRecord], fields: tuple[Any, ...], limits: LogRecordLimits
+) -> ReadWriteLogRecord:
+    """The record as the SDK's public constructors build it (attribute cleaning, limits).
+
+    ``fields`` as ``otelkit.relay._records.LogFields``."""
+    (ts, observed, context, trace_id, span_id, flags, text, number, body, attrs, event) = fields[
+        :11
+    ]
+    record = record_class(
+        timestamp=ts,
+        observed_timestamp=observed,
+        context=context,
+        severity_text=text,
+        severity_number=number,
+        body=body,
+        attributes=attrs or None,
+        event_name=event,
+    )
+    record.trace_id, record.span_id, record.trace_flags = trace_id, span_id, flags
+    out = ReadWriteLogRecord(
+        log_record=record, resource=fields[12], instrumentation_scope=fields[13], limits=limits
+    )
+    if fields[11]:
+        out.log_record.attributes.dropped += fields[11]  # type: ignore[union-attr]
+    return out
+
+
+def _bounded_newer(attrs: Any, maxlen: int | None, dropped: int, max_value_len: int | None) -> Any:
+    # BoundedAttributes as 1.41 and later construct it, field by field in its order: the
+    # values stay inline in the object (no per-object dict), which spares the collector.
+    bounded = _new(BoundedAttributes)
+    bounded._dict = attrs
+    bounded.maxlen = maxlen
+    bounded.dropped = dropped
+    bounded.max_value_len = max_value_len
+    bounded._lock = Lock()
+    bounded._immutable = False
+    return bounded
+
+
+def _bounded_older(attrs: Any, maxlen: int | None, dropped: int, max_value_len: int | None) -> Any:
+    # BoundedAttributes as 1.40 constructs it (an RLock, the extended-attributes flag).
+    bounded: Any = _new(BoundedAttributes)
+    bounded.maxlen = maxlen
+    bounded.dropped = dropped
+    bounded.max_value_len = max_value_len
+    bounded._extended_attributes = True
+    bounded._dict = attrs
+    bounded._lock = RLock()
+    bounded._immutable = False
+    return bounded
+
+
+_LAYOUTS = {"newer": _bounded_newer, "older": _bounded_older}
+_bounded = _bounded_newer
+_with_exception = True  # whether the API's LogRecord has an ``exception`` field
+
+
+def _fast(
+    record_class: type[LogRecord], fields: tuple[Any, ...], limits: LogRecordLimits
+) -> ReadWriteLogRecord:
+    (ts, observed, context, trace_id, span_id, flags, text, number, body, attrs, event, dropped) = (
+        fields[:12]
+    )
+    maxlen, max_value_len = attribute_limits(limits)
+    record = _new(record_class)
+    record.timestamp = ts
+    record.observed_timestamp = observed if observed is not None else time_ns()
+    record.context = context
+    record.trace_id = trace_id
+    record.span_id = span_id
+    record.trace_flags = flags
+    record.severity_text = text
+    record.severity_number = number
+    record.body = body
+    record.attributes = _bounded(attrs, maxlen, dropped, max_value_len)
+    record.event_name = event
+    if _with_exception:
+        record.exception = None  # type: ignore[attr-defined,unused-ignore]
+    out = _new(ReadWriteLogRecord)
+    out.log_record = record
+    out.resource = fields[12]
+    out.instrumentation_scope = fields[13]
+    out.limits = limits
+    return out
+
+
+def fast_log_record(
+    record_class: type[LogRecord], fields: tuple[Any, ...], limits: LogRecordLimits
+) -> ReadWriteLogRecord:
+    """What :func:`public_log_record` builds, for plain attributes (scalar values, non-empty
+    keys, within the count limit, no value length limit) without re-cleaning them; the
+    public constructors when :data:`FAST_LOG_RECORDS_OK` is false."""
+    if not FAST_LOG_RECORDS_OK:
+        return public_log_record(record_class, fields, limits)
+    return _fast(record_class, fields, limits)
+
+
+def _same_shape(a: Any, b: Any) -> bool:
+    return type(a) is type(b) and list(vars(a)) == list(vars(b))
+
+
+class _CheckRecord(LogRecord):
+    __slots__ = ()
+
+
+def _agrees() -> bool:
+    limits = LogRecordLimits()
+    context = set_span_in_context(INVALID_SPAN, Context())
+    fields: tuple[Any, ...] = (
+        *(1, 2, context, 0, 0, TraceFlags(0), "INFO", SeverityNumber.INFO, "b", {"a": 1}),
+        *(None, 0, Resource({"k": "v"}), InstrumentationScope("c"), True),
+    )
+    fast = _fast(_CheckRecord, fields, limits)
+    slow = public_log_record(_CheckRecord, fields, limits)
+    fast_attributes, slow_attributes = fast.log_record.attributes, slow.log_record.attributes
+    return (
+        _same_shape(fast, slow)
+        and _same_shape(fast.log_record, slow.log_record)
+        and _same_shape(fast_attributes, slow_attributes)
+        and {k: v for k, v in vars(fast.log_record).items() if k != "attributes"}
+        == {k: v for k, v in vars(slow.log_record).items() if k != "attributes"}
+        and {k: v for k, v in vars(fast_attributes).items() if k != "_lock"}
+        == {k: v for k, v in vars(slow_attributes).items() if k != "_lock"}
+        and type(vars(fast_attributes).get("_lock")) is type(vars(slow_attributes).get("_lock"))
+        and dict(fast_attributes or {}) == dict(slow_attributes or {})
+    )
+
+
+def _check_fast_log_record() -> bool:
+    """The direct construction builds what the SDK's constructors build: same classes,
+    same fields in the same order, equal values. Tries each known layout and keeps the
+    first that agrees."""
+    global _bounded, _with_exception
+    _with_exception = "exception" in vars(_CheckRecord(body="x"))
+    for layout in _LAYOUTS.values():
+        _bounded = layout
+        try:
+            if _agrees():
+                return True
+        except Exception:  # noqa: BLE001 - a layout that does not fit: try the next
+            continue
+    return False
+
+
+FAST_LOG_RECORDS_OK = checked("fast_log_record", _check_fast_log_record)
+"""Whether :func:`fast_log_record` may skip the SDK's constructors with this SDK."""
