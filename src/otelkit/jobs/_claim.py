@@ -342,7 +342,7 @@ def renew(conn: sa.Connection, *, owner: str, leases: Sequence[tuple[str, int]])
     return set(conn.execute(stmt, {"owner": owner, "keys": list(leases)}).scalars())
 
 
-def exhausted_expired(conn: sa.Connection, *, limit: int) -> list[sa.Row[Any]]:
+def exhausted_expired(conn: sa.Connection, *, limit: int, lock: bool = True) -> list[sa.Row[Any]]:
     """Running jobs whose lease expired on their last allowed attempt (to be failed)."""
     now = db_now()
     stmt = (
@@ -351,6 +351,6 @@ def exhausted_expired(conn: sa.Connection, *, limit: int) -> list[sa.Row[Any]]:
         .order_by(_c.lease_expires)
         .limit(limit)
     )
-    if conn.dialect.name == "postgresql":
+    if lock and conn.dialect.name == "postgresql":
         stmt = stmt.with_for_update(skip_locked=True)
     return list(conn.execute(stmt))

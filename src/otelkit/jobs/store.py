@@ -460,6 +460,10 @@ class JobStore:
     def _fail_exhausted(self, limit: int = 100) -> int:
         """Fail running jobs whose last allowed attempt's lease expired; how many."""
         failed = 0
+        if self._autocommit is not None:  # PostgreSQL: one statement when there is none
+            with suppress_instrumentation(), self._autocommit.connect() as conn:
+                if not _claim.exhausted_expired(conn, limit=1, lock=False):
+                    return 0
         with suppress_instrumentation(), self._writer.begin() as conn:
             for row in _claim.exhausted_expired(conn, limit=limit):
                 job = job_from_row(row)
