@@ -19,6 +19,9 @@ from __future__ import annotations
 import argparse
 import functools
 import logging.handlers
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from typing import Any
@@ -116,5 +119,20 @@ def main() -> None:
     print(f"{name}: ratio={a / b:.2f} (ours={a:,.0f} records/s, baseline={b:,.0f} records/s)")
 
 
+def shortcuts_off_line() -> str | None:
+    """The same run with every SDK shortcut forced off (``OTELKIT_SDK_FALLBACKS=1``), in a
+    fresh interpreter: its last line, or ``None`` when this run is that one."""
+    if os.environ.get("OTELKIT_SDK_FALLBACKS", "").lower() in {"1", "true", "yes"}:
+        return None
+    env = {**os.environ, "OTELKIT_SDK_FALLBACKS": "1"}
+    out = subprocess.run(
+        [sys.executable, *sys.argv], env=env, capture_output=True, text=True, check=True
+    )
+    return out.stdout.strip().splitlines()[-1]
+
+
 if __name__ == "__main__":
-    main()
+    off = shortcuts_off_line()
+    if off is not None:
+        print(f"with the SDK shortcuts off (OTELKIT_SDK_FALLBACKS=1): {off}")
+    main()  # its last line: the ratio with the shortcuts on

@@ -6,15 +6,16 @@ from collections.abc import Callable
 from contextvars import ContextVar
 
 from opentelemetry import trace
+from opentelemetry.context import Context
 from opentelemetry.trace import INVALID_SPAN, Span
 
 from otelkit._sdk._check import checked
 
-__all__ = ["CURRENT_SPAN_OK", "current_span"]
+__all__ = ["CURRENT_SPAN_OK", "SPAN_LOOKUP", "current_span"]
 
 
-def _shortcut() -> Callable[[], Span] | None:
-    """``trace.get_current_span`` as one C call and a lookup, when the API's default
+def _lookup() -> tuple[Callable[[], Context], str] | None:
+    """``(read the current context, the key of its span)`` when the API's default
     ``contextvars`` runtime context is in use; ``None`` otherwise."""
     from opentelemetry import context as context_api
     from opentelemetry.context.contextvars_context import ContextVarsRuntimeContext
@@ -24,8 +25,16 @@ def _shortcut() -> Callable[[], Span] | None:
     variable = getattr(runtime, "_current_context", None)
     if type(runtime) is not ContextVarsRuntimeContext or not isinstance(variable, ContextVar):
         return None
-    read = variable.get
-    key = _SPAN_KEY
+    return variable.get, _SPAN_KEY
+
+
+def _shortcut() -> Callable[[], Span] | None:
+    """``trace.get_current_span`` as one C call and a lookup, when the API's default
+    ``contextvars`` runtime context is in use; ``None`` otherwise."""
+    lookup = _lookup()
+    if lookup is None:
+        return None
+    read, key = lookup
 
     def current_span() -> Span:
         span = read().get(key)
@@ -59,3 +68,9 @@ current_span: Callable[[], Span] = (
 )
 """The current span, as ``opentelemetry.trace.get_current_span()`` (``INVALID_SPAN`` when
 there is none), read straight from the context variable when the shortcut is on."""
+
+SPAN_LOOKUP: tuple[Callable[[], Context], str] | None = _lookup() if CURRENT_SPAN_OK else None
+"""For a hot path that cannot afford a call frame: ``(read, key)`` such that
+``read().get(key)`` is the current span (or ``None``, or a non-span to be ignored, as
+``trace.get_current_span`` ignores it); ``None`` when the caller must use
+:data:`current_span`."""

@@ -15,10 +15,11 @@ from typing import TYPE_CHECKING, Any
 from opentelemetry.context import Context
 from opentelemetry.sdk._logs import LogRecordProcessor, ReadWriteLogRecord
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
-from opentelemetry.trace import StatusCode
+from opentelemetry.trace import INVALID_SPAN, StatusCode
+from opentelemetry.trace import Span as ApiSpan
 
 from otelkit._errors import report_internal_error
-from otelkit._sdk.context import current_span
+from otelkit._sdk.context import SPAN_LOOKUP, current_span
 from otelkit.relay._buffer import CLASS_ERROR, CLASS_INFO, severity_class
 
 if TYPE_CHECKING:
@@ -152,8 +153,13 @@ class RelayLoggingHandler(logging.Handler):
                 body = msg % args if args else msg
             else:
                 body = record.getMessage()
-            context = current_span().get_span_context()  # INVALID_SPAN's: zeros
-            trace_id, span_id, flags = context.trace_id, context.span_id, context.trace_flags
+            # The seam's shortcut, inlined (no call frame), or the public current span.
+            span = _read_context().get(_span_key) if _read_context is not None else current_span()
+            if span is None or span is INVALID_SPAN or not isinstance(span, ApiSpan):
+                trace_id = span_id = flags = 0
+            else:
+                context = span.get_span_context()
+                trace_id, span_id, flags = context.trace_id, context.span_id, context.trace_flags
             levelno = record.levelno
             level = _LEVELS.get(levelno)
             if level is None:
@@ -188,6 +194,9 @@ class RelayLoggingHandler(logging.Handler):
                 pipeline._after_append(buffer, victim)
         except Exception as exc:  # noqa: BLE001 - hot path: contain and count
             report_internal_error("relay.handler", exc)
+
+
+_read_context, _span_key = SPAN_LOOKUP if SPAN_LOOKUP is not None else (None, "")
 
 
 def _with_exception(attributes: dict[str, Any] | None, exc_info: Any) -> dict[str, Any]:
