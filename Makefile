@@ -5,7 +5,13 @@ VENV := .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip install --quiet --disable-pip-version-check
 
-.PHONY: demo test lint typecheck pytest clean
+# The oldest OpenTelemetry releases pyproject.toml supports (CI runs the suite on them too).
+OLDEST_VENV := .venv-oldest
+OLDEST_PINS := 'opentelemetry-api==1.40.*' 'opentelemetry-sdk==1.40.*' \
+	'opentelemetry-exporter-otlp==1.40.*' 'opentelemetry-proto==1.40.*' \
+	'opentelemetry-instrumentation==0.61b0' 'opentelemetry-instrumentation-logging==0.61b0'
+
+.PHONY: demo test lint typecheck pytest test-fallbacks test-oldest clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,5 +39,19 @@ typecheck: $(VENV)/.installed-test
 pytest: $(VENV)/.installed-test
 	$(BIN)/python -m pytest
 
+# The suite with every SDK shortcut forced off (their public fallbacks).
+test-fallbacks: $(VENV)/.installed-test
+	OTELKIT_SDK_FALLBACKS=1 $(BIN)/python -m pytest
+
+$(OLDEST_VENV)/.installed-test: pyproject.toml
+	$(PYTHON) -m venv $(OLDEST_VENV)
+	$(OLDEST_VENV)/bin/python -m pip install --quiet --disable-pip-version-check \
+		-e '.[test]' $(OLDEST_PINS)
+	touch $@
+
+# The suite on the oldest supported OpenTelemetry releases, in a second environment.
+test-oldest: $(OLDEST_VENV)/.installed-test
+	$(OLDEST_VENV)/bin/python -m pytest
+
 clean:
-	rm -rf $(VENV) build dist
+	rm -rf $(VENV) $(OLDEST_VENV) build dist
