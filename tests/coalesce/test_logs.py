@@ -19,6 +19,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
 from otelkit._errors import internal_error_counts
+from otelkit._sdk.logs import attribute_limits
 from otelkit.coalesce import (
     COUNT_ATTRIBUTE,
     FIRST_TIMESTAMP_ATTRIBUTE,
@@ -295,7 +296,7 @@ def test_the_summary_keeps_its_own_attributes_at_the_attribute_limit(
 ) -> None:
     spy = Spy()
     processor = CoalescingLogRecordProcessor(spy, clock=fake_clock)
-    many = {f"a{i}": i for i in range(LogRecordLimits().max_log_record_attributes or 128)}
+    many = {f"a{i}": i for i in range(attribute_limits(LogRecordLimits())[0] or 128)}
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         processor.on_emit(record(attributes=many))

@@ -19,6 +19,7 @@ from opentelemetry.trace import TraceFlags
 
 from otelkit._clock import REAL_CLOCK, Clock
 from otelkit._errors import report_internal_error
+from otelkit._sdk.logs import attribute_limits
 from otelkit.coalesce._common import (
     flush_downstream,
     require_methods,
@@ -216,7 +217,7 @@ class CoalescingLogRecordProcessor(LogRecordProcessor):
         attributes = first.attributes or {}  # a fresh dict
         for name in ours:
             attributes.pop(name, None)
-        room = limits.max_log_record_attributes
+        room = attribute_limits(limits)[0]
         if room is not None and len(attributes) > room - len(ours):
             # Ours must survive the limit: drop the first record's oldest attributes.
             keep = max(0, room - len(ours))
