@@ -351,3 +351,20 @@ def test_an_unencodable_record_is_counted_and_the_rest_of_its_batch_delivered(
     wait_until(lambda: relay_host.stats["dropped_logs"] == 1, timeout=5)
     assert sorted(str(r.log_record.body) for r in memory_telemetry.logs()) == ["fine 1", "fine 2"]
     assert pipeline.dropped == (1, 0)
+
+
+def test_records_offered_after_shutdown_are_counted_as_dropped() -> None:
+    from otelkit.relay import ChildPipeline, RelayAddress
+
+    pipeline = ChildPipeline(
+        RelayAddress.generate("/nonexistent/relay.sock"),
+        resource=Resource({"service.name": "late"}),
+        exit_hooks=False,
+        exit_timeout=0.1,
+    )
+    pipeline.shutdown()
+    logger = logging.getLogger("relay.test.after-close")
+    logger.addHandler(pipeline.logging_handler())
+    logger.propagate = False
+    logger.warning("too late")
+    assert pipeline.dropped == (1, 0)

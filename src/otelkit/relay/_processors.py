@@ -182,9 +182,10 @@ class RelayLoggingHandler(logging.Handler):
             )
             # ChildPipeline._offer, inlined: this is the hottest path of a relay child.
             pipeline = self._pipeline
-            if pipeline._closed:
-                return
             buffer = pipeline._logs
+            if pipeline._closed:
+                pipeline.count_after_close(buffer)
+                return
             victim = buffer.append(entry, level[1])
             if (
                 victim is not None

@@ -187,6 +187,7 @@ class ChildPipeline:
 
     def _offer(self, buffer: SeverityBuffer[Any], item: object, cls: int) -> None:
         if self._closed:
+            self.count_after_close(buffer)
             return
         victim = buffer.append(item, cls)
         if victim is not None or buffer.size >= self._batch_size or self._thread is None:
@@ -221,6 +222,11 @@ class ChildPipeline:
         self._wake.set()
         if self._thread is None:
             self._start_thread()
+
+    def count_after_close(self, buffer: SeverityBuffer[Any]) -> None:
+        """A record offered after shutdown: it can no longer be sent, so it is counted as
+        dropped (in :attr:`dropped`; the host has been told all it will hear)."""
+        self._lost[0 if buffer is self._logs else 1] += 1
 
     def count_dropped_metric_points(self, points: int) -> None:
         """Count ``points`` that never reached the queue (a collection that failed to encode);
