@@ -7,5 +7,15 @@
 
 from otelkit._telemetry import Telemetry, configure, current, flush
 from otelkit._version import __version__
+from otelkit.errors import InvalidOptionError, OptionTypeError, OtelkitError
 
-__all__ = ["Telemetry", "__version__", "configure", "current", "flush"]
+__all__ = [
+    "InvalidOptionError",
+    "OptionTypeError",
+    "OtelkitError",
+    "Telemetry",
+    "__version__",
+    "configure",
+    "current",
+    "flush",
+]
