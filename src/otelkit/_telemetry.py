@@ -455,9 +455,40 @@ def _before_fork() -> None:
 
 
 def _after_fork_in_parent() -> None:
-    global _fork_mask
+    global _fork_mask, _hold_in_child
     restore_signals(_fork_mask)
     _fork_mask = None
+    _hold_in_child = False
+
+
+_hold_in_child = False
+_held_mask: Any = None
+
+
+def hold_signals_in_next_child() -> None:
+    """Keep the next forked child's asynchronous signals blocked after the fork hooks, until
+    it calls :func:`release_held_signals`. For a server that installs a child's own signal
+    handlers only later (gunicorn's workers, in ``init_signals``): a signal that reaches the
+    child before that runs the parent's handler there and is lost (a worker that never
+    leaves on its master's SIGTERM). Blocked, it waits for the child's handlers."""
+    global _hold_in_child
+    _hold_in_child = True
+
+
+def hold_signals() -> None:
+    """Block this thread's asynchronous signals until :func:`release_held_signals` (kept as
+    they are when a fork already holds them)."""
+    global _held_mask
+    if _held_mask is None:
+        _held_mask = block_signals()
+
+
+def release_held_signals() -> None:
+    """End :func:`hold_signals_in_next_child`'s or :func:`hold_signals`'s block; signals
+    that arrived meanwhile are delivered now."""
+    global _held_mask
+    mask, _held_mask = _held_mask, None
+    restore_signals(mask)
 
 
 def _sigterm_target() -> Telemetry | None:
@@ -482,10 +513,16 @@ class _ExitHook:
 
 def _restore_mask_after_fork(generation: int) -> None:
     """In a forked child, after the fork hooks of the latest configure()'s readers."""
-    global _fork_mask
-    if generation == _mask_generation and _fork_mask is not None:
-        restore_signals(_fork_mask)
+    global _fork_mask, _held_mask, _hold_in_child
+    if generation != _mask_generation:
+        return
+    if _fork_mask is not None:
+        if _hold_in_child:
+            _held_mask = _fork_mask
+        else:
+            restore_signals(_fork_mask)
         _fork_mask = None
+    _hold_in_child = False
 
 
 def _after_sdk_fork_hooks() -> None:
