@@ -19,7 +19,6 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from opentelemetry.instrumentation.utils import is_instrumentation_enabled
 from opentelemetry.metrics import NoOpMeterProvider
 from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk.metrics import MeterProvider
@@ -38,6 +37,7 @@ from otelkit._pipeline import (
     SwitchSpanProcessor,
     build_relay_child_pipeline,
 )
+from otelkit._sdk.context import instrumentation_enabled
 from otelkit._threads import block_signals, restore_signals, start_daemon
 
 if TYPE_CHECKING:
@@ -80,7 +80,7 @@ class _SkipSuppressed(logging.Filter):
     an exporter's own "export failed" warning must not feed the pipeline that failed."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return is_instrumentation_enabled()
+        return instrumentation_enabled()
 
 
 def _run_bounded(tasks: list[Callable[[], object]], timeout: float) -> bool:
