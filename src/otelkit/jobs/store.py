@@ -99,7 +99,13 @@ class JobStore:
             rng=rng or random.Random(),
             max_errors=max_errors,
         )
-        self._run = RunNow(self._engine, self._runner, get_job=self.get, cycle=self._cycle)
+        self._run = RunNow(
+            self._engine,
+            self._runner,
+            get_job=self.get,
+            cycle=self._cycle,
+            reject_late=lambda owner, attempt: self._cycle_next(owner, [], late=[attempt]),
+        )
         self._gauge_cache: tuple[float, GaugeSnapshot | None] | None = None
         self._wakers: weakref.WeakSet[Worker] = weakref.WeakSet()
         self._closed = False
