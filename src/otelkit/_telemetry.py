@@ -25,7 +25,7 @@ from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider, sampling
 
-from otelkit import _sigterm
+from otelkit import _forksignals, _sigterm
 from otelkit._config import _UNSET, Settings, resolve_settings
 from otelkit._drops import DropLedger
 from otelkit._exit import call_at_exit
@@ -38,7 +38,7 @@ from otelkit._pipeline import (
     build_relay_child_pipeline,
 )
 from otelkit._sdk.context import instrumentation_enabled
-from otelkit._threads import block_signals, restore_signals, start_daemon
+from otelkit._threads import start_daemon
 
 if TYPE_CHECKING:
     from otelkit._batch import BatchCore
@@ -440,57 +440,6 @@ def _at_exit() -> None:
         telemetry.shutdown()
 
 
-_fork_mask: Any = None
-_mask_generation = 0
-
-
-def _before_fork() -> None:
-    """Fork with the asynchronous signals blocked. A signal reaching a new child before
-    CPython's own after-fork reset is otherwise cleared by it and lost (a child that never
-    dies of SIGTERM); blocked, it stays pending until the child's hooks are done. The SDK
-    restarts its metric reader's thread in a hook of its own, which then inherits the block
-    too (see otelkit._threads)."""
-    global _fork_mask
-    _fork_mask = block_signals() if _current is not None else None
-
-
-def _after_fork_in_parent() -> None:
-    global _fork_mask, _hold_in_child
-    restore_signals(_fork_mask)
-    _fork_mask = None
-    _hold_in_child = False
-
-
-_hold_in_child = False
-_held_mask: Any = None
-
-
-def hold_signals_in_next_child() -> None:
-    """Keep the next forked child's asynchronous signals blocked after the fork hooks, until
-    it calls :func:`release_held_signals`. For a server that installs a child's own signal
-    handlers only later (gunicorn's workers, in ``init_signals``): a signal that reaches the
-    child before that runs the parent's handler there and is lost (a worker that never
-    leaves on its master's SIGTERM). Blocked, it waits for the child's handlers."""
-    global _hold_in_child
-    _hold_in_child = True
-
-
-def hold_signals() -> None:
-    """Block this thread's asynchronous signals until :func:`release_held_signals` (kept as
-    they are when a fork already holds them)."""
-    global _held_mask
-    if _held_mask is None:
-        _held_mask = block_signals()
-
-
-def release_held_signals() -> None:
-    """End :func:`hold_signals_in_next_child`'s or :func:`hold_signals`'s block; signals
-    that arrived meanwhile are delivered now."""
-    global _held_mask
-    mask, _held_mask = _held_mask, None
-    restore_signals(mask)
-
-
 def _sigterm_target() -> Telemetry | None:
     # An exit flush may be under way when SIGTERM comes: the handler waits for it.
     return current() or _stopping
@@ -511,34 +460,10 @@ class _ExitHook:
         _at_exit()
 
 
-def _restore_mask_after_fork(generation: int) -> None:
-    """In a forked child, after the fork hooks of the latest configure()'s readers."""
-    global _fork_mask, _held_mask, _hold_in_child
-    if generation != _mask_generation:
-        return
-    if _fork_mask is not None:
-        if _hold_in_child:
-            _held_mask = _fork_mask
-        else:
-            restore_signals(_fork_mask)
-        _fork_mask = None
-    _hold_in_child = False
-
-
-def _after_sdk_fork_hooks() -> None:
-    """Register, after the hooks of the readers just built, the end of the signal block."""
-    global _mask_generation
-    _mask_generation += 1
-    os.register_at_fork(
-        after_in_child=functools.partial(_restore_mask_after_fork, _mask_generation)
-    )
-
-
 _EXIT_HOOK = _ExitHook()
 call_at_exit(_EXIT_HOOK, _ExitHook.run, priority=101)
-os.register_at_fork(
-    before=_before_fork, after_in_parent=_after_fork_in_parent, after_in_child=_after_fork_in_child
-)
+_forksignals.install(lambda: _current is not None)
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 _fork_metrics_warned = False
@@ -646,7 +571,7 @@ def configure(
 
             pipeline = build_pipeline(settings, drops)
         telemetry = Telemetry(settings, pipeline, coalesce_spans, resource, drops)
-        _after_sdk_fork_hooks()
+        _forksignals.end_block_after_latest_hooks()
         telemetry._install()
         _current = telemetry
         return telemetry

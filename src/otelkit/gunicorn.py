@@ -35,7 +35,7 @@ import os
 from typing import Any
 
 import otelkit
-from otelkit._telemetry import hold_signals, hold_signals_in_next_child, release_held_signals
+from otelkit._forksignals import hold_signals, hold_signals_in_next_child, release_held_signals
 
 __all__ = ["on_exit", "on_starting", "post_fork", "pre_fork", "worker_exit"]
 
