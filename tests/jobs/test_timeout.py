@@ -43,6 +43,14 @@ def test_a_bad_worker_timeout_is_refused(sqlite_url, make_store) -> None:
         store.worker(timeout=0)
 
 
+def _tracked_store(make_store: Any, url: str, memory_telemetry: Any) -> Any:
+    return make_store(
+        url,
+        tracer_provider=memory_telemetry.tracer_provider,
+        meter_provider=memory_telemetry.meter_provider,
+    )
+
+
 def _timeout_spans(memory_telemetry: Any) -> list[Any]:
     return [
         s
@@ -54,11 +62,7 @@ def _timeout_spans(memory_telemetry: Any) -> list[Any]:
 def test_a_sync_job_past_its_timeout_is_retried_while_its_thread_still_runs(
     db_url, make_store, memory_telemetry
 ) -> None:
-    store = make_store(
-        db_url,
-        tracer_provider=memory_telemetry.tracer_provider,
-        meter_provider=memory_telemetry.meter_provider,
-    )
+    store = _tracked_store(make_store, db_url, memory_telemetry)
     release = threading.Event()
     first_returned = threading.Event()
 
@@ -101,11 +105,7 @@ def test_a_sync_job_past_its_timeout_is_retried_while_its_thread_still_runs(
 def test_an_async_job_past_its_timeout_is_cancelled_and_retried(
     db_url, make_store, memory_telemetry
 ) -> None:
-    store = make_store(
-        db_url,
-        tracer_provider=memory_telemetry.tracer_provider,
-        meter_provider=memory_telemetry.meter_provider,
-    )
+    store = _tracked_store(make_store, db_url, memory_telemetry)
     cancelled = threading.Event()
 
     @store.job(name="hang", timeout=timedelta(seconds=0.2), backoff=QUICK)
@@ -168,11 +168,7 @@ def test_a_function_that_raises_timeouterror_itself_is_not_a_timeout(
 def test_fn_run_of_a_sync_job_past_its_timeout_returns_and_its_late_result_is_rejected(
     db_url, make_store, memory_telemetry
 ) -> None:
-    store = make_store(
-        db_url,
-        tracer_provider=memory_telemetry.tracer_provider,
-        meter_provider=memory_telemetry.meter_provider,
-    )
+    store = _tracked_store(make_store, db_url, memory_telemetry)
     release = threading.Event()
     returned = threading.Event()
 
