@@ -1,6 +1,5 @@
 """Coalescing shortcuts: records queued into exactly the SDK's ``BatchLogRecordProcessor``
-or ``BatchSpanProcessor`` without their hooks, the readable log copy built directly, and
-the plain dict inside a record's ``BoundedAttributes``.
+or ``BatchSpanProcessor`` without their hooks, and the readable log copy built directly.
 
 Each shortcut has the public-API twin it stands for; the self-check compares the two on
 objects built here, and the module-level names are bound to the shortcut only when the
@@ -13,88 +12,27 @@ from __future__ import annotations
 
 import copy
 import functools
-import operator
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
-from opentelemetry import trace
 from opentelemetry._logs import LogRecord
-from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.context import Context
 from opentelemetry.sdk._logs import LogRecordProcessor, ReadableLogRecord, ReadWriteLogRecord
 from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
-from opentelemetry.trace import SpanKind
 
 from otelkit._sdk._check import checked
 
 __all__ = [
-    "PLAIN_ATTRIBUTES_OK",
     "READABLE_COPY_OK",
-    "SPAN_FIELDS_OK",
     "batch_span_queue",
-    "call_on_ending",
     "log_forward_ok",
     "log_forwarder",
-    "plain_attributes",
     "queue_readable_copy",
     "readable_copy",
-    "skip_noop_hooks",
-    "span_attributes",
-    "span_fields",
 ]
-
-
-# -- the attributes of a log record or a span as a plain dict ------------------------------
-def _plain_attributes_private(attributes: Any) -> Any:
-    # The dict inside: BoundedAttributes' Mapping methods are Python calls, and its get()
-    # of a missing name raises and catches a KeyError.
-    return attributes._dict if type(attributes) is BoundedAttributes else attributes
-
-
-def _span_attributes_private(span: ReadableSpan) -> Mapping[str, Any] | None:
-    # span.attributes wraps them in a new mappingproxy on every call.
-    return _plain_attributes_private(span._attributes)  # type: ignore[no-any-return]
-
-
-def _span_attributes_public(span: ReadableSpan) -> Mapping[str, Any] | None:
-    return span.attributes
-
-
-def _check_plain_attributes() -> bool:
-    """The dict has the wrapper's items and follows its changes; a span's the same."""
-    from opentelemetry.sdk.trace import TracerProvider
-
-    bounded = BoundedAttributes(attributes={"a": 1, "b": (2, 3)}, immutable=False)
-    plain = _plain_attributes_private(bounded)
-    bounded["c"] = "x"
-    span: Any = TracerProvider(shutdown_on_exit=False).get_tracer("otelkit").start_span("c")
-    span.set_attribute("k", "v")
-    span.end()
-    return (
-        type(plain) is dict
-        and plain == dict(bounded.items()) == {"a": 1, "b": (2, 3), "c": "x"}
-        and _plain_attributes_private(plain) is plain
-        and type(_span_attributes_private(span)) is dict
-        and _span_attributes_private(span) == dict(_span_attributes_public(span) or {})
-    )
-
-
-PLAIN_ATTRIBUTES_OK = checked("plain_attributes", _check_plain_attributes)
-"""Whether :data:`plain_attributes` and :data:`span_attributes` hand out the inner dict."""
-
-plain_attributes: Callable[[Any], Mapping[str, Any]] = (
-    _plain_attributes_private if PLAIN_ATTRIBUTES_OK else lambda attributes: attributes
-)
-"""A log record's attributes (a ``BoundedAttributes`` or a mapping), for reading: the
-plain dict inside when the shortcut passed its check, else the mapping itself."""
-
-span_attributes: Callable[[ReadableSpan], Mapping[str, Any] | None] = (
-    _span_attributes_private if PLAIN_ATTRIBUTES_OK else _span_attributes_public
-)
-"""A finished span's attributes, for reading (as :data:`plain_attributes`)."""
 
 # -- the readable copy of a log record -----------------------------------------------------
 _new = object.__new__
@@ -265,85 +203,3 @@ def batch_span_queue(downstream: SpanProcessor) -> Callable[[ReadableSpan], None
         return None
     emit: Callable[[ReadableSpan], None] = downstream._batch_processor.emit
     return emit
-
-
-# -- the SDK's span hooks that do nothing -------------------------------------------------
-def _sdk_noop_hooks() -> dict[str, frozenset[Any]]:
-    from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
-
-    # getattr with a default: a release without the private hook must not break the import.
-    return {
-        name: frozenset(
-            hook
-            for cls in (SpanProcessor, BatchSpanProcessor, SimpleSpanProcessor)
-            if (hook := getattr(cls, name, None)) is not None
-        )
-        for name in ("on_start", "_on_ending")
-    }
-
-
-_NOOP_HOOKS = _sdk_noop_hooks()
-
-
-def skip_noop_hooks(wrapper: SpanProcessor, downstream: SpanProcessor) -> None:
-    """Where ``downstream``'s ``on_start`` or ``_on_ending`` (the private hook the SDK calls
-    on every processor before a span ends) is the SDK's own no-op, bind ``wrapper``'s to it
-    directly: no wrapper frame per span. Otherwise ``wrapper`` keeps its forwarding hook."""
-    for name, noops in _NOOP_HOOKS.items():
-        if getattr(type(downstream), name, None) in noops:
-            setattr(wrapper, name, getattr(downstream, name))
-
-
-def call_on_ending(downstream: SpanProcessor, span: Any) -> None:
-    """Call ``downstream``'s ``_on_ending`` hook with ``span``, if it has one."""
-    hook = getattr(downstream, "_on_ending", None)
-    if hook is not None:
-        hook(span)
-
-
-# -- a finished span's fields in one call --------------------------------------------------
-_SPAN_FIELDS = (
-    "context",
-    "parent",
-    "name",
-    "kind",
-    "status.status_code",
-    "status.description",
-    "start_time",
-    "end_time",
-    "resource",
-    "instrumentation_scope",
-)
-_span_fields_public = operator.attrgetter(*_SPAN_FIELDS)
-# The fields behind the properties: one C call instead of a Python call per property.
-_span_fields_private = operator.attrgetter(
-    *("_" + name.replace(".", "._") for name in _SPAN_FIELDS)
-)
-
-
-def _check_span_fields() -> bool:
-    """Both getters read the same values from real spans (a root, a child, an error)."""
-    from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.trace import Status, StatusCode
-
-    tracer = TracerProvider(shutdown_on_exit=False).get_tracer("otelkit", "1")
-    root: Any = tracer.start_span("root", kind=SpanKind.SERVER)
-    child: Any = tracer.start_span("child", context=trace.set_span_in_context(root))
-    child.set_status(Status(StatusCode.ERROR, "broken"))
-    child.end()
-    root.end()
-    return all(
-        _span_fields_private(span) == _span_fields_public(span)
-        and len(_span_fields_private(span)) == len(_SPAN_FIELDS)
-        for span in (root, child)
-    )
-
-
-SPAN_FIELDS_OK = checked("span_fields", _check_span_fields)
-"""Whether :data:`span_fields` reads the fields behind the span's properties."""
-
-span_fields: Callable[[ReadableSpan], tuple[Any, ...]] = (
-    _span_fields_private if SPAN_FIELDS_OK else _span_fields_public
-)
-"""A finished span's ``(context, parent, name, kind, status_code, status_description,
-start_time, end_time, resource, instrumentation_scope)``, as its properties give them."""

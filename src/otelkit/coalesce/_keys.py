@@ -17,10 +17,7 @@ from typing import Any
 from opentelemetry.sdk._logs import ReadableLogRecord, ReadWriteLogRecord
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan
-from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import StatusCode
-
-from otelkit._sdk.coalesce import plain_attributes, span_attributes, span_fields
 
 __all__ = [
     "EXCEPTION_TYPE",
@@ -34,11 +31,12 @@ __all__ = [
     "call_site_key",
     "freeze",
     "is_process_identity",
+    "message_fields_key",
     "message_key",
     "resolve_log_key",
     "resolve_span_key",
     "span_error_type",
-    "span_key_fields",
+    "span_fields_key",
     "span_name_key",
 ]
 
@@ -49,6 +47,7 @@ SpanKey = Callable[[ReadableSpan], Hashable]
 """A callable(ReadableSpan) -> Hashable, called with the local root of a span tree."""
 
 EXCEPTION_TYPE = "exception.type"
+_EXCEPTION_TYPE = EXCEPTION_TYPE
 _ERROR_TYPE = "error.type"
 _CODE_FILE_PATH = "code.file.path"
 _CODE_LINE_NUMBER = "code.line.number"
@@ -71,7 +70,8 @@ def _enum_value(member: Any) -> object:
     return getattr(member, "_value_", member)
 
 
-def _scope_name(scope: InstrumentationScope | None) -> str | None:
+def _scope_name(record: AnyLogRecord) -> str | None:
+    scope = record.instrumentation_scope
     return scope.name if scope is not None else None
 
 
@@ -81,13 +81,23 @@ def message_key(record: AnyLogRecord) -> tuple[Hashable, ...]:
     Only true repeats merge: ``log.warning("blocked %s", host)`` makes one key per host.
     """
     lr = record.log_record
-    body = lr.body
-    attributes = lr.attributes
+    return message_fields_key(
+        record.instrumentation_scope, lr.severity_number, lr.body, lr.attributes
+    )
+
+
+def message_fields_key(
+    scope: Any, severity_number: Any, body: Any, attributes: Any
+) -> tuple[Hashable, ...]:
+    """:func:`message_key` from the record's fields (also for a record's kept fields)."""
     return (
-        _scope_name(record.instrumentation_scope),
-        _enum_value(lr.severity_number),
+        scope._name if scope is not None else None,  # the property costs a Python call
+        getattr(severity_number, "_value_", None),  # see _enum_value
         body if type(body) is str else freeze(body),
-        None if attributes is None else plain_attributes(attributes).get(EXCEPTION_TYPE),
+        # the C-level dict inside BoundedAttributes: its Mapping methods are Python calls
+        None
+        if attributes is None
+        else getattr(attributes, "_dict", attributes).get(_EXCEPTION_TYPE),
     )
 
 
@@ -100,46 +110,54 @@ def call_site_key(record: AnyLogRecord) -> Hashable:
     :func:`message_key`.
     """
     lr = record.log_record
-    attributes = None if lr.attributes is None else plain_attributes(lr.attributes)
-    path = attributes.get(_CODE_FILE_PATH) if attributes is not None else None
+    attributes = lr.attributes
+    path = attributes.get(_CODE_FILE_PATH) if attributes else None
     if path is None or attributes is None:
         return message_key(record)
     return (
-        _scope_name(record.instrumentation_scope),
+        _scope_name(record),
         _enum_value(lr.severity_number),
         path,
         attributes.get(_CODE_LINE_NUMBER),
-        attributes.get(EXCEPTION_TYPE),
+        attributes.get(_EXCEPTION_TYPE),
     )
 
 
 def span_error_type(span: ReadableSpan) -> object:
     """The exception type of an ERROR span: from its ``exception`` event, else its
     ``error.type`` attribute."""
-    for event in span.events:
+    for event in span._events:
         if event.name == "exception" and event.attributes:
-            return event.attributes.get(EXCEPTION_TYPE)
-    attributes = span_attributes(span)
+            return event.attributes.get(_EXCEPTION_TYPE)
+    attributes = span._attributes
     return attributes.get(_ERROR_TYPE) if attributes else None
 
 
 def span_name_key(span: ReadableSpan) -> tuple[Hashable, ...]:
     """The default span-tree key: scope name, kind, root span name, status code and, for a
     span with ERROR status, the exception type (see :func:`span_error_type`)."""
-    _, _, name, kind, code, _, _, _, _, scope = span_fields(span)
-    return span_key_fields(name, kind, code, scope, span)
+    # The private fields: the public properties copy (a tuple, a mapping proxy) or cost a
+    # Python-level call per access.
+    status_code = span._status._status_code
+    return span_fields_key(
+        span._instrumentation_scope,
+        span._kind,
+        span._name,
+        status_code,
+        span_error_type(span) if status_code is StatusCode.ERROR else None,
+    )
 
 
-def span_key_fields(
-    name: str, kind: Any, code: StatusCode, scope: InstrumentationScope | None, span: ReadableSpan
+def span_fields_key(
+    scope: Any, kind: Any, name: str, status_code: Any, error_type: object
 ) -> tuple[Hashable, ...]:
-    """:func:`span_name_key` from the span's fields (the span processor has read them)."""
+    """:func:`span_name_key` from the span's fields (also for a span's kept fields)."""
     return (
-        None if scope is None else scope.name,
+        scope._name if scope is not None else None,
         kind._value_,  # enum members hash in Python, their values in C
         name,
-        code._value_,
-        span_error_type(span) if code is StatusCode.ERROR else None,
+        status_code._value_,
+        error_type,
     )
 
 
@@ -158,7 +176,7 @@ class AttributesKey:
         else:
             lr = item.log_record
             attributes = lr.attributes
-            base = (_scope_name(item.instrumentation_scope), _enum_value(lr.severity_number))
+            base = (_scope_name(item), _enum_value(lr.severity_number))
         values = tuple(freeze(attributes.get(name)) if attributes else None for name in self.names)
         return (*base, values)
 

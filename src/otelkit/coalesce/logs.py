@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Hashable
+from typing import Any
 
 from opentelemetry._logs import LogRecord, SeverityNumber
 from opentelemetry.context import Context
@@ -18,9 +19,7 @@ from opentelemetry.trace import TraceFlags
 
 from otelkit._clock import REAL_CLOCK, Clock
 from otelkit._errors import report_internal_error
-from otelkit._sdk.coalesce import plain_attributes
 from otelkit._sdk.logs import attribute_limits
-from otelkit._validate import check_bool, check_positive, check_positive_int
 from otelkit.coalesce._common import (
     flush_downstream,
     require_methods,
@@ -29,23 +28,30 @@ from otelkit.coalesce._common import (
 )
 from otelkit.coalesce._forward import log_forwarder
 from otelkit.coalesce._keys import (
-    EXCEPTION_TYPE,
     LogKey,
     ResourceTokens,
-    freeze,
+    message_fields_key,
     message_key,
     resolve_log_key,
 )
 from otelkit.coalesce._metrics import CoalesceMetrics
 from otelkit.coalesce._snapshots import LogSnapshots, Snapshot
-from otelkit.coalesce._window import SUPPRESS, Coalescer, Summary
+from otelkit.coalesce._window import (
+    SUPPRESS,
+    Coalescer,
+    Summary,
+    validate_bool,
+    validate_positive_int,
+    validate_seconds,
+)
 
 __all__ = ["CoalescingLogRecordProcessor"]
 
 _COMPONENT = "coalesce.logs"
-_WHERE = "CoalescingLogRecordProcessor"
 
 AnyLogRecord = ReadWriteLogRecord | ReadableLogRecord
+_BODY_INDEX = 3
+"""Where the body sits in the default key (token, scope, severity, body, exception type)."""
 
 
 class CoalescingLogRecordProcessor(LogRecordProcessor):
@@ -83,25 +89,29 @@ class CoalescingLogRecordProcessor(LogRecordProcessor):
         require_methods(
             "downstream", downstream, ("on_emit", "force_flush", "shutdown"), "LogRecordProcessor"
         )
+        validate_seconds("window", window)
+        validate_positive_int("max_keys", max_keys)
         self._key = resolve_log_key(key)
-        self._by_message = self._key is message_key
         self._clock = clock if clock is not None else REAL_CLOCK
         self._downstream = downstream
         # downstream.on_emit, or for exactly a BatchLogRecordProcessor the same, cheaper.
         self._forward = log_forwarder(downstream)
-        self._resources = ResourceTokens(
-            per_resource=check_bool(_WHERE, "per_resource", per_resource)
-        )
+        self._resources = ResourceTokens(per_resource=validate_bool("per_resource", per_resource))
         self._metrics = CoalesceMetrics(meter_provider, "logs")
+        # The default key: a window opens under the record's body alone, and its key is
+        # built only if that body comes again (see Coalescer.sight).
+        self._by_body = self._key is message_key
         self._snapshots = LogSnapshots()
         self._engine: Coalescer[Snapshot] = Coalescer(
-            window=check_positive(_WHERE, "window", window),
+            window=window,
             on_summary=self._emit_summary,
-            max_keys=check_positive_int(_WHERE, "max_keys", max_keys),
+            max_keys=max_keys,
             clock=self._clock,
             label=_COMPONENT,
             on_tick=self._publish,
             capture=self._snapshots.capture,
+            hint_index=_BODY_INDEX if self._by_body else None,
+            key_of_first=self._key_of_first if self._by_body else None,
         )
 
     @property
@@ -118,30 +128,22 @@ class CoalescingLogRecordProcessor(LogRecordProcessor):
         """Forward ``log_record`` unless it repeats a key inside its window. Never raises."""
         try:
             lr = log_record.log_record
-            token = self._resources.token(log_record.resource)
-            if self._by_message:
-                # message_key, inlined: this runs for every record.
-                scope, severity, body, attributes = (
+            body = lr.body
+            time_ns = lr.timestamp or lr.observed_timestamp
+            key: Hashable
+            if not self._by_body:
+                key = (self._resources.token(log_record.resource), self._key(log_record))
+            elif type(body) is str and self._engine.sight(body, log_record, time_ns):
+                key = None  # settled by its body alone: a new message (or overflow)
+            else:
+                key = self._message_key(
+                    log_record.resource,
                     log_record.instrumentation_scope,
                     lr.severity_number,
-                    lr.body,
+                    body,
                     lr.attributes,
                 )
-                key: Hashable = (
-                    token,
-                    None if scope is None else scope.name,
-                    None if severity is None else severity._value_,
-                    body if type(body) is str else freeze(body),
-                    None
-                    if attributes is None
-                    else plain_attributes(attributes).get(EXCEPTION_TYPE),
-                )
-            else:
-                key = (token, self._key(log_record))
-            if (
-                self._engine.offer(key, log_record, lr.timestamp or lr.observed_timestamp)
-                is SUPPRESS
-            ):
+            if key is not None and self._engine.offer(key, log_record, time_ns) is SUPPRESS:
                 return
         except Exception as exc:  # noqa: BLE001 - when in doubt, forward: lose nothing
             report_internal_error(_COMPONENT, exc)
@@ -188,6 +190,22 @@ class CoalescingLogRecordProcessor(LogRecordProcessor):
 
     def _publish(self) -> None:
         self._metrics.add(*self._engine.take_counts())
+
+    def _message_key(
+        self, resource: Any, scope: Any, severity_number: Any, body: Any, attributes: Any
+    ) -> Hashable:
+        # The default key: the record's service identity, then message_key's fields.
+        return (
+            self._resources.token(resource),
+            *message_fields_key(scope, severity_number, body, attributes),
+        )
+
+    def _key_of_first(self, body: Hashable, first: Snapshot) -> Hashable:
+        # The key of a window opened by its body alone, from its snapshot.
+        kept = self._snapshots.first(first)
+        return self._message_key(
+            kept.resource, kept.scope, kept.severity_number, body, kept.attributes
+        )
 
     def _emit_summary(self, summary: Summary[Snapshot]) -> None:
         self._downstream.on_emit(self._summary_record(summary))

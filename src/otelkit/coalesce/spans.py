@@ -7,17 +7,13 @@ from collections.abc import Callable, Hashable
 
 from opentelemetry.context import Context
 from opentelemetry.metrics import MeterProvider
-from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
 from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
-from opentelemetry.sdk.util.instrumentation import InstrumentationScope
-from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceFlags
+from opentelemetry.trace import Link, SpanContext, Status, StatusCode, TraceFlags
 
 from otelkit._clock import REAL_CLOCK, Clock, TimerHandle
 from otelkit._errors import report_internal_error
-from otelkit._fork import after_fork_in_child
-from otelkit._sdk.coalesce import call_on_ending, skip_noop_hooks, span_fields
-from otelkit._validate import check_bool, check_callable, check_positive, check_positive_int
 from otelkit.coalesce._common import (
     flush_downstream,
     require_methods,
@@ -29,20 +25,37 @@ from otelkit.coalesce._keys import (
     ResourceTokens,
     SpanKey,
     resolve_span_key,
-    span_error_type,
+    span_fields_key,
     span_name_key,
 )
 from otelkit.coalesce._metrics import CoalesceMetrics
 from otelkit.coalesce._snapshots import Snapshot, SpanSnapshots
 from otelkit.coalesce._trees import Trees
-from otelkit.coalesce._window import EMIT, Coalescer, Summary
+from otelkit.coalesce._window import (
+    EMIT,
+    Coalescer,
+    Summary,
+    reset_after_fork,
+    validate_bool,
+    validate_positive_int,
+    validate_seconds,
+)
 
 __all__ = ["CoalescingSpanProcessor"]
 
 _COMPONENT = "coalesce.traces"
-_WHERE = "CoalescingSpanProcessor"
+# The SDK's own processors do nothing in on_start/_on_ending (called on every span).
+# (getattr with a default: an SDK without the private _on_ending must not break the import)
+_SDK_NOOPS = frozenset(
+    hook
+    for cls in (SpanProcessor, BatchSpanProcessor, SimpleSpanProcessor)
+    for name in ("on_start", "_on_ending")
+    if (hook := getattr(cls, name, None)) is not None
+)
 _LINK_ATTRIBUTES = {"otelkit.coalesce.link": "first"}
 _ERROR = StatusCode.ERROR
+_NAME_INDEX = 3
+"""Where the name sits in the default key (token, scope, kind, name, status, error type)."""
 
 
 class CoalescingSpanProcessor(SpanProcessor):
@@ -85,40 +98,49 @@ class CoalescingSpanProcessor(SpanProcessor):
             ("on_start", "on_end", "force_flush", "shutdown"),
             "SpanProcessor",
         )
+        validate_seconds("window", window)
+        validate_positive_int("max_keys", max_keys)
+        if predicate is not None and not callable(predicate):
+            raise TypeError(
+                f"predicate must be a callable(ReadableSpan) -> bool or None, "
+                f"got {type(predicate).__name__}"
+            )
         self._key = resolve_span_key(key)
-        self._predicate = (
-            None if predicate is None else check_callable(_WHERE, "predicate", predicate)
-        )
+        by_name = self._key is span_name_key
+        self._predicate = predicate
         self._clock = clock if clock is not None else REAL_CLOCK
         self._downstream = downstream
-        self._max_held = check_positive_int(_WHERE, "max_held_spans", max_held_spans)
-        self._max_hold = check_positive(_WHERE, "max_hold", max_hold)
-        self._resources = ResourceTokens(
-            per_resource=check_bool(_WHERE, "per_resource", per_resource)
-        )
+        self._max_held = validate_positive_int("max_held_spans", max_held_spans)
+        self._max_hold = validate_seconds("max_hold", max_hold)
+        self._resources = ResourceTokens(per_resource=validate_bool("per_resource", per_resource))
         self._ids = RandomIdGenerator()
         self._metrics = CoalesceMetrics(meter_provider, "traces")
         self._snapshots = SpanSnapshots()
         self._engine: Coalescer[Snapshot] = Coalescer(
-            window=check_positive(_WHERE, "window", window),
+            window=window,
             on_summary=self._emit_summary,
-            max_keys=check_positive_int(_WHERE, "max_keys", max_keys),
+            max_keys=max_keys,
             clock=self._clock,
             label=_COMPONENT,
             on_tick=self._publish,
             capture=self._snapshots.capture,
+            hint_index=_NAME_INDEX if by_name else None,
+            key_of_first=self._key_of_first if by_name else None,
         )
-        skip_noop_hooks(self, downstream)
+        for name in ("on_start", "_on_ending"):
+            if getattr(type(downstream), name, None) in _SDK_NOOPS:
+                # Call the downstream's no-op directly, without a wrapper frame per span.
+                setattr(self, name, getattr(downstream, name))
         # For exactly a BatchSpanProcessor, on_end makes its sampled check and queues the
-        # span itself (see on_end).
+        # span itself (see _forward).
         self._queue_span = batch_span_queue(downstream)
-        # No predicate: roots take the fast path in on_end.
-        self._plain = predicate is None
+        # The default key and no predicate: roots take the fast path in on_end.
+        self._plain = by_name and predicate is None
         self._closed = False
         self._dropped = 0
         self._passed = 0
         self._reset()
-        after_fork_in_child(self, CoalescingSpanProcessor._reset)
+        reset_after_fork(self._reset)
 
     def _reset(self) -> None:
         # Also the fork hook: a child starts with nothing held (the parent exports its own).
@@ -142,17 +164,15 @@ class CoalescingSpanProcessor(SpanProcessor):
         return self._trees.held_count
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
-        """Forward to the downstream processor (see ``skip_noop_hooks``). Never raises."""
+        """Forward to the downstream processor. Never raises."""
         try:
             self._downstream.on_start(span, parent_context=parent_context)
         except Exception as exc:  # noqa: BLE001 - never reach the instrumented code
             report_internal_error(_COMPONENT + ".downstream", exc)
 
     def _on_ending(self, span: Span) -> None:
-        # The SDK's private hook before a span ends: forwarded (unless skip_noop_hooks
-        # bound the downstream's no-op in its place).
         try:
-            call_on_ending(self._downstream, span)
+            self._downstream._on_ending(span)
         except Exception as exc:  # noqa: BLE001 - never reach the instrumented code
             report_internal_error(_COMPONENT + ".downstream", exc)
 
@@ -160,23 +180,28 @@ class CoalescingSpanProcessor(SpanProcessor):
         """Hold, forward or drop ``span`` as its local tree's verdict says. Never raises."""
         context = None
         try:
-            context, parent, name, kind, code, _, _, end_time, resource, scope = span_fields(span)
+            # A SpanContext is a tuple (trace_id, span_id, is_remote, trace_flags, ...):
+            # indexing it skips a Python-level property call per field.
+            context = span._context
+            parent = span._parent
             trees = self._trees
             if context is None or self._closed:
                 forward: ReadableSpan | list[ReadableSpan] = span
-            # A SpanContext is a tuple: (trace_id, span_id, is_remote, trace_flags, ...).
             elif parent is not None and not parent[2]:  # a local parent: a child
                 forward = self._end_child(span, context[0], context[1], parent[1])
-            else:
-                key = self._root_key(span, name, kind, code, resource, scope)
-                if trees.entries or trees.forced_ids:
-                    forward = self._end_root(span, context, key, end_time)
-                elif key is None or self._engine.offer(key, span, end_time) is EMIT:
-                    # Nothing held or forced anywhere (the path of nearly every root): the
-                    # root decides alone, without the tree lock.
-                    forward = span
+            elif self._plain and not trees.entries and not trees.forced_ids:
+                # A local root while nothing is held or forced anywhere, default key, no
+                # predicate: it decides alone (the path of nearly every root). Unless it
+                # failed (its key then needs its events), a window opens under its name
+                # alone, and its key is built only if that name comes again.
+                if span._status._status_code is not _ERROR and self._engine.sight(
+                    span._name, span, span._end_time
+                ):
+                    forward = span  # a new name (or overflow)
                 else:
-                    forward = self._drop_root(span, context)
+                    forward = self._fast_root(span, context)
+            else:
+                forward = self._end_root(span, context)
         except Exception as exc:  # noqa: BLE001 - when in doubt, forward: lose nothing
             report_internal_error(_COMPONENT, exc)
             forward = span
@@ -185,13 +210,22 @@ class CoalescingSpanProcessor(SpanProcessor):
                 queue = self._queue_span
                 if queue is None or context is None:
                     self._downstream.on_end(span)
-                elif context[3] & 1:  # sampled, as BatchSpanProcessor.on_end checks
+                elif context[3] & 1:  # sampled (see __init__)
                     queue(span)
             except Exception as exc:  # noqa: BLE001 - never reach the instrumented code
                 report_internal_error(_COMPONENT + ".downstream", exc)
         else:
             for item in forward:  # type: ignore[union-attr]
                 self._forward(item)
+
+    def _fast_root(
+        self, span: ReadableSpan, context: SpanContext
+    ) -> ReadableSpan | list[ReadableSpan]:
+        # The tree lock is taken only if the root is dropped.
+        key = self._root_key(span)
+        if key is None or self._engine.offer(key, span, span._end_time) is EMIT:
+            return span
+        return self._drop_root(span, context)
 
     def _end_child(
         self, span: ReadableSpan, trace_id: int, span_id: int, parent_id: int
@@ -227,31 +261,15 @@ class CoalescingSpanProcessor(SpanProcessor):
             self._passed += len(released)
         return released
 
-    def _root_key(
-        self,
-        span: ReadableSpan,
-        name: str,
-        kind: SpanKind,
-        code: StatusCode,
-        resource: Resource,
-        scope: InstrumentationScope | None,
-    ) -> Hashable | None:
-        """The root's key (from the fields on_end read), or ``None`` when it is not to be
-        coalesced (predicate, or a failing key function or predicate)."""
+    def _root_key(self, span: ReadableSpan) -> Hashable | None:
+        """The root's key, or ``None`` when it is not to be coalesced (predicate, or a
+        failing key function or predicate)."""
         try:
             if self._predicate is None or self._predicate(span):
-                token = self._resources.token(resource)
-                if self._key is not span_name_key:
-                    return (token, self._key(span))
-                # span_name_key, from the fields on_end read: this runs for every root.
-                return (
-                    token,
-                    None if scope is None else scope.name,
-                    kind._value_,
-                    name,
-                    code._value_,
-                    span_error_type(span) if code is _ERROR else None,
-                )
+                token = self._resources.token(span._resource)
+                if self._key is span_name_key:
+                    return (token, *span_name_key(span))
+                return (token, self._key(span))
         except Exception as exc:  # noqa: BLE001 - a failing key or predicate: do not coalesce
             report_internal_error(_COMPONENT + ".key", exc)
         return None
@@ -274,8 +292,9 @@ class CoalescingSpanProcessor(SpanProcessor):
         return []
 
     def _end_root(
-        self, span: ReadableSpan, context: SpanContext, key: Hashable | None, end_time: int
+        self, span: ReadableSpan, context: SpanContext
     ) -> ReadableSpan | list[ReadableSpan]:
+        key = self._root_key(span)
         trees = self._trees
         trace_id, span_id = context[0], context[1]
         with self._lock:
@@ -286,7 +305,7 @@ class CoalescingSpanProcessor(SpanProcessor):
             elif key is None:
                 verdict = True
             else:
-                verdict = self._engine.offer(key, span, end_time) is EMIT
+                verdict = self._engine.offer(key, span, span._end_time) is EMIT
             if entry is None:
                 if verdict:
                     return span
@@ -364,6 +383,15 @@ class CoalescingSpanProcessor(SpanProcessor):
             dropped, passed = self._dropped, self._passed
             self._dropped = self._passed = 0
         self._metrics.add(dropped, overflow + passed)
+
+    def _key_of_first(self, name: Hashable, first: Snapshot) -> Hashable:
+        # The key of a window opened by its name alone (never a failed root's): as
+        # _root_key builds it.
+        kept = self._snapshots.first(first)
+        return (
+            self._resources.token(kept.resource),
+            *span_fields_key(kept.scope, kept.kind, str(name), kept.status_code, None),
+        )
 
     def _emit_summary(self, summary: Summary[Snapshot]) -> None:
         self._downstream.on_end(self._summary_span(summary))
