@@ -394,8 +394,13 @@ class Telemetry:
         def left() -> float:
             return max(0.0, deadline - time.monotonic())
 
-        if self.relay_child is not None:
+        child = self.relay_child
+        if child is not None:
             _run_bounded([lambda: mp.shutdown(timeout_millis=int(left() * 1000))], left())
+            # Here, not in a bounded thread: the relay's shutdown bounds itself, and when its
+            # flush runs out of time it still counts and reports what it gives up (the
+            # process may end right after this call, taking its threads with it).
+            child.shutdown(timeout=max(0.0, left() - _RELAY_REPORT_MARGIN))
         millis = int(left() * 1000)
         _run_bounded([lambda: tp.force_flush(millis), lambda: lp.force_flush(millis)], left())
         self.drops.report_now()
@@ -419,6 +424,9 @@ class Telemetry:
         tb: TracebackType | None,
     ) -> None:
         self.shutdown()
+
+
+_RELAY_REPORT_MARGIN = 0.1  # seconds a relay child's shutdown takes past its flush to report
 
 
 def _shutdown_core(core: BatchCore[Any], left: Callable[[], float]) -> None:

@@ -28,6 +28,7 @@ from otelkit._exit import call_at_exit
 from otelkit._fork import after_fork_in_child
 from otelkit._threads import start_daemon
 from otelkit.relay._buffer import SeverityBuffer
+from otelkit.relay._dropfile import write_drop_file
 from otelkit.relay._encode import (
     LogEntry,
     encode_log_request,
@@ -57,7 +58,11 @@ CHILD_NAME_ATTRIBUTE = "otelkit.relay.child"
 _FALLBACK_MAX = 1000
 _MAX_METRIC_BATCHES = 32  # collections waiting to be sent; a slow host costs the oldest
 _FLUSH_POLL = 0.005  # seconds between a flushing thread's looks at the sender's progress
-_FINAL_REPORT = 0.2  # seconds granted after the exit deadline to report what was abandoned
+# Seconds past the exit deadline that a shutdown waits for the sender to stop and report
+# what it gave up (a file write, see _report_unsent_drops): on an idle machine
+# milliseconds; on one with far more runnable processes than cores the sender may wait
+# that long for a turn, and without its report the records would be lost uncounted.
+_FINAL_REPORT = 2.0
 
 LogItem = LogEntry | ReadWriteLogRecord
 
@@ -67,6 +72,7 @@ class _Frame(NamedTuple):
     logs: int
     spans: int
     points: int
+    drops: tuple[int, ...] = ()  # a drop report's counts (already counted as reported)
 
 
 def _positive(name: str, value: Any, kind: type) -> None:
@@ -124,6 +130,7 @@ class ChildPipeline:
         self._logs: SeverityBuffer[LogItem] = SeverityBuffer(max_buffer)
         self._spans: SeverityBuffer[ReadableSpan] = SeverityBuffer(max_buffer)
         self._link = Link(address)
+        self._relay_dir = os.path.dirname(address.path)
         self._reset_state()
         self.span_processor = RelaySpanProcessor(self)
         """An SDK ``SpanProcessor`` for the child's ``TracerProvider``."""
@@ -289,36 +296,50 @@ class ChildPipeline:
             report_internal_error("relay.child", exc)
             return False
 
-    def shutdown(self) -> None:
-        """Flush (bounded by ``exit_timeout``) and stop; later records are ignored.
+    def shutdown(self, timeout: float | None = None) -> None:
+        """Flush (bounded by ``timeout`` seconds, default ``exit_timeout``) and stop; later
+        records are ignored.
 
-        What could not be written in time is counted as dropped and, if the link still
-        takes it, reported to the host in one last small frame.
+        What could not be written in time is counted as dropped and reported to the host
+        in a file of the relay's directory (see :mod:`otelkit.relay._dropfile`); waiting
+        for the sender to do that takes milliseconds more (at most ``_FINAL_REPORT``).
         """
+        seconds = self._exit_timeout if timeout is None else max(0.0, min(timeout, 3600.0))
         with self._metric_lock:
             started, self._shutting_down = self._shutting_down, True
         if started:  # another thread is shutting down: the process must not end before it
-            self._shut_down.wait(self._exit_timeout + _FINAL_REPORT)
+            self._shut_down.wait(seconds + _FINAL_REPORT)
             return
         try:
-            self._shutdown()
+            self._shutdown(seconds)
         finally:
             self._shut_down.set()
 
-    def _shutdown(self) -> None:
-        deadline = time.monotonic() + self._exit_timeout
+    def _shutdown(self, seconds: float) -> None:
+        deadline = time.monotonic() + seconds
         self._exit_deadline = deadline
         done = self.force_flush(int(max(0.0, deadline - time.monotonic()) * 1000))
-        with self._metric_lock:
-            self._closed = True
+        # _give_up before _closed: a sender that sees _closed past the deadline exits
+        # unless it still has to give up (count and report what is left).
         if done:
             self._exit_deadline = time.monotonic()  # the sender stops at its next look
         else:
             self._give_up = True  # the sender counts what is left and reports it
+        with self._metric_lock:
+            self._closed = True
         self._wake.set()
         thread = self._thread
         if thread is not None and thread is not threading.current_thread():
-            thread.join(max(0.0, deadline - time.monotonic()) + _FINAL_REPORT + 0.3)
+            thread.join(max(0.0, deadline - time.monotonic()) + _FINAL_REPORT)
+            if self._give_up and not thread.is_alive():
+                self._give_up_here()
+
+    def _give_up_here(self) -> None:
+        """The sender ended before it gave up (or never ran): count and report here, the
+        only thread left that touches the buffers."""
+        self._give_up = False
+        self._give_up_buffered()
+        self._report_unsent_drops()
 
     # ---- progress -----------------------------------------------------------------------
     def _drop_counts(self) -> list[int]:
@@ -356,6 +377,7 @@ class ChildPipeline:
         self._lost[1] += len(self._spans.take(sys.maxsize))
         pending, self._pending = self._pending, None
         if pending is not None:
+            self._unreport(pending)
             self._lost[0] += pending.logs
             self._lost[1] += pending.spans
             self._lost[2] += pending.points
@@ -365,6 +387,29 @@ class ChildPipeline:
             while self._metric_batches:
                 self._lost[2] += self._metric_batches.popleft()[1]
                 self._metric_batches_sent += 1
+
+    def _unreport(self, frame: _Frame) -> None:
+        """A drop report that never went out whole: its counts are owed again."""
+        if frame.drops:
+            self._reported = [r - d for r, d in zip(self._reported, frame.drops, strict=True)]
+
+    def _report_unsent_drops(self) -> None:
+        """At exit, after giving up: what is still unreported goes into a file of the relay
+        directory, which the host reads without the link. Not a frame: the host was not
+        reading in time (back-pressure), and a file write does not wait for it."""
+        owed = [
+            now - before for now, before in zip(self._drop_counts(), self._reported, strict=True)
+        ]
+        if not any(owed):
+            return
+        if write_drop_file(self._relay_dir, *owed):
+            self._reported = self._drop_counts()
+            return
+        print(
+            f"otelkit relay: {owed[0]} log records, {owed[1]} spans and {owed[2]} metric points "
+            "were lost at exit and could not be reported to the relay host",
+            file=sys.stderr,
+        )
 
     # ---- sender -----------------------------------------------------------------------
     def _start_thread(self) -> None:
@@ -381,14 +426,14 @@ class ChildPipeline:
             self._woken = False
             try:
                 if self._give_up:
+                    self._give_up = False  # done here, not again by _shutdown
                     self._give_up_buffered()
-                    self._exit_deadline = self._drain_until = time.monotonic() + _FINAL_REPORT
-                    self._pump()  # the drops frame, if the host still reads
+                    self._report_unsent_drops()
                     break
                 self._pump()
             except Exception as exc:  # noqa: BLE001 - the sender must survive anything
                 report_internal_error("relay.child", exc)
-            if self._closed and self._past_exit_deadline():
+            if self._closed and self._past_exit_deadline() and not self._give_up:
                 break
         self._link.close()
 
@@ -426,7 +471,7 @@ class ChildPipeline:
         news = [now - before for now, before in zip(counts, self._reported, strict=True)]
         if any(news):
             self._reported = counts
-            return _Frame(encode_drops(*news), 0, 0, 0)
+            return _Frame(encode_drops(*news), 0, 0, 0, tuple(news))
         with self._metric_lock:
             batch = self._metric_batches.popleft() if self._metric_batches else None
         if batch is not None:

@@ -40,6 +40,7 @@ from otelkit._errors import report_internal_error
 from otelkit._fork import after_fork_in_child
 from otelkit._threads import start_daemon
 from otelkit.relay._decode import Decoder
+from otelkit.relay._dropfile import collect_drop_files
 from otelkit.relay._host_metrics import RelayedMetrics
 from otelkit.relay._metrics import count_points, decode_metrics_request
 from otelkit.relay._wire import (
@@ -236,6 +237,7 @@ class RelayHost:
             sock.close()
         if self._metrics is not None:
             self._metrics.close(max(0.0, deadline - self._clock.monotonic()))
+        self._collect_drop_files()
         self._ledger.report_now()
         if self._dir is not None:
             shutil.rmtree(self._dir, ignore_errors=True)
@@ -400,6 +402,13 @@ class RelayHost:
         conn.sock.close()
         if conn.authed:
             self._m_connections.add(-1)
+        self._collect_drop_files()
+
+    def _collect_drop_files(self) -> None:
+        """Drop reports children left in the directory when their link was not read in
+        time (see :mod:`otelkit.relay._dropfile`)."""
+        if self._dir is not None:
+            self._add_drops(*collect_drop_files(self._dir))
 
     def _reject(self, reason: str) -> None:
         self.stats["rejected"] += 1
