@@ -29,11 +29,12 @@ from otelkit.coalesce._common import (
 )
 from otelkit.coalesce._forward import log_forwarder
 from otelkit.coalesce._keys import (
+    MESSAGE_KEY_BODY,
     LogKey,
     ResourceTokens,
-    message_fields_key,
     message_key,
     resolve_log_key,
+    token_message_key,
 )
 from otelkit.coalesce._metrics import CoalesceMetrics
 from otelkit.coalesce._snapshots import LogSnapshots, Snapshot
@@ -49,8 +50,6 @@ _WHERE = "CoalescingLogRecordProcessor"
 _COMPONENT = "coalesce.logs"
 
 AnyLogRecord = ReadWriteLogRecord | ReadableLogRecord
-_BODY_INDEX = 3
-"""Where the body sits in the default key (token, scope, severity, body, exception type)."""
 
 
 class CoalescingLogRecordProcessor(LogRecordProcessor):
@@ -111,7 +110,7 @@ class CoalescingLogRecordProcessor(LogRecordProcessor):
             label=_COMPONENT,
             on_tick=self._publish,
             capture=self._snapshots.capture,
-            hint_index=_BODY_INDEX if self._by_body else None,
+            hint_index=MESSAGE_KEY_BODY if self._by_body else None,
             key_of_first=self._key_of_first if self._by_body else None,
         )
 
@@ -195,10 +194,8 @@ class CoalescingLogRecordProcessor(LogRecordProcessor):
     def _message_key(
         self, resource: Any, scope: Any, severity_number: Any, body: Any, attributes: Any
     ) -> Hashable:
-        # The default key: the record's service identity, then message_key's fields.
-        return (
-            self._resources.token(resource),
-            *message_fields_key(scope, severity_number, body, attributes),
+        return token_message_key(
+            self._resources.token(resource), scope, severity_number, body, attributes
         )
 
     def _key_of_first(self, body: Hashable, first: Snapshot) -> Hashable:

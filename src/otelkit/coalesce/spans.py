@@ -4,17 +4,24 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Hashable
+from typing import Any
 
 from opentelemetry.context import Context
 from opentelemetry.metrics import MeterProvider
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
 from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
 from opentelemetry.trace import Link, SpanContext, Status, StatusCode, TraceFlags
 
 from otelkit._clock import REAL_CLOCK, Clock, TimerHandle
 from otelkit._errors import report_internal_error
 from otelkit._fork import after_fork_in_child
+from otelkit._sdk.coalesce import (
+    SpanField,
+    call_on_ending,
+    skip_noop_hooks,
+    span_fields,
+    span_ids,
+)
 from otelkit._validate import check_bool, check_positive, check_positive_int
 from otelkit.coalesce._common import (
     flush_downstream,
@@ -24,9 +31,11 @@ from otelkit.coalesce._common import (
 )
 from otelkit.coalesce._forward import batch_span_queue
 from otelkit.coalesce._keys import (
+    SPAN_KEY_NAME,
     ResourceTokens,
     SpanKey,
     resolve_span_key,
+    root_key_of_fields,
     span_fields_key,
     span_name_key,
 )
@@ -44,18 +53,9 @@ __all__ = ["CoalescingSpanProcessor"]
 
 _WHERE = "CoalescingSpanProcessor"
 _COMPONENT = "coalesce.traces"
-# The SDK's own processors do nothing in on_start/_on_ending (called on every span).
-# (getattr with a default: an SDK without the private _on_ending must not break the import)
-_SDK_NOOPS = frozenset(
-    hook
-    for cls in (SpanProcessor, BatchSpanProcessor, SimpleSpanProcessor)
-    for name in ("on_start", "_on_ending")
-    if (hook := getattr(cls, name, None)) is not None
-)
 _LINK_ATTRIBUTES = {"otelkit.coalesce.link": "first"}
 _ERROR = StatusCode.ERROR
-_NAME_INDEX = 3
-"""Where the name sits in the default key (token, scope, kind, name, status, error type)."""
+_NAME, _STATUS_CODE, _END_TIME = SpanField.NAME, SpanField.STATUS_CODE, SpanField.END_TIME
 
 
 class CoalescingSpanProcessor(SpanProcessor):
@@ -126,13 +126,10 @@ class CoalescingSpanProcessor(SpanProcessor):
             label=_COMPONENT,
             on_tick=self._publish,
             capture=self._snapshots.capture,
-            hint_index=_NAME_INDEX if by_name else None,
+            hint_index=SPAN_KEY_NAME if by_name else None,
             key_of_first=self._key_of_first if by_name else None,
         )
-        for name in ("on_start", "_on_ending"):
-            if getattr(type(downstream), name, None) in _SDK_NOOPS:
-                # Call the downstream's no-op directly, without a wrapper frame per span.
-                setattr(self, name, getattr(downstream, name))
+        skip_noop_hooks(self, downstream)
         # For exactly a BatchSpanProcessor, on_end makes its sampled check and queues the
         # span itself (see _forward).
         self._queue_span = batch_span_queue(downstream)
@@ -173,8 +170,10 @@ class CoalescingSpanProcessor(SpanProcessor):
             report_internal_error(_COMPONENT + ".downstream", exc)
 
     def _on_ending(self, span: Span) -> None:
+        # The SDK's private hook before a span ends: forwarded (unless skip_noop_hooks bound
+        # the downstream's no-op in its place).
         try:
-            self._downstream._on_ending(span)
+            call_on_ending(self._downstream, span)
         except Exception as exc:  # noqa: BLE001 - never reach the instrumented code
             report_internal_error(_COMPONENT + ".downstream", exc)
 
@@ -184,8 +183,7 @@ class CoalescingSpanProcessor(SpanProcessor):
         try:
             # A SpanContext is a tuple (trace_id, span_id, is_remote, trace_flags, ...):
             # indexing it skips a Python-level property call per field.
-            context = span._context
-            parent = span._parent
+            context, parent = span_ids(span)
             trees = self._trees
             if context is None or self._closed:
                 forward: ReadableSpan | list[ReadableSpan] = span
@@ -196,14 +194,15 @@ class CoalescingSpanProcessor(SpanProcessor):
                 # predicate: it decides alone (the path of nearly every root). Unless it
                 # failed (its key then needs its events), a window opens under its name
                 # alone, and its key is built only if that name comes again.
-                if span._status._status_code is not _ERROR and self._engine.sight(
-                    span._name, span, span._end_time
+                fields = span_fields(span)
+                if fields[_STATUS_CODE] is not _ERROR and self._engine.sight(
+                    fields[_NAME], fields, fields[_END_TIME]
                 ):
                     forward = span  # a new name (or overflow)
                 else:
-                    forward = self._fast_root(span, context)
+                    forward = self._fast_root(span, fields, context)
             else:
-                forward = self._end_root(span, context)
+                forward = self._end_root(span, span_fields(span), context)
         except Exception as exc:  # noqa: BLE001 - when in doubt, forward: lose nothing
             report_internal_error(_COMPONENT, exc)
             forward = span
@@ -221,11 +220,11 @@ class CoalescingSpanProcessor(SpanProcessor):
                 self._forward(item)
 
     def _fast_root(
-        self, span: ReadableSpan, context: SpanContext
+        self, span: ReadableSpan, fields: tuple[Any, ...], context: SpanContext
     ) -> ReadableSpan | list[ReadableSpan]:
         # The tree lock is taken only if the root is dropped.
-        key = self._root_key(span)
-        if key is None or self._engine.offer(key, span, span._end_time) is EMIT:
+        key = self._root_key(span, fields)
+        if key is None or self._engine.offer(key, fields, fields[_END_TIME]) is EMIT:
             return span
         return self._drop_root(span, context)
 
@@ -263,14 +262,14 @@ class CoalescingSpanProcessor(SpanProcessor):
             self._passed += len(released)
         return released
 
-    def _root_key(self, span: ReadableSpan) -> Hashable | None:
+    def _root_key(self, span: ReadableSpan, fields: tuple[Any, ...]) -> Hashable | None:
         """The root's key, or ``None`` when it is not to be coalesced (predicate, or a
         failing key function or predicate)."""
         try:
             if self._predicate is None or self._predicate(span):
-                token = self._resources.token(span._resource)
+                token = self._resources.token(fields[SpanField.RESOURCE])
                 if self._key is span_name_key:
-                    return (token, *span_name_key(span))
+                    return root_key_of_fields(span, fields, token)
                 return (token, self._key(span))
         except Exception as exc:  # noqa: BLE001 - a failing key or predicate: do not coalesce
             report_internal_error(_COMPONENT + ".key", exc)
@@ -294,9 +293,9 @@ class CoalescingSpanProcessor(SpanProcessor):
         return []
 
     def _end_root(
-        self, span: ReadableSpan, context: SpanContext
+        self, span: ReadableSpan, fields: tuple[Any, ...], context: SpanContext
     ) -> ReadableSpan | list[ReadableSpan]:
-        key = self._root_key(span)
+        key = self._root_key(span, fields)
         trees = self._trees
         trace_id, span_id = context[0], context[1]
         with self._lock:
@@ -307,7 +306,7 @@ class CoalescingSpanProcessor(SpanProcessor):
             elif key is None:
                 verdict = True
             else:
-                verdict = self._engine.offer(key, span, span._end_time) is EMIT
+                verdict = self._engine.offer(key, fields, fields[_END_TIME]) is EMIT
             if entry is None:
                 if verdict:
                     return span
