@@ -10,7 +10,7 @@ from opentelemetry.context import Context
 from opentelemetry.metrics import MeterProvider
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
-from opentelemetry.trace import Link, SpanContext, Status, StatusCode, TraceFlags
+from opentelemetry.trace import SpanContext, StatusCode
 
 from otelkit._clock import REAL_CLOCK, Clock, TimerHandle
 from otelkit._errors import report_internal_error
@@ -27,9 +27,9 @@ from otelkit.coalesce._common import (
     flush_downstream,
     require_methods,
     shutdown_downstream,
-    summary_attributes,
 )
 from otelkit.coalesce._forward import batch_span_queue
+from otelkit.coalesce._hinted import make_engine
 from otelkit.coalesce._keys import (
     SPAN_KEY_NAME,
     ResourceTokens,
@@ -41,6 +41,7 @@ from otelkit.coalesce._keys import (
 )
 from otelkit.coalesce._metrics import CoalesceMetrics
 from otelkit.coalesce._snapshots import Snapshot, SpanSnapshots
+from otelkit.coalesce._summaries import summary_span
 from otelkit.coalesce._trees import Trees
 from otelkit.coalesce._window import (
     EMIT,
@@ -53,7 +54,6 @@ __all__ = ["CoalescingSpanProcessor"]
 
 _WHERE = "CoalescingSpanProcessor"
 _COMPONENT = "coalesce.traces"
-_LINK_ATTRIBUTES = {"otelkit.coalesce.link": "first"}
 _ERROR = StatusCode.ERROR
 _NAME, _STATUS_CODE, _END_TIME = SpanField.NAME, SpanField.STATUS_CODE, SpanField.END_TIME
 
@@ -118,7 +118,12 @@ class CoalescingSpanProcessor(SpanProcessor):
         self._ids = RandomIdGenerator()
         self._metrics = CoalesceMetrics(meter_provider, "traces")
         self._snapshots = SpanSnapshots()
-        self._engine: Coalescer[Snapshot] = Coalescer(
+        # The default key: a window opens under the root's name alone, and its key is
+        # built only if that name comes again (see HintedCoalescer.sight).
+        self._engine: Coalescer[Snapshot]
+        self._engine, self._sight = make_engine(
+            SPAN_KEY_NAME if by_name else None,
+            self._key_of_first,
             window=window,
             on_summary=self._emit_summary,
             max_keys=max_keys,
@@ -126,8 +131,6 @@ class CoalescingSpanProcessor(SpanProcessor):
             label=_COMPONENT,
             on_tick=self._publish,
             capture=self._snapshots.capture,
-            hint_index=SPAN_KEY_NAME if by_name else None,
-            key_of_first=self._key_of_first if by_name else None,
         )
         skip_noop_hooks(self, downstream)
         # For exactly a BatchSpanProcessor, on_end makes its sampled check and queues the
@@ -195,7 +198,7 @@ class CoalescingSpanProcessor(SpanProcessor):
                 # failed (its key then needs its events), a window opens under its name
                 # alone, and its key is built only if that name comes again.
                 fields = span_fields(span)
-                if fields[_STATUS_CODE] is not _ERROR and self._engine.sight(
+                if fields[_STATUS_CODE] is not _ERROR and self._sight(  # type: ignore[misc]
                     fields[_NAME], fields, fields[_END_TIME]
                 ):
                     forward = span  # a new name (or overflow)
@@ -395,36 +398,5 @@ class CoalescingSpanProcessor(SpanProcessor):
         )
 
     def _emit_summary(self, summary: Summary[Snapshot]) -> None:
-        self._downstream.on_end(self._summary_span(summary))
-
-    def _summary_span(self, summary: Summary[Snapshot]) -> ReadableSpan:
         first = self._snapshots.first(summary.first)
-        context = SpanContext(
-            trace_id=self._ids.generate_trace_id(),
-            span_id=self._ids.generate_span_id(),
-            is_remote=False,
-            trace_flags=TraceFlags(TraceFlags.SAMPLED),
-        )
-        attributes = first.attributes or {}  # a fresh dict
-        attributes.update(summary_attributes(summary))
-        first_context = SpanContext(
-            first.trace_id,
-            first.span_id,
-            is_remote=False,
-            trace_flags=TraceFlags(first.trace_flags),
-        )
-        links = (Link(first_context, _LINK_ATTRIBUTES),) if first_context.is_valid else ()
-        description = first.status_description if first.status_code is _ERROR else None
-        return ReadableSpan(
-            name=first.name,
-            context=context,
-            parent=None,
-            resource=first.resource,
-            attributes=attributes,
-            links=links,
-            kind=first.kind,
-            status=Status(first.status_code, description),
-            start_time=first.start_time,
-            end_time=summary.last_time_ns,
-            instrumentation_scope=first.scope,
-        )
+        self._downstream.on_end(summary_span(first, summary, self._ids))
