@@ -10,7 +10,6 @@ from opentelemetry.context import Context
 from opentelemetry.metrics import MeterProvider
 from opentelemetry.sdk._logs import (
     LogRecordProcessor,
-    ReadableLogRecord,
     ReadWriteLogRecord,
 )
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
@@ -46,8 +45,6 @@ __all__ = ["CoalescingLogRecordProcessor"]
 
 _WHERE = "CoalescingLogRecordProcessor"
 _COMPONENT = "coalesce.logs"
-
-AnyLogRecord = ReadWriteLogRecord | ReadableLogRecord
 
 
 class CoalescingLogRecordProcessor(LogRecordProcessor):
