@@ -22,7 +22,7 @@ from otelkit._sdk.coalesce import (
     span_fields,
     span_ids,
 )
-from otelkit._validate import check_bool, check_positive, check_positive_int
+from otelkit._validate import check_bool, check_callable, check_positive, check_positive_int
 from otelkit.coalesce._common import (
     flush_downstream,
     require_methods,
@@ -48,7 +48,6 @@ from otelkit.coalesce._window import (
     Coalescer,
     Summary,
 )
-from otelkit.errors import OptionTypeError
 
 __all__ = ["CoalescingSpanProcessor"]
 
@@ -92,19 +91,12 @@ class CoalescingSpanProcessor(SpanProcessor):
         meter_provider: MeterProvider | None = None,
         per_resource: bool = True,
     ) -> None:
-        require_methods(
-            "downstream",
-            downstream,
-            ("on_start", "on_end", "force_flush", "shutdown"),
-            "SpanProcessor",
-        )
+        methods = ("on_start", "on_end", "force_flush", "shutdown")
+        require_methods("downstream", downstream, methods, "SpanProcessor")
         check_positive(_WHERE, "window", window)
         check_positive_int(_WHERE, "max_keys", max_keys)
-        if predicate is not None and not callable(predicate):
-            raise OptionTypeError(
-                f"predicate must be a callable(ReadableSpan) -> bool or None, "
-                f"got {type(predicate).__name__}"
-            )
+        if predicate is not None:
+            check_callable(_WHERE, "predicate", predicate)
         self._key = resolve_span_key(key)
         by_name = self._key is span_name_key
         self._predicate = predicate
