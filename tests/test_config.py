@@ -6,6 +6,7 @@ import pytest
 from opentelemetry import trace
 
 from otelkit._config import resolve_settings
+from otelkit.errors import OptionTypeError
 
 
 @pytest.fixture(autouse=True)
@@ -106,7 +107,7 @@ def test_sdk_disabled_flag(monkeypatch: pytest.MonkeyPatch) -> None:
         ({"resource_attributes": {"k": object()}}, r"resource_attributes\['k'\] has type object"),
         ({"sampler": "sometimes"}, r"sampler='sometimes' is not supported"),
         ({"sample_ratio": 2}, r"sample_ratio=2 must be within \[0, 1\]"),
-        ({"shutdown_timeout": -1}, r"shutdown_timeout=-1 must be a positive number"),
+        ({"shutdown_timeout": -1}, r"shutdown_timeout must be greater than 0, got -1"),
         ({"metric_interval": "soon"}, r"metric_interval='soon' is not a number"),
         ({"logging_level": "LOUD"}, r"logging_level='LOUD' is not a logging level"),
         ({"service_name": "  "}, r"service_name must be a non-empty string"),
@@ -115,6 +116,11 @@ def test_sdk_disabled_flag(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_bad_input_names_the_option(kwargs: dict[str, object], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         resolve_settings(**kwargs)
+
+
+def test_a_number_option_of_the_wrong_type_is_a_type_error() -> None:
+    with pytest.raises(OptionTypeError, match="shutdown_timeout must be a number"):
+        resolve_settings(shutdown_timeout=[5])
 
 
 def test_bad_input_installs_nothing() -> None:

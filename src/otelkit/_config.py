@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from otelkit._validate import check_non_negative, check_positive
 from otelkit.errors import InvalidOptionError
 
 __all__ = ["SIGNALS", "ExportTarget", "Settings", "resolve_settings"]
@@ -106,13 +107,15 @@ def _choice(option: str, value: Any, accepted: tuple[str, ...]) -> str:
 def _positive_float(
     option: str, value: Any, *, scale: float = 1.0, allow_zero: bool = False
 ) -> float:
-    try:
-        number = float(value) * scale
-    except (TypeError, ValueError):
-        raise InvalidOptionError(f"otelkit.configure: {option}={value!r} is not a number") from None
-    if number < 0 or (number == 0 and not allow_zero) or number != number:
-        raise InvalidOptionError(f"otelkit.configure: {option}={value!r} must be a positive number")
-    return number
+    if isinstance(value, str):  # from the environment
+        try:
+            value = float(value)
+        except ValueError:
+            raise InvalidOptionError(
+                f"otelkit.configure: {option}={value!r} is not a number"
+            ) from None
+    check = check_non_negative if allow_zero else check_positive
+    return check("otelkit.configure", option, value) * scale
 
 
 _ACCEPTED_ENDPOINT = "expected a URL with a scheme, such as http://localhost:4318"

@@ -19,6 +19,7 @@ __all__ = [
     "check_bool",
     "check_callable",
     "check_choice",
+    "check_fraction",
     "check_instance",
     "check_non_negative",
     "check_positive",
@@ -78,6 +79,17 @@ def check_non_negative(where: str, option: str, value: object) -> float:
     if number < 0:
         raise InvalidOptionError(f"{where}: {option} must be 0 or more, got {value!r}")
     return number
+
+
+def check_fraction(where: str, option: str, value: object) -> float:
+    """``value`` as a float if it is a number strictly between 0 and 1."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise OptionTypeError(f"{where}: {option} must be a number, {_got(value)}")
+    if not 0 < value < 1:
+        raise InvalidOptionError(
+            f"{where}: {option} must be between 0 and 1 (exclusive), got {value!r}"
+        )
+    return float(value)
 
 
 def check_positive_int(where: str, option: str, value: object, *, minimum: int = 1) -> int:

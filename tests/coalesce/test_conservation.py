@@ -28,6 +28,7 @@ from otelkit.coalesce import (
     CoalescingSpanProcessor,
     Summary,
 )
+from otelkit.coalesce._hinted import HintedCoalescer
 from otelkit.testing import FakeClock
 
 KEYS = st.sampled_from("abcdef")
@@ -50,7 +51,7 @@ RESOURCE = Resource.create({"service.name": "conservation"})
 SCOPE = InstrumentationScope("tests")
 
 
-def offer_hinted(engine: Coalescer[Any], key: tuple[str, str]) -> bool:
+def offer_hinted(engine: HintedCoalescer[Any], key: tuple[str, str]) -> bool:
     """What the processors do: settle the event by its hint if it can be, else offer the
     whole key. The payload is the key, so ``key_of_first`` hands it back (see
     :func:`hinted`). ``True`` when the event is forwarded."""
@@ -59,9 +60,9 @@ def offer_hinted(engine: Coalescer[Any], key: tuple[str, str]) -> bool:
 
 def hinted(
     clock: FakeClock, summaries: list[Summary[Any]], *, window: float, max_keys: int
-) -> Coalescer[Any]:
+) -> HintedCoalescer[Any]:
     """An engine for keys ``(group, name)`` found by their name, as the processors use it."""
-    return Coalescer(
+    return HintedCoalescer(
         window=window,
         on_summary=summaries.append,
         max_keys=max_keys,

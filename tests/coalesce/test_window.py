@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import os
 import tracemalloc
 
@@ -10,19 +9,16 @@ import pytest
 
 from otelkit._errors import internal_error_counts
 from otelkit.coalesce import EMIT, SUPPRESS, Coalescer, Summary
+from otelkit.coalesce._hinted import HintedCoalescer
 from otelkit.testing import FakeClock
 
 
 def make(
-    clock: FakeClock, *, window: float = 10.0, max_keys: int = 100, hint_index: int | None = None
+    clock: FakeClock, *, window: float = 10.0, max_keys: int = 100
 ) -> tuple[Coalescer[str], list[Summary[str]]]:
     summaries: list[Summary[str]] = []
     engine: Coalescer[str] = Coalescer(
-        window=window,
-        on_summary=summaries.append,
-        max_keys=max_keys,
-        clock=clock,
-        hint_index=hint_index,
+        window=window, on_summary=summaries.append, max_keys=max_keys, clock=clock
     )
     return engine, summaries
 
@@ -222,36 +218,6 @@ def test_capture_keeps_what_the_summary_hands_back(fake_clock: FakeClock) -> Non
     assert captured == ["first", "once", "x"]  # only when a window opens
 
 
-def test_a_window_seen_once_keeps_one_container(fake_clock: FakeClock) -> None:
-    # Containers that survive per record drive the garbage collector; with all keys
-    # distinct, an open window must cost only its entry (one tuple), no object of its own.
-    engine, _ = make(fake_clock, max_keys=1000)
-    gc.collect()
-    gc.disable()  # the count of young objects is the measure: no collection may reset it
-    try:
-        before = gc.get_count()[0]
-        for i in range(500):
-            engine.offer(i, i, i)
-        grown = gc.get_count()[0] - before
-    finally:
-        gc.enable()
-    assert grown < 520, grown  # 500 windows; an object each on top would be >= 1000
-    assert engine.open_keys == 500
-
-
-def test_the_window_table_stays_tracked_when_its_windows_are_not(fake_clock: FakeClock) -> None:
-    # Windows of plain values are untracked by the collector; an exact dict holding only
-    # such windows would be untracked too, and tracked again as a young object at the next
-    # opening, so every young collection would walk all open windows.
-    engine, _ = make(fake_clock, max_keys=1000)
-    for i in range(100):
-        engine.offer(i, i, i)
-    gc.collect()
-    gc.collect()
-    assert not any(gc.is_tracked(window) for window in engine._seen.values())
-    assert gc.is_tracked(engine._seen)
-
-
 @pytest.mark.parametrize(
     ("options", "error", "message"),
     [
@@ -262,10 +228,6 @@ def test_the_window_table_stays_tracked_when_its_windows_are_not(fake_clock: Fak
         ({"max_keys": 1.5}, TypeError, "max_keys"),
         ({"on_summary": None}, TypeError, "on_summary"),
         ({"capture": 3}, TypeError, "capture"),
-        ({"key_of_first": len}, TypeError, "key_of_first"),
-        ({"hint_index": 0, "key_of_first": 3}, TypeError, "key_of_first"),
-        ({"hint_index": -1}, TypeError, "hint_index"),
-        ({"hint_index": "0"}, TypeError, "hint_index"),
     ],
 )
 def test_bad_options_are_rejected_with_the_option_named(
@@ -274,6 +236,29 @@ def test_bad_options_are_rejected_with_the_option_named(
     kwargs: dict[str, object] = {"window": 1.0, "on_summary": print, **options}
     with pytest.raises(error, match=message):
         Coalescer(**kwargs)  # type: ignore[arg-type]
+
+
+def test_the_optimisation_protocol_is_not_part_of_the_public_engine() -> None:
+    engine: Coalescer[str] = Coalescer(window=1.0, on_summary=print)
+    assert not hasattr(engine, "sight")
+    with pytest.raises(TypeError, match="hint_index"):
+        Coalescer(window=1.0, on_summary=print, hint_index=0)  # type: ignore[call-arg]
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"hint_index": 0, "key_of_first": 3}, "key_of_first"),
+        ({"hint_index": -1}, "hint_index"),
+        ({"hint_index": "0"}, "hint_index"),
+    ],
+)
+def test_bad_hint_options_are_rejected_with_the_option_named(
+    options: dict[str, object], message: str
+) -> None:
+    kwargs: dict[str, object] = {"key_of_first": lambda h, f: f, **options}
+    with pytest.raises(TypeError, match=message):
+        HintedCoalescer(window=1.0, on_summary=print, **kwargs)  # type: ignore[arg-type]
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
@@ -298,11 +283,11 @@ def test_a_forked_child_starts_with_no_open_windows(fake_clock: FakeClock) -> No
 
 def sighting(
     clock: FakeClock, *, max_keys: int = 100
-) -> tuple[Coalescer[tuple[str, str]], list[Summary[tuple[str, str]]]]:
+) -> tuple[HintedCoalescer[tuple[str, str]], list[Summary[tuple[str, str]]]]:
     """Keys ``(group, name)`` found by their name; the payload is the key, so
     ``key_of_first`` hands the kept payload back."""
     summaries: list[Summary[tuple[str, str]]] = []
-    engine: Coalescer[tuple[str, str]] = Coalescer(
+    engine: HintedCoalescer[tuple[str, str]] = HintedCoalescer(
         window=10,
         on_summary=summaries.append,
         max_keys=max_keys,
@@ -313,7 +298,7 @@ def sighting(
     return engine, summaries
 
 
-def offer(engine: Coalescer[tuple[str, str]], key: tuple[str, str], time_ns: int = 1) -> bool:
+def offer(engine: HintedCoalescer[tuple[str, str]], key: tuple[str, str], time_ns: int = 1) -> bool:
     """As the processors do: by the hint if it settles it, else by the key. True: EMIT."""
     return engine.sight(key[1], key, time_ns) or engine.offer(key, key, time_ns) is EMIT
 
@@ -323,7 +308,7 @@ def test_sight_opens_a_window_by_hint_and_builds_its_key_only_on_a_repeat(
 ) -> None:
     built: list[str] = []
     summaries: list[Summary[tuple[str, str]]] = []
-    engine: Coalescer[tuple[str, str]] = Coalescer(
+    engine: HintedCoalescer[tuple[str, str]] = HintedCoalescer(
         window=10,
         on_summary=summaries.append,
         clock=fake_clock,
@@ -397,12 +382,6 @@ def test_hints_follow_the_windows_through_the_timer_and_flush(fake_clock: FakeCl
     assert engine.sight("y", ("c", "y")) is True  # flush forgot "y"
     assert summaries == []
     assert engine.overflow == 2
-
-
-def test_sight_is_always_false_without_key_of_first(fake_clock: FakeClock) -> None:
-    engine, _ = make(fake_clock, max_keys=1, hint_index=0)
-    assert engine.sight("anything", "p") is False
-    assert (engine.open_keys, engine.overflow) == (0, 0)
 
 
 def test_after_close_nothing_counts_as_overflow(fake_clock: FakeClock) -> None:

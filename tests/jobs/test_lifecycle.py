@@ -336,7 +336,17 @@ def test_count_by_state_counts_every_state_in_one_query(sqlite_url, make_store) 
     ok.enqueue()
     other.enqueue()
     ok.run(done)
-    counts = store.count_by_state()
+    statements: list[str] = []
+
+    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        statements.append(statement)
+
+    sa.event.listen(sa.Engine, "before_cursor_execute", record)
+    try:
+        counts = store.count_by_state()
+    finally:
+        sa.event.remove(sa.Engine, "before_cursor_execute", record)
+    assert len(statements) == 1, statements
     assert counts[JobState.SUCCEEDED] == 1
     assert counts[JobState.QUEUED] == 2
     assert counts[JobState.FAILED] == 0

@@ -8,6 +8,7 @@ import pytest
 import redis
 import redis.asyncio
 
+from otelkit.errors import InvalidOptionError, OptionTypeError
 from otelkit.preload import AsyncCache, AsyncRedisCache, Cache, RedisCache
 
 
@@ -32,9 +33,21 @@ def test_a_non_client_is_refused(client: object) -> None:
 
 
 @pytest.mark.parametrize("option", ["lock_ttl", "wait", "poll_interval", "retry_after"])
-@pytest.mark.parametrize("bad", [0, -1.0, float("nan"), float("inf"), True, "1"])
-def test_non_positive_or_non_numeric_durations_are_refused(option: str, bad: object) -> None:
-    with pytest.raises(ValueError, match=f"{option} must be a finite number > 0 seconds"):
+@pytest.mark.parametrize(
+    ("bad", "error"),
+    [
+        (0, InvalidOptionError),
+        (-1.0, InvalidOptionError),
+        (float("nan"), InvalidOptionError),
+        (float("inf"), InvalidOptionError),
+        (True, OptionTypeError),
+        ("1", OptionTypeError),
+    ],
+)
+def test_non_positive_or_non_numeric_durations_are_refused(
+    option: str, bad: object, error: type[Exception]
+) -> None:
+    with pytest.raises(error, match=f"{option} must be"):
         RedisCache(redis.Redis(), **{option: bad})
 
 

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 import otelkit.preload
+from otelkit.errors import InvalidOptionError, OptionTypeError
 from otelkit.preload import MemoryCache, Preloader
 from otelkit.testing import FakeClock
 
@@ -34,21 +35,22 @@ def test_public_names_are_complete_sorted_and_documented() -> None:
 @pytest.mark.parametrize(
     ("options", "error", "message"),
     [
-        ({"ttl": 0}, ValueError, "ttl must be a finite number > 0"),
-        ({"ttl": float("inf")}, ValueError, "ttl must be a finite number > 0"),
-        ({"half_life": -1}, ValueError, "half_life must be a finite number > 0"),
-        ({"half_life": "60"}, ValueError, "half_life must be a finite number > 0"),
-        ({"threshold": 0}, ValueError, "threshold must be a finite number > 0"),
-        ({"max_keys": 0}, ValueError, "max_keys must be an int >= 1"),
-        ({"max_keys": 10.0}, ValueError, "max_keys must be an int >= 1"),
-        ({"concurrency": 0}, ValueError, "concurrency must be an int >= 1"),
-        ({"concurrency": True}, ValueError, "concurrency must be an int >= 1"),
-        ({"refresh_ahead": 1.0}, ValueError, "refresh_ahead must be a number between 0 and 1"),
-        ({"refresh_interval": 0}, ValueError, "refresh_interval must be a finite number > 0"),
+        ({"ttl": 0}, InvalidOptionError, "ttl must be greater than 0"),
+        ({"ttl": float("inf")}, InvalidOptionError, "ttl must be finite"),
+        ({"half_life": -1}, InvalidOptionError, "half_life must be greater than 0"),
+        ({"half_life": "60"}, OptionTypeError, "half_life must be a number"),
+        ({"threshold": 0}, InvalidOptionError, "threshold must be greater than 0"),
+        ({"max_keys": 0}, InvalidOptionError, "max_keys must be 1 or more"),
+        ({"max_keys": 10.0}, OptionTypeError, "max_keys must be an int"),
+        ({"concurrency": 0}, InvalidOptionError, "concurrency must be 1 or more"),
+        ({"concurrency": True}, OptionTypeError, "concurrency must be an int"),
+        ({"refresh_ahead": 1.0}, InvalidOptionError, "refresh_ahead must be between 0 and 1"),
+        ({"refresh_ahead": "0.5"}, OptionTypeError, "refresh_ahead must be a number"),
+        ({"refresh_interval": 0}, InvalidOptionError, "refresh_interval must be greater than 0"),
         ({"refresh_interval": 20}, ValueError, "refresh_interval .* must be shorter"),
-        ({"max_related": -1}, ValueError, "max_related must be an int >= 0"),
+        ({"max_related": -1}, InvalidOptionError, "max_related must be 0 or more"),
         ({"adaptive": 1}, TypeError, "adaptive must be a bool"),
-        ({"target_waste": 0}, ValueError, "target_waste must be a number between 0 and 1"),
+        ({"target_waste": 0}, InvalidOptionError, "target_waste must be between 0 and 1"),
         ({"threshold_range": [0.1, 2]}, TypeError, "threshold_range must be a"),
         ({"threshold_range": (2.0, 3.0)}, ValueError, "threshold_range must contain threshold"),
         ({"threshold_range": (0.0, 3.0)}, ValueError, r"threshold_range\[0\] must be"),

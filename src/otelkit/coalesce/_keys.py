@@ -19,11 +19,14 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import StatusCode
 
+from otelkit._sdk.coalesce import SpanField, plain_attributes, span_fields
 from otelkit.errors import InvalidOptionError, OptionTypeError
 
 __all__ = [
     "EXCEPTION_TYPE",
     "LOG_KEY_PRESETS",
+    "MESSAGE_KEY_BODY",
+    "SPAN_KEY_NAME",
     "SPAN_KEY_PRESETS",
     "AttributesKey",
     "LogKey",
@@ -37,9 +40,11 @@ __all__ = [
     "message_key",
     "resolve_log_key",
     "resolve_span_key",
+    "root_key_of_fields",
     "span_error_type",
     "span_fields_key",
     "span_name_key",
+    "token_message_key",
 ]
 
 AnyLogRecord = ReadWriteLogRecord | ReadableLogRecord
@@ -92,15 +97,25 @@ def message_fields_key(
     scope: Any, severity_number: Any, body: Any, attributes: Any
 ) -> tuple[Hashable, ...]:
     """:func:`message_key` from the record's fields (also for a record's kept fields)."""
+    plain = plain_attributes(attributes)
     return (
-        scope._name if scope is not None else None,  # the property costs a Python call
+        scope.name if scope is not None else None,
         getattr(severity_number, "_value_", None),  # see _enum_value
         body if type(body) is str else freeze(body),
-        # the C-level dict inside BoundedAttributes: its Mapping methods are Python calls
-        None
-        if attributes is None
-        else getattr(attributes, "_dict", attributes).get(_EXCEPTION_TYPE),
+        None if plain is None else plain.get(_EXCEPTION_TYPE),
     )
+
+
+MESSAGE_KEY_BODY = 3
+"""Where :func:`token_message_key` puts the body (the log processor's window hint)."""
+
+
+def token_message_key(
+    token: int, scope: Any, severity_number: Any, body: Any, attributes: Any
+) -> tuple[Hashable, ...]:
+    """The log processor's default key: the service token, then :func:`message_key`'s
+    fields (the body at :data:`MESSAGE_KEY_BODY`)."""
+    return (token, *message_fields_key(scope, severity_number, body, attributes))
 
 
 def call_site_key(record: AnyLogRecord) -> Hashable:
@@ -112,7 +127,7 @@ def call_site_key(record: AnyLogRecord) -> Hashable:
     :func:`message_key`.
     """
     lr = record.log_record
-    attributes = lr.attributes
+    attributes = plain_attributes(lr.attributes)
     path = attributes.get(_CODE_FILE_PATH) if attributes else None
     if path is None or attributes is None:
         return message_key(record)
@@ -128,25 +143,38 @@ def call_site_key(record: AnyLogRecord) -> Hashable:
 def span_error_type(span: ReadableSpan) -> object:
     """The exception type of an ERROR span: from its ``exception`` event, else its
     ``error.type`` attribute."""
-    for event in span._events:
+    for event in span.events:
         if event.name == "exception" and event.attributes:
             return event.attributes.get(_EXCEPTION_TYPE)
-    attributes = span._attributes
+    attributes = plain_attributes(span_fields(span)[SpanField.ATTRIBUTES])
     return attributes.get(_ERROR_TYPE) if attributes else None
 
 
 def span_name_key(span: ReadableSpan) -> tuple[Hashable, ...]:
     """The default span-tree key: scope name, kind, root span name, status code and, for a
     span with ERROR status, the exception type (see :func:`span_error_type`)."""
-    # The private fields: the public properties copy (a tuple, a mapping proxy) or cost a
-    # Python-level call per access.
-    status_code = span._status._status_code
-    return span_fields_key(
-        span._instrumentation_scope,
-        span._kind,
-        span._name,
-        status_code,
-        span_error_type(span) if status_code is StatusCode.ERROR else None,
+    return root_key_of_fields(span, span_fields(span))[1:]
+
+
+SPAN_KEY_NAME = 3
+"""Where :func:`root_key_of_fields` puts the span name (the span processor's window hint)."""
+
+
+def root_key_of_fields(
+    span: ReadableSpan, fields: tuple[Any, ...], token: int = 0
+) -> tuple[Hashable, ...]:
+    """The span processor's default key from the fields ``span_fields(span)`` read: the
+    service token, then :func:`span_name_key`'s fields (the name at :data:`SPAN_KEY_NAME`)."""
+    code = fields[SpanField.STATUS_CODE]
+    return (
+        token,
+        *span_fields_key(
+            fields[SpanField.SCOPE],
+            fields[SpanField.KIND],
+            fields[SpanField.NAME],
+            code,
+            span_error_type(span) if code is StatusCode.ERROR else None,
+        ),
     )
 
 
@@ -155,7 +183,7 @@ def span_fields_key(
 ) -> tuple[Hashable, ...]:
     """:func:`span_name_key` from the span's fields (also for a span's kept fields)."""
     return (
-        scope._name if scope is not None else None,
+        scope.name if scope is not None else None,
         kind._value_,  # enum members hash in Python, their values in C
         name,
         status_code._value_,

@@ -1,9 +1,9 @@
 """What a window keeps of its first log record or root span until the window ends.
 
 A window opens for every distinct key, so capturing is on the hot path: plain attribute
-loads, which the interpreter specialises (``operator.attrgetter`` looks each field up
-generically; ``benchmarks/coalesce_steps.py`` times a snapshot against it). A window stays open for seconds, so what it keeps is chosen for the
-garbage collector too. Every object that the collector tracks and a window keeps alive is
+loads, which the interpreter specialises (a span's fields come read in one call by the
+seam's ``span_fields``; ``benchmarks/coalesce_steps.py`` times a snapshot). A window stays
+open for seconds, so what it keeps is chosen for the garbage collector too. Every object that the collector tracks and a window keeps alive is
 traversed again in every collection of its generation until the window closes; with all
 keys distinct that is two snapshots per span and logging call, tens of thousands at once.
 So a snapshot is a tuple of what the collector does not track: strings, ints, and tuples
@@ -31,10 +31,11 @@ import itertools
 from typing import Any, NamedTuple
 
 from opentelemetry._logs import SeverityNumber
-from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import SpanKind, StatusCode
+
+from otelkit._sdk.coalesce import plain_attributes
 
 __all__ = ["FirstLog", "FirstSpan", "LogSnapshots", "Snapshot", "SpanSnapshots"]
 
@@ -132,10 +133,7 @@ class LogSnapshots(_Shared):
             self._last = (resource, scope, limits, shared)
         log = record.log_record
         severity = log.severity_number
-        attributes = log.attributes
-        if type(attributes) is BoundedAttributes:
-            # Its plain dict: the wrapper's Mapping methods (even len) are Python calls.
-            attributes = attributes._dict
+        attributes = plain_attributes(log.attributes)
         return (
             shared,
             log.severity_text,
@@ -174,33 +172,28 @@ class SpanSnapshots(_Shared):
         super().__init__()
         self._last: tuple[Any, ...] = (_NOTHING, _NOTHING, None)
 
-    def capture(self, span: Any) -> Snapshot:
-        """The snapshot of a ``ReadableSpan`` (``Coalescer``'s ``capture``)."""
-        # The private fields: the public properties copy (a tuple, a mapping proxy) or cost
-        # a Python-level call per access.
-        resource, scope = span._resource, span._instrumentation_scope
+    def capture(self, fields: tuple[Any, ...]) -> Snapshot:
+        """The snapshot of a ``ReadableSpan`` from its fields as the seam's ``span_fields``
+        reads them (``Coalescer``'s ``capture``)."""
+        name, kind, code, description, start, _, resource, scope, attributes, context = fields
         last = self._last
         if resource is last[0] and scope is last[1]:
             shared = last[2]
         else:
             shared = self.intern((resource, scope))
             self._last = (resource, scope, shared)
-        status = span._status
-        attributes = span._attributes
-        if type(attributes) is BoundedAttributes:
-            attributes = attributes._dict  # as in LogSnapshots.capture
-        context = span._context  # a tuple: trace_id, span_id, is_remote, trace_flags, ...
+        attributes = plain_attributes(attributes)
         return (
-            span._name,
-            span._kind._value_,
-            status._status_code._value_,
-            status._description,
+            name,
+            kind._value_,
+            code._value_,
+            description,
             tuple(attributes.items()) if attributes else None,
             shared,
-            context[0],
+            context[0],  # a SpanContext is a tuple: trace_id, span_id, is_remote, flags, ...
             context[1],
             context[3] & 0xFF,
-            span._start_time,
+            start,
         )
 
     def first(self, snapshot: Snapshot) -> FirstSpan:

@@ -5,23 +5,25 @@ forwards it at once) and :data:`SUPPRESS` for repeats inside that key's window (
 drops them; they are counted). When a window ends with more than one occurrence, the
 consumer receives one :class:`Summary`. With a fixed window, keys expire in the order they
 were opened, so a dict (for lookup; its insertion order is the expiry order) and one
-timer serve every key.
+timer serve every key (storage: ``_table``).
 
 Bounded: at most ``max_keys`` windows are open; beyond that a new key passes through
 uncoalesced (``EMIT``) and is counted as overflow. Thread-safe: one lock guards the state,
 and the consumer runs outside it. Fork-safe: a forked child starts empty (the parent owns
 the windows it opened and will summarise them).
+
+The processors use :class:`~otelkit.coalesce._hinted.HintedCoalescer`, which adds lookup by
+a cheap component of the key (the *hint*); this class holds the windows by hint already
+(the hint of a plain ``Coalescer`` is the whole key).
 """
 
 from __future__ import annotations
 
-import bisect
 import enum
-import functools
 import itertools
 import threading
 import time
-from collections.abc import Callable, Hashable, Iterable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -29,7 +31,18 @@ from otelkit._clock import REAL_CLOCK, Clock, TimerHandle
 from otelkit._errors import report_internal_error
 from otelkit._fork import after_fork_in_child
 from otelkit._validate import check_callable, check_positive, check_positive_int
-from otelkit.errors import OptionTypeError
+from otelkit.coalesce._table import (
+    DEADLINE,
+    FIRST,
+    FIRST_NS,
+    KEY,
+    UNBUILT,
+    Window,
+    WindowTable,
+    by_deadline,
+    copied,
+    expired,
+)
 
 __all__ = [
     "EMIT",
@@ -40,11 +53,13 @@ __all__ = [
 ]
 
 P = TypeVar("P")
-T = TypeVar("T")
 
 # Windows end when the clock reaches their deadline; this absorbs float rounding of
 # ``now + (deadline - now)`` in timer arithmetic.
 _EPSILON = 1e-9
+# Windows close at most this late (or window/20 when shorter): the timer batches the
+# windows whose deadlines fall that close together.
+_MAX_SLACK = 0.1
 
 
 class Decision(enum.Enum):
@@ -78,44 +93,6 @@ class Summary(Generic[P]):
     """The window length in seconds."""
 
 
-@dataclass(slots=True, eq=False)
-class _Window:
-    """An open window whose key has been seen more than once, or one kept by key (see
-    :class:`Coalescer`): updated in place under the lock."""
-
-    deadline: float
-    first_ns: int
-    key: Hashable
-    first: Any
-    count: int
-    last_ns: int
-
-
-class _Table(dict[Hashable, Any]):
-    """The windows by hint: a dict the garbage collector never stops tracking.
-
-    The collector untracks an exact dict whose keys and values it does not track (a full
-    collection checks), and the next insertion tracks it again as a young object: every
-    young collection after each full one would then walk all open windows, whose tuples
-    the collector does not track. A subclass is never untracked, so the table stays in
-    the oldest generation.
-    """
-
-    __slots__ = ()
-
-
-# A window seen once is a tuple in ``_seen`` (no object of its own: with all keys distinct
-# that is nearly every window, and every container that survives per record drives the
-# garbage collector): deadline, first timestamp, key (_UNBUILT when opened by sight()),
-# then what was kept of the first payload.
-_DEADLINE, _FIRST_NS, _KEY, _FIRST = 0, 1, 2, 3
-_UNBUILT: Any = object()
-
-# Windows close at most this late (or window/20 when shorter): the timer batches the
-# windows whose deadlines fall that close together.
-_MAX_SLACK = 0.1
-
-
 class Coalescer(Generic[P]):
     """Merge repeats of a key inside a fixed window into a counted :class:`Summary`.
 
@@ -127,16 +104,12 @@ class Coalescer(Generic[P]):
     ``capture`` (optional) turns the first payload of a window into what is kept until the
     window ends (called only when a window opens) and handed back as
     :attr:`Summary.first`: keep it small, since a window is open for every distinct key.
-
-    Windows are found by a *hint*: the key itself, or with ``hint_index`` (keys are then
-    tuples) one component of it that the caller can read more cheaply than the whole key,
-    e.g. a log record's body. With ``key_of_first`` as well, :meth:`sight` settles the
-    commonest case at high volume (an event whose hint no open window has) without the
-    caller building the key: the window opens under the hint alone, and
-    ``key_of_first(hint, first)`` builds its key from what ``capture`` kept, only if a later
-    event with that hint arrives. Keys that share a hint with a different open key get
-    windows of their own, found by the whole key.
     """
+
+    # Set by HintedCoalescer: the key's component that finds its window (None: the key),
+    # and how a window opened by its hint alone gets its key.
+    _hint: int | None = None
+    _key_of_first: Callable[[Hashable, Any], Hashable] | None = None
 
     def __init__(
         self,
@@ -148,38 +121,24 @@ class Coalescer(Generic[P]):
         label: str = "coalesce",
         on_tick: Callable[[], None] | None = None,
         capture: Callable[[Any], P] | None = None,
-        hint_index: int | None = None,
-        key_of_first: Callable[[Hashable, P], Hashable] | None = None,
     ) -> None:
-        window = check_positive("Coalescer", "window", window)
-        max_keys = check_positive_int("Coalescer", "max_keys", max_keys)
-        check_callable("Coalescer", "on_summary", on_summary)
-        self._window = window
-        self._slack = min(window / 20, _MAX_SLACK)
-        self._on_summary = on_summary
-        self._max_keys = max_keys
+        self._window = check_positive("Coalescer", "window", window)
+        self._max_keys = check_positive_int("Coalescer", "max_keys", max_keys)
+        self._on_summary = check_callable("Coalescer", "on_summary", on_summary)
+        self._capture: Callable[[Any], Any] = (
+            _same if capture is None else check_callable("Coalescer", "capture", capture)
+        )
+        self._slack = min(self._window / 20, _MAX_SLACK)
         self._clock = clock if clock is not None else REAL_CLOCK
         # The real clock's monotonic() is time.monotonic: call the C function directly.
         self._monotonic = time.monotonic if self._clock is REAL_CLOCK else self._clock.monotonic
         self._label = label
         self._on_tick = on_tick
-        if capture is not None:
-            check_callable("Coalescer", "capture", capture)
-        self._capture: Callable[[Any], Any] = capture if capture is not None else _same
-        if hint_index is not None and (
-            isinstance(hint_index, bool) or not isinstance(hint_index, int) or hint_index < 0
-        ):
-            raise OptionTypeError(f"hint_index must be an int >= 0 or None, got {hint_index!r}")
-        if key_of_first is not None and (not callable(key_of_first) or hint_index is None):
-            raise OptionTypeError("key_of_first must be a callable(hint, first), with hint_index")
-        self._hint = hint_index
-        self._key_of_first = key_of_first
-        self._closed = False
-        self._limit = max_keys  # 0 once closed: one comparison on the hot path
+        self._limit = self._max_keys  # 0 once closed: one comparison on the hot path
         self._suppressed = 0
-        # Overflow is counted without the lock (see sight): next() on an itertools.count
-        # is one C call, atomic under the GIL. Reading it consumes a value: _overflow_reads
-        # counts those.
+        # Overflow is counted without the lock (see HintedCoalescer.sight): next() on an
+        # itertools.count is one C call, atomic under the GIL. Reading it consumes a value:
+        # _overflow_reads counts those.
         self._overflow_counter = itertools.count()
         self._overflow_reads = 0
         self._taken = (0, 0)
@@ -191,12 +150,12 @@ class Coalescer(Generic[P]):
         # Also the fork hook: the child must not summarise windows its parent opened
         # (the parent does), and the parent's lock may have been held at fork time.
         self._lock = threading.Lock()
-        # By hint: a window seen once (a tuple, see _DEADLINE) or a repeated one (_Window).
+        # By hint: a window seen once (a tuple, see _table) or a repeated one (Window).
         # Both dicts are in opening order, so in expiry order: only the timer and flush()
         # remove windows, and a window that gets an object of its own keeps its place.
-        self._seen: dict[Hashable, Any] = _Table()
+        self._seen: dict[Hashable, Any] = WindowTable()
         # By key: windows whose hint another key's window in _seen holds.
-        self._keyed: dict[Hashable, _Window] = {}
+        self._keyed: dict[Hashable, Window] = {}
         self._hints: dict[Hashable, int] = {}  # hint -> windows in _keyed with it
         self._timer: TimerHandle | None = None
 
@@ -245,28 +204,6 @@ class Coalescer(Generic[P]):
             self._taken = (suppressed, overflow)
         return suppressed - taken_suppressed, overflow - taken_overflow
 
-    def sight(self, hint: Hashable, payload: Any, time_ns: int | None = None) -> bool:
-        """Settle an event by its hint alone, if it can be: ``True`` means :data:`EMIT`
-        (no open window has ``hint``: a window opened for it, its key to be built by
-        ``key_of_first`` only if the hint comes again; or ``max_keys`` windows were open
-        and it passes through, counted as overflow).
-
-        ``False`` means: build the key and call :meth:`offer`. Always ``False`` without
-        ``key_of_first``. Lock-free: dict lookups, ``len()`` and ``setdefault()`` are single
-        C calls, atomic under the GIL (the SDK's batch processors rely on the same for
-        their queues); so ``max_keys`` may be exceeded by one window per thread opening one
-        at the same moment.
-        """
-        seen = self._seen
-        if hint in seen or hint in self._hints or self._key_of_first is None:
-            return False
-        limit = self._limit
-        if len(seen) + len(self._keyed) >= limit:  # as _full(), inlined: the hot path
-            if limit:
-                next(self._overflow_counter)
-            return True
-        return self._open(hint, _UNBUILT, payload, time_ns)
-
     def offer(self, key: Hashable, payload: Any, time_ns: int | None = None) -> Decision:
         """Register one occurrence of ``key``; ``time_ns`` defaults to the clock's time.
 
@@ -300,20 +237,20 @@ class Coalescer(Generic[P]):
             if entry.key == key:
                 return self._count(entry, time_ns)
         else:
-            first_key = entry[_KEY]
-            if first_key is _UNBUILT:
-                first_key = self._key_of_first(hint, entry[_FIRST])  # type: ignore[misc]
+            first_key = entry[KEY]
+            if first_key is UNBUILT:
+                first_key = self._key_of_first(hint, entry[FIRST])  # type: ignore[misc]
             if first_key == key:  # seen once so far: the window gets an object of its own
-                window = _Window(
-                    entry[_DEADLINE], entry[_FIRST_NS], key, entry[_FIRST], 1, entry[_FIRST_NS]
-                )
+                first_ns = entry[FIRST_NS]
+                window = Window(entry[DEADLINE], first_ns, key, entry[FIRST], 1, first_ns)
                 self._seen[hint] = window
                 return self._count(window, time_ns)
         return self._offer_keyed(key, hint, payload, time_ns)
 
     def _open(self, hint: Hashable, key: Hashable, payload: Any, time_ns: int | None) -> bool:
-        # Lock-free (see sight): open a window under ``hint`` (``key`` _UNBUILT: built by
-        # key_of_first if needed). False when another thread opened one under it first.
+        # Lock-free (see HintedCoalescer.sight): open a window under ``hint`` (``key``
+        # UNBUILT: built by key_of_first if needed). False when another thread opened one
+        # under it first.
         deadline = self._monotonic() + self._window
         if time_ns is None:
             time_ns = self._now_ns()
@@ -337,7 +274,7 @@ class Coalescer(Generic[P]):
     def _now_ns(self) -> int:
         return int(self._clock.time() * 1e9)
 
-    def _count(self, window: _Window, time_ns: int | None) -> Decision:
+    def _count(self, window: Window, time_ns: int | None) -> Decision:
         # Under the lock.
         window.count += 1
         window.last_ns = time_ns if time_ns is not None else self._now_ns()
@@ -357,8 +294,7 @@ class Coalescer(Generic[P]):
         if time_ns is None:
             time_ns = self._now_ns()
         deadline = self._monotonic() + self._window
-        window = _Window(deadline, time_ns, key, self._capture(payload), 1, time_ns)
-        keyed[key] = window
+        keyed[key] = Window(deadline, time_ns, key, self._capture(payload), 1, time_ns)
         self._hints[hint] = self._hints.get(hint, 0) + 1
         return EMIT
 
@@ -371,7 +307,7 @@ class Coalescer(Generic[P]):
         """Close every open window now; return how many summaries were delivered."""
         with self._lock:
             seen = self._seen
-            closing = [w for w in _copied(seen.values) if type(w) is _Window]
+            closing = [w for w in copied(seen.values) if type(w) is Window]
             closing.extend(w for w in self._keyed.values() if w.count > 1)
             seen.clear()
             self._keyed.clear()
@@ -379,13 +315,12 @@ class Coalescer(Generic[P]):
             if self._timer is not None:
                 self._timer.cancel()
                 self._timer = None
-        closing.sort(key=_by_deadline)  # oldest first
+        closing.sort(key=by_deadline)  # oldest first
         return self._deliver(closing)
 
     def close(self) -> int:
         """Flush, then pass every later event through (``EMIT``) without opening windows."""
         with self._lock:
-            self._closed = True
             self._limit = 0
         return self.flush()
 
@@ -394,39 +329,45 @@ class Coalescer(Generic[P]):
             with self._lock:
                 self._timer = None
                 limit = self._monotonic() + _EPSILON
-                closing: list[_Window] = []
-                seen = self._seen
-                ended, next_seen = _expired(seen, limit)
-                for hint, entry in ended:
-                    del seen[hint]
-                    if type(entry) is _Window:
-                        closing.append(entry)
-                keyed, hints = self._keyed, self._hints
-                ended, next_keyed = _expired(keyed, limit)
-                for key, window in ended:
-                    del keyed[key]
-                    hint = key[self._hint]  # type: ignore[index]
-                    left = hints[hint] - 1
-                    if left:
-                        hints[hint] = left
-                    else:
-                        del hints[hint]
-                    if window.count > 1:
-                        closing.append(window)
-                deadlines = [d for d in (next_seen, next_keyed) if d is not None]
-                if deadlines:
+                closing, next_deadline = self._close_expired(limit)
+                if next_deadline is not None:
                     # Not sooner than _slack: with windows opening all the time, waking for
                     # each deadline would cost a timer run (and GIL hand-offs) per window.
-                    delay = max(self._slack, min(deadlines) - limit)
+                    delay = max(self._slack, next_deadline - limit)
                     self._timer = self._clock.call_later(delay, self._on_timer)
-            closing.sort(key=_by_deadline)
+            closing.sort(key=by_deadline)
             self._deliver(closing)
             if self._on_tick is not None:
                 self._on_tick()
         except Exception as exc:  # noqa: BLE001 - runs on the timer thread: contain
             report_internal_error(self._label, exc)
 
-    def _deliver(self, closing: list[_Window]) -> int:
+    def _close_expired(self, limit: float) -> tuple[list[Window], float | None]:
+        # Under the lock: remove the windows that end by ``limit``; the repeated ones (to
+        # summarise) and the next deadline.
+        closing: list[Window] = []
+        seen = self._seen
+        ended, next_seen = expired(seen, limit)
+        for hint, entry in ended:
+            del seen[hint]
+            if type(entry) is Window:
+                closing.append(entry)
+        keyed, hints = self._keyed, self._hints
+        ended, next_keyed = expired(keyed, limit)
+        for key, window in ended:
+            del keyed[key]
+            hint = key[self._hint]  # type: ignore[index]
+            left = hints[hint] - 1
+            if left:
+                hints[hint] = left
+            else:
+                del hints[hint]
+            if window.count > 1:
+                closing.append(window)
+        deadlines = [d for d in (next_seen, next_keyed) if d is not None]
+        return closing, min(deadlines) if deadlines else None
+
+    def _deliver(self, closing: list[Window]) -> int:
         delivered = 0
         for window in closing:
             summary: Summary[P] = Summary(
@@ -449,46 +390,3 @@ class Coalescer(Generic[P]):
 
 def _same(payload: Any) -> Any:
     return payload
-
-
-def _by_deadline(window: _Window) -> float:
-    return window.deadline
-
-
-def _deadline(entry: Any) -> float:
-    # A window seen once (a tuple) or one with an object of its own.
-    return entry[_DEADLINE] if type(entry) is tuple else entry.deadline  # type: ignore[no-any-return]
-
-
-def _copied(items: Callable[[], Iterable[T]]) -> list[T]:
-    # list() copies in one C call, but a garbage collection inside it may run Python code
-    # (finalizers) and let a lock-free sight() insert meanwhile: then copy again.
-    while True:
-        try:
-            return list(items())
-        except RuntimeError:  # dictionary changed size during iteration
-            continue
-
-
-def _expired(
-    mapping: dict[Hashable, Any], limit: float
-) -> tuple[list[tuple[Hashable, Any]], float | None]:
-    """The items at the front of ``mapping`` whose windows end by ``limit``, and the
-    deadline of the next window (``None`` if none is left)."""
-    count = 64
-    while True:
-        # Copied in one C call: sight() may add windows meanwhile (at the end; windows leave
-        # only under the lock, which the caller holds). One pass from the front, which also
-        # skips the slots of windows removed since the dict was last resized. Deadlines rise
-        # along the dict, up to threads racing to open windows in the same microseconds.
-        front = _copied(functools.partial(itertools.islice, mapping.items(), count))
-        ended = bisect.bisect_right(front, limit, key=_item_deadline)
-        if ended < len(front):
-            return front[:ended], _item_deadline(front[ended])
-        if len(front) < count:
-            return front, None
-        count *= 4  # few rounds, however many windows end at once
-
-
-def _item_deadline(item: tuple[Hashable, Any]) -> float:
-    return _deadline(item[1])

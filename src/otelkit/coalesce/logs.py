@@ -5,38 +5,36 @@ from __future__ import annotations
 from collections.abc import Hashable
 from typing import Any
 
-from opentelemetry._logs import LogRecord, SeverityNumber
+from opentelemetry._logs import SeverityNumber
 from opentelemetry.context import Context
 from opentelemetry.metrics import MeterProvider
 from opentelemetry.sdk._logs import (
-    LogRecordLimits,
     LogRecordProcessor,
-    ReadableLogRecord,
     ReadWriteLogRecord,
 )
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
-from opentelemetry.trace import TraceFlags
 
 from otelkit._clock import REAL_CLOCK, Clock
 from otelkit._errors import report_internal_error
-from otelkit._sdk.logs import attribute_limits
 from otelkit._validate import check_bool, check_positive, check_positive_int
 from otelkit.coalesce._common import (
     flush_downstream,
     require_methods,
     shutdown_downstream,
-    summary_attributes,
 )
 from otelkit.coalesce._forward import log_forwarder
+from otelkit.coalesce._hinted import make_engine
 from otelkit.coalesce._keys import (
+    MESSAGE_KEY_BODY,
     LogKey,
     ResourceTokens,
-    message_fields_key,
     message_key,
     resolve_log_key,
+    token_message_key,
 )
 from otelkit.coalesce._metrics import CoalesceMetrics
 from otelkit.coalesce._snapshots import LogSnapshots, Snapshot
+from otelkit.coalesce._summaries import summary_log_record
 from otelkit.coalesce._window import (
     SUPPRESS,
     Coalescer,
@@ -47,10 +45,6 @@ __all__ = ["CoalescingLogRecordProcessor"]
 
 _WHERE = "CoalescingLogRecordProcessor"
 _COMPONENT = "coalesce.logs"
-
-AnyLogRecord = ReadWriteLogRecord | ReadableLogRecord
-_BODY_INDEX = 3
-"""Where the body sits in the default key (token, scope, severity, body, exception type)."""
 
 
 class CoalescingLogRecordProcessor(LogRecordProcessor):
@@ -99,11 +93,13 @@ class CoalescingLogRecordProcessor(LogRecordProcessor):
             per_resource=check_bool(_WHERE, "per_resource", per_resource)
         )
         self._metrics = CoalesceMetrics(meter_provider, "logs")
-        # The default key: a window opens under the record's body alone, and its key is
-        # built only if that body comes again (see Coalescer.sight).
-        self._by_body = self._key is message_key
         self._snapshots = LogSnapshots()
-        self._engine: Coalescer[Snapshot] = Coalescer(
+        # The default key: a window opens under the record's body alone, and its key is
+        # built only if that body comes again (see HintedCoalescer.sight).
+        self._engine: Coalescer[Snapshot]
+        self._engine, self._sight = make_engine(
+            MESSAGE_KEY_BODY if self._key is message_key else None,
+            self._key_of_first,
             window=window,
             on_summary=self._emit_summary,
             max_keys=max_keys,
@@ -111,8 +107,6 @@ class CoalescingLogRecordProcessor(LogRecordProcessor):
             label=_COMPONENT,
             on_tick=self._publish,
             capture=self._snapshots.capture,
-            hint_index=_BODY_INDEX if self._by_body else None,
-            key_of_first=self._key_of_first if self._by_body else None,
         )
 
     @property
@@ -132,9 +126,10 @@ class CoalescingLogRecordProcessor(LogRecordProcessor):
             body = lr.body
             time_ns = lr.timestamp or lr.observed_timestamp
             key: Hashable
-            if not self._by_body:
+            sight = self._sight
+            if sight is None:
                 key = (self._resources.token(log_record.resource), self._key(log_record))
-            elif type(body) is str and self._engine.sight(body, log_record, time_ns):
+            elif type(body) is str and sight(body, log_record, time_ns):
                 key = None  # settled by its body alone: a new message (or overflow)
             else:
                 key = self._message_key(
@@ -195,10 +190,8 @@ class CoalescingLogRecordProcessor(LogRecordProcessor):
     def _message_key(
         self, resource: Any, scope: Any, severity_number: Any, body: Any, attributes: Any
     ) -> Hashable:
-        # The default key: the record's service identity, then message_key's fields.
-        return (
-            self._resources.token(resource),
-            *message_fields_key(scope, severity_number, body, attributes),
+        return token_message_key(
+            self._resources.token(resource), scope, severity_number, body, attributes
         )
 
     def _key_of_first(self, body: Hashable, first: Snapshot) -> Hashable:
@@ -209,38 +202,6 @@ class CoalescingLogRecordProcessor(LogRecordProcessor):
         )
 
     def _emit_summary(self, summary: Summary[Snapshot]) -> None:
-        self._downstream.on_emit(self._summary_record(summary))
-
-    def _summary_record(self, summary: Summary[Snapshot]) -> ReadWriteLogRecord:
         first = self._snapshots.first(summary.first)
-        limits = first.limits if first.limits is not None else LogRecordLimits()
-        ours = summary_attributes(summary)
-        attributes = first.attributes or {}  # a fresh dict
-        for name in ours:
-            attributes.pop(name, None)
-        room = attribute_limits(limits)[0]
-        if room is not None and len(attributes) > room - len(ours):
-            # Ours must survive the limit: drop the first record's oldest attributes.
-            keep = max(0, room - len(ours))
-            attributes = dict(list(attributes.items())[len(attributes) - keep :])
-        attributes.update(ours)
         now_ns = int(self._clock.time() * 1e9)
-        record = LogRecord(
-            timestamp=now_ns,
-            observed_timestamp=now_ns,
-            severity_text=first.severity_text,
-            severity_number=first.severity_number,
-            body=first.body,
-            attributes=attributes,
-            event_name=first.event_name,
-        )
-        # The first record's trace context, whatever the timer thread's context is.
-        record.trace_id = first.trace_id or 0
-        record.span_id = first.span_id or 0
-        record.trace_flags = TraceFlags(first.trace_flags or 0)
-        return ReadWriteLogRecord(
-            log_record=record,
-            resource=first.resource,
-            instrumentation_scope=first.scope,
-            limits=limits,
-        )
+        self._downstream.on_emit(summary_log_record(first, summary, now_ns))

@@ -4,58 +4,57 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Hashable
+from typing import Any
 
 from opentelemetry.context import Context
 from opentelemetry.metrics import MeterProvider
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
 from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
-from opentelemetry.trace import Link, SpanContext, Status, StatusCode, TraceFlags
+from opentelemetry.trace import SpanContext, StatusCode
 
 from otelkit._clock import REAL_CLOCK, Clock, TimerHandle
 from otelkit._errors import report_internal_error
 from otelkit._fork import after_fork_in_child
-from otelkit._validate import check_bool, check_positive, check_positive_int
+from otelkit._sdk.coalesce import (
+    SpanField,
+    call_on_ending,
+    skip_noop_hooks,
+    span_fields,
+    span_ids,
+)
+from otelkit._validate import check_bool, check_callable, check_positive, check_positive_int
 from otelkit.coalesce._common import (
     flush_downstream,
     require_methods,
     shutdown_downstream,
-    summary_attributes,
 )
 from otelkit.coalesce._forward import batch_span_queue
+from otelkit.coalesce._hinted import make_engine
 from otelkit.coalesce._keys import (
+    SPAN_KEY_NAME,
     ResourceTokens,
     SpanKey,
     resolve_span_key,
+    root_key_of_fields,
     span_fields_key,
     span_name_key,
 )
 from otelkit.coalesce._metrics import CoalesceMetrics
 from otelkit.coalesce._snapshots import Snapshot, SpanSnapshots
+from otelkit.coalesce._summaries import summary_span
 from otelkit.coalesce._trees import Trees
 from otelkit.coalesce._window import (
     EMIT,
     Coalescer,
     Summary,
 )
-from otelkit.errors import OptionTypeError
 
 __all__ = ["CoalescingSpanProcessor"]
 
 _WHERE = "CoalescingSpanProcessor"
 _COMPONENT = "coalesce.traces"
-# The SDK's own processors do nothing in on_start/_on_ending (called on every span).
-# (getattr with a default: an SDK without the private _on_ending must not break the import)
-_SDK_NOOPS = frozenset(
-    hook
-    for cls in (SpanProcessor, BatchSpanProcessor, SimpleSpanProcessor)
-    for name in ("on_start", "_on_ending")
-    if (hook := getattr(cls, name, None)) is not None
-)
-_LINK_ATTRIBUTES = {"otelkit.coalesce.link": "first"}
 _ERROR = StatusCode.ERROR
-_NAME_INDEX = 3
-"""Where the name sits in the default key (token, scope, kind, name, status, error type)."""
+_NAME, _STATUS_CODE, _END_TIME = SpanField.NAME, SpanField.STATUS_CODE, SpanField.END_TIME
 
 
 class CoalescingSpanProcessor(SpanProcessor):
@@ -92,19 +91,12 @@ class CoalescingSpanProcessor(SpanProcessor):
         meter_provider: MeterProvider | None = None,
         per_resource: bool = True,
     ) -> None:
-        require_methods(
-            "downstream",
-            downstream,
-            ("on_start", "on_end", "force_flush", "shutdown"),
-            "SpanProcessor",
-        )
+        methods = ("on_start", "on_end", "force_flush", "shutdown")
+        require_methods("downstream", downstream, methods, "SpanProcessor")
         check_positive(_WHERE, "window", window)
         check_positive_int(_WHERE, "max_keys", max_keys)
-        if predicate is not None and not callable(predicate):
-            raise OptionTypeError(
-                f"predicate must be a callable(ReadableSpan) -> bool or None, "
-                f"got {type(predicate).__name__}"
-            )
+        if predicate is not None:
+            check_callable(_WHERE, "predicate", predicate)
         self._key = resolve_span_key(key)
         by_name = self._key is span_name_key
         self._predicate = predicate
@@ -118,7 +110,12 @@ class CoalescingSpanProcessor(SpanProcessor):
         self._ids = RandomIdGenerator()
         self._metrics = CoalesceMetrics(meter_provider, "traces")
         self._snapshots = SpanSnapshots()
-        self._engine: Coalescer[Snapshot] = Coalescer(
+        # The default key: a window opens under the root's name alone, and its key is
+        # built only if that name comes again (see HintedCoalescer.sight).
+        self._engine: Coalescer[Snapshot]
+        self._engine, self._sight = make_engine(
+            SPAN_KEY_NAME if by_name else None,
+            self._key_of_first,
             window=window,
             on_summary=self._emit_summary,
             max_keys=max_keys,
@@ -126,13 +123,8 @@ class CoalescingSpanProcessor(SpanProcessor):
             label=_COMPONENT,
             on_tick=self._publish,
             capture=self._snapshots.capture,
-            hint_index=_NAME_INDEX if by_name else None,
-            key_of_first=self._key_of_first if by_name else None,
         )
-        for name in ("on_start", "_on_ending"):
-            if getattr(type(downstream), name, None) in _SDK_NOOPS:
-                # Call the downstream's no-op directly, without a wrapper frame per span.
-                setattr(self, name, getattr(downstream, name))
+        skip_noop_hooks(self, downstream)
         # For exactly a BatchSpanProcessor, on_end makes its sampled check and queues the
         # span itself (see _forward).
         self._queue_span = batch_span_queue(downstream)
@@ -173,8 +165,10 @@ class CoalescingSpanProcessor(SpanProcessor):
             report_internal_error(_COMPONENT + ".downstream", exc)
 
     def _on_ending(self, span: Span) -> None:
+        # The SDK's private hook before a span ends: forwarded (unless skip_noop_hooks bound
+        # the downstream's no-op in its place).
         try:
-            self._downstream._on_ending(span)
+            call_on_ending(self._downstream, span)
         except Exception as exc:  # noqa: BLE001 - never reach the instrumented code
             report_internal_error(_COMPONENT + ".downstream", exc)
 
@@ -184,8 +178,7 @@ class CoalescingSpanProcessor(SpanProcessor):
         try:
             # A SpanContext is a tuple (trace_id, span_id, is_remote, trace_flags, ...):
             # indexing it skips a Python-level property call per field.
-            context = span._context
-            parent = span._parent
+            context, parent = span_ids(span)
             trees = self._trees
             if context is None or self._closed:
                 forward: ReadableSpan | list[ReadableSpan] = span
@@ -196,14 +189,15 @@ class CoalescingSpanProcessor(SpanProcessor):
                 # predicate: it decides alone (the path of nearly every root). Unless it
                 # failed (its key then needs its events), a window opens under its name
                 # alone, and its key is built only if that name comes again.
-                if span._status._status_code is not _ERROR and self._engine.sight(
-                    span._name, span, span._end_time
+                fields = span_fields(span)
+                if fields[_STATUS_CODE] is not _ERROR and self._sight(  # type: ignore[misc]
+                    fields[_NAME], fields, fields[_END_TIME]
                 ):
                     forward = span  # a new name (or overflow)
                 else:
-                    forward = self._fast_root(span, context)
+                    forward = self._fast_root(span, fields, context)
             else:
-                forward = self._end_root(span, context)
+                forward = self._end_root(span, span_fields(span), context)
         except Exception as exc:  # noqa: BLE001 - when in doubt, forward: lose nothing
             report_internal_error(_COMPONENT, exc)
             forward = span
@@ -221,11 +215,11 @@ class CoalescingSpanProcessor(SpanProcessor):
                 self._forward(item)
 
     def _fast_root(
-        self, span: ReadableSpan, context: SpanContext
+        self, span: ReadableSpan, fields: tuple[Any, ...], context: SpanContext
     ) -> ReadableSpan | list[ReadableSpan]:
         # The tree lock is taken only if the root is dropped.
-        key = self._root_key(span)
-        if key is None or self._engine.offer(key, span, span._end_time) is EMIT:
+        key = self._root_key(span, fields)
+        if key is None or self._engine.offer(key, fields, fields[_END_TIME]) is EMIT:
             return span
         return self._drop_root(span, context)
 
@@ -263,14 +257,14 @@ class CoalescingSpanProcessor(SpanProcessor):
             self._passed += len(released)
         return released
 
-    def _root_key(self, span: ReadableSpan) -> Hashable | None:
+    def _root_key(self, span: ReadableSpan, fields: tuple[Any, ...]) -> Hashable | None:
         """The root's key, or ``None`` when it is not to be coalesced (predicate, or a
         failing key function or predicate)."""
         try:
             if self._predicate is None or self._predicate(span):
-                token = self._resources.token(span._resource)
+                token = self._resources.token(fields[SpanField.RESOURCE])
                 if self._key is span_name_key:
-                    return (token, *span_name_key(span))
+                    return root_key_of_fields(span, fields, token)
                 return (token, self._key(span))
         except Exception as exc:  # noqa: BLE001 - a failing key or predicate: do not coalesce
             report_internal_error(_COMPONENT + ".key", exc)
@@ -294,9 +288,9 @@ class CoalescingSpanProcessor(SpanProcessor):
         return []
 
     def _end_root(
-        self, span: ReadableSpan, context: SpanContext
+        self, span: ReadableSpan, fields: tuple[Any, ...], context: SpanContext
     ) -> ReadableSpan | list[ReadableSpan]:
-        key = self._root_key(span)
+        key = self._root_key(span, fields)
         trees = self._trees
         trace_id, span_id = context[0], context[1]
         with self._lock:
@@ -307,7 +301,7 @@ class CoalescingSpanProcessor(SpanProcessor):
             elif key is None:
                 verdict = True
             else:
-                verdict = self._engine.offer(key, span, span._end_time) is EMIT
+                verdict = self._engine.offer(key, fields, fields[_END_TIME]) is EMIT
             if entry is None:
                 if verdict:
                     return span
@@ -396,36 +390,5 @@ class CoalescingSpanProcessor(SpanProcessor):
         )
 
     def _emit_summary(self, summary: Summary[Snapshot]) -> None:
-        self._downstream.on_end(self._summary_span(summary))
-
-    def _summary_span(self, summary: Summary[Snapshot]) -> ReadableSpan:
         first = self._snapshots.first(summary.first)
-        context = SpanContext(
-            trace_id=self._ids.generate_trace_id(),
-            span_id=self._ids.generate_span_id(),
-            is_remote=False,
-            trace_flags=TraceFlags(TraceFlags.SAMPLED),
-        )
-        attributes = first.attributes or {}  # a fresh dict
-        attributes.update(summary_attributes(summary))
-        first_context = SpanContext(
-            first.trace_id,
-            first.span_id,
-            is_remote=False,
-            trace_flags=TraceFlags(first.trace_flags),
-        )
-        links = (Link(first_context, _LINK_ATTRIBUTES),) if first_context.is_valid else ()
-        description = first.status_description if first.status_code is _ERROR else None
-        return ReadableSpan(
-            name=first.name,
-            context=context,
-            parent=None,
-            resource=first.resource,
-            attributes=attributes,
-            links=links,
-            kind=first.kind,
-            status=Status(first.status_code, description),
-            start_time=first.start_time,
-            end_time=summary.last_time_ns,
-            instrumentation_scope=first.scope,
-        )
+        self._downstream.on_end(summary_span(first, summary, self._ids))

@@ -23,6 +23,7 @@ from opentelemetry.metrics import MeterProvider, get_meter_provider
 
 from otelkit._clock import REAL_CLOCK, Clock
 from otelkit._errors import report_internal_error
+from otelkit._validate import check_positive
 from otelkit._version import __version__
 from otelkit.errors import InvalidOptionError, OptionTypeError
 
@@ -107,19 +108,6 @@ class Sleep:
 Steps = Generator["Call | Sleep", Any, T]
 
 
-def _positive(owner: str, name: str, value: object) -> float:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, (int, float))
-        or not math.isfinite(value)
-        or value <= 0
-    ):
-        raise InvalidOptionError(
-            f"{owner}: {name} must be a finite number > 0 seconds, got {value!r}"
-        )
-    return float(value)
-
-
 def reason_of(exc: BaseException) -> str:
     """The ``reason`` attribute of a failed call: a small fixed set."""
     import redis.exceptions as rex
@@ -162,10 +150,10 @@ class RedisCore:
             )
         if not isinstance(single_flight, bool):
             raise OptionTypeError(f"{owner}: single_flight must be a bool, got {single_flight!r}")
-        self.lock_ttl = _positive(owner, "lock_ttl", lock_ttl)
-        self.wait = _positive(owner, "wait", wait)
-        self.poll_interval = _positive(owner, "poll_interval", poll_interval)
-        self.retry_after = _positive(owner, "retry_after", retry_after)
+        self.lock_ttl = check_positive(owner, "lock_ttl", lock_ttl)
+        self.wait = check_positive(owner, "wait", wait)
+        self.poll_interval = check_positive(owner, "poll_interval", poll_interval)
+        self.retry_after = check_positive(owner, "retry_after", retry_after)
         if self.poll_interval > self.wait:
             raise InvalidOptionError(
                 f"{owner}: poll_interval ({poll_interval!r}) must not exceed wait ({wait!r})"

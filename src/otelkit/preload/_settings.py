@@ -6,8 +6,8 @@ import concurrent.futures
 from dataclasses import dataclass
 
 from otelkit._clock import Clock
+from otelkit._validate import check_fraction, check_positive, check_positive_int
 from otelkit.errors import InvalidOptionError, OptionTypeError
-from otelkit.preload._options import check_count, check_fraction, check_positive
 
 __all__ = ["Settings"]
 
@@ -65,11 +65,11 @@ class Settings:
             ttl=check_positive(_OWNER, "ttl", ttl),
             half_life=check_positive(_OWNER, "half_life", half_life),
             threshold=start,
-            max_keys=check_count(_OWNER, "max_keys", max_keys, 1),
-            concurrency=check_count(_OWNER, "concurrency", concurrency, 1),
+            max_keys=check_positive_int(_OWNER, "max_keys", max_keys, minimum=1),
+            concurrency=check_positive_int(_OWNER, "concurrency", concurrency, minimum=1),
             refresh_ahead=check_fraction(_OWNER, "refresh_ahead", refresh_ahead),
             refresh_interval=check_positive(_OWNER, "refresh_interval", refresh_interval),
-            max_related=check_count(_OWNER, "max_related", max_related, 0),
+            max_related=check_positive_int(_OWNER, "max_related", max_related, minimum=0),
             adaptive=adaptive,
             target_waste=check_fraction(_OWNER, "target_waste", target_waste),
             threshold_range=_check_range(threshold_range, start),
