@@ -31,16 +31,16 @@ import otelkit
 
 __all__ = ["flush_on_shutdown"]
 
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+_Scope = MutableMapping[str, Any]
+_Message = MutableMapping[str, Any]
+_Receive = Callable[[], Awaitable[_Message]]
+_Send = Callable[[_Message], Awaitable[None]]
+_ASGIApp = Callable[[_Scope, _Receive, _Send], Awaitable[None]]
 
 _SHUTDOWN_DONE = ("lifespan.shutdown.complete", "lifespan.shutdown.failed")
 
 
-def flush_on_shutdown(app: ASGIApp, *, timeout: float | None = None) -> ASGIApp:
+def flush_on_shutdown(app: _ASGIApp, *, timeout: float | None = None) -> _ASGIApp:
     """``app`` (ASGI 3), with ``otelkit.current().shutdown(timeout)`` run when its lifespan
     shutdown completes or fails, before the server hears of it.
 
@@ -48,18 +48,18 @@ def flush_on_shutdown(app: ASGIApp, *, timeout: float | None = None) -> ASGIApp:
     pass through untouched.
     """
 
-    async def application(scope: Scope, receive: Receive, send: Send) -> None:
+    async def application(scope: _Scope, receive: _Receive, send: _Send) -> None:
         if scope["type"] != "lifespan":
             await app(scope, receive, send)
             return
         received = False
 
-        async def receive_message() -> Message:
+        async def receive_message() -> _Message:
             nonlocal received
             received = True
             return await receive()
 
-        async def send_message(message: Message) -> None:
+        async def send_message(message: _Message) -> None:
             if message.get("type") in _SHUTDOWN_DONE:
                 await _shutdown(timeout)
             await send(message)
@@ -77,7 +77,7 @@ def flush_on_shutdown(app: ASGIApp, *, timeout: float | None = None) -> ASGIApp:
     return application
 
 
-async def _serve_lifespan(receive: Receive, send: Send, timeout: float | None) -> None:
+async def _serve_lifespan(receive: _Receive, send: _Send, timeout: float | None) -> None:
     """The lifespan protocol for an application without one."""
     while True:
         message = await receive()

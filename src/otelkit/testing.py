@@ -69,6 +69,7 @@ __all__ = [
     "otelkit_memory",
     "otlp_sink",
     "proto_attributes",
+    "rotel_binary",
     "rotel_collector",
     "wait_until",
 ]
