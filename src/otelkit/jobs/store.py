@@ -6,7 +6,6 @@ import contextlib
 import dataclasses
 import os
 import random
-import time
 import weakref
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
@@ -22,14 +21,10 @@ from otelkit._errors import report_internal_error
 from otelkit.jobs import _admin, _claim
 from otelkit.jobs._admin import JobTransition
 from otelkit.jobs._engine import WRITE, make_engine
-from otelkit.jobs._enqueue import enqueue
 from otelkit.jobs._execute import Attempt, Definition, Runner, job_from_row
 from otelkit.jobs._lease import LeaseKeeper
-from otelkit.jobs._model import (
-    Backoff,
-    Job,
-    JobState,
-)
+from otelkit.jobs._model import Backoff, Job, JobState
+from otelkit.jobs._produce import Producer
 from otelkit.jobs._runnow import RunNow
 from otelkit.jobs._schedule import make_schedule
 from otelkit.jobs._scheduler import JobSchedule, list_schedules, run_schedules
@@ -100,6 +95,9 @@ class JobStore:
             max_errors=max_errors,
         )
         self._run = RunNow(self._engine, self._runner, get_job=self.get, cycle=self._cycle)
+        self._producer = Producer(
+            self._writer, self._telemetry, self._clock, get=self.get, wake=self._wake_if_serving
+        )
         self._gauge_cache: tuple[float, GaugeSnapshot | None] | None = None
         self._wakers: weakref.WeakSet[Worker] = weakref.WeakSet()
         self._closed = False
@@ -156,6 +154,7 @@ class JobStore:
         """Stop lease renewal and gauge queries, and close pooled connections."""
         self._closed = True
         self._keeper.close()
+        self._producer.close()
         self._engine.dispose()
 
     # -- registration ----------------------------------------------------------------------
@@ -331,25 +330,14 @@ class JobStore:
         )
 
     # -- enqueue -----------------------------------------------------------------------------
-    def _enqueue(
-        self,
-        definition: Definition,
-        items: Sequence[tuple[Any, str | None]],
-        *,
-        run_after: datetime | timedelta | float | None,
-        priority: int,
-    ) -> list[str]:
-        ids = enqueue(
-            self._writer,
-            self._telemetry,
-            definition,
-            items,
-            run_after=run_after,
-            priority=priority,
-        )
-        if ids and self._wakers:
-            self._wake_local(definition.queue, _delay_of(run_after))
-        return ids
+    @property
+    def producer(self) -> Producer:
+        """The collaborator job functions enqueue through (internal)."""
+        return self._producer
+
+    def _wake_if_serving(self, queue: str, delay: float) -> None:
+        if self._wakers:
+            self._wake_local(queue, delay)
 
     # -- waking this process's workers -----------------------------------------------------
     def _add_waker(self, worker: Worker) -> None:
@@ -448,10 +436,6 @@ class JobStore:
         if only_claims and self._autocommit is not None:
             return self._autocommit.connect()
         return self._writer.begin()
-
-    def _complete(self, owner: str, attempts: Sequence[Attempt]) -> None:
-        """Apply the attempts' transitions in one transaction, then close their spans."""
-        self._cycle(owner, attempts)
 
     def _renew(self, owner: str, leases: Sequence[tuple[str, int]]) -> set[str]:
         with suppress_instrumentation(), self._writer.begin() as conn:
@@ -557,14 +541,3 @@ class JobStore:
         """Delete final jobs (and their history) last updated more than ``older_than`` ago."""
         with require_schema(self._engine):
             return _admin.purge(self._writer, older_than=older_than, states=states)
-
-
-def _delay_of(run_after: datetime | timedelta | float | None) -> float:
-    """Seconds from now until ``run_after`` (local clock: a wake-up hint only)."""
-    if run_after is None:
-        return 0.0
-    if isinstance(run_after, datetime):
-        return run_after.timestamp() - time.time()
-    if isinstance(run_after, timedelta):
-        return run_after.total_seconds()
-    return float(run_after)
