@@ -1,4 +1,4 @@
-"""``otelkit jobs worker|list|show|retry|cancel|purge``: run and inspect jobs from a shell."""
+"""``otelkit jobs worker|list|show|retry|cancel|pause|resume|purge``: run and inspect jobs from a shell."""
 
 from __future__ import annotations
 
@@ -80,6 +80,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         action = sub.add_parser(name, parents=[db], help=verb)
         action.add_argument("job_ids", nargs="+", metavar="JOB_ID")
         action.set_defaults(func=_operate, operation=name)
+
+    for name, verb in (("pause", "stop claiming jobs of queues"), ("resume", "resume queues")):
+        action = sub.add_parser(name, parents=[db], help=verb)
+        action.add_argument("queues", nargs="+", metavar="QUEUE")
+        action.set_defaults(func=_pause, operation=name)
 
     purge = sub.add_parser("purge", parents=[db], help="delete old final jobs and their history")
     purge.add_argument("--older-than", default="7d", help="age like 30m, 12h, 7d (default 7d)")
@@ -330,6 +335,20 @@ def _operate(args: argparse.Namespace) -> int:
     except ValueError as exc:
         return _fail(args, exc)
     return 1 if failures else 0
+
+
+def _pause(args: argparse.Namespace) -> int:
+    pausing = args.operation == "pause"
+    try:
+        with _session(args) as store:
+            for queue in args.queues:
+                changed = store.pause(queue) if pausing else store.resume(queue)
+                state = "paused" if pausing else "running"
+                print(f"{args.operation}: {queue} {state}" + ("" if changed else " (already)"))
+            print(f"paused queues: {', '.join(store.paused_queues()) or 'none'}")
+    except ValueError as exc:
+        return _fail(args, exc)
+    return 0
 
 
 def _purge(args: argparse.Namespace) -> int:

@@ -12,6 +12,7 @@ must parse as one; any other text is a SQLite file path if it ends in ``.db``, `
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 import sqlite3
@@ -152,14 +153,13 @@ def make_async_engine(engine: sa.Engine) -> Any:
 
     SQLite connections get the store's pragmas, and write transactions begin ``IMMEDIATE``.
     """
-    try:
-        import greenlet  # noqa: F401 - SQLAlchemy's asyncio extension needs it
-        from sqlalchemy.ext.asyncio import create_async_engine
-    except ImportError as exc:
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    if importlib.util.find_spec("greenlet") is None:  # SQLAlchemy's asyncio extension needs it
         raise ImportError(
-            f"otelkit.jobs async enqueue needs SQLAlchemy's asyncio support ({exc}); "
-            f"install it with: {ASYNC_EXTRA}"
-        ) from exc
+            "otelkit.jobs async enqueue needs SQLAlchemy's asyncio support (greenlet is not "
+            f"installed); install it with: {ASYNC_EXTRA}"
+        )
     url = engine.url
     if url.get_backend_name() == "postgresql":
         return create_async_engine(url.set(drivername="postgresql+psycopg"))

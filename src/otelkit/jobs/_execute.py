@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import inspect
 import random
 from collections.abc import Callable, Iterator, Mapping
@@ -22,6 +23,7 @@ from opentelemetry.trace import Span
 
 from otelkit._clock import Clock
 from otelkit._errors import report_internal_error
+from otelkit.jobs._cancel import CancelProbe, Check, JobCancelledError, cancellable
 from otelkit.jobs._claim import LOST, Transition
 from otelkit.jobs._failurelog import log_failure
 from otelkit.jobs._lease import Lease, LeaseKeeper
@@ -113,6 +115,12 @@ class Attempt:
     """Timed out: the worker recorded the outcome; what the function does later is discarded."""
     expired_after: float | None = None
     """Set when the attempt's timeout (these seconds) cancelled an async function."""
+    probe: CancelProbe | None = None
+    """Answers ``job.cancel_requested()``; ``probe.seen``: the attempt learnt it."""
+
+    @property
+    def cancel_seen(self) -> bool:
+        return self.probe is not None and self.probe.seen
 
 
 class Runner:
@@ -127,7 +135,9 @@ class Runner:
         clock: Clock,
         rng: random.Random,
         max_errors: int,
+        still_ours: Check | None = None,
     ) -> None:
+        self._still_ours = still_ours
         self._registry = registry
         self._telemetry = telemetry
         self._keeper = keeper
@@ -149,6 +159,10 @@ class Runner:
             worker=owner,
         )
         claimed_from = m["claimed_from"] or JobState.QUEUED.value
+        probe = None
+        if self._still_ours is not None:
+            probe = CancelProbe(self._still_ours, self._clock, job.id, job.attempt, owner)
+            job = dataclasses.replace(job, _cancel_probe=probe)
         wait = m["updated_at"] - m["run_after"]
         tel.consumed(name=job.name, queue=job.queue, queue_wait=wait, counts=counts)
         attempt = Attempt(
@@ -159,6 +173,7 @@ class Runner:
             lease=self._keeper.hold(owner, job.id, job.attempt, m["lease_seconds"]),
             owner=owner,
             errors=[e.to_json() for e in job.errors],
+            probe=probe,
         )
         reason = None
         if claimed_from == JobState.RUNNING.value:
@@ -215,7 +230,11 @@ class Runner:
         with self._outcome(attempt) as result:
             value = definition.fn(attempt.job)
             if inspect.isawaitable(value):
-                value = await (value if timeout is None else _limited(attempt, value, timeout))
+                if timeout is not None:
+                    value = _limited(attempt, value, timeout)
+                if attempt.probe is not None:
+                    value = cancellable(value, attempt.probe)
+                value = await value
             result.append(value)
 
     @contextlib.contextmanager
@@ -231,6 +250,9 @@ class Runner:
         except _INTERRUPTS as exc:
             self._release(attempt, exc)
             raise
+        except JobCancelledError:
+            self._stop_timer(attempt)
+            self.release(attempt, "cancelled")  # rejected by the fence: recorded as lost
         except Exception as exc:  # noqa: BLE001 - the job's failure is recorded, not propagated
             self._failed(attempt, exc)
         else:

@@ -8,7 +8,9 @@ caller's trace.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import weakref
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -56,7 +58,10 @@ class Producer:
         self._clock = clock
         self._get = get
         self._wake = wake
-        self._async_engine: AsyncEngine | None = None
+        # One async engine per event loop: pooled async connections belong to their loop.
+        self._async_engines: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncEngine] = (
+            weakref.WeakKeyDictionary()
+        )
 
     def enqueue(
         self,
@@ -112,11 +117,18 @@ class Producer:
             self._record(span, batch, outcome)
         return self._handles(batch, outcome, woke=conn is None)
 
+    async def aclose(self) -> None:
+        """Close the async connections of the running event loop."""
+        engine = self._async_engines.pop(asyncio.get_running_loop(), None)
+        if engine is not None:
+            await engine.dispose()
+
     def close(self) -> None:
-        """Forget the async engine's pooled connections (closing them needs their loop)."""
-        if self._async_engine is not None:
-            self._async_engine.sync_engine.dispose(close=False)
-            self._async_engine = None
+        """Let go of every loop's async engine (closing their connections needs the loop:
+        async applications call :meth:`aclose` before their loop ends)."""
+        for engine in list(self._async_engines.values()):
+            engine.sync_engine.dispose(close=False)
+        self._async_engines.clear()
 
     # -- parts -------------------------------------------------------------------------------
     @contextlib.contextmanager
@@ -214,6 +226,8 @@ class Producer:
         return connection
 
     def _engine_async(self) -> AsyncEngine:
-        if self._async_engine is None:
-            self._async_engine = make_async_engine(self._writer)
-        return self._async_engine
+        loop = asyncio.get_running_loop()
+        engine = self._async_engines.get(loop)
+        if engine is None:
+            engine = self._async_engines[loop] = make_async_engine(self._writer)
+        return engine

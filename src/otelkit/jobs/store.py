@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import os
 import random
 import weakref
@@ -20,12 +21,14 @@ from otelkit._clock import REAL_CLOCK, Clock
 from otelkit._errors import report_internal_error
 from otelkit.jobs import _admin, _claim
 from otelkit.jobs._admin import JobTransition
+from otelkit.jobs._cancel import still_ours
 from otelkit.jobs._engine import WRITE, make_engine
 from otelkit.jobs._execute import Attempt, Definition, Runner, job_from_row
+from otelkit.jobs._followup import Followups, RunNowWithFollowups
 from otelkit.jobs._lease import LeaseKeeper
 from otelkit.jobs._model import Backoff, Job, JobState
 from otelkit.jobs._produce import Producer
-from otelkit.jobs._runnow import RunNow
+from otelkit.jobs._queues import paused_queues, set_paused
 from otelkit.jobs._schedule import make_schedule
 from otelkit.jobs._scheduler import JobSchedule, list_schedules, run_schedules
 from otelkit.jobs._schema import (
@@ -93,8 +96,12 @@ class JobStore:
             clock=self._clock,
             rng=rng or random.Random(),
             max_errors=max_errors,
+            still_ours=functools.partial(still_ours, self._engine),
         )
-        self._run = RunNow(self._engine, self._runner, get_job=self.get, cycle=self._cycle)
+        self._run = RunNowWithFollowups(
+            self._engine, self._runner, get_job=self.get, cycle=self._cycle
+        )
+        self._followups = Followups(self._telemetry, self._clock)
         self._producer = Producer(
             self._writer, self._telemetry, self._clock, get=self.get, wake=self._wake_if_serving
         )
@@ -156,6 +163,12 @@ class JobStore:
         self._keeper.close()
         self._producer.close()
         self._engine.dispose()
+
+    async def aclose(self) -> None:
+        """:meth:`close` for async applications: first closes the async connections that
+        ``aenqueue`` opened in the running event loop (call it before the loop ends)."""
+        await self._producer.aclose()
+        self.close()
 
     # -- registration ----------------------------------------------------------------------
     @overload
@@ -406,11 +419,9 @@ class JobStore:
                 )
             if transitions:
                 applied = _claim.finish(conn, owner=owner, transitions=transitions)
-                lost = [(a.job.id, a.job.attempt) for a in done if a.job.id not in applied]
-                if lost:
-                    _claim.record_lost(
-                        conn, owner=owner, lost=lost, reason="lease lost: result rejected"
-                    )
+                for reason, lost in _lost_by_reason(done, applied).items():
+                    _claim.record_lost(conn, owner=owner, lost=lost, reason=reason)
+                self._followups.insert(conn, [a for a in done if a.job.id in applied])
             if limit and takeover:
                 rows = _claim.claim_expired(conn, owner=owner, queues=queues, limit=limit)
             if limit > len(rows):
@@ -532,6 +543,33 @@ class JobStore:
                 finished_at=db_now(),
             )
 
+    def pause(self, queue: str) -> bool:
+        """Stop workers (of every process and machine) claiming jobs of ``queue``; running
+        attempts finish. Whether it was running before. An unknown queue raises
+        :class:`~otelkit.errors.InvalidOptionError`."""
+        with require_schema(self._engine):
+            return set_paused(
+                self._writer, "store.pause", queue, paused=True, registered=self._queue_names()
+            )
+
+    def resume(self, queue: str) -> bool:
+        """Let workers claim jobs of ``queue`` again (and wake them); whether it was paused."""
+        with require_schema(self._engine):
+            changed = set_paused(
+                self._writer, "store.resume", queue, paused=False, registered=self._queue_names()
+            )
+        if changed:
+            self._wake_if_serving(queue, 0.0)
+        return changed
+
+    def paused_queues(self) -> list[str]:
+        """The queues paused now (by any process), sorted."""
+        with require_schema(self._engine):
+            return paused_queues(self._engine)
+
+    def _queue_names(self) -> set[str]:
+        return {d.queue for d in self._registry.values()}
+
     def purge(
         self,
         *,
@@ -541,3 +579,15 @@ class JobStore:
         """Delete final jobs (and their history) last updated more than ``older_than`` ago."""
         with require_schema(self._engine):
             return _admin.purge(self._writer, older_than=older_than, states=states)
+
+
+def _lost_by_reason(done: Sequence[Attempt], applied: set[str]) -> dict[str, list[tuple[str, int]]]:
+    """The attempts whose result the fence rejected, by the reason recorded in the history."""
+    lost: dict[str, list[tuple[str, int]]] = {}
+    for a in done:
+        if a.job.id not in applied:
+            reason = (
+                "cancelled: result discarded" if a.cancel_seen else "lease lost: result rejected"
+            )
+            lost.setdefault(reason, []).append((a.job.id, a.job.attempt))
+    return lost
