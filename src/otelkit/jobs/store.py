@@ -29,6 +29,7 @@ from otelkit.jobs._lease import LeaseKeeper
 from otelkit.jobs._model import Backoff, Job, JobState
 from otelkit.jobs._produce import Producer
 from otelkit.jobs._queues import paused_queues, set_paused
+from otelkit.jobs._retention import DEFAULT_RETENTION, Pruner
 from otelkit.jobs._schedule import make_schedule
 from otelkit.jobs._scheduler import JobSchedule, list_schedules, run_schedules
 from otelkit.jobs._schema import (
@@ -322,12 +323,16 @@ class JobStore:
         shutdown_timeout: float = 30.0,
         timeout: float | timedelta | None = None,
         listen: bool = True,
+        retention: timedelta | None = DEFAULT_RETENTION,
     ) -> Worker:
         """A worker running this store's registered functions (see :class:`Worker`).
 
         ``timeout``: the default execution timeout of functions that set none. ``listen``
         (PostgreSQL): wake on ``NOTIFY`` instead of waiting for the next poll.
         ``poll_interval`` (default: 1 s, or 15 s while listening) bounds every idle wait.
+        ``retention``: finished jobs (and their history) last updated longer ago are
+        deleted by the worker when idle, in bounded batches, one pruner at a time across
+        workers (None: keep them).
         """
         from otelkit.jobs.worker import Worker
 
@@ -340,7 +345,11 @@ class JobStore:
             shutdown_timeout=shutdown_timeout,
             timeout=timeout,
             listen=listen,
+            retention=retention,
         )
+
+    def _pruner(self, owner: str, age: float) -> Pruner:
+        return Pruner(self._writer, self._telemetry, owner=owner, age=age)
 
     # -- enqueue -----------------------------------------------------------------------------
     @property

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from otelkit._errors import report_internal_error
 from otelkit._threads import start_daemon
 from otelkit.jobs._execute import Attempt
+from otelkit.jobs._retention import DEFAULT_RETENTION, check_retention
 from otelkit.jobs._wakeup import Listener
 
 if TYPE_CHECKING:
@@ -37,6 +38,7 @@ _TAKEOVER_EVERY = 1.0  # seconds between claims of running jobs whose lease expi
 _MAX_PAUSE = 30.0  # cap of the reconnect backoff
 _POLL = 1.0  # default seconds between polls without notifications (SQLite, listener down)
 _LISTEN_POLL = 15.0  # default fallback poll while the LISTEN connection is up
+_PRUNE_EVERY = 60.0  # seconds between pruning runs of one worker (retention)
 _STRAGGLERS = 32  # extra job threads for sync attempts abandoned after their timeout
 
 
@@ -62,6 +64,7 @@ class Worker:
         shutdown_timeout: float,
         timeout: float | timedelta | None = None,
         listen: bool = True,
+        retention: timedelta | None = DEFAULT_RETENTION,
     ) -> None:
         from otelkit.jobs._runnow import new_owner
 
@@ -129,6 +132,9 @@ class Worker:
         self._failures = 0
         self._jitter = random.Random()
         self._last_sweep = 0.0
+        age = check_retention("worker", retention)
+        self._pruner = None if age is None else store._pruner(self.id, age)
+        self._last_prune = 0.0
         self._last_takeover = 0.0
         self._claimed = 0
         self._inline: deque[tuple[Attempt, Future[Any]]] = deque()
@@ -200,6 +206,8 @@ class Worker:
                 self._run_inline()
                 if asked and claimed < asked and self._due("_last_sweep", _SWEEP_EVERY):
                     self._sweep()
+                if asked and claimed < asked and self._due("_last_prune", _PRUNE_EVERY):
+                    self._prune()
                 with self._cond:
                     if until_idle and claimed == 0 and not self._in_flight and not self._done:
                         break
@@ -367,6 +375,18 @@ class Worker:
         pause *= 0.5 + self._jitter.random() / 2
         with self._cond:
             self._cond.wait_for(lambda: self._stopping, timeout=pause)
+
+    def _prune(self) -> None:
+        """Delete one bounded run of old finished jobs (when idle; one pruner at a time)."""
+        if self._pruner is None:
+            return
+        try:
+            _, more = self._pruner.run()
+        except Exception as exc:  # noqa: BLE001 - the next run tries again
+            report_internal_error("jobs.prune", exc)
+            return
+        if more:  # a backlog: the next idle moment continues, not the next minute
+            self._last_prune = time.monotonic() - _PRUNE_EVERY + 1.0
 
     def _sweep(self) -> None:
         try:
