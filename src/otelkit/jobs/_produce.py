@@ -52,8 +52,12 @@ class Producer:
         *,
         get: Callable[[str], Job | None],
         wake: Callable[[str, float], None],
+        autocommit: sa.Engine | None = None,
     ) -> None:
         self._writer = writer
+        # PostgreSQL: the INSERT is one atomic statement, so without a caller's transaction
+        # it runs in autocommit mode (no COMMIT round trip).
+        self._own = autocommit if autocommit is not None else writer
         self._telemetry = telemetry
         self._clock = clock
         self._get = get
@@ -83,7 +87,7 @@ class Producer:
                 with require_schema(self._writer):
                     outcome = insert(conn, batch, carrier)
             else:
-                with require_schema(self._writer), self._writer.begin() as own:
+                with require_schema(self._writer), self._own.begin() as own:
                     outcome = insert(own, batch, carrier)
             self._record(span, batch, outcome)
         return self._handles(batch, outcome, woke=conn is None)

@@ -104,7 +104,12 @@ class JobStore:
         )
         self._followups = Followups(self._telemetry, self._clock)
         self._producer = Producer(
-            self._writer, self._telemetry, self._clock, get=self.get, wake=self._wake_if_serving
+            self._writer,
+            self._telemetry,
+            self._clock,
+            get=self.get,
+            wake=self._wake_if_serving,
+            autocommit=self._autocommit,
         )
         self._gauge_cache: tuple[float, GaugeSnapshot | None] | None = None
         self._wakers: weakref.WeakSet[Worker] = weakref.WeakSet()
