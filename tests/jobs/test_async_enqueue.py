@@ -76,7 +76,7 @@ def test_await_a_handle_for_the_final_state_and_result(db_url, make_store) -> No
 def test_wait_times_out_when_no_worker_runs(sqlite_url, make_store) -> None:
     store = make_store(sqlite_url)
     handle = store.job(name="a")(lambda job: None).enqueue()
-    with pytest.raises(TimeoutError, match="not final within 0.05 s"):
+    with pytest.raises(TimeoutError, match=r"not final within 0\.05 s"):
         handle.wait(timeout=0.05)
 
 
@@ -111,9 +111,8 @@ def test_aenqueue_refuses_sync_connections_and_unique_keys_work(sqlite_url, make
     fn = store.job(name="a")(lambda job: None)
 
     async def app() -> None:
-        with store.engine.begin() as conn:
-            with pytest.raises(OptionTypeError, match="AsyncConnection"):
-                await fn.aenqueue({}, connection=conn)
+        with store.engine.begin() as conn, pytest.raises(OptionTypeError, match="AsyncConnection"):
+            await fn.aenqueue({}, connection=conn)
         with pytest.raises(OptionTypeError, match="AsyncSession"):
             await fn.aenqueue({}, session=object())
         with pytest.raises(InvalidOptionError, match="unique_key must not be empty"):

@@ -27,11 +27,10 @@ def _counts(store: JobStore) -> tuple[int, int]:
 def test_a_rolled_back_connection_leaves_no_job_and_no_history(db_url, make_store) -> None:
     store = make_store(db_url)
     fn = store.job(name="t")(_noop)
-    with store.engine.connect() as conn:
-        with conn.begin() as tx:
-            fn.enqueue({"a": 1}, connection=conn)
-            fn.enqueue_many([{"b": 1}, {"b": 2}], connection=conn)
-            tx.rollback()
+    with store.engine.connect() as conn, conn.begin() as tx:
+        fn.enqueue({"a": 1}, connection=conn)
+        fn.enqueue_many([{"b": 1}, {"b": 2}], connection=conn)
+        tx.rollback()
     assert _counts(store) == (0, 0)
 
 
@@ -79,9 +78,9 @@ def test_bad_connections_and_sessions_are_refused_with_nothing_written(
 ) -> None:
     store = make_store(sqlite_url)
     fn = store.job(name="t")(_noop)
-    with store.engine.connect() as conn:
-        with pytest.raises(InvalidOptionError, match="connection is not inside a transaction"):
-            fn.enqueue({}, connection=conn)
+    outside = pytest.raises(InvalidOptionError, match="connection is not inside a transaction")
+    with store.engine.connect() as conn, outside:
+        fn.enqueue({}, connection=conn)
     with pytest.raises(OptionTypeError, match="connection must be a sqlalchemy"):
         fn.enqueue({}, connection=store.engine)
     other = sa.create_engine(f"sqlite:///{tmp_path / 'other.db'}")
@@ -90,11 +89,11 @@ def test_bad_connections_and_sessions_are_refused_with_nothing_written(
     with Session(other) as session, pytest.raises(InvalidOptionError, match="not to the store"):
         fn.enqueue({}, session=session)
     other.dispose()
-    with pytest.raises(OptionTypeError, match="session must be a sqlalchemy.orm.Session"):
+    with pytest.raises(OptionTypeError, match=r"session must be a sqlalchemy\.orm\.Session"):
         fn.enqueue({}, session="db")
-    with store.engine.begin() as conn, Session(store.engine) as session:
-        with pytest.raises(InvalidOptionError, match="not both"):
-            fn.enqueue({}, connection=conn, session=session)
+    both = pytest.raises(InvalidOptionError, match="not both")
+    with store.engine.begin() as conn, Session(store.engine) as session, both:
+        fn.enqueue({}, connection=conn, session=session)
     assert _counts(store) == (0, 0)
 
 
@@ -103,7 +102,7 @@ def test_enqueue_many_is_one_insert_statement(db_url, make_store) -> None:
     fn = store.job(name="t")(_noop)
     statements: list[str] = []
 
-    def seen(conn, cursor, statement, parameters, context, executemany) -> None:  # noqa: ANN001
+    def seen(conn, cursor, statement, parameters, context, executemany) -> None:
         if statement.lstrip().upper().startswith("INSERT"):
             statements.append(statement)
 

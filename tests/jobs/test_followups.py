@@ -9,7 +9,7 @@ from otelkit.errors import OptionTypeError
 from otelkit.jobs import Job, JobState, LeaseLostError
 
 
-def _names(store) -> list[str]:  # noqa: ANN001
+def _names(store) -> list[str]:
     with store.engine.connect() as conn:
         return sorted(conn.exec_driver_sql("SELECT name FROM otelkit_jobs").scalars())
 

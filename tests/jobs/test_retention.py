@@ -11,7 +11,7 @@ from otelkit.errors import OptionTypeError
 from otelkit.jobs._retention import Pruner
 
 
-def _backdate(store, ids, status: str) -> None:  # noqa: ANN001
+def _backdate(store, ids, status: str) -> None:
     with store.engine.begin() as conn:
         conn.execute(
             sa.text("UPDATE otelkit_jobs SET status = :s, updated_at = 1000 WHERE id IN :ids")
@@ -20,13 +20,13 @@ def _backdate(store, ids, status: str) -> None:  # noqa: ANN001
         )  # fmt: skip
 
 
-def _count(store, table: str = "otelkit_jobs") -> int:  # noqa: ANN001
+def _count(store, table: str = "otelkit_jobs") -> int:
     with store.engine.connect() as conn:
         return int(conn.exec_driver_sql(f"SELECT count(*) FROM {table}").scalar_one())
 
 
 @pytest.fixture
-def aged(db_url, make_store, memory_telemetry):  # noqa: ANN201
+def aged(db_url, make_store, memory_telemetry):
     """1,200 old finished jobs, old waiting and running ones, and fresh finished ones."""
     store = make_store(db_url, meter_provider=memory_telemetry.meter_provider)
     fn = store.job(name="r")(lambda job: None)

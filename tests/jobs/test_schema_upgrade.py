@@ -6,9 +6,10 @@ import importlib.util
 from pathlib import Path
 from types import ModuleType
 
+import pytest
 import sqlalchemy as sa
 
-from otelkit.jobs import Job, JobState, JobStore
+from otelkit.jobs import JobState, JobStore, SchemaMissingError
 
 _PREVIOUS = Path(__file__).parent / "previous" / "schema_previous.py"
 
@@ -58,14 +59,8 @@ def test_a_store_on_a_previous_release_database_asks_for_create_schema(db_url) -
     store = JobStore(db_url, gauges=False)
     try:
         fn = store.job(name="up")(lambda job: None)
-        import pytest
-
-        from otelkit.jobs import SchemaMissingError
-
         with pytest.raises(SchemaMissingError, match="create_schema"):
             fn.enqueue(unique_key="k")
     finally:
         store.close()
 
-
-_ = Job

@@ -60,6 +60,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         action="store_true",
         help="exit once no job is ready and none is running (default: run until SIGTERM)",
     )
+    worker.add_argument(
+        "--retention",
+        default="7d",
+        help="delete finished jobs older than this, like 12h or 30d, or 'off' (default 7d)",
+    )
     worker.set_defaults(func=_worker)
 
     listing = sub.add_parser("list", parents=[db], help="list jobs, most recently updated first")
@@ -131,6 +136,7 @@ def _worker(args: argparse.Namespace) -> int:
         definitions, stores = _import_jobs(args.imports)
         if args.concurrency < 1 or (args.batch is not None and args.batch < 1):
             raise ValueError("--concurrency and --batch must be >= 1")
+        retention = None if args.retention == "off" else _duration(args.retention, "--retention")
     except (ImportError, ValueError) as exc:
         return _fail(args, exc)
     try:
@@ -140,7 +146,12 @@ def _worker(args: argparse.Namespace) -> int:
             if definition.name not in store.functions:
                 store._register(definition)
         store.create_schema()
-        worker = store.worker(queues=args.queue, concurrency=args.concurrency, batch=args.batch)
+        worker = store.worker(
+            queues=args.queue,
+            concurrency=args.concurrency,
+            batch=args.batch,
+            retention=retention,
+        )
     except (ValueError, TypeError) as exc:
         return _fail(args, exc)
     names = ", ".join(sorted(d.name for d in definitions))
@@ -363,10 +374,10 @@ def _purge(args: argparse.Namespace) -> int:
 
 
 # -- formatting ----------------------------------------------------------------------------
-def _duration(text: str) -> timedelta:
+def _duration(text: str, option: str = "--older-than") -> timedelta:
     match = _DURATION.match(text.strip())
     if match is None:
-        raise ValueError(f"--older-than must look like 30m, 12h or 7d, got {text!r}")
+        raise ValueError(f"{option} must look like 30m, 12h or 7d, got {text!r}")
     return timedelta(seconds=float(match.group(1)) * _UNITS[match.group(2)])
 
 

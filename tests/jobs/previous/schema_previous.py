@@ -253,7 +253,7 @@ def require_schema(engine: sa.Engine) -> Iterator[None]:
     except sa.exc.DBAPIError as exc:
         try:
             missing = not has_schema(engine)
-        except Exception:  # noqa: BLE001 - the database is away: the original error says more
+        except Exception:
             missing = False
         if missing:
             raise missing_schema(engine) from exc
