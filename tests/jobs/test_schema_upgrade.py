@@ -63,4 +63,3 @@ def test_a_store_on_a_previous_release_database_asks_for_create_schema(db_url) -
             fn.enqueue(unique_key="k")
     finally:
         store.close()
-

@@ -2,45 +2,36 @@
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import functools
 import os
 import random
 import weakref
-from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 import sqlalchemy as sa
 from opentelemetry import metrics, trace
-from opentelemetry.instrumentation.utils import suppress_instrumentation
 
 from otelkit._clock import REAL_CLOCK, Clock
 from otelkit._errors import report_internal_error
-from otelkit.jobs import _admin, _claim
+from otelkit.jobs import _admin
 from otelkit.jobs._admin import JobTransition
-from otelkit.jobs._cancel import still_ours
-from otelkit.jobs._engine import WRITE, make_engine
-from otelkit.jobs._execute import Attempt, Definition, Runner, job_from_row
-from otelkit.jobs._followup import Followups, RunNowWithFollowups
-from otelkit.jobs._lease import LeaseKeeper
+from otelkit.jobs._backend import Backend
+from otelkit.jobs._engine import make_engine
+from otelkit.jobs._execute import Definition
 from otelkit.jobs._model import Backoff, Job, JobState
-from otelkit.jobs._produce import Producer
 from otelkit.jobs._queues import paused_queues, set_paused
-from otelkit.jobs._retention import DEFAULT_RETENTION, Pruner
+from otelkit.jobs._retention import DEFAULT_RETENTION
 from otelkit.jobs._schedule import make_schedule
-from otelkit.jobs._scheduler import JobSchedule, list_schedules, run_schedules
+from otelkit.jobs._scheduler import JobSchedule, list_schedules
 from otelkit.jobs._schema import (
     create_schema,
     db_now,
-    has_schema,
     jobs,
-    missing_schema,
     require_schema,
 )
-from otelkit.jobs._telemetry import Counts, GaugeSnapshot, JobTelemetry, TraceMode
+from otelkit.jobs._telemetry import GaugeSnapshot, JobTelemetry, TraceMode
 from otelkit.jobs.decorator import JobFunction, define
 
 if TYPE_CHECKING:
@@ -80,41 +71,22 @@ class JobStore:
         if isinstance(max_errors, bool) or not isinstance(max_errors, int) or max_errors < 1:
             raise ValueError(f"JobStore: max_errors must be an int >= 1, got {max_errors!r}")
         self._engine = make_engine(url_or_engine)
-        self._writer = self._engine.execution_options(**{WRITE: True})
-        self._autocommit: sa.Engine | None = None
-        if self._engine.dialect.name == "postgresql":
-            self._autocommit = self._engine.execution_options(isolation_level="AUTOCOMMIT")
         self._clock = clock or REAL_CLOCK
-        self._registry: dict[str, Definition] = {}
         self._telemetry = JobTelemetry(
             tracer_provider=tracer_provider, meter_provider=meter_provider, trace_mode=trace_mode
         )
-        self._keeper = LeaseKeeper(self._renew, self._clock)
-        self._runner = Runner(
-            registry=self._registry,
-            telemetry=self._telemetry,
-            keeper=self._keeper,
-            clock=self._clock,
-            rng=rng or random.Random(),
-            max_errors=max_errors,
-            still_ours=functools.partial(still_ours, self._engine),
-        )
-        self._run = RunNowWithFollowups(
-            self._engine, self._runner, get_job=self.get, cycle=self._cycle
-        )
-        self._followups = Followups(self._telemetry, self._clock)
-        self._producer = Producer(
-            self._writer,
+        self._backend = Backend(
+            self._engine,
             self._telemetry,
             self._clock,
+            rng=rng or random.Random(),
+            max_errors=max_errors,
             get=self.get,
-            wake=self._wake_if_serving,
-            autocommit=self._autocommit,
         )
+        self._writer = self._backend.writer
+        self._registry = self._backend.registry
         self._gauge_cache: tuple[float, GaugeSnapshot | None] | None = None
-        self._wakers: weakref.WeakSet[Worker] = weakref.WeakSet()
         self._closed = False
-        self._schema_seen = False
         if gauges:
             self._telemetry.observe(self._gauge_snapshot)
         # A forked child must not reuse the parent's pooled connections.
@@ -133,6 +105,11 @@ class JobStore:
         return self._engine
 
     @property
+    def backend(self) -> Backend:
+        """The store's internals that its job functions, workers and the CLI use."""
+        return self._backend
+
+    @property
     def functions(self) -> dict[str, Definition]:
         """Registered job functions by name (a copy)."""
         return dict(self._registry)
@@ -144,36 +121,18 @@ class JobStore:
         calls it). A store used before raises :class:`SchemaMissingError` saying so.
         """
         create_schema(self._engine)
-        self._schema_seen = True
-
-    def _check_schema(self) -> None:
-        """Raise :class:`SchemaMissingError` if the job tables do not exist.
-
-        A database that cannot be reached is not reported here: the worker's loop backs off
-        and reconnects (the check runs again at the next ``run``).
-        """
-        if self._schema_seen:
-            return
-        try:
-            with suppress_instrumentation():
-                present = has_schema(self._engine)
-        except sa.exc.SQLAlchemyError:
-            return
-        if not present:
-            raise missing_schema(self._engine)
-        self._schema_seen = True
+        self._backend.schema_created()
 
     def close(self) -> None:
         """Stop lease renewal and gauge queries, and close pooled connections."""
         self._closed = True
-        self._keeper.close()
-        self._producer.close()
+        self._backend.close()
         self._engine.dispose()
 
     async def aclose(self) -> None:
         """:meth:`close` for async applications: first closes the async connections that
         ``aenqueue`` opened in the running event loop (call it before the loop ends)."""
-        await self._producer.aclose()
+        await self._backend.producer.aclose()
         self.close()
 
     # -- registration ----------------------------------------------------------------------
@@ -226,7 +185,7 @@ class JobStore:
                 backoff=backoff,
                 timeout=timeout,
             )
-            self._register(definition)
+            self._backend.register(definition)
             return JobFunction(self, definition)
 
         if fn is None:
@@ -270,7 +229,7 @@ class JobStore:
                 timeout=timeout,
             )
             definition = dataclasses.replace(definition, schedule=schedule)
-            self._register(definition)
+            self._backend.register(definition)
             return JobFunction(self, definition)
 
         return register
@@ -285,7 +244,9 @@ class JobStore:
             raise ValueError("schedule_due: now must be a timezone-aware datetime")
         definitions = [d for d in self._registry.values() if d.schedule is not None]
         with require_schema(self._engine):
-            ids, _ = self._run_schedules(definitions, now=None if now is None else now.timestamp())
+            ids, _ = self._backend.run_schedules(
+                definitions, now=None if now is None else now.timestamp()
+            )
         return ids
 
     def schedules(self) -> list[JobSchedule]:
@@ -293,30 +254,10 @@ class JobStore:
         with require_schema(self._engine):
             return list_schedules(self._engine)
 
-    def _run_schedules(
-        self, definitions: Sequence[Definition], *, now: float | None = None
-    ) -> tuple[list[str], float | None]:
-        if not definitions:
-            return [], None
-        enqueued, next_in = run_schedules(self._writer, self._telemetry, definitions, now=now)
-        for queue in {q for q, _ in enqueued}:
-            self._wake_local(queue, 0.0)
-        return [job_id for _, job_id in enqueued], next_in
-
-    def _register(self, definition: Definition) -> None:
-        existing = self._registry.get(definition.name)
-        if existing is not None and existing.fn is not definition.fn:
-            raise ValueError(
-                f"a job named {definition.name!r} is already registered "
-                f"({existing.fn.__module__}.{existing.fn.__qualname__}); pass name=... to "
-                "choose another"
-            )
-        self._registry[definition.name] = definition
-
     def adopt(self, functions: Iterable[JobFunction[Any]]) -> None:
         """Register job functions declared on another store (e.g. by the CLI worker)."""
         for fn in functions:
-            self._register(fn.definition)
+            self._backend.register(fn.definition)
 
     def worker(
         self,
@@ -352,134 +293,6 @@ class JobStore:
             listen=listen,
             retention=retention,
         )
-
-    def _pruner(self, owner: str, age: float) -> Pruner:
-        return Pruner(self._writer, self._telemetry, owner=owner, age=age)
-
-    # -- enqueue -----------------------------------------------------------------------------
-    @property
-    def producer(self) -> Producer:
-        """The collaborator job functions enqueue through (internal)."""
-        return self._producer
-
-    def _wake_if_serving(self, queue: str, delay: float) -> None:
-        if self._wakers:
-            self._wake_local(queue, delay)
-
-    # -- waking this process's workers -----------------------------------------------------
-    def _add_waker(self, worker: Worker) -> None:
-        self._wakers.add(worker)
-
-    def _remove_waker(self, worker: Worker) -> None:
-        self._wakers.discard(worker)
-
-    def _wake_local(self, queue: str, delay: float) -> None:
-        """Wake this process's idle workers of ``queue`` (an in-process event: no SQL)."""
-        for worker in list(self._wakers):
-            worker._wake(queue, delay)
-
-    # -- one attempt now (fn.run) ------------------------------------------------------------
-    def _run_now(self, definition: Definition, job_id: str) -> JobState:
-        return self._run.run(definition, job_id)
-
-    async def _run_now_async(self, definition: Definition, job_id: str) -> JobState:
-        return await self._run.run_async(definition, job_id)
-
-    # -- worker-facing -----------------------------------------------------------------------
-    def _cycle(
-        self,
-        owner: str,
-        done: Sequence[Attempt],
-        *,
-        queues: Sequence[str] = (),
-        limit: int = 0,
-        takeover: bool = False,
-    ) -> list[Attempt]:
-        """Apply finished attempts and claim up to ``limit`` more, in one transaction.
-
-        ``takeover`` also claims running jobs whose lease expired. Spans of finished
-        attempts are closed (and new ones opened) only after the commit.
-        """
-        return self._cycle_next(owner, done, queues=queues, limit=limit, takeover=takeover)[0]
-
-    def _cycle_next(
-        self,
-        owner: str,
-        done: Sequence[Attempt],
-        *,
-        queues: Sequence[str] = (),
-        limit: int = 0,
-        takeover: bool = False,
-        late: Sequence[Attempt] = (),
-    ) -> tuple[list[Attempt], float | None]:
-        """:meth:`_cycle`, plus: when fewer than ``limit`` were ready, the seconds until the
-        earliest waiting job is due (None: none waits); ``late``: results of attempts that
-        timed out, offered to the fence (which rejects them) and recorded as lost."""
-        transitions = [a.transition for a in done if a.transition is not None]
-        rows: list[sa.Row[Any]] = []
-        applied: set[str] = set()
-        next_in: float | None = None
-        with (
-            suppress_instrumentation(),
-            self._transaction(only_claims=not done and not late) as conn,
-        ):
-            late_ok: set[str] = set()
-            stale = [a.transition for a in late if a.transition is not None]
-            if stale:
-                late_ok = _claim.finish(conn, owner=owner, transitions=stale, recheck=False)
-                rejected = [(a.job.id, a.job.attempt) for a in late if a.job.id not in late_ok]
-                _claim.record_lost(
-                    conn, owner=owner, lost=rejected, reason="timed out: late result rejected"
-                )
-            if transitions:
-                applied = _claim.finish(conn, owner=owner, transitions=transitions)
-                for reason, lost in _lost_by_reason(done, applied).items():
-                    _claim.record_lost(conn, owner=owner, lost=lost, reason=reason)
-                self._followups.insert(conn, [a for a in done if a.job.id in applied])
-            if limit and takeover:
-                rows = _claim.claim_expired(conn, owner=owner, queues=queues, limit=limit)
-            if limit > len(rows):
-                rows += _claim.claim_batch(
-                    conn, owner=owner, queues=queues, limit=limit - len(rows)
-                )
-                if len(rows) < limit:
-                    next_in = _claim.next_due(conn, queues=queues)
-        counts: Counts = Counter()
-        for attempt in done:
-            self._runner.settle(attempt, applied=attempt.job.id in applied, counts=counts)
-        attempts = [self._runner.begin(row._mapping, owner, counts) for row in rows]
-        self._telemetry.add_counts(counts)
-        for attempt in late:
-            self._telemetry.late_rejected(attempt.job.name, attempt.job.queue)
-        return attempts, next_in
-
-    def _transaction(
-        self, *, only_claims: bool
-    ) -> contextlib.AbstractContextManager[sa.Connection]:
-        """A write transaction; on PostgreSQL, claims alone run in autocommit mode instead
-        (each claim is one atomic statement: no BEGIN/COMMIT round trips before a job starts)."""
-        if only_claims and self._autocommit is not None:
-            return self._autocommit.connect()
-        return self._writer.begin()
-
-    def _renew(self, owner: str, leases: Sequence[tuple[str, int]]) -> set[str]:
-        with suppress_instrumentation(), self._writer.begin() as conn:
-            return _claim.renew(conn, owner=owner, leases=leases)
-
-    def _fail_exhausted(self, limit: int = 100) -> int:
-        """Fail running jobs whose last allowed attempt's lease expired; how many."""
-        failed = 0
-        if self._autocommit is not None:  # PostgreSQL: one statement when there is none
-            with suppress_instrumentation(), self._autocommit.connect() as conn:
-                if not _claim.exhausted_expired(conn, limit=1, lock=False):
-                    return 0
-        with suppress_instrumentation(), self._writer.begin() as conn:
-            for row in _claim.exhausted_expired(conn, limit=limit):
-                job = job_from_row(row)
-                transition = self._runner.lease_expired(job)
-                if _claim.finish(conn, owner=row.lease_owner, transitions=[transition]):
-                    failed += 1
-        return failed
 
     # -- gauges ------------------------------------------------------------------------------
     def _gauge_snapshot(self) -> GaugeSnapshot | None:
@@ -573,7 +386,7 @@ class JobStore:
                 self._writer, "store.resume", queue, paused=False, registered=self._queue_names()
             )
         if changed:
-            self._wake_if_serving(queue, 0.0)
+            self._backend.wake(queue, 0.0)
         return changed
 
     def paused_queues(self) -> list[str]:
@@ -593,15 +406,3 @@ class JobStore:
         """Delete final jobs (and their history) last updated more than ``older_than`` ago."""
         with require_schema(self._engine):
             return _admin.purge(self._writer, older_than=older_than, states=states)
-
-
-def _lost_by_reason(done: Sequence[Attempt], applied: set[str]) -> dict[str, list[tuple[str, int]]]:
-    """The attempts whose result the fence rejected, by the reason recorded in the history."""
-    lost: dict[str, list[tuple[str, int]]] = {}
-    for a in done:
-        if a.job.id not in applied:
-            reason = (
-                "cancelled: result discarded" if a.cancel_seen else "lease lost: result rejected"
-            )
-            lost.setdefault(reason, []).append((a.job.id, a.job.attempt))
-    return lost

@@ -103,6 +103,7 @@ class Worker:
         self.processed = 0
         """Attempts this worker has finished (any outcome)."""
         self._store = store
+        self._backend = store.backend
         self._poll = None if poll_interval is None else float(poll_interval)
         self._timeout = timeout
         self._queue_set = frozenset(self.queues)
@@ -133,7 +134,7 @@ class Worker:
         self._jitter = random.Random()
         self._last_sweep = 0.0
         age = check_retention("worker", retention)
-        self._pruner = None if age is None else store._pruner(self.id, age)
+        self._pruner = None if age is None else store.backend.pruner(self.id, age)
         self._last_prune = 0.0
         self._last_takeover = 0.0
         self._claimed = 0
@@ -179,7 +180,7 @@ class Worker:
 
     # -- loop ----------------------------------------------------------------------------------
     def _serve(self, *, until_idle: bool, timeout: float | None) -> None:
-        self._store._check_schema()  # a clear error, not a loop of logged database errors
+        self._backend.check_schema()  # a clear error, not a loop of logged database errors
         with self._cond:
             self._stopping = False
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -271,7 +272,7 @@ class Worker:
             self._cond.notify_all()
 
     def _start_wakeup(self) -> None:
-        self._store._add_waker(self)
+        self._backend.add_waker(self)
         if self._listen and self._listener is None:
             self._listener = Listener(
                 self._store.engine.url,
@@ -281,7 +282,7 @@ class Worker:
             )
 
     def _stop_wakeup(self) -> None:
-        self._store._remove_waker(self)
+        self._backend.remove_waker(self)
         if self._listener is not None:
             self._listener.close()
             self._listener = None
@@ -289,7 +290,7 @@ class Worker:
     def _tick(self) -> None:
         """Enqueue due periods of the periodic jobs; wake again at the next period start."""
         try:
-            _, next_in = self._store._run_schedules(self._schedules)
+            _, next_in = self._backend.run_schedules(self._schedules)
         except Exception as exc:  # noqa: BLE001 - database away: the next tick tries again
             report_internal_error("jobs.schedule", exc)
             self._next_tick = time.monotonic() + 1.0
@@ -321,7 +322,7 @@ class Worker:
             timed_out = copy.copy(attempt)
             timed_out.errors = list(attempt.errors)
             attempt.abandoned = True
-            self._store._runner.timed_out(timed_out, seconds)
+            self._backend.runner.timed_out(timed_out, seconds)
             self._in_flight[timed_out] = future  # its slot is freed by the next commit
             self._done.append(timed_out)
         self._start_pending()
@@ -334,7 +335,7 @@ class Worker:
         if not done and not asked and not late:
             return True
         try:
-            attempts, next_in = self._store._cycle_next(
+            attempts, next_in = self._backend.cycle(
                 self.id, done, queues=self.queues, limit=asked, takeover=takeover, late=late
             )
         except Exception as exc:  # noqa: BLE001 - database away: keep them, back off, retry
@@ -390,7 +391,7 @@ class Worker:
 
     def _sweep(self) -> None:
         try:
-            self._store._fail_exhausted()
+            self._backend.fail_exhausted()
         except Exception as exc:  # noqa: BLE001 - the next sweep tries again
             report_internal_error("jobs.sweep", exc)
 
@@ -460,7 +461,7 @@ class Worker:
                 self._deadlines[attempt] = (time.monotonic() + seconds, seconds)
                 self._cond.notify_all()  # the loop's wait now ends at this deadline too
         try:
-            self._store._runner.invoke_sync(attempt)
+            self._backend.runner.invoke_sync(attempt)
         except BaseException:
             if inline:  # an interrupt in the loop thread (second Ctrl-C) stops the worker
                 raise
@@ -470,7 +471,7 @@ class Worker:
 
     async def _run_async(self, attempt: Attempt) -> None:
         try:
-            await self._store._runner.invoke_async(attempt, timeout=self._timeout_of(attempt))
+            await self._backend.runner.invoke_async(attempt, timeout=self._timeout_of(attempt))
         except BaseException:  # noqa: BLE001 - released by invoke_async (cancellation at shutdown)
             pass
         finally:
@@ -498,7 +499,7 @@ class Worker:
 
     # -- stopping ------------------------------------------------------------------------------
     def _shutdown(self, *, grace: float) -> None:
-        runner = self._store._runner
+        runner = self._backend.runner
         with self._cond:
             for attempt, future in list(self._in_flight.items()):
                 if not attempt.started and future.cancel():
