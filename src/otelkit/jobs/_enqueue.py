@@ -26,7 +26,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
 from otelkit._validate import check_positive, check_str
-from otelkit.errors import InvalidOptionError, OptionTypeError, OtelkitError
+from otelkit.errors import InvalidOptionError, OptionTypeError
 from otelkit.jobs._execute import Definition
 from otelkit.jobs._model import JobState, check_json
 from otelkit.jobs._schema import UNIQUE_SQL, WHILE_ACTIVE, db_now, jobs
@@ -191,7 +191,7 @@ def insert(conn: sa.Connection, batch: Batch, carrier: dict[str, str]) -> list[t
         if not pending:
             break
     else:
-        raise OtelkitError(
+        raise RuntimeError(
             f"enqueue: the unique keys of {len(pending)} jobs kept changing hands; try again"
         )
     results = []
