@@ -248,6 +248,7 @@ def test_every_shortcut_passes_its_self_check_on_this_sdk_unless_forced_off() ->
         "fast_log_record": logs.FAST_LOG_RECORDS_OK,
         "set_global_providers": providers.GLOBALS_RESET_OK,
         "reset_metric_state": _sdk.METRIC_RESET_OK,
+        "instrumentation_enabled": context.SUPPRESSION_OK,
     }
     assert flags == dict.fromkeys(flags, not _sdk.FALLBACKS_FORCED)
 
@@ -265,6 +266,43 @@ def test_the_current_span_shortcut_and_the_api_agree() -> None:
     with tracer.start_as_current_span("s") as span:
         assert {reader() for reader in readers} == {span}
     assert {reader() for reader in readers} == {trace.INVALID_SPAN}
+
+
+def test_the_suppression_shortcut_and_the_instrumentation_package_agree() -> None:
+    from opentelemetry import context as context_api
+    from opentelemetry.instrumentation.utils import (
+        is_instrumentation_enabled,
+        suppress_instrumentation,
+    )
+
+    from otelkit._sdk import context as seam
+
+    key = seam._suppression_key()
+    assert key is not None  # the API still defines the key the instrumentation package sets
+    readers = [is_instrumentation_enabled, seam.instrumentation_enabled]
+    readers.append(seam._enabled_shortcut(key))
+    assert {reader() for reader in readers} == {True}
+    for suppressing in (suppress_instrumentation, seam.suppress_instrumentation):
+        with suppressing():
+            assert {reader() for reader in readers} == {False}
+    token = context_api.attach(context_api.set_value("suppress_instrumentation", True))
+    try:  # the plain key older instrumentations set
+        assert {reader() for reader in readers} == {False}
+    finally:
+        context_api.detach(token)
+    assert {reader() for reader in readers} == {True}
+
+
+def test_configure_imports_the_instrumentation_package_only_for_the_fallback() -> None:
+    code = (
+        "import sys, otelkit\n"
+        "otelkit.configure(service_name='t', exporter='none')\n"
+        "print('opentelemetry.instrumentation.utils' in sys.modules)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert out.stdout.strip() == str(_sdk.FALLBACKS_FORCED), out.stderr
 
 
 def test_span_messages_are_the_same_by_both_encoders() -> None:

@@ -21,7 +21,6 @@ from collections.abc import Callable, Iterator
 from typing import Any, Generic, NamedTuple, TypeVar, cast
 
 from opentelemetry.context import Context
-from opentelemetry.instrumentation.utils import suppress_instrumentation
 from opentelemetry.sdk._logs import LogRecordProcessor, ReadableLogRecord, ReadWriteLogRecord
 from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportResult
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
@@ -32,6 +31,7 @@ from otelkit._drops import DropLedger
 from otelkit._errors import report_internal_error
 from otelkit._fork import after_fork_in_child
 from otelkit._sdk.coalesce import queue_readable_copy
+from otelkit._sdk.context import suppress_instrumentation
 from otelkit._threads import signals_blocked
 
 __all__ = [

@@ -1,7 +1,10 @@
-"""Injected time: the only place in otelkit that reads the clock or starts timers.
+"""Injected time: the clock and the one timer thread that windows, leases, decay and
+backoff use.
 
-Windows, leases, decay and backoff read a :class:`Clock`. Production code uses
-:data:`REAL_CLOCK`; tests pass a :class:`FakeClock` and move time with ``advance()``
+Windows, leases, decay and backoff read a :class:`Clock`; otelkit's own deadlines for
+real waits (a worker's run timeout, poll and schedule ticks in ``jobs/worker.py``, the
+relay child's bounded waits in ``relay/child.py``) read ``time.monotonic`` directly, since
+they bound real blocking calls. Production code uses :data:`REAL_CLOCK`; tests pass a :class:`FakeClock` and move time with ``advance()``
 instead of sleeping. ``call_later`` gives every component one shared timer seam: the real
 clock runs callbacks on one daemon thread, the fake clock runs them inside ``advance()``.
 """
@@ -11,12 +14,12 @@ from __future__ import annotations
 import heapq
 import itertools
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable
 from typing import Protocol, runtime_checkable
 
+from otelkit._fork import after_fork_in_child
 from otelkit._threads import start_daemon
 
 __all__ = ["REAL_CLOCK", "Clock", "FakeClock", "RealClock", "TimerHandle"]
@@ -95,7 +98,7 @@ class RealClock:
 
     def __init__(self) -> None:
         self._reset()
-        os.register_at_fork(after_in_child=self._reset)
+        after_fork_in_child(self, RealClock._reset)
 
     def _reset(self) -> None:
         # After fork the parent's timer thread does not exist in the child: start afresh.

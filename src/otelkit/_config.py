@@ -16,6 +16,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from otelkit.errors import InvalidOptionError
+
 __all__ = ["SIGNALS", "ExportTarget", "Settings", "resolve_settings"]
 
 Signal = Literal["traces", "metrics", "logs"]
@@ -94,7 +96,7 @@ class _Resolver:
 def _choice(option: str, value: Any, accepted: tuple[str, ...]) -> str:
     normalised = str(value).strip().lower()
     if normalised not in accepted:
-        raise ValueError(
+        raise InvalidOptionError(
             f"otelkit.configure: {option}={value!r} is not supported; "
             f"accepted values: {', '.join(accepted)}"
         )
@@ -107,9 +109,9 @@ def _positive_float(
     try:
         number = float(value) * scale
     except (TypeError, ValueError):
-        raise ValueError(f"otelkit.configure: {option}={value!r} is not a number") from None
+        raise InvalidOptionError(f"otelkit.configure: {option}={value!r} is not a number") from None
     if number < 0 or (number == 0 and not allow_zero) or number != number:
-        raise ValueError(f"otelkit.configure: {option}={value!r} must be a positive number")
+        raise InvalidOptionError(f"otelkit.configure: {option}={value!r} must be a positive number")
     return number
 
 
@@ -132,7 +134,7 @@ def _endpoint(option: str, value: str) -> str:
         else:
             fix = f"http://{text}"
             problem = "has no scheme"
-        raise ValueError(
+        raise InvalidOptionError(
             f"otelkit.configure: {option}={value!r} {problem}; write {fix!r} (http:// or https://)"
         )
     parsed = urllib.parse.urlsplit(text)
@@ -141,7 +143,7 @@ def _endpoint(option: str, value: str) -> str:
     except ValueError:
         port = -1
     if parsed.scheme not in ("http", "https") or not parsed.hostname or port == -1:
-        raise ValueError(
+        raise InvalidOptionError(
             f"otelkit.configure: {option}={value!r} is not a valid endpoint; {_ACCEPTED_ENDPOINT}"
         )
     return text.rstrip("/") if parsed.path in ("", "/") else text
@@ -176,17 +178,17 @@ def parse_headers(option: str, value: str | Mapping[str, str]) -> dict[str, str]
                 continue
             key, sep, val = part.partition("=")
             if not sep or not key.strip():
-                raise ValueError(
+                raise InvalidOptionError(
                     f"otelkit.configure: {option} has a malformed entry {part!r}; "
                     "expected comma-separated key=value pairs"
                 )
             items.append((urllib.parse.unquote(key.strip()), urllib.parse.unquote(val.strip())))
     else:
-        raise ValueError(f"otelkit.configure: {option} must be a string or a mapping")
+        raise InvalidOptionError(f"otelkit.configure: {option} must be a string or a mapping")
     headers: dict[str, str] = {}
     for key, val in items:
         if not isinstance(key, str) or not isinstance(val, str) or not key:
-            raise ValueError(f"otelkit.configure: {option} keys and values must be strings")
+            raise InvalidOptionError(f"otelkit.configure: {option} keys and values must be strings")
         headers[key.lower()] = val
     return headers
 
@@ -195,12 +197,14 @@ def _resource_attributes(option: str, value: Any) -> dict[str, Any]:
     if isinstance(value, str):
         return parse_headers(option, value)  # same k=v,k=v grammar, URL-encoded
     if not isinstance(value, Mapping):
-        raise ValueError(f"otelkit.configure: {option} must be a mapping of str to values")
+        raise InvalidOptionError(f"otelkit.configure: {option} must be a mapping of str to values")
     for key, val in value.items():
         if not isinstance(key, str) or not key:
-            raise ValueError(f"otelkit.configure: {option} key {key!r} is not a non-empty string")
+            raise InvalidOptionError(
+                f"otelkit.configure: {option} key {key!r} is not a non-empty string"
+            )
         if not isinstance(val, (str, bool, int, float, list, tuple)):
-            raise ValueError(
+            raise InvalidOptionError(
                 f"otelkit.configure: {option}[{key!r}] has type {type(val).__name__}; "
                 "accepted: str, bool, int, float or a sequence of those"
             )
@@ -211,7 +215,9 @@ def _logging_level(value: Any) -> int | None:
     if value is None:
         return None
     if isinstance(value, bool):
-        raise ValueError("otelkit.configure: logging_level must be a level name, number or None")
+        raise InvalidOptionError(
+            "otelkit.configure: logging_level must be a level name, number or None"
+        )
     if isinstance(value, int):
         return value
     name = str(value).strip().upper()
@@ -219,7 +225,7 @@ def _logging_level(value: Any) -> int | None:
         return None
     level = logging.getLevelName(name)
     if not isinstance(level, int):
-        raise ValueError(
+        raise InvalidOptionError(
             f"otelkit.configure: logging_level={value!r} is not a logging level; accepted: "
             "DEBUG, INFO, WARNING, ERROR, CRITICAL, a number, or None to disable the bridge"
         )
@@ -325,7 +331,9 @@ def resolve_settings(
         else _positive_float("sample_ratio", ratio_value, allow_zero=True)
     )
     if ratio > 1.0:
-        raise ValueError(f"otelkit.configure: sample_ratio={ratio_value!r} must be within [0, 1]")
+        raise InvalidOptionError(
+            f"otelkit.configure: sample_ratio={ratio_value!r} must be within [0, 1]"
+        )
 
     resource_env = r.pick(
         "resource_attributes", resource_attributes, ("OTEL_RESOURCE_ATTRIBUTES",), {}
@@ -335,12 +343,12 @@ def resolve_settings(
     if name is None:
         name = attrs.get("service.name") or "unknown_service"
     if not isinstance(name, str) or not name.strip():
-        raise ValueError("otelkit.configure: service_name must be a non-empty string")
+        raise InvalidOptionError("otelkit.configure: service_name must be a non-empty string")
     version = r.pick("service_version", service_version, (), attrs.get("service.version"))
     env_name = r.pick("environment", environment, (), attrs.get("deployment.environment.name"))
     for option, value in (("service_version", version), ("environment", env_name)):
         if value is not None and not isinstance(value, str):
-            raise ValueError(f"otelkit.configure: {option} must be a string")
+            raise InvalidOptionError(f"otelkit.configure: {option} must be a string")
 
     level = _logging_level(
         r.pick("logging_level", logging_level, ("OTELKIT_LOGGING_LEVEL",), "INFO")
@@ -365,7 +373,7 @@ def resolve_settings(
     )
     relay_value = r.pick("relay", relay, ("OTELKIT_RELAY_HOST",), False)
     if not isinstance(relay_value, (bool, str)):
-        raise ValueError("otelkit.configure: relay must be True or False")
+        raise InvalidOptionError("otelkit.configure: relay must be True or False")
 
     return Settings(
         service_name=name,

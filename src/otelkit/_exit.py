@@ -11,11 +11,12 @@ already imported it.
 from __future__ import annotations
 
 import atexit
-import os
 import sys
 import weakref
 from collections.abc import Callable
 from typing import TypeVar
+
+from otelkit._fork import after_fork_in_child
 
 __all__ = ["call_at_exit"]
 
@@ -40,14 +41,13 @@ def call_at_exit(obj: T, method: Callable[[T], None], *, priority: int) -> None:
         if mp_util is not None:
             mp_util.Finalize(None, at_exit, exitpriority=priority)
 
-    def after_fork_in_child() -> None:
-        target = ref()
+    def in_forked_child(target: T) -> None:
         mp_util = sys.modules.get("multiprocessing.util")
-        if target is not None and mp_util is not None:  # runs after multiprocessing's reset
+        if mp_util is not None:  # runs after multiprocessing's reset
             mp_util.register_after_fork(target, register_finalizer)
 
     atexit.register(at_exit)
-    os.register_at_fork(after_in_child=after_fork_in_child)
+    after_fork_in_child(obj, in_forked_child)
     register_finalizer()  # obj built inside a multiprocessing child
     mp_util = sys.modules.get("multiprocessing.util")
     if mp_util is not None:  # built in a fork hook, before multiprocessing's own reset

@@ -19,14 +19,13 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from opentelemetry.instrumentation.utils import is_instrumentation_enabled
 from opentelemetry.metrics import NoOpMeterProvider
 from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider, sampling
 
-from otelkit import _sigterm
+from otelkit import _forksignals, _sigterm
 from otelkit._config import _UNSET, Settings, resolve_settings
 from otelkit._drops import DropLedger
 from otelkit._exit import call_at_exit
@@ -38,7 +37,8 @@ from otelkit._pipeline import (
     SwitchSpanProcessor,
     build_relay_child_pipeline,
 )
-from otelkit._threads import block_signals, restore_signals, start_daemon
+from otelkit._sdk.context import instrumentation_enabled
+from otelkit._threads import start_daemon
 
 if TYPE_CHECKING:
     from otelkit._batch import BatchCore
@@ -80,7 +80,7 @@ class _SkipSuppressed(logging.Filter):
     an exporter's own "export failed" warning must not feed the pipeline that failed."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return is_instrumentation_enabled()
+        return instrumentation_enabled()
 
 
 def _run_bounded(tasks: list[Callable[[], object]], timeout: float) -> bool:
@@ -440,26 +440,6 @@ def _at_exit() -> None:
         telemetry.shutdown()
 
 
-_fork_mask: Any = None
-_mask_generation = 0
-
-
-def _before_fork() -> None:
-    """Fork with the asynchronous signals blocked. A signal reaching a new child before
-    CPython's own after-fork reset is otherwise cleared by it and lost (a child that never
-    dies of SIGTERM); blocked, it stays pending until the child's hooks are done. The SDK
-    restarts its metric reader's thread in a hook of its own, which then inherits the block
-    too (see otelkit._threads)."""
-    global _fork_mask
-    _fork_mask = block_signals() if _current is not None else None
-
-
-def _after_fork_in_parent() -> None:
-    global _fork_mask
-    restore_signals(_fork_mask)
-    _fork_mask = None
-
-
 def _sigterm_target() -> Telemetry | None:
     # An exit flush may be under way when SIGTERM comes: the handler waits for it.
     return current() or _stopping
@@ -480,28 +460,10 @@ class _ExitHook:
         _at_exit()
 
 
-def _restore_mask_after_fork(generation: int) -> None:
-    """In a forked child, after the fork hooks of the latest configure()'s readers."""
-    global _fork_mask
-    if generation == _mask_generation and _fork_mask is not None:
-        restore_signals(_fork_mask)
-        _fork_mask = None
-
-
-def _after_sdk_fork_hooks() -> None:
-    """Register, after the hooks of the readers just built, the end of the signal block."""
-    global _mask_generation
-    _mask_generation += 1
-    os.register_at_fork(
-        after_in_child=functools.partial(_restore_mask_after_fork, _mask_generation)
-    )
-
-
 _EXIT_HOOK = _ExitHook()
 call_at_exit(_EXIT_HOOK, _ExitHook.run, priority=101)
-os.register_at_fork(
-    before=_before_fork, after_in_parent=_after_fork_in_parent, after_in_child=_after_fork_in_child
-)
+_forksignals.install(lambda: _current is not None)
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 _fork_metrics_warned = False
@@ -609,7 +571,7 @@ def configure(
 
             pipeline = build_pipeline(settings, drops)
         telemetry = Telemetry(settings, pipeline, coalesce_spans, resource, drops)
-        _after_sdk_fork_hooks()
+        _forksignals.end_block_after_latest_hooks()
         telemetry._install()
         _current = telemetry
         return telemetry

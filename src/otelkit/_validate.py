@@ -17,6 +17,7 @@ from otelkit.errors import InvalidOptionError, OptionTypeError
 
 __all__ = [
     "check_bool",
+    "check_callable",
     "check_choice",
     "check_instance",
     "check_non_negative",
@@ -36,6 +37,13 @@ def check_bool(where: str, option: str, value: object) -> bool:
     """``value`` if it is a bool."""
     if not isinstance(value, bool):
         raise OptionTypeError(f"{where}: {option} must be True or False, {_got(value)}")
+    return value
+
+
+def check_callable(where: str, option: str, value: T) -> T:
+    """``value`` if it is callable."""
+    if not callable(value):
+        raise OptionTypeError(f"{where}: {option} must be callable, {_got(value)}")
     return value
 
 

@@ -13,6 +13,7 @@ import collections
 import concurrent.futures
 import contextlib
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -25,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from test_docs_examples import blocks, recipe_files  # tests/ is on sys.path (no __init__.py)
 
 from otelkit.testing import OtlpSink, RotelCollector, free_port, proto_attributes, wait_until
 
@@ -57,14 +59,16 @@ def _environment(endpoint: str, **extra: str) -> dict[str, str]:
 class Server:
     """A server process with its output in a file; killed (group and all) when closed."""
 
-    def __init__(self, argv: list[str], env: dict[str, str], port: int, log: Path) -> None:
+    def __init__(
+        self, argv: list[str], env: dict[str, str], port: int, log: Path, cwd: Path = APPS
+    ) -> None:
         self.port = port
         self.log_path = log
         self._log = log.open("wb")
         self.process = subprocess.Popen(
             argv,
             env=env,
-            cwd=APPS,
+            cwd=cwd,
             stdin=subprocess.DEVNULL,
             stdout=self._log,
             stderr=subprocess.STDOUT,
@@ -115,7 +119,11 @@ class Server:
 
 
 def _gunicorn(
-    tmp_path: Path, endpoint: str, *args: str, env: dict[str, str] | None = None
+    tmp_path: Path,
+    endpoint: str,
+    *args: str,
+    env: dict[str, str] | None = None,
+    config: str = "python:otelkit.gunicorn",
 ) -> Server:
     port = free_port()
     argv = [
@@ -123,7 +131,7 @@ def _gunicorn(
         "-m",
         "gunicorn",
         "-c",
-        "python:otelkit.gunicorn",
+        config,
         "-b",
         f"127.0.0.1:{port}",
         "--no-control-socket",
@@ -291,6 +299,115 @@ def test_gunicorn_master_exits_within_its_bound_when_the_collector_is_down(
     assert seconds < EXIT_BOUND, server.output()
     assert server.process.returncode == 0, server.output()
     assert not relay_dir.exists()
+
+
+# ---- the gunicorn recipe of docs/prefork.md, as written -----------------------------------
+
+PREFORK_DOC = Path(__file__).resolve().parents[2] / "docs" / "prefork.md"
+
+
+def _recipe_commands() -> list[list[str]]:
+    """The ``$ ...`` lines of the page's console block that starts gunicorn."""
+    (console,) = [
+        b for b in blocks(PREFORK_DOC) if b.language == "console" and "gunicorn " in b.code
+    ]
+    lines = [line[2:] for line in console.code.splitlines() if line.startswith("$ ")]
+    return [shlex.split(line) for line in lines]
+
+
+@pytest.mark.parametrize("config", ["module", "file"])
+def test_the_documented_gunicorn_recipe_exports_every_workers_telemetry(
+    config: str,
+    tmp_path: Path,
+    servers: list[Server],
+    rotel_collector: RotelCollector,
+    otlp_sink: OtlpSink,
+) -> None:
+    """docs/prefork.md's app.py under its console commands (``-c python:otelkit.gunicorn``)
+    or its gunicorn.conf.py, the endpoint pointed at the test's Collector."""
+    for name, code in recipe_files(PREFORK_DOC).items():
+        (tmp_path / name).write_text(code)
+    export, gunicorn = _recipe_commands()
+    assert export[0] == "export"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL", "OTELKIT"))}
+    env.update(arg.split("=", 1) for arg in export[1:])
+    env["OTEL_EXPORTER_OTLP_ENDPOINT"] = rotel_collector.http_endpoint
+    port = free_port()
+    env["GUNICORN_CMD_ARGS"] = f"--bind 127.0.0.1:{port} --no-control-socket"
+    assert gunicorn[:3] == ["gunicorn", "-c", "python:otelkit.gunicorn"], gunicorn
+    argv = [sys.executable, "-m", *gunicorn]
+    if config == "file":
+        argv = [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "app:app"]
+    server = Server(argv, env, port, tmp_path / "gunicorn.log", cwd=tmp_path)
+    servers.append(server)
+    server.wait_serving()
+    count = 40
+    for n in range(count):
+        assert server.get(f"/page/{n}") == "ok"
+    assert server.terminate() < EXIT_BOUND, server.output()
+    assert server.process.returncode == 0, server.output()
+
+    def counted() -> int:  # the last cumulative value of each worker
+        last = {r["service.instance.id"]: v for r, _, v in otlp_sink.metric_points("web.requests")}
+        return sum(last.values())
+
+    count += 1  # wait_serving's GET /
+    wait_until(lambda: counted() >= count, timeout=30)
+    points = otlp_sink.metric_points("web.requests")
+    assert counted() == count, points
+    workers = {resource["process.pid"] for resource, _, _ in points}
+    assert server.process.pid not in workers and workers
+    assert {resource["service.name"] for resource, _, _ in points} == {"web"}
+    spans = [(r, span) for r, span in otlp_sink.spans() if span.name == "handle"]
+    assert spans and {r["process.pid"] for r, _ in spans} <= workers
+    _assert_collector_accepted_everything(rotel_collector)
+
+
+# The master's SIGTERM reaching a worker before gunicorn has installed the worker's
+# handlers: simulated deterministically by the first worker signalling itself in post_fork.
+TERM_IN_POST_FORK = """
+import os
+import signal
+from pathlib import Path
+
+from otelkit.gunicorn import on_exit, on_starting, pre_fork, worker_exit
+from otelkit.gunicorn import post_fork as otelkit_post_fork
+
+
+def post_fork(server, worker):
+    otelkit_post_fork(server, worker)
+    marker = Path(os.environ["TEST_FIRST_WORKER"])
+    if not marker.exists():
+        marker.write_text(str(os.getpid()))
+        os.kill(os.getpid(), signal.SIGTERM)
+"""
+
+
+def test_gunicorn_worker_leaves_on_a_sigterm_that_arrives_before_its_handlers(
+    tmp_path: Path, servers: list[Server]
+) -> None:
+    config = tmp_path / "gunicorn_conf.py"
+    config.write_text(TERM_IN_POST_FORK)
+    marker = tmp_path / "first-worker"
+    closed = f"http://127.0.0.1:{free_port()}"
+    server = _gunicorn(
+        tmp_path,
+        closed,
+        "-w",
+        "1",
+        "-k",
+        "sync",
+        env={"TEST_FIRST_WORKER": str(marker)},
+        config=str(config),
+    )
+    servers.append(server)
+    server.wait_serving()
+    first = int(marker.read_text())
+    # Lost, the signal would leave the first worker serving until the master stops it.
+    wait_until(lambda: f"Worker exiting (pid: {first})" in server.output(), timeout=20)
+    assert int(server.get("/pid")) != first
+    assert server.terminate() < EXIT_BOUND, server.output()
+    assert server.process.returncode == 0, server.output()
 
 
 # ---- uvicorn ------------------------------------------------------------------------------

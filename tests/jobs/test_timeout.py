@@ -43,6 +43,14 @@ def test_a_bad_worker_timeout_is_refused(sqlite_url, make_store) -> None:
         store.worker(timeout=0)
 
 
+def _tracked_store(make_store: Any, url: str, memory_telemetry: Any) -> Any:
+    return make_store(
+        url,
+        tracer_provider=memory_telemetry.tracer_provider,
+        meter_provider=memory_telemetry.meter_provider,
+    )
+
+
 def _timeout_spans(memory_telemetry: Any) -> list[Any]:
     return [
         s
@@ -54,11 +62,7 @@ def _timeout_spans(memory_telemetry: Any) -> list[Any]:
 def test_a_sync_job_past_its_timeout_is_retried_while_its_thread_still_runs(
     db_url, make_store, memory_telemetry
 ) -> None:
-    store = make_store(
-        db_url,
-        tracer_provider=memory_telemetry.tracer_provider,
-        meter_provider=memory_telemetry.meter_provider,
-    )
+    store = _tracked_store(make_store, db_url, memory_telemetry)
     release = threading.Event()
     first_returned = threading.Event()
 
@@ -101,11 +105,7 @@ def test_a_sync_job_past_its_timeout_is_retried_while_its_thread_still_runs(
 def test_an_async_job_past_its_timeout_is_cancelled_and_retried(
     db_url, make_store, memory_telemetry
 ) -> None:
-    store = make_store(
-        db_url,
-        tracer_provider=memory_telemetry.tracer_provider,
-        meter_provider=memory_telemetry.meter_provider,
-    )
+    store = _tracked_store(make_store, db_url, memory_telemetry)
     cancelled = threading.Event()
 
     @store.job(name="hang", timeout=timedelta(seconds=0.2), backoff=QUICK)
@@ -163,3 +163,49 @@ def test_a_function_that_raises_timeouterror_itself_is_not_a_timeout(
     store.worker(concurrency=1).run_until_idle(timeout=10)
     (error,) = store.get(job_id).errors
     assert (error.type, error.message) == ("TimeoutError", "upstream timed out")
+
+
+def test_fn_run_of_a_sync_job_past_its_timeout_returns_and_its_late_result_is_rejected(
+    db_url, make_store, memory_telemetry
+) -> None:
+    store = _tracked_store(make_store, db_url, memory_telemetry)
+    release = threading.Event()
+    returned = threading.Event()
+
+    @store.job(name="stuck", timeout=0.2, max_attempts=3, backoff=QUICK)
+    def stuck(job: Job) -> str:
+        release.wait(20)  # far past its timeout, until the test lets it go
+        returned.set()
+        return "late"
+
+    job_id = stuck.enqueue()
+    try:
+        assert stuck.run(job_id) is JobState.RETRYING  # back after the timeout, not after 20 s
+        assert not returned.is_set()
+        job = store.get(job_id)
+        assert [e.type for e in job.errors] == ["TimeoutError"]
+        assert "ran longer than its timeout of 0.2 s" in job.errors[0].message
+    finally:
+        release.set()
+    assert returned.wait(10)
+    wait_until(lambda: any(t.to_state == "lost" for t in store.transitions(job_id)), timeout=10)
+    job = store.get(job_id)
+    assert job.state is JobState.RETRYING and job.result is None  # the late "late" is not stored
+    lost = [t for t in store.transitions(job_id) if t.to_state == "lost"]
+    assert [(t.attempt, t.error) for t in lost] == [(1, "timed out: late result rejected")]
+    (span,) = _timeout_spans(memory_telemetry)
+    assert span.attributes["error.type"] == "TimeoutError"
+
+
+def test_fn_run_of_a_sync_job_within_its_timeout_returns_its_outcome(
+    sqlite_url, make_store
+) -> None:
+    store = make_store(sqlite_url)
+
+    @store.job(name="quick", timeout=30)
+    def quick(job: Job) -> str:
+        return threading.current_thread().name
+
+    job_id = quick.enqueue()
+    assert quick.run(job_id) is JobState.SUCCEEDED
+    assert store.get(job_id).result.startswith("otelkit-job-")  # ran on its own thread

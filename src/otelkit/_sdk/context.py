@@ -1,8 +1,11 @@
-"""Context shortcuts: the current span read straight from the API's context variable."""
+"""Context shortcuts: the current span read straight from the API's context variable, and
+whether instrumentation is suppressed read without importing ``opentelemetry-instrumentation``."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+import sys
+from collections.abc import Callable, Iterator
 from contextvars import ContextVar
 
 from opentelemetry import trace
@@ -11,7 +14,14 @@ from opentelemetry.trace import INVALID_SPAN, Span
 
 from otelkit._sdk._check import checked
 
-__all__ = ["CURRENT_SPAN_OK", "SPAN_LOOKUP", "current_span"]
+__all__ = [
+    "CURRENT_SPAN_OK",
+    "SPAN_LOOKUP",
+    "SUPPRESSION_OK",
+    "current_span",
+    "instrumentation_enabled",
+    "suppress_instrumentation",
+]
 
 
 def _lookup() -> tuple[Callable[[], Context], str] | None:
@@ -74,3 +84,79 @@ SPAN_LOOKUP: tuple[Callable[[], Context], str] | None = _lookup() if CURRENT_SPA
 ``read().get(key)`` is the current span (or ``None``, or a non-span to be ignored, as
 ``trace.get_current_span`` ignores it); ``None`` when the caller must use
 :data:`current_span`."""
+
+
+# The key opentelemetry-instrumentation sets beside the API's, for older instrumentations.
+_PLAIN_SUPPRESSION_KEY = "suppress_instrumentation"
+
+
+def _suppression_key() -> str | None:
+    from opentelemetry import context as context_api
+
+    key = getattr(context_api, "_SUPPRESS_INSTRUMENTATION_KEY", None)
+    return key if isinstance(key, str) else None
+
+
+def _enabled_shortcut(key: str) -> Callable[[], bool]:
+    from opentelemetry.context import get_value
+
+    def instrumentation_enabled() -> bool:
+        return not (get_value(key) or get_value(_PLAIN_SUPPRESSION_KEY))
+
+    return instrumentation_enabled
+
+
+def _suppressing(key: str) -> Callable[[], contextlib.AbstractContextManager[None]]:
+    from opentelemetry import context as context_api
+
+    @contextlib.contextmanager
+    def suppress_instrumentation() -> Iterator[None]:
+        ctx = context_api.set_value(key, True)
+        token = context_api.attach(context_api.set_value(_PLAIN_SUPPRESSION_KEY, True, ctx))
+        try:
+            yield
+        finally:
+            context_api.detach(token)
+
+    return suppress_instrumentation
+
+
+def _check_suppression() -> bool:
+    """The API still defines the key ``suppress_instrumentation()`` sets; compared with
+    ``is_instrumentation_enabled`` itself when ``opentelemetry.instrumentation.utils`` is
+    already imported (importing it only for this costs ~20 ms of start-up; the seam's tests
+    compare the two on every supported release)."""
+    key = _suppression_key()
+    if key is None:
+        return False
+    utils = sys.modules.get("opentelemetry.instrumentation.utils")
+    if utils is None:
+        return True
+    fast = _enabled_shortcut(key)
+    if fast() is not utils.is_instrumentation_enabled():
+        return False
+    with utils.suppress_instrumentation():
+        if fast() or utils.is_instrumentation_enabled():
+            return False
+    with _suppressing(key)():
+        return utils.is_instrumentation_enabled() is False
+
+
+SUPPRESSION_OK = checked("instrumentation_enabled", _check_suppression)
+"""Whether :data:`instrumentation_enabled` reads the API's suppression key itself."""
+
+
+if SUPPRESSION_OK:
+    _KEY = _suppression_key() or ""
+    instrumentation_enabled: Callable[[], bool] = _enabled_shortcut(_KEY)
+    suppress_instrumentation: Callable[[], contextlib.AbstractContextManager[None]] = _suppressing(
+        _KEY
+    )
+else:
+    from opentelemetry.instrumentation import utils as _utils
+
+    instrumentation_enabled = _utils.is_instrumentation_enabled
+    suppress_instrumentation = _utils.suppress_instrumentation
+"""``instrumentation_enabled()`` and ``with suppress_instrumentation():`` as
+``opentelemetry.instrumentation.utils``'s functions of those names (the same context keys),
+without importing that package (and ``wrapt``) when the shortcut is on."""

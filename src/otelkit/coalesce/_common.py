@@ -8,6 +8,7 @@ from typing import Any, Protocol
 from otelkit._clock import REAL_CLOCK
 from otelkit._errors import report_internal_error
 from otelkit.coalesce._window import Summary
+from otelkit.errors import OptionTypeError
 
 __all__ = [
     "COUNT_ATTRIBUTE",
@@ -47,7 +48,7 @@ def require_methods(option: str, value: object, methods: tuple[str, ...], kind: 
     """``TypeError`` unless ``value`` has every method in ``methods``."""
     missing = [name for name in methods if not callable(getattr(value, name, None))]
     if missing:
-        raise TypeError(
+        raise OptionTypeError(
             f"{option} must be a {kind} (with {', '.join(methods)}); "
             f"{type(value).__name__} lacks {', '.join(missing)}"
         )

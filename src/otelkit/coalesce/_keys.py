@@ -19,6 +19,8 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import StatusCode
 
+from otelkit.errors import InvalidOptionError, OptionTypeError
+
 __all__ = [
     "EXCEPTION_TYPE",
     "LOG_KEY_PRESETS",
@@ -192,10 +194,10 @@ def attributes_key(*names: str) -> AttributesKey:
     Example: ``attributes_key("http.route", "error.type")``.
     """
     if not names:
-        raise ValueError("attributes_key needs at least one attribute name")
+        raise InvalidOptionError("attributes_key needs at least one attribute name")
     for name in names:
         if not isinstance(name, str) or not name:
-            raise TypeError(f"attributes_key names must be non-empty strings, got {name!r}")
+            raise OptionTypeError(f"attributes_key names must be non-empty strings, got {name!r}")
     return AttributesKey(tuple(names))
 
 
@@ -211,13 +213,13 @@ def _resolve(key: object, presets: Mapping[str, Callable[[Any], Hashable]], what
             return presets[key]
         except KeyError:
             accepted = ", ".join(repr(name) for name in presets)
-            raise ValueError(
+            raise InvalidOptionError(
                 f"key must be one of {accepted}, attributes_key(...) or a callable({what}) "
                 f"-> Hashable; got {key!r}"
             ) from None
     if callable(key):
         return key
-    raise TypeError(
+    raise OptionTypeError(
         f"key must be a preset name, attributes_key(...) or a callable({what}) -> Hashable; "
         f"got {type(key).__name__}"
     )

@@ -19,16 +19,17 @@ import bisect
 import enum
 import functools
 import itertools
-import os
 import threading
 import time
-import weakref
 from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from otelkit._clock import REAL_CLOCK, Clock, TimerHandle
 from otelkit._errors import report_internal_error
+from otelkit._fork import after_fork_in_child
+from otelkit._validate import check_callable, check_positive, check_positive_int
+from otelkit.errors import OptionTypeError
 
 __all__ = [
     "EMIT",
@@ -36,9 +37,6 @@ __all__ = [
     "Coalescer",
     "Decision",
     "Summary",
-    "reset_after_fork",
-    "validate_positive_int",
-    "validate_seconds",
 ]
 
 P = TypeVar("P")
@@ -153,10 +151,9 @@ class Coalescer(Generic[P]):
         hint_index: int | None = None,
         key_of_first: Callable[[Hashable, P], Hashable] | None = None,
     ) -> None:
-        window = validate_seconds("window", window)
-        max_keys = validate_positive_int("max_keys", max_keys)
-        if not callable(on_summary):
-            raise TypeError(f"on_summary must be callable, got {type(on_summary).__name__}")
+        window = check_positive("Coalescer", "window", window)
+        max_keys = check_positive_int("Coalescer", "max_keys", max_keys)
+        check_callable("Coalescer", "on_summary", on_summary)
         self._window = window
         self._slack = min(window / 20, _MAX_SLACK)
         self._on_summary = on_summary
@@ -166,15 +163,15 @@ class Coalescer(Generic[P]):
         self._monotonic = time.monotonic if self._clock is REAL_CLOCK else self._clock.monotonic
         self._label = label
         self._on_tick = on_tick
-        if capture is not None and not callable(capture):
-            raise TypeError(f"capture must be callable or None, got {type(capture).__name__}")
+        if capture is not None:
+            check_callable("Coalescer", "capture", capture)
         self._capture: Callable[[Any], Any] = capture if capture is not None else _same
         if hint_index is not None and (
             isinstance(hint_index, bool) or not isinstance(hint_index, int) or hint_index < 0
         ):
-            raise TypeError(f"hint_index must be an int >= 0 or None, got {hint_index!r}")
+            raise OptionTypeError(f"hint_index must be an int >= 0 or None, got {hint_index!r}")
         if key_of_first is not None and (not callable(key_of_first) or hint_index is None):
-            raise TypeError("key_of_first must be a callable(hint, first), with hint_index")
+            raise OptionTypeError("key_of_first must be a callable(hint, first), with hint_index")
         self._hint = hint_index
         self._key_of_first = key_of_first
         self._closed = False
@@ -188,7 +185,7 @@ class Coalescer(Generic[P]):
         self._taken = (0, 0)
         self._consumer_errors = 0
         self._reset()
-        reset_after_fork(self._reset)
+        after_fork_in_child(self, Coalescer._reset)
 
     def _reset(self) -> None:
         # Also the fork hook: the child must not summarise windows its parent opened
@@ -495,40 +492,3 @@ def _expired(
 
 def _item_deadline(item: tuple[Hashable, Any]) -> float:
     return _deadline(item[1])
-
-
-def reset_after_fork(method: Callable[[], None]) -> None:
-    """Call the bound ``method`` in every forked child, without keeping its object alive."""
-    weak = weakref.WeakMethod(method)
-
-    def _after_fork_in_child() -> None:
-        bound = weak()
-        if bound is not None:
-            bound()
-
-    os.register_at_fork(after_in_child=_after_fork_in_child)
-
-
-def validate_seconds(name: str, value: object) -> float:
-    """``value`` as a float > 0, or a ``ValueError``/``TypeError`` naming ``name``."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{name} must be a number of seconds, got {type(value).__name__}")
-    if not value > 0 or value == float("inf"):
-        raise ValueError(f"{name} must be a finite number of seconds > 0, got {value!r}")
-    return float(value)
-
-
-def validate_bool(name: str, value: object) -> bool:
-    """``value`` if it is a bool, else ``TypeError`` naming the option."""
-    if not isinstance(value, bool):
-        raise TypeError(f"{name} must be a bool, got {type(value).__name__}")
-    return value
-
-
-def validate_positive_int(name: str, value: object) -> int:
-    """``value`` as an int >= 1, or a ``ValueError``/``TypeError`` naming ``name``."""
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int >= 1, got {type(value).__name__}")
-    if value < 1:
-        raise ValueError(f"{name} must be an int >= 1, got {value!r}")
-    return value

@@ -20,6 +20,7 @@ from opentelemetry.trace import TraceFlags
 from otelkit._clock import REAL_CLOCK, Clock
 from otelkit._errors import report_internal_error
 from otelkit._sdk.logs import attribute_limits
+from otelkit._validate import check_bool, check_positive, check_positive_int
 from otelkit.coalesce._common import (
     flush_downstream,
     require_methods,
@@ -40,13 +41,11 @@ from otelkit.coalesce._window import (
     SUPPRESS,
     Coalescer,
     Summary,
-    validate_bool,
-    validate_positive_int,
-    validate_seconds,
 )
 
 __all__ = ["CoalescingLogRecordProcessor"]
 
+_WHERE = "CoalescingLogRecordProcessor"
 _COMPONENT = "coalesce.logs"
 
 AnyLogRecord = ReadWriteLogRecord | ReadableLogRecord
@@ -89,14 +88,16 @@ class CoalescingLogRecordProcessor(LogRecordProcessor):
         require_methods(
             "downstream", downstream, ("on_emit", "force_flush", "shutdown"), "LogRecordProcessor"
         )
-        validate_seconds("window", window)
-        validate_positive_int("max_keys", max_keys)
+        check_positive(_WHERE, "window", window)
+        check_positive_int(_WHERE, "max_keys", max_keys)
         self._key = resolve_log_key(key)
         self._clock = clock if clock is not None else REAL_CLOCK
         self._downstream = downstream
         # downstream.on_emit, or for exactly a BatchLogRecordProcessor the same, cheaper.
         self._forward = log_forwarder(downstream)
-        self._resources = ResourceTokens(per_resource=validate_bool("per_resource", per_resource))
+        self._resources = ResourceTokens(
+            per_resource=check_bool(_WHERE, "per_resource", per_resource)
+        )
         self._metrics = CoalesceMetrics(meter_provider, "logs")
         # The default key: a window opens under the record's body alone, and its key is
         # built only if that body comes again (see Coalescer.sight).

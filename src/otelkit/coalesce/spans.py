@@ -14,6 +14,8 @@ from opentelemetry.trace import Link, SpanContext, Status, StatusCode, TraceFlag
 
 from otelkit._clock import REAL_CLOCK, Clock, TimerHandle
 from otelkit._errors import report_internal_error
+from otelkit._fork import after_fork_in_child
+from otelkit._validate import check_bool, check_positive, check_positive_int
 from otelkit.coalesce._common import (
     flush_downstream,
     require_methods,
@@ -35,14 +37,12 @@ from otelkit.coalesce._window import (
     EMIT,
     Coalescer,
     Summary,
-    reset_after_fork,
-    validate_bool,
-    validate_positive_int,
-    validate_seconds,
 )
+from otelkit.errors import OptionTypeError
 
 __all__ = ["CoalescingSpanProcessor"]
 
+_WHERE = "CoalescingSpanProcessor"
 _COMPONENT = "coalesce.traces"
 # The SDK's own processors do nothing in on_start/_on_ending (called on every span).
 # (getattr with a default: an SDK without the private _on_ending must not break the import)
@@ -98,10 +98,10 @@ class CoalescingSpanProcessor(SpanProcessor):
             ("on_start", "on_end", "force_flush", "shutdown"),
             "SpanProcessor",
         )
-        validate_seconds("window", window)
-        validate_positive_int("max_keys", max_keys)
+        check_positive(_WHERE, "window", window)
+        check_positive_int(_WHERE, "max_keys", max_keys)
         if predicate is not None and not callable(predicate):
-            raise TypeError(
+            raise OptionTypeError(
                 f"predicate must be a callable(ReadableSpan) -> bool or None, "
                 f"got {type(predicate).__name__}"
             )
@@ -110,9 +110,11 @@ class CoalescingSpanProcessor(SpanProcessor):
         self._predicate = predicate
         self._clock = clock if clock is not None else REAL_CLOCK
         self._downstream = downstream
-        self._max_held = validate_positive_int("max_held_spans", max_held_spans)
-        self._max_hold = validate_seconds("max_hold", max_hold)
-        self._resources = ResourceTokens(per_resource=validate_bool("per_resource", per_resource))
+        self._max_held = check_positive_int(_WHERE, "max_held_spans", max_held_spans)
+        self._max_hold = check_positive(_WHERE, "max_hold", max_hold)
+        self._resources = ResourceTokens(
+            per_resource=check_bool(_WHERE, "per_resource", per_resource)
+        )
         self._ids = RandomIdGenerator()
         self._metrics = CoalesceMetrics(meter_provider, "traces")
         self._snapshots = SpanSnapshots()
@@ -140,7 +142,7 @@ class CoalescingSpanProcessor(SpanProcessor):
         self._dropped = 0
         self._passed = 0
         self._reset()
-        reset_after_fork(self._reset)
+        after_fork_in_child(self, CoalescingSpanProcessor._reset)
 
     def _reset(self) -> None:
         # Also the fork hook: a child starts with nothing held (the parent exports its own).

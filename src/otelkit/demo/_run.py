@@ -34,6 +34,7 @@ from otelkit.demo._report import (
     summary_table,
 )
 from otelkit.demo._worker import flaky_upstream, worker_main
+from otelkit.errors import InvalidOptionError
 
 __all__ = ["DemoOptions", "run_demo"]
 
@@ -53,9 +54,11 @@ class DemoOptions:
 
     def __post_init__(self) -> None:
         if not 1.0 <= self.duration <= 600:
-            raise ValueError(f"--duration must be within 1 and 600 seconds, got {self.duration}")
+            raise InvalidOptionError(
+                f"--duration must be within 1 and 600 seconds, got {self.duration}"
+            )
         if not 1 <= self.workers <= 16:
-            raise ValueError(f"--workers must be within 1 and 16, got {self.workers}")
+            raise InvalidOptionError(f"--workers must be within 1 and 16, got {self.workers}")
         if self.endpoint not in (None, "", "none"):
             resolve_settings(endpoint=self.endpoint)  # raises ValueError naming the endpoint
         if self.db is not None:

@@ -76,7 +76,13 @@ class Backend:
             self.writer, telemetry, clock, get=get, wake=self.wake, autocommit=self.autocommit
         )
         self._followups = Followups(telemetry, clock)
-        self._run = RunNowWithFollowups(engine, self.runner, get_job=get, cycle=self.complete)
+        self._run = RunNowWithFollowups(
+            engine,
+            self.runner,
+            get_job=get,
+            cycle=self.complete,
+            reject_late=lambda owner, attempt: self.cycle(owner, [], late=[attempt]),
+        )
         self._wakers: weakref.WeakSet[Worker] = weakref.WeakSet()
         self._schema_seen = False
 

@@ -18,6 +18,7 @@ from opentelemetry.instrumentation.utils import suppress_instrumentation
 
 from otelkit._clock import Clock
 from otelkit._errors import report_internal_error
+from otelkit.errors import OtelkitError
 from otelkit.jobs._schema import RUNNING_SQL, jobs
 
 __all__ = ["CancelProbe", "JobCancelledError", "cancellable", "still_ours"]
@@ -28,7 +29,7 @@ _WATCH = 0.5  # seconds between checks of an async attempt
 Check = Callable[[str, int, str], bool]
 
 
-class JobCancelledError(Exception):
+class JobCancelledError(OtelkitError, RuntimeError):
     """Raised inside the worker when an async attempt stopped because its job was
     cancelled (the function itself sees ``asyncio.CancelledError``)."""
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from otelkit.errors import OptionTypeError
+from otelkit.errors import OptionTypeError, OtelkitError
 
 __all__ = [
     "Backoff",
@@ -27,19 +27,19 @@ __all__ = [
 ]
 
 
-class JobNotFoundError(LookupError):
+class JobNotFoundError(OtelkitError, LookupError):
     """No job has the given id."""
 
 
-class JobNotReadyError(RuntimeError):
+class JobNotReadyError(OtelkitError, RuntimeError):
     """The job exists but cannot run now (another worker holds it, or it is final)."""
 
 
-class LeaseLostError(RuntimeError):
+class LeaseLostError(OtelkitError, RuntimeError):
     """The attempt ended after its lease was lost; its result was rejected and recorded."""
 
 
-class SchemaMissingError(ValueError):
+class SchemaMissingError(OtelkitError, ValueError):
     """The store's database has no job tables yet: call ``store.create_schema()`` once."""
 
 

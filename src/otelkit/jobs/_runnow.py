@@ -11,9 +11,11 @@ already-applied transition, records the lost attempt in the history and settles 
 from __future__ import annotations
 
 import asyncio
+import copy
 import functools
 import os
 import socket
+import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -57,11 +59,13 @@ class RunNow:
         *,
         get_job: Callable[[str], Job | None],
         cycle: Callable[[str, Sequence[Attempt]], Any],
+        reject_late: Callable[[str, Attempt], Any],
     ) -> None:
         self._engine = engine
         self._runner = runner
         self._get_job = get_job
         self._cycle = cycle
+        self._reject_late = reject_late
         dialect = engine.dialect
         self._claim = RawStatement(
             _claim.claim_by_id_statement(dialect.name == "postgresql"), dialect, jobs.c
@@ -72,11 +76,47 @@ class RunNow:
         """Claim, run and complete one job in this thread; its new state."""
         owner = new_owner("run")
         attempt = self.claim(definition, job_id, owner)
+        if definition.timeout is not None and not definition.is_async:
+            return self._run_limited(owner, attempt, definition.timeout)
         try:
             self._runner.invoke_sync(attempt)
         finally:
             self.complete(owner, attempt)
         return outcome(attempt)
+
+    def _run_limited(self, owner: str, attempt: Attempt, seconds: float) -> JobState:
+        """A sync function with a timeout runs on a thread of its own (a thread cannot be
+        stopped): past ``seconds`` the attempt is recorded as timed out (retried per its
+        policy) and this call returns; the function's late result, when it comes, is
+        offered to the fence, rejected and recorded, as a worker's would be."""
+        lock = threading.Lock()
+        state = {"finished": False, "abandoned": False}
+
+        def call() -> None:
+            try:
+                self._runner.invoke_sync(attempt)
+            finally:
+                with lock:
+                    state["finished"] = True
+                    late = state["abandoned"]
+                if late:
+                    self._reject_late(owner, attempt)
+
+        thread = threading.Thread(target=call, name=f"otelkit-job-{attempt.job.id}", daemon=True)
+        thread.start()
+        thread.join(seconds)
+        with lock:
+            state["abandoned"] = not state["finished"]
+        if not state["abandoned"]:
+            thread.join()
+            self.complete(owner, attempt)
+            return outcome(attempt)
+        timed_out = copy.copy(attempt)
+        timed_out.errors = list(attempt.errors)
+        attempt.abandoned = True
+        self._runner.timed_out(timed_out, seconds)
+        self.complete(owner, timed_out)
+        return outcome(timed_out)
 
     async def run_async(self, definition: Definition, job_id: str) -> JobState:
         """Like :meth:`run`, awaiting an async function in the running loop."""

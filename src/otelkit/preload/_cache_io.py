@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
 from otelkit._errors import report_internal_error
+from otelkit.errors import OptionTypeError
 from otelkit.preload._loading import is_async_callable, run_awaitable
 
 __all__ = ["CacheAccess", "check_cache"]
@@ -28,13 +29,13 @@ def check_cache(owner: str, cache: object) -> bool:
     methods = [getattr(cache, name, None) for name in _METHODS]
     for name, method in zip(_METHODS, methods, strict=True):
         if not callable(method):
-            raise TypeError(
+            raise OptionTypeError(
                 f"{owner}: cache must have get(key), set(key, value, *, ttl) and delete(key) "
                 f"methods (an otelkit.preload.Cache or AsyncCache); {cache!r} lacks {name}()"
             )
     kinds = {is_async_callable(method) for method in methods}
     if len(kinds) > 1:
-        raise TypeError(
+        raise OptionTypeError(
             f"{owner}: cache {cache!r} mixes sync and async methods: get, set and delete "
             "must all be plain methods (a Cache) or all be 'async def' (an AsyncCache)"
         )

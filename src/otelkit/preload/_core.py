@@ -19,6 +19,7 @@ from typing import Any, Generic, TypeVar
 from opentelemetry.metrics import MeterProvider
 
 from otelkit._clock import Clock
+from otelkit.errors import InvalidOptionError, OptionTypeError
 from otelkit.preload._entries import Entries, Written
 from otelkit.preload._loading import ErrorLog, Flight, Loader, LoaderRegistry
 from otelkit.preload._metrics import PreloadMetrics
@@ -85,7 +86,7 @@ class PreloadCore(Generic[V]):
     def register(self, key: str, loader: Loader[V], prefix: bool) -> None:
         """Register a loader for a key or a key prefix."""
         if not callable(loader):
-            raise TypeError(f"Preloader.register: loader must be callable, got {loader!r}")
+            raise OptionTypeError(f"Preloader.register: loader must be callable, got {loader!r}")
         with self.lock:
             (self._loaders.add_prefix if prefix else self._loaders.add)(key, loader)
 
@@ -119,7 +120,7 @@ class PreloadCore(Generic[V]):
         """Refuse a bad read before the cache is asked; the related keys."""
         check_key(owner, key)
         if loader is not None and not callable(loader):
-            raise TypeError(f"{owner}: loader must be callable or None, got {loader!r}")
+            raise OptionTypeError(f"{owner}: loader must be callable or None, got {loader!r}")
         return check_related(owner, related)
 
     def begin(
@@ -142,7 +143,7 @@ class PreloadCore(Generic[V]):
             if value is None and flight is None and chosen is None:
                 chosen = self._loader_for(key)
                 if chosen is None:  # refused before anything is recorded
-                    raise ValueError(
+                    raise InvalidOptionError(
                         f"{owner}: no loader for key {key!r}: pass loader= or register() one"
                     )
             tracked, _ = self._pop.touch(key, now)

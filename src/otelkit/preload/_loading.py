@@ -10,6 +10,8 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from typing import Any, Generic, TypeVar
 
+from otelkit.errors import OptionTypeError
+
 __all__ = ["ErrorLog", "Flight", "Loader", "LoaderRegistry", "is_async_callable", "run_awaitable"]
 
 V = TypeVar("V")
@@ -45,7 +47,7 @@ def run_awaitable(awaitable: Awaitable[V], home: asyncio.AbstractEventLoop | Non
     else:
         if inspect.iscoroutine(awaitable):
             awaitable.close()  # never awaited on purpose: do not warn about it
-        raise TypeError(
+        raise OptionTypeError(
             f"the loader of key {key!r} is async and get() was called inside a running event "
             "loop: use 'await preloader.aget(...)' there"
         )

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from opentelemetry.metrics import MeterProvider
 
 from otelkit._clock import Clock
+from otelkit.errors import OptionTypeError
 from otelkit.preload._redis_core import JSON, Call, RedisCore, Serializer, Steps
 
 if TYPE_CHECKING:
@@ -62,8 +63,10 @@ def _check_client(owner: str, client: object, asynchronous: bool) -> None:
     other = _client_class(owner, not asynchronous)
     if isinstance(client, other):
         hint = "AsyncRedisCache" if not asynchronous else "RedisCache"
-        raise TypeError(f"{owner}: {client!r} is a {other.__module__}.Redis client; use {hint}")
-    raise TypeError(
+        raise OptionTypeError(
+            f"{owner}: {client!r} is a {other.__module__}.Redis client; use {hint}"
+        )
+    raise OptionTypeError(
         f"{owner}: client must be a {wanted.__module__}.{wanted.__name__}, got {client!r}"
     )
 

@@ -24,6 +24,7 @@ from opentelemetry.metrics import MeterProvider, get_meter_provider
 from otelkit._clock import REAL_CLOCK, Clock
 from otelkit._errors import report_internal_error
 from otelkit._version import __version__
+from otelkit.errors import InvalidOptionError, OptionTypeError
 
 __all__ = ["JSON", "Call", "RedisCore", "Serializer", "Sleep", "Steps"]
 
@@ -113,7 +114,9 @@ def _positive(owner: str, name: str, value: object) -> float:
         or not math.isfinite(value)
         or value <= 0
     ):
-        raise ValueError(f"{owner}: {name} must be a finite number > 0 seconds, got {value!r}")
+        raise InvalidOptionError(
+            f"{owner}: {name} must be a finite number > 0 seconds, got {value!r}"
+        )
     return float(value)
 
 
@@ -149,26 +152,26 @@ class RedisCore:
         meter_provider: MeterProvider | None,
     ) -> None:
         if not isinstance(namespace, str):
-            raise TypeError(f"{owner}: namespace must be a str, got {namespace!r}")
+            raise OptionTypeError(f"{owner}: namespace must be a str, got {namespace!r}")
         if not (
             callable(getattr(serializer, "dumps", None))
             and callable(getattr(serializer, "loads", None))
         ):
-            raise TypeError(
+            raise OptionTypeError(
                 f"{owner}: serializer must have dumps(value) and loads(data), got {serializer!r}"
             )
         if not isinstance(single_flight, bool):
-            raise TypeError(f"{owner}: single_flight must be a bool, got {single_flight!r}")
+            raise OptionTypeError(f"{owner}: single_flight must be a bool, got {single_flight!r}")
         self.lock_ttl = _positive(owner, "lock_ttl", lock_ttl)
         self.wait = _positive(owner, "wait", wait)
         self.poll_interval = _positive(owner, "poll_interval", poll_interval)
         self.retry_after = _positive(owner, "retry_after", retry_after)
         if self.poll_interval > self.wait:
-            raise ValueError(
+            raise InvalidOptionError(
                 f"{owner}: poll_interval ({poll_interval!r}) must not exceed wait ({wait!r})"
             )
         if clock is not None and not isinstance(clock, Clock):
-            raise TypeError(f"{owner}: clock must be an otelkit Clock, got {clock!r}")
+            raise OptionTypeError(f"{owner}: clock must be an otelkit Clock, got {clock!r}")
         self.owner = owner
         self.client = client
         self.namespace = namespace
@@ -202,7 +205,7 @@ class RedisCore:
     def get(self, key: str) -> Steps[Any]:
         """The value of ``key`` or ``None``; with single flight, wait for another loader."""
         if not isinstance(key, str):
-            raise TypeError(f"{self.owner}.get: key must be a str, got {type(key).__name__}")
+            raise OptionTypeError(f"{self.owner}.get: key must be a str, got {type(key).__name__}")
         name = self.namespace + key
         if self._skipping("get"):
             return None
@@ -239,9 +242,11 @@ class RedisCore:
     def set(self, key: str, value: Any, ttl: float) -> Steps[None]:
         """Store ``value`` for ``ttl`` seconds (SET PX) and release this process's lock."""
         if not isinstance(key, str):
-            raise TypeError(f"{self.owner}.set: key must be a str, got {type(key).__name__}")
+            raise OptionTypeError(f"{self.owner}.set: key must be a str, got {type(key).__name__}")
         if isinstance(ttl, bool) or not isinstance(ttl, (int, float)) or not ttl > 0:
-            raise ValueError(f"{self.owner}.set: ttl must be a number > 0 seconds, got {ttl!r}")
+            raise InvalidOptionError(
+                f"{self.owner}.set: ttl must be a number > 0 seconds, got {ttl!r}"
+            )
         name = self.namespace + key
         token = self._release(key)
         if self._skipping("set"):
@@ -254,7 +259,7 @@ class RedisCore:
             if isinstance(data, str):
                 data = data.encode()
             elif not isinstance(data, (bytes, bytearray)):
-                raise TypeError(
+                raise OptionTypeError(
                     f"serializer.dumps returned {type(data).__name__}, not bytes or str"
                 )
         except Exception as exc:  # noqa: BLE001 - the reader still has its value
@@ -276,7 +281,9 @@ class RedisCore:
     def delete(self, key: str) -> Steps[None]:
         """Delete ``key``; a Redis error is counted and raised (an invalidation failed)."""
         if not isinstance(key, str):
-            raise TypeError(f"{self.owner}.delete: key must be a str, got {type(key).__name__}")
+            raise OptionTypeError(
+                f"{self.owner}.delete: key must be a str, got {type(key).__name__}"
+            )
         yield from self._delete(self.namespace + key, raise_errors=True)
 
     # ------------------------------------------------------------------ helpers

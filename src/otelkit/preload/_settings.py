@@ -6,6 +6,7 @@ import concurrent.futures
 from dataclasses import dataclass
 
 from otelkit._clock import Clock
+from otelkit.errors import InvalidOptionError, OptionTypeError
 from otelkit.preload._options import check_count, check_fraction, check_positive
 
 __all__ = ["Settings"]
@@ -50,11 +51,13 @@ class Settings:
         """Check every option; raise ``ValueError``/``TypeError`` naming the first bad one."""
         start = check_positive(_OWNER, "threshold", threshold)
         if not isinstance(adaptive, bool):
-            raise TypeError(f"{_OWNER}: adaptive must be a bool, got {adaptive!r}")
+            raise OptionTypeError(f"{_OWNER}: adaptive must be a bool, got {adaptive!r}")
         if clock is not None and not isinstance(clock, Clock):
-            raise TypeError(f"{_OWNER}: clock must be an otelkit Clock or None, got {clock!r}")
+            raise OptionTypeError(
+                f"{_OWNER}: clock must be an otelkit Clock or None, got {clock!r}"
+            )
         if executor is not None and not isinstance(executor, concurrent.futures.Executor):
-            raise TypeError(
+            raise OptionTypeError(
                 f"{_OWNER}: executor must be a concurrent.futures.Executor or None, "
                 f"got {executor!r}"
             )
@@ -73,7 +76,7 @@ class Settings:
         )
         lead = settings.ttl * settings.refresh_ahead
         if settings.refresh_interval >= lead:
-            raise ValueError(
+            raise InvalidOptionError(
                 f"{_OWNER}: refresh_interval ({settings.refresh_interval!r} s) must be shorter "
                 f"than the refresh lead ttl * refresh_ahead ({lead!r} s), or refreshes would "
                 "come too late"
@@ -85,13 +88,13 @@ def _check_range(value: object, threshold: float) -> tuple[float, float]:
     if value is None:
         return (threshold / 10.0, threshold * 10.0)
     if not isinstance(value, tuple) or len(value) != 2:
-        raise TypeError(
+        raise OptionTypeError(
             f"{_OWNER}: threshold_range must be a (low, high) tuple or None, got {value!r}"
         )
     low = check_positive(_OWNER, "threshold_range[0]", value[0])
     high = check_positive(_OWNER, "threshold_range[1]", value[1])
     if not low <= threshold <= high:
-        raise ValueError(
+        raise InvalidOptionError(
             f"{_OWNER}: threshold_range must contain threshold: need {low!r} <= {threshold!r} "
             f"<= {high!r}"
         )

@@ -21,6 +21,7 @@ from opentelemetry.metrics import MeterProvider, get_meter_provider
 
 from otelkit._clock import REAL_CLOCK, Clock
 from otelkit._version import __version__
+from otelkit.errors import InvalidOptionError, OptionTypeError
 
 __all__ = ["AsyncCache", "Cache", "MemoryCache"]
 
@@ -85,11 +86,11 @@ class MemoryCache(Generic[V]):
         if max_entries is not None and (
             isinstance(max_entries, bool) or not isinstance(max_entries, int) or max_entries < 1
         ):
-            raise ValueError(
+            raise InvalidOptionError(
                 f"MemoryCache: max_entries must be an int >= 1 or None, got {max_entries!r}"
             )
         if clock is not None and not isinstance(clock, Clock):
-            raise TypeError(f"MemoryCache: clock must be an otelkit Clock, got {clock!r}")
+            raise OptionTypeError(f"MemoryCache: clock must be an otelkit Clock, got {clock!r}")
         self._max_entries = max_entries
         self._clock = clock or REAL_CLOCK
         self._lock = threading.Lock()
@@ -128,9 +129,11 @@ class MemoryCache(Generic[V]):
     def set(self, key: str, value: V, *, ttl: float) -> None:
         """Store ``value`` for ``ttl`` seconds (``ttl`` > 0); ``None`` is not stored."""
         if not isinstance(key, str):
-            raise TypeError(f"MemoryCache.set: key must be a str, got {type(key).__name__}")
+            raise OptionTypeError(f"MemoryCache.set: key must be a str, got {type(key).__name__}")
         if isinstance(ttl, bool) or not isinstance(ttl, (int, float)) or not ttl > 0:
-            raise ValueError(f"MemoryCache.set: ttl must be a number > 0 seconds, got {ttl!r}")
+            raise InvalidOptionError(
+                f"MemoryCache.set: ttl must be a number > 0 seconds, got {ttl!r}"
+            )
         if value is None:
             self.delete(key)
             return

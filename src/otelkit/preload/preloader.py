@@ -27,6 +27,7 @@ from opentelemetry.metrics import MeterProvider
 from otelkit._clock import REAL_CLOCK, Clock, TimerHandle
 from otelkit._errors import report_internal_error
 from otelkit._version import __version__
+from otelkit.errors import InvalidOptionError, OptionTypeError
 from otelkit.preload._batch import RefreshBatch
 from otelkit.preload._cache_io import CacheAccess, check_cache
 from otelkit.preload._core import PreloadCore, Read
@@ -193,7 +194,9 @@ class Preloader(Generic[V]):
     def hot_keys(self, limit: int = 10) -> list[tuple[str, float]]:
         """The ``limit`` most popular keys and their decayed scores, hottest first."""
         if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
-            raise ValueError(f"Preloader.hot_keys: limit must be an int >= 0, got {limit!r}")
+            raise InvalidOptionError(
+                f"Preloader.hot_keys: limit must be an int >= 0, got {limit!r}"
+            )
         return self._core.hot_keys(limit)
 
     def score(self, key: str) -> float:
@@ -415,7 +418,7 @@ def _refuse_inside_loop(owner: str) -> None:
         asyncio.get_running_loop()
     except RuntimeError:
         return
-    raise TypeError(
+    raise OptionTypeError(
         f"{owner}: the cache is async and this was called inside a running event loop; "
         "use the async method (aget / ainvalidate) there"
     )
