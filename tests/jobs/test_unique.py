@@ -162,3 +162,22 @@ def test_concurrent_enqueues_from_eight_processes_make_one_job(pg_url, make_stor
     with store.engine.connect() as conn:
         rows = conn.execute(sa.text("SELECT id FROM otelkit_jobs")).scalars().all()
     assert len(rows) == 1 and set(ids) == {rows[0]}
+
+
+def test_a_duplicate_is_not_counted_as_sent_and_marked_on_the_span(
+    sqlite_url, make_store, memory_telemetry
+) -> None:
+    store = make_store(
+        sqlite_url,
+        tracer_provider=memory_telemetry.tracer_provider,
+        meter_provider=memory_telemetry.meter_provider,
+    )
+    fn = store.job(name="u")(_noop)
+    first = fn.enqueue(unique_key="k")
+    fn.enqueue(unique_key="k")
+    sent = memory_telemetry.metric_points("messaging.client.sent.messages")
+    assert sum(point.value for _, point in sent) == 1
+    spans = [s for s in memory_telemetry.spans() if s.name == "send default"]
+    assert "otelkit.job.duplicates" not in spans[0].attributes
+    assert spans[1].attributes["otelkit.job.duplicates"] == 1
+    assert spans[1].attributes["messaging.message.id"] == first
