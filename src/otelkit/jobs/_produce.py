@@ -55,8 +55,8 @@ class Producer:
         autocommit: sa.Engine | None = None,
     ) -> None:
         self._writer = writer
-        # PostgreSQL: the INSERT is one atomic statement, so without a caller's transaction
-        # it runs in autocommit mode (no COMMIT round trip).
+        # PostgreSQL: an INSERT without unique keys is one atomic statement, so without a
+        # caller's transaction it runs in autocommit mode (no COMMIT round trip).
         self._own = autocommit if autocommit is not None else writer
         self._telemetry = telemetry
         self._clock = clock
@@ -87,7 +87,11 @@ class Producer:
                 with require_schema(self._writer):
                     outcome = insert(conn, batch, carrier)
             else:
-                with require_schema(self._writer), self._own.begin() as own:
+                # Unique keys may take a second statement (a holder that finished
+                # meanwhile): then one transaction, so that nothing is half-written.
+                keyed = any(row["unique_key"] is not None for row in batch.rows)
+                engine = self._writer if keyed else self._own
+                with require_schema(self._writer), engine.begin() as own:
                     outcome = insert(own, batch, carrier)
             self._record(span, batch, outcome)
         return self._handles(batch, outcome, woke=conn is None)
