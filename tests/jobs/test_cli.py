@@ -284,3 +284,14 @@ def test_worker_until_idle_runs_every_ready_job_then_exits(
     assert [store.get(i).result for i in ids] == [2, 4, 6, 8]
     assert store.get(later).state is JobState.QUEUED
     assert "stopped after 4 attempts (no job left to run)" in result.stdout
+
+
+def test_pause_and_resume_queues_from_the_command_line(jobs, capsys) -> None:
+    store, url, *_ = jobs
+    code, out, _ = _run(capsys, "pause", "--db", url, "default")
+    assert code == 0 and "pause: default paused" in out and "paused queues: default" in out
+    assert store.paused_queues() == ["default"]
+    code, out, _ = _run(capsys, "resume", "--db", url, "default")
+    assert code == 0 and "paused queues: none" in out and store.paused_queues() == []
+    code, _, err = _run(capsys, "pause", "--db", url, "nope")
+    assert code == 2 and "queue 'nope' is unknown" in err and store.paused_queues() == []

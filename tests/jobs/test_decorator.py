@@ -17,6 +17,7 @@ from otelkit.jobs import (
     JobNotReadyError,
     JobState,
 )
+from otelkit.jobs._enqueue import Item, make_options
 
 
 def _row_count(store: otelkit.jobs.JobStore) -> int:
@@ -136,7 +137,12 @@ def test_duplicate_id_is_refused_and_the_batch_not_half_written(sqlite_url, make
     with pytest.raises(ValueError, match="already exists"):
         fn.enqueue({}, id="order-1")
     with pytest.raises(ValueError, match="appears twice"):
-        store._enqueue(fn.definition, [(1, "a"), (2, "a")], run_after=None, priority=0)
+        store.backend.producer.enqueue(
+            "test",
+            fn.definition,
+            [Item(1, id="a"), Item(2, id="a")],
+            make_options("test", run_after=None, priority=0, unique_for=None),
+        )
     assert _row_count(store) == 1
 
 

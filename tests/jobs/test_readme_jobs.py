@@ -30,7 +30,7 @@ def _jobs_section_blocks():
 
 def test_the_readme_worker_command_runs_the_enqueued_job(tmp_path: Path) -> None:
     section = _jobs_section_blocks()
-    (producer,) = [b for b in section if b.language == "python" and not b.file_name]
+    producer = next(b for b in section if b.language == "python" and not b.file_name)
     (console,) = [b for b in section if b.language == "console"]
     commands = [line[2:] for line in console.code.splitlines() if line.startswith("$ ")]
     assert commands[0] == "otelkit jobs worker --import thumbs --until-idle"

@@ -3,6 +3,7 @@
 Every state change of a job is a span event and a metric point; see ``docs/jobs.md``.
 """
 
+from otelkit.jobs._handle import EnqueuedJob
 from otelkit.jobs._model import (
     Backoff,
     Job,
@@ -20,6 +21,7 @@ from otelkit.jobs.worker import Worker
 
 __all__ = [
     "Backoff",
+    "EnqueuedJob",
     "Job",
     "JobError",
     "JobFunction",

@@ -16,7 +16,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from otelkit.jobs._model import JobState
-from otelkit.jobs._schema import JSON, RUNNING_SQL, WAITING_SQL, db_now, history, jobs
+from otelkit.jobs._schema import JSON, RUNNING_SQL, WAITING_SQL, db_now, history, jobs, queues
 
 __all__ = [
     "LOST",
@@ -146,7 +146,11 @@ def next_due(conn: sa.Connection, *, queues: Sequence[str]) -> float | None:
     return None if value is None else float(value)
 
 
-_QUEUES = _c.queue.in_(sa.bindparam("queues", expanding=True))
+_QUEUES = sa.and_(
+    _c.queue.in_(sa.bindparam("queues", expanding=True)),
+    # a paused queue is not claimed from (nor waited for)
+    ~sa.exists().where(queues.c.queue == _c.queue, queues.c.paused == sa.true()),
+)
 _KEYS = sa.tuple_(_c.id, _c.attempt).in_(sa.bindparam("keys", expanding=True))
 
 

@@ -1,4 +1,4 @@
-"""``otelkit jobs worker|list|show|retry|cancel|purge``: run and inspect jobs from a shell."""
+"""``otelkit jobs worker|list|show|retry|cancel|pause|resume|purge``: run and inspect jobs from a shell."""
 
 from __future__ import annotations
 
@@ -60,6 +60,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         action="store_true",
         help="exit once no job is ready and none is running (default: run until SIGTERM)",
     )
+    worker.add_argument(
+        "--retention",
+        default="7d",
+        help="delete finished jobs older than this, like 12h or 30d, or 'off' (default 7d)",
+    )
     worker.set_defaults(func=_worker)
 
     listing = sub.add_parser("list", parents=[db], help="list jobs, most recently updated first")
@@ -80,6 +85,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         action = sub.add_parser(name, parents=[db], help=verb)
         action.add_argument("job_ids", nargs="+", metavar="JOB_ID")
         action.set_defaults(func=_operate, operation=name)
+
+    for name, verb in (("pause", "stop claiming jobs of queues"), ("resume", "resume queues")):
+        action = sub.add_parser(name, parents=[db], help=verb)
+        action.add_argument("queues", nargs="+", metavar="QUEUE")
+        action.set_defaults(func=_pause, operation=name)
 
     purge = sub.add_parser("purge", parents=[db], help="delete old final jobs and their history")
     purge.add_argument("--older-than", default="7d", help="age like 30m, 12h, 7d (default 7d)")
@@ -126,6 +136,7 @@ def _worker(args: argparse.Namespace) -> int:
         definitions, stores = _import_jobs(args.imports)
         if args.concurrency < 1 or (args.batch is not None and args.batch < 1):
             raise ValueError("--concurrency and --batch must be >= 1")
+        retention = None if args.retention == "off" else _duration(args.retention, "--retention")
     except (ImportError, ValueError) as exc:
         return _fail(args, exc)
     try:
@@ -133,9 +144,14 @@ def _worker(args: argparse.Namespace) -> int:
         store = _worker_store(args, stores)
         for definition in definitions:
             if definition.name not in store.functions:
-                store._register(definition)
+                store.backend.register(definition)
         store.create_schema()
-        worker = store.worker(queues=args.queue, concurrency=args.concurrency, batch=args.batch)
+        worker = store.worker(
+            queues=args.queue,
+            concurrency=args.concurrency,
+            batch=args.batch,
+            retention=retention,
+        )
     except (ValueError, TypeError) as exc:
         return _fail(args, exc)
     names = ", ".join(sorted(d.name for d in definitions))
@@ -332,6 +348,20 @@ def _operate(args: argparse.Namespace) -> int:
     return 1 if failures else 0
 
 
+def _pause(args: argparse.Namespace) -> int:
+    pausing = args.operation == "pause"
+    try:
+        with _session(args) as store:
+            for queue in args.queues:
+                changed = store.pause(queue) if pausing else store.resume(queue)
+                state = "paused" if pausing else "running"
+                print(f"{args.operation}: {queue} {state}" + ("" if changed else " (already)"))
+            print(f"paused queues: {', '.join(store.paused_queues()) or 'none'}")
+    except ValueError as exc:
+        return _fail(args, exc)
+    return 0
+
+
 def _purge(args: argparse.Namespace) -> int:
     try:
         older = _duration(args.older_than)
@@ -344,10 +374,10 @@ def _purge(args: argparse.Namespace) -> int:
 
 
 # -- formatting ----------------------------------------------------------------------------
-def _duration(text: str) -> timedelta:
+def _duration(text: str, option: str = "--older-than") -> timedelta:
     match = _DURATION.match(text.strip())
     if match is None:
-        raise ValueError(f"--older-than must look like 30m, 12h or 7d, got {text!r}")
+        raise ValueError(f"{option} must look like 30m, 12h or 7d, got {text!r}")
     return timedelta(seconds=float(match.group(1)) * _UNITS[match.group(2)])
 
 

@@ -12,6 +12,7 @@ must parse as one; any other text is a SQLite file path if it ends in ``.db``, `
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 import sqlite3
@@ -20,7 +21,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy import event
 
-__all__ = ["WRITE", "make_engine", "make_url"]
+__all__ = ["WRITE", "make_async_engine", "make_engine", "make_url"]
 
 WRITE = "otelkit_write"
 """Execution option marking a connection whose transactions write (SQLite: IMMEDIATE)."""
@@ -36,6 +37,7 @@ _FORMS = (
     "(such as 'jobs.sqlite3' or './data/jobs')"
 )
 POSTGRES_EXTRA = "pip install 'otelkit[postgres]'"
+ASYNC_EXTRA = "pip install 'otelkit[async]'"
 
 
 def make_engine(url_or_engine: object, *, sqlite_busy_timeout: float = 30.0) -> sa.Engine:
@@ -144,3 +146,48 @@ def _configure_sqlite(engine: sa.Engine, busy_timeout: float) -> None:
         dbapi_connection.execute("BEGIN IMMEDIATE" if write else "BEGIN")
 
     engine.dispose(close=False)  # connections made before the listeners are not reused
+
+
+def make_async_engine(engine: sa.Engine) -> Any:
+    """An ``AsyncEngine`` on the same database as ``engine`` (psycopg async, aiosqlite).
+
+    SQLite connections get the store's pragmas, and write transactions begin ``IMMEDIATE``.
+    """
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    if importlib.util.find_spec("greenlet") is None:  # SQLAlchemy's asyncio extension needs it
+        raise ImportError(
+            "otelkit.jobs async enqueue needs SQLAlchemy's asyncio support (greenlet is not "
+            f"installed); install it with: {ASYNC_EXTRA}"
+        )
+    url = engine.url
+    if url.get_backend_name() == "postgresql":
+        return create_async_engine(url.set(drivername="postgresql+psycopg"))
+    try:
+        import aiosqlite  # noqa: F401
+    except ImportError as exc:
+        raise ImportError(
+            f"otelkit.jobs async enqueue on SQLite needs aiosqlite ({exc}); install it "
+            f"with: {ASYNC_EXTRA}"
+        ) from exc
+    async_engine = create_async_engine(url.set(drivername="sqlite+aiosqlite"))
+
+    @event.listens_for(async_engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, record: Any) -> None:
+        dbapi_connection.isolation_level = None  # we emit BEGIN ourselves
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute("PRAGMA busy_timeout = 30000")
+            cursor.execute("PRAGMA synchronous = NORMAL")
+        finally:
+            cursor.close()
+
+    @event.listens_for(async_engine.sync_engine, "begin")
+    def _on_begin(conn: sa.Connection) -> None:
+        cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        try:
+            cursor.execute("BEGIN IMMEDIATE")
+        finally:
+            cursor.close()
+
+    return async_engine

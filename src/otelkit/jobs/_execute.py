@@ -10,109 +10,48 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import inspect
 import random
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Mapping
 from typing import Any
 
-import sqlalchemy as sa
 from opentelemetry import trace
-from opentelemetry.trace import Span
 
 from otelkit._clock import Clock
 from otelkit._errors import report_internal_error
+from otelkit.jobs._attempt import (
+    Attempt,
+    Definition,
+    job_from_mapping,
+    job_from_row,
+    limited,
+    run_awaitable,
+    timeout_error,
+    trace_id_hex,
+)
+from otelkit.jobs._cancel import CancelProbe, Check, JobCancelledError, cancellable
 from otelkit.jobs._claim import LOST, Transition
 from otelkit.jobs._failurelog import log_failure
-from otelkit.jobs._lease import Lease, LeaseKeeper
+from otelkit.jobs._lease import LeaseKeeper
 from otelkit.jobs._model import (
-    Backoff,
     Job,
     JobError,
     JobState,
     check_json,
-    from_epoch,
-    trace_id_of,
 )
-from otelkit.jobs._schedule import Schedule
 from otelkit.jobs._telemetry import Counts, JobTelemetry, error_type, format_error
 
-__all__ = ["Attempt", "Definition", "Runner", "job_from_mapping", "job_from_row"]
+__all__ = [
+    "Attempt",
+    "Definition",
+    "Runner",
+    "job_from_mapping",
+    "job_from_row",
+    "timeout_error",
+]
 
 _INTERRUPTS = (KeyboardInterrupt, SystemExit, asyncio.CancelledError, GeneratorExit)
-
-
-@dataclass(frozen=True)
-class Definition:
-    """A registered job function and its options."""
-
-    fn: Callable[[Job], Any]
-    name: str
-    queue: str
-    max_attempts: int
-    lease: float
-    backoff: Backoff
-    timeout: float | None = None
-    """Seconds an attempt may run before it is abandoned (``TimeoutError``); None: no limit."""
-    schedule: Schedule | None = None
-    """For a periodic job: when its periods start (the scheduler enqueues one job each)."""
-
-    @property
-    def is_async(self) -> bool:
-        return inspect.iscoroutinefunction(self.fn)
-
-
-def job_from_row(row: sa.Row[Any]) -> Job:
-    """A :class:`Job` snapshot of a row of ``otelkit_jobs``."""
-    return job_from_mapping(row._mapping)
-
-
-def job_from_mapping(m: Mapping[Any, Any]) -> Job:
-    """A :class:`Job` snapshot of a row of ``otelkit_jobs`` given as a mapping."""
-    return Job(
-        id=m["id"],
-        name=m["name"],
-        queue=m["queue"],
-        state=JobState(m["status"]),
-        data=m["data"],
-        attempt=m["attempt"],
-        max_attempts=m["max_attempts"],
-        priority=m["priority"],
-        run_after=from_epoch(m["run_after"]),
-        created_at=from_epoch(m["created_at"]),
-        updated_at=from_epoch(m["updated_at"]),
-        finished_at=from_epoch(m["finished_at"]),
-        lease_owner=m["lease_owner"],
-        lease_expires=from_epoch(m["lease_expires"]),
-        errors=tuple(JobError.from_json(e) for e in (m["errors"] or ())),
-        result=m["result"],
-        trace_id=trace_id_of(m["trace_context"]),
-    )
-
-
-@dataclass(eq=False)
-class Attempt:
-    """One claimed attempt on its way through a worker."""
-
-    job: Job
-    claimed_from: str
-    definition: Definition | None
-    span: Span
-    lease: Lease | None
-    owner: str
-    errors: list[dict[str, Any]] = field(default_factory=list)
-    errors_changed: bool = False
-    started: bool = False
-    began: float = 0.0
-    duration: float | None = None
-    transition: Transition | None = None
-    error: str | None = None
-    applied: bool = False
-    settled: bool = False
-    abandoned: bool = False
-    """Timed out: the worker recorded the outcome; what the function does later is discarded."""
-    expired_after: float | None = None
-    """Set when the attempt's timeout (these seconds) cancelled an async function."""
 
 
 class Runner:
@@ -127,7 +66,9 @@ class Runner:
         clock: Clock,
         rng: random.Random,
         max_errors: int,
+        still_ours: Check | None = None,
     ) -> None:
+        self._still_ours = still_ours
         self._registry = registry
         self._telemetry = telemetry
         self._keeper = keeper
@@ -149,6 +90,10 @@ class Runner:
             worker=owner,
         )
         claimed_from = m["claimed_from"] or JobState.QUEUED.value
+        probe = None
+        if self._still_ours is not None:
+            probe = CancelProbe(self._still_ours, self._clock, job.id, job.attempt, owner)
+            job = dataclasses.replace(job, _cancel_probe=probe)
         wait = m["updated_at"] - m["run_after"]
         tel.consumed(name=job.name, queue=job.queue, queue_wait=wait, counts=counts)
         attempt = Attempt(
@@ -159,6 +104,7 @@ class Runner:
             lease=self._keeper.hold(owner, job.id, job.attempt, m["lease_seconds"]),
             owner=owner,
             errors=[e.to_json() for e in job.errors],
+            probe=probe,
         )
         reason = None
         if claimed_from == JobState.RUNNING.value:
@@ -197,7 +143,7 @@ class Runner:
         with self._outcome(attempt) as result:
             value = definition.fn(attempt.job)
             if inspect.isawaitable(value):
-                value = asyncio.run(_await(value))
+                value = asyncio.run(run_awaitable(value))
             result.append(value)
 
     async def invoke_async(self, attempt: Attempt, *, timeout: float | None = None) -> None:
@@ -215,7 +161,11 @@ class Runner:
         with self._outcome(attempt) as result:
             value = definition.fn(attempt.job)
             if inspect.isawaitable(value):
-                value = await (value if timeout is None else _limited(attempt, value, timeout))
+                if timeout is not None:
+                    value = limited(attempt, value, timeout)
+                if attempt.probe is not None:
+                    value = cancellable(value, attempt.probe)
+                value = await value
             result.append(value)
 
     @contextlib.contextmanager
@@ -231,6 +181,9 @@ class Runner:
         except _INTERRUPTS as exc:
             self._release(attempt, exc)
             raise
+        except JobCancelledError:
+            self._stop_timer(attempt)
+            self.release(attempt, "cancelled")  # rejected by the fence: recorded as lost
         except Exception as exc:  # noqa: BLE001 - the job's failure is recorded, not propagated
             self._failed(attempt, exc)
         else:
@@ -281,7 +234,7 @@ class Runner:
         kind, message, text = format_error(exc)
         attempt.error = kind
         self._telemetry.failed_attempt(attempt.span, exc)
-        trace_id = _trace_id(attempt.span)
+        trace_id = trace_id_hex(attempt.span)
         self._fail_with(
             attempt,
             JobError(attempt.job.attempt, kind, message, text, self._clock.time(), trace_id),
@@ -313,7 +266,7 @@ class Runner:
             f"(registered: {known})",
             traceback="",
             at=self._clock.time(),
-            trace_id=_trace_id(attempt.span),
+            trace_id=trace_id_hex(attempt.span),
         )
         attempt.error = error.type
         attempt.span.set_attribute("error.type", error.type)
@@ -425,48 +378,3 @@ class Runner:
             attempt.span.end()
         except Exception as exc:  # noqa: BLE001 - telemetry never breaks the worker
             report_internal_error("jobs.settle", exc)
-
-
-def timeout_error(attempt: Attempt, seconds: float) -> TimeoutError:
-    """The error recorded for an attempt abandoned after ``seconds``."""
-    job = attempt.job
-    return TimeoutError(
-        f"job {job.name} (id {job.id}) attempt {job.attempt} of {job.max_attempts} ran longer "
-        f"than its timeout of {seconds:g} s and was abandoned"
-    )
-
-
-async def _limited(attempt: Attempt, awaitable: Any, seconds: float) -> Any:
-    """Await ``awaitable`` in this task; past ``seconds``, cancel it and raise
-    ``TimeoutError`` (Python 3.10 has no ``asyncio.timeout``)."""
-    task = asyncio.current_task()
-    assert task is not None
-    fired = False
-
-    def expire() -> None:
-        nonlocal fired
-        fired = True
-        task.cancel()
-
-    handle = asyncio.get_running_loop().call_later(seconds, expire)
-    try:
-        return await awaitable
-    except asyncio.CancelledError:
-        if not fired:
-            raise
-        uncancel = getattr(task, "uncancel", None)
-        if uncancel is not None:  # 3.11+: this cancellation was ours, and is handled
-            uncancel()
-        attempt.expired_after = seconds
-        raise timeout_error(attempt, seconds) from None
-    finally:
-        handle.cancel()
-
-
-async def _await(value: Any) -> Any:
-    return await value
-
-
-def _trace_id(span: Span) -> str:
-    context = span.get_span_context()
-    return f"{context.trace_id:032x}" if context.is_valid else ""

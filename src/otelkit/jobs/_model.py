@@ -5,11 +5,12 @@ from __future__ import annotations
 import enum
 import json
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from otelkit.errors import OtelkitError
+from otelkit.errors import OptionTypeError, OtelkitError
 
 __all__ = [
     "Backoff",
@@ -188,11 +189,43 @@ class Job:
     trace_id: str | None = None
     """The trace of the ``send`` span that enqueued the job (32 hex digits), if recorded."""
     _result_box: list[Any] = field(default_factory=list, repr=False, compare=False)
+    _cancel_probe: Callable[[], bool] | None = field(default=None, repr=False, compare=False)
+    _followups: list[Any] = field(default_factory=list, repr=False, compare=False)
 
     def set_result(self, value: Any) -> None:
         """Record result data (JSON-serialisable); stored if this attempt succeeds."""
         check_json(value, option="result")
         self._result_box[:] = [value]
+
+    def cancel_requested(self) -> bool:
+        """Whether this attempt should stop: the job was cancelled (``store.cancel``) or
+        is no longer this attempt's. Cheap to call in a loop (the database is asked at
+        most every quarter second). An async job function is cancelled instead
+        (``asyncio.CancelledError``); a sync one checks this and returns."""
+        return self._cancel_probe is not None and self._cancel_probe()
+
+    def then(self, fn: Any, data: Any = None, *, run_after: Any = None, priority: int = 0) -> None:
+        """Enqueue a job of ``fn`` (a job function of the same store) if, and only if, this
+        attempt succeeds: it is inserted in the transaction that records the success,
+        fenced by this attempt's lease, so a failed or lost attempt adds nothing. Its
+        ``send`` span is a child of this attempt's span."""
+        from otelkit.jobs.decorator import JobFunction
+
+        if not isinstance(fn, JobFunction):
+            raise OptionTypeError(
+                f"job.then: fn must be a job function (decorated with @store.job), "
+                f"got {type(fn).__name__}"
+            )
+        from otelkit.jobs._enqueue import make_options
+
+        check_json(data, option="job.then: data")
+        options = make_options("job.then", run_after=run_after, priority=priority, unique_for=None)
+        self._followups.append((fn, data, options))
+
+    @property
+    def followups(self) -> tuple[Any, ...]:
+        """The follow-ups recorded with :meth:`then` on this snapshot."""
+        return tuple(self._followups)
 
     @property
     def recorded_result(self) -> tuple[bool, Any]:

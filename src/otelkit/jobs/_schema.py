@@ -24,15 +24,20 @@ from otelkit.jobs._wakeup import CHANNEL
 __all__ = [
     "JSON",
     "RUNNING_SQL",
+    "UNIQUE_INDEX",
+    "UNIQUE_SQL",
     "WAITING_SQL",
+    "WHILE_ACTIVE",
     "create_schema",
     "db_now",
     "drop_schema",
     "has_schema",
     "history",
     "jobs",
+    "locks",
     "metadata",
     "missing_schema",
+    "queues",
     "require_schema",
     "schedules",
 ]
@@ -40,6 +45,14 @@ __all__ = [
 # Literal predicates (not bound parameters) so both planners can match the partial indexes.
 WAITING_SQL = "status IN ('queued', 'retrying')"
 RUNNING_SQL = "status = 'running'"
+# Rows whose unique key blocks another enqueue: any job still to run, and, for a key held for
+# a period (unique_period >= 0: the period's start), a job of that period that succeeded.
+UNIQUE_SQL = (
+    "unique_key IS NOT NULL AND (status IN ('queued', 'retrying', 'running') "
+    "OR (status = 'succeeded' AND unique_period >= 0))"
+)
+WHILE_ACTIVE = -1.0
+"""``unique_period`` of a key held only while its job waits or runs."""
 
 metadata = sa.MetaData()
 JSON = sa.JSON().with_variant(JSONB(), "postgresql")
@@ -71,11 +84,37 @@ jobs = sa.Table(
     # periodic jobs (added in 0.x: create_schema() adds them to an older database)
     sa.Column("schedule", sa.String(200)),
     sa.Column("period_start", sa.Double),
+    # unique jobs: the key (per job name) and the start of its period (WHILE_ACTIVE: none)
+    sa.Column("unique_key", sa.String(200)),
+    sa.Column("unique_period", sa.Double),
     sa.Index("ix_otelkit_jobs_listing", "status", "updated_at"),
     # one job per (schedule, period): what makes a period run exactly once, across machines
     sa.Index("ux_otelkit_jobs_period", "schedule", "period_start", unique=True),
 )
-_ADDED_COLUMNS = (("schedule", "VARCHAR(200)"), ("period_start", "DOUBLE PRECISION"))
+_ADDED_COLUMNS = (
+    ("schedule", "VARCHAR(200)"),
+    ("period_start", "DOUBLE PRECISION"),
+    ("unique_key", "VARCHAR(200)"),
+    ("unique_period", "DOUBLE PRECISION"),
+)
+
+queues = sa.Table(
+    "otelkit_job_queues",
+    metadata,
+    sa.Column("queue", sa.String(200), primary_key=True),
+    sa.Column("paused", sa.Boolean, nullable=False),
+    sa.Column("updated_at", sa.Double, nullable=False),
+)
+"""Queue settings: a paused queue's jobs are not claimed (no row: not paused)."""
+
+locks = sa.Table(
+    "otelkit_job_locks",
+    metadata,
+    sa.Column("name", sa.String(200), primary_key=True),
+    sa.Column("owner", sa.String(200)),
+    sa.Column("expires", sa.Double, nullable=False),
+)
+"""Leased locks of maintenance tasks (``prune``: one pruner at a time across workers)."""
 
 schedules = sa.Table(
     "otelkit_job_schedules",
@@ -96,6 +135,16 @@ sa.Index(
     jobs.c.id,
     postgresql_where=sa.text(WAITING_SQL),
     sqlite_where=sa.text(WAITING_SQL),
+)
+# Race-safe unique jobs: the INSERT ... ON CONFLICT of an enqueue names this index.
+UNIQUE_INDEX = sa.Index(
+    "ux_otelkit_jobs_unique",
+    jobs.c.name,
+    jobs.c.unique_key,
+    jobs.c.unique_period,
+    unique=True,
+    postgresql_where=sa.text(UNIQUE_SQL),
+    sqlite_where=sa.text(UNIQUE_SQL),
 )
 sa.Index(
     "ix_otelkit_jobs_lease",
@@ -225,6 +274,10 @@ def _migrate(conn: sa.Connection) -> None:
         f"CREATE UNIQUE INDEX IF NOT EXISTS ux_otelkit_jobs_period "
         f"ON {jobs.name} (schedule, period_start)"
     )
+    conn.exec_driver_sql(
+        f"CREATE UNIQUE INDEX IF NOT EXISTS {UNIQUE_INDEX.name} "
+        f"ON {jobs.name} (name, unique_key, unique_period) WHERE {UNIQUE_SQL}"
+    )
 
 
 def drop_schema(engine: sa.Engine) -> None:
@@ -237,9 +290,9 @@ def drop_schema(engine: sa.Engine) -> None:
 
 
 def has_schema(engine: sa.Engine) -> bool:
-    """Whether the job tables of this release exist (the schedules table came last)."""
+    """Whether the job tables of this release exist (the queues table came last)."""
     inspector = sa.inspect(engine)
-    return inspector.has_table(jobs.name) and inspector.has_table(schedules.name)
+    return all(inspector.has_table(t.name) for t in (jobs, schedules, queues))
 
 
 @contextlib.contextmanager

@@ -121,6 +121,11 @@ class JobTelemetry:
             unit="{job}",
             description="Jobs enqueued by the scheduler of periodic jobs (one per period).",
         )
+        self._pruned = m.create_counter(
+            "otelkit.job.pruned",
+            unit="{job}",
+            description="Finished jobs deleted (with their history) by the retention pruner.",
+        )
         self._wait = m.create_histogram(
             "otelkit.job.queue_wait",
             unit="s",
@@ -286,6 +291,16 @@ class JobTelemetry:
         """The scheduler enqueued one period of a periodic job (never raises)."""
         try:
             self._scheduled.add(1, _base(name, queue, "send"))
+        except Exception as exc:  # noqa: BLE001 - telemetry never breaks a job
+            report_internal_error("jobs.telemetry", exc)
+
+    def pruned(self, counts: Mapping[tuple[str, str], int]) -> None:
+        """Jobs deleted by the pruner, by (queue, state) (never raises)."""
+        try:
+            for (queue, state), n in counts.items():
+                self._pruned.add(
+                    n, {"messaging.destination.name": queue, "otelkit.job.state": state}
+                )
         except Exception as exc:  # noqa: BLE001 - telemetry never breaks a job
             report_internal_error("jobs.telemetry", exc)
 

@@ -12,10 +12,14 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
+from otelkit.errors import InvalidOptionError, OptionTypeError
+from otelkit.jobs._enqueue import Item, check_unique_key, data_key, items_of, make_options
 from otelkit.jobs._execute import Definition
-from otelkit.jobs._model import Backoff, Job, JobState
+from otelkit.jobs._handle import EnqueuedJob
+from otelkit.jobs._model import Backoff, Job, JobState, check_json
 
 if TYPE_CHECKING:
+    from otelkit.jobs._produce import Producer
     from otelkit.jobs.store import JobStore
 
 __all__ = ["JobFunction", "default_name", "define"]
@@ -160,27 +164,131 @@ class JobFunction(Generic[R]):
         id: str | None = None,
         run_after: RunAfter = None,
         priority: int = 0,
-    ) -> str:
-        """Store a new job for this function; its id.
+        unique_key: str | None = None,
+        unique: bool = False,
+        unique_for: timedelta | float | None = None,
+        connection: Any = None,
+        session: Any = None,
+    ) -> EnqueuedJob:
+        """Store a new job for this function; its id (an :class:`EnqueuedJob`, a ``str``).
 
         ``data`` must be JSON-serialisable; ``id`` defaults to a random hex id (a duplicate
         raises ``ValueError``); ``run_after`` is an aware datetime, a timedelta or seconds
         from now (database clock); higher ``priority`` runs first.
+
+        Unique jobs: with ``unique_key="..."`` (or ``unique=True``: the key is the data), no
+        second job of this function with that key is added while one waits or runs (with
+        ``unique_for``: while one was enqueued in the same period of that many seconds,
+        aligned on the epoch, unless it failed or was cancelled); the result is then the
+        existing job's id with ``duplicate`` set.
+
+        ``connection`` (a SQLAlchemy ``Connection`` in a transaction) or ``session`` (an
+        ORM ``Session``): insert in the caller's transaction, so the job exists only if the
+        caller commits.
         """
-        return self._store._enqueue(
-            self.definition, [(data, id)], run_after=run_after, priority=priority
+        where = f"{self.name}.enqueue"
+        item = Item(data=data, id=id, unique_key=self._key(where, data, unique_key, unique))
+        return self._producer().enqueue(
+            where,
+            self.definition,
+            [item],
+            make_options(where, run_after=run_after, priority=priority, unique_for=unique_for),
+            connection=connection,
+            session=session,
         )[0]
 
-    def enqueue_many(
-        self, items: Iterable[Any], *, run_after: RunAfter = None, priority: int = 0
-    ) -> list[str]:
-        """Store one job per item of ``items`` (each the ``data``) in one transaction."""
-        return self._store._enqueue(
+    async def aenqueue(
+        self,
+        data: Any = None,
+        *,
+        id: str | None = None,
+        run_after: RunAfter = None,
+        priority: int = 0,
+        unique_key: str | None = None,
+        unique: bool = False,
+        unique_for: timedelta | float | None = None,
+        connection: Any = None,
+        session: Any = None,
+    ) -> EnqueuedJob:
+        """:meth:`enqueue` for async code, through an async driver (psycopg async or
+        aiosqlite: ``pip install 'otelkit[async]'``); the event loop never blocks on the
+        database. ``connection``/``session``: an ``AsyncConnection``/``AsyncSession``."""
+        where = f"{self.name}.aenqueue"
+        item = Item(data=data, id=id, unique_key=self._key(where, data, unique_key, unique))
+        handles = await self._producer().aenqueue(
+            where,
             self.definition,
-            [(data, None) for data in items],
-            run_after=run_after,
-            priority=priority,
+            [item],
+            make_options(where, run_after=run_after, priority=priority, unique_for=unique_for),
+            connection=connection,
+            session=session,
         )
+        return handles[0]
+
+    def enqueue_many(
+        self,
+        items: Iterable[Any],
+        *,
+        run_after: RunAfter = None,
+        priority: int = 0,
+        unique: bool = False,
+        unique_key: Callable[[Any], str] | None = None,
+        unique_for: timedelta | float | None = None,
+        connection: Any = None,
+        session: Any = None,
+    ) -> list[EnqueuedJob]:
+        """Store one job per item of ``items`` (each the ``data``) in one statement.
+
+        The options are those of :meth:`enqueue`; ``unique_key`` here is a function of an
+        item's data returning its key (``unique=True``: the data is the key).
+        """
+        where = f"{self.name}.enqueue_many"
+        return self._producer().enqueue(
+            where,
+            self.definition,
+            items_of(where, list(items), unique=unique, unique_key=unique_key),
+            make_options(where, run_after=run_after, priority=priority, unique_for=unique_for),
+            connection=connection,
+            session=session,
+        )
+
+    async def aenqueue_many(
+        self,
+        items: Iterable[Any],
+        *,
+        run_after: RunAfter = None,
+        priority: int = 0,
+        unique: bool = False,
+        unique_key: Callable[[Any], str] | None = None,
+        unique_for: timedelta | float | None = None,
+        connection: Any = None,
+        session: Any = None,
+    ) -> list[EnqueuedJob]:
+        """:meth:`enqueue_many` for async code (see :meth:`aenqueue`)."""
+        where = f"{self.name}.aenqueue_many"
+        return await self._producer().aenqueue(
+            where,
+            self.definition,
+            items_of(where, list(items), unique=unique, unique_key=unique_key),
+            make_options(where, run_after=run_after, priority=priority, unique_for=unique_for),
+            connection=connection,
+            session=session,
+        )
+
+    def _key(self, where: str, data: Any, unique_key: object, unique: object) -> str | None:
+        if not isinstance(unique, bool):
+            raise OptionTypeError(f"{where}: unique must be True or False, got {unique!r}")
+        if unique_key is not None:
+            if unique:
+                raise InvalidOptionError(f"{where}: pass unique_key=... or unique=True, not both")
+            return check_unique_key(where, unique_key)
+        if unique:
+            check_json(data, option="data")
+            return data_key(data)
+        return None
+
+    def _producer(self) -> Producer:
+        return self._store.backend.producer
 
     def run(self, job_id: str) -> JobState:
         """Run the given job now in this thread, with full tracking; its new state.
@@ -196,11 +304,11 @@ class JobFunction(Generic[R]):
                 f"{self.name}.run() cannot start an event loop inside a running one; "
                 "use await fn.run_async(job_id)"
             )
-        return self._store._run_now(self.definition, job_id)
+        return self._store.backend.run_now(self.definition, job_id)
 
     async def run_async(self, job_id: str) -> JobState:
         """Like :meth:`run`, awaited; cancellation releases the job and propagates."""
-        return await self._store._run_now_async(self.definition, job_id)
+        return await self._store.backend.run_now_async(self.definition, job_id)
 
     def __repr__(self) -> str:
         return f"<JobFunction {self.name!r} queue={self.queue!r}>"

@@ -2,46 +2,36 @@
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import os
 import random
-import time
 import weakref
-from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 import sqlalchemy as sa
 from opentelemetry import metrics, trace
-from opentelemetry.instrumentation.utils import suppress_instrumentation
 
 from otelkit._clock import REAL_CLOCK, Clock
 from otelkit._errors import report_internal_error
-from otelkit.jobs import _admin, _claim
+from otelkit.jobs import _admin
 from otelkit.jobs._admin import JobTransition
-from otelkit.jobs._engine import WRITE, make_engine
-from otelkit.jobs._enqueue import enqueue
-from otelkit.jobs._execute import Attempt, Definition, Runner, job_from_row
-from otelkit.jobs._lease import LeaseKeeper
-from otelkit.jobs._model import (
-    Backoff,
-    Job,
-    JobState,
-)
-from otelkit.jobs._runnow import RunNow
+from otelkit.jobs._backend import Backend
+from otelkit.jobs._engine import make_engine
+from otelkit.jobs._execute import Definition
+from otelkit.jobs._model import Backoff, Job, JobState
+from otelkit.jobs._queues import paused_queues, set_paused
+from otelkit.jobs._retention import DEFAULT_RETENTION
 from otelkit.jobs._schedule import make_schedule
-from otelkit.jobs._scheduler import JobSchedule, list_schedules, run_schedules
+from otelkit.jobs._scheduler import JobSchedule, list_schedules
 from otelkit.jobs._schema import (
     create_schema,
     db_now,
-    has_schema,
     jobs,
-    missing_schema,
     require_schema,
 )
-from otelkit.jobs._telemetry import Counts, GaugeSnapshot, JobTelemetry, TraceMode
+from otelkit.jobs._telemetry import GaugeSnapshot, JobTelemetry, TraceMode
 from otelkit.jobs.decorator import JobFunction, define
 
 if TYPE_CHECKING:
@@ -81,35 +71,22 @@ class JobStore:
         if isinstance(max_errors, bool) or not isinstance(max_errors, int) or max_errors < 1:
             raise ValueError(f"JobStore: max_errors must be an int >= 1, got {max_errors!r}")
         self._engine = make_engine(url_or_engine)
-        self._writer = self._engine.execution_options(**{WRITE: True})
-        self._autocommit: sa.Engine | None = None
-        if self._engine.dialect.name == "postgresql":
-            self._autocommit = self._engine.execution_options(isolation_level="AUTOCOMMIT")
         self._clock = clock or REAL_CLOCK
-        self._registry: dict[str, Definition] = {}
         self._telemetry = JobTelemetry(
             tracer_provider=tracer_provider, meter_provider=meter_provider, trace_mode=trace_mode
         )
-        self._keeper = LeaseKeeper(self._renew, self._clock)
-        self._runner = Runner(
-            registry=self._registry,
-            telemetry=self._telemetry,
-            keeper=self._keeper,
-            clock=self._clock,
+        self._backend = Backend(
+            self._engine,
+            self._telemetry,
+            self._clock,
             rng=rng or random.Random(),
             max_errors=max_errors,
+            get=self.get,
         )
-        self._run = RunNow(
-            self._engine,
-            self._runner,
-            get_job=self.get,
-            cycle=self._cycle,
-            reject_late=lambda owner, attempt: self._cycle_next(owner, [], late=[attempt]),
-        )
+        self._writer = self._backend.writer
+        self._registry = self._backend.registry
         self._gauge_cache: tuple[float, GaugeSnapshot | None] | None = None
-        self._wakers: weakref.WeakSet[Worker] = weakref.WeakSet()
         self._closed = False
-        self._schema_seen = False
         if gauges:
             self._telemetry.observe(self._gauge_snapshot)
         # A forked child must not reuse the parent's pooled connections.
@@ -128,6 +105,11 @@ class JobStore:
         return self._engine
 
     @property
+    def backend(self) -> Backend:
+        """The store's internals that its job functions, workers and the CLI use."""
+        return self._backend
+
+    @property
     def functions(self) -> dict[str, Definition]:
         """Registered job functions by name (a copy)."""
         return dict(self._registry)
@@ -139,30 +121,19 @@ class JobStore:
         calls it). A store used before raises :class:`SchemaMissingError` saying so.
         """
         create_schema(self._engine)
-        self._schema_seen = True
-
-    def _check_schema(self) -> None:
-        """Raise :class:`SchemaMissingError` if the job tables do not exist.
-
-        A database that cannot be reached is not reported here: the worker's loop backs off
-        and reconnects (the check runs again at the next ``run``).
-        """
-        if self._schema_seen:
-            return
-        try:
-            with suppress_instrumentation():
-                present = has_schema(self._engine)
-        except sa.exc.SQLAlchemyError:
-            return
-        if not present:
-            raise missing_schema(self._engine)
-        self._schema_seen = True
+        self._backend.schema_created()
 
     def close(self) -> None:
         """Stop lease renewal and gauge queries, and close pooled connections."""
         self._closed = True
-        self._keeper.close()
+        self._backend.close()
         self._engine.dispose()
+
+    async def aclose(self) -> None:
+        """:meth:`close` for async applications: first closes the async connections that
+        ``aenqueue`` opened in the running event loop (call it before the loop ends)."""
+        await self._backend.producer.aclose()
+        self.close()
 
     # -- registration ----------------------------------------------------------------------
     @overload
@@ -214,7 +185,7 @@ class JobStore:
                 backoff=backoff,
                 timeout=timeout,
             )
-            self._register(definition)
+            self._backend.register(definition)
             return JobFunction(self, definition)
 
         if fn is None:
@@ -258,7 +229,7 @@ class JobStore:
                 timeout=timeout,
             )
             definition = dataclasses.replace(definition, schedule=schedule)
-            self._register(definition)
+            self._backend.register(definition)
             return JobFunction(self, definition)
 
         return register
@@ -273,7 +244,9 @@ class JobStore:
             raise ValueError("schedule_due: now must be a timezone-aware datetime")
         definitions = [d for d in self._registry.values() if d.schedule is not None]
         with require_schema(self._engine):
-            ids, _ = self._run_schedules(definitions, now=None if now is None else now.timestamp())
+            ids, _ = self._backend.run_schedules(
+                definitions, now=None if now is None else now.timestamp()
+            )
         return ids
 
     def schedules(self) -> list[JobSchedule]:
@@ -281,30 +254,10 @@ class JobStore:
         with require_schema(self._engine):
             return list_schedules(self._engine)
 
-    def _run_schedules(
-        self, definitions: Sequence[Definition], *, now: float | None = None
-    ) -> tuple[list[str], float | None]:
-        if not definitions:
-            return [], None
-        enqueued, next_in = run_schedules(self._writer, self._telemetry, definitions, now=now)
-        for queue in {q for q, _ in enqueued}:
-            self._wake_local(queue, 0.0)
-        return [job_id for _, job_id in enqueued], next_in
-
-    def _register(self, definition: Definition) -> None:
-        existing = self._registry.get(definition.name)
-        if existing is not None and existing.fn is not definition.fn:
-            raise ValueError(
-                f"a job named {definition.name!r} is already registered "
-                f"({existing.fn.__module__}.{existing.fn.__qualname__}); pass name=... to "
-                "choose another"
-            )
-        self._registry[definition.name] = definition
-
     def adopt(self, functions: Iterable[JobFunction[Any]]) -> None:
         """Register job functions declared on another store (e.g. by the CLI worker)."""
         for fn in functions:
-            self._register(fn.definition)
+            self._backend.register(fn.definition)
 
     def worker(
         self,
@@ -316,12 +269,16 @@ class JobStore:
         shutdown_timeout: float = 30.0,
         timeout: float | timedelta | None = None,
         listen: bool = True,
+        retention: timedelta | None = DEFAULT_RETENTION,
     ) -> Worker:
         """A worker running this store's registered functions (see :class:`Worker`).
 
         ``timeout``: the default execution timeout of functions that set none. ``listen``
         (PostgreSQL): wake on ``NOTIFY`` instead of waiting for the next poll.
         ``poll_interval`` (default: 1 s, or 15 s while listening) bounds every idle wait.
+        ``retention``: finished jobs (and their history) last updated longer ago are
+        deleted by the worker when idle, in bounded batches, one pruner at a time across
+        workers (None: keep them).
         """
         from otelkit.jobs.worker import Worker
 
@@ -334,149 +291,8 @@ class JobStore:
             shutdown_timeout=shutdown_timeout,
             timeout=timeout,
             listen=listen,
+            retention=retention,
         )
-
-    # -- enqueue -----------------------------------------------------------------------------
-    def _enqueue(
-        self,
-        definition: Definition,
-        items: Sequence[tuple[Any, str | None]],
-        *,
-        run_after: datetime | timedelta | float | None,
-        priority: int,
-    ) -> list[str]:
-        ids = enqueue(
-            self._writer,
-            self._telemetry,
-            definition,
-            items,
-            run_after=run_after,
-            priority=priority,
-        )
-        if ids and self._wakers:
-            self._wake_local(definition.queue, _delay_of(run_after))
-        return ids
-
-    # -- waking this process's workers -----------------------------------------------------
-    def _add_waker(self, worker: Worker) -> None:
-        self._wakers.add(worker)
-
-    def _remove_waker(self, worker: Worker) -> None:
-        self._wakers.discard(worker)
-
-    def _wake_local(self, queue: str, delay: float) -> None:
-        """Wake this process's idle workers of ``queue`` (an in-process event: no SQL)."""
-        for worker in list(self._wakers):
-            worker._wake(queue, delay)
-
-    # -- one attempt now (fn.run) ------------------------------------------------------------
-    def _run_now(self, definition: Definition, job_id: str) -> JobState:
-        return self._run.run(definition, job_id)
-
-    async def _run_now_async(self, definition: Definition, job_id: str) -> JobState:
-        return await self._run.run_async(definition, job_id)
-
-    # -- worker-facing -----------------------------------------------------------------------
-    def _cycle(
-        self,
-        owner: str,
-        done: Sequence[Attempt],
-        *,
-        queues: Sequence[str] = (),
-        limit: int = 0,
-        takeover: bool = False,
-    ) -> list[Attempt]:
-        """Apply finished attempts and claim up to ``limit`` more, in one transaction.
-
-        ``takeover`` also claims running jobs whose lease expired. Spans of finished
-        attempts are closed (and new ones opened) only after the commit.
-        """
-        return self._cycle_next(owner, done, queues=queues, limit=limit, takeover=takeover)[0]
-
-    def _cycle_next(
-        self,
-        owner: str,
-        done: Sequence[Attempt],
-        *,
-        queues: Sequence[str] = (),
-        limit: int = 0,
-        takeover: bool = False,
-        late: Sequence[Attempt] = (),
-    ) -> tuple[list[Attempt], float | None]:
-        """:meth:`_cycle`, plus: when fewer than ``limit`` were ready, the seconds until the
-        earliest waiting job is due (None: none waits); ``late``: results of attempts that
-        timed out, offered to the fence (which rejects them) and recorded as lost."""
-        transitions = [a.transition for a in done if a.transition is not None]
-        rows: list[sa.Row[Any]] = []
-        applied: set[str] = set()
-        next_in: float | None = None
-        with (
-            suppress_instrumentation(),
-            self._transaction(only_claims=not done and not late) as conn,
-        ):
-            late_ok: set[str] = set()
-            stale = [a.transition for a in late if a.transition is not None]
-            if stale:
-                late_ok = _claim.finish(conn, owner=owner, transitions=stale, recheck=False)
-                rejected = [(a.job.id, a.job.attempt) for a in late if a.job.id not in late_ok]
-                _claim.record_lost(
-                    conn, owner=owner, lost=rejected, reason="timed out: late result rejected"
-                )
-            if transitions:
-                applied = _claim.finish(conn, owner=owner, transitions=transitions)
-                lost = [(a.job.id, a.job.attempt) for a in done if a.job.id not in applied]
-                if lost:
-                    _claim.record_lost(
-                        conn, owner=owner, lost=lost, reason="lease lost: result rejected"
-                    )
-            if limit and takeover:
-                rows = _claim.claim_expired(conn, owner=owner, queues=queues, limit=limit)
-            if limit > len(rows):
-                rows += _claim.claim_batch(
-                    conn, owner=owner, queues=queues, limit=limit - len(rows)
-                )
-                if len(rows) < limit:
-                    next_in = _claim.next_due(conn, queues=queues)
-        counts: Counts = Counter()
-        for attempt in done:
-            self._runner.settle(attempt, applied=attempt.job.id in applied, counts=counts)
-        attempts = [self._runner.begin(row._mapping, owner, counts) for row in rows]
-        self._telemetry.add_counts(counts)
-        for attempt in late:
-            self._telemetry.late_rejected(attempt.job.name, attempt.job.queue)
-        return attempts, next_in
-
-    def _transaction(
-        self, *, only_claims: bool
-    ) -> contextlib.AbstractContextManager[sa.Connection]:
-        """A write transaction; on PostgreSQL, claims alone run in autocommit mode instead
-        (each claim is one atomic statement: no BEGIN/COMMIT round trips before a job starts)."""
-        if only_claims and self._autocommit is not None:
-            return self._autocommit.connect()
-        return self._writer.begin()
-
-    def _complete(self, owner: str, attempts: Sequence[Attempt]) -> None:
-        """Apply the attempts' transitions in one transaction, then close their spans."""
-        self._cycle(owner, attempts)
-
-    def _renew(self, owner: str, leases: Sequence[tuple[str, int]]) -> set[str]:
-        with suppress_instrumentation(), self._writer.begin() as conn:
-            return _claim.renew(conn, owner=owner, leases=leases)
-
-    def _fail_exhausted(self, limit: int = 100) -> int:
-        """Fail running jobs whose last allowed attempt's lease expired; how many."""
-        failed = 0
-        if self._autocommit is not None:  # PostgreSQL: one statement when there is none
-            with suppress_instrumentation(), self._autocommit.connect() as conn:
-                if not _claim.exhausted_expired(conn, limit=1, lock=False):
-                    return 0
-        with suppress_instrumentation(), self._writer.begin() as conn:
-            for row in _claim.exhausted_expired(conn, limit=limit):
-                job = job_from_row(row)
-                transition = self._runner.lease_expired(job)
-                if _claim.finish(conn, owner=row.lease_owner, transitions=[transition]):
-                    failed += 1
-        return failed
 
     # -- gauges ------------------------------------------------------------------------------
     def _gauge_snapshot(self) -> GaugeSnapshot | None:
@@ -554,6 +370,33 @@ class JobStore:
                 finished_at=db_now(),
             )
 
+    def pause(self, queue: str) -> bool:
+        """Stop workers (of every process and machine) claiming jobs of ``queue``; running
+        attempts finish. Whether it was running before. An unknown queue raises
+        :class:`~otelkit.errors.InvalidOptionError`."""
+        with require_schema(self._engine):
+            return set_paused(
+                self._writer, "store.pause", queue, paused=True, registered=self._queue_names()
+            )
+
+    def resume(self, queue: str) -> bool:
+        """Let workers claim jobs of ``queue`` again (and wake them); whether it was paused."""
+        with require_schema(self._engine):
+            changed = set_paused(
+                self._writer, "store.resume", queue, paused=False, registered=self._queue_names()
+            )
+        if changed:
+            self._backend.wake(queue, 0.0)
+        return changed
+
+    def paused_queues(self) -> list[str]:
+        """The queues paused now (by any process), sorted."""
+        with require_schema(self._engine):
+            return paused_queues(self._engine)
+
+    def _queue_names(self) -> set[str]:
+        return {d.queue for d in self._registry.values()}
+
     def purge(
         self,
         *,
@@ -563,14 +406,3 @@ class JobStore:
         """Delete final jobs (and their history) last updated more than ``older_than`` ago."""
         with require_schema(self._engine):
             return _admin.purge(self._writer, older_than=older_than, states=states)
-
-
-def _delay_of(run_after: datetime | timedelta | float | None) -> float:
-    """Seconds from now until ``run_after`` (local clock: a wake-up hint only)."""
-    if run_after is None:
-        return 0.0
-    if isinstance(run_after, datetime):
-        return run_after.timestamp() - time.time()
-    if isinstance(run_after, timedelta):
-        return run_after.total_seconds()
-    return float(run_after)

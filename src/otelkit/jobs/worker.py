@@ -8,23 +8,20 @@ are committed together, so many short jobs cost far fewer transactions than jobs
 
 from __future__ import annotations
 
-import asyncio
-import copy
 import math
 import random
 import signal
 import threading
 import time
-from collections import deque
 from collections.abc import Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import timedelta
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from otelkit._errors import report_internal_error
-from otelkit._threads import start_daemon
 from otelkit.jobs._execute import Attempt
+from otelkit.jobs._retention import DEFAULT_RETENTION, check_retention
+from otelkit.jobs._running import Execution
 from otelkit.jobs._wakeup import Listener
 
 if TYPE_CHECKING:
@@ -37,10 +34,10 @@ _TAKEOVER_EVERY = 1.0  # seconds between claims of running jobs whose lease expi
 _MAX_PAUSE = 30.0  # cap of the reconnect backoff
 _POLL = 1.0  # default seconds between polls without notifications (SQLite, listener down)
 _LISTEN_POLL = 15.0  # default fallback poll while the LISTEN connection is up
-_STRAGGLERS = 32  # extra job threads for sync attempts abandoned after their timeout
+_PRUNE_EVERY = 60.0  # seconds between pruning runs of one worker (retention)
 
 
-class Worker:
+class Worker(Execution):
     """Claims and runs jobs of a :class:`JobStore` until stopped.
 
     Obtain one with ``store.worker(queues=..., concurrency=..., batch=...)``.
@@ -62,6 +59,7 @@ class Worker:
         shutdown_timeout: float,
         timeout: float | timedelta | None = None,
         listen: bool = True,
+        retention: timedelta | None = DEFAULT_RETENTION,
     ) -> None:
         from otelkit.jobs._runnow import new_owner
 
@@ -100,6 +98,7 @@ class Worker:
         self.processed = 0
         """Attempts this worker has finished (any outcome)."""
         self._store = store
+        self._backend = store.backend
         self._poll = None if poll_interval is None else float(poll_interval)
         self._timeout = timeout
         self._queue_set = frozenset(self.queues)
@@ -107,31 +106,22 @@ class Worker:
         self._listener: Listener | None = None
         self._woken = False
         self._next_due = math.inf  # monotonic time the earliest known future job is due
-        self._deadlines: dict[Attempt, tuple[float, float]] = {}  # sync: (deadline, seconds)
-        self._timed_out: set[int] = set()
-        self._late: list[Attempt] = []
         self._schedules = [
             d for d in registry.values() if d.schedule is not None and d.queue in self._queue_set
         ]
         self._next_tick = 0.0  # monotonic time of the next period start of a schedule
-        self._pending_sync: deque[tuple[Attempt, Future[Any]]] = deque()
-        self._sync_running = 0
-        self._slot_freed: set[int] = set()
         self._grace = float(shutdown_timeout)
         self._cond = threading.Condition(threading.RLock())
         self._stopping = False
-        self._done: list[Attempt] = []
-        self._in_flight: dict[Attempt, Future[Any]] = {}
-        self._abandoned: set[int] = set()
-        self._executor: ThreadPoolExecutor | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._loop_thread: threading.Thread | None = None
         self._failures = 0
         self._jitter = random.Random()
         self._last_sweep = 0.0
+        age = check_retention("worker", retention)
+        self._pruner = None if age is None else store.backend.pruner(self.id, age)
+        self._last_prune = 0.0
         self._last_takeover = 0.0
         self._claimed = 0
-        self._inline: deque[tuple[Attempt, Future[Any]]] = deque()
+        self._init_execution()
 
     # -- public --------------------------------------------------------------------------------
     @property
@@ -173,7 +163,7 @@ class Worker:
 
     # -- loop ----------------------------------------------------------------------------------
     def _serve(self, *, until_idle: bool, timeout: float | None) -> None:
-        self._store._check_schema()  # a clear error, not a loop of logged database errors
+        self._backend.check_schema()  # a clear error, not a loop of logged database errors
         with self._cond:
             self._stopping = False
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -200,6 +190,8 @@ class Worker:
                 self._run_inline()
                 if asked and claimed < asked and self._due("_last_sweep", _SWEEP_EVERY):
                     self._sweep()
+                if asked and claimed < asked and self._due("_last_prune", _PRUNE_EVERY):
+                    self._prune()
                 with self._cond:
                     if until_idle and claimed == 0 and not self._in_flight and not self._done:
                         break
@@ -263,7 +255,7 @@ class Worker:
             self._cond.notify_all()
 
     def _start_wakeup(self) -> None:
-        self._store._add_waker(self)
+        self._backend.add_waker(self)
         if self._listen and self._listener is None:
             self._listener = Listener(
                 self._store.engine.url,
@@ -273,7 +265,7 @@ class Worker:
             )
 
     def _stop_wakeup(self) -> None:
-        self._store._remove_waker(self)
+        self._backend.remove_waker(self)
         if self._listener is not None:
             self._listener.close()
             self._listener = None
@@ -281,42 +273,13 @@ class Worker:
     def _tick(self) -> None:
         """Enqueue due periods of the periodic jobs; wake again at the next period start."""
         try:
-            _, next_in = self._store._run_schedules(self._schedules)
+            _, next_in = self._backend.run_schedules(self._schedules)
         except Exception as exc:  # noqa: BLE001 - database away: the next tick tries again
             report_internal_error("jobs.schedule", exc)
             self._next_tick = time.monotonic() + 1.0
             return
         wait = 60.0 if next_in is None else max(0.0, next_in)
         self._next_tick = time.monotonic() + min(wait, 60.0) + 0.002
-
-    # -- timeouts -------------------------------------------------------------------------------
-    def _timeout_of(self, attempt: Attempt) -> float | None:
-        definition = attempt.definition
-        if definition is not None and definition.timeout is not None:
-            return definition.timeout
-        return self._timeout
-
-    def _expire_timeouts(self, now: float) -> None:
-        """Abandon sync attempts past their timeout (caller holds the lock): each is recorded
-        as a ``TimeoutError`` (retried per its policy) at the next commit, its lease is no
-        longer renewed and its slot is free; its thread's late result is rejected."""
-        for attempt, (due, seconds) in list(self._deadlines.items()):
-            if due > now:
-                continue
-            del self._deadlines[attempt]
-            future = self._in_flight.pop(attempt, None)
-            if future is None:
-                continue
-            self._timed_out.add(id(attempt))
-            self._slot_freed.add(id(attempt))
-            self._sync_running -= 1
-            timed_out = copy.copy(attempt)
-            timed_out.errors = list(attempt.errors)
-            attempt.abandoned = True
-            self._store._runner.timed_out(timed_out, seconds)
-            self._in_flight[timed_out] = future  # its slot is freed by the next commit
-            self._done.append(timed_out)
-        self._start_pending()
 
     def _cycle(self, done: list[Attempt], asked: int, takeover: bool) -> bool:
         """Commit ``done`` and claim up to ``asked`` in one transaction; False on DB error."""
@@ -326,7 +289,7 @@ class Worker:
         if not done and not asked and not late:
             return True
         try:
-            attempts, next_in = self._store._cycle_next(
+            attempts, next_in = self._backend.cycle(
                 self.id, done, queues=self.queues, limit=asked, takeover=takeover, late=late
             )
         except Exception as exc:  # noqa: BLE001 - database away: keep them, back off, retry
@@ -368,161 +331,25 @@ class Worker:
         with self._cond:
             self._cond.wait_for(lambda: self._stopping, timeout=pause)
 
+    def _prune(self) -> None:
+        """Delete one bounded run of old finished jobs (when idle; one pruner at a time)."""
+        if self._pruner is None:
+            return
+        try:
+            _, more = self._pruner.run()
+        except Exception as exc:  # noqa: BLE001 - the next run tries again
+            report_internal_error("jobs.prune", exc)
+            return
+        if more:  # a backlog: the next idle moment continues, not the next minute
+            self._last_prune = time.monotonic() - _PRUNE_EVERY + 1.0
+
     def _sweep(self) -> None:
         try:
-            self._store._fail_exhausted()
+            self._backend.fail_exhausted()
         except Exception as exc:  # noqa: BLE001 - the next sweep tries again
             report_internal_error("jobs.sweep", exc)
 
-    # -- running attempts ----------------------------------------------------------------------
-    def _submit(self, attempt: Attempt) -> None:
-        definition = attempt.definition
-        future: Future[Any]
-        if definition is not None and definition.is_async:
-            future = asyncio.run_coroutine_threadsafe(self._run_async(attempt), self._event_loop())
-        elif self.concurrency == 1 and self._timeout_of(attempt) is None:
-            future = Future()  # run in the loop thread: no hand-off for one-at-a-time workers
-            self._inline.append((attempt, future))
-        else:
-            future = Future()  # started by _start_pending when one of `concurrency` slots is free
-            with self._cond:
-                self._in_flight[attempt] = future
-                self._pending_sync.append((attempt, future))
-                self._start_pending()
-            return
-        with self._cond:
-            self._in_flight[attempt] = future
-
-    def _start_pending(self) -> None:
-        """Start queued sync attempts while fewer than ``concurrency`` run (holds the lock).
-
-        The thread pool is larger than ``concurrency``: a sync attempt abandoned after its
-        timeout keeps its thread until the function returns, but gives up its slot.
-        """
-        with self._cond:
-            while self._pending_sync and self._sync_running < self.concurrency:
-                attempt, future = self._pending_sync.popleft()
-                if not future.set_running_or_notify_cancel():
-                    continue  # cancelled at shutdown before it started
-                if self._executor is None:
-                    self._executor = ThreadPoolExecutor(
-                        self.concurrency + _STRAGGLERS, thread_name_prefix="otelkit-job"
-                    )
-                self._sync_running += 1
-                self._executor.submit(self._run_pooled, attempt, future)
-
-    def _run_pooled(self, attempt: Attempt, future: Future[Any]) -> None:
-        try:
-            self._run_sync(attempt)
-        finally:
-            future.set_result(None)
-            with self._cond:
-                if id(attempt) in self._slot_freed:
-                    self._slot_freed.discard(id(attempt))
-                else:
-                    self._sync_running -= 1
-                self._start_pending()
-
-    def _run_inline(self) -> None:
-        """Run the sync attempts queued for the loop thread (concurrency 1)."""
-        while self._inline and not self._stopping:
-            attempt, future = self._inline.popleft()
-            if future.set_running_or_notify_cancel():
-                try:
-                    self._run_sync(attempt, inline=True)
-                finally:
-                    future.set_result(None)
-
-    def _run_sync(self, attempt: Attempt, *, inline: bool = False) -> None:
-        seconds = None if inline else self._timeout_of(attempt)
-        if seconds is not None:
-            with self._cond:
-                self._deadlines[attempt] = (time.monotonic() + seconds, seconds)
-                self._cond.notify_all()  # the loop's wait now ends at this deadline too
-        try:
-            self._store._runner.invoke_sync(attempt)
-        except BaseException:
-            if inline:  # an interrupt in the loop thread (second Ctrl-C) stops the worker
-                raise
-            # in a job thread: invoke_sync already released the job; the thread carries on
-        finally:
-            self._hand_back(attempt)
-
-    async def _run_async(self, attempt: Attempt) -> None:
-        try:
-            await self._store._runner.invoke_async(attempt, timeout=self._timeout_of(attempt))
-        except BaseException:  # noqa: BLE001 - released by invoke_async (cancellation at shutdown)
-            pass
-        finally:
-            self._hand_back(attempt)
-
-    def _hand_back(self, attempt: Attempt) -> None:
-        with self._cond:
-            self._deadlines.pop(attempt, None)
-            if id(attempt) in self._timed_out:
-                self._timed_out.discard(id(attempt))
-                self._late.append(attempt)  # fenced at the next commit: rejected, recorded
-                self._cond.notify_all()
-                return
-            if id(attempt) in self._abandoned:
-                return  # released at shutdown; its late result is not applied
-            self._done.append(attempt)
-            self._cond.notify_all()
-
-    def _event_loop(self) -> asyncio.AbstractEventLoop:
-        if self._loop is None:
-            loop = asyncio.new_event_loop()
-            thread = start_daemon(loop.run_forever, name="otelkit-jobs-async")
-            self._loop, self._loop_thread = loop, thread
-        return self._loop
-
     # -- stopping ------------------------------------------------------------------------------
-    def _shutdown(self, *, grace: float) -> None:
-        runner = self._store._runner
-        with self._cond:
-            for attempt, future in list(self._in_flight.items()):
-                if not attempt.started and future.cancel():
-                    runner.release(attempt, "worker stopping before the job started")
-                    self._done.append(attempt)
-        deadline = time.monotonic() + grace
-        while self._in_flight and time.monotonic() < deadline:
-            self._flush_done()
-            with self._cond:
-                if self._in_flight and not self._done:
-                    left = deadline - time.monotonic()
-                    self._cond.wait(max(0.0, min(self._poll_interval(), left)))
-        with self._cond:
-            pending = [(a, f) for a, f in self._in_flight.items() if a not in self._done]
-        for attempt, future in pending:
-            definition = attempt.definition
-            if definition is not None and definition.is_async and future.cancel():
-                continue  # cancellation releases it inside the task
-            with self._cond:
-                self._abandoned.add(id(attempt))
-                released = copy.copy(attempt)
-                runner.release(released, "worker stopped before the job finished")
-                self._in_flight.pop(attempt, None)
-                self._in_flight[released] = future
-                self._done.append(released)
-        cancel_deadline = time.monotonic() + min(5.0, max(grace, 1.0))
-        while self._in_flight and time.monotonic() < cancel_deadline:
-            if not self._flush_done():
-                continue
-            with self._cond:
-                if self._in_flight and not self._done:
-                    self._cond.wait(0.05)
-
-    def _close_runtimes(self) -> None:
-        if self._executor is not None:
-            self._executor.shutdown(wait=False, cancel_futures=True)
-            self._executor = None
-        if self._loop is not None and self._loop_thread is not None:
-            self._loop.call_soon_threadsafe(self._loop.stop)
-            self._loop_thread.join(timeout=5.0)
-            if not self._loop.is_running():
-                self._loop.close()
-            self._loop = self._loop_thread = None
-
     def _install_signals(self) -> Any:
         if threading.current_thread() is not threading.main_thread():
             return lambda: None

@@ -1,0 +1,154 @@
+"""The parts of an attempt: a job function's definition, a row as a ``Job``, a claimed
+attempt on its way through a worker, and the async execution limit."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+from opentelemetry.trace import Span
+
+from otelkit.jobs._cancel import CancelProbe
+from otelkit.jobs._claim import Transition
+from otelkit.jobs._lease import Lease
+from otelkit.jobs._model import Backoff, Job, JobError, JobState, from_epoch, trace_id_of
+from otelkit.jobs._schedule import Schedule
+
+__all__ = [
+    "Attempt",
+    "Definition",
+    "job_from_mapping",
+    "job_from_row",
+    "limited",
+    "run_awaitable",
+    "timeout_error",
+    "trace_id_hex",
+]
+
+
+@dataclass(frozen=True)
+class Definition:
+    """A registered job function and its options."""
+
+    fn: Callable[[Job], Any]
+    name: str
+    queue: str
+    max_attempts: int
+    lease: float
+    backoff: Backoff
+    timeout: float | None = None
+    """Seconds an attempt may run before it is abandoned (``TimeoutError``); None: no limit."""
+    schedule: Schedule | None = None
+    """For a periodic job: when its periods start (the scheduler enqueues one job each)."""
+
+    @property
+    def is_async(self) -> bool:
+        return inspect.iscoroutinefunction(self.fn)
+
+
+def job_from_row(row: sa.Row[Any]) -> Job:
+    """A :class:`Job` snapshot of a row of ``otelkit_jobs``."""
+    return job_from_mapping(row._mapping)
+
+
+def job_from_mapping(m: Mapping[Any, Any]) -> Job:
+    """A :class:`Job` snapshot of a row of ``otelkit_jobs`` given as a mapping."""
+    return Job(
+        id=m["id"],
+        name=m["name"],
+        queue=m["queue"],
+        state=JobState(m["status"]),
+        data=m["data"],
+        attempt=m["attempt"],
+        max_attempts=m["max_attempts"],
+        priority=m["priority"],
+        run_after=from_epoch(m["run_after"]),
+        created_at=from_epoch(m["created_at"]),
+        updated_at=from_epoch(m["updated_at"]),
+        finished_at=from_epoch(m["finished_at"]),
+        lease_owner=m["lease_owner"],
+        lease_expires=from_epoch(m["lease_expires"]),
+        errors=tuple(JobError.from_json(e) for e in (m["errors"] or ())),
+        result=m["result"],
+        trace_id=trace_id_of(m["trace_context"]),
+    )
+
+
+@dataclass(eq=False)
+class Attempt:
+    """One claimed attempt on its way through a worker."""
+
+    job: Job
+    claimed_from: str
+    definition: Definition | None
+    span: Span
+    lease: Lease | None
+    owner: str
+    errors: list[dict[str, Any]] = field(default_factory=list)
+    errors_changed: bool = False
+    started: bool = False
+    began: float = 0.0
+    duration: float | None = None
+    transition: Transition | None = None
+    error: str | None = None
+    applied: bool = False
+    settled: bool = False
+    abandoned: bool = False
+    """Timed out: the worker recorded the outcome; what the function does later is discarded."""
+    expired_after: float | None = None
+    """Set when the attempt's timeout (these seconds) cancelled an async function."""
+    probe: CancelProbe | None = None
+    """Answers ``job.cancel_requested()``; ``probe.seen``: the attempt learnt it."""
+
+    @property
+    def cancel_seen(self) -> bool:
+        return self.probe is not None and self.probe.seen
+
+
+def timeout_error(attempt: Attempt, seconds: float) -> TimeoutError:
+    """The error recorded for an attempt abandoned after ``seconds``."""
+    job = attempt.job
+    return TimeoutError(
+        f"job {job.name} (id {job.id}) attempt {job.attempt} of {job.max_attempts} ran longer "
+        f"than its timeout of {seconds:g} s and was abandoned"
+    )
+
+
+async def limited(attempt: Attempt, awaitable: Any, seconds: float) -> Any:
+    """Await ``awaitable`` in this task; past ``seconds``, cancel it and raise
+    ``TimeoutError`` (Python 3.10 has no ``asyncio.timeout``)."""
+    task = asyncio.current_task()
+    assert task is not None
+    fired = False
+
+    def expire() -> None:
+        nonlocal fired
+        fired = True
+        task.cancel()
+
+    handle = asyncio.get_running_loop().call_later(seconds, expire)
+    try:
+        return await awaitable
+    except asyncio.CancelledError:
+        if not fired:
+            raise
+        uncancel = getattr(task, "uncancel", None)
+        if uncancel is not None:  # 3.11+: this cancellation was ours, and is handled
+            uncancel()
+        attempt.expired_after = seconds
+        raise timeout_error(attempt, seconds) from None
+    finally:
+        handle.cancel()
+
+
+async def run_awaitable(value: Any) -> Any:
+    return await value
+
+
+def trace_id_hex(span: Span) -> str:
+    context = span.get_span_context()
+    return f"{context.trace_id:032x}" if context.is_valid else ""

@@ -1,0 +1,264 @@
+"""The store's engine room: what job functions, workers and the CLI use of a store.
+
+:class:`Backend` owns the write engines, the lease keeper, the runner of attempts, the
+producer of jobs, the worker cycle (commit finished attempts, claim more, in one
+transaction), schedules, retention and the in-process wake-up of idle workers.
+``JobStore`` is the public face; its collaborators talk to ``store.backend`` instead of
+reaching into the store's private methods.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import random
+import weakref
+from collections import Counter
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+from opentelemetry.instrumentation.utils import suppress_instrumentation
+
+from otelkit._clock import Clock
+from otelkit.jobs import _claim
+from otelkit.jobs._cancel import still_ours
+from otelkit.jobs._engine import WRITE
+from otelkit.jobs._execute import Attempt, Definition, Runner, job_from_row
+from otelkit.jobs._followup import Followups, RunNowWithFollowups
+from otelkit.jobs._lease import LeaseKeeper
+from otelkit.jobs._model import Job, JobState
+from otelkit.jobs._produce import Producer
+from otelkit.jobs._retention import Pruner
+from otelkit.jobs._scheduler import run_schedules
+from otelkit.jobs._schema import has_schema, missing_schema
+from otelkit.jobs._telemetry import Counts, JobTelemetry
+
+if TYPE_CHECKING:
+    from otelkit.jobs.worker import Worker
+
+__all__ = ["Backend"]
+
+
+class Backend:
+    """A store's internals, shared with its job functions, workers and the CLI."""
+
+    def __init__(
+        self,
+        engine: sa.Engine,
+        telemetry: JobTelemetry,
+        clock: Clock,
+        *,
+        rng: random.Random,
+        max_errors: int,
+        get: Callable[[str], Job | None],
+    ) -> None:
+        self.engine = engine
+        self.writer = engine.execution_options(**{WRITE: True})
+        """Write transactions (SQLite: ``BEGIN IMMEDIATE``)."""
+        self.autocommit: sa.Engine | None = None
+        if engine.dialect.name == "postgresql":
+            self.autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
+        self.telemetry = telemetry
+        self.clock = clock
+        self.registry: dict[str, Definition] = {}
+        self.keeper = LeaseKeeper(self.renew, clock)
+        self.runner = Runner(
+            registry=self.registry,
+            telemetry=telemetry,
+            keeper=self.keeper,
+            clock=clock,
+            rng=rng,
+            max_errors=max_errors,
+            still_ours=functools.partial(still_ours, engine),
+        )
+        self.producer = Producer(
+            self.writer, telemetry, clock, get=get, wake=self.wake, autocommit=self.autocommit
+        )
+        self._followups = Followups(telemetry, clock)
+        self._run = RunNowWithFollowups(
+            engine,
+            self.runner,
+            get_job=get,
+            cycle=self.complete,
+            reject_late=lambda owner, attempt: self.cycle(owner, [], late=[attempt]),
+        )
+        self._wakers: weakref.WeakSet[Worker] = weakref.WeakSet()
+        self._schema_seen = False
+
+    # -- registration and schema -------------------------------------------------------------
+    def register(self, definition: Definition) -> None:
+        """Add a job function (a name may not be taken by another function)."""
+        existing = self.registry.get(definition.name)
+        if existing is not None and existing.fn is not definition.fn:
+            raise ValueError(
+                f"a job named {definition.name!r} is already registered "
+                f"({existing.fn.__module__}.{existing.fn.__qualname__}); pass name=... to "
+                "choose another"
+            )
+        self.registry[definition.name] = definition
+
+    def schema_created(self) -> None:
+        self._schema_seen = True
+
+    def check_schema(self) -> None:
+        """Raise :class:`SchemaMissingError` if the job tables do not exist.
+
+        A database that cannot be reached is not reported here: the worker's loop backs off
+        and reconnects (the check runs again at the next ``run``).
+        """
+        if self._schema_seen:
+            return
+        try:
+            with suppress_instrumentation():
+                present = has_schema(self.engine)
+        except sa.exc.SQLAlchemyError:
+            return
+        if not present:
+            raise missing_schema(self.engine)
+        self._schema_seen = True
+
+    # -- waking this process's workers ---------------------------------------------------------
+    def add_waker(self, worker: Worker) -> None:
+        self._wakers.add(worker)
+
+    def remove_waker(self, worker: Worker) -> None:
+        self._wakers.discard(worker)
+
+    def wake(self, queue: str, delay: float) -> None:
+        """Wake this process's idle workers of ``queue`` (an in-process event: no SQL)."""
+        for worker in list(self._wakers):
+            worker._wake(queue, delay)
+
+    # -- one attempt now (fn.run) --------------------------------------------------------------
+    def run_now(self, definition: Definition, job_id: str) -> JobState:
+        return self._run.run(definition, job_id)
+
+    async def run_now_async(self, definition: Definition, job_id: str) -> JobState:
+        return await self._run.run_async(definition, job_id)
+
+    # -- schedules and maintenance -------------------------------------------------------------
+    def run_schedules(
+        self, definitions: Sequence[Definition], *, now: float | None = None
+    ) -> tuple[list[str], float | None]:
+        """Enqueue the due periods of ``definitions``; (ids, seconds until the next)."""
+        if not definitions:
+            return [], None
+        enqueued, next_in = run_schedules(self.writer, self.telemetry, definitions, now=now)
+        for queue in {q for q, _ in enqueued}:
+            self.wake(queue, 0.0)
+        return [job_id for _, job_id in enqueued], next_in
+
+    def pruner(self, owner: str, age: float) -> Pruner:
+        """A retention pruner for a worker."""
+        return Pruner(self.writer, self.telemetry, owner=owner, age=age)
+
+    def renew(self, owner: str, leases: Sequence[tuple[str, int]]) -> set[str]:
+        with suppress_instrumentation(), self.writer.begin() as conn:
+            return _claim.renew(conn, owner=owner, leases=leases)
+
+    def fail_exhausted(self, limit: int = 100) -> int:
+        """Fail running jobs whose last allowed attempt's lease expired; how many."""
+        failed = 0
+        if self.autocommit is not None:  # PostgreSQL: one statement when there is none
+            with suppress_instrumentation(), self.autocommit.connect() as conn:
+                if not _claim.exhausted_expired(conn, limit=1, lock=False):
+                    return 0
+        with suppress_instrumentation(), self.writer.begin() as conn:
+            for row in _claim.exhausted_expired(conn, limit=limit):
+                job = job_from_row(row)
+                transition = self.runner.lease_expired(job)
+                if _claim.finish(conn, owner=row.lease_owner, transitions=[transition]):
+                    failed += 1
+        return failed
+
+    # -- the worker cycle ----------------------------------------------------------------------
+    def complete(self, owner: str, done: Sequence[Attempt]) -> list[Attempt]:
+        """Apply finished attempts (fenced) in one transaction and settle them."""
+        return self.cycle(owner, done)[0]
+
+    def cycle(
+        self,
+        owner: str,
+        done: Sequence[Attempt],
+        *,
+        queues: Sequence[str] = (),
+        limit: int = 0,
+        takeover: bool = False,
+        late: Sequence[Attempt] = (),
+    ) -> tuple[list[Attempt], float | None]:
+        """Apply finished attempts and claim up to ``limit`` more, in one transaction.
+
+        ``takeover`` also claims running jobs whose lease expired; ``late``: results of
+        attempts that timed out, offered to the fence (which rejects them) and recorded as
+        lost. Returns the new attempts and, when fewer than ``limit`` were ready, the
+        seconds until the earliest waiting job is due (None: none waits). Spans of finished
+        attempts are closed (and new ones opened) only after the commit.
+        """
+        applied: set[str] = set()
+        with suppress_instrumentation(), self._transaction(only_claims=not done and not late) as c:
+            if late:
+                _reject_late(c, owner, late)
+            transitions = [a.transition for a in done if a.transition is not None]
+            if transitions:
+                applied = _claim.finish(c, owner=owner, transitions=transitions)
+                for reason, lost in _lost_by_reason(done, applied).items():
+                    _claim.record_lost(c, owner=owner, lost=lost, reason=reason)
+                self._followups.insert(c, [a for a in done if a.job.id in applied])
+            rows, next_in = _claim_rows(c, owner, queues, limit, takeover)
+        counts: Counts = Counter()
+        for attempt in done:
+            self.runner.settle(attempt, applied=attempt.job.id in applied, counts=counts)
+        attempts = [self.runner.begin(row._mapping, owner, counts) for row in rows]
+        self.telemetry.add_counts(counts)
+        for attempt in late:
+            self.telemetry.late_rejected(attempt.job.name, attempt.job.queue)
+        return attempts, next_in
+
+    def _transaction(
+        self, *, only_claims: bool
+    ) -> contextlib.AbstractContextManager[sa.Connection]:
+        """A write transaction; on PostgreSQL, claims alone run in autocommit mode instead
+        (each claim is one atomic statement: no BEGIN/COMMIT round trips before a job starts)."""
+        if only_claims and self.autocommit is not None:
+            return self.autocommit.connect()
+        return self.writer.begin()
+
+    def close(self) -> None:
+        self.keeper.close()
+        self.producer.close()
+
+
+def _reject_late(conn: sa.Connection, owner: str, late: Sequence[Attempt]) -> None:
+    stale = [a.transition for a in late if a.transition is not None]
+    if not stale:
+        return
+    late_ok = _claim.finish(conn, owner=owner, transitions=stale, recheck=False)
+    rejected = [(a.job.id, a.job.attempt) for a in late if a.job.id not in late_ok]
+    _claim.record_lost(conn, owner=owner, lost=rejected, reason="timed out: late result rejected")
+
+
+def _claim_rows(
+    conn: sa.Connection, owner: str, queues: Sequence[str], limit: int, takeover: bool
+) -> tuple[list[Any], float | None]:
+    rows: list[Any] = []
+    next_in = None
+    if limit and takeover:
+        rows = _claim.claim_expired(conn, owner=owner, queues=queues, limit=limit)
+    if limit > len(rows):
+        rows += _claim.claim_batch(conn, owner=owner, queues=queues, limit=limit - len(rows))
+        if len(rows) < limit:
+            next_in = _claim.next_due(conn, queues=queues)
+    return rows, next_in
+
+
+def _lost_by_reason(done: Sequence[Attempt], applied: set[str]) -> dict[str, list[tuple[str, int]]]:
+    """The attempts whose result the fence rejected, by the reason recorded in the history."""
+    lost: dict[str, list[tuple[str, int]]] = {}
+    for a in done:
+        if a.job.id not in applied:
+            reason = (
+                "cancelled: result discarded" if a.cancel_seen else "lease lost: result rejected"
+            )
+            lost.setdefault(reason, []).append((a.job.id, a.job.attempt))
+    return lost

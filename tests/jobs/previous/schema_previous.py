@@ -1,0 +1,271 @@
+"""Tables, indexes and the transition-history triggers; the database clock expression.
+
+Times are stored as epoch seconds (double precision) read from the database clock
+(:class:`db_now`), so every worker compares leases against one clock and the SQL stays
+the same on SQLite and PostgreSQL. The history table is filled by triggers: every change of
+``status`` or ``attempt`` — from a worker, the CLI or hand-written SQL — leaves a row.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.functions import FunctionElement
+
+from otelkit.jobs._model import SchemaMissingError
+from otelkit.jobs._wakeup import CHANNEL
+
+__all__ = [
+    "JSON",
+    "RUNNING_SQL",
+    "WAITING_SQL",
+    "create_schema",
+    "db_now",
+    "drop_schema",
+    "has_schema",
+    "history",
+    "jobs",
+    "metadata",
+    "missing_schema",
+    "require_schema",
+    "schedules",
+]
+
+# Literal predicates (not bound parameters) so both planners can match the partial indexes.
+WAITING_SQL = "status IN ('queued', 'retrying')"
+RUNNING_SQL = "status = 'running'"
+
+metadata = sa.MetaData()
+JSON = sa.JSON().with_variant(JSONB(), "postgresql")
+_ID = sa.String(200)
+
+jobs = sa.Table(
+    "otelkit_jobs",
+    metadata,
+    sa.Column("id", _ID, primary_key=True),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("queue", sa.String(200), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("claimed_from", sa.String(16)),
+    sa.Column("data", JSON),
+    sa.Column("result", JSON),
+    sa.Column("priority", sa.Integer, nullable=False),
+    sa.Column("attempt", sa.Integer, nullable=False),
+    sa.Column("max_attempts", sa.Integer, nullable=False),
+    sa.Column("lease_seconds", sa.Double, nullable=False),
+    sa.Column("run_after", sa.Double, nullable=False),
+    sa.Column("lease_owner", sa.String(200)),
+    sa.Column("lease_expires", sa.Double),
+    sa.Column("created_at", sa.Double, nullable=False),
+    sa.Column("updated_at", sa.Double, nullable=False),
+    sa.Column("finished_at", sa.Double),
+    sa.Column("trace_context", JSON),
+    sa.Column("errors", JSON, nullable=False),
+    sa.Column("last_error", sa.Text),
+    # periodic jobs (added in 0.x: create_schema() adds them to an older database)
+    sa.Column("schedule", sa.String(200)),
+    sa.Column("period_start", sa.Double),
+    sa.Index("ix_otelkit_jobs_listing", "status", "updated_at"),
+    # one job per (schedule, period): what makes a period run exactly once, across machines
+    sa.Index("ux_otelkit_jobs_period", "schedule", "period_start", unique=True),
+)
+_ADDED_COLUMNS = (("schedule", "VARCHAR(200)"), ("period_start", "DOUBLE PRECISION"))
+
+schedules = sa.Table(
+    "otelkit_job_schedules",
+    metadata,
+    sa.Column("name", _ID, primary_key=True),
+    sa.Column("queue", sa.String(200), nullable=False),
+    sa.Column("spec", sa.String(300), nullable=False),
+    sa.Column("catch_up", sa.String(16), nullable=False),
+    sa.Column("last_period", sa.Double),
+    sa.Column("updated_at", sa.Double, nullable=False),
+)
+# The claim reads waiting jobs of a queue in priority order, and running jobs by lease expiry.
+sa.Index(
+    "ix_otelkit_jobs_ready",
+    jobs.c.queue,
+    jobs.c.priority.desc(),
+    jobs.c.run_after,
+    jobs.c.id,
+    postgresql_where=sa.text(WAITING_SQL),
+    sqlite_where=sa.text(WAITING_SQL),
+)
+sa.Index(
+    "ix_otelkit_jobs_lease",
+    jobs.c.lease_expires,
+    postgresql_where=sa.text(RUNNING_SQL),
+    sqlite_where=sa.text(RUNNING_SQL),
+)
+
+history = sa.Table(
+    "otelkit_job_transitions",
+    metadata,
+    sa.Column("seq", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True),
+    sa.Column("job_id", _ID, nullable=False, index=True),
+    sa.Column("from_status", sa.String(16)),
+    sa.Column("to_status", sa.String(16), nullable=False),
+    sa.Column("at", sa.Double, nullable=False),
+    sa.Column("attempt", sa.Integer, nullable=False),
+    sa.Column("worker", sa.String(200)),
+    sa.Column("error", sa.Text),
+)
+
+
+class db_now(FunctionElement[float]):
+    """The database's current time in epoch seconds."""
+
+    type = sa.Double()
+    inherit_cache = True
+
+
+@compiles(db_now)
+def _db_now_default(element: db_now, compiler: SQLCompiler, **kw: Any) -> str:
+    raise sa.exc.CompileError("otelkit.jobs supports SQLite and PostgreSQL only")
+
+
+@compiles(db_now, "postgresql")
+def _db_now_pg(element: db_now, compiler: SQLCompiler, **kw: Any) -> str:
+    return "CAST(EXTRACT(EPOCH FROM statement_timestamp()) AS DOUBLE PRECISION)"
+
+
+@compiles(db_now, "sqlite")
+def _db_now_sqlite(element: db_now, compiler: SQLCompiler, **kw: Any) -> str:
+    return "((julianday('now') - 2440587.5) * 86400.0)"
+
+
+_COLUMNS = "job_id, from_status, to_status, at, attempt, worker, error"
+_ERROR = "CASE WHEN n.status IN ('retrying', 'failed') THEN n.last_error END"
+
+_SQLITE_DDL = (
+    f"""CREATE TRIGGER IF NOT EXISTS otelkit_jobs_history_insert AFTER INSERT ON otelkit_jobs
+    BEGIN
+      INSERT INTO otelkit_job_transitions ({_COLUMNS})
+      VALUES (NEW.id, NULL, NEW.status, NEW.updated_at, NEW.attempt, NULL, NULL);
+    END""",
+    f"""CREATE TRIGGER IF NOT EXISTS otelkit_jobs_history_update
+    AFTER UPDATE OF status, attempt ON otelkit_jobs
+    WHEN NEW.status IS NOT OLD.status OR NEW.attempt IS NOT OLD.attempt
+    BEGIN
+      INSERT INTO otelkit_job_transitions ({_COLUMNS})
+      VALUES (NEW.id, OLD.status, NEW.status, NEW.updated_at, NEW.attempt, NEW.lease_owner,
+              CASE WHEN NEW.status IN ('retrying', 'failed') THEN NEW.last_error END);
+    END""",
+)
+
+# Rows that became waiting wake listening workers (see otelkit.jobs._wakeup): one
+# notification per queue and statement, "<queue> <seconds until the earliest is due>".
+_NOTIFY = (
+    f"PERFORM pg_notify('{CHANNEL}', n.queue || ' ' || "
+    "(min(n.run_after) - EXTRACT(EPOCH FROM statement_timestamp()))::text)"
+)
+
+# Statement-level triggers with transition tables: one INSERT ... SELECT per statement,
+# so a batch claim or a batch completion costs one history insert, not one per row.
+_PG_DDL = (
+    "SELECT pg_advisory_xact_lock(7418305521)",  # concurrent create_schema() calls queue up
+    f"""CREATE OR REPLACE FUNCTION otelkit_jobs_history_insert() RETURNS trigger
+    LANGUAGE plpgsql AS $$
+    BEGIN
+      INSERT INTO otelkit_job_transitions ({_COLUMNS})
+      SELECT n.id, NULL, n.status, n.updated_at, n.attempt, NULL, NULL FROM new_rows n;
+      {_NOTIFY} FROM new_rows n WHERE n.status IN ('queued', 'retrying') GROUP BY n.queue;
+      RETURN NULL;
+    END $$""",
+    f"""CREATE OR REPLACE FUNCTION otelkit_jobs_history_update() RETURNS trigger
+    LANGUAGE plpgsql AS $$
+    BEGIN
+      INSERT INTO otelkit_job_transitions ({_COLUMNS})
+      SELECT n.id, o.status, n.status, n.updated_at, n.attempt, n.lease_owner, {_ERROR}
+      FROM new_rows n JOIN old_rows o ON o.id = n.id
+      WHERE n.status IS DISTINCT FROM o.status OR n.attempt IS DISTINCT FROM o.attempt;
+      {_NOTIFY} FROM new_rows n JOIN old_rows o ON o.id = n.id
+      WHERE n.status IN ('queued', 'retrying')
+        AND (n.status IS DISTINCT FROM o.status OR n.run_after IS DISTINCT FROM o.run_after)
+      GROUP BY n.queue;
+      RETURN NULL;
+    END $$""",
+    "DROP TRIGGER IF EXISTS otelkit_jobs_history_insert ON otelkit_jobs",
+    """CREATE TRIGGER otelkit_jobs_history_insert AFTER INSERT ON otelkit_jobs
+    REFERENCING NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION otelkit_jobs_history_insert()""",
+    "DROP TRIGGER IF EXISTS otelkit_jobs_history_update ON otelkit_jobs",
+    """CREATE TRIGGER otelkit_jobs_history_update AFTER UPDATE ON otelkit_jobs
+    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION otelkit_jobs_history_update()""",
+)
+
+
+def create_schema(engine: sa.Engine) -> None:
+    """Create the tables, indexes and triggers if missing (idempotent, one transaction)."""
+    postgres = engine.dialect.name == "postgresql"
+    with engine.begin() as conn:
+        if postgres:
+            conn.exec_driver_sql(_PG_DDL[0])
+        metadata.create_all(conn, checkfirst=True)
+        _migrate(conn)
+        for ddl in _PG_DDL[1:] if postgres else _SQLITE_DDL:
+            conn.exec_driver_sql(ddl)
+
+
+def _migrate(conn: sa.Connection) -> None:
+    """Bring a jobs table made by an earlier release up to date (idempotent): add the
+    columns and indexes it lacks. New tables come from ``create_all``."""
+    present = {c["name"] for c in sa.inspect(conn).get_columns(jobs.name)}
+    for column, ddl_type in _ADDED_COLUMNS:
+        if column not in present:
+            conn.exec_driver_sql(f"ALTER TABLE {jobs.name} ADD COLUMN {column} {ddl_type}")
+    conn.exec_driver_sql(
+        f"CREATE UNIQUE INDEX IF NOT EXISTS ux_otelkit_jobs_period "
+        f"ON {jobs.name} (schedule, period_start)"
+    )
+
+
+def drop_schema(engine: sa.Engine) -> None:
+    """Drop the tables, triggers and trigger functions (the demo's clean-up)."""
+    with engine.begin() as conn:
+        metadata.drop_all(conn, checkfirst=True)
+        if engine.dialect.name == "postgresql":
+            for function in ("otelkit_jobs_history_insert", "otelkit_jobs_history_update"):
+                conn.exec_driver_sql(f"DROP FUNCTION IF EXISTS {function}()")
+
+
+def has_schema(engine: sa.Engine) -> bool:
+    """Whether the job tables of this release exist (the schedules table came last)."""
+    inspector = sa.inspect(engine)
+    return inspector.has_table(jobs.name) and inspector.has_table(schedules.name)
+
+
+@contextlib.contextmanager
+def require_schema(engine: sa.Engine) -> Iterator[None]:
+    """Turn a database error caused by missing job tables into :class:`SchemaMissingError`.
+
+    The check runs only after an error, so the normal path costs nothing.
+    """
+    try:
+        yield
+    except sa.exc.DBAPIError as exc:
+        try:
+            missing = not has_schema(engine)
+        except Exception:
+            missing = False
+        if missing:
+            raise missing_schema(engine) from exc
+        raise
+
+
+def missing_schema(engine: sa.Engine) -> SchemaMissingError:
+    """The error for a store whose database has no job tables."""
+    where = engine.url.render_as_string(hide_password=True)
+    return SchemaMissingError(
+        f"JobStore: the job tables do not exist in {where} yet (or were made by an older "
+        "release); call store.create_schema() "
+        "once before enqueuing or querying (it is idempotent), or start "
+        "`otelkit jobs worker`, which creates them"
+    )
