@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 import sqlalchemy as sa
 from opentelemetry.trace import Span
 
+from otelkit.errors import InvalidOptionError
 from otelkit.jobs._cancel import CancelProbe
 from otelkit.jobs._claim import Transition
 from otelkit.jobs._lease import Lease
@@ -21,6 +24,7 @@ from otelkit.jobs._schedule import Schedule
 __all__ = [
     "Attempt",
     "Definition",
+    "check_timeout",
     "job_from_mapping",
     "job_from_row",
     "limited",
@@ -152,3 +156,21 @@ async def run_awaitable(value: Any) -> Any:
 def trace_id_hex(span: Span) -> str:
     context = span.get_span_context()
     return f"{context.trace_id:032x}" if context.is_valid else ""
+
+
+def check_timeout(value: object, *, option: str) -> float | None:
+    """``None`` or a finite number of seconds > 0 (a ``timedelta`` too); else ``InvalidOptionError``."""
+    if value is None:
+        return None
+    if isinstance(value, timedelta):
+        value = value.total_seconds()
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not math.isfinite(value)
+        or value <= 0
+    ):
+        raise InvalidOptionError(
+            f"{option} must be a number of seconds > 0 (or a timedelta), or None, got {value!r}"
+        )
+    return float(value)

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from otelkit.errors import InvalidOptionError, OptionTypeError
+from otelkit.jobs._attempt import check_timeout
 from otelkit.jobs._enqueue import Item, check_unique_key, data_key, items_of, make_options
 from otelkit.jobs._execute import Definition
 from otelkit.jobs._handle import EnqueuedJob
@@ -25,7 +26,7 @@ if TYPE_CHECKING:
 __all__ = ["JobFunction", "default_name", "define"]
 
 R = TypeVar("R")
-RunAfter = datetime | timedelta | float | None
+_RunAfter = datetime | timedelta | float | None
 
 
 def define(
@@ -71,24 +72,6 @@ def define(
         backoff=backoff or Backoff(),
         timeout=timeout,
     )
-
-
-def check_timeout(value: object, *, option: str) -> float | None:
-    """``None`` or a finite number of seconds > 0 (a ``timedelta`` too); else ``ValueError``."""
-    if value is None:
-        return None
-    if isinstance(value, timedelta):
-        value = value.total_seconds()
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, (int, float))
-        or not math.isfinite(value)
-        or value <= 0
-    ):
-        raise ValueError(
-            f"{option} must be a number of seconds > 0 (or a timedelta), or None, got {value!r}"
-        )
-    return float(value)
 
 
 def default_name(fn: Callable[..., Any]) -> str:
@@ -162,7 +145,7 @@ class JobFunction(Generic[R]):
         data: Any = None,
         *,
         id: str | None = None,
-        run_after: RunAfter = None,
+        run_after: _RunAfter = None,
         priority: int = 0,
         unique_key: str | None = None,
         unique: bool = False,
@@ -202,7 +185,7 @@ class JobFunction(Generic[R]):
         data: Any = None,
         *,
         id: str | None = None,
-        run_after: RunAfter = None,
+        run_after: _RunAfter = None,
         priority: int = 0,
         unique_key: str | None = None,
         unique: bool = False,
@@ -229,7 +212,7 @@ class JobFunction(Generic[R]):
         self,
         items: Iterable[Any],
         *,
-        run_after: RunAfter = None,
+        run_after: _RunAfter = None,
         priority: int = 0,
         unique: bool = False,
         unique_key: Callable[[Any], str] | None = None,
@@ -256,7 +239,7 @@ class JobFunction(Generic[R]):
         self,
         items: Iterable[Any],
         *,
-        run_after: RunAfter = None,
+        run_after: _RunAfter = None,
         priority: int = 0,
         unique: bool = False,
         unique_key: Callable[[Any], str] | None = None,

@@ -66,7 +66,7 @@ class Worker(Execution):
         _positive_int("concurrency", concurrency)
         batch = concurrency if batch is None else batch
         _positive_int("batch", batch)
-        from otelkit.jobs.decorator import check_timeout
+        from otelkit.jobs._attempt import check_timeout
 
         timeout = check_timeout(timeout, option="worker: timeout")
         for option, value in (
