@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from opentelemetry.trace import Span
 
 from otelkit.errors import InvalidOptionError
-from otelkit.jobs._cancel import CancelProbe
+from otelkit.jobs._cancel import CancelProbe, absorb_own_cancel
 from otelkit.jobs._claim import Transition
 from otelkit.jobs._lease import Lease
 from otelkit.jobs._model import Backoff, Job, JobError, JobState, from_epoch, trace_id_of
@@ -140,9 +140,7 @@ async def limited(attempt: Attempt, awaitable: Any, seconds: float) -> Any:
     except asyncio.CancelledError:
         if not fired:
             raise
-        uncancel = getattr(task, "uncancel", None)
-        if uncancel is not None:  # 3.11+: this cancellation was ours, and is handled
-            uncancel()
+        absorb_own_cancel(task)
         attempt.expired_after = seconds
         raise timeout_error(attempt, seconds) from None
     finally:

@@ -21,7 +21,7 @@ from otelkit._errors import report_internal_error
 from otelkit.errors import OtelkitError
 from otelkit.jobs._schema import RUNNING_SQL, jobs
 
-__all__ = ["CancelProbe", "JobCancelledError", "cancellable", "still_ours"]
+__all__ = ["CancelProbe", "JobCancelledError", "absorb_own_cancel", "cancellable", "still_ours"]
 
 _EVERY = 0.25  # seconds between two questions to the database from one attempt
 _WATCH = 0.5  # seconds between checks of an async attempt
@@ -69,6 +69,14 @@ class CancelProbe:
         return self.seen
 
 
+def absorb_own_cancel(task: asyncio.Task[Any]) -> None:
+    """A ``CancelledError`` this task got from our own ``task.cancel()`` (a timeout, a
+    cancel request) is handled by the caller: on 3.11+ tell the task so."""
+    uncancel = getattr(task, "uncancel", None)
+    if uncancel is not None:
+        uncancel()
+
+
 async def cancellable(awaitable: Any, probe: CancelProbe) -> Any:
     """Await ``awaitable`` in this task; when ``probe`` says the job was cancelled, cancel
     it and raise :class:`JobCancelledError`."""
@@ -91,9 +99,7 @@ async def cancellable(awaitable: Any, probe: CancelProbe) -> Any:
     except asyncio.CancelledError:
         if not fired:
             raise
-        uncancel = getattr(task, "uncancel", None)
-        if uncancel is not None:  # 3.11+: this cancellation was ours, and is handled
-            uncancel()
+        absorb_own_cancel(task)
         raise JobCancelledError("the job was cancelled while it ran") from None
     finally:
         watcher.cancel()
