@@ -83,7 +83,7 @@ def encode_log_payload(resource: bytes, entries: Sequence[LogEntry]) -> bytes:
     Raises if an entry cannot be encoded (a value whose ``str()`` raises, a structure that
     contains itself): the caller then encodes item by item and counts what fails."""
     try:
-        data = _pickled(list(entries))
+        data = _pickled(entries if type(entries) is list else list(entries))
     except _NeedsGlobal:
         data = _pickled([_with_otlp_values(entry) for entry in entries])
     return _LENGTH.pack(len(resource)) + resource + data

@@ -31,6 +31,8 @@ __all__ = ["CHILD_NAME_ATTRIBUTE", "Frame", "LogItem", "Outbox", "Progress"]
 
 CHILD_NAME_ATTRIBUTE = "otelkit.relay.child"
 _MAX_METRIC_BATCHES = 32  # collections waiting to be sent; a slow host costs the oldest
+_FRAME_BYTES = 1 << 20  # aimed-at most per frame: a quarter of the host's default limit
+_MAX_FRAME_BATCHES = 8  # a frame takes at most this many batch_size of records
 
 LogItem = LogEntry | ReadWriteLogRecord
 """A buffered log record: an entry from the logging handler, or an SDK record."""
@@ -83,6 +85,8 @@ class Outbox:
         self._unencodable = [0, 0]  # records whose values could not be encoded
         self._reported = [0, 0, 0]  # drops already reported to the host
         self._spans_first = False
+        self._max_frame_records = self._batch_size * _MAX_FRAME_BATCHES
+        self._frame_records = [self._batch_size, self._batch_size]  # most a frame takes
         self._identity: tuple[Resource, bytes] | None = None
 
     def forget_identity(self) -> None:
@@ -179,7 +183,7 @@ class Outbox:
         return None
 
     def _log_frame(self) -> Frame | None:
-        items = self.logs.take(self._batch_size)
+        items = self.logs.take(self._frame_records[0])
         if not items:
             return None
         entries = [i if type(i) is tuple else entry_from_sdk(i) for i in items]  # type: ignore[arg-type]
@@ -187,7 +191,7 @@ class Outbox:
         return Frame(encode_frame(FRAME_LOGS, payload), n, 0, 0)
 
     def _span_frame(self) -> Frame | None:
-        spans = self.spans.take(self._batch_size)
+        spans = self.spans.take(self._frame_records[1])
         if not spans:
             return None
         payload, n = self._encode(encode_span_request, spans, 1)
@@ -197,17 +201,30 @@ class Outbox:
         """Encode a batch; on failure, item by item, counting the unencodable as dropped."""
         resource = self.identity()[1]
         try:
-            return encode(resource, items), len(items)
+            payload = encode(resource, items)
         except Exception as exc:  # noqa: BLE001 - one odd value must not cost the batch
             report_internal_error("relay.child", exc)
-        good = []
-        for item in items:
-            try:
-                encode(resource, [item])
-                good.append(item)
-            except Exception:  # noqa: BLE001 - counted below and reported to the host
-                self._unencodable[signal] += 1
-        return encode(resource, good), len(good)
+            good = []
+            for item in items:
+                try:
+                    encode(resource, [item])
+                    good.append(item)
+                except Exception:  # noqa: BLE001 - counted below and reported to the host
+                    self._unencodable[signal] += 1
+            items, payload = good, encode(resource, good)
+        self._size_frames(signal, len(payload), len(items))
+        return payload, len(items)
+
+    def _size_frames(self, signal: int, size: int, records: int) -> None:
+        # The sender gets the GIL about once per switch interval (5 ms) while the
+        # application thread logs flat out, and writes one frame a turn; with frames of
+        # batch_size records that caps it near 100,000 records a second, and a backlog
+        # only drains at exit. So a frame takes what is buffered, up to _MAX_FRAME_BATCHES
+        # times batch_size records and about _FRAME_BYTES (by the size of the previous
+        # frame's records: large records make smaller frames).
+        if records:
+            fitting = _FRAME_BYTES * records // max(size, 1)
+            self._frame_records[signal] = max(1, min(fitting, self._max_frame_records))
 
     def identity(self) -> tuple[Resource, bytes]:
         """The child's resource (the given resource + pid, instance id, child name) and its
