@@ -1,6 +1,6 @@
 """Log frames: a child's buffered log records, pickled, and the host's checks on them.
 
-Log records are what a relay carries most of. Until wire version 2 they travelled as OTLP
+Log records are what a relay carries most of. Up to wire version 2 they travelled as OTLP
 protobuf; reading that back field by field cost the host's one serving thread about 3 µs a
 record (a third of all it did per record) and writing it cost the child 1.1 µs. A log frame
 now carries the child's buffered entries (:data:`LogEntry`) as they are, pickled with

@@ -71,7 +71,7 @@ class _Conn:
 
 
 class RelayHost:
-    """Receives child processes' OTLP batches and re-emits them into the host pipeline."""
+    """Receives child processes' batches and re-emits them into the host pipeline."""
 
     def __init__(
         self,
