@@ -11,6 +11,11 @@ as the host has handed on the last record, so its last partial batch does not wa
 processor's 1 s export timer (latency, not throughput). Same record shape, same run,
 alternating; median of repeats. Target: ratio >= 2, with 1 child and with 4.
 
+A line before the ratio gives the CPU time per record of each side (``time.process_time``,
+all threads): the children's, from their first logging call until everything has left
+them, and this process's over the clock's run (ours: the relay's serving thread, the
+coalescer and the batch processor's export thread; the baseline: the listener thread).
+
     .venv/bin/python benchmarks/relay_throughput.py [--children K] [records] [repeats]
 """
 
@@ -24,7 +29,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import _relay_common as common
 
@@ -36,45 +41,58 @@ _options = _parser.parse_args()
 CHILDREN, N, REPEATS = _options.children, _options.records, _options.repeats
 
 
-def relay_child(env_value: str, n: int, source: str, ready: Any, go: Any) -> None:
+def relay_child(env_value: str, n: int, source: str, ready: Any, go: Any, cpu: Any) -> None:
     pipeline = common.child_pipeline(env_value)
     logger = common.quiet_logger("bench.relay", pipeline.logging_handler())
     logger.info("warm-up %s", source)  # connects; the host counts it among the records
     pipeline.force_flush(30_000)
     ready.set()
     go.wait(60)
+    start = time.process_time()
     common.log_many(logger, n, source)  # distinct per child: none of it is coalesced
     pipeline.shutdown()
+    cpu.put(time.process_time() - start)
 
 
-def baseline_child(queue: Any, n: int, source: str, ready: Any, go: Any) -> None:
+def baseline_child(queue: Any, n: int, source: str, ready: Any, go: Any, cpu: Any) -> None:
     logger = common.quiet_logger("bench.baseline", logging.handlers.QueueHandler(queue))
     ready.set()
     go.wait(60)
+    start = time.process_time()
     common.log_many(logger, n, source)
     queue.close()
     queue.join_thread()
+    cpu.put(time.process_time() - start)
 
 
-def timed(ctx: Any, target: Any, args: tuple[Any, ...], wait: Callable[[], None]) -> float:
+class Run(NamedTuple):
+    rate: float  # records/s
+    child_cpu: float  # us/record, all children
+    host_cpu: float  # us/record, this process
+
+
+def timed(ctx: Any, target: Any, args: tuple[Any, ...], wait: Callable[[], None]) -> Run:
     """Start CHILDREN children logging N / CHILDREN records each; time until ``wait()``."""
     ready = [ctx.Event() for _ in range(CHILDREN)]
     go = ctx.Event()
+    cpu = ctx.Queue()
     procs = [
-        ctx.Process(target=target, args=(*args, N // CHILDREN, f"child-{k}", event, go))
+        ctx.Process(target=target, args=(*args, N // CHILDREN, f"child-{k}", event, go, cpu))
         for k, event in enumerate(ready)
     ]
     for proc in procs:
         proc.start()
     if not all(event.wait(60) for event in ready):
         raise RuntimeError("a child did not get ready")
-    start = time.perf_counter()
+    start, host_start = time.perf_counter(), time.process_time()
     go.set()
     wait()
     elapsed = time.perf_counter() - start
+    host = time.process_time() - host_start
+    children = sum(cpu.get(timeout=60) for _ in procs)
     for proc in procs:
         proc.join(60)
-    return elapsed
+    return Run(N / elapsed, children / N * 1e6, host / N * 1e6)
 
 
 def until_exported(host: Any, batch: Any, exporter: common.CountingExporter) -> None:
@@ -95,15 +113,15 @@ def until_handled(handler: common.CountingHandler) -> None:
 
 def main() -> None:
     ctx = common.mp_context()
-    ours: list[float] = []
-    baseline: list[float] = []
+    ours: list[Run] = []
+    baseline: list[Run] = []
     for _ in range(REPEATS):
         exporter = common.CountingExporter()
         pipeline, batch = common.host_log_pipeline(exporter)
         host = common.relay_host(pipeline)
         try:
             wait = functools.partial(until_exported, host, batch, exporter)
-            ours.append(N / timed(ctx, relay_child, (host.env_value,), wait))
+            ours.append(timed(ctx, relay_child, (host.env_value,), wait))
         finally:
             host.close(5)
             pipeline.shutdown()
@@ -111,10 +129,16 @@ def main() -> None:
         listener, handler = common.baseline_listener(queue, N)
         try:
             wait = functools.partial(until_handled, handler)
-            baseline.append(N / timed(ctx, baseline_child, (queue,), wait))
+            baseline.append(timed(ctx, baseline_child, (queue,), wait))
         finally:
             listener.stop()
-    a, b = common.median(ours), common.median(baseline)
+    ours_cpu = [common.median([getattr(r, f) for r in ours]) for f in ("child_cpu", "host_cpu")]
+    base_cpu = [common.median([getattr(r, f) for r in baseline]) for f in Run._fields[1:]]
+    print(
+        "cpu per record: ours children {:.2f} us + host {:.2f} us; baseline children {:.2f} us"
+        " + listener process {:.2f} us".format(*ours_cpu, *base_cpu)
+    )
+    a, b = common.median([r.rate for r in ours]), common.median([r.rate for r in baseline])
     name = "relay_throughput" if CHILDREN == 1 else f"relay_throughput_{CHILDREN}_children"
     print(f"{name}: ratio={a / b:.2f} (ours={a:,.0f} records/s, baseline={b:,.0f} records/s)")
 

@@ -240,6 +240,7 @@ def test_every_shortcut_passes_its_self_check_on_this_sdk_unless_forced_off() ->
         "current_span": context.CURRENT_SPAN_OK,
         "span_messages": encode.span_encoder_ok(),
         "fast_log_record": logs.FAST_LOG_RECORDS_OK,
+        "readable_view": logs.READABLE_VIEW_OK,
         "set_global_providers": providers.GLOBALS_RESET_OK,
         "reset_metric_state": _sdk.METRIC_RESET_OK,
         "instrumentation_enabled": context.SUPPRESSION_OK,
@@ -360,3 +361,17 @@ def test_a_reconfiguration_replaces_the_global_providers_on_both_paths() -> None
         assert (same, kind) == (
             ("False", "TracerProvider") if not forced else ("True", "_ForwardingTracerProvider")
         )
+
+
+def test_the_readable_view_equals_the_constructors_record() -> None:
+    from opentelemetry._logs import LogRecord
+    from opentelemetry.sdk._logs import ReadWriteLogRecord
+    from opentelemetry.sdk.resources import Resource
+
+    from otelkit._sdk.logs import _view_private, _view_public
+
+    record = ReadWriteLogRecord(LogRecord(body="b", attributes={"a": 1}), Resource({"k": "v"}))
+    ours, public = _view_private(record), _view_public(record)
+    assert type(ours) is type(public)
+    assert vars(ours) == vars(public)
+    assert ours.log_record is record.log_record  # a view: no copy

@@ -32,7 +32,9 @@ from otelkit._errors import report_internal_error
 from otelkit._fork import after_fork_in_child
 from otelkit._sdk.coalesce import queue_readable_copy
 from otelkit._sdk.context import suppress_instrumentation
+from otelkit._sdk.logs import readable_view
 from otelkit._threads import signals_blocked
+from otelkit.relay._records import RelayedLogRecord
 
 __all__ = [
     "BatchCore",
@@ -143,8 +145,13 @@ class BatchCore(Generic[T]):
         try:
             with self._lock:
                 self._offered += 1
-                if not self._shutdown and len(self._queue) < self.max_queue_size:
-                    self._enqueue(item)
+                queue = self._queue
+                if len(queue) < self.max_queue_size and not self._shutdown:
+                    # _enqueue, inlined: nearly every item takes this path
+                    queue.append(item)
+                    self._enqueued += 1
+                    if len(queue) == self.max_export_batch_size or self._worker is None:
+                        self._after_enqueue()
                     return True
                 reason = "shutdown" if self._shutdown else "queue_full"
                 should_stop = (
@@ -163,6 +170,10 @@ class BatchCore(Generic[T]):
         # Lock held.
         self._queue.append(item)
         self._enqueued += 1
+        self._after_enqueue()
+
+    def _after_enqueue(self) -> None:
+        # Lock held.
         if self._worker is None:
             self._start_worker()
         if len(self._queue) == self.max_export_batch_size:
@@ -519,8 +530,15 @@ class BatchLogRecordProcessor(_BatchingProcessor, LogRecordProcessor):
         return self._exporter.export(batch) is LogRecordExportResult.SUCCESS
 
     def on_emit(self, log_record: ReadWriteLogRecord) -> None:
-        """Queue a context-free copy of ``log_record``, as the SDK's processor does; never raises."""
+        """Queue a context-free copy of ``log_record``, as the SDK's processor does (a
+        relayed record as it is, see below); never raises."""
         try:
-            self._queue_copy(log_record)
+            if type(log_record.log_record) is RelayedLogRecord:
+                # The relay host built it from a child's frame: its context is the relay's
+                # own (no caller's context to let go of) and nothing else keeps it, so the
+                # queue takes it without the copy.
+                self.core.offer(readable_view(log_record))
+            else:
+                self._queue_copy(log_record)
         except Exception as exc:  # noqa: BLE001 - a hot path: never hurt the application
             report_internal_error("batch.logs", exc)

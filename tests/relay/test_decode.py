@@ -22,7 +22,8 @@ from otelkit._sdk import FALLBACKS_FORCED
 from otelkit._sdk.logs import attribute_limits
 from otelkit.relay import _records
 from otelkit.relay._decode import Decoder
-from otelkit.relay._encode import encode_log_request, encode_resource
+from otelkit.relay._encode import encode_resource
+from otelkit.relay._log_frames import encode_log_payload
 
 RESOURCE = encode_resource(Resource({"service.name": "child", "process.pid": 7}))
 
@@ -98,7 +99,7 @@ def test_the_fast_path_is_in_use_with_this_sdk() -> None:
 def test_fast_records_equal_the_sdk_constructors_records_field_by_field(
     entries: list[Any],
 ) -> None:
-    payload = encode_log_request(RESOURCE, entries)
+    payload = encode_log_payload(RESOURCE, entries)
     with warnings.catch_warnings():  # the SDK warns when it drops an empty attribute key
         warnings.simplefilter("ignore", LogRecordDroppedAttributesWarning)
         fast = Decoder().logs(payload)
@@ -121,7 +122,7 @@ def test_fast_records_equal_the_sdk_constructors_records_field_by_field(
 def test_host_limits_still_apply_to_relayed_records(limits: LogRecordLimits) -> None:
     attributes = {"a": "long value", "b": 2, "c": True, "": "no key"}
     entry = (1, 2, 9, "INFO", "body", attributes, 0, 0, 0, "s", None, None, 0)
-    payload = encode_log_request(RESOURCE, [entry])
+    payload = encode_log_payload(RESOURCE, [entry])
     # The SDK may warn when its limits drop attributes (which releases warn differ).
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", LogRecordDroppedAttributesWarning)
@@ -134,3 +135,30 @@ def test_host_limits_still_apply_to_relayed_records(limits: LogRecordLimits) -> 
     assert len(kept) <= (max_attributes or 3)
     if max_length is not None:
         assert kept["a"] == "lon"
+
+
+def test_our_batch_processor_exports_relayed_records_as_the_sdks_does_without_a_copy() -> None:
+    from opentelemetry.sdk._logs.export import BatchLogRecordProcessor as SdkBatch
+    from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter
+
+    from otelkit._batch import BatchLogRecordProcessor
+
+    entries = [
+        (1, 2, 9, "INFO", "first", {"k": 1}, 0, 0, 0, "s", None, None, 0),
+        (3, 4, 17, "ERROR", "second", {"k": "v"}, 5, 6, 1, "s", "1.0", "ev", 1),
+    ]
+    payload = encode_log_payload(RESOURCE, entries)
+    exported = []
+    for processor_class in (BatchLogRecordProcessor, SdkBatch):
+        exporter = InMemoryLogRecordExporter()  # type: ignore[no-untyped-call]
+        processor = processor_class(exporter)
+        records = Decoder().logs(payload)
+        for record in records:
+            processor.on_emit(record)
+        processor.force_flush(5000)
+        finished = exporter.get_finished_logs()
+        exported.append([r.to_json() for r in finished])
+        if processor_class is BatchLogRecordProcessor:  # queued as they are
+            assert all(a.log_record is b.log_record for a, b in zip(finished, records, strict=True))
+        processor.shutdown()  # type: ignore[no-untyped-call]
+    assert exported[0] == exported[1]

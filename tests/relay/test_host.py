@@ -16,7 +16,8 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
 from otelkit.relay import RelayHost
-from otelkit.relay._encode import encode_log_request, encode_resource
+from otelkit.relay._encode import encode_resource
+from otelkit.relay._log_frames import encode_log_payload
 from otelkit.relay._wire import (
     FRAME_LOGS,
     FRAME_METRICS,
@@ -47,7 +48,7 @@ def _entry(body: str) -> tuple:  # type: ignore[type-arg]
 
 
 def _logs_frame(*bodies: str) -> bytes:
-    return encode_frame(FRAME_LOGS, encode_log_request(RESOURCE, [_entry(b) for b in bodies]))
+    return encode_frame(FRAME_LOGS, encode_log_payload(RESOURCE, [_entry(b) for b in bodies]))
 
 
 def _connect(host: RelayHost, token: bytes | None = None) -> socket.socket:
@@ -300,8 +301,8 @@ def test_a_child_refused_for_its_version_says_so_on_stderr(
 ) -> None:
     from otelkit.relay import _link
 
-    with pytest.raises(ConnectionError, match="relay version 3, this child 2"):
-        _link._refused(MAGIC + bytes([3, STATUS_VERSION]))
+    with pytest.raises(ConnectionError, match=f"relay version {VERSION + 1}, this child {VERSION}"):
+        _link._refused(MAGIC + bytes([VERSION + 1, STATUS_VERSION]))
     assert "run the same otelkit release" in capsys.readouterr().err
 
 

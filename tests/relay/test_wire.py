@@ -1,4 +1,4 @@
-"""Wire format: the address, the handshake, the frame decoder and the OTLP encoder."""
+"""Wire format: the address, the handshake, the frame decoder and the log frames."""
 
 from __future__ import annotations
 
@@ -9,13 +9,14 @@ from google.protobuf.message import Message
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from opentelemetry.exporter.otlp.proto.common._log_encoder import encode_logs
-from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
-from opentelemetry.sdk._logs import ReadWriteLogRecord
+from opentelemetry.sdk._logs import ReadableLogRecord, ReadWriteLogRecord
 from opentelemetry.sdk.resources import Resource
 
 from otelkit._levels import exception_keywords
 from otelkit.relay import RelayAddress
-from otelkit.relay._encode import encode_log_request, encode_resource, entry_from_sdk
+from otelkit.relay._decode import Decoder
+from otelkit.relay._encode import encode_resource
+from otelkit.relay._log_frames import encode_log_payload, entry_from_sdk
 from otelkit.relay._wire import (
     FRAME_DROPS,
     FRAME_LOGS,
@@ -43,10 +44,10 @@ def test_address_round_trips_through_the_env_value_and_hides_the_token() -> None
     [
         ("", "must look like"),
         ("1:abcd", "must look like"),
-        ("1:" + "00" * 16 + ":/x", "version"),
-        ("3:" + "00" * 16 + ":/x", "version"),
-        ("2:zz:/x", "hexadecimal"),
-        ("2:abcd:/x", "16 bytes"),
+        ("2:" + "00" * 16 + ":/x", "version"),
+        ("4:" + "00" * 16 + ":/x", "version"),
+        ("3:zz:/x", "hexadecimal"),
+        ("3:abcd:/x", "16 bytes"),
     ],
 )
 def test_bad_env_values_are_refused_with_what_is_wrong(value: str, message: str) -> None:
@@ -131,13 +132,21 @@ def _sdk_record(body: Any, attributes: dict[str, Any]) -> ReadWriteLogRecord:
     return ReadWriteLogRecord(record.log_record, record.resource, record.instrumentation_scope)
 
 
+def _relayed(record: ReadWriteLogRecord) -> ReadableLogRecord:
+    """``record`` as the host exports it: the child's entry, through a log frame, rebuilt by
+    the host's decoder."""
+    payload = encode_log_payload(encode_resource(record.resource), [entry_from_sdk(record)])
+    (relayed,) = Decoder().logs(payload)
+    return ReadableLogRecord(
+        relayed.log_record, relayed.resource, relayed.instrumentation_scope, relayed.limits
+    )
+
+
 @settings(max_examples=150, deadline=None)
 @given(_values, st.dictionaries(st.text(min_size=1, max_size=8), _values, max_size=4))
-def test_encoder_output_equals_the_sdk_otlp_encoder(body: Any, attributes: dict[str, Any]) -> None:
+def test_a_relayed_record_exports_as_the_original_would(body: Any, attributes: Any) -> None:
     record = _sdk_record(body, attributes)
-    ours = ExportLogsServiceRequest.FromString(
-        encode_log_request(encode_resource(record.resource), [entry_from_sdk(record)])
-    )
+    ours = encode_logs([_relayed(record)])
     sdk = encode_logs([record])
     # None is an empty AnyValue or no AnyValue at all (SDK 1.40): the same to OTLP.
     assert _without_empty_values(ours) == _without_empty_values(sdk)
@@ -157,7 +166,7 @@ def _without_empty_values(message: Any) -> Any:
     return message
 
 
-def test_encoder_keeps_trace_context_severity_and_exception_attributes() -> None:
+def test_a_relayed_record_keeps_trace_context_severity_and_exception_attributes() -> None:
     telemetry = MemoryTelemetry()
     tracer = telemetry.tracer_provider.get_tracer("t")
     logger = telemetry.logger_provider.get_logger("scope.b")
@@ -174,9 +183,7 @@ def test_encoder_keeps_trace_context_severity_and_exception_attributes() -> None
             )
     record = telemetry.logs()[0]
     rw = ReadWriteLogRecord(record.log_record, record.resource, record.instrumentation_scope)
-    ours = ExportLogsServiceRequest.FromString(
-        encode_log_request(encode_resource(record.resource), [entry_from_sdk(rw)])
-    )
+    ours = encode_logs([_relayed(rw)])
     assert ours == encode_logs([rw])
     pb = ours.resource_logs[0].scope_logs[0].log_records[0]
     assert pb.trace_id and pb.span_id and pb.severity_number == 17
@@ -196,11 +203,76 @@ def logging_severity() -> Any:
     st.integers(min_value=-(2**63), max_value=2**63 - 1),
     st.text(max_size=100),
 )
-def test_encoder_matches_the_sdk_for_long_bodies_and_ints_of_every_size(
+def test_a_relayed_record_keeps_long_bodies_and_ints_of_every_size(
     body: str, number: int, text: str
 ) -> None:
     record = _sdk_record(body, {"n": number, "t": text})
-    ours = ExportLogsServiceRequest.FromString(
-        encode_log_request(encode_resource(record.resource), [entry_from_sdk(record)])
+    assert encode_logs([_relayed(record)]) == encode_logs([record])
+
+
+class _Odd:
+    def __str__(self) -> str:
+        return "odd"
+
+
+class _Level(int):
+    pass
+
+
+def test_values_pickle_cannot_carry_arrive_as_otlp_would_carry_them() -> None:
+    entry = (1, 2, 9, "INFO", _Odd(), {"e": _Level(3), "o": _Odd(), "big": 2**64 + 5}, 0, 0)
+    entry += (0, "s", None, None, 0)
+    (record,) = Decoder().logs(encode_log_payload(encode_resource(Resource({})), [entry]))
+    assert record.log_record.body == "odd"
+    assert dict(record.log_record.attributes or {}) == {"e": 3, "o": "odd", "big": 5}
+
+
+@pytest.mark.parametrize(
+    "entries",
+    [
+        "not a list",
+        [(1, 2, 3)],  # too few fields
+        [(-1, 2, 9, "INFO", "b", None, 0, 0, 0, "s", None, None, 0)],  # a negative time
+        [(1, 2, 25, "INFO", "b", None, 0, 0, 0, "s", None, None, 0)],  # no such severity
+        [(1, 2, 9, "INFO", "b", None, 2**128, 0, 0, "s", None, None, 0)],  # trace id too big
+        [(1, 2, 9, "INFO", "b", None, 0, 0, 256, "s", None, None, 0)],  # flags too big
+        [(1, 2, 9, "INFO", "b", ["not", "a", "dict"], 0, 0, 0, "s", None, None, 0)],
+        [("1", 2, 9, "INFO", "b", None, 0, 0, 0, "s", None, None, 0)],  # a time that is text
+    ],
+)
+def test_a_log_frame_with_a_bad_entry_is_malformed(entries: Any) -> None:
+    import pickle
+
+    payload = encode_log_payload(encode_resource(Resource({})), [])[:4] + pickle.dumps(entries)
+    with pytest.raises(FrameError) as exc:
+        Decoder().logs(payload)
+    assert exc.value.reason == "malformed"
+
+
+def test_a_log_frame_that_names_a_class_is_malformed_and_nothing_is_called() -> None:
+    import pickle
+
+    called = []
+
+    class Evil:
+        def __reduce__(self) -> Any:
+            return (called.append, ("ran",))
+
+    payload = encode_log_payload(encode_resource(Resource({})), [])[:4] + pickle.dumps(
+        [(1, 2, 9, "INFO", Evil(), None, 0, 0, 0, "s", None, None, 0)]
     )
-    assert ours == encode_logs([record])
+    with pytest.raises(FrameError):
+        Decoder().logs(payload)
+    assert called == []
+
+
+def test_a_log_frame_whose_values_share_one_list_many_times_is_malformed() -> None:
+    import pickle
+
+    shared: list[Any] = [0]
+    for _ in range(30):  # 2**30 values in all: the frame is a few hundred bytes
+        shared = [shared, shared]
+    entry = (1, 2, 9, "INFO", "b", {"nested": shared}, 0, 0, 0, "s", None, None, 0)
+    payload = encode_log_payload(encode_resource(Resource({})), [])[:4] + pickle.dumps([entry])
+    with pytest.raises(FrameError):
+        Decoder().logs(payload)

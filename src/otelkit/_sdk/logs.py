@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from threading import Lock, RLock
 from time import time_ns
 from typing import Any
@@ -9,16 +10,24 @@ from typing import Any
 from opentelemetry._logs import LogRecord, SeverityNumber
 from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.context import Context
-from opentelemetry.sdk._logs import LogRecordLimits, ReadWriteLogRecord
+from opentelemetry.sdk._logs import LogRecordLimits, ReadableLogRecord, ReadWriteLogRecord
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import INVALID_SPAN, TraceFlags, set_span_in_context
 
 from otelkit._sdk._check import checked
 
-__all__ = ["FAST_LOG_RECORDS_OK", "attribute_limits", "fast_log_record", "public_log_record"]
+__all__ = [
+    "FAST_LOG_RECORDS_OK",
+    "READABLE_VIEW_OK",
+    "attribute_limits",
+    "fast_log_record",
+    "public_log_record",
+    "readable_view",
+]
 
 _new = object.__new__
+_set = object.__setattr__
 
 
 def attribute_limits(limits: LogRecordLimits) -> tuple[int | None, int | None]:
@@ -58,6 +67,15 @@ def public_log_record(
     return out
 
 
+# The attributes of the records built here share one lock (of the type the layout's
+# constructor makes). It guards a mutation of one mapping at a time and no mutation takes
+# another mapping's lock, so sharing it is safe; relayed records are seldom mutated, and a
+# lock of their own would cost each record an allocation that the garbage collector counts
+# while the record waits in a batch queue.
+_SHARED_LOCK = Lock()
+_SHARED_RLOCK = RLock()
+
+
 def _bounded_newer(attrs: Any, maxlen: int | None, dropped: int, max_value_len: int | None) -> Any:
     # BoundedAttributes as 1.41 and later construct it, field by field in its order: the
     # values stay inline in the object (no per-object dict), which spares the collector.
@@ -66,7 +84,7 @@ def _bounded_newer(attrs: Any, maxlen: int | None, dropped: int, max_value_len: 
     bounded.maxlen = maxlen
     bounded.dropped = dropped
     bounded.max_value_len = max_value_len
-    bounded._lock = Lock()
+    bounded._lock = _SHARED_LOCK
     bounded._immutable = False
     return bounded
 
@@ -79,7 +97,7 @@ def _bounded_older(attrs: Any, maxlen: int | None, dropped: int, max_value_len: 
     bounded.max_value_len = max_value_len
     bounded._extended_attributes = True
     bounded._dict = attrs
-    bounded._lock = RLock()
+    bounded._lock = _SHARED_RLOCK
     bounded._immutable = False
     return bounded
 
@@ -89,13 +107,27 @@ _bounded = _bounded_newer
 _with_exception = True  # whether the API's LogRecord has an ``exception`` field
 
 
+_last_limits: tuple[Any, tuple[int | None, int | None]] = (None, (None, None))
+
+
+def _remember_limits(limits: LogRecordLimits) -> tuple[int | None, int | None]:
+    # The limits of the previous record are nearly always the same object (the host's).
+    global _last_limits
+    found = attribute_limits(limits)
+    _last_limits = (limits, found)
+    return found
+
+
 def _fast(
     record_class: type[LogRecord], fields: tuple[Any, ...], limits: LogRecordLimits
 ) -> ReadWriteLogRecord:
-    (ts, observed, context, trace_id, span_id, flags, text, number, body, attrs, event, dropped) = (
-        fields[:12]
-    )
-    maxlen, max_value_len = attribute_limits(limits)
+    (ts, observed, context, trace_id, span_id, flags, text, number, body, attrs, event, dropped,
+     resource, scope, _) = fields  # fmt: skip
+    last = _last_limits  # replaced whole, never mutated
+    if limits is last[0]:
+        maxlen, max_value_len = last[1]
+    else:
+        maxlen, max_value_len = _remember_limits(limits)
     record = _new(record_class)
     record.timestamp = ts
     record.observed_timestamp = observed if observed is not None else time_ns()
@@ -112,21 +144,10 @@ def _fast(
         record.exception = None  # type: ignore[attr-defined,unused-ignore]
     out = _new(ReadWriteLogRecord)
     out.log_record = record
-    out.resource = fields[12]
-    out.instrumentation_scope = fields[13]
+    out.resource = resource
+    out.instrumentation_scope = scope
     out.limits = limits
     return out
-
-
-def fast_log_record(
-    record_class: type[LogRecord], fields: tuple[Any, ...], limits: LogRecordLimits
-) -> ReadWriteLogRecord:
-    """What :func:`public_log_record` builds, for plain attributes (scalar values, non-empty
-    keys, within the count limit, no value length limit) without re-cleaning them; the
-    public constructors when :data:`FAST_LOG_RECORDS_OK` is false."""
-    if not FAST_LOG_RECORDS_OK:
-        return public_log_record(record_class, fields, limits)
-    return _fast(record_class, fields, limits)
 
 
 def _same_shape(a: Any, b: Any) -> bool:
@@ -178,3 +199,59 @@ def _check_fast_log_record() -> bool:
 
 FAST_LOG_RECORDS_OK = checked("fast_log_record", _check_fast_log_record)
 """Whether :func:`fast_log_record` may skip the SDK's constructors with this SDK."""
+
+fast_log_record: Callable[[type[LogRecord], tuple[Any, ...], LogRecordLimits], ReadWriteLogRecord]
+fast_log_record = _fast if FAST_LOG_RECORDS_OK else public_log_record
+"""What :func:`public_log_record` builds, for plain attributes (scalar values, non-empty
+keys, within the count limit, no value length limit) without re-cleaning them; the public
+constructors when :data:`FAST_LOG_RECORDS_OK` is false."""
+
+
+# -- a readable record over the same API record ----------------------------------------------
+def _view_public(record: ReadWriteLogRecord) -> ReadableLogRecord:
+    resource = record.resource
+    return ReadableLogRecord(
+        record.log_record,
+        resource if resource is not None else Resource.create({}),
+        record.instrumentation_scope,
+        record.limits,
+    )
+
+
+def _view_private(record: ReadWriteLogRecord) -> ReadableLogRecord:
+    # The same, without the frozen dataclass's __init__ and keyword call; the fields are
+    # set as __init__ sets them, so the values stay inline in the object (no dict of its
+    # own: one object fewer for the garbage collector while the record waits in a queue).
+    resource = record.resource
+    readable = _new(ReadableLogRecord)
+    _set(readable, "log_record", record.log_record)
+    _set(readable, "resource", resource if resource is not None else Resource.create({}))
+    _set(readable, "instrumentation_scope", record.instrumentation_scope)
+    _set(readable, "limits", record.limits)
+    return readable
+
+
+def _check_readable_view() -> bool:
+    """The direct construction equals the constructor's: same class, same fields in the
+    same order, the same objects."""
+    record = ReadWriteLogRecord(
+        LogRecord(timestamp=1, body="check", attributes={"a": 1}),
+        resource=Resource({"service.name": "otelkit-check"}),
+        instrumentation_scope=InstrumentationScope("otelkit.sdk-check"),
+    )
+    ours, public = _view_private(record), _view_public(record)
+    return (
+        type(ours) is type(public)
+        and list(vars(ours)) == list(vars(public))
+        and all(a is b for a, b in zip(vars(ours).values(), vars(public).values(), strict=True))
+        and ours.to_json() == public.to_json()
+    )
+
+
+READABLE_VIEW_OK = checked("readable_view", _check_readable_view)
+"""Whether :data:`readable_view` builds the record without the dataclass's constructor."""
+
+readable_view: Callable[[ReadWriteLogRecord], ReadableLogRecord] = (
+    _view_private if READABLE_VIEW_OK else _view_public
+)
+"""A ``ReadableLogRecord`` over the same API record as ``record`` (no copy of it)."""

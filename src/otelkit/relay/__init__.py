@@ -1,4 +1,4 @@
-"""Relay: child processes export OTLP batches to their parent over a Unix socket.
+"""Relay: child processes export compact batches to their parent over a Unix socket.
 
 The host runs a :class:`RelayHost` and publishes :attr:`RelayHost.env_value` in the
 ``OTELKIT_RELAY`` environment variable (:data:`RELAY_ENV`); a child builds its providers

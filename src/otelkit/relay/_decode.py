@@ -1,8 +1,9 @@
-"""OTLP protobuf from a child back into SDK records the host's processors accept.
+"""A child's frames back into SDK records the host's processors accept.
 
-A frame is decoded completely before anything is emitted, so a malformed frame emits
-nothing. Records keep their timestamps, severity, body, attributes (``exception.*``
-included), trace and span ids, scope, and the child's resource.
+Log frames carry the child's buffered entries (``otelkit.relay._log_frames``), span frames
+OTLP protobuf. A frame is decoded and checked completely before anything is emitted, so a
+malformed frame emits nothing. Records keep their timestamps, severity, body, attributes
+(``exception.*`` included), trace and span ids, scope, and the child's resource.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ from typing import Any, TypeVar
 from google.protobuf.message import DecodeError  # type: ignore[import-untyped]
 from opentelemetry._logs import SeverityNumber
 from opentelemetry.context import Context
-from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 from opentelemetry.proto.common.v1.common_pb2 import InstrumentationScope as PbScope
@@ -36,7 +36,8 @@ from opentelemetry.trace import (
 from opentelemetry.trace.span import TraceState
 
 from otelkit._sdk.logs import attribute_limits
-from otelkit.relay._records import LogFields, build_log_record
+from otelkit.relay._log_frames import LogEntry, decode_log_payload
+from otelkit.relay._records import build_log_record
 from otelkit.relay._wire import FrameError
 
 __all__ = ["Decoder"]
@@ -76,23 +77,6 @@ def _attributes(key_values: Sequence[Any]) -> dict[str, Any]:
     return {kv.key: _value(kv.value) for kv in key_values}
 
 
-_SCALAR_KINDS = frozenset(
-    {"string_value", "int_value", "bool_value", "double_value", "bytes_value"}
-)
-
-
-def _plain_attributes(key_values: Sequence[Any]) -> dict[str, Any] | None:
-    """The attributes if every value is a scalar (what the SDK keeps unchanged), else None."""
-    out = {}
-    for kv in key_values:
-        value = kv.value
-        kind = value.WhichOneof("value")
-        if kind not in _SCALAR_KINDS:
-            return None
-        out[kv.key] = getattr(value, kind)
-    return out
-
-
 def _id(raw: bytes, size: int, what: str) -> int:
     if not raw:
         return 0
@@ -113,6 +97,12 @@ class Decoder:
         self._last_span: tuple[tuple[int, int, TraceFlags] | None, Context] = (None, _NO_SPAN)
         self._resources: dict[bytes, Resource] = {}
         self._scopes: dict[bytes, InstrumentationScope] = {}
+        self._log_scopes: dict[tuple[str, str | None], InstrumentationScope] = {}
+        self._last_scope: tuple[str | None, str | None, InstrumentationScope] = (
+            None,
+            None,
+            InstrumentationScope(""),
+        )
 
     def _resource(self, pb: PbResource) -> Resource:
         key = pb.SerializeToString()
@@ -134,22 +124,86 @@ class Decoder:
             )
         return found
 
+    def _resource_of(self, message: bytes) -> Resource:
+        # The child's resource, as its OTLP message (one per child, so nearly always a hit).
+        found = self._resources.get(message)
+        if found is None:
+            if len(self._resources) > 64:
+                self._resources.clear()
+            pb = _parse(PbResource, message)
+            found = self._resources[message] = Resource(_attributes(pb.attributes))
+        return found
+
     def logs(self, payload: bytes) -> list[ReadWriteLogRecord]:
-        """Every log record of an ``ExportLogsServiceRequest`` payload."""
+        """Every log record of a ``FRAME_LOGS`` payload (for tests: the host builds each
+        record only just before it emits it)."""
+        resource, entries, plain = self.log_entries(payload)
         build = self.build_log
-        return [build(fields) for fields in self.log_fields(payload)]
+        return [build(resource, e, p) for e, p in zip(entries, plain, strict=True)]
 
-    def log_fields(self, payload: bytes) -> list[LogFields]:
-        """Every log record of an ``ExportLogsServiceRequest`` payload, decoded and checked
-        but not yet an SDK record (:meth:`build_log`): the host builds each one just before
-        emitting it, so a frame's records do not all sit in memory as SDK objects at once."""
-        request = _parse(ExportLogsServiceRequest, payload)
-        groups = ((rl.resource, rl.scope_logs, "log_records") for rl in request.resource_logs)
-        return self._each(groups, self._log)
+    def log_entries(self, payload: bytes) -> tuple[Resource, list[LogEntry], list[bool]]:
+        """``(resource, entries, plain)`` of a ``FRAME_LOGS`` payload, checked in full
+        (``FrameError`` otherwise) but not yet SDK records (:meth:`build_log`): so a
+        frame's records do not all sit in memory as SDK objects at once."""
+        message, entries, plain = decode_log_payload(payload)
+        return self._resource_of(message), entries, plain
 
-    def build_log(self, fields: LogFields) -> ReadWriteLogRecord:
-        """The SDK record of one :meth:`log_fields` item."""
+    def build_log(self, resource: Resource, entry: LogEntry, plain: bool) -> ReadWriteLogRecord:
+        """The SDK record of one :meth:`log_entries` entry (``plain``: its flag)."""
+        (ts, observed, number, text, body, attributes, trace_id, span_id, flags, scope_name,
+         scope_version, event, dropped) = entry  # fmt: skip
+        last_name, last_version, scope = self._last_scope  # records of one logger come in runs
+        if scope_name != last_name or scope_version != last_version:
+            scope = self._scope_named(scope_name, scope_version)
+        trace_flags = _FLAGS[flags]
+        if trace_id and span_id:
+            # The record's context carries the child's span, as it did in the child; the
+            # records of one span usually come in a row, so they share one context.
+            key = (trace_id, span_id, trace_flags)
+            if key != self._last_span[0]:
+                span = NonRecordingSpan(SpanContext(trace_id, span_id, True, trace_flags))
+                self._last_span = (key, set_span_in_context(span))
+            context = self._last_span[1]
+        else:
+            context = _NO_SPAN
+        if attributes is None:
+            attributes = {}
+        # Plain: the SDK's cleaning and limits would leave these attributes as they are.
+        maxlen = self._max_attributes
+        plain = (
+            plain
+            and self._fast
+            and "" not in attributes
+            and (maxlen is None or len(attributes) <= maxlen)
+        )
+        fields = (
+            ts or None,
+            observed or None,
+            context,
+            trace_id,
+            span_id,
+            trace_flags,
+            text,
+            _SEVERITIES[number] if number else None,
+            body,
+            attributes,
+            event,
+            dropped,
+            resource,
+            scope,
+            plain,
+        )
         return build_log_record(fields, self._limits)
+
+    def _scope_named(self, name: str, version: str | None) -> InstrumentationScope:
+        key = (name, version)
+        found = self._log_scopes.get(key)
+        if found is None:
+            if len(self._log_scopes) > 1024:
+                self._log_scopes.clear()
+            found = self._log_scopes[key] = InstrumentationScope(name, version or None)
+        self._last_scope = (name, version, found)
+        return found
 
     def _each(self, groups: Iterable[tuple[Any, Any, str]], build: Callable[..., T]) -> list[T]:
         """``build(pb, resource, scope)`` for every item of every scope of every resource."""
@@ -165,55 +219,6 @@ class Decoder:
         except Exception as exc:
             raise FrameError("malformed", f"undecodable {items}: {exc}") from exc
         return out
-
-    def _log(self, pb: Any, resource: Resource, scope: InstrumentationScope) -> LogFields:
-        raw = pb.trace_id
-        trace_id = _id(raw, 16, "trace_id") if raw else 0
-        raw = pb.span_id
-        span_id = _id(raw, 8, "span_id") if raw else 0
-        flags = _FLAGS[pb.flags & 0xFF]
-        if trace_id and span_id:
-            # The record's context carries the child's span, as it did in the child; the
-            # records of one span usually come in a row, so they share one context.
-            key = (trace_id, span_id, flags)
-            if key != self._last_span[0]:
-                span = NonRecordingSpan(SpanContext(trace_id, span_id, True, flags))
-                self._last_span = (key, set_span_in_context(span))
-            context = self._last_span[1]
-        else:
-            context = _NO_SPAN
-        number = pb.severity_number
-        body_pb = pb.body  # an absent body reads as an empty AnyValue: None, as intended
-        kind = body_pb.WhichOneof("value")
-        body = getattr(body_pb, kind) if kind in _SCALAR_KINDS else _value(body_pb)
-        attributes = _plain_attributes(pb.attributes)
-        maxlen = self._max_attributes
-        # Plain: the SDK's cleaning and limits would leave these attributes as they are.
-        plain = (
-            self._fast
-            and attributes is not None
-            and "" not in attributes
-            and (maxlen is None or len(attributes) <= maxlen)
-        )
-        if attributes is None:
-            attributes = _attributes(pb.attributes)
-        return (
-            pb.time_unix_nano or None,
-            pb.observed_time_unix_nano or None,
-            context,
-            trace_id,
-            span_id,
-            flags,
-            pb.severity_text or None,
-            _SEVERITIES[number] if number else None,
-            body,
-            attributes,
-            pb.event_name or None,
-            pb.dropped_attributes_count,
-            resource,
-            scope,
-            plain,
-        )
 
     def spans(self, payload: bytes) -> list[ReadableSpan]:
         """Every span of an ``ExportTraceServiceRequest`` payload (marked sampled)."""

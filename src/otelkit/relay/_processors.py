@@ -112,6 +112,7 @@ class RelayLoggingHandler(logging.Handler):
     def __init__(self, pipeline: ChildPipeline, *, level: int = logging.NOTSET) -> None:
         super().__init__(level=level)
         self._pipeline = pipeline
+        self._offer = pipeline.offer_log  # the pipeline's own routine, as for SDK records
 
     def handle(self, record: logging.LogRecord) -> bool:
         """Filter, then buffer ``record`` without the handler lock (nothing here needs it)."""
@@ -159,7 +160,8 @@ class RelayLoggingHandler(logging.Handler):
                 trace_id = span_id = flags = 0
             else:
                 context = span.get_span_context()
-                trace_id, span_id, flags = context.trace_id, context.span_id, context.trace_flags
+                trace_id, span_id = context.trace_id, context.span_id
+                flags = int(context.trace_flags)  # a plain int: pickled without its class
             levelno = record.levelno
             level = _LEVELS.get(levelno)
             if level is None:
@@ -180,19 +182,7 @@ class RelayLoggingHandler(logging.Handler):
                 event_name,
                 0,
             )
-            # ChildPipeline._offer, inlined: this is the hottest path of a relay child.
-            pipeline = self._pipeline
-            buffer = pipeline._logs
-            if pipeline._closed:
-                pipeline.count_after_close(buffer)
-                return
-            victim = buffer.append(entry, level[1])
-            if (
-                victim is not None
-                or buffer.size >= pipeline._batch_size
-                or pipeline._thread is None
-            ):
-                pipeline._after_append(buffer, victim)
+            self._offer(entry, level[1])
         except Exception as exc:  # noqa: BLE001 - hot path: contain and count
             report_internal_error("relay.handler", exc)
 

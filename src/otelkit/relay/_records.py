@@ -51,7 +51,7 @@ def checked_log_record(fields: LogFields, limits: LogRecordLimits) -> ReadWriteL
 def build_log_record(fields: LogFields, limits: LogRecordLimits) -> ReadWriteLogRecord:
     """What :func:`checked_log_record` builds; without re-validation for plain attributes
     when the seam's shortcut passed its self-check (``otelkit._sdk.logs``)."""
-    if fields[14] and FAST_OK:
+    if fields[14]:
         return fast_log_record(RelayedLogRecord, fields, limits)
     return public_log_record(RelayedLogRecord, fields, limits)
 

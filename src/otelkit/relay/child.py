@@ -1,12 +1,13 @@
 """The child side of the relay: buffer on the hot path, encode and send on one thread.
 
-A :class:`ChildPipeline` owns two bounded :class:`~otelkit.relay._buffer.SeverityBuffer`
-(log records, spans), a short queue of encoded metric batches, one sender thread and one
-:class:`~otelkit.relay._link.Link`. The hot path (``on_emit``, ``on_end``, a logging call)
-only appends to a buffer. Only the sender thread encodes and writes: it wakes every
-``flush_interval`` seconds or when ``batch_size`` records wait. A flush (also the exit-time
-one, also from a signal handler) only wakes the sender and polls its counters, holding no
-lock the sender or an interrupted thread could need, so a signal never deadlocks it.
+A :class:`ChildPipeline` owns an :class:`~otelkit.relay._outbox.Outbox` (two bounded
+severity buffers, a short queue of encoded metric batches, the counts), one sender thread
+and one :class:`~otelkit.relay._link.Link`. The hot path (``on_emit``, ``on_end``, a
+logging call) only appends to a buffer. Only the sender thread encodes and writes: it wakes
+every ``flush_interval`` seconds or when ``batch_size`` records wait. A flush (also the
+exit-time one, also from a signal handler) only wakes the sender and polls its counters,
+holding no lock the sender or an interrupted thread could need, so a signal never
+deadlocks it.
 """
 
 from __future__ import annotations
@@ -15,11 +16,9 @@ import os
 import sys
 import threading
 import time
-import uuid
 from collections import deque
-from typing import Any, NamedTuple
+from typing import Any
 
-from opentelemetry.sdk._logs import ReadWriteLogRecord
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan
 
@@ -28,51 +27,25 @@ from otelkit._exit import call_at_exit
 from otelkit._fork import after_fork_in_child
 from otelkit._threads import start_daemon
 from otelkit.relay._buffer import SeverityBuffer
-from otelkit.relay._dropfile import write_drop_file
-from otelkit.relay._encode import (
-    LogEntry,
-    encode_log_request,
-    encode_resource,
-    encode_span_request,
-    entry_from_sdk,
-    warm_up,
-)
+from otelkit.relay._encode import warm_up
 from otelkit.relay._link import Link
+from otelkit.relay._outbox import CHILD_NAME_ATTRIBUTE, Frame, LogItem, Outbox, Progress, describe
 from otelkit.relay._processors import (
     RelayLoggingHandler,
     RelayLogRecordProcessor,
     RelaySpanProcessor,
 )
-from otelkit.relay._wire import (
-    FRAME_LOGS,
-    FRAME_METRICS,
-    FRAME_SPANS,
-    RelayAddress,
-    encode_drops,
-    encode_frame,
-)
+from otelkit.relay._wire import RelayAddress
 
 __all__ = ["CHILD_NAME_ATTRIBUTE", "ChildPipeline"]
 
-CHILD_NAME_ATTRIBUTE = "otelkit.relay.child"
 _FALLBACK_MAX = 1000
-_MAX_METRIC_BATCHES = 32  # collections waiting to be sent; a slow host costs the oldest
 _FLUSH_POLL = 0.005  # seconds between a flushing thread's looks at the sender's progress
 # Seconds past the exit deadline that a shutdown waits for the sender to stop and report
-# what it gave up (a file write, see _report_unsent_drops): on an idle machine
-# milliseconds; on one with far more runnable processes than cores the sender may wait
-# that long for a turn, and without its report the records would be lost uncounted.
+# what it gave up (a file write, see Outbox.report_owed_drops): on an idle machine
+# milliseconds; with far more runnable processes than cores the sender may wait that long
+# for a turn, and without its report the records would be lost uncounted.
 _FINAL_REPORT = 2.0
-
-LogItem = LogEntry | ReadWriteLogRecord
-
-
-class _Frame(NamedTuple):
-    data: bytes
-    logs: int
-    spans: int
-    points: int
-    drops: tuple[int, ...] = ()  # a drop report's counts (already counted as reported)
 
 
 def _positive(name: str, value: Any, kind: type) -> None:
@@ -120,15 +93,15 @@ class ChildPipeline:
         _positive("exit_timeout", exit_timeout, float)
         if child_name is not None and not isinstance(child_name, str):
             raise TypeError(f"ChildPipeline: child_name must be a str, got {child_name!r}")
-        self._resource = resource
         self._stderr_fallback = bool(stderr_fallback)
         self._flush_interval = float(flush_interval)
         self._batch_size = batch_size
         self._exit_timeout = float(exit_timeout)
-        self._child_name = child_name
-        self._forked = False
-        self._logs: SeverityBuffer[LogItem] = SeverityBuffer(max_buffer)
-        self._spans: SeverityBuffer[ReadableSpan] = SeverityBuffer(max_buffer)
+        self._outbox = Outbox(
+            max_buffer=max_buffer, batch_size=batch_size, resource=resource, child_name=child_name
+        )
+        self._logs = self._outbox.logs  # the hot path's buffers
+        self._spans = self._outbox.spans
         self._link = Link(address)
         self._relay_dir = os.path.dirname(address.path)
         self._reset_state()
@@ -159,29 +132,14 @@ class ChildPipeline:
         self._woken = False
         self._thread: threading.Thread | None = None
         self._thread_lock = threading.Lock()
-        self._metric_lock = threading.Lock()
         self._closed = False
         self._shutting_down = False
         self._shut_down = threading.Event()
         self._exit_deadline: float | None = None
         self._give_up = False
         self._drain_until = 0.0  # a flush is waiting: retry the link until then
-        self._pending: _Frame | None = None
-        self._metric_batches: deque[tuple[bytes, int]] = deque()
-        self._metric_batches_queued = 0
-        self._reported = [0, 0, 0]  # drops already reported (logs, spans, metric points)
-        self._unencodable = [0, 0]  # records whose values could not be encoded
-        self._lost = [0, 0, 0]  # given up at exit or pushed out of the metric queue
-        self._spans_first = False
+        self._pending: Frame | None = None  # the sender's frame being written
         self._fallback: deque[object] = deque(maxlen=_FALLBACK_MAX)
-        self._identity_cache: tuple[Resource, bytes] | None = None
-        self.sent_logs = 0
-        """Log records written to the socket (for tests and diagnostics)."""
-        self.sent_spans = 0
-        """Spans written to the socket (for tests and diagnostics)."""
-        self.sent_metric_points = 0
-        """Metric data points written to the socket (for tests and diagnostics)."""
-        self._metric_batches_sent = 0
 
     # ---- hot path -------------------------------------------------------------------
     def offer_log(self, item: LogItem, cls: int) -> None:
@@ -216,16 +174,12 @@ class ChildPipeline:
         At most a few dozen collections wait; past that the oldest is given up and its
         points are counted as dropped (a cumulative series loses nothing by it).
         """
-        with self._metric_lock:
+        outbox = self._outbox
+        with outbox.lock:
             if self._closed:
-                self._lost[2] += points
+                outbox.lost[2] += points
                 return
-            self._metric_batches.append((encode_frame(FRAME_METRICS, payload), points))
-            self._metric_batches_queued += 1
-            if len(self._metric_batches) > _MAX_METRIC_BATCHES:
-                _, lost = self._metric_batches.popleft()
-                self._lost[2] += lost
-                self._metric_batches_sent += 1  # accounted for, as dropped
+            outbox.add_metrics(payload, points)
         self._wake.set()
         if self._thread is None:
             self._start_thread()
@@ -233,13 +187,13 @@ class ChildPipeline:
     def count_after_close(self, buffer: SeverityBuffer[Any]) -> None:
         """A record offered after shutdown: it can no longer be sent, so it is counted as
         dropped (in :attr:`dropped`; the host has been told all it will hear)."""
-        self._lost[0 if buffer is self._logs else 1] += 1
+        self._outbox.lost[0 if buffer is self._logs else 1] += 1
 
     def count_dropped_metric_points(self, points: int) -> None:
         """Count ``points`` that never reached the queue (a collection that failed to encode);
         they are reported to the host with the other drops."""
-        with self._metric_lock:
-            self._lost[2] += points
+        with self._outbox.lock:
+            self._outbox.lost[2] += points
 
     # ---- public ---------------------------------------------------------------------
     def logging_handler(self, *, level: int = 0) -> RelayLoggingHandler:
@@ -250,13 +204,28 @@ class ChildPipeline:
     def dropped(self) -> tuple[int, int]:
         """``(log records, spans)`` dropped so far (buffer overflow, unencodable values,
         given up at exit)."""
-        counts = self._drop_counts()
+        counts = self._outbox.drop_counts()
         return counts[0], counts[1]
 
     @property
     def dropped_metric_points(self) -> int:
         """Metric data points dropped so far (collections pushed out while the host was slow)."""
-        return self._lost[2]
+        return self._outbox.lost[2]
+
+    @property
+    def sent_logs(self) -> int:
+        """Log records written to the socket (for tests and diagnostics)."""
+        return self._outbox.sent[0]
+
+    @property
+    def sent_spans(self) -> int:
+        """Spans written to the socket (for tests and diagnostics)."""
+        return self._outbox.sent[1]
+
+    @property
+    def sent_metric_points(self) -> int:
+        """Metric data points written to the socket (for tests and diagnostics)."""
+        return self._outbox.sent[2]
 
     @property
     def connected(self) -> bool:
@@ -267,7 +236,7 @@ class ChildPipeline:
     def resource(self) -> Resource:
         """The resource the host exports this child's telemetry under: the given resource
         plus ``process.pid``, ``service.instance.id`` and ``otelkit.relay.child``."""
-        return self._identity()[0]
+        return self._outbox.identity()[0]
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
         """Write everything buffered now to the host; ``False`` if not done in the timeout.
@@ -278,7 +247,7 @@ class ChildPipeline:
         """
         try:
             deadline = time.monotonic() + max(0, timeout_millis) / 1000.0
-            target = self._progress_target()
+            target = self._outbox.progress()
             if self._is_flushed(target):
                 return True
             if self._shut_down.is_set():
@@ -305,7 +274,7 @@ class ChildPipeline:
         for the sender to do that takes milliseconds more (at most ``_FINAL_REPORT``).
         """
         seconds = self._exit_timeout if timeout is None else max(0.0, min(timeout, 3600.0))
-        with self._metric_lock:
+        with self._outbox.lock:
             started, self._shutting_down = self._shutting_down, True
         if started:  # another thread is shutting down: the process must not end before it
             self._shut_down.wait(seconds + _FINAL_REPORT)
@@ -325,91 +294,27 @@ class ChildPipeline:
             self._exit_deadline = time.monotonic()  # the sender stops at its next look
         else:
             self._give_up = True  # the sender counts what is left and reports it
-        with self._metric_lock:
+        with self._outbox.lock:
             self._closed = True
         self._wake.set()
         thread = self._thread
         if thread is not None and thread is not threading.current_thread():
             thread.join(max(0.0, deadline - time.monotonic()) + _FINAL_REPORT)
-            if self._give_up and not thread.is_alive():
-                self._give_up_here()
+        if self._give_up and (thread is None or not thread.is_alive()):
+            self._give_up_now()  # the sender ended first (or never ran): the buffers are ours
 
-    def _give_up_here(self) -> None:
-        """The sender ended before it gave up (or never ran): count and report here, the
-        only thread left that touches the buffers."""
+    def _give_up_now(self) -> None:
+        """Exit ran out of time: count what is left as dropped and report it (on the one
+        thread that touches the buffers)."""
         self._give_up = False
-        self._give_up_buffered()
-        self._report_unsent_drops()
-
-    # ---- progress -----------------------------------------------------------------------
-    def _drop_counts(self) -> list[int]:
-        return [
-            self._logs.evicted + self._unencodable[0] + self._lost[0],
-            self._spans.evicted + self._unencodable[1] + self._lost[1],
-            self._lost[2],
-        ]
-
-    def _progress_target(self) -> tuple[int, int, int, list[int]]:
-        return (
-            self._logs.appended,
-            self._spans.appended,
-            self._metric_batches_queued,
-            self._drop_counts(),
-        )
-
-    def _is_flushed(self, target: tuple[int, int, int, list[int]]) -> bool:
-        """Whether as many records as were offered at ``target`` have been sent or counted
-        as dropped, every metric batch queued then is out, and the drops are reported."""
-        logs, spans, batches, drops = target
-        return (
-            self._pending is None
-            and self.sent_logs + self._logs.evicted + self._unencodable[0] + self._lost[0] >= logs
-            and self.sent_spans + self._spans.evicted + self._unencodable[1] + self._lost[1]
-            >= spans
-            and self._metric_batches_sent >= batches
-            and all(done >= want for done, want in zip(self._reported, drops, strict=True))
-        )
-
-    def _give_up_buffered(self) -> None:
-        """Exit ran out of time: count what is still buffered (or half sent) as dropped.
-        Runs on the sender thread, which owns the pending frame."""
-        self._lost[0] += len(self._logs.take(sys.maxsize))
-        self._lost[1] += len(self._spans.take(sys.maxsize))
         pending, self._pending = self._pending, None
-        if pending is not None:
-            self._unreport(pending)
-            self._lost[0] += pending.logs
-            self._lost[1] += pending.spans
-            self._lost[2] += pending.points
-            if pending.data[4] == FRAME_METRICS:
-                self._metric_batches_sent += 1
-        with self._metric_lock:
-            while self._metric_batches:
-                self._lost[2] += self._metric_batches.popleft()[1]
-                self._metric_batches_sent += 1
+        self._outbox.give_up(pending)
+        self._outbox.report_owed_drops(self._relay_dir)
 
-    def _unreport(self, frame: _Frame) -> None:
-        """A drop report that never went out whole: its counts are owed again."""
-        if frame.drops:
-            self._reported = [r - d for r, d in zip(self._reported, frame.drops, strict=True)]
-
-    def _report_unsent_drops(self) -> None:
-        """At exit, after giving up: what is still unreported goes into a file of the relay
-        directory, which the host reads without the link. Not a frame: the host was not
-        reading in time (back-pressure), and a file write does not wait for it."""
-        owed = [
-            now - before for now, before in zip(self._drop_counts(), self._reported, strict=True)
-        ]
-        if not any(owed):
-            return
-        if write_drop_file(self._relay_dir, *owed):
-            self._reported = self._drop_counts()
-            return
-        print(
-            f"otelkit relay: {owed[0]} log records, {owed[1]} spans and {owed[2]} metric points "
-            "were lost at exit and could not be reported to the relay host",
-            file=sys.stderr,
-        )
+    def _is_flushed(self, target: Progress) -> bool:
+        """Whether everything offered at ``target`` is sent or counted as dropped, with no
+        frame half written."""
+        return self._pending is None and self._outbox.reached(target)
 
     # ---- sender -----------------------------------------------------------------------
     def _start_thread(self) -> None:
@@ -426,9 +331,7 @@ class ChildPipeline:
             self._woken = False
             try:
                 if self._give_up:
-                    self._give_up = False  # done here, not again by _shutdown
-                    self._give_up_buffered()
-                    self._report_unsent_drops()
+                    self._give_up_now()
                     break
                 self._pump()
             except Exception as exc:  # noqa: BLE001 - the sender must survive anything
@@ -446,7 +349,7 @@ class ChildPipeline:
         or the exit deadline passed."""
         self._write_fallback()
         while True:
-            frame = self._pending or self._next_frame()
+            frame = self._pending or self._outbox.next_frame()
             if frame is None:
                 return
             self._pending = frame
@@ -460,118 +363,29 @@ class ChildPipeline:
             if not self._link.send(frame.data, abort=self._past_exit_deadline):
                 continue
             self._pending = None
-            self.sent_logs += frame.logs
-            self.sent_spans += frame.spans
-            self.sent_metric_points += frame.points
-            if frame.data[4] == FRAME_METRICS:
-                self._metric_batches_sent += 1
-
-    def _next_frame(self) -> _Frame | None:
-        counts = self._drop_counts()
-        news = [now - before for now, before in zip(counts, self._reported, strict=True)]
-        if any(news):
-            self._reported = counts
-            return _Frame(encode_drops(*news), 0, 0, 0, tuple(news))
-        with self._metric_lock:
-            batch = self._metric_batches.popleft() if self._metric_batches else None
-        if batch is not None:
-            return _Frame(batch[0], 0, 0, batch[1])
-        # Alternate between the signals so that a flood of one never starves the other.
-        self._spans_first = not self._spans_first
-        order = (self._span_frame, self._log_frame)
-        for make in order if self._spans_first else reversed(order):
-            frame = make()
-            if frame is not None:
-                return frame
-        return None
-
-    def _log_frame(self) -> _Frame | None:
-        items = self._logs.take(self._batch_size)
-        if not items:
-            return None
-        entries = [i if type(i) is tuple else entry_from_sdk(i) for i in items]  # type: ignore[arg-type]
-        payload, n = self._encode(encode_log_request, entries, 0)
-        return _Frame(encode_frame(FRAME_LOGS, payload), n, 0, 0)
-
-    def _span_frame(self) -> _Frame | None:
-        spans = self._spans.take(self._batch_size)
-        if not spans:
-            return None
-        payload, n = self._encode(encode_span_request, spans, 1)
-        return _Frame(encode_frame(FRAME_SPANS, payload), 0, n, 0)
-
-    def _encode(self, encode: Any, items: list[Any], signal: int) -> tuple[bytes, int]:
-        """Encode a batch; on failure, item by item, counting the unencodable as dropped."""
-        resource = self._identity()[1]
-        try:
-            return encode(resource, items), len(items)
-        except Exception as exc:  # noqa: BLE001 - one odd value must not cost the batch
-            report_internal_error("relay.child", exc)
-        good = []
-        for item in items:
-            try:
-                encode(resource, [item])
-                good.append(item)
-            except Exception:  # noqa: BLE001 - counted below and reported to the host
-                self._unencodable[signal] += 1
-        return encode(resource, good), len(good)
-
-    def _identity(self) -> tuple[Resource, bytes]:
-        """The child's resource (given resource + pid, instance id, child name) and its
-        protobuf encoding."""
-        if self._identity_cache is None:
-            attributes = dict(self._resource.attributes)
-            attributes["process.pid"] = os.getpid()
-            if self._forked or "service.instance.id" not in attributes:
-                attributes["service.instance.id"] = str(uuid.uuid4())
-            attributes[CHILD_NAME_ATTRIBUTE] = self._child_name or _default_child_name()
-            resource = Resource(attributes, self._resource.schema_url)
-            self._identity_cache = (resource, encode_resource(resource))
-        return self._identity_cache
+            self._outbox.written(frame)
 
     def _write_fallback(self) -> None:
         while self._fallback:
             item = self._fallback.popleft()
             try:
-                sys.stderr.write(f"[otelkit relay: dropped] {_describe(item)}\n")
+                sys.stderr.write(f"[otelkit relay: dropped] {describe(item)}\n")
             except Exception:  # noqa: BLE001 - stderr is gone: nothing left to tell
                 return
 
     # ---- process lifecycle --------------------------------------------------------------
     def _after_fork_in_child(self) -> None:
-        self._logs.reset_after_fork()
-        self._spans.reset_after_fork()
+        self._outbox.reset()
+        self._outbox.forget_identity()
         self._link.reset_after_fork()
         closed = self._closed
         self._reset_state()
         self._closed = self._shutting_down = closed
         if closed:
             self._shut_down.set()
-        self._forked = True
 
     def _at_exit(self) -> None:
         try:
             self.shutdown()
         except Exception as exc:  # noqa: BLE001 - exit must go on
             report_internal_error("relay.child", exc)
-
-
-def _default_child_name() -> str:
-    mp = sys.modules.get("multiprocessing")
-    if mp is not None:
-        name = mp.current_process().name
-        if name != "MainProcess":
-            return str(name)
-    argv0 = sys.argv[0] if sys.argv and sys.argv[0] else "python"
-    return os.path.basename(argv0) or "python"
-
-
-def _describe(item: object) -> str:
-    if isinstance(item, ReadableSpan):
-        return f"span {item.name!r}"
-    if isinstance(item, ReadWriteLogRecord):
-        lr = item.log_record
-        return f"{lr.severity_text or ''} {lr.body!r}"
-    if isinstance(item, tuple):
-        return f"{item[3] or ''} {item[9]}: {item[4]!r}"
-    return repr(item)

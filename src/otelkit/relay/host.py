@@ -1,11 +1,12 @@
 """The host side of the relay: a Unix socket server feeding the host's own processors.
 
 One thread runs a selector loop over the listening socket and every child connection.
-A connection must open with the handshake (version byte + token); then each frame is
-decoded in full and its records are handed to the host's span and log record processors,
-so the host's coalescer and batch exporter treat them like its own; metric batches go to the
-host's metric exporter. A bad handshake, an oversized frame or a malformed payload closes
-that connection only and is counted.
+A connection must open with the handshake (version byte + token); then each whole frame
+goes to the :class:`~otelkit.relay._intake.Intake`, which decodes it in full and hands its
+records to the host's span and log record processors (so the host's coalescer and batch
+exporter treat them like its own) and its metric batches to the host's metric exporter.
+A bad handshake, an oversized frame or a malformed payload closes that connection only and
+is counted.
 
 Back-pressure: the serving thread offers records under :func:`otelkit._batch.blocking_offers`,
 so when otelkit's batch queue is full it waits instead of dropping. It then reads no socket,
@@ -24,8 +25,6 @@ import socket
 import stat
 import tempfile
 import threading
-from collections.abc import Callable
-from typing import Any
 
 from opentelemetry.metrics import MeterProvider, get_meter_provider
 from opentelemetry.sdk._logs import LogRecordProcessor
@@ -42,17 +41,13 @@ from otelkit._threads import start_daemon
 from otelkit.relay._decode import Decoder
 from otelkit.relay._dropfile import collect_drop_files
 from otelkit.relay._host_metrics import RelayedMetrics
-from otelkit.relay._metrics import count_points, decode_metrics_request
+from otelkit.relay._intake import Intake
 from otelkit.relay._wire import (
-    FRAME_DROPS,
-    FRAME_LOGS,
-    FRAME_METRICS,
     HANDSHAKE_SIZE,
     FrameDecoder,
     FrameError,
     RelayAddress,
     check_handshake,
-    decode_drops,
     encode_refusal,
     encode_reply,
 )
@@ -61,7 +56,6 @@ __all__ = ["RelayHost"]
 
 _SOCKET_NAME = "relay.sock"
 _RECV_SIZE = 256 * 1024
-_SIGNALS = ("logs", "spans", "metrics")
 
 
 class _Conn:
@@ -78,7 +72,7 @@ class _Conn:
 
 
 class RelayHost:
-    """Receives child processes' OTLP batches and re-emits them into the host pipeline."""
+    """Receives child processes' batches and re-emits them into the host pipeline."""
 
     def __init__(
         self,
@@ -118,8 +112,6 @@ class RelayHost:
             raise TypeError("RelayHost: metric_exporter must be an SDK MetricExporter")
         if drops is not None and not isinstance(drops, DropLedger):
             raise TypeError("RelayHost: drops must be an otelkit DropLedger")
-        self._spans = span_processor
-        self._logs = log_processor
         self._max_frame = max_frame_bytes
         self._clock = clock or REAL_CLOCK
         self._resource = resource or Resource.create({})
@@ -150,16 +142,14 @@ class RelayHost:
             drops = DropLedger(meter_provider=provider, clock=self._clock, interval=self._interval)
             drops.attach(log_processor, self._resource)
         self._ledger = drops
-        self._metrics = RelayedMetrics(metric_exporter, drops) if metric_exporter else None
         meter = provider.get_meter("otelkit.relay")
-        self._m_records = meter.create_counter(
-            "otelkit.relay.records", unit="{record}", description="Records received from children"
-        )
-        self._m_dropped = meter.create_counter(
-            "otelkit.relay.dropped",
-            unit="{record}",
-            description="Records children dropped because their buffer was full "
-            "(data points for metrics)",
+        self._intake = Intake(
+            span_processor=span_processor,
+            log_processor=log_processor,
+            metrics=RelayedMetrics(metric_exporter, drops) if metric_exporter else None,
+            ledger=drops,
+            meter=meter,
+            stats=self.stats,
         )
         self._m_rejected = meter.create_counter(
             "otelkit.relay.rejected",
@@ -235,8 +225,7 @@ class RelayHost:
         self._selector.close()
         for sock in (self._listener, self._waker_r, self._waker_w):
             sock.close()
-        if self._metrics is not None:
-            self._metrics.close(max(0.0, deadline - self._clock.monotonic()))
+        self._intake.close(max(0.0, deadline - self._clock.monotonic()))
         self._collect_drop_files()
         self._ledger.report_now()
         if self._dir is not None:
@@ -317,7 +306,7 @@ class RelayHost:
                 self.stats["connections"] += 1
                 self._m_connections.add(1)
             for frame_type, payload in conn.wire.feed(data):
-                self._handle(conn, frame_type, payload)
+                self._intake.handle(conn.decoder, frame_type, payload)
         except FrameError as exc:
             if conn.authed:
                 self._frame_error(exc)
@@ -326,47 +315,6 @@ class RelayHost:
             self._drop(conn)
         except OSError:
             self._drop(conn)
-
-    def _handle(self, conn: _Conn, frame_type: int, payload: bytes) -> None:
-        if frame_type == FRAME_DROPS:
-            self._add_drops(*decode_drops(payload))
-            return
-        if frame_type == FRAME_METRICS:
-            self._handle_metrics(payload)
-            return
-        emit: Callable[[Any], None]
-        build: Callable[[Any], Any]
-        if frame_type == FRAME_LOGS:
-            # Decoded and checked in full first (a bad frame emits nothing); each SDK record
-            # is built just before it is emitted.
-            records: list[Any] = conn.decoder.log_fields(payload)
-            emit = self._logs.on_emit
-            build = conn.decoder.build_log
-            signal = "logs"
-        else:
-            records = conn.decoder.spans(payload)
-            emit = self._spans.on_end
-            build = _same
-            signal = "spans"
-        for record in records:
-            try:
-                item: Any = build(record)
-                emit(item)
-            except Exception as exc:  # noqa: BLE001 - a processor bug is not the child's fault
-                report_internal_error("relay.host", exc)
-                self._ledger.add(signal, "processor_error")
-        self.stats[signal] += len(records)
-        self._m_records.add(len(records), {"otelkit.relay.signal": signal})
-
-    def _handle_metrics(self, payload: bytes) -> None:
-        data = decode_metrics_request(payload)  # FrameError closes this connection only
-        points = count_points(data)
-        self.stats["metric_points"] += points
-        self._m_records.add(points, {"otelkit.relay.signal": "metrics"})
-        if self._metrics is None:
-            self._ledger.add("metrics", "no_metric_exporter", points)
-        else:
-            self._metrics.offer(data)
 
     def _forget_after_fork(self) -> None:
         """In a forked child: close our copies of the sockets (no shutdown, the parent keeps
@@ -408,7 +356,7 @@ class RelayHost:
         """Drop reports children left in the directory when their link was not read in
         time (see :mod:`otelkit.relay._dropfile`)."""
         if self._dir is not None:
-            self._add_drops(*collect_drop_files(self._dir))
+            self._intake.add_drops(*collect_drop_files(self._dir))
 
     def _reject(self, reason: str) -> None:
         self.stats["rejected"] += 1
@@ -417,20 +365,6 @@ class RelayHost:
     def _frame_error(self, exc: FrameError) -> None:
         self.stats["frame_errors"] += 1
         self._m_errors.add(1, {"otelkit.relay.reason": exc.reason})
-
-    # ---- drop reports ---------------------------------------------------------------
-    def _add_drops(self, *counts: int) -> None:
-        """A child's drop report: counted per signal and handed to the drop ledger."""
-        for signal, n in zip(_SIGNALS, counts, strict=True):
-            if n:
-                key = "dropped_metric_points" if signal == "metrics" else f"dropped_{signal}"
-                self.stats[key] += n
-                self._m_dropped.add(n, {"otelkit.relay.signal": signal})
-                self._ledger.add(signal, "child_buffer_full", n)
-
-
-def _same(item: Any) -> Any:
-    return item
 
 
 def _private_dir(path: str) -> str:
