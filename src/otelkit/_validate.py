@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Collection
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from otelkit.errors import InvalidOptionError, OptionTypeError
 
@@ -109,7 +109,7 @@ def check_choice(where: str, option: str, value: object, choices: Collection[str
     return str(value)
 
 
-def check_instance(where: str, option: str, value: object, kind: type[T], what: str) -> T:
+def check_instance(where: str, option: str, value: object, kind: type[Any], what: str) -> Any:
     """``value`` if it is an instance of ``kind`` (``what`` describes it for the message)."""
     if not isinstance(value, kind):
         raise OptionTypeError(f"{where}: {option} must be {what}, {_got(value)}")

@@ -32,6 +32,8 @@ _FINAL = [s.value for s in JobState if s.is_final]
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the ``jobs`` command and its subcommands to the ``otelkit`` parser."""
+    # Long by nature: one declaration per subcommand and option, read top to bottom as the
+    # command's reference (each subcommand's behaviour lives in its own function below).
     jobs = subparsers.add_parser("jobs", help="run and inspect otelkit jobs")
     sub = jobs.add_subparsers(dest="jobs_command", metavar="SUBCOMMAND", required=True)
     db = argparse.ArgumentParser(add_help=False)

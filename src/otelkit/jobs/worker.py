@@ -19,6 +19,7 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from otelkit._errors import report_internal_error
+from otelkit.jobs._attempt import check_timeout
 from otelkit.jobs._execute import Attempt
 from otelkit.jobs._retention import DEFAULT_RETENTION, check_retention
 from otelkit.jobs._running import Execution
@@ -63,33 +64,9 @@ class Worker(Execution):
     ) -> None:
         from otelkit.jobs._runnow import new_owner
 
-        _positive_int("concurrency", concurrency)
-        batch = concurrency if batch is None else batch
-        _positive_int("batch", batch)
-        from otelkit.jobs._attempt import check_timeout
-
-        timeout = check_timeout(timeout, option="worker: timeout")
-        for option, value in (
-            ("poll_interval", 0.0 if poll_interval is None else poll_interval),
-            ("shutdown_timeout", shutdown_timeout),
-        ):
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-                raise ValueError(
-                    f"worker: {option} must be a number of seconds >= 0, got {value!r}"
-                )
-        registry = store.functions
-        if not registry:
-            raise ValueError("worker: no job functions are registered on this store")
-        if queues is None:
-            queues = sorted({d.queue for d in registry.values()})
-        elif (
-            isinstance(queues, str)
-            or not all(isinstance(q, str) and q for q in queues)
-            or not queues
-        ):
-            raise ValueError(
-                f"worker: queues must be a non-empty list of queue names, got {queues!r}"
-            )
+        queues, batch, timeout = _check_options(
+            store, queues, concurrency, batch, poll_interval, shutdown_timeout, timeout
+        )
         self.id = new_owner("worker")
         """This worker's lease-owner id (host:pid:worker:random)."""
         self.queues = tuple(queues)
@@ -107,7 +84,9 @@ class Worker(Execution):
         self._woken = False
         self._next_due = math.inf  # monotonic time the earliest known future job is due
         self._schedules = [
-            d for d in registry.values() if d.schedule is not None and d.queue in self._queue_set
+            d
+            for d in store.functions.values()
+            if d.schedule is not None and d.queue in self._queue_set
         ]
         self._next_tick = 0.0  # monotonic time of the next period start of a schedule
         self._grace = float(shutdown_timeout)
@@ -368,6 +347,38 @@ class Worker(Execution):
                 signal.signal(sig, old)
 
         return restore
+
+
+def _check_options(
+    store: JobStore,
+    queues: Sequence[str] | None,
+    concurrency: int,
+    batch: int | None,
+    poll_interval: float | None,
+    shutdown_timeout: float,
+    timeout: float | timedelta | None,
+) -> tuple[Sequence[str], int, float | None]:
+    """The worker's options checked (``ValueError`` naming the bad one): ``(queues, batch,
+    timeout in seconds)`` with their defaults filled in."""
+    _positive_int("concurrency", concurrency)
+    batch = concurrency if batch is None else batch
+    _positive_int("batch", batch)
+
+    timeout = check_timeout(timeout, option="worker: timeout")
+    for option, value in (
+        ("poll_interval", 0.0 if poll_interval is None else poll_interval),
+        ("shutdown_timeout", shutdown_timeout),
+    ):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+            raise ValueError(f"worker: {option} must be a number of seconds >= 0, got {value!r}")
+    registry = store.functions
+    if not registry:
+        raise ValueError("worker: no job functions are registered on this store")
+    if queues is None:
+        queues = sorted({d.queue for d in registry.values()})
+    elif isinstance(queues, str) or not all(isinstance(q, str) and q for q in queues) or not queues:
+        raise ValueError(f"worker: queues must be a non-empty list of queue names, got {queues!r}")
+    return queues, batch, timeout
 
 
 def _positive_int(option: str, value: object) -> None:

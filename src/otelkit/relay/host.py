@@ -38,6 +38,7 @@ from otelkit._drops import DropLedger
 from otelkit._errors import report_internal_error
 from otelkit._fork import after_fork_in_child
 from otelkit._threads import start_daemon
+from otelkit._validate import check_instance, check_positive, check_positive_int
 from otelkit.relay._decode import Decoder
 from otelkit.relay._dropfile import collect_drop_files
 from otelkit.relay._host_metrics import RelayedMetrics
@@ -71,6 +72,39 @@ class _Conn:
         self.frames = 0
 
 
+def _check_options(
+    *,
+    span_processor: object,
+    log_processor: object,
+    metric_exporter: object,
+    drops: object,
+    max_frame_bytes: object,
+    address: object,
+    drop_report_interval: object,
+    handshake_timeout: object,
+    max_connections: object,
+) -> None:
+    where = "RelayHost"
+    check_instance(where, "span_processor", span_processor, SpanProcessor, "an SDK SpanProcessor")
+    check_instance(
+        where, "log_processor", log_processor, LogRecordProcessor, "an SDK LogRecordProcessor"
+    )
+    check_positive_int(where, "max_frame_bytes", max_frame_bytes)
+    check_positive_int(where, "max_connections", max_connections)
+    check_positive(where, "drop_report_interval", drop_report_interval)
+    check_positive(where, "handshake_timeout", handshake_timeout)
+    if address is not None:
+        check_instance(
+            where, "address", address, RelayAddress, "a RelayAddress (RelayAddress.parse(...))"
+        )
+    if metric_exporter is not None:
+        check_instance(
+            where, "metric_exporter", metric_exporter, MetricExporter, "an SDK MetricExporter"
+        )
+    if drops is not None:
+        check_instance(where, "drops", drops, DropLedger, "an otelkit DropLedger")
+
+
 class RelayHost:
     """Receives child processes' batches and re-emits them into the host pipeline."""
 
@@ -90,28 +124,17 @@ class RelayHost:
         handshake_timeout: float = 5.0,
         max_connections: int = 1024,
     ) -> None:
-        if not isinstance(span_processor, SpanProcessor):
-            raise TypeError("RelayHost: span_processor must be an SDK SpanProcessor")
-        if not isinstance(log_processor, LogRecordProcessor):
-            raise TypeError("RelayHost: log_processor must be an SDK LogRecordProcessor")
-        for name, value in (
-            ("max_frame_bytes", max_frame_bytes),
-            ("max_connections", max_connections),
-        ):
-            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-                raise ValueError(f"RelayHost: {name} must be a positive int, got {value!r}")
-        for name, number in (
-            ("drop_report_interval", drop_report_interval),
-            ("handshake_timeout", handshake_timeout),
-        ):
-            if isinstance(number, bool) or not isinstance(number, (int, float)) or number <= 0:
-                raise ValueError(f"RelayHost: {name} must be a positive number, got {number!r}")
-        if address is not None and not isinstance(address, RelayAddress):
-            raise TypeError("RelayHost: address must be a RelayAddress (RelayAddress.parse(...))")
-        if metric_exporter is not None and not isinstance(metric_exporter, MetricExporter):
-            raise TypeError("RelayHost: metric_exporter must be an SDK MetricExporter")
-        if drops is not None and not isinstance(drops, DropLedger):
-            raise TypeError("RelayHost: drops must be an otelkit DropLedger")
+        _check_options(
+            span_processor=span_processor,
+            log_processor=log_processor,
+            metric_exporter=metric_exporter,
+            drops=drops,
+            max_frame_bytes=max_frame_bytes,
+            address=address,
+            drop_report_interval=drop_report_interval,
+            handshake_timeout=handshake_timeout,
+            max_connections=max_connections,
+        )
         self._max_frame = max_frame_bytes
         self._clock = clock or REAL_CLOCK
         self._resource = resource or Resource.create({})
