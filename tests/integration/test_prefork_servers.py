@@ -358,8 +358,12 @@ def test_the_documented_gunicorn_recipe_exports_every_workers_telemetry(
     workers = {resource["process.pid"] for resource, _, _ in points}
     assert server.process.pid not in workers and workers
     assert {resource["service.name"] for resource, _, _ in points} == {"web"}
-    spans = [(r, span) for r, span in otlp_sink.spans() if span.name == "handle"]
-    assert spans and {r["process.pid"] for r, _ in spans} <= workers
+
+    def handled() -> list[tuple[dict[str, Any], Any]]:  # spans travel apart from metrics
+        return [(r, span) for r, span in otlp_sink.spans() if span.name == "handle"]
+
+    wait_until(handled, timeout=30)
+    assert {r["process.pid"] for r, _ in handled()} <= workers
     _assert_collector_accepted_everything(rotel_collector)
 
 
