@@ -20,37 +20,14 @@ import os
 import statistics
 import sys
 import time
-import uuid
 from typing import Any
 
 import sqlalchemy as sa
+from jobs_throughput import _Database
 
 BATCH = 1000
 REPEATS = int(os.environ.get("REPEATS", "5"))
 DATA = {"user": 42, "kind": "thumbnail", "path": "/media/a.jpg"}
-
-
-def _admin_url() -> sa.URL:
-    raw = (
-        os.environ.get("OTELKIT_BENCH_POSTGRES_URL")
-        or os.environ.get("OTELKIT_TEST_POSTGRES_URL")
-        or "postgresql://postgres@127.0.0.1:5432/postgres"
-    )
-    return sa.make_url(raw).set(drivername="postgresql+psycopg")
-
-
-class _Database:
-    def __init__(self) -> None:
-        self.name = f"otelkit_bench_{uuid.uuid4().hex[:10]}"
-        self.admin = sa.create_engine(_admin_url(), isolation_level="AUTOCOMMIT")
-        with self.admin.connect() as conn:
-            conn.exec_driver_sql(f'CREATE DATABASE "{self.name}"')
-        self.url = _admin_url().set(database=self.name)
-
-    def drop(self) -> None:
-        with self.admin.connect() as conn:
-            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
-        self.admin.dispose()
 
 
 def _ours(url: sa.URL, rounds: int) -> tuple[list[float], list[float]]:

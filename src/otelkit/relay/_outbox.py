@@ -90,6 +90,7 @@ class Outbox:
         self._max_frame_records = self._batch_size * _MAX_FRAME_BATCHES
         self._frame_records = [self._batch_size, self._batch_size]  # most a frame takes
         self._identity: tuple[Resource, bytes] | None = None
+        self._identity_lock = threading.Lock()
 
     def forget_identity(self) -> None:
         """After ``fork``: this process needs its own ``process.pid`` and instance id."""
@@ -254,15 +255,21 @@ class Outbox:
     def identity(self) -> tuple[Resource, bytes]:
         """The child's resource (the given resource + pid, instance id, child name) and its
         protobuf encoding."""
-        if self._identity is None:
-            attributes = dict(self._resource.attributes)
-            attributes["process.pid"] = os.getpid()
-            if self._forked or "service.instance.id" not in attributes:
-                attributes["service.instance.id"] = str(uuid.uuid4())
-            attributes[CHILD_NAME_ATTRIBUTE] = self._child_name or _default_child_name()
-            resource = Resource(attributes, self._resource.schema_url)
-            self._identity = (resource, encode_resource(resource))
-        return self._identity
+        identity = self._identity
+        if identity is not None:
+            return identity
+        # Made once: two threads asking at once (the sender encoding a frame, the metric
+        # reader's export) must not each draw their own service.instance.id.
+        with self._identity_lock:
+            if self._identity is None:
+                attributes = dict(self._resource.attributes)
+                attributes["process.pid"] = os.getpid()
+                if self._forked or "service.instance.id" not in attributes:
+                    attributes["service.instance.id"] = str(uuid.uuid4())
+                attributes[CHILD_NAME_ATTRIBUTE] = self._child_name or _default_child_name()
+                resource = Resource(attributes, self._resource.schema_url)
+                self._identity = (resource, encode_resource(resource))
+            return self._identity
 
 
 def _default_child_name() -> str:
