@@ -295,12 +295,29 @@ class RotelCollector:
         binary = binary or rotel_binary()
         if binary is None:
             raise RuntimeError("the rotel package is not installed (pip install rotel)")
+        for attempt in range(3):
+            self._start(binary, sink)
+            try:
+                wait_until(self._ready, timeout=15.0)
+                return
+            except TimeoutError:
+                self.stop()
+                raise RuntimeError(f"rotel did not start: {self.output()}") from None
+            except RuntimeError:
+                output = self.output()
+                self.stop()
+                # free_port() cannot reserve a port: another process may take it first.
+                if "Address already in use" not in output or attempt == 2:
+                    raise
+
+    def _start(self, binary: str, sink: OtlpSink) -> None:
         self.grpc_port = free_port()
         self.http_port = free_port()
         self.grpc_endpoint = f"http://127.0.0.1:{self.grpc_port}"
         self.http_endpoint = f"http://127.0.0.1:{self.http_port}"
         self._dir = tempfile.mkdtemp(prefix="otelkit-rotel-")
         self._log = open(os.path.join(self._dir, "stdout.log"), "wb")  # noqa: SIM115
+        self._output = ""
         self.process = subprocess.Popen(
             [
                 binary,
@@ -326,11 +343,6 @@ class RotelCollector:
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
         )
-        try:
-            wait_until(self._ready, timeout=15.0)
-        except TimeoutError:
-            self.stop()
-            raise RuntimeError(f"rotel did not start: {self.output()}") from None
 
     def _ready(self) -> bool:
         if self.process.poll() is not None:
@@ -343,9 +355,11 @@ class RotelCollector:
         return True
 
     def output(self) -> str:
-        """What the agent printed so far."""
-        self._log.flush()
-        return Path(self._dir, "stdout.log").read_text(errors="replace")[-4000:]
+        """What the agent printed so far (kept after :meth:`stop`)."""
+        if not self._log.closed:
+            self._log.flush()
+            self._output = Path(self._dir, "stdout.log").read_text(errors="replace")[-4000:]
+        return self._output
 
     def stop(self) -> None:
         """Terminate the agent (bounded) and remove its files."""
@@ -356,6 +370,7 @@ class RotelCollector:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(timeout=5)
+        self.output()
         self._log.close()
         shutil.rmtree(self._dir, ignore_errors=True)
 

@@ -54,3 +54,28 @@ def test_traces_metrics_and_logs_travel_through_the_collector(
     assert int.from_bytes(record.span_id, "big") == ctx.span_id
     assert record.severity_text == "WARN"
     assert "it.things" in otlp_sink.metric_names()
+
+
+def test_the_collector_starts_on_fresh_ports_when_its_first_ones_were_taken(
+    otlp_sink: OtlpSink, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import socket
+
+    import otelkit.testing as testing
+
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    taken_port = taken.getsockname()[1]
+    real_free_port = testing.free_port
+    ports = iter([taken_port])  # the first attempt's gRPC port is in use
+    monkeypatch.setattr(testing, "free_port", lambda: next(ports, None) or real_free_port())
+    try:
+        collector = RotelCollector(otlp_sink)
+    finally:
+        taken.close()
+    try:
+        assert collector.grpc_port != taken_port  # started again, on other ports
+        assert collector.process.poll() is None
+    finally:
+        collector.stop()
