@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import dataclasses
 import inspect
 import random
@@ -216,13 +217,18 @@ class Runner:
             errors=attempt.errors if attempt.errors_changed else None,
         )
 
-    def timed_out(self, attempt: Attempt, seconds: float) -> None:
-        """A sync attempt ran past its timeout: stop renewing its lease and record it as
-        failed with ``TimeoutError`` (retried per the job's policy)."""
-        if attempt.lease is not None:
-            self._keeper.drop(attempt.lease)
-        self._telemetry.timed_out(attempt.span, attempt.job, seconds)
-        self._failed(attempt, timeout_error(attempt, seconds))
+    def timed_out(self, attempt: Attempt, seconds: float) -> Attempt:
+        """A sync attempt ran past its timeout: abandon it (its thread's late result will
+        not stand), stop renewing its lease, and return the copy that records it as failed
+        with ``TimeoutError`` (retried per the job's policy), to be committed."""
+        timed_out = copy.copy(attempt)
+        timed_out.errors = list(attempt.errors)
+        attempt.abandoned = True
+        if timed_out.lease is not None:
+            self._keeper.drop(timed_out.lease)
+        self._telemetry.timed_out(timed_out.span, timed_out.job, seconds)
+        self._failed(timed_out, timeout_error(timed_out, seconds))
+        return timed_out
 
     def _failed(self, attempt: Attempt, exc: BaseException) -> None:
         if attempt.abandoned:  # timed out: the recorded outcome stands

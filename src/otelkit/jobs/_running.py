@@ -92,10 +92,7 @@ class Execution:
             self._timed_out.add(id(attempt))
             self._slot_freed.add(id(attempt))
             self._sync_running -= 1
-            timed_out = copy.copy(attempt)
-            timed_out.errors = list(attempt.errors)
-            attempt.abandoned = True
-            self._backend.runner.timed_out(timed_out, seconds)
+            timed_out = self._backend.runner.timed_out(attempt, seconds)
             self._in_flight[timed_out] = future  # its slot is freed by the next commit
             self._done.append(timed_out)
         self._start_pending()

@@ -11,7 +11,6 @@ already-applied transition, records the lost attempt in the history and settles 
 from __future__ import annotations
 
 import asyncio
-import copy
 import functools
 import os
 import socket
@@ -111,10 +110,7 @@ class RunNow:
             thread.join()
             self.complete(owner, attempt)
             return outcome(attempt)
-        timed_out = copy.copy(attempt)
-        timed_out.errors = list(attempt.errors)
-        attempt.abandoned = True
-        self._runner.timed_out(timed_out, seconds)
+        timed_out = self._runner.timed_out(attempt, seconds)
         self.complete(owner, timed_out)
         return outcome(timed_out)
 
