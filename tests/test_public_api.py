@@ -20,6 +20,8 @@ PUBLIC_MODULES = ["otelkit"] + [
     for info in pkgutil.walk_packages(otelkit.__path__, "otelkit.")
     if not any(part.startswith("_") for part in info.name.split("."))
 ]
+
+
 def _isort_key(name: str) -> tuple[int, str]:
     # ruff's RUF022 order: SCREAMING_CASE, then CamelCase, then the rest.
     return (0 if name.isupper() else 1 if name[:1].isupper() else 2, name)
