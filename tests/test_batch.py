@@ -13,7 +13,7 @@ import pytest
 from opentelemetry import trace
 from opentelemetry._logs import LogRecord
 from opentelemetry.instrumentation.utils import is_instrumentation_enabled
-from opentelemetry.sdk._logs import LoggerProvider, ReadableLogRecord
+from opentelemetry.sdk._logs import LoggerProvider, ReadableLogRecord, ReadWriteLogRecord
 from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter, LogRecordExportResult
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.resources import Resource
@@ -354,6 +354,78 @@ def test_a_blocked_offer_counts_shutdown_when_the_core_shuts_down(
     sink.gate.set()
 
 
+def test_offer_many_queues_what_fits_and_counts_the_rest_without_blocking(
+    cores: Callable[..., BatchCore[Any]], ledger: DropLedger
+) -> None:
+    sink = Sink()
+    core = cores(sink, ledger, max_queue_size=8, max_export_batch_size=4)
+    sink.gate.clear()
+    assert core.offer_many([("held", i) for i in range(4)]) == 4
+    assert sink.entered.wait(10)  # one batch inside the exporter, the queue empty behind it
+    assert core.offer_many(list(range(10))) == 8
+    assert core.stats() == BatchStats(14, 0, {"queue_full": 2}, 12)
+    assert ledger.totals() == {("logs", "queue_full"): 2}
+    sink.gate.set()
+    assert core.force_flush(10)
+    assert sink.items == [("held", i) for i in range(4)] + list(range(8))  # order kept
+
+
+def test_blocking_offer_many_waits_for_room_and_keeps_order(
+    cores: Callable[..., BatchCore[Any]],
+) -> None:
+    sink = Sink(delay=0.001)
+    core = cores(sink, max_queue_size=8, max_export_batch_size=4, schedule_delay=0.01)
+    queued: list[int] = []
+
+    def reader() -> None:
+        with blocking_offers(lambda: False):
+            queued.extend(core.offer_many(list(range(n, n + 50))) for n in range(0, 500, 50))
+
+    thread = threading.Thread(target=reader)
+    thread.start()
+    thread.join(timeout=60)
+    assert queued == [50] * 10
+    assert core.force_flush(10)
+    assert core.stats() == BatchStats(500, 500, {}, 0)
+    assert sink.items == list(range(500))
+
+
+def test_a_blocked_offer_many_counts_the_rest_when_told_to_stop(
+    cores: Callable[..., BatchCore[Any]], ledger: DropLedger
+) -> None:
+    sink = Sink()
+    core = cores(sink, ledger, max_queue_size=8, max_export_batch_size=4)
+    held(core, sink)
+    stop = threading.Event()
+    results: list[int] = []
+
+    def reader() -> None:
+        with blocking_offers(stop.is_set):
+            results.append(core.offer_many(["a", "b", "c"]))
+
+    thread = threading.Thread(target=reader)
+    thread.start()
+    wait_until(lambda: core.offered == 15, timeout=10)
+    stop.set()
+    thread.join(timeout=10)
+    assert results == [0]
+    assert core.dropped == {"queue_full": 3}
+    assert ledger.totals() == {("logs", "queue_full"): 3}
+    sink.gate.set()
+    assert core.force_flush(10)
+    assert conserved(core.stats())
+
+
+def test_offer_many_after_shutdown_counts_every_item(
+    cores: Callable[..., BatchCore[Any]], ledger: DropLedger
+) -> None:
+    core = cores(Sink(), ledger)
+    core.shutdown(5)
+    assert core.offer_many(["late", "later"]) == 0
+    assert core.dropped == {"shutdown": 2}
+    assert ledger.totals() == {("logs", "shutdown"): 2}
+
+
 def test_the_ledger_counts_each_item_by_its_weight(
     cores: Callable[..., BatchCore[Any]], ledger: DropLedger
 ) -> None:
@@ -528,6 +600,34 @@ def test_the_log_processor_queues_a_context_free_copy() -> None:
     assert record.log_record.trace_id != 0  # the span's ids are still on the record
     assert record.resource is resource
     assert record.instrumentation_scope is not None and record.instrumentation_scope.name == "app"
+
+
+def test_on_emit_many_queues_what_on_emit_would_in_order() -> None:
+    exporter = InMemoryLogRecordExporter()  # type: ignore[no-untyped-call]
+    processor = BatchLogRecordProcessor(exporter)
+    resource = Resource.create({"service.name": "many"})
+    tracer = TracerProvider(shutdown_on_exit=False).get_tracer("t")
+    with tracer.start_as_current_span("inside"):
+        records = [ReadWriteLogRecord(LogRecord(body=f"r{i}"), resource=resource) for i in range(5)]
+    processor.on_emit_many(records)
+    processor.on_emit_many([])
+    processor.shutdown()
+    exported = exporter.get_finished_logs()
+    assert [r.log_record.body for r in exported] == [f"r{i}" for i in range(5)]
+    assert all(isinstance(r, ReadableLogRecord) for r in exported)
+    assert all(r.log_record.context == {} for r in exported)  # copies, as on_emit queues
+    assert processor.core.stats() == BatchStats(5, 5, {}, 0)
+
+
+def test_on_emit_many_with_a_broken_record_still_queues_the_others() -> None:
+    exporter = InMemoryLogRecordExporter()  # type: ignore[no-untyped-call]
+    processor = BatchLogRecordProcessor(exporter)
+    before = internal_error_counts().get("batch.logs", 0)
+    good = ReadWriteLogRecord(LogRecord(body="good"), resource=Resource.create({}))
+    processor.on_emit_many([good, object(), good])  # type: ignore[list-item]
+    processor.shutdown()
+    assert [r.log_record.body for r in exporter.get_finished_logs()] == ["good", "good"]
+    assert internal_error_counts().get("batch.logs", 0) == before + 1
 
 
 class FailingLogExporter(InMemoryLogRecordExporter):

@@ -14,10 +14,11 @@ import collections
 import contextlib
 import functools
 import inspect
+import itertools
 import math
 import os
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Generic, NamedTuple, TypeVar, cast
 
 from opentelemetry.context import Context
@@ -30,7 +31,7 @@ from otelkit._clock import REAL_CLOCK
 from otelkit._drops import DropLedger
 from otelkit._errors import report_internal_error
 from otelkit._fork import after_fork_in_child
-from otelkit._sdk.coalesce import queue_readable_copy
+from otelkit._sdk.coalesce import queue_readable_copy, readable_copy
 from otelkit._sdk.context import suppress_instrumentation
 from otelkit._sdk.logs import readable_view
 from otelkit._threads import signals_blocked
@@ -147,30 +148,47 @@ class BatchCore(Generic[T]):
                 self._offered += 1
                 queue = self._queue
                 if len(queue) < self.max_queue_size and not self._shutdown:
-                    # _enqueue, inlined: nearly every item takes this path
+                    # _enqueue_fitting, inlined for one item: nearly every item takes this path
                     queue.append(item)
                     self._enqueued += 1
                     if len(queue) == self.max_export_batch_size or self._worker is None:
                         self._after_enqueue()
                     return True
-                reason = "shutdown" if self._shutdown else "queue_full"
-                should_stop = (
-                    getattr(_blocking, "should_stop", None) if not self._shutdown else None
-                )
-                if should_stop is None:
-                    self._count_drop(reason, 1)
-            if should_stop is not None:
-                return self._wait_for_room(item, should_stop)
-            self._ledger(reason, [item])
+            return self._offer_rest([item], 0) == 1
         except Exception as exc:  # noqa: BLE001 - a hot path: never hurt the application
             report_internal_error(f"batch.{self.signal}", exc)
         return False
 
-    def _enqueue(self, item: T) -> None:
-        # Lock held.
-        self._queue.append(item)
-        self._enqueued += 1
-        self._after_enqueue()
+    def offer_many(self, items: list[T]) -> int:
+        """Queue ``items`` in order, as :meth:`offer` would each, under one lock for as many
+        as fit; returns how many were queued. Never raises. What does not fit is dropped
+        and counted (``queue_full``), or, inside :func:`blocking_offers`, waits for room."""
+        try:
+            with self._lock:
+                self._offered += len(items)
+                queued = self._enqueue_fitting(items, 0)
+            if queued < len(items):
+                queued = self._offer_rest(items, queued)
+            return queued
+        except Exception as exc:  # noqa: BLE001 - as for offer
+            report_internal_error(f"batch.{self.signal}", exc)
+        return 0
+
+    def _enqueue_fitting(self, items: list[T], start: int) -> int:
+        # Lock held. Queue items[start:] as far as there is room; the index after the last.
+        queue = self._queue
+        room = self.max_queue_size - len(queue)
+        if self._shutdown or room <= 0:
+            return start
+        end = min(len(items), start + room)
+        before = len(queue)
+        queue.extend(itertools.islice(items, start, end))
+        self._enqueued += end - start
+        if self._worker is None:
+            self._start_worker()
+        if before < self.max_export_batch_size <= len(queue):
+            self._wake.notify()  # a full batch waits: no need to sit out the delay
+        return end
 
     def _after_enqueue(self) -> None:
         # Lock held.
@@ -179,24 +197,31 @@ class BatchCore(Generic[T]):
         if len(self._queue) == self.max_export_batch_size:
             self._wake.notify()  # a full batch waits: no need to sit out the delay
 
-    def _wait_for_room(self, item: T, should_stop: Callable[[], bool]) -> bool:
+    def _offer_rest(self, items: list[T], start: int) -> int:
+        """Items ``start`` on, which did not fit (their offers are counted): inside
+        :func:`blocking_offers` wait for room for them; else, or once the thread's
+        ``should_stop()`` says so or the core shuts down, drop and count them. How many of
+        ``items`` are queued in the end."""
+        should_stop = getattr(_blocking, "should_stop", None)
         while True:
-            try:
-                stop = bool(should_stop())
-            except Exception as exc:  # noqa: BLE001 - a broken predicate gives up waiting
-                report_internal_error(f"batch.{self.signal}", exc)
-                stop = True
+            stop = True
+            if should_stop is not None:
+                try:
+                    stop = bool(should_stop())
+                except Exception as exc:  # noqa: BLE001 - a broken predicate gives up waiting
+                    report_internal_error(f"batch.{self.signal}", exc)
             with self._lock:
-                if not self._shutdown and len(self._queue) < self.max_queue_size:
-                    self._enqueue(item)
-                    return True
+                start = self._enqueue_fitting(items, start)
+                if start == len(items):
+                    return start
                 if not (stop or self._shutdown):
                     self._room.wait(_STOP_CHECK)
                     continue
                 reason = "shutdown" if self._shutdown else "queue_full"
-                self._count_drop(reason, 1)
-            self._ledger(reason, [item])
-            return False
+                rest = items[start:]
+                self._count_drop(reason, len(rest))
+            self._ledger(reason, rest)
+            return start
 
     def _count_drop(self, reason: str, n: int) -> None:
         # Lock held.
@@ -542,3 +567,19 @@ class BatchLogRecordProcessor(_BatchingProcessor, LogRecordProcessor):
                 self._queue_copy(log_record)
         except Exception as exc:  # noqa: BLE001 - a hot path: never hurt the application
             report_internal_error("batch.logs", exc)
+
+    def on_emit_many(self, log_records: Sequence[ReadWriteLogRecord]) -> None:
+        """:meth:`on_emit` for each of ``log_records``, in order, queued under one lock (the
+        relay host hands on a child's frame this way); never raises."""
+        try:
+            items = [
+                readable_view(record)
+                if type(record.log_record) is RelayedLogRecord
+                else readable_copy(record)
+                for record in log_records
+            ]
+        except Exception:  # noqa: BLE001 - one bad record: each on its own, as on_emit would
+            for record in log_records:
+                self.on_emit(record)
+            return
+        self.core.offer_many(items)

@@ -252,6 +252,43 @@ def test_a_failing_key_function_forwards_the_record_and_is_counted(fake_clock: F
     assert internal_error_counts()["coalesce.logs"] == before + 2
 
 
+class SpyMany(Spy):
+    """A downstream that also takes many records in one call."""
+
+    def on_emit_many(self, log_records: list[ReadWriteLogRecord]) -> None:
+        self.calls.append(("on_emit_many", list(log_records)))
+
+
+def test_on_emit_many_passes_what_on_emit_would_in_one_downstream_call(
+    fake_clock: FakeClock,
+) -> None:
+    one, many = SpyMany(), SpyMany()
+    by_one = CoalescingLogRecordProcessor(one, clock=fake_clock)
+    by_many = CoalescingLogRecordProcessor(many, clock=fake_clock)
+    bodies = ["a", "b", "a", "c", "a", "b"]
+    for body in bodies:
+        by_one.on_emit(record(body))
+    by_many.on_emit_many([record(body) for body in bodies])
+    by_many.on_emit_many([record("a")])  # only a repeat: nothing goes downstream
+    assert [r.log_record.body for r in one.emitted()] == ["a", "b", "c"]
+    ((name, passed),) = many.calls
+    assert name == "on_emit_many" and [r.log_record.body for r in passed] == ["a", "b", "c"]
+    fake_clock.advance(10)
+    summaries = [r.log_record.attributes[COUNT_ATTRIBUTE] for r in many.emitted()]  # type: ignore[index]
+    assert sorted(summaries) == [2, 4]  # "b" twice, "a" three times plus the late one
+
+
+def test_on_emit_many_into_a_downstream_without_it_contains_each_failure(
+    fake_clock: FakeClock,
+) -> None:
+    spy = Spy(fail=True)
+    processor = CoalescingLogRecordProcessor(spy, clock=fake_clock)
+    before = internal_error_counts().get("coalesce.logs.downstream", 0)
+    processor.on_emit_many([record("x"), record("y"), record("z")])
+    assert [r.log_record.body for r in spy.emitted()] == ["x", "y", "z"]  # each one tried
+    assert internal_error_counts()["coalesce.logs.downstream"] == before + 3
+
+
 def test_force_flush_emits_pending_summaries_then_flushes_downstream_within_the_deadline(
     fake_clock: FakeClock,
 ) -> None:

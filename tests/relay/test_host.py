@@ -7,14 +7,17 @@ import os
 import socket
 import stat
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from opentelemetry.sdk._logs import ReadWriteLogRecord
 from opentelemetry.sdk._logs.export import SimpleLogRecordProcessor
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
+from otelkit._drops import DropLedger
 from otelkit.relay import RelayHost
 from otelkit.relay._encode import encode_resource
 from otelkit.relay._log_frames import encode_log_payload
@@ -175,6 +178,67 @@ def test_records_keep_the_child_resource_scope_and_fields(
     assert (
         _count(memory_telemetry, "otelkit.relay.records", **{"otelkit.relay.signal": "logs"}) == 2
     )
+
+
+class TakesMany(SimpleLogRecordProcessor):
+    """A log processor that takes many records in one call (as otelkit's do), or fails to."""
+
+    def __init__(self, exporter: Any, *, fail: bool = False) -> None:
+        super().__init__(exporter)
+        self.calls: list[int] = []
+        self.fail = fail
+
+    def on_emit_many(self, log_records: list[ReadWriteLogRecord]) -> None:
+        self.calls.append(len(log_records))
+        if self.fail:
+            raise RuntimeError("broken processor")
+        for log_record in log_records:
+            self.on_emit(log_record)
+
+
+def _many_host(processor: TakesMany, telemetry: MemoryTelemetry, ledger: DropLedger) -> RelayHost:
+    host = RelayHost(
+        span_processor=SimpleSpanProcessor(telemetry.span_exporter),
+        log_processor=processor,
+        meter_provider=telemetry.meter_provider,
+        drops=ledger,
+    )
+    host.start()
+    return host
+
+
+def test_a_processor_that_takes_many_gets_a_frames_records_in_order_in_chunks(
+    memory_telemetry: MemoryTelemetry, fake_clock: FakeClock
+) -> None:
+    processor = TakesMany(memory_telemetry.log_exporter)
+    ledger = DropLedger(meter_provider=memory_telemetry.meter_provider, clock=fake_clock)
+    host = _many_host(processor, memory_telemetry, ledger)
+    bodies = [f"r{i}" for i in range(600)]
+    try:
+        with _authed(host) as sock:
+            sock.sendall(_logs_frame(*bodies))
+            wait_until(lambda: len(memory_telemetry.logs()) == 600, timeout=5)
+    finally:
+        host.close(5)
+    assert [r.log_record.body for r in memory_telemetry.logs()] == bodies
+    assert processor.calls == [256, 256, 88]  # never a whole frame as SDK records at once
+    assert ledger.totals() == {}
+
+
+def test_a_failing_processor_that_takes_many_counts_the_chunk_as_dropped(
+    memory_telemetry: MemoryTelemetry, fake_clock: FakeClock
+) -> None:
+    processor = TakesMany(memory_telemetry.log_exporter, fail=True)
+    ledger = DropLedger(meter_provider=memory_telemetry.meter_provider, clock=fake_clock)
+    host = _many_host(processor, memory_telemetry, ledger)
+    try:
+        with _authed(host) as sock:
+            sock.sendall(_logs_frame("a", "b", "c"))
+            wait_until(lambda: host.stats["logs"] == 3, timeout=5)
+    finally:
+        host.close(5)
+    assert processor.calls == [3]
+    assert ledger.totals() == {("logs", "processor_error"): 3}
 
 
 def test_child_drop_reports_become_a_counter_and_one_log_record_per_interval(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable, Sequence
 from typing import Any
 
 from opentelemetry._logs import SeverityNumber
@@ -89,6 +89,12 @@ class CoalescingLogRecordProcessor(LogRecordProcessor):
         self._downstream = downstream
         # downstream.on_emit, or for exactly a BatchLogRecordProcessor the same, cheaper.
         self._forward = log_forwarder(downstream)
+        # downstream.on_emit_many where it has one (otelkit's batch processor), else one
+        # record at a time.
+        many = getattr(downstream, "on_emit_many", None)
+        self._downstream_many: Callable[[Sequence[ReadWriteLogRecord]], None] = (
+            many if callable(many) else self._forward_each
+        )
         self._resources = ResourceTokens(
             per_resource=check_bool(_WHERE, "per_resource", per_resource)
         )
@@ -121,6 +127,23 @@ class CoalescingLogRecordProcessor(LogRecordProcessor):
 
     def on_emit(self, log_record: ReadWriteLogRecord) -> None:
         """Forward ``log_record`` unless it repeats a key inside its window. Never raises."""
+        if self._passes(log_record):
+            try:
+                self._forward(log_record)
+            except Exception as exc:  # noqa: BLE001 - a failing downstream never reaches the caller
+                report_internal_error(_COMPONENT + ".downstream", exc)
+
+    def on_emit_many(self, log_records: Sequence[ReadWriteLogRecord]) -> None:
+        """:meth:`on_emit` for each of ``log_records``, in order; those that pass go
+        downstream in one call when it has an ``on_emit_many`` of its own (otelkit's batch
+        processor does; the relay host hands on a child's frame this way). Never raises."""
+        passes = self._passes
+        passed = [record for record in log_records if passes(record)]
+        if passed:
+            self._forward_many(passed)
+
+    def _passes(self, log_record: ReadWriteLogRecord) -> bool:
+        """Whether ``log_record`` goes downstream (it does not repeat an open window's key)."""
         try:
             lr = log_record.log_record
             body = lr.body
@@ -130,7 +153,7 @@ class CoalescingLogRecordProcessor(LogRecordProcessor):
             if sight is None:
                 key = (self._resources.token(log_record.resource), self._key(log_record))
             elif type(body) is str and sight(body, log_record, time_ns):
-                key = None  # settled by its body alone: a new message (or overflow)
+                return True  # settled by its body alone: a new message (or overflow)
             else:
                 key = self._message_key(
                     log_record.resource,
@@ -139,13 +162,24 @@ class CoalescingLogRecordProcessor(LogRecordProcessor):
                     body,
                     lr.attributes,
                 )
-            if key is not None and self._engine.offer(key, log_record, time_ns) is SUPPRESS:
-                return
+            return self._engine.offer(key, log_record, time_ns) is not SUPPRESS
         except Exception as exc:  # noqa: BLE001 - when in doubt, forward: lose nothing
             report_internal_error(_COMPONENT, exc)
+        return True
+
+    def _forward_each(self, log_records: Sequence[ReadWriteLogRecord]) -> None:
+        # A downstream without on_emit_many: one record at a time, each failure on its own.
+        forward = self._forward
+        for record in log_records:
+            try:
+                forward(record)
+            except Exception as exc:  # noqa: BLE001 - a failing downstream never reaches the caller
+                report_internal_error(_COMPONENT + ".downstream", exc)
+
+    def _forward_many(self, log_records: Sequence[ReadWriteLogRecord]) -> None:
         try:
-            self._forward(log_record)
-        except Exception as exc:  # noqa: BLE001 - a failing downstream never reaches the caller
+            self._downstream_many(log_records)
+        except Exception as exc:  # noqa: BLE001 - as for on_emit
             report_internal_error(_COMPONENT + ".downstream", exc)
 
     def enabled(

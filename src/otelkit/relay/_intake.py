@@ -11,8 +11,10 @@ checked in full before any of it is emitted; one that does not decode raises
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from opentelemetry.metrics import Meter
-from opentelemetry.sdk._logs import LogRecordProcessor
+from opentelemetry.sdk._logs import LogRecordProcessor, ReadWriteLogRecord
 from opentelemetry.sdk.trace import SpanProcessor
 
 from otelkit._drops import DropLedger
@@ -25,6 +27,7 @@ from otelkit.relay._wire import FRAME_DROPS, FRAME_LOGS, FRAME_METRICS, FRAME_SP
 __all__ = ["Intake"]
 
 _SIGNALS = ("logs", "spans", "metrics")
+_CHUNK = 256  # records built and handed on at once (a frame's are never all SDK objects)
 
 
 class Intake:
@@ -42,6 +45,12 @@ class Intake:
     ) -> None:
         self._spans = span_processor
         self._logs = log_processor
+        # A processor that takes a list of records in one call (otelkit's coalescer and
+        # batch processor) gets a frame's records that way: one call and one lock a chunk.
+        many = getattr(log_processor, "on_emit_many", None)
+        self._logs_many: Callable[[list[ReadWriteLogRecord]], None] | None = (
+            many if callable(many) else None
+        )
         self._metrics = metrics
         self._ledger = ledger
         self._stats = stats
@@ -72,15 +81,28 @@ class Intake:
             self._metrics.close(timeout)
 
     def _logs_frame(self, decoder: Decoder, payload: bytes) -> None:
-        # Checked in full first (a bad frame emits nothing); each SDK record is built just
-        # before it is emitted.
+        # Checked in full first (a bad frame emits nothing); the SDK records are built just
+        # before they are emitted, a chunk at a time where the processor takes many at once.
         resource, entries, plain = decoder.log_entries(payload)
-        build, emit = decoder.build_log, self._logs.on_emit
-        for entry, is_plain in zip(entries, plain, strict=True):
-            try:
-                emit(build(resource, entry, is_plain))
-            except Exception as exc:  # noqa: BLE001 - a processor bug is not the child's fault
-                self._processor_error("logs", exc)
+        build = decoder.build_log
+        emit_many = self._logs_many
+        if emit_many is None:
+            emit = self._logs.on_emit
+            for entry, is_plain in zip(entries, plain, strict=True):
+                try:
+                    emit(build(resource, entry, is_plain))
+                except Exception as exc:  # noqa: BLE001 - a processor bug is not the child's fault
+                    self._processor_error("logs", exc)
+        else:
+            for start in range(0, len(entries), _CHUNK):
+                chunk = zip(
+                    entries[start : start + _CHUNK], plain[start : start + _CHUNK], strict=True
+                )
+                records = [build(resource, entry, is_plain) for entry, is_plain in chunk]
+                try:
+                    emit_many(records)
+                except Exception as exc:  # noqa: BLE001 - as above; what it did not take is unknown
+                    self._processor_error("logs", exc, len(records))
         self._received("logs", len(entries))
 
     def _spans_frame(self, decoder: Decoder, payload: bytes) -> None:
@@ -102,9 +124,9 @@ class Intake:
         else:
             self._metrics.offer(data)
 
-    def _processor_error(self, signal: str, exc: Exception) -> None:
+    def _processor_error(self, signal: str, exc: Exception, n: int = 1) -> None:
         report_internal_error("relay.host", exc)
-        self._ledger.add(signal, "processor_error")
+        self._ledger.add(signal, "processor_error", n)
 
     def _received(self, key: str, n: int, *, signal: str | None = None) -> None:
         self._stats[key] += n
