@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from threading import Lock, RLock
 from time import time_ns
 from typing import Any
@@ -22,6 +22,7 @@ __all__ = [
     "READABLE_VIEW_OK",
     "attribute_limits",
     "fast_log_record",
+    "fast_log_records",
     "public_log_record",
     "readable_view",
 ]
@@ -121,32 +122,44 @@ def _remember_limits(limits: LogRecordLimits) -> tuple[int | None, int | None]:
 def _fast(
     record_class: type[LogRecord], fields: tuple[Any, ...], limits: LogRecordLimits
 ) -> ReadWriteLogRecord:
-    (ts, observed, context, trace_id, span_id, flags, text, number, body, attrs, event, dropped,
-     resource, scope, _) = fields  # fmt: skip
+    return _fast_many(record_class, (fields,), limits)[0]
+
+
+def _fast_many(
+    record_class: type[LogRecord], rows: Iterable[tuple[Any, ...]], limits: LogRecordLimits
+) -> list[ReadWriteLogRecord]:
+    # One loop for many records (the relay host builds a frame's records at once): the
+    # fields are set in the order the constructors set them.
     last = _last_limits  # replaced whole, never mutated
     if limits is last[0]:
         maxlen, max_value_len = last[1]
     else:
         maxlen, max_value_len = _remember_limits(limits)
-    record = _new(record_class)
-    record.timestamp = ts
-    record.observed_timestamp = observed if observed is not None else time_ns()
-    record.context = context
-    record.trace_id = trace_id
-    record.span_id = span_id
-    record.trace_flags = flags
-    record.severity_text = text
-    record.severity_number = number
-    record.body = body
-    record.attributes = _bounded(attrs, maxlen, dropped, max_value_len)
-    record.event_name = event
-    if _with_exception:
-        record.exception = None  # type: ignore[attr-defined,unused-ignore]
-    out = _new(ReadWriteLogRecord)
-    out.log_record = record
-    out.resource = resource
-    out.instrumentation_scope = scope
-    out.limits = limits
+    bounded, with_exception = _bounded, _with_exception
+    out: list[ReadWriteLogRecord] = []
+    append = out.append
+    for (ts, observed, context, trace_id, span_id, flags, text, number, body, attrs, event,
+         dropped, resource, scope, _) in rows:  # fmt: skip
+        record = _new(record_class)
+        record.timestamp = ts
+        record.observed_timestamp = observed if observed is not None else time_ns()
+        record.context = context
+        record.trace_id = trace_id
+        record.span_id = span_id
+        record.trace_flags = flags
+        record.severity_text = text
+        record.severity_number = number
+        record.body = body
+        record.attributes = bounded(attrs, maxlen, dropped, max_value_len)
+        record.event_name = event
+        if with_exception:
+            record.exception = None  # type: ignore[attr-defined,unused-ignore]
+        made = _new(ReadWriteLogRecord)
+        made.log_record = record
+        made.resource = resource
+        made.instrumentation_scope = scope
+        made.limits = limits
+        append(made)
     return out
 
 
@@ -205,6 +218,19 @@ fast_log_record = _fast if FAST_LOG_RECORDS_OK else public_log_record
 """What :func:`public_log_record` builds, for plain attributes (scalar values, non-empty
 keys, within the count limit, no value length limit) without re-cleaning them; the public
 constructors when :data:`FAST_LOG_RECORDS_OK` is false."""
+
+
+def _public_many(
+    record_class: type[LogRecord], rows: Iterable[tuple[Any, ...]], limits: LogRecordLimits
+) -> list[ReadWriteLogRecord]:
+    return [public_log_record(record_class, fields, limits) for fields in rows]
+
+
+fast_log_records: Callable[
+    [type[LogRecord], Iterable[tuple[Any, ...]], LogRecordLimits], list[ReadWriteLogRecord]
+]
+fast_log_records = _fast_many if FAST_LOG_RECORDS_OK else _public_many
+""":data:`fast_log_record` for each of many rows of fields, in one loop."""
 
 
 # -- a readable record over the same API record ----------------------------------------------

@@ -37,7 +37,7 @@ from opentelemetry.trace.span import TraceState
 
 from otelkit._sdk.logs import attribute_limits
 from otelkit.relay._log_frames import LogEntry, decode_log_payload
-from otelkit.relay._records import build_log_record
+from otelkit.relay._records import LogFields, build_log_records
 from otelkit.relay._wire import FrameError
 
 __all__ = ["Decoder"]
@@ -138,8 +138,7 @@ class Decoder:
         """Every log record of a ``FRAME_LOGS`` payload (for tests: the host builds each
         record only just before it emits it)."""
         resource, entries, plain = self.log_entries(payload)
-        build = self.build_log
-        return [build(resource, e, p) for e, p in zip(entries, plain, strict=True)]
+        return self.build_logs(resource, entries, plain)
 
     def log_entries(self, payload: bytes) -> tuple[Resource, list[LogEntry], list[bool]]:
         """``(resource, entries, plain)`` of a ``FRAME_LOGS`` payload, checked in full
@@ -150,50 +149,64 @@ class Decoder:
 
     def build_log(self, resource: Resource, entry: LogEntry, plain: bool) -> ReadWriteLogRecord:
         """The SDK record of one :meth:`log_entries` entry (``plain``: its flag)."""
-        (ts, observed, number, text, body, attributes, trace_id, span_id, flags, scope_name,
-         scope_version, event, dropped) = entry  # fmt: skip
-        last_name, last_version, scope = self._last_scope  # records of one logger come in runs
-        if scope_name != last_name or scope_version != last_version:
-            scope = self._scope_named(scope_name, scope_version)
-        trace_flags = _FLAGS[flags]
-        if trace_id and span_id:
-            # The record's context carries the child's span, as it did in the child; the
-            # records of one span usually come in a row, so they share one context.
-            key = (trace_id, span_id, trace_flags)
-            if key != self._last_span[0]:
-                span = NonRecordingSpan(SpanContext(trace_id, span_id, True, trace_flags))
-                self._last_span = (key, set_span_in_context(span))
-            context = self._last_span[1]
-        else:
-            context = _NO_SPAN
-        if attributes is None:
-            attributes = {}
-        # Plain: the SDK's cleaning and limits would leave these attributes as they are.
+        return self.build_logs(resource, [entry], [plain])[0]
+
+    def build_logs(
+        self, resource: Resource, entries: Sequence[LogEntry], plain: Sequence[bool]
+    ) -> list[ReadWriteLogRecord]:
+        """The SDK records of :meth:`log_entries` entries (``plain``: their flags)."""
+        rows: list[LogFields] = []
+        append = rows.append
+        all_plain = self._fast
         maxlen = self._max_attributes
-        plain = (
-            plain
-            and self._fast
-            and "" not in attributes
-            and (maxlen is None or len(attributes) <= maxlen)
-        )
-        fields = (
-            ts or None,
-            observed or None,
-            context,
-            trace_id,
-            span_id,
-            trace_flags,
-            text,
-            _SEVERITIES[number] if number else None,
-            body,
-            attributes,
-            event,
-            dropped,
-            resource,
-            scope,
-            plain,
-        )
-        return build_log_record(fields, self._limits)
+        last_name, last_version, scope = self._last_scope  # records of one logger come in runs
+        for entry, is_plain in zip(entries, plain, strict=True):
+            (ts, observed, number, text, body, attributes, trace_id, span_id, flags, scope_name,
+             scope_version, event, dropped) = entry  # fmt: skip
+            if scope_name != last_name or scope_version != last_version:
+                scope = self._scope_named(scope_name, scope_version)
+                last_name, last_version = scope_name, scope_version
+            trace_flags = _FLAGS[flags]
+            if trace_id and span_id:
+                # The record's context carries the child's span, as it did in the child; the
+                # records of one span usually come in a row, so they share one context.
+                key = (trace_id, span_id, trace_flags)
+                if key != self._last_span[0]:
+                    span = NonRecordingSpan(SpanContext(trace_id, span_id, True, trace_flags))
+                    self._last_span = (key, set_span_in_context(span))
+                context = self._last_span[1]
+            else:
+                context = _NO_SPAN
+            if attributes is None:
+                attributes = {}
+            # Plain: the SDK's cleaning and limits would leave these attributes as they are.
+            is_plain = (
+                is_plain
+                and all_plain
+                and "" not in attributes
+                and (maxlen is None or len(attributes) <= maxlen)
+            )
+            all_plain = all_plain and is_plain
+            append(
+                (
+                    ts or None,
+                    observed or None,
+                    context,
+                    trace_id,
+                    span_id,
+                    trace_flags,
+                    text,
+                    _SEVERITIES[number] if number else None,
+                    body,
+                    attributes,
+                    event,
+                    dropped,
+                    resource,
+                    scope,
+                    is_plain,
+                )
+            )
+        return build_log_records(rows, self._limits, all_plain=all_plain)
 
     def _scope_named(self, name: str, version: str | None) -> InstrumentationScope:
         key = (name, version)

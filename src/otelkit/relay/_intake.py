@@ -94,11 +94,10 @@ class Intake:
                 except Exception as exc:  # noqa: BLE001 - a processor bug is not the child's fault
                     self._processor_error("logs", exc)
         else:
+            build_many = decoder.build_logs
             for start in range(0, len(entries), _CHUNK):
-                chunk = zip(
-                    entries[start : start + _CHUNK], plain[start : start + _CHUNK], strict=True
-                )
-                records = [build(resource, entry, is_plain) for entry, is_plain in chunk]
+                end = start + _CHUNK
+                records = build_many(resource, entries[start:end], plain[start:end])
                 try:
                     emit_many(records)
                 except Exception as exc:  # noqa: BLE001 - as above; what it did not take is unknown

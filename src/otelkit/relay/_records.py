@@ -17,9 +17,21 @@ from typing import Any
 from opentelemetry._logs import LogRecord
 from opentelemetry.sdk._logs import LogRecordLimits, ReadWriteLogRecord
 
-from otelkit._sdk.logs import FAST_LOG_RECORDS_OK, fast_log_record, public_log_record
+from otelkit._sdk.logs import (
+    FAST_LOG_RECORDS_OK,
+    fast_log_record,
+    fast_log_records,
+    public_log_record,
+)
 
-__all__ = ["FAST_OK", "LogFields", "RelayedLogRecord", "build_log_record", "checked_log_record"]
+__all__ = [
+    "FAST_OK",
+    "LogFields",
+    "RelayedLogRecord",
+    "build_log_record",
+    "build_log_records",
+    "checked_log_record",
+]
 
 LogFields = tuple[Any, ...]
 """A decoded log record: ``(timestamp, observed_timestamp, context, trace_id, span_id,
@@ -54,6 +66,16 @@ def build_log_record(fields: LogFields, limits: LogRecordLimits) -> ReadWriteLog
     if fields[14]:
         return fast_log_record(RelayedLogRecord, fields, limits)
     return public_log_record(RelayedLogRecord, fields, limits)
+
+
+def build_log_records(
+    rows: list[LogFields], limits: LogRecordLimits, *, all_plain: bool
+) -> list[ReadWriteLogRecord]:
+    """:func:`build_log_record` of each row, in one loop when ``all_plain`` (every row's
+    ``plain`` is true)."""
+    if all_plain:
+        return fast_log_records(RelayedLogRecord, rows, limits)
+    return [build_log_record(fields, limits) for fields in rows]
 
 
 FAST_OK = FAST_LOG_RECORDS_OK
