@@ -138,8 +138,12 @@ def _fast_many(
     bounded, with_exception = _bounded, _with_exception
     out: list[ReadWriteLogRecord] = []
     append = out.append
-    for (ts, observed, context, trace_id, span_id, flags, text, number, body, attrs, event,
-         dropped, resource, scope, _) in rows:  # fmt: skip
+    for fields in rows:
+        (ts, observed, context, trace_id, span_id, flags, text, number, body, attrs, event,
+         dropped, resource, scope, plain) = fields  # fmt: skip
+        if not plain:  # attributes the constructors must clean and limit
+            append(public_log_record(record_class, fields, limits))
+            continue
         record = _new(record_class)
         record.timestamp = ts
         record.observed_timestamp = observed if observed is not None else time_ns()
@@ -230,7 +234,8 @@ fast_log_records: Callable[
     [type[LogRecord], Iterable[tuple[Any, ...]], LogRecordLimits], list[ReadWriteLogRecord]
 ]
 fast_log_records = _fast_many if FAST_LOG_RECORDS_OK else _public_many
-""":data:`fast_log_record` for each of many rows of fields, in one loop."""
+"""A record for each of many rows of fields, in one loop: :data:`fast_log_record`'s for a
+row whose ``plain`` (its last field) is true, :func:`public_log_record`'s for any other."""
 
 
 # -- a readable record over the same API record ----------------------------------------------

@@ -8,7 +8,7 @@ malformed frame emits nothing. Records keep their timestamps, severity, body, at
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, TypeVar
 
 from google.protobuf.message import DecodeError  # type: ignore[import-untyped]
@@ -155,9 +155,14 @@ class Decoder:
         self, resource: Resource, entries: Sequence[LogEntry], plain: Sequence[bool]
     ) -> list[ReadWriteLogRecord]:
         """The SDK records of :meth:`log_entries` entries (``plain``: their flags)."""
-        rows: list[LogFields] = []
-        append = rows.append
-        all_plain = self._fast
+        return build_log_records(self._fields(resource, entries, plain), self._limits)
+
+    def _fields(
+        self, resource: Resource, entries: Sequence[LogEntry], plain: Sequence[bool]
+    ) -> Iterator[LogFields]:
+        # One at a time: each is gone before the next is made (no tuple per record for the
+        # garbage collector to count while a chunk is built).
+        fast = self._fast
         maxlen = self._max_attributes
         last_name, last_version, scope = self._last_scope  # records of one logger come in runs
         for entry, is_plain in zip(entries, plain, strict=True):
@@ -182,31 +187,27 @@ class Decoder:
             # Plain: the SDK's cleaning and limits would leave these attributes as they are.
             is_plain = (
                 is_plain
-                and all_plain
+                and fast
                 and "" not in attributes
                 and (maxlen is None or len(attributes) <= maxlen)
             )
-            all_plain = all_plain and is_plain
-            append(
-                (
-                    ts or None,
-                    observed or None,
-                    context,
-                    trace_id,
-                    span_id,
-                    trace_flags,
-                    text,
-                    _SEVERITIES[number] if number else None,
-                    body,
-                    attributes,
-                    event,
-                    dropped,
-                    resource,
-                    scope,
-                    is_plain,
-                )
+            yield (
+                ts or None,
+                observed or None,
+                context,
+                trace_id,
+                span_id,
+                trace_flags,
+                text,
+                _SEVERITIES[number] if number else None,
+                body,
+                attributes,
+                event,
+                dropped,
+                resource,
+                scope,
+                is_plain,
             )
-        return build_log_records(rows, self._limits, all_plain=all_plain)
 
     def _scope_named(self, name: str, version: str | None) -> InstrumentationScope:
         key = (name, version)

@@ -12,6 +12,7 @@ field on random records.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from opentelemetry._logs import LogRecord
@@ -69,13 +70,10 @@ def build_log_record(fields: LogFields, limits: LogRecordLimits) -> ReadWriteLog
 
 
 def build_log_records(
-    rows: list[LogFields], limits: LogRecordLimits, *, all_plain: bool
+    rows: Iterable[LogFields], limits: LogRecordLimits
 ) -> list[ReadWriteLogRecord]:
-    """:func:`build_log_record` of each row, in one loop when ``all_plain`` (every row's
-    ``plain`` is true)."""
-    if all_plain:
-        return fast_log_records(RelayedLogRecord, rows, limits)
-    return [build_log_record(fields, limits) for fields in rows]
+    """:func:`build_log_record` of each row, in one loop."""
+    return fast_log_records(RelayedLogRecord, rows, limits)
 
 
 FAST_OK = FAST_LOG_RECORDS_OK
