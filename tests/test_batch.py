@@ -619,6 +619,17 @@ def test_on_emit_many_queues_what_on_emit_would_in_order() -> None:
     assert processor.core.stats() == BatchStats(5, 5, {}, 0)
 
 
+def test_on_emit_relayed_queues_the_records_themselves_in_order() -> None:
+    exporter = InMemoryLogRecordExporter()  # type: ignore[no-untyped-call]
+    processor = BatchLogRecordProcessor(exporter)
+    resource = Resource.create({"service.name": "relayed"})
+    records = [ReadableLogRecord(LogRecord(body=f"r{i}"), resource) for i in range(3)]
+    processor.on_emit_relayed(records)
+    processor.shutdown()
+    assert list(exporter.get_finished_logs()) == records
+    assert all(a is b for a, b in zip(exporter.get_finished_logs(), records, strict=True))
+
+
 def test_on_emit_many_with_a_broken_record_still_queues_the_others() -> None:
     exporter = InMemoryLogRecordExporter()  # type: ignore[no-untyped-call]
     processor = BatchLogRecordProcessor(exporter)

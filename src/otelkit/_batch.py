@@ -583,3 +583,9 @@ class BatchLogRecordProcessor(_BatchingProcessor, LogRecordProcessor):
                 self.on_emit(record)
             return
         self.core.offer_many(items)
+
+    def on_emit_relayed(self, log_records: list[ReadableLogRecord]) -> None:
+        """Queue records the relay host built from a child's frame, in order, under one
+        lock: already the ``ReadableLogRecord`` that :meth:`on_emit` would queue (a relayed
+        record's context is the relay's own, and nothing else holds it). Never raises."""
+        self.core.offer_many(log_records)

@@ -13,6 +13,7 @@ from opentelemetry._logs import LogRecord
 from opentelemetry.sdk._logs import (
     LogRecordDroppedAttributesWarning,
     LogRecordLimits,
+    ReadableLogRecord,
     ReadWriteLogRecord,
 )
 from opentelemetry.sdk.resources import Resource
@@ -107,6 +108,23 @@ def test_fast_records_equal_the_sdk_constructors_records_field_by_field(
     _assert_same(fast, slow)
     sent = {entry[1] for entry in entries if entry[1]}
     assert sent <= {record.log_record.observed_timestamp for record in fast}
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(_entries, min_size=1, max_size=6))
+def test_readable_records_equal_views_of_the_sdk_constructors_records(entries: list[Any]) -> None:
+    payload = encode_log_payload(RESOURCE, entries)
+    with warnings.catch_warnings():  # the SDK warns when it drops an empty attribute key
+        warnings.simplefilter("ignore", LogRecordDroppedAttributesWarning)
+        decoder = Decoder()
+        fast = decoder.build_readable_logs(*decoder.log_entries(payload))
+        slow = Decoder(fast=False).logs(payload)
+    assert [type(record) for record in fast] == [ReadableLogRecord] * len(slow)
+    for a, b in zip(fast, slow, strict=True):
+        view_a, view_b = _view(a), _view(b)  # type: ignore[arg-type]
+        assert view_a.pop("types")[1] is view_b.pop("types")[1]
+        assert view_a == view_b
+        assert vars(copy.copy(a.log_record)) == vars(a.log_record)
 
 
 @pytest.mark.parametrize(

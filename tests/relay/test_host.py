@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from opentelemetry.sdk._logs import ReadWriteLogRecord
+from opentelemetry.sdk._logs import ReadableLogRecord, ReadWriteLogRecord
 from opentelemetry.sdk._logs.export import SimpleLogRecordProcessor
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -223,6 +223,35 @@ def test_a_processor_that_takes_many_gets_a_frames_records_in_order_in_chunks(
     assert [r.log_record.body for r in memory_telemetry.logs()] == bodies
     assert processor.calls == [256, 256, 88]  # never a whole frame as SDK records at once
     assert ledger.totals() == {}
+
+
+class TakesRelayed(TakesMany):
+    """A log processor that takes relayed records readable (as otelkit's do)."""
+
+    def __init__(self, exporter: Any) -> None:
+        super().__init__(exporter)
+        self.relayed: list[ReadableLogRecord] = []
+
+    def on_emit_relayed(self, log_records: list[ReadableLogRecord]) -> None:
+        self.relayed += log_records
+
+
+def test_a_processor_that_takes_relayed_records_gets_them_readable_in_chunks(
+    memory_telemetry: MemoryTelemetry, fake_clock: FakeClock
+) -> None:
+    processor = TakesRelayed(memory_telemetry.log_exporter)
+    ledger = DropLedger(meter_provider=memory_telemetry.meter_provider, clock=fake_clock)
+    host = _many_host(processor, memory_telemetry, ledger)
+    try:
+        with _authed(host) as sock:
+            sock.sendall(_logs_frame(*(f"r{i}" for i in range(300))))
+            wait_until(lambda: len(processor.relayed) == 300, timeout=5)
+    finally:
+        host.close(5)
+    assert processor.calls == []  # not through on_emit_many
+    assert {type(r) for r in processor.relayed} == {ReadableLogRecord}
+    assert [r.log_record.body for r in processor.relayed] == [f"r{i}" for i in range(300)]
+    assert processor.relayed[0].resource.attributes["service.name"] == "raw-child"
 
 
 def test_a_failing_processor_that_takes_many_counts_the_chunk_as_dropped(

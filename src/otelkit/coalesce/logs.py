@@ -10,6 +10,7 @@ from opentelemetry.context import Context
 from opentelemetry.metrics import MeterProvider
 from opentelemetry.sdk._logs import (
     LogRecordProcessor,
+    ReadableLogRecord,
     ReadWriteLogRecord,
 )
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
@@ -40,6 +41,7 @@ from otelkit.coalesce._window import (
     Coalescer,
     Summary,
 )
+from otelkit.relay._records import writable
 
 __all__ = ["CoalescingLogRecordProcessor"]
 
@@ -95,6 +97,10 @@ class CoalescingLogRecordProcessor(LogRecordProcessor):
         self._downstream_many: Callable[[Sequence[ReadWriteLogRecord]], None] = (
             many if callable(many) else self._forward_each
         )
+        relayed = getattr(downstream, "on_emit_relayed", None)
+        self._relayed_downstream: Callable[[list[ReadableLogRecord]], None] = (
+            relayed if callable(relayed) else self._relayed_one_at_a_time
+        )
         self._resources = ResourceTokens(
             per_resource=check_bool(_WHERE, "per_resource", per_resource)
         )
@@ -142,7 +148,21 @@ class CoalescingLogRecordProcessor(LogRecordProcessor):
         if passed:
             self._forward_many(passed)
 
-    def _passes(self, log_record: ReadWriteLogRecord) -> bool:
+    def on_emit_relayed(self, log_records: list[ReadableLogRecord]) -> None:
+        """Records the relay host built from a child's frame, as the ``ReadableLogRecord``
+        a batch processor queues: decided in order as :meth:`on_emit` decides (a key
+        function gets them as they are); those that pass go to the downstream's
+        ``on_emit_relayed`` in one call (otelkit's batch processor has one), else each as a
+        writable copy to ``on_emit``. Never raises."""
+        passes = self._passes
+        passed = [record for record in log_records if passes(record)]
+        if passed:
+            self._relayed_downstream(passed)
+
+    def _relayed_one_at_a_time(self, log_records: list[ReadableLogRecord]) -> None:
+        self._forward_each([writable(record) for record in log_records])
+
+    def _passes(self, log_record: ReadWriteLogRecord | ReadableLogRecord) -> bool:
         """Whether ``log_record`` goes downstream (it does not repeat an open window's key)."""
         try:
             lr = log_record.log_record

@@ -18,7 +18,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 from opentelemetry.proto.common.v1.common_pb2 import InstrumentationScope as PbScope
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource as PbResource
-from opentelemetry.sdk._logs import LogRecordLimits, ReadWriteLogRecord
+from opentelemetry.sdk._logs import LogRecordLimits, ReadableLogRecord, ReadWriteLogRecord
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import Event, ReadableSpan
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
@@ -37,7 +37,7 @@ from opentelemetry.trace.span import TraceState
 
 from otelkit._sdk.logs import attribute_limits
 from otelkit.relay._log_frames import LogEntry, decode_log_payload
-from otelkit.relay._records import LogFields, build_log_records
+from otelkit.relay._records import LogFields, build_log_records, build_readable_log_records
 from otelkit.relay._wire import FrameError
 
 __all__ = ["Decoder"]
@@ -156,6 +156,13 @@ class Decoder:
     ) -> list[ReadWriteLogRecord]:
         """The SDK records of :meth:`log_entries` entries (``plain``: their flags)."""
         return build_log_records(self._fields(resource, entries, plain), self._limits)
+
+    def build_readable_logs(
+        self, resource: Resource, entries: Sequence[LogEntry], plain: Sequence[bool]
+    ) -> list[ReadableLogRecord]:
+        """What :meth:`build_logs` builds, as the ``ReadableLogRecord`` views a batch
+        processor queues (for a processor that takes relayed records readable)."""
+        return build_readable_log_records(self._fields(resource, entries, plain), self._limits)
 
     def _fields(
         self, resource: Resource, entries: Sequence[LogEntry], plain: Sequence[bool]

@@ -12,9 +12,10 @@ checked in full before any of it is emitted; one that does not decode raises
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from opentelemetry.metrics import Meter
-from opentelemetry.sdk._logs import LogRecordProcessor, ReadWriteLogRecord
+from opentelemetry.sdk._logs import LogRecordProcessor
 from opentelemetry.sdk.trace import SpanProcessor
 
 from otelkit._drops import DropLedger
@@ -45,11 +46,15 @@ class Intake:
     ) -> None:
         self._spans = span_processor
         self._logs = log_processor
-        # A processor that takes a list of records in one call (otelkit's coalescer and
-        # batch processor) gets a frame's records that way: one call and one lock a chunk.
+        # A processor that takes a chunk of records in one call gets a frame's records that
+        # way: one call and one lock a chunk. ``on_emit_relayed`` (otelkit's coalescer and
+        # batch processor) takes them as the ReadableLogRecords a batch queue holds,
+        # ``on_emit_many`` as writable records.
+        relayed = getattr(log_processor, "on_emit_relayed", None)
         many = getattr(log_processor, "on_emit_many", None)
-        self._logs_many: Callable[[list[ReadWriteLogRecord]], None] | None = (
-            many if callable(many) else None
+        self._readable_chunks = callable(relayed)
+        self._emit_chunk: Callable[[list[Any]], None] | None = (
+            relayed if callable(relayed) else many if callable(many) else None
         )
         self._metrics = metrics
         self._ledger = ledger
@@ -84,22 +89,23 @@ class Intake:
         # Checked in full first (a bad frame emits nothing); the SDK records are built just
         # before they are emitted, a chunk at a time where the processor takes many at once.
         resource, entries, plain = decoder.log_entries(payload)
-        build = decoder.build_log
-        emit_many = self._logs_many
-        if emit_many is None:
-            emit = self._logs.on_emit
+        emit_chunk = self._emit_chunk
+        if emit_chunk is None:
+            build, emit = decoder.build_log, self._logs.on_emit
             for entry, is_plain in zip(entries, plain, strict=True):
                 try:
                     emit(build(resource, entry, is_plain))
                 except Exception as exc:  # noqa: BLE001 - a processor bug is not the child's fault
                     self._processor_error("logs", exc)
         else:
-            build_many = decoder.build_logs
+            build_chunk = (
+                decoder.build_readable_logs if self._readable_chunks else decoder.build_logs
+            )
             for start in range(0, len(entries), _CHUNK):
                 end = start + _CHUNK
-                records = build_many(resource, entries[start:end], plain[start:end])
+                records: list[Any] = build_chunk(resource, entries[start:end], plain[start:end])
                 try:
-                    emit_many(records)
+                    emit_chunk(records)
                 except Exception as exc:  # noqa: BLE001 - as above; what it did not take is unknown
                     self._processor_error("logs", exc, len(records))
         self._received("logs", len(entries))

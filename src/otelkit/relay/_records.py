@@ -12,17 +12,19 @@ field on random records.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterable
 from typing import Any
 
 from opentelemetry._logs import LogRecord
-from opentelemetry.sdk._logs import LogRecordLimits, ReadWriteLogRecord
+from opentelemetry.sdk._logs import LogRecordLimits, ReadableLogRecord, ReadWriteLogRecord
 
 from otelkit._sdk.logs import (
     FAST_LOG_RECORDS_OK,
     fast_log_record,
     fast_log_records,
     public_log_record,
+    readable_log_records,
 )
 
 __all__ = [
@@ -31,7 +33,9 @@ __all__ = [
     "RelayedLogRecord",
     "build_log_record",
     "build_log_records",
+    "build_readable_log_records",
     "checked_log_record",
+    "writable",
 ]
 
 LogFields = tuple[Any, ...]
@@ -74,6 +78,30 @@ def build_log_records(
 ) -> list[ReadWriteLogRecord]:
     """:func:`build_log_record` of each row, in one loop."""
     return fast_log_records(RelayedLogRecord, rows, limits)
+
+
+def build_readable_log_records(
+    rows: Iterable[LogFields], limits: LogRecordLimits
+) -> list[ReadableLogRecord]:
+    """The ``ReadableLogRecord`` a batch processor would queue for each row's
+    :func:`build_log_record` (for processors that take relayed records readable)."""
+    return readable_log_records(RelayedLogRecord, rows, limits)
+
+
+def writable(record: ReadableLogRecord) -> ReadWriteLogRecord:
+    """A ``ReadWriteLogRecord`` over a copy of ``record``'s API record, through the SDK's
+    constructor (for a processor that takes only writable records)."""
+    log_record = copy.copy(record.log_record)
+    dropped = record.dropped_attributes
+    out = ReadWriteLogRecord(
+        log_record=log_record,
+        resource=record.resource,
+        instrumentation_scope=record.instrumentation_scope,
+        limits=record.limits or LogRecordLimits(),
+    )
+    if dropped:
+        out.log_record.attributes.dropped += dropped  # type: ignore[union-attr]
+    return out
 
 
 FAST_OK = FAST_LOG_RECORDS_OK
