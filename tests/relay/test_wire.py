@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from array import array
 from typing import Any
 
 import pytest
@@ -16,10 +17,11 @@ from otelkit._levels import exception_keywords
 from otelkit.relay import RelayAddress
 from otelkit.relay._decode import Decoder
 from otelkit.relay._encode import encode_resource
-from otelkit.relay._log_frames import encode_log_payload, entry_from_sdk
+from otelkit.relay._log_frames import _columns, encode_log_payload, entry_from_sdk
 from otelkit.relay._wire import (
     FRAME_DROPS,
     FRAME_LOGS,
+    VERSION,
     FrameDecoder,
     FrameError,
     check_handshake,
@@ -44,10 +46,10 @@ def test_address_round_trips_through_the_env_value_and_hides_the_token() -> None
     [
         ("", "must look like"),
         ("1:abcd", "must look like"),
-        ("2:" + "00" * 16 + ":/x", "version"),
-        ("4:" + "00" * 16 + ":/x", "version"),
-        ("3:zz:/x", "hexadecimal"),
-        ("3:abcd:/x", "16 bytes"),
+        (f"{VERSION - 1}:" + "00" * 16 + ":/x", "version"),
+        (f"{VERSION + 1}:" + "00" * 16 + ":/x", "version"),
+        (f"{VERSION}:zz:/x", "hexadecimal"),
+        (f"{VERSION}:abcd:/x", "16 bytes"),
     ],
 )
 def test_bad_env_values_are_refused_with_what_is_wrong(value: str, message: str) -> None:
@@ -227,26 +229,60 @@ def test_values_pickle_cannot_carry_arrive_as_otlp_would_carry_them() -> None:
     assert dict(record.log_record.attributes or {}) == {"e": 3, "o": "odd", "big": 5}
 
 
-@pytest.mark.parametrize(
-    "entries",
-    [
-        "not a list",
-        [(1, 2, 3)],  # too few fields
-        [(-1, 2, 9, "INFO", "b", None, 0, 0, 0, "s", None, None, 0)],  # a negative time
-        [(1, 2, 25, "INFO", "b", None, 0, 0, 0, "s", None, None, 0)],  # no such severity
-        [(1, 2, 9, "INFO", "b", None, 2**128, 0, 0, "s", None, None, 0)],  # trace id too big
-        [(1, 2, 9, "INFO", "b", None, 0, 0, 256, "s", None, None, 0)],  # flags too big
-        [(1, 2, 9, "INFO", "b", ["not", "a", "dict"], 0, 0, 0, "s", None, None, 0)],
-        [("1", 2, 9, "INFO", "b", None, 0, 0, 0, "s", None, None, 0)],  # a time that is text
-    ],
-)
-def test_a_log_frame_with_a_bad_entry_is_malformed(entries: Any) -> None:
+def _payload_of(value: Any) -> bytes:
+    """A log payload whose pickled part is ``value`` (any shape, for the host to check)."""
     import pickle
 
-    payload = encode_log_payload(encode_resource(Resource({})), [])[:4] + pickle.dumps(entries)
+    return encode_log_payload(encode_resource(Resource({})), [])[:4] + pickle.dumps(value)
+
+
+def _good_entry(**fields: Any) -> tuple[Any, ...]:
+    names = ("ts", "observed", "number", "text", "body", "attributes", "trace_id", "span_id")
+    names += ("flags", "scope", "version", "event", "dropped")
+    entry = dict(zip(names, (1, 2, 9, "INFO", "b", None, 0, 0, 0, "s", None, None, 0), strict=True))
+    return tuple({**entry, **fields}.values())
+
+
+def _columns_with(index: int, value: Any) -> tuple[Any, ...]:
+    """The columns of two good records, column ``index`` replaced by ``value``."""
+    columns = list(_columns([_good_entry(), _good_entry()]))
+    columns[index] = value
+    return tuple(columns)
+
+
+def _words_of(*values: int) -> bytes:
+    return array("Q", values).tobytes()
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "not a tuple",
+        [2, *_columns([_good_entry(), _good_entry()])[1:]],  # a list, not a tuple
+        _columns([_good_entry()])[:13],  # a field missing
+        _columns_with(0, -1),  # a negative number of records
+        _columns_with(0, 3),  # more records than the fields hold
+        _columns_with(1, _words_of(1)),  # one time for two records
+        _columns_with(1, ("1", "2")),  # times that are text
+        _columns_with(4, _words_of(0, 1 << 32)),  # a dropped count over 32 bits
+        _columns_with(5, bytes(15)),  # trace ids that are not 16 bytes each
+        _columns_with(6, bytes([9, 25])),  # no such severity
+        _columns_with(7, bytes([0])),  # one flags byte for two records
+        _columns_with(10, ({"k": 1}, ["not", "a", "dict"])),  # attributes that are a list
+        _columns_with(8, ("INFO",)),  # one severity text for two records
+    ],
+)
+def test_a_log_frame_with_a_bad_field_is_malformed(value: Any) -> None:
     with pytest.raises(FrameError) as exc:
-        Decoder().logs(payload)
+        Decoder().logs(_payload_of(value))
     assert exc.value.reason == "malformed"
+
+
+def test_the_columns_of_good_records_decode() -> None:
+    entries = [_good_entry(trace_id=(1 << 100) + 5, span_id=7, flags=1), _good_entry()]
+    records = Decoder().logs(_payload_of(_columns(entries)))
+    assert [r.log_record.trace_id for r in records] == [(1 << 100) + 5, 0]
+    assert [r.log_record.span_id for r in records] == [7, 0]
 
 
 def test_a_log_frame_that_names_a_class_is_malformed_and_nothing_is_called() -> None:
@@ -259,7 +295,7 @@ def test_a_log_frame_that_names_a_class_is_malformed_and_nothing_is_called() -> 
             return (called.append, ("ran",))
 
     payload = encode_log_payload(encode_resource(Resource({})), [])[:4] + pickle.dumps(
-        [(1, 2, 9, "INFO", Evil(), None, 0, 0, 0, "s", None, None, 0)]
+        _columns([_good_entry(body=Evil())])
     )
     with pytest.raises(FrameError):
         Decoder().logs(payload)
@@ -272,7 +308,9 @@ def test_a_log_frame_whose_values_share_one_list_many_times_is_malformed() -> No
     shared: list[Any] = [0]
     for _ in range(30):  # 2**30 values in all: the frame is a few hundred bytes
         shared = [shared, shared]
-    entry = (1, 2, 9, "INFO", "b", {"nested": shared}, 0, 0, 0, "s", None, None, 0)
-    payload = encode_log_payload(encode_resource(Resource({})), [])[:4] + pickle.dumps([entry])
+    entry = _good_entry(attributes={"nested": shared})
+    payload = encode_log_payload(encode_resource(Resource({})), [])[:4] + pickle.dumps(
+        _columns([entry])
+    )
     with pytest.raises(FrameError):
         Decoder().logs(payload)

@@ -36,7 +36,7 @@ from opentelemetry.trace import (
 from opentelemetry.trace.span import TraceState
 
 from otelkit._sdk.logs import attribute_limits
-from otelkit.relay._log_frames import LogEntry, decode_log_payload
+from otelkit.relay._log_frames import LogColumns, LogEntry, decode_log_payload
 from otelkit.relay._records import LogFields, build_log_records, build_readable_log_records
 from otelkit.relay._wire import FrameError
 
@@ -138,9 +138,9 @@ class Decoder:
         """Every log record of a ``FRAME_LOGS`` payload (for tests: the host builds each
         record only just before it emits it)."""
         resource, entries, plain = self.log_entries(payload)
-        return self.build_logs(resource, entries, plain)
+        return self.build_logs(resource, entries.rows(), plain)
 
-    def log_entries(self, payload: bytes) -> tuple[Resource, list[LogEntry], list[bool]]:
+    def log_entries(self, payload: bytes) -> tuple[Resource, LogColumns, list[bool]]:
         """``(resource, entries, plain)`` of a ``FRAME_LOGS`` payload, checked in full
         (``FrameError`` otherwise) but not yet SDK records (:meth:`build_log`): so a
         frame's records do not all sit in memory as SDK objects at once."""
@@ -152,20 +152,20 @@ class Decoder:
         return self.build_logs(resource, [entry], [plain])[0]
 
     def build_logs(
-        self, resource: Resource, entries: Sequence[LogEntry], plain: Sequence[bool]
+        self, resource: Resource, entries: Iterable[LogEntry], plain: Sequence[bool]
     ) -> list[ReadWriteLogRecord]:
         """The SDK records of :meth:`log_entries` entries (``plain``: their flags)."""
         return build_log_records(self._fields(resource, entries, plain), self._limits)
 
     def build_readable_logs(
-        self, resource: Resource, entries: Sequence[LogEntry], plain: Sequence[bool]
+        self, resource: Resource, entries: Iterable[LogEntry], plain: Sequence[bool]
     ) -> list[ReadableLogRecord]:
         """What :meth:`build_logs` builds, as the ``ReadableLogRecord`` views a batch
         processor queues (for a processor that takes relayed records readable)."""
         return build_readable_log_records(self._fields(resource, entries, plain), self._limits)
 
     def _fields(
-        self, resource: Resource, entries: Sequence[LogEntry], plain: Sequence[bool]
+        self, resource: Resource, entries: Iterable[LogEntry], plain: Sequence[bool]
     ) -> Iterator[LogFields]:
         # One at a time: each is gone before the next is made (no tuple per record for the
         # garbage collector to count while a chunk is built).

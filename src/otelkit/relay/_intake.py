@@ -92,7 +92,7 @@ class Intake:
         emit_chunk = self._emit_chunk
         if emit_chunk is None:
             build, emit = decoder.build_log, self._logs.on_emit
-            for entry, is_plain in zip(entries, plain, strict=True):
+            for entry, is_plain in zip(entries.rows(), plain, strict=True):
                 try:
                     emit(build(resource, entry, is_plain))
                 except Exception as exc:  # noqa: BLE001 - a processor bug is not the child's fault
@@ -103,7 +103,9 @@ class Intake:
             )
             for start in range(0, len(entries), _CHUNK):
                 end = start + _CHUNK
-                records: list[Any] = build_chunk(resource, entries[start:end], plain[start:end])
+                records: list[Any] = build_chunk(
+                    resource, entries.rows(start, end), plain[start:end]
+                )
                 try:
                     emit_chunk(records)
                 except Exception as exc:  # noqa: BLE001 - as above; what it did not take is unknown
