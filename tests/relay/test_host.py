@@ -6,6 +6,7 @@ import contextlib
 import os
 import socket
 import stat
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -268,6 +269,51 @@ def test_a_failing_processor_that_takes_many_counts_the_chunk_as_dropped(
         host.close(5)
     assert processor.calls == [3]
     assert ledger.totals() == {("logs", "processor_error"): 3}
+
+
+class Gated(SimpleLogRecordProcessor):
+    """A log processor whose first record waits for ``gate`` (the serving thread is busy)."""
+
+    def __init__(self, exporter: Any) -> None:
+        super().__init__(exporter)
+        self.entered = threading.Event()
+        self.gate = threading.Event()
+
+    def on_emit(self, log_record: ReadWriteLogRecord) -> None:
+        self.entered.set()
+        assert self.gate.wait(10), "the test never opened the gate"
+        super().on_emit(log_record)
+
+
+def test_frames_left_unread_at_the_close_deadline_are_counted_as_dropped(
+    memory_telemetry: MemoryTelemetry, fake_clock: FakeClock
+) -> None:
+    processor = Gated(memory_telemetry.log_exporter)
+    ledger = DropLedger(meter_provider=memory_telemetry.meter_provider, clock=fake_clock)
+    host = RelayHost(
+        span_processor=SimpleSpanProcessor(memory_telemetry.span_exporter),
+        log_processor=processor,
+        meter_provider=memory_telemetry.meter_provider,
+        drops=ledger,
+        clock=fake_clock,
+    )
+    host.start()
+    with _authed(host) as sock:
+        sock.sendall(_logs_frame("read"))
+        assert processor.entered.wait(5)  # the serving thread is inside that record's emit
+        sock.sendall(_logs_frame("b1", "b2") + _logs_frame("c1", "c2", "c3"))
+        sock.sendall(encode_drops(4, 0, 0))
+        sock.sendall(_logs_frame("cut")[:-3])  # a frame the child never finished
+        closing = threading.Thread(target=host.close, args=(5,))
+        closing.start()
+        wait_until(lambda: host._stopping, timeout=5)
+        fake_clock.advance(10)  # past the drain deadline: nothing more is served
+        processor.gate.set()
+        closing.join(10)
+        assert not closing.is_alive()
+    assert [r.log_record.body for r in memory_telemetry.logs()][:1] == ["read"]
+    assert ledger.totals() == {("logs", "shutdown"): 5, ("logs", "child_buffer_full"): 4}
+    assert host.stats["frame_errors"] == 1  # the unfinished frame
 
 
 def test_child_drop_reports_become_a_counter_and_one_log_record_per_interval(

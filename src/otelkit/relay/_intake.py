@@ -80,6 +80,20 @@ class Intake:
         elif frame_type == FRAME_METRICS:
             self._metrics_frame(payload)
 
+    def count_unread(self, decoder: Decoder, frame_type: int, payload: bytes) -> None:
+        """A frame the host had no time left to read at close: its records are counted as
+        dropped (``shutdown``) without being built; a drop report still counts as sent."""
+        if frame_type == FRAME_DROPS:
+            self.add_drops(*decode_drops(payload))
+            return
+        if frame_type == FRAME_LOGS:
+            signal, n = "logs", len(decoder.log_entries(payload)[1])
+        elif frame_type == FRAME_SPANS:
+            signal, n = "spans", len(decoder.spans(payload))
+        else:
+            signal, n = "metrics", count_points(decode_metrics_request(payload))
+        self._ledger.add(signal, "shutdown", n)
+
     def close(self, timeout: float) -> None:
         """Export the metric batches still queued, within ``timeout`` seconds."""
         if self._metrics is not None:

@@ -57,6 +57,7 @@ __all__ = ["RelayHost"]
 
 _SOCKET_NAME = "relay.sock"
 _RECV_SIZE = 256 * 1024
+_UNREAD_LIMIT = 64 * 1024 * 1024  # bytes counted at close per connection, unread
 
 
 class _Conn:
@@ -244,6 +245,8 @@ class RelayHost:
             self._waker_w.send(b"x")
         thread.join(max(0.0, deadline - self._clock.monotonic()) + 0.2)
         for conn in list(self._conns.values()):
+            if not thread.is_alive():  # else the serving thread may still read this socket
+                self._count_unread(conn)
             self._drop(conn)
         self._selector.close()
         for sock in (self._listener, self._waker_r, self._waker_w):
@@ -338,6 +341,32 @@ class RelayHost:
             self._drop(conn)
         except OSError:
             self._drop(conn)
+
+    def _count_unread(self, conn: _Conn) -> None:
+        """What a child wrote that the drain deadline left unread: read it now (without
+        waiting, at most ``_UNREAD_LIMIT`` bytes a connection) and count its records as
+        dropped, so that a close never loses records silently. A frame left incomplete
+        counts as a ``truncated`` frame error (its records cannot be counted)."""
+        if not conn.authed:
+            return
+        budget = _UNREAD_LIMIT
+        try:
+            while budget > 0:
+                try:
+                    data = conn.sock.recv(min(_RECV_SIZE, budget))
+                except (BlockingIOError, InterruptedError, OSError):
+                    break
+                if not data:
+                    break
+                budget -= len(data)
+                for frame_type, payload in conn.wire.feed(data):
+                    self._intake.count_unread(conn.decoder, frame_type, payload)
+            if conn.wire.pending_bytes:
+                self._frame_error(FrameError("truncated", "unread at close, cut off"))
+        except FrameError as exc:
+            self._frame_error(exc)
+        except Exception as exc:  # noqa: BLE001 - closing must go on
+            report_internal_error("relay.host", exc)
 
     def _forget_after_fork(self) -> None:
         """In a forked child: close our copies of the sockets (no shutdown, the parent keeps
