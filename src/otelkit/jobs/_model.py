@@ -48,15 +48,32 @@ class JobState(str, enum.Enum):
 
     ``queued → running → succeeded``; a failed attempt goes ``running → retrying → running``
     (after a backoff delay) until ``max_attempts`` is reached, then ``running → failed``.
-    ``cancelled`` is set by an operator. ``succeeded``, ``failed`` and ``cancelled`` are final.
+    ``cancelled`` is set by an operator. ``succeeded``, ``failed`` and ``cancelled`` are final
+    (workers delete final jobs after their ``retention``).
     """
 
     QUEUED = "queued"
+    """Enqueued and waiting for its first attempt (``run_after`` may lie ahead). Leaves for
+    ``running`` when a worker (or ``fn.run``) claims it, or ``cancelled`` (``store.cancel``)."""
     RUNNING = "running"
+    """An attempt holds the job under a lease. Leaves for ``succeeded`` (the function
+    returned), ``retrying`` (it raised or timed out with attempts left, or was interrupted),
+    ``failed`` (it raised on the last attempt, the last attempt's lease expired, or no
+    function has its name), ``running`` again (its lease expired and another worker took it
+    over: the attempt is counted) or ``cancelled`` (``store.cancel``; the attempt's result
+    is then discarded)."""
     RETRYING = "retrying"
+    """A failed or released attempt is behind it; waiting for ``run_after`` (the backoff
+    delay). Leaves for ``running`` when claimed, or ``cancelled`` (``store.cancel``)."""
     SUCCEEDED = "succeeded"
+    """Final: an attempt returned and its result was stored. Nothing leads out of it."""
     FAILED = "failed"
+    """Final: the last allowed attempt raised, timed out or lost its lease, or no function
+    has its name; ``errors`` holds each attempt's error. ``store.retry`` moves it back to
+    ``queued`` with fresh attempts."""
     CANCELLED = "cancelled"
+    """Final: an operator cancelled it (``store.cancel``, ``otelkit jobs cancel``) before it
+    finished. ``store.retry`` moves it back to ``queued`` with fresh attempts."""
 
     @property
     def is_final(self) -> bool:
