@@ -56,7 +56,7 @@ def test_an_attempt_that_lost_its_lease_enqueues_nothing(db_url, make_store) -> 
             )
 
     handle = first.enqueue()
-    with pytest.raises(LeaseLostError):
+    with pytest.raises(LeaseLostError, match=r"lease lost \(another worker took the job over"):
         first.run(handle)
     assert _names(store) == ["first"]
     handle2 = first.enqueue()

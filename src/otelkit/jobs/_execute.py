@@ -45,6 +45,7 @@ from otelkit.jobs._model import (
 from otelkit.jobs._telemetry import Counts, JobTelemetry, error_type, format_error
 
 __all__ = [
+    "CANCELLED_REASON",
     "Attempt",
     "Definition",
     "Runner",
@@ -52,6 +53,9 @@ __all__ = [
     "job_from_row",
     "timeout_error",
 ]
+
+CANCELLED_REASON = "cancelled: result discarded"
+"""Why a cancelled job's attempt was recorded as lost (history row and span event)."""
 
 _INTERRUPTS = (KeyboardInterrupt, SystemExit, asyncio.CancelledError, GeneratorExit)
 
@@ -366,7 +370,9 @@ class Runner:
                 self._keeper.drop(attempt.lease)
             to = transition.to.value if transition is not None and applied else LOST
             reason = None
-            if to == LOST:
+            if to == LOST and attempt.cancelled:
+                reason = CANCELLED_REASON
+            elif to == LOST:
                 reason = "lease lost: another worker owns this job now; result discarded"
             elif transition is not None and transition.last_error and to != "succeeded":
                 reason = transition.last_error[:500]
