@@ -24,7 +24,7 @@ from otelkit._clock import Clock
 from otelkit.jobs import _claim
 from otelkit.jobs._cancel import still_ours
 from otelkit.jobs._engine import WRITE
-from otelkit.jobs._execute import CANCELLED_REASON, Attempt, Definition, Runner, job_from_row
+from otelkit.jobs._execute import Attempt, Definition, Runner, job_from_row
 from otelkit.jobs._followup import Followups, RunNowWithFollowups
 from otelkit.jobs._lease import LeaseKeeper
 from otelkit.jobs._model import Job, JobState
@@ -267,6 +267,6 @@ def _lost_by_reason(done: Sequence[Attempt], applied: set[str]) -> dict[str, lis
     lost: dict[str, list[tuple[str, int]]] = {}
     for a in done:
         if a.job.id not in applied:
-            reason = CANCELLED_REASON if a.cancelled else "lease lost: result rejected"
+            reason = _claim.CANCELLED_REASON if a.cancelled else "lease lost: result rejected"
             lost.setdefault(reason, []).append((a.job.id, a.job.attempt))
     return lost

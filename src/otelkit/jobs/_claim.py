@@ -19,6 +19,7 @@ from otelkit.jobs._model import JobState
 from otelkit.jobs._schema import JSON, RUNNING_SQL, WAITING_SQL, db_now, history, jobs, queues
 
 __all__ = [
+    "CANCELLED_REASON",
     "LOST",
     "Transition",
     "cancelled_during",
@@ -38,6 +39,8 @@ __all__ = [
 
 LOST = "lost"
 """Pseudo-state in the history table: an attempt whose lease was lost (result rejected)."""
+CANCELLED_REASON = "cancelled: result discarded"
+"""The reason of a ``lost`` row (and span event) when the job was cancelled during the attempt."""
 
 _c = jobs.c
 _WAITING = (JobState.QUEUED.value, JobState.RETRYING.value)

@@ -32,7 +32,7 @@ from otelkit.jobs._attempt import (
     trace_id_hex,
 )
 from otelkit.jobs._cancel import CancelProbe, Check, JobCancelledError, cancellable
-from otelkit.jobs._claim import LOST, Transition
+from otelkit.jobs._claim import CANCELLED_REASON, LOST, Transition
 from otelkit.jobs._failurelog import log_failure
 from otelkit.jobs._lease import LeaseKeeper
 from otelkit.jobs._model import (
@@ -45,7 +45,6 @@ from otelkit.jobs._model import (
 from otelkit.jobs._telemetry import Counts, JobTelemetry, error_type, format_error
 
 __all__ = [
-    "CANCELLED_REASON",
     "Attempt",
     "Definition",
     "Runner",
@@ -53,9 +52,6 @@ __all__ = [
     "job_from_row",
     "timeout_error",
 ]
-
-CANCELLED_REASON = "cancelled: result discarded"
-"""Why a cancelled job's attempt was recorded as lost (history row and span event)."""
 
 _INTERRUPTS = (KeyboardInterrupt, SystemExit, asyncio.CancelledError, GeneratorExit)
 
