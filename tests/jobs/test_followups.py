@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import sqlalchemy as sa
 
-from otelkit.errors import OptionTypeError
+from otelkit.errors import InvalidOptionError, OptionTypeError
 from otelkit.jobs import Job, JobState, LeaseLostError
 
 
@@ -56,7 +56,7 @@ def test_an_attempt_that_lost_its_lease_enqueues_nothing(db_url, make_store) -> 
             )
 
     handle = first.enqueue()
-    with pytest.raises(LeaseLostError):
+    with pytest.raises(LeaseLostError, match=r"lease lost \(another worker took the job over"):
         first.run(handle)
     assert _names(store) == ["first"]
     handle2 = first.enqueue()
@@ -95,3 +95,27 @@ def test_then_refuses_what_is_not_a_job_function(sqlite_url, make_store) -> None
 
     first.run(first.enqueue())
     assert errors and "job.then: fn must be a job function" in errors[0]
+
+
+def test_then_outside_a_running_attempt_raises_and_records_nothing(db_url, make_store) -> None:
+    store = make_store(db_url)
+    second = store.job(name="second")(lambda job: None)
+    kept: list[Job] = []
+    first = store.job(name="first")(kept.append)
+    handle = first.enqueue()
+    snapshot = store.get(handle)
+    assert snapshot is not None
+    with pytest.raises(InvalidOptionError) as raised:
+        snapshot.then(second, {"n": 1})
+    message = str(raised.value)
+    assert "job.then() can only be called inside a running job attempt" in message
+    assert "call second.enqueue(...)" in message
+    assert snapshot.followups == ()
+
+    # The snapshot an attempt handed its function is closed once the function returned.
+    assert first.run(handle) is JobState.SUCCEEDED
+    with pytest.raises(InvalidOptionError, match=r"inside a running job attempt"):
+        kept[0].then(second)
+    assert kept[0].followups == ()
+    assert store.worker(concurrency=1).run_until_idle(timeout=30) == 0
+    assert _names(store) == ["first"]

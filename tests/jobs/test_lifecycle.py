@@ -237,6 +237,9 @@ def test_cancel_while_running_rejects_the_result(db_url, make_store) -> None:
     proceed.set()
     thread.join(10)
     assert len(outcome) == 1
+    assert f"job {str(jid)!r} was cancelled (store.cancel) while this attempt ran" in str(
+        outcome[0]
+    )
     assert store.get(jid).state is JobState.CANCELLED
     assert [t.to_state for t in store.transitions(jid)][-2:] == ["cancelled", "lost"]
 

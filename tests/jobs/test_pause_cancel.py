@@ -8,7 +8,7 @@ import threading
 import pytest
 
 from otelkit.errors import InvalidOptionError
-from otelkit.jobs import Job, JobState
+from otelkit.jobs import Job, JobNotReadyError, JobState, LeaseLostError
 from otelkit.testing import wait_until
 
 
@@ -118,3 +118,89 @@ def test_cancel_requested_is_false_while_the_job_is_ours(sqlite_url, make_store)
     seen = []
     fn = store.job(name="c")(lambda job: seen.append(job.cancel_requested()))
     assert fn.run(fn.enqueue()) is JobState.SUCCEEDED and seen == [False]
+
+
+def _last_history(store, job_id: str) -> tuple[str, str, str | None]:
+    last = store.transitions(job_id)[-1]
+    return (last.from_state, last.to_state, last.error)
+
+
+def test_fn_run_of_a_job_cancelled_while_it_runs_says_it_was_cancelled(
+    db_url, make_store, memory_telemetry
+) -> None:
+    store = make_store(db_url, tracer_provider=memory_telemetry.tracer_provider)
+    saw = []
+
+    @store.job(name="long")
+    def long(job: Job) -> str:
+        assert store.cancel(job.id)  # an operator, while the attempt runs
+        saw.append(job.cancel_requested())  # the first question goes to the database
+        return "stopped early"
+
+    handle = long.enqueue()
+    with pytest.raises(LeaseLostError) as raised:
+        long.run(handle)
+    job_id = str(handle)
+    assert str(raised.value) == (
+        f"job {job_id!r} was cancelled (store.cancel) while this attempt ran: its result was "
+        f"discarded and the job stays cancelled; store.retry({job_id!r}) queues it again"
+    )
+    job = store.get(handle)
+    assert saw == [True] and job is not None
+    assert (job.state, job.result) == (JobState.CANCELLED, None)
+    assert _last_history(store, handle) == ("running", "lost", "cancelled: result discarded")
+    [lost] = [e for e in memory_telemetry.spans()[-1].events if e.name == "otelkit.job.lost"]
+    assert lost.attributes["otelkit.job.reason"] == "cancelled: result discarded"
+
+
+def test_a_cancel_the_function_never_asks_about_is_reported_as_a_cancel(db_url, make_store) -> None:
+    store = make_store(db_url)
+
+    @store.job(name="blind")
+    def blind(job: Job) -> str:
+        store.cancel(job.id)
+        return "done anyway"
+
+    by_run = blind.enqueue()
+    with pytest.raises(LeaseLostError, match=r"was cancelled \(store\.cancel\) while"):
+        blind.run(by_run)
+    by_worker = blind.enqueue()
+    assert store.worker(concurrency=1).run_until_idle(timeout=30) == 1
+    for handle in (by_run, by_worker):
+        job = store.get(handle)
+        assert job is not None and (job.state, job.result) == (JobState.CANCELLED, None)
+        assert _last_history(store, handle) == ("running", "lost", "cancelled: result discarded")
+
+
+def test_run_async_of_an_async_job_cancelled_while_it_runs_says_it_was_cancelled(
+    db_url, make_store
+) -> None:
+    store = make_store(db_url)
+    cleaned = []
+
+    @store.job(name="along")
+    async def along(job: Job) -> None:
+        await asyncio.to_thread(store.cancel, job.id)
+        try:
+            await asyncio.sleep(60)  # the watcher cancels it within about half a second
+        except asyncio.CancelledError:
+            cleaned.append(job.id)
+            raise
+
+    handle = along.enqueue()
+    with pytest.raises(LeaseLostError, match=r"was cancelled \(store\.cancel\) while"):
+        asyncio.run(asyncio.wait_for(along.run_async(handle), timeout=30))
+    assert cleaned == [handle]
+    assert store.get(handle).state is JobState.CANCELLED
+    assert _last_history(store, handle) == ("running", "lost", "cancelled: result discarded")
+
+
+def test_fn_run_of_a_job_cancelled_before_it_ran_says_it_is_cancelled(
+    sqlite_url, make_store
+) -> None:
+    store = make_store(sqlite_url)
+    fn = store.job(name="c")(lambda job: None)
+    handle = fn.enqueue()
+    assert store.cancel(handle)
+    with pytest.raises(JobNotReadyError, match=r"is cancelled"):
+        fn.run(handle)

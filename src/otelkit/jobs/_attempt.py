@@ -107,10 +107,9 @@ class Attempt:
     """Set when the attempt's timeout (these seconds) cancelled an async function."""
     probe: CancelProbe | None = None
     """Answers ``job.cancel_requested()``; ``probe.seen``: the attempt learnt it."""
-
-    @property
-    def cancel_seen(self) -> bool:
-        return self.probe is not None and self.probe.seen
+    cancelled: bool = False
+    """The fence rejected the result because the job was cancelled while this attempt held
+    it (not because another worker took it over)."""
 
 
 def timeout_error(attempt: Attempt, seconds: float) -> TimeoutError:

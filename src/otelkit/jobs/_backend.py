@@ -202,6 +202,7 @@ class Backend:
             transitions = [a.transition for a in done if a.transition is not None]
             if transitions:
                 applied = _claim.finish(c, owner=owner, transitions=transitions)
+                _mark_cancelled(c, [a for a in done if a.job.id not in applied])
                 for reason, lost in _lost_by_reason(done, applied).items():
                     _claim.record_lost(c, owner=owner, lost=lost, reason=reason)
                 self._followups.insert(c, [a for a in done if a.job.id in applied])
@@ -252,13 +253,20 @@ def _claim_rows(
     return rows, next_in
 
 
+def _mark_cancelled(conn: sa.Connection, rejected: Sequence[Attempt]) -> None:
+    """Tell a cancel from a lost lease by the row itself: the function may never have asked
+    ``job.cancel_requested()``, and its probe's "no longer ours" could also be a takeover."""
+    if rejected:
+        cancelled = _claim.cancelled_during(conn, [(a.job.id, a.job.attempt) for a in rejected])
+        for a in rejected:
+            a.cancelled = a.job.id in cancelled
+
+
 def _lost_by_reason(done: Sequence[Attempt], applied: set[str]) -> dict[str, list[tuple[str, int]]]:
     """The attempts whose result the fence rejected, by the reason recorded in the history."""
     lost: dict[str, list[tuple[str, int]]] = {}
     for a in done:
         if a.job.id not in applied:
-            reason = (
-                "cancelled: result discarded" if a.cancel_seen else "lease lost: result rejected"
-            )
+            reason = _claim.CANCELLED_REASON if a.cancelled else "lease lost: result rejected"
             lost.setdefault(reason, []).append((a.job.id, a.job.attempt))
     return lost

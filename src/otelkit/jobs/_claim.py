@@ -19,8 +19,10 @@ from otelkit.jobs._model import JobState
 from otelkit.jobs._schema import JSON, RUNNING_SQL, WAITING_SQL, db_now, history, jobs, queues
 
 __all__ = [
+    "CANCELLED_REASON",
     "LOST",
     "Transition",
+    "cancelled_during",
     "claim_batch",
     "claim_by_id",
     "claim_by_id_statement",
@@ -37,6 +39,8 @@ __all__ = [
 
 LOST = "lost"
 """Pseudo-state in the history table: an attempt whose lease was lost (result rejected)."""
+CANCELLED_REASON = "cancelled: result discarded"
+"""The reason of a ``lost`` row (and span event) when the job was cancelled during the attempt."""
 
 _c = jobs.c
 _WAITING = (JobState.QUEUED.value, JobState.RETRYING.value)
@@ -311,6 +315,18 @@ def _already_applied(conn: sa.Connection, owner: str, missing: Sequence[Transiti
         ):
             done.add(t.job_id)
     return done
+
+
+def cancelled_during(conn: sa.Connection, attempts: Sequence[tuple[str, int]]) -> set[str]:
+    """Of these rejected (job id, attempt) pairs, the jobs cancelled while that attempt held
+    them: a cancel keeps the attempt number, a takeover by another worker raises it."""
+    wanted = dict(attempts)
+    rows = conn.execute(
+        sa.select(_c.id, _c.attempt).where(
+            _c.id.in_(list(wanted)), _c.status == JobState.CANCELLED.value
+        )
+    )
+    return {row.id for row in rows if wanted.get(row.id) == row.attempt}
 
 
 def record_lost(

@@ -32,10 +32,11 @@ from otelkit.jobs._attempt import (
     trace_id_hex,
 )
 from otelkit.jobs._cancel import CancelProbe, Check, JobCancelledError, cancellable
-from otelkit.jobs._claim import LOST, Transition
+from otelkit.jobs._claim import CANCELLED_REASON, LOST, Transition
 from otelkit.jobs._failurelog import log_failure
 from otelkit.jobs._lease import LeaseKeeper
 from otelkit.jobs._model import (
+    FollowupScope,
     Job,
     JobError,
     JobState,
@@ -94,7 +95,7 @@ class Runner:
         probe = None
         if self._still_ours is not None:
             probe = CancelProbe(self._still_ours, self._clock, job.id, job.attempt, owner)
-            job = dataclasses.replace(job, _cancel_probe=probe)
+        job = dataclasses.replace(job, _cancel_probe=probe, _then=FollowupScope())
         wait = m["updated_at"] - m["run_after"]
         tel.consumed(name=job.name, queue=job.queue, queue_wait=wait, counts=counts)
         attempt = Attempt(
@@ -189,6 +190,8 @@ class Runner:
             self._failed(attempt, exc)
         else:
             self._succeeded(attempt, result[0] if result else None)
+        finally:
+            _close_followups(attempt.job)
 
     def _start(self, attempt: Attempt) -> None:
         attempt.started = True
@@ -363,7 +366,9 @@ class Runner:
                 self._keeper.drop(attempt.lease)
             to = transition.to.value if transition is not None and applied else LOST
             reason = None
-            if to == LOST:
+            if to == LOST and attempt.cancelled:
+                reason = CANCELLED_REASON
+            elif to == LOST:
                 reason = "lease lost: another worker owns this job now; result discarded"
             elif transition is not None and transition.last_error and to != "succeeded":
                 reason = transition.last_error[:500]
@@ -384,3 +389,10 @@ class Runner:
             attempt.span.end()
         except Exception as exc:  # noqa: BLE001 - telemetry never breaks the worker
             report_internal_error("jobs.settle", exc)
+
+
+def _close_followups(job: Job) -> None:
+    """The function returned (or raised): a ``job.then`` from now on could never be
+    committed with this attempt, so it raises instead of being silently dropped."""
+    if job._then is not None:
+        job._then.open = False

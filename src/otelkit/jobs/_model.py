@@ -10,10 +10,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from otelkit.errors import OptionTypeError, OtelkitError
+from otelkit.errors import InvalidOptionError, OptionTypeError, OtelkitError
 
 __all__ = [
     "Backoff",
+    "FollowupScope",
     "Job",
     "JobError",
     "JobNotFoundError",
@@ -48,15 +49,32 @@ class JobState(str, enum.Enum):
 
     ``queued → running → succeeded``; a failed attempt goes ``running → retrying → running``
     (after a backoff delay) until ``max_attempts`` is reached, then ``running → failed``.
-    ``cancelled`` is set by an operator. ``succeeded``, ``failed`` and ``cancelled`` are final.
+    ``cancelled`` is set by an operator. ``succeeded``, ``failed`` and ``cancelled`` are final
+    (workers delete final jobs after their ``retention``).
     """
 
     QUEUED = "queued"
+    """Enqueued and waiting for its first attempt (``run_after`` may lie ahead). Leaves for
+    ``running`` when a worker (or ``fn.run``) claims it, or ``cancelled`` (``store.cancel``)."""
     RUNNING = "running"
+    """An attempt holds the job under a lease. Leaves for ``succeeded`` (the function
+    returned), ``retrying`` (it raised or timed out with attempts left, or was interrupted),
+    ``failed`` (it raised on the last attempt, the last attempt's lease expired, or no
+    function has its name), ``running`` again (its lease expired and another worker took it
+    over: the attempt is counted) or ``cancelled`` (``store.cancel``; the attempt's result
+    is then discarded)."""
     RETRYING = "retrying"
+    """A failed or released attempt is behind it; waiting for ``run_after`` (the backoff
+    delay). Leaves for ``running`` when claimed, or ``cancelled`` (``store.cancel``)."""
     SUCCEEDED = "succeeded"
+    """Final: an attempt returned and its result was stored. Nothing leads out of it."""
     FAILED = "failed"
+    """Final: the last allowed attempt raised, timed out or lost its lease, or no function
+    has its name; ``errors`` holds each attempt's error. ``store.retry`` moves it back to
+    ``queued`` with fresh attempts."""
     CANCELLED = "cancelled"
+    """Final: an operator cancelled it (``store.cancel``, ``otelkit jobs cancel``) before it
+    finished. ``store.retry`` moves it back to ``queued`` with fresh attempts."""
 
     @property
     def is_final(self) -> bool:
@@ -162,6 +180,15 @@ class Backoff:
         return raw * (1.0 - self.jitter * rng.random())
 
 
+@dataclass(eq=False)
+class FollowupScope:
+    """The follow-ups one running attempt records with :meth:`Job.then`. Closed once the
+    attempt's outcome is decided: a follow-up recorded later could never be committed."""
+
+    items: list[Any] = field(default_factory=list)
+    open: bool = True
+
+
 @dataclass(frozen=True)
 class Job:
     """A snapshot of one job row, handed to the job function and returned by queries.
@@ -190,7 +217,8 @@ class Job:
     """The trace of the ``send`` span that enqueued the job (32 hex digits), if recorded."""
     _result_box: list[Any] = field(default_factory=list, repr=False, compare=False)
     _cancel_probe: Callable[[], bool] | None = field(default=None, repr=False, compare=False)
-    _followups: list[Any] = field(default_factory=list, repr=False, compare=False)
+    _then: FollowupScope | None = field(default=None, repr=False, compare=False)
+    """Set on the snapshot a running attempt hands its function (None on any other)."""
 
     def set_result(self, value: Any) -> None:
         """Record result data (JSON-serialisable); stored if this attempt succeeds."""
@@ -208,9 +236,21 @@ class Job:
         """Enqueue a job of ``fn`` (a job function of the same store) if, and only if, this
         attempt succeeds: it is inserted in the transaction that records the success,
         fenced by this attempt's lease, so a failed or lost attempt adds nothing. Its
-        ``send`` span is a child of this attempt's span."""
+        ``send`` span is a child of this attempt's span.
+
+        Outside a running attempt (a snapshot from ``store.get``, or after the function
+        returned) it raises :class:`~otelkit.errors.InvalidOptionError` and records nothing.
+        """
         from otelkit.jobs.decorator import JobFunction
 
+        scope = self._then
+        if scope is None or not scope.open:
+            target = fn.name if isinstance(fn, JobFunction) else "fn"
+            raise InvalidOptionError(
+                f"job.then() can only be called inside a running job attempt, on the job its "
+                f"function was given and before it returns (job {self.id!r} is not one); to "
+                f"enqueue a job now, call {target}.enqueue(...)"
+            )
         if not isinstance(fn, JobFunction):
             raise OptionTypeError(
                 f"job.then: fn must be a job function (decorated with @store.job), "
@@ -220,12 +260,12 @@ class Job:
 
         check_json(data, option="job.then: data")
         options = make_options("job.then", run_after=run_after, priority=priority, unique_for=None)
-        self._followups.append((fn, data, options))
+        scope.items.append((fn, data, options))
 
     @property
     def followups(self) -> tuple[Any, ...]:
         """The follow-ups recorded with :meth:`then` on this snapshot."""
-        return tuple(self._followups)
+        return () if self._then is None else tuple(self._then.items)
 
     @property
     def recorded_result(self) -> tuple[bool, Any]:

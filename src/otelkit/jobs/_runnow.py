@@ -42,10 +42,20 @@ def new_owner(kind: str) -> str:
 
 
 def outcome(attempt: Attempt) -> JobState:
-    """The state an attempt ended in; ``LeaseLostError`` if its result was rejected."""
-    if attempt.transition is None or not attempt.applied:
-        raise LeaseLostError(f"job {attempt.job.id!r}: lease lost, result rejected")
-    return attempt.transition.to
+    """The state an attempt ended in; ``LeaseLostError`` if its result was rejected, with a
+    message that says whether the job was cancelled or taken over."""
+    if attempt.transition is not None and attempt.applied:
+        return attempt.transition.to
+    job_id = attempt.job.id
+    if attempt.cancelled:
+        raise LeaseLostError(
+            f"job {job_id!r} was cancelled (store.cancel) while this attempt ran: its result "
+            f"was discarded and the job stays cancelled; store.retry({job_id!r}) queues it again"
+        )
+    raise LeaseLostError(
+        f"job {job_id!r}: lease lost (another worker took the job over, or ended it after the "
+        "lease expired); result rejected"
+    )
 
 
 class RunNow:

@@ -280,7 +280,8 @@ class JobFunction(Generic[R]):
         expired lease. A failure of the function is recorded (``retrying``/``failed``), not
         raised; ``KeyboardInterrupt``/``SystemExit`` release the job and propagate.
         Raises ``JobNotFoundError``, ``JobNotReadyError``, or ``LeaseLostError`` if the
-        lease was lost before the attempt ended.
+        lease was lost before the attempt ended (its message says when that was because
+        the job was cancelled).
         """
         if self.definition.is_async and _loop_running():
             raise RuntimeError(
