@@ -157,7 +157,10 @@ class CoalescingLogRecordProcessor(LogRecordProcessor):
         passes = self._passes
         passed = [record for record in log_records if passes(record)]
         if passed:
-            self._relayed_downstream(passed)
+            try:
+                self._relayed_downstream(passed)
+            except Exception as exc:  # noqa: BLE001 - as for on_emit
+                report_internal_error(_COMPONENT + ".downstream", exc)
 
     def _relayed_one_at_a_time(self, log_records: list[ReadableLogRecord]) -> None:
         self._forward_each([writable(record) for record in log_records])
