@@ -641,6 +641,19 @@ def test_on_emit_many_with_a_broken_record_still_queues_the_others() -> None:
     assert internal_error_counts().get("batch.logs", 0) == before + 1
 
 
+def test_a_record_or_span_that_cannot_be_queued_is_counted_as_dropped() -> None:
+    drops = DropLedger(meter_provider=MeterProvider(shutdown_on_exit=False), clock=FakeClock())
+    logs = BatchLogRecordProcessor(InMemoryLogRecordExporter(), drops=drops)  # type: ignore[no-untyped-call]
+    spans = BatchSpanProcessor(InMemorySpanExporter(), drops=drops)
+    logs.on_emit(object())  # type: ignore[arg-type]
+    spans.on_end(object())  # type: ignore[arg-type]
+    assert logs.core.stats() == BatchStats(1, 0, {"processor_error": 1}, 0)
+    assert spans.core.stats() == BatchStats(1, 0, {"processor_error": 1}, 0)
+    assert drops.totals() == {("logs", "processor_error"): 1, ("spans", "processor_error"): 1}
+    logs.shutdown()
+    spans.shutdown()
+
+
 class FailingLogExporter(InMemoryLogRecordExporter):
     def export(self, batch: Any) -> LogRecordExportResult:
         return LogRecordExportResult.FAILURE

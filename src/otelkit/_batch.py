@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import collections
 import contextlib
-import functools
 import inspect
 import itertools
 import math
 import os
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any, Generic, NamedTuple, TypeVar, cast
+from typing import Any, Generic, NamedTuple, TypeVar
 
 from opentelemetry.context import Context
 from opentelemetry.sdk._logs import LogRecordProcessor, ReadableLogRecord, ReadWriteLogRecord
@@ -31,7 +30,7 @@ from otelkit._clock import REAL_CLOCK
 from otelkit._drops import DropLedger
 from otelkit._errors import report_internal_error
 from otelkit._fork import after_fork_in_child
-from otelkit._sdk.coalesce import queue_readable_copy, readable_copy
+from otelkit._sdk.coalesce import readable_copy
 from otelkit._sdk.context import suppress_instrumentation
 from otelkit._sdk.logs import readable_view
 from otelkit._threads import signals_blocked
@@ -222,6 +221,19 @@ class BatchCore(Generic[T]):
                 self._count_drop(reason, len(rest))
             self._ledger(reason, rest)
             return start
+
+    def count_unqueued(self, reason: str, n: int = 1) -> None:
+        """Count ``n`` items that failed before they could be offered (a record the
+        processor could not prepare) as offered and dropped, so that nothing is lost
+        without a count. Never raises."""
+        try:
+            with self._lock:
+                self._offered += n
+                self._count_drop(reason, n)
+            if self._drops is not None:
+                self._drops.add(self.signal, reason, n)
+        except Exception as exc:  # noqa: BLE001 - a hot path's error path
+            report_internal_error(f"batch.{self.signal}", exc)
 
     def _count_drop(self, reason: str, n: int) -> None:
         # Lock held.
@@ -515,6 +527,7 @@ class BatchSpanProcessor(_BatchingProcessor, SpanProcessor):
                 self.core.offer(span)
         except Exception as exc:  # noqa: BLE001 - a hot path: never hurt the application
             report_internal_error("batch.spans", exc)
+            self.core.count_unqueued("processor_error")
 
 
 class BatchLogRecordProcessor(_BatchingProcessor, LogRecordProcessor):
@@ -547,37 +560,27 @@ class BatchLogRecordProcessor(_BatchingProcessor, LogRecordProcessor):
         )
         self._exporter = exporter
         self.core = BatchCore(self._export, signal="logs", drops=drops, **options)
-        # What the SDK's on_emit queues (a context-free shallow copy), in one call.
-        offer = cast(Callable[[ReadableLogRecord], None], self.core.offer)
-        self._queue_copy = functools.partial(queue_readable_copy, offer)
 
     def _export(self, batch: list[ReadableLogRecord]) -> bool:
         return self._exporter.export(batch) is LogRecordExportResult.SUCCESS
 
     def on_emit(self, log_record: ReadWriteLogRecord) -> None:
         """Queue a context-free copy of ``log_record``, as the SDK's processor does (a
-        relayed record as it is, see below); never raises."""
+        relayed record as it is, see :func:`_queued`); never raises. A record that cannot
+        be copied is counted as dropped (``processor_error``)."""
         try:
-            if type(log_record.log_record) is RelayedLogRecord:
-                # The relay host built it from a child's frame: its context is the relay's
-                # own (no caller's context to let go of) and nothing else keeps it, so the
-                # queue takes it without the copy.
-                self.core.offer(readable_view(log_record))
-            else:
-                self._queue_copy(log_record)
+            item = _queued(log_record)
         except Exception as exc:  # noqa: BLE001 - a hot path: never hurt the application
             report_internal_error("batch.logs", exc)
+            self.core.count_unqueued("processor_error")
+            return
+        self.core.offer(item)
 
     def on_emit_many(self, log_records: Sequence[ReadWriteLogRecord]) -> None:
         """:meth:`on_emit` for each of ``log_records``, in order, queued under one lock (the
         relay host hands on a child's frame this way); never raises."""
         try:
-            items = [
-                readable_view(record)
-                if type(record.log_record) is RelayedLogRecord
-                else readable_copy(record)
-                for record in log_records
-            ]
+            items = [_queued(record) for record in log_records]
         except Exception:  # noqa: BLE001 - one bad record: each on its own, as on_emit would
             for record in log_records:
                 self.on_emit(record)
@@ -589,3 +592,13 @@ class BatchLogRecordProcessor(_BatchingProcessor, LogRecordProcessor):
         lock: already the ``ReadableLogRecord`` that :meth:`on_emit` would queue (a relayed
         record's context is the relay's own, and nothing else holds it). Never raises."""
         self.core.offer_many(log_records)
+
+
+def _queued(record: ReadWriteLogRecord) -> ReadableLogRecord:
+    """What the queue holds for ``record``: the SDK processor's context-free readable copy,
+    or for a record the relay host built from a child's frame, a view of it without the
+    copy (its context is the relay's own, with no caller's context to let go of, and
+    nothing else keeps it)."""
+    if type(record.log_record) is RelayedLogRecord:
+        return readable_view(record)
+    return readable_copy(record)
