@@ -180,3 +180,25 @@ def test_our_batch_processor_exports_relayed_records_as_the_sdks_does_without_a_
             assert all(a.log_record is b.log_record for a, b in zip(finished, records, strict=True))
         processor.shutdown()  # type: ignore[no-untyped-call]
     assert exported[0] == exported[1]
+
+
+def test_count_spans_counts_what_spans_decodes_without_building_them() -> None:
+    from opentelemetry.sdk.trace import ReadableSpan
+    from opentelemetry.trace import SpanContext, TraceFlags
+
+    from otelkit.relay._encode import encode_span_request
+
+    spans = [
+        ReadableSpan(
+            f"s{i}",
+            context=SpanContext(1, i + 1, False, TraceFlags(1)),
+            resource=Resource({}),
+            start_time=1,
+            end_time=2,
+        )
+        for i in range(5)
+    ]
+    payload = encode_span_request(RESOURCE, spans)
+    assert Decoder().count_spans(payload) == len(Decoder().spans(payload)) == 5
+    with pytest.raises(Exception, match="protobuf"):
+        Decoder().count_spans(b"\xff\xff not protobuf")

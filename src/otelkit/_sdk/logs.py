@@ -21,7 +21,6 @@ __all__ = [
     "FAST_LOG_RECORDS_OK",
     "READABLE_VIEW_OK",
     "attribute_limits",
-    "fast_log_record",
     "fast_log_records",
     "public_log_record",
     "readable_log_records",
@@ -120,13 +119,6 @@ def _remember_limits(limits: LogRecordLimits) -> tuple[int | None, int | None]:
     return found
 
 
-def _fast(
-    record_class: type[LogRecord], fields: tuple[Any, ...], limits: LogRecordLimits
-) -> ReadWriteLogRecord:
-    record: ReadWriteLogRecord = _fast_many(record_class, (fields,), limits)[0]
-    return record
-
-
 def _fast_many(
     record_class: type[LogRecord],
     rows: Iterable[tuple[Any, ...]],
@@ -196,7 +188,7 @@ def _agrees() -> bool:
         *(1, 2, context, 0, 0, TraceFlags(0), "INFO", SeverityNumber.INFO, "b", {"a": 1}),
         *(None, 0, Resource({"k": "v"}), InstrumentationScope("c"), True),
     )
-    fast = _fast(_CheckRecord, fields, limits)
+    fast = _fast_many(_CheckRecord, (fields,), limits)[0]
     slow = public_log_record(_CheckRecord, fields, limits)
     fast_attributes, slow_attributes = fast.log_record.attributes, slow.log_record.attributes
     return (
@@ -229,13 +221,7 @@ def _check_fast_log_record() -> bool:
 
 
 FAST_LOG_RECORDS_OK = checked("fast_log_record", _check_fast_log_record)
-"""Whether :func:`fast_log_record` may skip the SDK's constructors with this SDK."""
-
-fast_log_record: Callable[[type[LogRecord], tuple[Any, ...], LogRecordLimits], ReadWriteLogRecord]
-fast_log_record = _fast if FAST_LOG_RECORDS_OK else public_log_record
-"""What :func:`public_log_record` builds, for plain attributes (scalar values, non-empty
-keys, within the count limit, no value length limit) without re-cleaning them; the public
-constructors when :data:`FAST_LOG_RECORDS_OK` is false."""
+"""Whether :data:`fast_log_records` may skip the SDK's constructors with this SDK."""
 
 
 def _public_many(
@@ -248,8 +234,11 @@ fast_log_records: Callable[
     [type[LogRecord], Iterable[tuple[Any, ...]], LogRecordLimits], list[ReadWriteLogRecord]
 ]
 fast_log_records = _fast_many if FAST_LOG_RECORDS_OK else _public_many
-"""A record for each of many rows of fields, in one loop: :data:`fast_log_record`'s for a
-row whose ``plain`` (its last field) is true, :func:`public_log_record`'s for any other."""
+"""A record for each of many rows of fields, in one loop: for a row whose ``plain`` (its
+last field) is true, what :func:`public_log_record` builds for plain attributes (scalar
+values, non-empty keys, within the count limit, no value length limit) without re-cleaning
+them; :func:`public_log_record`'s for any other row, and for every row when
+:data:`FAST_LOG_RECORDS_OK` is false."""
 
 
 # -- a readable record over the same API record ----------------------------------------------

@@ -247,6 +247,12 @@ class Decoder:
         groups = ((rs.resource, rs.scope_spans, "spans") for rs in request.resource_spans)
         return self._each(groups, self._span)
 
+    def count_spans(self, payload: bytes) -> int:
+        """How many spans an ``ExportTraceServiceRequest`` payload holds, without building
+        them (``FrameError`` if it does not parse)."""
+        request = _parse(ExportTraceServiceRequest, payload)
+        return sum(len(group.spans) for rs in request.resource_spans for group in rs.scope_spans)
+
     def _span(self, pb: Any, resource: Resource, scope: InstrumentationScope) -> ReadableSpan:
         trace_id = _id(pb.trace_id, 16, "trace_id")
         span_id = _id(pb.span_id, 8, "span_id")

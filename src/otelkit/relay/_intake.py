@@ -89,7 +89,7 @@ class Intake:
         if frame_type == FRAME_LOGS:
             signal, n = "logs", len(decoder.log_entries(payload)[1])
         elif frame_type == FRAME_SPANS:
-            signal, n = "spans", len(decoder.spans(payload))
+            signal, n = "spans", decoder.count_spans(payload)
         else:
             signal, n = "metrics", count_points(decode_metrics_request(payload))
         self._ledger.add(signal, "shutdown", n)

@@ -4,7 +4,7 @@ The host hands each relayed record to its processors as a ``ReadWriteLogRecord``
 constructors clean every attribute value and apply the attribute limits; for a record whose
 attributes come off the wire as plain scalars with non-empty keys, within the count limit and
 with no value length limit, that work changes nothing, and it was most of what relaying a
-record cost the host. :func:`build_log_record` then sets the fields the constructors would
+record cost the host. :func:`build_log_records` then sets the fields the constructors would
 set (``otelkit._sdk.logs``, whose self-check at import compares it with the constructors:
 otherwise every record takes the constructors), and the tests compare both paths field by
 field on random records.
@@ -19,22 +19,14 @@ from typing import Any
 from opentelemetry._logs import LogRecord
 from opentelemetry.sdk._logs import LogRecordLimits, ReadableLogRecord, ReadWriteLogRecord
 
-from otelkit._sdk.logs import (
-    FAST_LOG_RECORDS_OK,
-    fast_log_record,
-    fast_log_records,
-    public_log_record,
-    readable_log_records,
-)
+from otelkit._sdk.logs import FAST_LOG_RECORDS_OK, fast_log_records, readable_log_records
 
 __all__ = [
     "FAST_OK",
     "LogFields",
     "RelayedLogRecord",
-    "build_log_record",
     "build_log_records",
     "build_readable_log_records",
-    "checked_log_record",
     "writable",
 ]
 
@@ -60,23 +52,12 @@ class RelayedLogRecord(LogRecord):
         return twin
 
 
-def checked_log_record(fields: LogFields, limits: LogRecordLimits) -> ReadWriteLogRecord:
-    """The record as the SDK's constructors build it (attribute cleaning and limits)."""
-    return public_log_record(RelayedLogRecord, fields, limits)
-
-
-def build_log_record(fields: LogFields, limits: LogRecordLimits) -> ReadWriteLogRecord:
-    """What :func:`checked_log_record` builds; without re-validation for plain attributes
-    when the seam's shortcut passed its self-check (``otelkit._sdk.logs``)."""
-    if fields[14]:
-        return fast_log_record(RelayedLogRecord, fields, limits)
-    return public_log_record(RelayedLogRecord, fields, limits)
-
-
 def build_log_records(
     rows: Iterable[LogFields], limits: LogRecordLimits
 ) -> list[ReadWriteLogRecord]:
-    """:func:`build_log_record` of each row, in one loop."""
+    """A ``ReadWriteLogRecord`` (over a :class:`RelayedLogRecord`) for each row, in one
+    loop: without re-validation for a plain row when the seam's shortcut passed its
+    self-check (``otelkit._sdk.logs``), else through the SDK's constructors."""
     return fast_log_records(RelayedLogRecord, rows, limits)
 
 
@@ -84,7 +65,7 @@ def build_readable_log_records(
     rows: Iterable[LogFields], limits: LogRecordLimits
 ) -> list[ReadableLogRecord]:
     """The ``ReadableLogRecord`` a batch processor would queue for each row's
-    :func:`build_log_record` (for processors that take relayed records readable)."""
+    :func:`build_log_records` record (for processors that take relayed records readable)."""
     return readable_log_records(RelayedLogRecord, rows, limits)
 
 
@@ -105,4 +86,4 @@ def writable(record: ReadableLogRecord) -> ReadWriteLogRecord:
 
 
 FAST_OK = FAST_LOG_RECORDS_OK
-"""Whether :func:`build_log_record` may skip the constructors (the seam's self-check)."""
+"""Whether :func:`build_log_records` may skip the constructors (the seam's self-check)."""
