@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 
 from otelkit.errors import InvalidOptionError, OptionTypeError
@@ -33,6 +37,22 @@ async def _lag_probe(stop: asyncio.Event, lags: list[float], period: float = 0.0
         lags.append(loop.time() - before - period)
 
 
+@contextmanager
+def _blocking_statements() -> Iterator[list[str]]:
+    """Statements this thread sent through a blocking (sync) driver while inside."""
+    thread, found = threading.get_ident(), []
+
+    def seen(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if threading.get_ident() == thread and not conn.dialect.is_async:
+            found.append(statement)
+
+    sa.event.listen(sa.Engine, "before_cursor_execute", seen)
+    try:
+        yield found
+    finally:
+        sa.event.remove(sa.Engine, "before_cursor_execute", seen)
+
+
 def test_aenqueue_of_1000_jobs_never_blocks_the_loop_long(db_url, make_store) -> None:
     store = make_store(db_url)
     fn = store.job(name="a")(lambda job: None)
@@ -50,8 +70,10 @@ def test_aenqueue_of_1000_jobs_never_blocks_the_loop_long(db_url, make_store) ->
         await store.aclose()
         return ids, lags
 
-    ids, lags = asyncio.run(app())
+    with _blocking_statements() as blocking:
+        ids, lags = asyncio.run(app())
     assert len(set(ids)) == 2000 and _count(store) == 2000
+    assert blocking == []  # every statement went through the async driver
     # Each await yields to the loop; what runs between two is our Python, never a query.
     assert len(lags) > 20 and max(lags) < 0.25
 

@@ -23,13 +23,12 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 
 from otelkit._validate import check_positive, check_str
 from otelkit.errors import InvalidOptionError, OptionTypeError
 from otelkit.jobs._execute import Definition
 from otelkit.jobs._model import JobState, check_json
-from otelkit.jobs._schema import UNIQUE_SQL, WHILE_ACTIVE, db_now, jobs
+from otelkit.jobs._schema import UNIQUE_SQL, WHILE_ACTIVE, db_now, dialect_insert, jobs
 
 __all__ = ["Batch", "Item", "Options", "data_key", "insert", "make_options", "prepare"]
 
@@ -208,8 +207,7 @@ def _statement(dialect: str, batch: Batch, carrier: dict[str, str]) -> Any:
     d = batch.definition
     o = batch.options
     now = db_now()
-    make = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    stmt = make(jobs).values(
+    stmt = dialect_insert(dialect, jobs).values(
         name=d.name,
         queue=d.queue,
         status=JobState.QUEUED.value,

@@ -10,11 +10,10 @@ from __future__ import annotations
 from collections.abc import Collection
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 
 from otelkit._validate import check_str
 from otelkit.errors import InvalidOptionError
-from otelkit.jobs._schema import db_now, jobs, queues
+from otelkit.jobs._schema import db_now, dialect_insert, jobs, queues
 from otelkit.jobs._wakeup import CHANNEL
 
 __all__ = ["paused_queues", "set_paused"]
@@ -31,9 +30,8 @@ def set_paused(
     """
     name = check_str(where, "queue", queue)
     values = {"queue": name, "paused": paused, "updated_at": db_now()}
-    make = postgresql.insert if writer.dialect.name == "postgresql" else sqlite.insert
     upsert = (
-        make(queues)
+        dialect_insert(writer.dialect.name, queues)
         .values(values)
         .on_conflict_do_update(
             index_elements=[queues.c.queue],

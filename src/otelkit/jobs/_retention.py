@@ -14,10 +14,9 @@ from datetime import timedelta
 
 import sqlalchemy as sa
 from opentelemetry.instrumentation.utils import suppress_instrumentation
-from sqlalchemy.dialects import postgresql, sqlite
 
 from otelkit.errors import InvalidOptionError, OptionTypeError
-from otelkit.jobs._schema import db_now, history, jobs, locks
+from otelkit.jobs._schema import db_now, dialect_insert, history, jobs, locks
 from otelkit.jobs._telemetry import JobTelemetry
 
 __all__ = ["DEFAULT_RETENTION", "Pruner", "check_retention"]
@@ -103,8 +102,9 @@ class Pruner:
         return len(gone)
 
     def _acquire(self) -> bool:
-        make = postgresql.insert if self._writer.dialect.name == "postgresql" else sqlite.insert
-        stmt = make(locks).values(name=_LOCK, owner=self._owner, expires=db_now() + _LOCK_LEASE)
+        stmt = dialect_insert(self._writer.dialect.name, locks).values(
+            name=_LOCK, owner=self._owner, expires=db_now() + _LOCK_LEASE
+        )
         stmt = stmt.on_conflict_do_update(
             index_elements=[locks.c.name],
             set_={"owner": stmt.excluded.owner, "expires": stmt.excluded.expires},

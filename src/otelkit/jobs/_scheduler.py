@@ -20,12 +20,11 @@ from typing import Any
 
 import sqlalchemy as sa
 from opentelemetry.instrumentation.utils import suppress_instrumentation
-from sqlalchemy.dialects import postgresql, sqlite
 
 from otelkit.jobs._execute import Definition
 from otelkit.jobs._model import JobState, from_epoch
 from otelkit.jobs._schedule import Schedule, iso
-from otelkit.jobs._schema import db_now, jobs, schedules
+from otelkit.jobs._schema import db_now, dialect_insert, jobs, schedules
 from otelkit.jobs._telemetry import JobTelemetry
 
 __all__ = ["JobSchedule", "list_schedules", "run_schedules"]
@@ -63,10 +62,6 @@ def list_schedules(engine: sa.Engine) -> list[JobSchedule]:
 
 _c = jobs.c
 _s = schedules.c
-
-
-def _insert(dialect: str, table: sa.Table) -> Any:
-    return (postgresql if dialect == "postgresql" else sqlite).insert(table)
 
 
 def run_schedules(
@@ -116,7 +111,7 @@ def _lock_schedule(
     concurrent schedulers take turns); ``(last period, last tick, now)``."""
     dialect = conn.dialect.name
     conn.execute(
-        _insert(dialect, schedules)
+        dialect_insert(dialect, schedules)
         .values(
             name=d.name,
             queue=d.queue,
@@ -142,7 +137,7 @@ def _enqueue_period(
     ``(schedule, period_start)``); its id, or None for a duplicate."""
     job_id = uuid.uuid4().hex
     inserted = conn.execute(
-        _insert(conn.dialect.name, jobs)
+        dialect_insert(conn.dialect.name, jobs)
         .values(
             id=job_id,
             name=d.name,

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
@@ -30,6 +31,7 @@ __all__ = [
     "WHILE_ACTIVE",
     "create_schema",
     "db_now",
+    "dialect_insert",
     "drop_schema",
     "has_schema",
     "history",
@@ -322,3 +324,9 @@ def missing_schema(engine: sa.Engine) -> SchemaMissingError:
         "once before enqueuing or querying (it is idempotent), or start "
         "`otelkit jobs worker`, which creates them"
     )
+
+
+def dialect_insert(dialect: str, table: sa.Table) -> Any:
+    """``INSERT`` into ``table`` with the dialect's ``ON CONFLICT`` clauses (PostgreSQL or
+    SQLite)."""
+    return (postgresql if dialect == "postgresql" else sqlite).insert(table)
