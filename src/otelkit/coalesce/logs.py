@@ -41,7 +41,6 @@ from otelkit.coalesce._window import (
     Coalescer,
     Summary,
 )
-from otelkit.relay._records import writable
 
 __all__ = ["CoalescingLogRecordProcessor"]
 
@@ -163,6 +162,11 @@ class CoalescingLogRecordProcessor(LogRecordProcessor):
                 report_internal_error(_COMPONENT + ".downstream", exc)
 
     def _relayed_one_at_a_time(self, log_records: list[ReadableLogRecord]) -> None:
+        # Imported here: relayed records come only from a relay host, which has loaded the
+        # relay already; at module level it would load the relay's child side into every
+        # process that coalesces.
+        from otelkit.relay._records import writable
+
         self._forward_each([writable(record) for record in log_records])
 
     def _passes(self, log_record: ReadWriteLogRecord | ReadableLogRecord) -> bool:
