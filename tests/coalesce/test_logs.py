@@ -445,3 +445,16 @@ def test_with_max_keys_open_new_messages_pass_and_repeats_still_merge(
     assert summary.log_record.attributes["otelkit.coalesce.count"] == 3
     assert log_pipeline.metric("otelkit.coalesce.overflow") == 2
     assert log_pipeline.metric("otelkit.coalesce.suppressed") == 2
+
+
+def test_importing_the_coalescing_processors_loads_no_relay_module() -> None:
+    # Every process that coalesces imports them; only a relay host hands on relayed records.
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, otelkit.coalesce\n"
+        "print(sorted(m for m in sys.modules if m.startswith('otelkit.relay')))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

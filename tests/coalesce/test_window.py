@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import tracemalloc
 
@@ -10,6 +11,7 @@ import pytest
 from otelkit._errors import internal_error_counts
 from otelkit.coalesce import EMIT, SUPPRESS, Coalescer, Summary
 from otelkit.coalesce._hinted import HintedCoalescer
+from otelkit.coalesce._table import WindowTable
 from otelkit.testing import FakeClock
 
 
@@ -405,3 +407,15 @@ def test_windows_ending_within_the_slack_close_together(fake_clock: FakeClock) -
     assert [s.key for s in summaries] == ["a"]
     fake_clock.advance(0.05)
     assert [s.key for s in summaries] == ["a", "b"]
+
+
+def test_the_window_table_stays_tracked_when_its_windows_are_not() -> None:
+    # As _table.WindowTable says: the collector untracks an exact dict of untracked values
+    # (so the next opening would make it young again); the table's subclass it never does.
+    windows = [(1.0, 1, i, (i, "first")) for i in range(10)]
+    table, plain = WindowTable(enumerate(windows)), dict(enumerate(windows))
+    gc.collect()
+    gc.collect()
+    assert not any(gc.is_tracked(window) for window in windows)
+    assert not gc.is_tracked(plain)  # what the subclass is for
+    assert gc.is_tracked(table)

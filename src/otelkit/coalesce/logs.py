@@ -41,7 +41,6 @@ from otelkit.coalesce._window import (
     Coalescer,
     Summary,
 )
-from otelkit.relay._records import writable
 
 __all__ = ["CoalescingLogRecordProcessor"]
 
@@ -143,10 +142,7 @@ class CoalescingLogRecordProcessor(LogRecordProcessor):
         """:meth:`on_emit` for each of ``log_records``, in order; those that pass go
         downstream in one call when it has an ``on_emit_many`` of its own (otelkit's batch
         processor does; the relay host hands on a child's frame this way). Never raises."""
-        passes = self._passes
-        passed = [record for record in log_records if passes(record)]
-        if passed:
-            self._forward_many(passed)
+        self._hand_on(self._downstream_many, log_records)
 
     def on_emit_relayed(self, log_records: list[ReadableLogRecord]) -> None:
         """Records the relay host built from a child's frame, as the ``ReadableLogRecord``
@@ -154,15 +150,24 @@ class CoalescingLogRecordProcessor(LogRecordProcessor):
         function gets them as they are); those that pass go to the downstream's
         ``on_emit_relayed`` in one call (otelkit's batch processor has one), else each as a
         writable copy to ``on_emit``. Never raises."""
+        self._hand_on(self._relayed_downstream, log_records)
+
+    def _hand_on(self, downstream: Callable[[list[Any]], None], log_records: Sequence[Any]) -> None:
+        # on_emit_many and on_emit_relayed: decided in order, those that pass in one call.
         passes = self._passes
         passed = [record for record in log_records if passes(record)]
         if passed:
             try:
-                self._relayed_downstream(passed)
+                downstream(passed)
             except Exception as exc:  # noqa: BLE001 - as for on_emit
                 report_internal_error(_COMPONENT + ".downstream", exc)
 
     def _relayed_one_at_a_time(self, log_records: list[ReadableLogRecord]) -> None:
+        # Imported here: relayed records come only from a relay host, which has loaded the
+        # relay already; at module level it would load the relay's child side into every
+        # process that coalesces.
+        from otelkit.relay._records import writable
+
         self._forward_each([writable(record) for record in log_records])
 
     def _passes(self, log_record: ReadWriteLogRecord | ReadableLogRecord) -> bool:
@@ -198,12 +203,6 @@ class CoalescingLogRecordProcessor(LogRecordProcessor):
                 forward(record)
             except Exception as exc:  # noqa: BLE001 - a failing downstream never reaches the caller
                 report_internal_error(_COMPONENT + ".downstream", exc)
-
-    def _forward_many(self, log_records: Sequence[ReadWriteLogRecord]) -> None:
-        try:
-            self._downstream_many(log_records)
-        except Exception as exc:  # noqa: BLE001 - as for on_emit
-            report_internal_error(_COMPONENT + ".downstream", exc)
 
     def enabled(
         self,
