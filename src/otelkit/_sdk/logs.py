@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Iterable
 from threading import Lock, RLock
 from time import time_ns
@@ -25,6 +26,7 @@ __all__ = [
     "public_log_record",
     "readable_log_records",
     "readable_view",
+    "writable_copy",
 ]
 
 _new = object.__new__
@@ -312,3 +314,20 @@ readable_log_records = (
 )
 """``readable_view`` of each of :data:`fast_log_records`, without the writable records in
 between (one object fewer a record) when both shortcuts passed their self-checks."""
+
+
+# -- back to a writable record -------------------------------------------------------------
+def writable_copy(record: ReadableLogRecord) -> ReadWriteLogRecord:
+    """A ``ReadWriteLogRecord`` over a copy of ``record``'s API record, through the SDK's
+    constructor (for a processor that takes only writable records)."""
+    log_record = copy.copy(record.log_record)
+    dropped = record.dropped_attributes
+    out = ReadWriteLogRecord(
+        log_record=log_record,
+        resource=record.resource,
+        instrumentation_scope=record.instrumentation_scope,
+        limits=record.limits or LogRecordLimits(),
+    )
+    if dropped:
+        out.log_record.attributes.dropped += dropped  # type: ignore[union-attr]
+    return out

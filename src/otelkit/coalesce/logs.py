@@ -17,6 +17,7 @@ from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
 from otelkit._clock import REAL_CLOCK, Clock
 from otelkit._errors import report_internal_error
+from otelkit._sdk.logs import writable_copy
 from otelkit._validate import check_bool, check_positive, check_positive_int
 from otelkit.coalesce._common import (
     flush_downstream,
@@ -163,12 +164,8 @@ class CoalescingLogRecordProcessor(LogRecordProcessor):
                 report_internal_error(_COMPONENT + ".downstream", exc)
 
     def _relayed_one_at_a_time(self, log_records: list[ReadableLogRecord]) -> None:
-        # Imported here: relayed records come only from a relay host, which has loaded the
-        # relay already; at module level it would load the relay's child side into every
-        # process that coalesces.
-        from otelkit.relay._records import writable
-
-        self._forward_each([writable(record) for record in log_records])
+        # A downstream without on_emit_relayed: a writable copy of each to its on_emit.
+        self._forward_each(log_records, writable_copy)
 
     def _passes(self, log_record: ReadWriteLogRecord | ReadableLogRecord) -> bool:
         """Whether ``log_record`` goes downstream (it does not repeat an open window's key)."""
@@ -195,12 +192,17 @@ class CoalescingLogRecordProcessor(LogRecordProcessor):
             report_internal_error(_COMPONENT, exc)
         return True
 
-    def _forward_each(self, log_records: Sequence[ReadWriteLogRecord]) -> None:
-        # A downstream without on_emit_many: one record at a time, each failure on its own.
+    def _forward_each(
+        self,
+        log_records: Sequence[Any],
+        prepare: Callable[[Any], ReadWriteLogRecord] | None = None,
+    ) -> None:
+        # A downstream without on_emit_many: one record at a time (each ``prepare``d first,
+        # if given), each failure on its own.
         forward = self._forward
         for record in log_records:
             try:
-                forward(record)
+                forward(record if prepare is None else prepare(record))
             except Exception as exc:  # noqa: BLE001 - a failing downstream never reaches the caller
                 report_internal_error(_COMPONENT + ".downstream", exc)
 

@@ -12,7 +12,6 @@ field on random records.
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Iterable
 from typing import Any
 
@@ -27,7 +26,6 @@ __all__ = [
     "RelayedLogRecord",
     "build_log_records",
     "build_readable_log_records",
-    "writable",
 ]
 
 LogFields = tuple[Any, ...]
@@ -67,22 +65,6 @@ def build_readable_log_records(
     """The ``ReadableLogRecord`` a batch processor would queue for each row's
     :func:`build_log_records` record (for processors that take relayed records readable)."""
     return readable_log_records(RelayedLogRecord, rows, limits)
-
-
-def writable(record: ReadableLogRecord) -> ReadWriteLogRecord:
-    """A ``ReadWriteLogRecord`` over a copy of ``record``'s API record, through the SDK's
-    constructor (for a processor that takes only writable records)."""
-    log_record = copy.copy(record.log_record)
-    dropped = record.dropped_attributes
-    out = ReadWriteLogRecord(
-        log_record=log_record,
-        resource=record.resource,
-        instrumentation_scope=record.instrumentation_scope,
-        limits=record.limits or LogRecordLimits(),
-    )
-    if dropped:
-        out.log_record.attributes.dropped += dropped  # type: ignore[union-attr]
-    return out
 
 
 FAST_OK = FAST_LOG_RECORDS_OK
