@@ -98,7 +98,8 @@ def serve() -> Iterator[Callable[..., Served]]:
         wait_until(lambda: server.started or not thread.is_alive(), timeout=30)
         assert server.started, "uvicorn did not start"
         port = server.servers[0].sockets[0].getsockname()[1]
-        return Served(f"http://{host}:{port}", host, port)
+        near = "127.0.0.1" if host == "0.0.0.0" else host  # the wildcard is reached on loopback
+        return Served(f"http://{near}:{port}", near, port)
 
     yield start
     for server, thread in running:
