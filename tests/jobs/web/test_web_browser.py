@@ -31,7 +31,9 @@ WAIT = 30.0  # seconds: the bound of every wait on the browser
 def browser(tmp_path: Path) -> Iterator[object]:
     """A headless Chromium with a fresh profile and no background traffic."""
     if not (os.path.exists(CHROMIUM) and os.path.exists(CHROMEDRIVER)):
-        pytest.skip("Debian's chromium and chromium-driver are not installed (.ci/run installs them)")
+        pytest.skip(
+            "Debian's chromium and chromium-driver are not installed (.ci/run installs them)"
+        )
     webdriver = pytest.importorskip("selenium.webdriver")
     from selenium.webdriver.chrome.service import Service
 

@@ -80,9 +80,7 @@ def test_the_jobs_page_filters_by_state_queue_name_and_error_text(
     assert bad.status == 400 and "unknown state &#39;exploded&#39;" in bad.body
 
 
-def test_error_search_treats_percent_and_underscore_as_text(
-    traced_store, dashboard, serve
-) -> None:
+def test_error_search_treats_percent_and_underscore_as_text(traced_store, dashboard, serve) -> None:
     store = traced_store
 
     @store.job(name="odd", queue="q", max_attempts=1)
@@ -107,8 +105,9 @@ def test_pages_walk_every_job_newest_first_by_keyset_without_offset(
     # changed later come first.
     with store.engine.begin() as conn:
         conn.execute(
-            sa.text("UPDATE otelkit_jobs SET updated_at = updated_at + 60 WHERE id IN :few")
-            .bindparams(sa.bindparam("few", expanding=True)),
+            sa.text(
+                "UPDATE otelkit_jobs SET updated_at = updated_at + 60 WHERE id IN :few"
+            ).bindparams(sa.bindparam("few", expanding=True)),
             {"few": ids[:5]},
         )
     statements: list[str] = []
@@ -151,10 +150,14 @@ def test_the_job_page_shows_attempts_tracebacks_trace_links_and_history(
     body = client.get(f"/jobs/{job_id}").body
     assert '<td class="state state-failed" id="job-state">failed</td>' in body
     assert "ValueError: card 4000 declined" in body
-    assert 'raise ValueError(f&#34;card {job.data[&#39;card&#39;]} declined&#34;)' in body
+    assert "raise ValueError(f&#34;card {job.data[&#39;card&#39;]} declined&#34;)" in body
     assert f'href="https://traces.example/t/{job.errors[0].trace_id}?x=1"' in body
-    assert re.search(r"<td>-</td><td>queued</td>.*<td>queued</td><td>running</td>.*"
-                     r"<td>running</td><td>failed</td>", body, re.S)
+    assert re.search(
+        r"<td>-</td><td>queued</td>.*<td>queued</td><td>running</td>.*"
+        r"<td>running</td><td>failed</td>",
+        body,
+        re.S,
+    )
     assert 'id="retry"' in body and 'id="cancel"' not in body
 
 

@@ -14,7 +14,7 @@ import pytest
 
 from otelkit.errors import InvalidOptionError
 from otelkit.jobs import JobState
-from otelkit.jobs.web._security import check_bind, is_loopback
+from otelkit.jobs.web._security import check_bind, is_loopback, resolve_token
 
 TOKEN = "a-long-random-token-for-tests-0123456789"
 
@@ -116,18 +116,27 @@ def test_binding_beyond_loopback_needs_a_token() -> None:
     with pytest.raises(InvalidOptionError, match="OTELKIT_JOBS_WEB_TOKEN"):
         check_bind("0.0.0.0", None)
     with pytest.raises(InvalidOptionError, match="at least 16 characters"):
-        from otelkit.jobs.web import app  # noqa: F401 - the app resolves tokens the same way
-        from otelkit.jobs.web._security import resolve_token
-
         resolve_token("short")
 
 
 def test_the_command_refuses_a_public_address_without_a_token(tmp_path, traced_store) -> None:
     env = {k: v for k, v in os.environ.items() if k != "OTELKIT_JOBS_WEB_TOKEN"}
     result = subprocess.run(
-        [sys.executable, "-m", "otelkit", "jobs", "web", "--db", traced_store.engine.url.render_as_string(hide_password=False),
-         "--host", "0.0.0.0"],
-        capture_output=True, text=True, timeout=60, env=env,
+        [
+            sys.executable,
+            "-m",
+            "otelkit",
+            "jobs",
+            "web",
+            "--db",
+            traced_store.engine.url.render_as_string(hide_password=False),
+            "--host",
+            "0.0.0.0",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
     )
     assert result.returncode == 2
     assert "refusing to listen on '0.0.0.0' without a token" in result.stderr
@@ -139,7 +148,7 @@ def test_read_only_offers_no_action_and_accepts_none(
     traced_store.job(name="ship", queue="mail")(lambda job: None).enqueue()
     client = serve(dashboard(traced_store, read_only=True)).client()
     pages = [client.get(p).body for p in ("/", "/jobs", f"/jobs/{failed}")]
-    assert all("<form method=\"post\"" not in body for body in pages)
+    assert all('<form method="post"' not in body for body in pages)
     assert all('id="read-only"' in body for body in pages)
     assert "Retry all matching" not in pages[1]
     assert client.get("/bulk?action=retry&state=failed").status == 403
@@ -166,8 +175,13 @@ def test_what_a_job_holds_is_shown_as_text(traced_store, dashboard, serve) -> No
     client = serve(dashboard(store)).client()
     bodies = [
         client.get(path).body
-        for path in ("/", "/jobs", "/jobs?state=failed", f"/jobs/{job_id}",
-                     f"/bulk?action=retry&q={quote(XSS)}")
+        for path in (
+            "/",
+            "/jobs",
+            "/jobs?state=failed",
+            f"/jobs/{job_id}",
+            f"/bulk?action=retry&q={quote(XSS)}",
+        )
     ]
     for body in bodies:
         assert "<script>alert" not in body and "<img src=x" not in body

@@ -115,7 +115,7 @@ def app(
         Mount("/static", app=StaticFiles(directory=str(_STATIC)), name="static"),
     ]
     starlette = Starlette(routes=routes)
-    starlette.add_middleware(_Guard, token=secret)  # type: ignore[arg-type]
+    starlette.add_middleware(_Guard, token=secret)
     return starlette
 
 
@@ -233,7 +233,11 @@ class _Dashboard:
 
     def trace_link(self, trace_id: str | None) -> str | None:
         """The trace page of ``trace_id`` (32 hex digits), or None."""
-        if not trace_id or len(trace_id) != 32 or not all(c in "0123456789abcdef" for c in trace_id):
+        if (
+            not trace_id
+            or len(trace_id) != 32
+            or not all(c in "0123456789abcdef" for c in trace_id)
+        ):
             return None
         return self.trace_url.format(trace_id=trace_id)
 
@@ -361,14 +365,21 @@ class _Dashboard:
                 "403: missing or wrong CSRF token (reload the page and try again)",
                 status_code=403,
             )
-        handler = self._actions.get(verb)
+        handler = self._handler(verb)
         if handler is None:
             return PlainTextResponse(f"404: no action {verb!r}", status_code=404)
         try:
-            target = await run_in_threadpool(handler, self, form)
+            target = await run_in_threadpool(handler, form)
         except (ValueError, KeyError) as exc:
             return self.render(request, "error.html", 400, message=str(exc))
         return RedirectResponse(request.scope.get("root_path", "") + target, status_code=303)
+
+    def _handler(self, verb: str) -> Callable[[Mapping[str, str]], str] | None:
+        if verb in ("retry", "cancel"):
+            return lambda form: self._job_action(form, verb)
+        if verb in ("pause", "resume"):
+            return lambda form: self._queue_action(form, verb)
+        return self._bulk if verb == "bulk" else None
 
     def _job_action(self, form: Mapping[str, str], verb: str) -> str:
         job_id = form["job"]
@@ -414,14 +425,6 @@ class _Dashboard:
             secure=request.url.scheme == "https",
         )
         return response
-
-    _actions: dict[str, Callable[[_Dashboard, Mapping[str, str]], str]] = {
-        "retry": lambda self, form: self._job_action(form, "retry"),
-        "cancel": lambda self, form: self._job_action(form, "cancel"),
-        "pause": lambda self, form: self._queue_action(form, "pause"),
-        "resume": lambda self, form: self._queue_action(form, "resume"),
-        "bulk": lambda self, form: self._bulk(form),
-    }
 
 
 _SECURITY_HEADERS = {
@@ -511,4 +514,3 @@ def _age(seconds: float | None) -> str:
     if whole < 86400:
         return f"{whole // 3600} h {whole % 3600 // 60} min"
     return f"{whole // 86400} d {whole % 86400 // 3600} h"
-

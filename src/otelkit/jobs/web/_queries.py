@@ -13,6 +13,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from typing import Any
 
 import sqlalchemy as sa
 from opentelemetry.instrumentation.utils import suppress_instrumentation
@@ -136,7 +137,9 @@ def _activity(engine: sa.Engine) -> tuple[dict[str, int], dict[str, int], bool]:
             target[queue] = target.get(queue, 0) + count
         rows, earliest = conn.execute(read).one()
         now = conn.execute(sa.select(db_now())).scalar_one()
-    capped = rows >= _ACTIVITY_ROWS and earliest is not None and earliest > now - 60 * ACTIVITY_MINUTES
+    capped = (
+        rows >= _ACTIVITY_ROWS and earliest is not None and earliest > now - 60 * ACTIVITY_MINUTES
+    )
     return started, failed, capped
 
 
@@ -191,9 +194,7 @@ def decode_cursor(cursor: str) -> tuple[float, str]:
         raise ValueError(f"invalid page cursor {cursor!r}") from exc
 
 
-def _select_page(
-    flt: JobFilter, cursor: tuple[float, str] | None, limit: int
-) -> sa.Select[tuple[str, float]]:
+def _select_page(flt: JobFilter, cursor: tuple[float, str] | None, limit: int) -> sa.Select[Any]:
     """Ids and change times of one page: per state, an index range scan from the cursor
     with ``LIMIT``, then the merge of those few rows (so no sort of the whole table)."""
     branches = []
@@ -218,7 +219,7 @@ def job_page(
     """Up to ``limit`` jobs matching ``flt`` after ``cursor`` (newest change first)."""
     after = decode_cursor(cursor) if cursor else None
     with suppress_instrumentation(), engine.connect() as conn:
-        keys = conn.execute(_select_page(flt, after, limit + 1)).all()
+        keys = [(str(r[0]), float(r[1])) for r in conn.execute(_select_page(flt, after, limit + 1))]
         shown = [job_id for job_id, _ in keys[:limit]]
         rows = conn.execute(sa.select(*jobs.c).where(_c.id.in_(shown))).all() if shown else []
     by_id = {job.id: job for job in map(job_from_row, rows)}
@@ -226,7 +227,7 @@ def job_page(
     next_cursor = None
     if len(keys) > limit:
         last_id, last_at = keys[limit - 1]
-        next_cursor = encode_cursor(float(last_at), last_id)
+        next_cursor = encode_cursor(last_at, last_id)
     return JobPage(found, next_cursor, flt)
 
 
@@ -276,7 +277,9 @@ def followups(engine: sa.Engine, job: Job) -> list[Job]:
     start = 0
     with suppress_instrumentation(), engine.connect() as conn:
         while True:
-            ids = [followup_id(job.id, job.attempt, i) for i in range(start, start + _FOLLOWUP_PROBE)]
+            ids = [
+                followup_id(job.id, job.attempt, i) for i in range(start, start + _FOLLOWUP_PROBE)
+            ]
             rows = [job_from_row(r) for r in conn.execute(sa.select(*jobs.c).where(_c.id.in_(ids)))]
             order = {job_id: i for i, job_id in enumerate(ids)}
             found += sorted(rows, key=lambda j: order[j.id])
@@ -301,9 +304,7 @@ def parse_spec(spec: str, catch_up: str) -> Schedule | None:
     """The :class:`Schedule` a stored spec (``Schedule.spec``) describes, or None."""
     try:
         if match := _CRON_SPEC.match(spec):
-            return make_schedule(
-                cron=match["cron"], every=None, tz=match["tz"], catch_up=catch_up
-            )
+            return make_schedule(cron=match["cron"], every=None, tz=match["tz"], catch_up=catch_up)
         if match := _EVERY_SPEC.match(spec):
             return make_schedule(
                 cron=None, every=float(match["seconds"]), tz="UTC", catch_up=catch_up
