@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import tempfile
 from typing import Any
 
 from otelkit.jobs.web import WEB_EXTRA
@@ -38,7 +40,30 @@ def add_parser(
     web.add_argument(
         "--read-only", action="store_true", help="offer and accept no action (only pages)"
     )
-    web.set_defaults(func=lambda args: run(args, serve))
+    web.add_argument(
+        "--demo",
+        action="store_true",
+        help="serve a temporary SQLite store filled with demo jobs (no --db needed)",
+    )
+    web.set_defaults(func=lambda args: _demo(args) if args.demo else run(args, serve))
+
+
+def _demo(args: argparse.Namespace) -> int:
+    try:
+        from otelkit.jobs.web._demo import demo_store
+    except ImportError as exc:
+        print(
+            f"otelkit jobs web: {exc.name} is not installed; install it with: {WEB_EXTRA}",
+            file=sys.stderr,
+        )
+        return 2
+    with tempfile.TemporaryDirectory(prefix="otelkit-jobs-web-") as tmp:
+        print("otelkit jobs web: running demo jobs into a temporary store ...", flush=True)
+        store = demo_store(os.path.join(tmp, "jobs.sqlite3"))
+        try:
+            return serve(args, store)
+        finally:
+            store.close()
 
 
 def serve(args: argparse.Namespace, store: Any) -> int:
