@@ -74,6 +74,7 @@ def _screenshot(driver, tmp_path: Path, name: str) -> Path:
 def test_an_operator_finds_retries_and_pauses_in_a_real_browser(
     browser, sqlite_url, make_store, serve, tmp_path
 ) -> None:
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as ec
     from selenium.webdriver.support.select import Select
@@ -82,7 +83,20 @@ def test_an_operator_finds_retries_and_pauses_in_a_real_browser(
     from otelkit.jobs.web import app
 
     driver = browser
-    wait = WebDriverWait(driver, WAIT)
+    # The queues table is replaced every 0.3 s: an element found there may go stale between
+    # two calls, so its reads and clicks are retried until they land on a current one.
+    wait = WebDriverWait(driver, WAIT, ignored_exceptions=(StaleElementReferenceException,))
+
+    def text_is(css: str, expected: str) -> None:
+        wait.until(lambda d: d.find_element(By.CSS_SELECTOR, css).text == expected)
+
+    def click(css: str) -> None:
+        def clicked(d) -> bool:
+            d.find_element(By.CSS_SELECTOR, css).click()
+            return True
+
+        wait.until(clicked)
+
     store = make_store(sqlite_url, tracer_provider=TracerProvider())
     upstream_down = threading.Event()
     upstream_down.set()
@@ -104,8 +118,7 @@ def test_an_operator_finds_retries_and_pauses_in_a_real_browser(
 
     # Queues: the failed job is counted on its queue.
     driver.get(served.url + "/")
-    row = driver.find_element(By.CSS_SELECTOR, 'tr[data-queue="billing"]')
-    assert row.find_element(By.CSS_SELECTOR, "td.count-failed").text == "1"
+    text_is('tr[data-queue="billing"] td.count-failed', "1")
 
     # Jobs: filter the failed ones, open the one there is.
     driver.find_element(By.LINK_TEXT, "Jobs").click()
@@ -138,26 +151,21 @@ def test_an_operator_finds_retries_and_pauses_in_a_real_browser(
 
     # Pause the mail queue: a worker serving it leaves its new job alone.
     driver.get(served.url + "/")
-    driver.find_element(By.CSS_SELECTOR, 'tr[data-queue="mail"] button.pause').click()
+    click('tr[data-queue="mail"] button.pause')
     wait.until(ec.text_to_be_present_in_element((By.ID, "notice"), "Queue paused"))
-    state = driver.find_element(By.CSS_SELECTOR, 'tr[data-queue="mail"] td.queue-state')
-    assert state.text == "paused"
+    text_is('tr[data-queue="mail"] td.queue-state', "paused")
     waiting = mail.enqueue({"to": "late@example.com"})
     assert worker.run_until_idle(timeout=WAIT) == 0
     assert store.get(waiting).state is JobState.QUEUED
 
     # The table refreshes in place (no reload): the waiting job shows up as ready.
     driver.execute_script("window.otelkitMarker = 'same page';")
-    wait.until(
-        ec.text_to_be_present_in_element(
-            (By.CSS_SELECTOR, 'tr[data-queue="mail"] td.count-ready'), "1"
-        )
-    )
+    text_is('tr[data-queue="mail"] td.count-ready', "1")
     assert driver.execute_script("return window.otelkitMarker") == "same page"
     _screenshot(driver, tmp_path, "jobs-web-queues.png")
 
     # Resume: the worker takes the job.
-    driver.find_element(By.CSS_SELECTOR, 'tr[data-queue="mail"] button.resume').click()
+    click('tr[data-queue="mail"] button.resume')
     wait.until(ec.text_to_be_present_in_element((By.ID, "notice"), "Queue resumed"))
     assert worker.run_until_idle(timeout=WAIT) == 1
     assert store.get(waiting).state is JobState.SUCCEEDED

@@ -15,6 +15,25 @@ import pytest
 
 pytest.importorskip("starlette", reason="the web extra is not installed")
 
+_WITHOUT_STARLETTE = "import sys; sys.modules['starlette'] = None\n"
+
+
+def test_without_the_web_extra_the_error_says_how_to_install_it() -> None:
+    code = _WITHOUT_STARLETTE + (
+        "import otelkit.jobs.web as web\n"
+        "try:\n    web.app\nexcept ImportError as exc:\n    print(exc)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60
+    )
+    assert "needs starlette" in result.stdout and "pip install 'otelkit[web]'" in result.stdout
+    cli = _WITHOUT_STARLETTE + (
+        "import sys; from otelkit.cli import main\nsys.exit(main(['jobs', 'web', '--demo']))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", cli], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert "install it with: pip install 'otelkit[web]'" in result.stderr
+
 
 def _free_port() -> int:
     with socket.socket() as probe:

@@ -45,6 +45,9 @@ def test_the_queues_page_counts_each_state_and_shows_paused_queues(
     assert re.search(r'count-scheduled">\s*<a[^>]*>1</a>', mail.group(0))
     assert '<td class="queue-state">paused</td>' in mail.group(0)
     assert '<td class="queue-state">active</td>' in billing.group(0)
+    # One attempt started and one failed in the last minutes; the mail jobs never ran.
+    assert re.search(r'"n activity-started">1<.*"n activity-failed">1<', billing.group(0), re.S)
+    assert re.search(r'"n activity-started">0<.*"n activity-failed">0<', mail.group(0), re.S)
     assert "FLOW CONTROL" not in body  # the marked place for limits is a template comment
 
 

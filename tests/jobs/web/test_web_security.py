@@ -72,6 +72,15 @@ def test_with_a_token_a_wrong_or_missing_bearer_is_refused_and_changes_nothing(
     assert traced_store.get(failed).state is JobState.QUEUED
 
 
+def test_the_token_comes_from_the_environment_when_not_given(
+    traced_store, dashboard, serve, monkeypatch
+) -> None:
+    monkeypatch.setenv("OTELKIT_JOBS_WEB_TOKEN", TOKEN)
+    served = serve(dashboard(traced_store))
+    assert served.client().get("/", Accept="text/plain").status == 401
+    assert served.client(Authorization=f"Bearer {TOKEN}").get("/").status == 200
+
+
 def test_signing_in_with_the_token_sets_a_cookie_that_is_not_the_token(
     traced_store, dashboard, serve
 ) -> None:

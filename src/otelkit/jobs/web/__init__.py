@@ -16,7 +16,6 @@ if TYPE_CHECKING:
 
 __all__ = ["DEFAULT_TRACE_URL", "TOKEN_ENV", "app"]
 
-WEB_EXTRA = "pip install 'otelkit[web]'"
 _LAZY = ("DEFAULT_TRACE_URL", "app")
 
 
@@ -28,6 +27,8 @@ def __getattr__(name: str) -> Any:
     try:
         from otelkit.jobs.web import _app
     except ImportError as exc:
+        from otelkit.jobs.web._cli import WEB_EXTRA
+
         raise ImportError(
             f"otelkit.jobs.web needs {exc.name}, which is not installed; install it with: "
             f"{WEB_EXTRA}"

@@ -8,10 +8,11 @@ import sys
 import tempfile
 from typing import Any
 
-from otelkit.jobs.web import WEB_EXTRA
 from otelkit.jobs.web._security import TOKEN_ENV, check_bind, resolve_token
 
-__all__ = ["add_parser"]
+__all__ = ["WEB_EXTRA", "add_parser"]
+
+WEB_EXTRA = "pip install 'otelkit[web]'"
 
 
 def add_parser(

@@ -80,6 +80,8 @@ whether their ``run_after`` has come."""
 
 def queue_overview(engine: sa.Engine) -> list[QueueRow]:
     """Every queue that has jobs or a setting (a paused queue without jobs is listed)."""
+    # FLOW CONTROL: once otelkit.jobs has per-queue limits (concurrency, rate), read them
+    # here into QueueRow and fill the "Limits" column marked in _queues_table.html.
     counts, oldest = _admin.gauges(engine)
     later = (
         sa.select(_c.queue, sa.func.count())
