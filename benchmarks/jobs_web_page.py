@@ -42,7 +42,7 @@ _LOAD = """
 INSERT INTO otelkit_jobs (id, name, queue, status, data, result, priority, attempt,
   max_attempts, lease_seconds, run_after, created_at, updated_at, finished_at, errors,
   last_error)
-SELECT md5(i::text), 'bench.job' || (i % 7), 'q' || (i % 5), s.status,
+SELECT 'job-' || lpad(i::text, 8, '0'), 'bench.job' || (i % 7), 'q' || (i % 5), s.status,
   jsonb_build_object('n', i, 'card', '4000-' || i), NULL, 0, 1, 3, 30.0,
   t.at, t.at, t.at + 1.0, CASE WHEN s.status = 'queued' THEN NULL ELSE t.at + 1.0 END,
   CASE WHEN s.status = 'failed' THEN jsonb_build_array(jsonb_build_object(
