@@ -98,14 +98,15 @@ def test_error_search_treats_percent_and_underscore_as_text(traced_store, dashbo
     assert _ids_in(client.get("/jobs?q=_").body) == []
 
 
+@pytest.mark.parametrize("states", ["", "queued", "queued,cancelled"])
 def test_pages_walk_every_job_newest_first_by_keyset_without_offset(
-    traced_store, dashboard, serve
+    states, traced_store, dashboard, serve
 ) -> None:
     store = traced_store
     fn = store.job(name="n", queue="q")(lambda job: None)
     ids = fn.enqueue_many([{"i": i} for i in range(23)])
     # One statement enqueued them all: equal change times, so the id breaks the ties; five
-    # changed later come first.
+    # changed later come first, and four are cancelled (another state, changed later still).
     with store.engine.begin() as conn:
         conn.execute(
             sa.text(
@@ -113,13 +114,26 @@ def test_pages_walk_every_job_newest_first_by_keyset_without_offset(
             ).bindparams(sa.bindparam("few", expanding=True)),
             {"few": ids[:5]},
         )
+    for job_id in ids[10:14]:
+        store.cancel(job_id)
+    chosen = states.split(",") if states else [s.value for s in JobState]
+    with store.engine.connect() as conn:
+        expected = list(
+            conn.execute(
+                sa.text(
+                    "SELECT id FROM otelkit_jobs WHERE status IN :states "
+                    "ORDER BY updated_at DESC, id DESC"
+                ).bindparams(sa.bindparam("states", expanding=True)),
+                {"states": chosen},
+            ).scalars()
+        )
     statements: list[str] = []
     sa.event.listen(
         store.engine, "before_cursor_execute", lambda *a: statements.append(_inline(a[2], a[3]))
     )
     client = serve(dashboard(store, page_size=10)).client()
     seen: list[str] = []
-    path = "/jobs?state=queued"
+    path = f"/jobs?state={states}" if states else "/jobs"
     pages = 0
     while path:
         body = client.get(path).body
@@ -127,10 +141,9 @@ def test_pages_walk_every_job_newest_first_by_keyset_without_offset(
         pages += 1
         nxt = re.search(r'href="([^"]+)" id="next-page"', body)
         path = html.unescape(nxt.group(1)) if nxt else ""
-    assert pages == 3
-    assert len(seen) == len(set(seen)) == 23 and set(seen) == set(ids)
-    assert seen[:5] == sorted(ids[:5], reverse=True)
-    assert seen[5:] == sorted(ids[5:], reverse=True)
+    assert seen == expected and len(set(seen)) == len(seen)
+    assert pages == -(-len(expected) // 10)
+    assert len(expected) == {"": 23, "queued": 19, "queued,cancelled": 23}[states]
     # SQLAlchemy's SQLite dialect writes "LIMIT ? OFFSET ?" with 0 bound: no row skipped.
     assert all(offset == "0" for s in statements for offset in re.findall(r"OFFSET (\w+)", s))
 
@@ -225,3 +238,35 @@ def test_bulk_actions_show_a_count_and_act_only_after_confirmation(
     assert response.status == 303 and "changed=3" in response.headers["location"]
     expected = JobState.QUEUED if verb == "retry" else JobState.CANCELLED
     assert {store.get(i).state for i in ids} == {expected}
+
+
+def test_mounted_in_another_application_links_and_actions_follow_the_mount_path(
+    traced_store, failing_job, dashboard, serve
+) -> None:
+    from starlette.applications import Starlette
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Mount, Route
+
+    store = traced_store
+    charge = failing_job(store)
+    job_id = charge.enqueue({"card": "4000"})
+    charge.run(job_id)
+    host = Starlette(
+        routes=[
+            Route("/", lambda request: PlainTextResponse("the host application")),
+            Mount("/ops/jobs", app=dashboard(store)),
+        ]
+    )
+    client = serve(host).client()
+    assert client.get("/").body == "the host application"
+    page = client.get(f"/ops/jobs/jobs/{job_id}")
+    assert page.status == 200
+    assert 'href="/ops/jobs/static/style.css"' in page.body
+    assert 'action="/ops/jobs/actions/retry"' in page.body
+    assert "Path=/ops/jobs" in page.headers["set-cookie"]
+    assert client.get("/ops/jobs/static/refresh.js").status == 200
+    csrf = re.search(r'name="csrf" value="([^"]+)"', page.body).group(1)
+    done = client.post("/ops/jobs/actions/retry", {"job": job_id, "csrf": csrf})
+    assert done.status == 303
+    assert done.headers["location"] == f"/ops/jobs/jobs/{job_id}?notice=retried"
+    assert store.get(job_id).state is JobState.QUEUED
