@@ -49,14 +49,23 @@ def add_parser(
     web.set_defaults(func=lambda args: _demo(args) if args.demo else run(args, serve))
 
 
+def _missing_extra(exc: ImportError) -> int:
+    print(
+        f"otelkit jobs web: {exc.name} is not installed; install it with: {WEB_EXTRA}",
+        file=sys.stderr,
+    )
+    return 2
+
+
 def _demo(args: argparse.Namespace) -> int:
     try:
         from otelkit.jobs.web._demo import demo_store
     except ImportError as exc:
-        print(
-            f"otelkit jobs web: {exc.name} is not installed; install it with: {WEB_EXTRA}",
-            file=sys.stderr,
-        )
+        return _missing_extra(exc)
+    try:  # before the demo jobs run: a refusal should come at once
+        check_bind(args.host, resolve_token(None))
+    except ValueError as exc:
+        print(f"otelkit jobs web: {exc}", file=sys.stderr)
         return 2
     with tempfile.TemporaryDirectory(prefix="otelkit-jobs-web-") as tmp:
         print("otelkit jobs web: running demo jobs into a temporary store ...", flush=True)
@@ -74,11 +83,7 @@ def serve(args: argparse.Namespace, store: Any) -> int:
 
         from otelkit.jobs.web._app import DEFAULT_TRACE_URL, app
     except ImportError as exc:
-        print(
-            f"otelkit jobs web: {exc.name} is not installed; install it with: {WEB_EXTRA}",
-            file=sys.stderr,
-        )
-        return 2
+        return _missing_extra(exc)
     token = resolve_token(None)
     check_bind(args.host, token)
     application = app(
