@@ -128,6 +128,15 @@ def failing_job() -> Callable[..., Any]:
 
 
 @pytest.fixture
+def failed(traced_store: JobStore, failing_job: Callable[..., Any]) -> str:
+    """The id of a failed job (``charge`` on queue ``billing``, data ``{"card": "4000"}``)."""
+    charge = failing_job(traced_store)
+    job_id: str = charge.enqueue({"card": "4000"})
+    charge.run(job_id)
+    return job_id
+
+
+@pytest.fixture
 def dashboard() -> Callable[..., Any]:
     """The app with the live refresh switched off (tests read pages, not timers)."""
 

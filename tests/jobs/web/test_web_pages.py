@@ -25,12 +25,15 @@ def _inline(statement: str, parameters: object) -> str:
     return "".join(part + values[i] for i, part in enumerate(parts[:-1])) + parts[-1]
 
 
-def test_the_queues_page_counts_each_state_and_shows_paused_queues(
-    traced_store, failing_job, dashboard, serve
-) -> None:
-    store = traced_store
-    charge = failing_job(store)
-    ok = store.job(name="ship", queue="mail")(lambda job: "sent")
+@pytest.fixture
+def shop(traced_store, failing_job):
+    """A store with two queues: ``billing`` (a job function that always fails) and ``mail``."""
+    ship = traced_store.job(name="ship", queue="mail")(lambda job: "sent")
+    return traced_store, failing_job(traced_store), ship
+
+
+def test_the_queues_page_counts_each_state_and_shows_paused_queues(shop, dashboard, serve) -> None:
+    store, charge, ok = shop
     failed = charge.enqueue({"card": "4000"})
     charge.run(failed)
     ok.enqueue()
@@ -61,12 +64,8 @@ def test_the_queues_fragment_is_the_table_alone(traced_store, dashboard, serve) 
     assert fragment.lstrip().startswith('<table id="queues">') and "<html" not in fragment
 
 
-def test_the_jobs_page_filters_by_state_queue_name_and_error_text(
-    traced_store, failing_job, dashboard, serve
-) -> None:
-    store = traced_store
-    charge = failing_job(store)
-    ok = store.job(name="ship", queue="mail")(lambda job: "sent")
+def test_the_jobs_page_filters_by_state_queue_name_and_error_text(shop, dashboard, serve) -> None:
+    store, charge, ok = shop
     declined = charge.enqueue({"card": "4000"})
     charge.run(declined)
     other = charge.enqueue({"card": "5100"})
@@ -154,12 +153,9 @@ def test_a_bad_cursor_is_a_clear_400(traced_store, dashboard, serve) -> None:
 
 
 def test_the_job_page_shows_attempts_tracebacks_trace_links_and_history(
-    traced_store, failing_job, dashboard, serve
+    traced_store, failed, dashboard, serve
 ) -> None:
-    store = traced_store
-    charge = failing_job(store)
-    job_id = charge.enqueue({"card": "4000"})
-    charge.run(job_id)
+    store, job_id = traced_store, failed
     job = store.get(job_id)
     assert job is not None and job.errors[0].trace_id
     client = serve(dashboard(store, trace_url="https://traces.example/t/{trace_id}?x=1")).client()
@@ -241,16 +237,13 @@ def test_bulk_actions_show_a_count_and_act_only_after_confirmation(
 
 
 def test_mounted_in_another_application_links_and_actions_follow_the_mount_path(
-    traced_store, failing_job, dashboard, serve
+    traced_store, failed, dashboard, serve
 ) -> None:
     from starlette.applications import Starlette
     from starlette.responses import PlainTextResponse
     from starlette.routing import Mount, Route
 
-    store = traced_store
-    charge = failing_job(store)
-    job_id = charge.enqueue({"card": "4000"})
-    charge.run(job_id)
+    store, job_id = traced_store, failed
     host = Starlette(
         routes=[
             Route("/", lambda request: PlainTextResponse("the host application")),

@@ -19,14 +19,6 @@ from otelkit.jobs.web._security import check_bind, is_loopback, resolve_token
 TOKEN = "a-long-random-token-for-tests-0123456789"
 
 
-@pytest.fixture
-def failed(traced_store, failing_job) -> str:
-    charge = failing_job(traced_store)
-    job_id = charge.enqueue({"card": "4000"})
-    charge.run(job_id)
-    return job_id
-
-
 def test_an_action_without_the_csrf_token_is_refused_and_changes_nothing(
     traced_store, failed, dashboard, serve
 ) -> None:
