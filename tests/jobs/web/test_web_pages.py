@@ -263,3 +263,19 @@ def test_mounted_in_another_application_links_and_actions_follow_the_mount_path(
     assert done.status == 303
     assert done.headers["location"] == f"/ops/jobs/jobs/{job_id}?notice=retried"
     assert store.get(job_id).state is JobState.QUEUED
+
+
+def test_bad_options_are_refused_naming_the_fix(sqlite_url, make_store, dashboard) -> None:
+    from otelkit.errors import InvalidOptionError, OptionTypeError
+
+    store = make_store(sqlite_url)
+    with pytest.raises(InvalidOptionError, match=r"trace_url must contain \{trace_id\}"):
+        dashboard(store, trace_url="http://localhost:16686/search")
+    with pytest.raises(InvalidOptionError, match=r"trace_url may name only \{trace_id\}"):
+        dashboard(store, trace_url="http://x/{trace}")
+    with pytest.raises(InvalidOptionError, match=r"must be an http\(s\) URL"):
+        dashboard(store, trace_url="javascript:alert(1)//{trace_id}")
+    with pytest.raises(InvalidOptionError, match=r"page_size must be an int in 1\.\.500"):
+        dashboard(store, page_size=0)
+    with pytest.raises(OptionTypeError, match=r"store must be an otelkit\.jobs\.JobStore"):
+        dashboard("jobs.sqlite3")
