@@ -28,7 +28,7 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider, sampling
 from otelkit import _forksignals, _sigterm
 from otelkit._config import _UNSET, Settings, resolve_settings
 from otelkit._drops import DropLedger
-from otelkit._exit import call_at_exit
+from otelkit._exit import call_at_exit, guard_os_exit
 from otelkit._logbridge import OtelLogHandler
 from otelkit._pipeline import (
     DiscardMetrics,
@@ -84,12 +84,19 @@ class _SkipSuppressed(logging.Filter):
 
 
 def _run_bounded(tasks: list[Callable[[], object]], timeout: float) -> bool:
-    """Run ``tasks`` in parallel daemon threads; True when all finished within ``timeout``."""
-    threads = [start_daemon(task, name="otelkit-flush") for task in tasks]
+    """Run ``tasks`` in parallel daemon threads; True when all finished within ``timeout``
+    and none returned ``False`` (a flush that failed)."""
+    failed: list[bool] = []
+
+    def run(task: Callable[[], object]) -> None:
+        if task() is False:
+            failed.append(True)
+
+    threads = [start_daemon(run, args=(task,), name="otelkit-flush") for task in tasks]
     deadline = time.monotonic() + timeout
     for thread in threads:
         thread.join(max(0.0, deadline - time.monotonic()))
-    return not any(thread.is_alive() for thread in threads)
+    return not failed and not any(thread.is_alive() for thread in threads)
 
 
 def _endpoint_refuses(url: str, timeout: float = 0.25) -> bool:
@@ -135,6 +142,7 @@ class Telemetry:
         self._stop_lock = threading.Lock()
         self._stopped = threading.Event()
         self._said_unanswered = False
+        self._said_bridge_gone = False
         if pipeline is None:  # OTEL_SDK_DISABLED: the API's no-op providers stay in place
             self.tracer_provider: TracerProvider | None = None
             self.logger_provider: LoggerProvider | None = None
@@ -282,16 +290,31 @@ class Telemetry:
         assert self.tracer_provider is not None
         assert self.logger_provider is not None
         assert self.meter_provider is not None
-        millis = int(seconds * 1000)
         tp, lp, mp = self.tracer_provider, self.logger_provider, self.meter_provider
-        done = _run_bounded(
-            [
-                lambda: tp.force_flush(millis),
-                lambda: lp.force_flush(millis),
-                lambda: mp.force_flush(millis),
-            ],
-            seconds,
+        deadline = time.monotonic() + seconds
+
+        def left() -> float:
+            return max(0.0, deadline - time.monotonic())
+
+        # In order, each step bounded by what is left: the metric collection first (in a
+        # relay child it is queued beside the spans and logs), then spans and logs, then a
+        # relay child's own buffer, so that True means everything recorded before the call
+        # was exported or written to the relay.
+        done = _run_bounded([lambda: mp.force_flush(int(left() * 1000))], left())
+        done = (
+            _run_bounded(
+                [
+                    lambda: tp.force_flush(int(left() * 1000)),
+                    lambda: lp.force_flush(int(left() * 1000)),
+                ],
+                left(),
+            )
+            and done
         )
+        child = self.relay_child
+        if child is not None:
+            done = child.force_flush(int(left() * 1000)) and done
+        self._check_log_bridge()
         if done:
             self._said_unanswered = False
         return done
@@ -333,6 +356,7 @@ class Telemetry:
                 _current = None
             _stopping = self  # a SIGTERM during this shutdown waits for it (_sigterm)
         if self._handler is not None:
+            self._check_log_bridge()
             logging.getLogger().removeHandler(self._handler)
             self._handler = None
         try:
@@ -341,6 +365,28 @@ class Telemetry:
             self._stopped.set()
             # Only now: a SIGTERM during the flush above must wait for it, not kill it.
             self._uninstall_sigterm()
+
+    def _check_log_bridge(self) -> None:
+        """Say once when someone else took the logging bridge off the root logger (Celery's
+        ``worker_hijack_root_logger`` empties the root's handlers): the application's log
+        records stop reaching OpenTelemetry, and nothing else would tell."""
+        handler = self._handler
+        if handler is None or self._said_bridge_gone or handler in logging.getLogger().handlers:
+            return
+        self._said_bridge_gone = True
+        logging.getLogger("otelkit").warning(
+            "otelkit: its logging bridge was removed from the root logger after configure(), "
+            "so log records no longer reach OpenTelemetry. Under Celery use otelkit.celery "
+            "(docs/task-queues.md), or call otelkit.configure() again after your logging "
+            "set-up."
+        )
+
+    def _reattach_log_bridge(self) -> None:
+        """Put the logging bridge back on the root logger if someone took it off."""
+        handler = self._handler
+        root = logging.getLogger()
+        if handler is not None and self.active and handler not in root.handlers:
+            root.addHandler(handler)
 
     def _uninstall_sigterm(self) -> None:
         if self._sigterm_installed:
@@ -562,6 +608,7 @@ def configure(
         if active is not None and active.active:
             same = _comparable(active.settings) == _comparable(settings)
             if same and active.coalesce_spans is coalesce_spans:
+                active._reattach_log_bridge()
                 return active
             if as_child and active.relay_child is not None and same:
                 return active  # relay=True in a child that already relays: nothing changes
@@ -580,6 +627,7 @@ def configure(
             pipeline = build_pipeline(settings, drops)
         telemetry = Telemetry(settings, pipeline, coalesce_spans, resource, drops)
         _forksignals.end_block_after_latest_hooks()
+        guard_os_exit()
         telemetry._install()
         _current = telemetry
         return telemetry
