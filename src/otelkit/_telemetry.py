@@ -540,6 +540,14 @@ def current() -> Telemetry | None:
         return _current
 
 
+def reattach_log_bridge() -> None:
+    """Put the active pipeline's logging bridge back on the root logger if it was removed
+    (for framework recipes whose logging set-up replaces the root's handlers)."""
+    telemetry = current()
+    if telemetry is not None:
+        telemetry._reattach_log_bridge()
+
+
 def flush(timeout: float | None = None) -> bool:
     """Flush the active pipeline (see :meth:`Telemetry.force_flush`); True if none is active."""
     telemetry = current()
