@@ -73,7 +73,7 @@ class Worker:
                 lambda: text in self.output() or self.process.poll() is not None, timeout=timeout
             )
         except TimeoutError:
-            raise AssertionError(f"no {text!r} in the worker's output:\n{self.output()[-4000:]}")
+            raise AssertionError(f"no {text!r} in the output:\n{self.output()[-4000:]}") from None
         assert text in self.output(), self.output()[-4000:]
 
     def terminate(self, timeout: float = 60.0) -> float:

@@ -6,10 +6,10 @@ import sys
 
 from opentelemetry import trace
 from redis import Redis
+from rq_jobs import work
 
 import otelkit
 from otelkit.rq import Queue
-from rq_jobs import work
 
 otelkit.configure(service_name="tq-producer")
 queue_name, count, url = sys.argv[1], int(sys.argv[2]), sys.argv[3]
