@@ -49,7 +49,10 @@ def instrument(app: Any, **options: Any) -> None:
     ``options`` go to :func:`otelkit.configure` in the worker's main process (with
     ``relay=True``) and in ``celery beat``. Calling it again for the same app does nothing.
     """
-    from celery import signals
+    try:
+        from celery import signals
+    except ImportError as exc:
+        raise ImportError("otelkit.celery needs Celery: pip install 'otelkit[celery]'") from exc
 
     if "relay" in options:
         raise TypeError(

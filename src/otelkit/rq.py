@@ -22,7 +22,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import rq
+try:
+    import rq
+except ImportError as exc:  # pragma: no cover - depends on the installed extras
+    raise ImportError("otelkit.rq needs RQ: pip install 'otelkit[rq]'") from exc
 from opentelemetry import context as context_api
 from opentelemetry import propagate, trace
 

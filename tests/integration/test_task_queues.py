@@ -288,3 +288,66 @@ def test_rq_warm_shutdown_lets_the_job_in_flight_finish(
     assert job.get_status(refresh=True) == "finished", output[-4000:]
     assert output.count("cold shut down") == 0, output[-4000:]
     assert output.count("warm shut down requested") == 1, output[-4000:]
+
+
+# ---- the recipes of docs/task-queues.md, as written ----------------------------------------
+
+
+def _write_recipes(directory: Path) -> None:
+    from test_docs_examples import recipe_files  # tests/ is on sys.path (no __init__.py)
+
+    page = Path(__file__).resolve().parents[2] / "docs" / "task-queues.md"
+    for name, code in recipe_files(page).items():
+        (directory / name).write_text(code)
+
+
+def _recipe_env(endpoint: str, directory: Path) -> dict[str, str]:
+    env = _env(endpoint)
+    env["PYTHONPATH"] = str(directory)
+    return env
+
+
+def test_the_celery_recipe_runs_as_written(
+    tmp_path: Path, rotel_collector: RotelCollector, otlp_sink: OtlpSink
+) -> None:
+    _write_recipes(tmp_path)
+    env = _recipe_env(rotel_collector.http_endpoint, tmp_path)
+    env["CELERY_BROKER"] = REDIS_URL.rsplit("/", 1)[0] + "/1"  # a database of its own
+    argv = [sys.executable, "-m", "celery", "-A", "tasks", "worker", "--pool=prefork",
+            "--concurrency=3", "--loglevel=INFO"]  # fmt: skip
+    worker = Worker(argv, env, tmp_path / "worker.log")
+    try:
+        worker.wait_for_output("ready.")
+        subprocess.run([sys.executable, "send.py"], env=env, cwd=tmp_path, timeout=60, check=True)
+        wait_until(
+            lambda: any(s.name == "run/tasks.resize" for _, s in otlp_sink.spans()), timeout=60
+        )
+        worker.terminate()
+    finally:
+        worker.close()
+    (upload,) = [s for _, s in otlp_sink.spans() if s.name == "upload"]
+    (run,) = [s for _, s in otlp_sink.spans() if s.name == "run/tasks.resize"]
+    assert run.trace_id == upload.trace_id  # (through apply_async/… with the instrumentation)
+    (record,) = [(res, r) for res, r in otlp_sink.logs() if "resizing" in r.body.string_value]
+    assert record[0]["service.name"] == "shop-worker"
+    assert record[1].trace_id == upload.trace_id
+
+
+def test_the_rq_recipe_runs_as_written(
+    tmp_path: Path, rotel_collector: RotelCollector, otlp_sink: OtlpSink
+) -> None:
+    from redis import Redis
+
+    Redis.from_url(REDIS_URL).delete("rq:queue:media")
+    _write_recipes(tmp_path)
+    env = _recipe_env(rotel_collector.http_endpoint, tmp_path)
+    subprocess.run([sys.executable, "enqueue.py"], env=env, cwd=tmp_path, timeout=60, check=True)
+    argv = [sys.executable, "-m", "rq.cli", "worker", "-w", "otelkit.rq.Worker", "--burst", "media"]
+    worker = Worker(argv, env, tmp_path / "worker.log")
+    try:
+        assert worker.process.wait(timeout=120) == 0, worker.output()[-4000:]
+    finally:
+        worker.close()
+    (run,) = [s for _, s in otlp_sink.spans() if s.name == "run/media.resize"]
+    (record,) = [r for _, r in otlp_sink.logs() if "resizing cat.png" in r.body.string_value]
+    assert record.trace_id == run.trace_id
