@@ -36,7 +36,7 @@ __all__ = ["Queue", "Worker"]
 _META_KEY = "otelkit.context"  # job.meta entry: the enqueuing code's W3C trace context
 
 
-class Queue(rq.Queue):  # type: ignore[misc]
+class Queue(rq.Queue):  # type: ignore[misc,unused-ignore]
     """An ``rq.Queue`` that stores the enqueuing code's trace context in each job's meta."""
 
     def create_job(self, *args: Any, **kwargs: Any) -> Any:
@@ -48,7 +48,7 @@ class Queue(rq.Queue):  # type: ignore[misc]
         return super().create_job(*args, **kwargs)
 
 
-class Worker(rq.Worker):  # type: ignore[misc]
+class Worker(rq.Worker):  # type: ignore[misc,unused-ignore]
     """An ``rq.Worker`` that hosts otelkit's relay and runs each job in a span."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
