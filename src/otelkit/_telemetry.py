@@ -11,10 +11,8 @@ import contextlib
 import functools
 import logging
 import os
-import socket
 import threading
 import time
-import urllib.parse
 from collections.abc import Callable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -39,6 +37,7 @@ from otelkit._pipeline import (
 )
 from otelkit._sdk.context import instrumentation_enabled
 from otelkit._threads import start_daemon
+from otelkit._unreachable import refusing, say
 
 if TYPE_CHECKING:
     from otelkit._batch import BatchCore
@@ -97,17 +96,6 @@ def _run_bounded(tasks: list[Callable[[], object]], timeout: float) -> bool:
     for thread in threads:
         thread.join(max(0.0, deadline - time.monotonic()))
     return not failed and not any(thread.is_alive() for thread in threads)
-
-
-def _endpoint_refuses(url: str, timeout: float = 0.25) -> bool:
-    """True when nothing accepts TCP connections at ``url`` (so a final flush cannot succeed)."""
-    parsed = urllib.parse.urlsplit(url)
-    port = parsed.port or (443 if parsed.scheme == "https" else 80)
-    try:
-        with socket.create_connection((parsed.hostname or "localhost", port), timeout=timeout):
-            return False
-    except OSError:
-        return True
 
 
 class Telemetry:
@@ -323,8 +311,6 @@ class Telemetry:
         """True (and said once) when nothing accepts connections at an OTLP endpoint."""
         if self.settings.exporter != "otlp" or self.relay_child is not None:
             return False
-        from otelkit._unreachable import refusing, say
-
         targets = self.settings.targets
         refused = refusing((t.endpoint for t in targets.values()), min(seconds, 0.5))
         if refused and not self._said_unanswered:
@@ -407,14 +393,13 @@ class Telemetry:
         if (
             self.settings.exporter == "otlp"
             and self.relay_child is None
-            and _endpoint_refuses(self.settings.targets["traces"].endpoint)
+            and refusing([self.settings.targets["traces"].endpoint], 0.25)
         ):
             # Interrupt retries first: the queues then drain at once (counted as failed
             # exports), so the relay below still reads and counts what children sent.
             for hook in self._pipeline.shutdown_hooks:
                 hook()
             deadline = min(deadline, time.monotonic() + 1.0)
-            from otelkit._unreachable import say
 
             say(  # one write: no other thread's output lands in the middle of the line
                 f"otelkit: nothing listens at {self.settings.targets['traces'].endpoint}; "
