@@ -92,9 +92,9 @@ class _Tee(SpanProcessor, LogRecordProcessor):
 
 
 def _collector_answers(endpoint: str) -> bool:
-    from otelkit._telemetry import _endpoint_refuses
+    from otelkit._unreachable import refusing
 
-    return not _endpoint_refuses(endpoint, timeout=0.3)
+    return not refusing([endpoint], 0.3)
 
 
 def _relay_drops(telemetry: otelkit.Telemetry) -> int:
