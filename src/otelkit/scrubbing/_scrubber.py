@@ -37,6 +37,9 @@ _MAX_CACHED_KEYS = 4096
 _DEFAULT_SAFE_KEYS = frozenset({SCRUBBED_ATTRIBUTE, "exception.type", "error.type"})
 
 
+_MARKER_START = "[scrubbed:"
+
+
 def marker(rule: str) -> str:
     """The text that replaces what ``rule`` found: says why, never what."""
     return f"[scrubbed: {rule}]"
@@ -103,8 +106,10 @@ class Scrubber:
             rule, secret_group, validator = self._rules[index]
             start, end = match.span(secret_group) if secret_group else match.span()
             secret = value[start:end]
-            if (validator is None or validator(secret)) and not self._allowed(
-                location, rule, secret
+            if (
+                not secret.startswith(_MARKER_START)  # scrubbed before (a relayed record)
+                and (validator is None or validator(secret))
+                and not self._allowed(location, rule, secret)
             ):
                 parts.append(value[done:start])
                 parts.append(marker(rule))
