@@ -3,7 +3,6 @@ by trace id; sampled-out records counted apart from drops; bounded waiting."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -65,8 +64,8 @@ class Rig:
 
 
 @pytest.fixture
-def rig() -> Iterator[Rig]:
-    yield make_rig(SamplingOptions(probability=0.5, duration_threshold=1.0))
+def rig() -> Rig:
+    return make_rig(SamplingOptions(probability=0.5, duration_threshold=1.0))
 
 
 def make_rig(options: SamplingOptions, coalesce: bool = False) -> Rig:
@@ -85,7 +84,9 @@ def make_rig(options: SamplingOptions, coalesce: bool = False) -> Rig:
 
 def _spans_of(rig: Rig, trace_id: int) -> list[str]:
     return sorted(
-        s.name for s in rig.spans.get_finished_spans() if s.context and s.context.trace_id == trace_id
+        s.name
+        for s in rig.spans.get_finished_spans()
+        if s.context and s.context.trace_id == trace_id
     )
 
 
@@ -224,3 +225,36 @@ def test_configure_samples_and_reports_through_the_handle() -> None:
         assert tel.sampler.counts()[("traces", "dropped", "probability")] == 1
     finally:
         tel.shutdown()
+
+
+def test_the_host_decides_the_trees_its_relay_children_send() -> None:
+    import multiprocessing
+
+    from otelkit.testing import wait_until
+
+    from . import children
+
+    host = otelkit.configure(
+        service_name="sampling-host",
+        relay=True,
+        exporter="memory",
+        coalesce_window=False,
+        sampling=SamplingOptions(probability=0.0),
+    )
+    try:
+        process = multiprocessing.get_context("spawn").Process(target=children.jobs_child)
+        process.start()
+        process.join(60)
+        assert process.exitcode == 0
+        assert host.sampler is not None and host.memory is not None
+        wait_until(
+            lambda: host.sampler.counts().get(("traces", "dropped", "probability")) == 8, timeout=20
+        )  # type: ignore[union-attr]
+        host.force_flush()
+        names = sorted(s.name for s in host.memory.spans.get_finished_spans())
+        assert names == ["job 2", "job 6", "step 2", "step 6"]
+        bodies = sorted(str(r.log_record.body) for r in host.memory.logs.get_finished_logs())
+        assert [b for b in bodies if "step" in b] == ["job 2 step", "job 6 step"]
+        assert host.sampler.sampled_out("logs") == 8
+    finally:
+        host.shutdown()
