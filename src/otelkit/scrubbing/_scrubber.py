@@ -34,10 +34,28 @@ Notes = list[tuple[str, str]]
 """``(location, rule)`` of each replacement made in one record."""
 
 _MAX_CACHED_KEYS = 4096
-_DEFAULT_SAFE_KEYS = frozenset({SCRUBBED_ATTRIBUTE, "exception.type", "error.type"})
+# Names the program sets, not its data: never searched (the file path is long, and on
+# nearly every log record).
+_DEFAULT_SAFE_KEYS = frozenset(
+    {
+        SCRUBBED_ATTRIBUTE,
+        "exception.type",
+        "error.type",
+        "code.file.path",
+        "code.filepath",
+        "code.function.name",
+        "code.function",
+        "code.namespace",
+        "code.line.number",
+        "code.lineno",
+        "thread.name",
+        "thread.id",
+    }
+)
 
 
 _MARKER_START = "[scrubbed:"
+_PLAIN, _SENSITIVE, _SAFE = 0, 1, 2
 
 
 def marker(rule: str) -> str:
@@ -57,11 +75,11 @@ class Scrubber:
             *DEFAULT_VALUE_RULES,
             *(ValueRule(name, pattern) for name, pattern in options.named_patterns()),
         )
-        self._values, self._rules = compile_values(rules)
-        self._search = self._values.search
+        self._rules = compile_values(rules)
+        self._min_length = min(rule.min_length for rule in rules)
         self._safe = _DEFAULT_SAFE_KEYS | frozenset(options.safe_keys)
         self._callback = options.callback
-        self._key_rules: dict[str, bool] = {}  # key -> sensitive (cached verdicts)
+        self._key_rules: dict[str, int] = {}  # key -> _PLAIN, _SENSITIVE or _SAFE
         self._bind_lock = threading.Lock()
         self._counter = _counter(NoOpMeterProvider())
 
@@ -80,11 +98,18 @@ class Scrubber:
 
     def key_is_sensitive(self, key: str) -> bool:
         """Whether an attribute named ``key`` has its value replaced whatever it is."""
+        return self._key_verdict(key) == _SENSITIVE
+
+    def _key_verdict(self, key: str) -> int:
+        # _PLAIN (search the value), _SENSITIVE (replace it) or _SAFE (leave it), cached.
         verdict = self._key_rules.get(key)
         if verdict is None:
-            verdict = (
-                key not in self._safe and self._keys is not None and bool(self._keys.search(key))
-            )
+            if key in self._safe:
+                verdict = _SAFE
+            elif self._keys is not None and self._keys.search(key):
+                verdict = _SENSITIVE
+            else:
+                verdict = _PLAIN
             if len(self._key_rules) >= _MAX_CACHED_KEYS:
                 self._key_rules.clear()  # unbounded key sets (ids in names) stay bounded
             self._key_rules[key] = verdict
@@ -94,31 +119,54 @@ class Scrubber:
 
     def text(self, value: str, location: str, notes: Notes) -> str:
         """``value`` with every secret shape replaced (the same object when none is)."""
-        match = self._search(value)
-        if match is None:
+        size = len(value)
+        if size < self._min_length:
             return value
+        found: list[tuple[int, int, str]] | None = None
+        lowered: str | None = None
+        for rule in self._rules:
+            if size < rule.min_length:
+                continue
+            hints = rule.hints
+            if hints:
+                if rule.fold:
+                    if lowered is None:
+                        lowered = value.lower()
+                    haystack = lowered
+                else:
+                    haystack = value
+                for hint in hints:
+                    if hint in haystack:
+                        break
+                else:
+                    continue
+            position = 0
+            while (match := rule.search(value, position)) is not None:
+                group = rule.secret_group
+                start, end = match.span(group) if group else match.span()
+                position = max(match.end(), match.start() + 1)
+                secret = value[start:end]
+                if secret.startswith(_MARKER_START):  # scrubbed before (a relayed record)
+                    continue
+                if rule.validator is not None and not rule.validator(secret):
+                    continue
+                if self._allowed(location, rule.name, secret):
+                    continue
+                if found is None:
+                    found = []
+                found.append((start, end, rule.name))
+        if found is None:
+            return value
+        found.sort()
         parts: list[str] = []
         done = 0
-        changed = False
-        while match is not None:
-            name = match.lastgroup
-            index = int(name[1:]) if name is not None else -1
-            rule, secret_group, validator = self._rules[index]
-            start, end = match.span(secret_group) if secret_group else match.span()
-            secret = value[start:end]
-            if (
-                not secret.startswith(_MARKER_START)  # scrubbed before (a relayed record)
-                and (validator is None or validator(secret))
-                and not self._allowed(location, rule, secret)
-            ):
-                parts.append(value[done:start])
-                parts.append(marker(rule))
-                notes.append((location, rule))
-                done = end
-                changed = True
-            match = self._search(value, max(match.end(), match.start() + 1))
-        if not changed:
-            return value
+        for start, end, name in found:
+            if start < done:
+                continue  # inside what an earlier match replaces
+            parts.append(value[done:start])
+            parts.append(marker(name))
+            notes.append((location, name))
+            done = end
         parts.append(value[done:])
         return "".join(parts)
 
@@ -142,22 +190,35 @@ class Scrubber:
     ) -> dict[str, Any] | None:
         """A scrubbed copy of ``attributes``, or ``None`` when nothing in them matched."""
         out: dict[str, Any] | None = None
-        sensitive = self.key_is_sensitive
+        verdicts = self._key_rules
+        shortest = self._min_length
+        new: Any
         for key, value in attributes.items():
-            if key in self._safe:
+            verdict = verdicts.get(key)
+            if verdict is None:
+                verdict = self._key_verdict(key)
+            if verdict == _PLAIN:
+                kind = type(value)
+                if kind is str:
+                    if len(value) < shortest:
+                        continue
+                    new = self.text(value, prefix + key, notes)
+                elif kind is int or kind is float or kind is bool or value is None:
+                    continue
+                else:
+                    new = self.value(value, prefix + key, notes)
+                if new is value:
+                    continue
+            elif verdict == _SAFE:
                 continue
-            location = prefix + key if prefix else key
-            if sensitive(key):
+            else:
+                location = prefix + key
                 if value is None or value == "" or self._allowed_key(location, value):
                     continue
-                new: Any = marker(SENSITIVE_KEY)
+                new = marker(SENSITIVE_KEY)
                 if isinstance(value, Sequence) and not isinstance(value, (str, bytes)):
                     new = [new]
                 notes.append((location, SENSITIVE_KEY))
-            else:
-                new = self.value(value, location, notes)
-                if new is value:
-                    continue
             if out is None:
                 out = dict(attributes)
             out[key] = new
