@@ -204,7 +204,7 @@ def build_relay_child_pipeline(
     reader = periodic_reader(child.metric_exporter, metric_interval * 1000)
     scrub = None
     if scrubber is not None:
-        from otelkit.scrubbing.processors import scrub_relay_entry
+        from otelkit.scrubbing._processors import scrub_relay_entry
 
         scrub = functools.partial(scrub_relay_entry, scrubber)
     return Pipeline(
@@ -230,7 +230,7 @@ def make_scrubber(options: ScrubbingOptions | None) -> Scrubber | None:
 def scrubbed_resource(resource: Resource, options: ScrubbingOptions) -> Resource:
     """``resource`` with sensitive attributes scrubbed."""
     from otelkit.scrubbing import Scrubber
-    from otelkit.scrubbing.processors import scrub_resource
+    from otelkit.scrubbing._processors import scrub_resource
 
     return scrub_resource(resource, Scrubber(options))
 
