@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import Any
 
 from opentelemetry.context import Context
@@ -91,6 +92,7 @@ class TailSampler:
         self._remember = max(1024, 4 * self.options.max_held)
         self._spans_out: SpanProcessor | None = None
         self._logs_out: LogRecordProcessor | None = None
+        self._listeners: list[Callable[[ReadableSpan, str, str], None]] = []
         self._reset()
         after_fork_in_child(self, TailSampler._reset)
 
@@ -114,6 +116,13 @@ class TailSampler:
         """The log record processor that samples into ``downstream``."""
         self._logs_out = downstream
         return SamplingLogRecordProcessor(self, downstream)
+
+    def add_decision_listener(self, listener: Callable[[ReadableSpan, str, str], None]) -> None:
+        """Call ``listener(root, decision, reason)`` after each local tree is decided
+        (``decision`` is ``"kept"`` or ``"dropped"``; ``reason`` ``"error"``, ``"slow"`` or
+        ``"probability"``), on the thread that ended the root. A listener that raises is
+        contained and counted."""
+        self._listeners.append(listener)
 
     @property
     def held(self) -> int:
@@ -188,7 +197,9 @@ class TailSampler:
         else:
             self._count(signal, DROPPED, "verdict")
 
-    def _decide_root(self, root: ReadableSpan, trace_id: int, root_id: int, out: _Out) -> None:
+    def _decide_root(
+        self, root: ReadableSpan, trace_id: int, root_id: int, out: _Out
+    ) -> tuple[str, str]:
         entry = self._pending.get(trace_id)
         members: list[ReadableSpan] = []
         if entry is not None and entry.spans:
@@ -227,6 +238,7 @@ class TailSampler:
             out.extend((True, span) for span in members)
             out.append((True, root))
             out.extend((False, log) for log in logs)
+        return decision, reason
 
     def _late_span(
         self, span: ReadableSpan, trace_id: int, span_id: int, keep: bool, out: _Out
@@ -250,6 +262,7 @@ class TailSampler:
     def on_end(self, span: ReadableSpan) -> None:
         """Hold, forward or drop ``span`` as its tree's decision says. Never raises."""
         out: _Out = []
+        decided: tuple[str, str] | None = None
         try:
             context = span.context
             if context is None or not context.trace_flags.sampled or self._closed:
@@ -262,7 +275,7 @@ class TailSampler:
                         self._count("spans", PASSED, "released")
                         out.append((True, span))
                     elif parent is None or parent.is_remote:
-                        self._decide_root(span, trace_id, span_id, out)
+                        decided = self._decide_root(span, trace_id, span_id, out)
                     else:
                         verdict = self._verdicts.get(parent.span_id)
                         if verdict is not None:
@@ -275,6 +288,12 @@ class TailSampler:
             report_internal_error(_COMPONENT, exc)
             out = [(True, span)]
         self._forward(out)
+        if decided is not None and self._listeners:
+            for listener in self._listeners:
+                try:
+                    listener(span, *decided)
+                except Exception as exc:  # noqa: BLE001 - a listener never reaches the caller
+                    report_internal_error(_COMPONENT + ".listener", exc)
 
     def on_emit(self, log_record: ReadWriteLogRecord) -> None:
         """Hold, forward or drop ``log_record`` with its tree. Never raises."""

@@ -5,9 +5,9 @@ off); see ``docs/scrubbing.md``.
 """
 
 from otelkit.scrubbing._options import ScrubbingOptions, ScrubMatch
+from otelkit.scrubbing._processors import ScrubbingLogRecordProcessor, ScrubbingSpanProcessor
 from otelkit.scrubbing._rules import DEFAULT_KEY_PATTERNS, DEFAULT_VALUE_RULES, SENSITIVE_KEY
 from otelkit.scrubbing._scrubber import SCRUBBED_ATTRIBUTE, Scrubber
-from otelkit.scrubbing._processors import ScrubbingLogRecordProcessor, ScrubbingSpanProcessor
 
 __all__ = [
     "DEFAULT_KEY_PATTERNS",
