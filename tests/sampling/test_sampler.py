@@ -223,6 +223,17 @@ def test_configure_samples_and_reports_through_the_handle() -> None:
         assert tel.sampler is not None
         assert tel.sampler.counts()[("traces", "kept", "error")] == 1
         assert tel.sampler.counts()[("traces", "dropped", "probability")] == 1
+        data = tel.memory.metrics.get_metrics_data()
+        points = {
+            tuple(sorted((point.attributes or {}).items())): point.value
+            for rm in (data.resource_metrics if data else [])
+            for sm in rm.scope_metrics
+            for metric in sm.metrics
+            if metric.name == "otelkit.sampling.decisions"
+            for point in metric.data.data_points
+        }
+        key = (("decision", "dropped"), ("reason", "probability"), ("signal", "spans"))
+        assert points[key] == 1
     finally:
         tel.shutdown()
 

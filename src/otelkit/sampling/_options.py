@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from otelkit._validate import check_positive, check_positive_int
+from otelkit._validate import check_on_off, check_positive, check_positive_int
 from otelkit.errors import InvalidOptionError, OptionTypeError
 
 __all__ = ["SamplingOptions", "resolve_sampling"]
@@ -49,10 +49,6 @@ class SamplingOptions:
         return self
 
 
-_OFF = ("0", "false", "no", "off", "none")
-_ON = ("1", "true", "yes", "on", "default")
-
-
 def resolve_sampling(value: Any, option: str = "sampling") -> SamplingOptions | None:
     """``value`` (an argument or ``OTELKIT_SAMPLING``) as options, ``None`` for off (the
     default): ``True`` or ``"on"`` means ``SamplingOptions()``."""
@@ -61,15 +57,10 @@ def resolve_sampling(value: Any, option: str = "sampling") -> SamplingOptions | 
     if value is True:
         return SamplingOptions()
     if isinstance(value, str):
-        text = value.strip().lower()
-        if text in _OFF:
-            return None
-        if text in _ON:
-            return SamplingOptions()
-        raise InvalidOptionError(
-            f"otelkit.configure: {option}={value!r} is not supported; accepted: on, off "
-            "(or pass SamplingOptions(...) to configure())"
+        on = check_on_off(
+            "otelkit.configure", option, value, instead="pass SamplingOptions(...) to configure()"
         )
+        return SamplingOptions() if on else None
     if not isinstance(value, SamplingOptions):
         raise OptionTypeError(
             "otelkit.configure: sampling must be True, False or otelkit.SamplingOptions(...), "

@@ -404,12 +404,28 @@ def _split_tree(
     return members, others
 
 
-class SamplingSpanProcessor(SpanProcessor):
-    """Tail-samples ended spans into ``downstream`` (see :class:`TailSampler`)."""
+class _SamplingControl:
+    """``downstream``, ``force_flush`` and ``shutdown`` of both sampling processors."""
 
-    def __init__(self, sampler: TailSampler, downstream: SpanProcessor) -> None:
+    def __init__(self, sampler: TailSampler, downstream: Any) -> None:
         self.sampler = sampler
         self._downstream = downstream
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        """Release what waits (it passes unsampled), then flush downstream."""
+        self.sampler.release_all()
+        return bool(self._downstream.force_flush(timeout_millis))
+
+    def shutdown(self) -> None:
+        """Release what waits, stop sampling, shut the downstream down."""
+        self.sampler.close()
+        self._downstream.shutdown()
+
+
+class SamplingSpanProcessor(_SamplingControl, SpanProcessor):
+    """Tail-samples ended spans into ``downstream`` (see :class:`TailSampler`)."""
+
+    _downstream: SpanProcessor
 
     @property
     def downstream(self) -> SpanProcessor:
@@ -424,23 +440,11 @@ class SamplingSpanProcessor(SpanProcessor):
         """Hold, forward or drop ``span`` as its tree's decision says."""
         self.sampler.on_end(span)
 
-    def force_flush(self, timeout_millis: int = 30000) -> bool:
-        """Release what waits (it passes unsampled), then flush downstream."""
-        self.sampler.release_all()
-        return self._downstream.force_flush(timeout_millis)
 
-    def shutdown(self) -> None:
-        """Release what waits, stop sampling, shut the downstream down."""
-        self.sampler.close()
-        self._downstream.shutdown()
-
-
-class SamplingLogRecordProcessor(LogRecordProcessor):
+class SamplingLogRecordProcessor(_SamplingControl, LogRecordProcessor):
     """Holds log records of traces until their tree is decided (see :class:`TailSampler`)."""
 
-    def __init__(self, sampler: TailSampler, downstream: LogRecordProcessor) -> None:
-        self.sampler = sampler
-        self._downstream = downstream
+    _downstream: LogRecordProcessor
 
     @property
     def downstream(self) -> LogRecordProcessor:
@@ -450,13 +454,3 @@ class SamplingLogRecordProcessor(LogRecordProcessor):
     def on_emit(self, log_record: ReadWriteLogRecord) -> None:
         """Hold, forward or drop ``log_record`` with its tree."""
         self.sampler.on_emit(log_record)
-
-    def force_flush(self, timeout_millis: int = 30000) -> bool:
-        """Release what waits (it passes unsampled), then flush downstream."""
-        self.sampler.release_all()
-        return self._downstream.force_flush(timeout_millis)
-
-    def shutdown(self) -> None:
-        """Release what waits, stop sampling, shut the downstream down."""
-        self.sampler.close()
-        self._downstream.shutdown()

@@ -7,6 +7,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from otelkit._validate import check_on_off
 from otelkit.errors import InvalidOptionError, OptionTypeError
 
 __all__ = ["ScrubMatch", "ScrubbingOptions", "resolve_scrubbing"]
@@ -79,10 +80,6 @@ def _sequence(option: str, value: object) -> tuple[Any, ...]:
     return tuple(value)
 
 
-_OFF = ("0", "false", "no", "off", "none")
-_ON = ("1", "true", "yes", "on", "default")
-
-
 def resolve_scrubbing(value: Any, option: str = "scrubbing") -> ScrubbingOptions | None:
     """``value`` (an argument or ``OTELKIT_SCRUBBING``) as options, or ``None`` for off.
 
@@ -94,15 +91,10 @@ def resolve_scrubbing(value: Any, option: str = "scrubbing") -> ScrubbingOptions
     if value is False:
         return None
     if isinstance(value, str):
-        text = value.strip().lower()
-        if text in _OFF:
-            return None
-        if text in _ON:
-            return ScrubbingOptions()
-        raise InvalidOptionError(
-            f"{_WHERE}: {option}={value!r} is not supported; accepted: on, off "
-            "(or pass ScrubbingOptions(...) to configure())"
+        on = check_on_off(
+            _WHERE, option, value, instead="pass ScrubbingOptions(...) to configure()"
         )
+        return ScrubbingOptions() if on else None
     if not isinstance(value, ScrubbingOptions):
         raise OptionTypeError(
             f"{_WHERE}: scrubbing must be True, False or otelkit.ScrubbingOptions(...), "
