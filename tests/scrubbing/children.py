@@ -47,3 +47,25 @@ def loguru_child() -> None:
     logger.remove()
     logger.add(LoguruSink(), format="{message}")
     logger.bind(token="t-1", note=f"card {CARD}").warning("loguru child")
+
+
+def every_rule_child(texts: list[str]) -> None:
+    """Each text as a log body, an attribute value, a span attribute and an exception
+    message (log record and span event), from a relay child."""
+    otelkit.configure(service_name="scrub-child", coalesce_window=False)
+    emit_every_place(texts)
+
+
+def emit_every_place(texts: list[str]) -> None:
+    """Each text, numbered ``#i``, in every place a secret can hide."""
+    log = logging.getLogger("every.rule")
+    log.setLevel(logging.INFO)
+    tracer = trace.get_tracer("every.rule")
+    for i, text in enumerate(texts):
+        with tracer.start_as_current_span(f"#{i}", attributes={"detail": text}) as span:
+            log.warning("#%d body %s", i, text, extra={"detail": text})
+            try:
+                raise ValueError(text)
+            except ValueError as exc:
+                log.exception("#%d failed", i)
+                span.record_exception(exc)

@@ -258,3 +258,56 @@ def test_a_relay_child_scrubs_bridged_key_values(
     values = {k: v for k, v in attributes.items() if k in ("card", "password", "token", "note")}
     assert values and all("[scrubbed: " in str(v) for v in values.values())
     assert CARD not in repr(attributes)
+
+
+def _secrets() -> list[tuple[str, str]]:
+    from .test_rules import RULE_CASES
+
+    return [(text, secret) for text, secret, _, _ in RULE_CASES]
+
+
+def _assert_every_place_scrubbed(
+    logs: list[ReadableLogRecord], spans: list[Any], cases: list[tuple[str, str]]
+) -> None:
+    for i, (_, secret) in enumerate(cases):
+        body = next(r for r in logs if str(r.log_record.body).startswith(f"#{i} body"))
+        failed = next(r for r in logs if r.log_record.body == f"#{i} failed")
+        span = next(s for s in spans if s.name == f"#{i}")
+        places = {
+            "body": body.log_record.body,
+            "log attribute": (body.log_record.attributes or {})["detail"],
+            "exception message": (failed.log_record.attributes or {})["exception.message"],
+            "stack trace": (failed.log_record.attributes or {})["exception.stacktrace"],
+            "span attribute": (span.attributes or {})["detail"],
+            "span event": (span.events[0].attributes or {})["exception.message"],
+        }
+        for place, value in places.items():
+            assert secret not in str(value), (place, value)
+            assert "[scrubbed: " in str(value), (place, value)
+
+
+def test_every_default_rule_in_every_place_in_one_process(tel: otelkit.Telemetry) -> None:
+    cases = _secrets()
+    children.emit_every_place([text for text, _ in cases])
+    assert tel.memory is not None
+    tel.force_flush()
+    _assert_every_place_scrubbed(_logs(tel), list(tel.memory.spans.get_finished_spans()), cases)
+
+
+def test_every_default_rule_in_every_place_from_a_relay_child(host: otelkit.Telemetry) -> None:
+    cases = _secrets()
+    process = multiprocessing.get_context("spawn").Process(
+        target=children.every_rule_child, args=([text for text, _ in cases],)
+    )
+    process.start()
+    process.join(60)
+    assert process.exitcode == 0
+    assert host.memory is not None
+    wait_until(
+        lambda: (
+            len(host.memory.spans.get_finished_spans()) >= len(cases)  # type: ignore[union-attr]
+            and len(_logs(host)) >= 2 * len(cases)
+        ),
+        timeout=20,
+    )
+    _assert_every_place_scrubbed(_logs(host), list(host.memory.spans.get_finished_spans()), cases)
