@@ -35,6 +35,9 @@ from otelkit._pipeline import (
     SwitchLogProcessor,
     SwitchSpanProcessor,
     build_relay_child_pipeline,
+    make_scrubber,
+    scrubbing_processors,
+    wrap_sampling,
 )
 from otelkit._sdk.context import instrumentation_enabled
 from otelkit._threads import start_daemon
@@ -44,6 +47,8 @@ if TYPE_CHECKING:
     from otelkit._batch import BatchCore
     from otelkit._exporters import MemoryExporters
     from otelkit.relay import ChildPipeline, RelayHost
+    from otelkit.sampling import SamplingOptions, TailSampler
+    from otelkit.scrubbing import Scrubber, ScrubbingOptions
 
 __all__ = ["Telemetry", "configure", "current", "flush"]
 
@@ -72,7 +77,12 @@ def _resource(settings: Settings) -> Resource:
     if settings.environment:
         attrs["deployment.environment.name"] = settings.environment
     attrs["process.pid"] = os.getpid()
-    return Resource.create(attrs)
+    resource = Resource.create(attrs)
+    if settings.scrubbing is not None:
+        from otelkit._pipeline import scrubbed_resource
+
+        resource = scrubbed_resource(resource, settings.scrubbing)
+    return resource
 
 
 class _SkipSuppressed(logging.Filter):
@@ -112,6 +122,7 @@ class Telemetry:
         coalesce_spans: Callable[[ReadableSpan], bool] | None = None,
         resource: Resource | None = None,
         drops: DropLedger | None = None,
+        scrubber: Scrubber | None = None,
     ) -> None:
         self.settings = settings
         self.coalesce_spans = coalesce_spans
@@ -132,6 +143,8 @@ class Telemetry:
         self._stopped = threading.Event()
         self._said_unanswered = False
         self._said_bridge_gone = False
+        self.sampler: TailSampler | None = None
+        """The tail sampler, when configured with ``sampling=`` (``docs/sampling.md``)."""
         if pipeline is None:  # OTEL_SDK_DISABLED: the API's no-op providers stay in place
             self.tracer_provider: TracerProvider | None = None
             self.logger_provider: LoggerProvider | None = None
@@ -143,14 +156,21 @@ class Telemetry:
         self.drops.bind_meter_provider(self.meter_provider)
         if pipeline.relay_child is None:  # the host coalesces what its children relay
             _wrap_coalescing(pipeline, settings, coalesce_spans, self.meter_provider)
+            if settings.sampling is not None:  # the process that holds the trees decides
+                self.sampler = wrap_sampling(pipeline, settings.sampling, self.meter_provider)
         self.span_processor = SwitchSpanProcessor(pipeline.span_processor)
         self.log_processor = SwitchLogProcessor(pipeline.log_processor)
         self.tracer_provider = TracerProvider(
             resource=self.resource, sampler=_sampler(settings), shutdown_on_exit=False
         )
-        self.tracer_provider.add_span_processor(self.span_processor)
         self.logger_provider = LoggerProvider(resource=self.resource, shutdown_on_exit=False)
-        self.logger_provider.add_log_record_processor(self.log_processor)
+        # Scrubbing in front of the switch: this process's records, also after a fork;
+        # what children relay to the switch was scrubbed in the child.
+        spans, logs = scrubbing_processors(
+            self.span_processor, self.log_processor, scrubber, settings, self.meter_provider
+        )
+        self.tracer_provider.add_span_processor(spans)
+        self.logger_provider.add_log_record_processor(logs)
         self.drops.attach(self.log_processor, self.resource)
 
     @property
@@ -572,6 +592,8 @@ def configure(
     coalesce_window: float | bool | None = _UNSET,
     coalesce_spans: Callable[[ReadableSpan], bool] | None = None,
     relay: bool | None = None,
+    scrubbing: bool | ScrubbingOptions | None = None,
+    sampling: bool | SamplingOptions | None = None,
 ) -> Telemetry:
     """Install OpenTelemetry traces, metrics and logs for this process; return the handle.
 
@@ -597,6 +619,8 @@ def configure(
         shutdown_timeout=shutdown_timeout,
         coalesce_window=False if coalesce_window is None else coalesce_window,
         relay=relay,
+        scrubbing=scrubbing,
+        sampling=sampling,
     )
     if coalesce_spans is not None and not callable(coalesce_spans):
         raise ValueError("otelkit.configure: coalesce_spans must be a predicate (span -> bool)")
@@ -618,16 +642,19 @@ def configure(
         resource = _resource(settings)
         pipeline: Pipeline | None
         drops = DropLedger(meter_provider=NoOpMeterProvider())  # bound to the new provider
+        scrubber = make_scrubber(settings.scrubbing)
         if settings.disabled:
             pipeline = None
         elif as_child:
             assert relay_env is not None
-            pipeline = build_relay_child_pipeline(resource, relay_env, settings.metric_interval)
+            pipeline = build_relay_child_pipeline(
+                resource, relay_env, settings.metric_interval, scrubber
+            )
         else:
             from otelkit._exporters import build_pipeline
 
             pipeline = build_pipeline(settings, drops)
-        telemetry = Telemetry(settings, pipeline, coalesce_spans, resource, drops)
+        telemetry = Telemetry(settings, pipeline, coalesce_spans, resource, drops, scrubber)
         _forksignals.end_block_after_latest_hooks()
         guard_os_exit()
         telemetry._install()
