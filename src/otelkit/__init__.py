@@ -7,7 +7,8 @@ What leaves the process is scrubbed (``otelkit.scrubbing``, :class:`ScrubbingOpt
 when asked, tail-sampled (``otelkit.sampling``, :class:`SamplingOptions`).
 """
 
-from otelkit._telemetry import Telemetry, configure, current, flush
+from otelkit._configure import configure, current, flush
+from otelkit._telemetry import Telemetry
 from otelkit._version import __version__
 from otelkit.errors import InvalidOptionError, OptionTypeError, OtelkitError
 from otelkit.sampling import SamplingOptions

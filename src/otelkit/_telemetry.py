@@ -1,8 +1,7 @@
-"""``configure()`` and the :class:`Telemetry` handle: install, flush and shut down the SDK.
-
-One pipeline is active per process. ``configure()`` with the same resolved settings returns
-the active handle; with different settings it shuts the active one down (flushing it) and
-installs the new one, so no handler, processor or record is ever doubled.
+"""The :class:`Telemetry` handle: the providers of one pipeline, its relay role (host, or
+child after a fork), its flush and its bounded shutdown. ``configure()`` builds it
+(:mod:`otelkit._configure`); the process hooks flush it at exit
+(:mod:`otelkit._process_hooks`).
 """
 
 from __future__ import annotations
@@ -17,28 +16,25 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from opentelemetry.metrics import NoOpMeterProvider
 from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider, sampling
 
-from otelkit import _forksignals, _sigterm
+from otelkit import _active, _sigterm
 from otelkit._clock import REAL_CLOCK
-from otelkit._config import _UNSET, Settings, resolve_settings
+from otelkit._config import Settings
 from otelkit._drops import DropLedger
-from otelkit._exit import call_at_exit, guard_os_exit
 from otelkit._logbridge import OtelLogHandler
 from otelkit._pipeline import (
     DiscardMetrics,
     Pipeline,
     SwitchLogProcessor,
     SwitchSpanProcessor,
-    build_relay_child_pipeline,
-    make_scrubber,
     scrubbing_processors,
     wrap_sampling,
 )
+from otelkit._process_hooks import install_sigterm
 from otelkit._sdk.context import instrumentation_enabled
 from otelkit._threads import start_daemon
 from otelkit._unreachable import refusing, say
@@ -47,14 +43,10 @@ if TYPE_CHECKING:
     from otelkit._batch import BatchCore
     from otelkit._exporters import MemoryExporters
     from otelkit.relay import ChildPipeline, RelayHost
-    from otelkit.sampling import SamplingOptions, TailSampler
-    from otelkit.scrubbing import Scrubber, ScrubbingOptions
+    from otelkit.sampling import TailSampler
+    from otelkit.scrubbing import Scrubber
 
-__all__ = ["Telemetry", "configure", "current", "flush"]
-
-_lock = threading.RLock()
-_current: Telemetry | None = None
-_stopping: Telemetry | None = None  # the handle being shut down, if any
+__all__ = ["Telemetry", "resource_for"]
 
 
 def _sampler(settings: Settings) -> sampling.Sampler:
@@ -69,7 +61,7 @@ def _sampler(settings: Settings) -> sampling.Sampler:
     return sampling.ParentBased(root) if name.startswith("parentbased_") else root
 
 
-def _resource(settings: Settings) -> Resource:
+def resource_for(settings: Settings) -> Resource:
     attrs: dict[str, Any] = dict(settings.resource_attributes)
     attrs["service.name"] = settings.service_name
     if settings.service_version:
@@ -126,7 +118,7 @@ class Telemetry:
     ) -> None:
         self.settings = settings
         self.coalesce_spans = coalesce_spans
-        self.resource = resource or _resource(settings)
+        self.resource = resource or resource_for(settings)
         self.relay_host: RelayHost | None = None
         """The relay serving child processes, when configured with ``relay=True``."""
         self.relay_child: ChildPipeline | None = pipeline.relay_child if pipeline else None
@@ -230,8 +222,7 @@ class Telemetry:
         host.start()
         self.relay_host = host
         os.environ[RELAY_ENV] = host.env_value  # inherited by spawned and forked children
-        global _hosting
-        _hosting = (os.getpid(), host.env_value)
+        _active.set_hosting((os.getpid(), host.env_value))
 
     def _stop_relay_host(self, timeout: float) -> None:
         host, self.relay_host = self.relay_host, None
@@ -242,8 +233,7 @@ class Telemetry:
         host.close(timeout)
         if os.environ.get(RELAY_ENV) == host.env_value:
             del os.environ[RELAY_ENV]
-        global _hosting
-        _hosting = None
+        _active.set_hosting(None)
 
     def _become_relay_child(self) -> None:
         """After ``fork`` in a relay host: export through the parent's relay from now on,
@@ -275,7 +265,7 @@ class Telemetry:
 
     def _install_sigterm(self) -> None:
         # Only where SIGTERM has its default action: an application's handler stays its own.
-        self._sigterm_installed = _sigterm.install(_sigterm_target)
+        self._sigterm_installed = install_sigterm()
 
     # -- flushing and shutdown ------------------------------------------------------------
 
@@ -360,11 +350,7 @@ class Telemetry:
             self._shutdown_done = True
         if not first:  # another thread (a SIGTERM, the exit hook) is shutting down: wait for it
             return self._stopped.wait(seconds)
-        global _current, _stopping
-        with _lock:
-            if _current is self:
-                _current = None
-            _stopping = self  # a SIGTERM during this shutdown waits for it (_sigterm)
+        _active.leave(self)  # a SIGTERM during this shutdown waits for it (_sigterm)
         if self._handler is not None:
             self._check_log_bridge()
             logging.getLogger().removeHandler(self._handler)
@@ -501,39 +487,6 @@ def _set_globals(tp: TracerProvider, lp: LoggerProvider, mp: MeterProvider) -> N
     set_global_providers(tp, lp, mp)
 
 
-def _at_exit() -> None:
-    # A shutdown already under way (a SIGTERM's) must finish before the process ends.
-    telemetry = current() or _stopping
-    if telemetry is not None:
-        telemetry.shutdown()
-
-
-def _sigterm_target() -> Telemetry | None:
-    # An exit flush may be under way when SIGTERM comes: the handler waits for it.
-    return current() or _stopping
-
-
-def _after_fork_in_child() -> None:
-    _sigterm.reinstall_after_fork()
-    telemetry = _current
-    if telemetry is not None and telemetry.relay_host is not None and telemetry.active:
-        telemetry._become_relay_child()
-
-
-class _ExitHook:
-    """The process-wide exit flush (atexit, and ``multiprocessing``'s ``os._exit`` path,
-    ahead of a relay pipeline's own finalizer)."""
-
-    def run(self) -> None:
-        _at_exit()
-
-
-_EXIT_HOOK = _ExitHook()
-call_at_exit(_EXIT_HOOK, _ExitHook.run, priority=101)
-_forksignals.install(lambda: _current is not None)
-os.register_at_fork(after_in_child=_after_fork_in_child)
-
-
 _fork_metrics_warned = False
 
 
@@ -546,133 +499,6 @@ def _warn_fork_metrics_once() -> None:
             "the metrics of fork children of a relay host are not relayed (the parent's values "
             "would be reported again under the child); use spawn, or see docs/sdk-seam.md"
         )
-
-
-def current() -> Telemetry | None:
-    """The active :class:`Telemetry`, or None before ``configure()`` / after shutdown."""
-    with _lock:
-        return _current
-
-
-def reattach_log_bridge() -> None:
-    """Put the active pipeline's logging bridge back on the root logger if it was removed
-    (for framework recipes whose logging set-up replaces the root's handlers)."""
-    telemetry = current()
-    if telemetry is not None:
-        telemetry._reattach_log_bridge()
-
-
-def flush(timeout: float | None = None) -> bool:
-    """Flush the active pipeline (see :meth:`Telemetry.force_flush`); True if none is active."""
-    telemetry = current()
-    return True if telemetry is None else telemetry.force_flush(timeout)
-
-
-def _comparable(settings: Settings) -> Settings:
-    from dataclasses import replace
-
-    return replace(settings, sources={})
-
-
-def configure(
-    *,
-    service_name: str | None = None,
-    service_version: str | None = None,
-    environment: str | None = None,
-    resource_attributes: dict[str, Any] | None = None,
-    endpoint: str | None = None,
-    protocol: str | None = None,
-    headers: str | dict[str, str] | None = None,
-    exporter: str | None = None,
-    logging_level: int | str | None = _UNSET,
-    sampler: str | None = None,
-    sample_ratio: float | None = None,
-    metric_interval: float | None = None,
-    shutdown_timeout: float | None = None,
-    coalesce_window: float | bool | None = _UNSET,
-    coalesce_spans: Callable[[ReadableSpan], bool] | None = None,
-    relay: bool | None = None,
-    scrubbing: bool | ScrubbingOptions | None = None,
-    sampling: bool | SamplingOptions | None = None,
-) -> Telemetry:
-    """Install OpenTelemetry traces, metrics and logs for this process; return the handle.
-
-    Every option is keyword-only and falls back to its environment variable, then to the
-    default (see the README's configuration reference). Bad values raise ``ValueError``
-    naming the option before anything is installed. Calling again with the same resolved
-    settings returns the active handle; with different settings the active pipeline is
-    shut down (flushed) and replaced.
-    """
-    settings = resolve_settings(
-        service_name=service_name,
-        service_version=service_version,
-        environment=environment,
-        resource_attributes=resource_attributes,
-        endpoint=endpoint,
-        protocol=protocol,
-        headers=headers,
-        exporter=exporter,
-        logging_level="none" if logging_level is None else logging_level,
-        sampler=sampler,
-        sample_ratio=sample_ratio,
-        metric_interval=metric_interval,
-        shutdown_timeout=shutdown_timeout,
-        coalesce_window=False if coalesce_window is None else coalesce_window,
-        relay=relay,
-        scrubbing=scrubbing,
-        sampling=sampling,
-    )
-    if coalesce_spans is not None and not callable(coalesce_spans):
-        raise ValueError("otelkit.configure: coalesce_spans must be a predicate (span -> bool)")
-    global _current
-    with _lock:
-        relay_env = os.environ.get("OTELKIT_RELAY")
-        as_child = bool(relay_env) and _hosting != (os.getpid(), relay_env)
-        if as_child and settings.relay:
-            _warn_relay_in_child()
-        active = _current
-        if active is not None and active.active:
-            same = _comparable(active.settings) == _comparable(settings)
-            if same and active.coalesce_spans is coalesce_spans:
-                active._reattach_log_bridge()
-                return active
-            if as_child and active.relay_child is not None and same:
-                return active  # relay=True in a child that already relays: nothing changes
-            active.shutdown()
-        resource = _resource(settings)
-        pipeline: Pipeline | None
-        drops = DropLedger(meter_provider=NoOpMeterProvider())  # bound to the new provider
-        scrubber = make_scrubber(settings.scrubbing)
-        if settings.disabled:
-            pipeline = None
-        elif as_child:
-            assert relay_env is not None
-            pipeline = build_relay_child_pipeline(
-                resource, relay_env, settings.metric_interval, scrubber
-            )
-        else:
-            from otelkit._exporters import build_pipeline
-
-            pipeline = build_pipeline(settings, drops)
-        telemetry = Telemetry(settings, pipeline, coalesce_spans, resource, drops, scrubber)
-        _forksignals.end_block_after_latest_hooks()
-        guard_os_exit()
-        telemetry._install()
-        _current = telemetry
-        return telemetry
-
-
-_hosting: tuple[int, str] | None = None
-"""``(pid, OTELKIT_RELAY value)`` of the relay this process serves: a value inherited from a
-parent (a pre-fork server's worker) is the parent's relay, never one to serve again."""
-
-
-def _warn_relay_in_child() -> None:
-    logging.getLogger("otelkit").warning(
-        "otelkit.configure(relay=True) in a child of a relay host (OTELKIT_RELAY is "
-        "inherited): exporting to the parent's relay instead of serving a new one. In a "
-        "pre-fork server call configure(relay=True) in the master only (docs/prefork.md)."
-    )
 
 
 def _wrap_coalescing(

@@ -76,7 +76,7 @@ def instrument(app: Any, **options: Any) -> None:
             telemetry.shutdown()
 
     def on_logging_set_up(**_: Any) -> None:
-        from otelkit._telemetry import reattach_log_bridge
+        from otelkit._configure import reattach_log_bridge
 
         reattach_log_bridge()
 
