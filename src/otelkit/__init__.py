@@ -7,10 +7,16 @@
 
 from otelkit._telemetry import Telemetry, configure, current, flush
 from otelkit._version import __version__
-from otelkit.errors import InvalidOptionError, OptionTypeError, OtelkitError
+from otelkit.errors import (
+    InvalidOptionError,
+    MissingDependencyError,
+    OptionTypeError,
+    OtelkitError,
+)
 
 __all__ = [
     "InvalidOptionError",
+    "MissingDependencyError",
     "OptionTypeError",
     "OtelkitError",
     "Telemetry",
