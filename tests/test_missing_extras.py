@@ -77,6 +77,13 @@ CASES: dict[str, tuple[tuple[str, ...], str, str]] = {
         """,
         "MissingDependencyError",
     ),
+    "web": (
+        ("starlette",),
+        """
+        from otelkit.jobs.web import app
+        """,
+        "MissingDependencyError",
+    ),
     "test": (
         ("rotel",),
         """

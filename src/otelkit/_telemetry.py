@@ -24,6 +24,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider, sampling
 
 from otelkit import _forksignals, _sigterm
+from otelkit._clock import REAL_CLOCK
 from otelkit._config import _UNSET, Settings, resolve_settings
 from otelkit._drops import DropLedger
 from otelkit._exit import call_at_exit, guard_os_exit
@@ -188,6 +189,9 @@ class Telemetry:
             handler.addFilter(_SkipSuppressed())
             logging.getLogger().addHandler(handler)
             self._handler = handler
+            # A framework's logging set-up that replaces the root's handlers (Celery's) runs
+            # within moments of start-up; a flush or shutdown checks again later.
+            REAL_CLOCK.call_later(_BRIDGE_CHECK_DELAY, self._check_log_bridge_while_active)
         self._install_sigterm()
 
     def _start_relay_host(self) -> None:
@@ -367,6 +371,10 @@ class Telemetry:
             "set-up."
         )
 
+    def _check_log_bridge_while_active(self) -> None:
+        if self.active:
+            self._check_log_bridge()
+
     def _reattach_log_bridge(self) -> None:
         """Put the logging bridge back on the root logger if someone took it off."""
         handler = self._handler
@@ -457,6 +465,7 @@ class Telemetry:
         self.shutdown()
 
 
+_BRIDGE_CHECK_DELAY = 5.0  # seconds after configure() that the logging bridge is checked
 _RELAY_REPORT_MARGIN = 0.1  # seconds a relay child's shutdown takes past its flush to report
 
 

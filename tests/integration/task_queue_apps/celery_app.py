@@ -32,6 +32,9 @@ app.conf.update(
     task_default_queue=os.environ.get("TQ_QUEUE", "tq"),
 )
 
+if os.environ.get("TQ_BEAT") == "1":
+    app.conf.beat_schedule = {"tick": {"task": "tq.work", "schedule": 0.5, "args": (0,)}}
+
 MODE = os.environ.get("TQ_MODE", "recipe")
 if MODE == "recipe":
     otelkit.celery.instrument(app)
