@@ -11,7 +11,7 @@ OLDEST_PINS := 'opentelemetry-api==1.40.*' 'opentelemetry-sdk==1.40.*' \
 	'opentelemetry-exporter-otlp==1.40.*' 'opentelemetry-proto==1.40.*' \
 	'opentelemetry-instrumentation==0.61b0' 'opentelemetry-instrumentation-logging==0.61b0'
 
-.PHONY: demo dashboard test lint typecheck pytest test-fallbacks test-oldest clean
+.PHONY: demo dashboard test lint typecheck docs pytest test-fallbacks test-oldest clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -35,7 +35,7 @@ $(VENV)/.installed-web: $(VENV)/.installed
 dashboard: $(VENV)/.installed-web
 	$(BIN)/otelkit jobs web --demo
 
-test: lint typecheck pytest
+test: lint typecheck docs pytest
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check src tests benchmarks
@@ -43,6 +43,10 @@ lint: $(VENV)/.installed-test
 
 typecheck: $(VENV)/.installed-test
 	$(BIN)/mypy
+
+# The documentation site (mkdocs.yml) into site/; --strict: a broken link or reference fails.
+docs: $(VENV)/.installed-test
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
 
 pytest: $(VENV)/.installed-test
 	$(BIN)/python -m pytest
@@ -62,4 +66,4 @@ test-oldest: $(OLDEST_VENV)/.installed-test
 	$(OLDEST_VENV)/bin/python -m pytest
 
 clean:
-	rm -rf $(VENV) $(OLDEST_VENV) build dist
+	rm -rf $(VENV) $(OLDEST_VENV) build dist site

@@ -1,4 +1,4 @@
-"""Every Python example in the README and ``docs/`` runs as written.
+"""Every Python example in the README and the pages of ``docs/`` (subfolders too) runs as written.
 
 A block whose first line is ``# name.py`` is a file of a recipe (written next to the others
 of its page, run by the recipe's own test); every other ``python`` block is a script, run in
@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]  # the site's pages too
 _FENCE = re.compile(r"^```(\w*)\s*$")
 _SKIP = re.compile(r"<!-- docs-test: skip: (.+?) -->")
 _FILE = re.compile(r"^# ([\w./-]+\.py)\b")
@@ -38,7 +38,7 @@ class Block:
         return match.group(1) if match else None
 
     def __str__(self) -> str:
-        return f"{self.page.name}:{self.line}"
+        return f"{self.page.relative_to(ROOT)}:{self.line}"
 
 
 def blocks(page: Path) -> list[Block]:

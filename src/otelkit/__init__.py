@@ -10,12 +10,18 @@ when asked, tail-sampled (``otelkit.sampling``, :class:`SamplingOptions`).
 from otelkit._configure import configure, current, flush
 from otelkit._telemetry import Telemetry
 from otelkit._version import __version__
-from otelkit.errors import InvalidOptionError, OptionTypeError, OtelkitError
+from otelkit.errors import (
+    InvalidOptionError,
+    MissingDependencyError,
+    OptionTypeError,
+    OtelkitError,
+)
 from otelkit.sampling import SamplingOptions
 from otelkit.scrubbing import ScrubbingOptions
 
 __all__ = [
     "InvalidOptionError",
+    "MissingDependencyError",
     "OptionTypeError",
     "OtelkitError",
     "SamplingOptions",

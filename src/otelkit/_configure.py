@@ -78,7 +78,7 @@ def configure(
     """Install OpenTelemetry traces, metrics and logs for this process; return the handle.
 
     Every option is keyword-only and falls back to its environment variable, then to the
-    default (see the README's configuration reference). Bad values raise ``ValueError``
+    default (see docs/configuration.md). Bad values raise ``ValueError``
     naming the option before anything is installed. Calling again with the same resolved
     settings returns the active handle; with different settings the active pipeline is
     shut down (flushed) and replaced.

@@ -37,6 +37,7 @@ from opentelemetry import propagate, trace
 from opentelemetry.propagators.textmap import Getter
 
 import otelkit
+from otelkit._extras import require
 
 __all__ = ["instrument"]
 
@@ -49,10 +50,7 @@ def instrument(app: Any, **options: Any) -> None:
     ``options`` go to :func:`otelkit.configure` in the worker's main process (with
     ``relay=True``) and in ``celery beat``. Calling it again for the same app does nothing.
     """
-    try:
-        from celery import signals
-    except ImportError as exc:
-        raise ImportError("otelkit.celery needs Celery: pip install 'otelkit[celery]'") from exc
+    signals = require("celery.signals", extra="celery", needed_by="otelkit.celery.instrument")
 
     if "relay" in options:
         raise TypeError(

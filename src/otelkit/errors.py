@@ -6,6 +6,8 @@ already catches for that kind of mistake, so ``except ValueError`` keeps working
 - :class:`InvalidOptionError` (``ValueError``): an option or argument has the right type
   but a value otelkit cannot use (a negative timeout, an endpoint without a scheme).
 - :class:`OptionTypeError` (``TypeError``): an option or argument of the wrong type.
+- :class:`MissingDependencyError` (``ImportError``): a feature needs an optional dependency
+  that is not installed; the message names the extra that installs it.
 
 Packages add their own subclasses (``otelkit.jobs.SchemaMissingError``,
 ``otelkit.jobs.JobNotFoundError``, ...). The message always names the option and says how
@@ -14,7 +16,7 @@ to fix it.
 
 from __future__ import annotations
 
-__all__ = ["InvalidOptionError", "OptionTypeError", "OtelkitError"]
+__all__ = ["InvalidOptionError", "MissingDependencyError", "OptionTypeError", "OtelkitError"]
 
 
 class OtelkitError(Exception):
@@ -27,3 +29,10 @@ class InvalidOptionError(OtelkitError, ValueError):
 
 class OptionTypeError(OtelkitError, TypeError):
     """An option or argument of the wrong type."""
+
+
+class MissingDependencyError(OtelkitError, ImportError):
+    """A feature needs an optional dependency that is not installed.
+
+    The message names the extra that installs it (``pip install 'otelkit[async]'``).
+    """

@@ -22,14 +22,16 @@ from __future__ import annotations
 
 from typing import Any
 
-try:
-    import rq
-except ImportError as exc:  # pragma: no cover - depends on the installed extras
-    raise ImportError("otelkit.rq needs RQ: pip install 'otelkit[rq]'") from exc
 from opentelemetry import context as context_api
 from opentelemetry import propagate, trace
 
 import otelkit
+from otelkit._extras import missing
+
+try:
+    import rq
+except ImportError as exc:
+    raise missing("rq", exc, extra="rq", needed_by="otelkit.rq") from exc
 
 __all__ = ["Queue", "Worker"]
 

@@ -295,7 +295,7 @@ class RotelCollector:
     def __init__(self, sink: OtlpSink, *, binary: str | None = None) -> None:
         binary = binary or rotel_binary()
         if binary is None:
-            raise RuntimeError("the rotel package is not installed (pip install rotel)")
+            raise RuntimeError("the rotel package is not installed: pip install 'otelkit[test]'")
         for attempt in range(3):
             self._start(binary, sink)
             try:

@@ -1,4 +1,5 @@
-"""The README's jobs example as users deploy it: a module of jobs, a producer, a CLI worker."""
+"""The jobs example of the README and docs/jobs.md as users deploy it: a module of jobs, a
+producer, a CLI worker."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ sys.modules[_spec.name] = docs
 _spec.loader.exec_module(docs)  # the block parser the docs test uses
 
 README = docs.ROOT / "README.md"
+JOBS_PAGE = docs.ROOT / "docs" / "jobs.md"
 
 
 def _jobs_section_blocks():
@@ -70,8 +72,8 @@ def test_the_readme_worker_command_runs_the_enqueued_job(tmp_path: Path) -> None
     assert job_id in outputs[1] and "succeeded" in outputs[1]  # `otelkit jobs list`
 
 
-def test_the_readme_periodic_and_timeout_recipe_runs(tmp_path: Path) -> None:
-    files = docs.recipe_files(README)
+def test_the_jobs_page_periodic_and_timeout_recipe_runs(tmp_path: Path) -> None:
+    files = docs.recipe_files(JOBS_PAGE)
     assert "housekeeping.py" in files
     for name, code in files.items():
         (tmp_path / name).write_text(code)

@@ -8,6 +8,7 @@ from typing import Any
 from opentelemetry._logs import LoggerProvider
 from opentelemetry.util.types import AnyValue
 
+from otelkit._extras import require
 from otelkit.bridges._emit import (
     CODE_FILE_PATH,
     CODE_FUNCTION_NAME,
@@ -45,6 +46,7 @@ class LoguruSink:
     """
 
     def __init__(self, *, logger_provider: LoggerProvider | None = None) -> None:
+        require("loguru", extra="loguru", needed_by="otelkit.bridges.LoguruSink")
         self._emitter = Emitter("loguru bridge", logger_provider)
 
     @property

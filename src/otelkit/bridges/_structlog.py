@@ -11,6 +11,7 @@ from typing import Any
 from opentelemetry._logs import LoggerProvider, SeverityNumber
 from opentelemetry.util.types import AnyValue
 
+from otelkit._extras import require
 from otelkit.bridges._emit import (
     CODE_FILE_PATH,
     CODE_FUNCTION_NAME,
@@ -103,6 +104,7 @@ class StructlogProcessor:
         callsite: bool = True,
         callsite_ignores: Iterable[str] = (),
     ) -> None:
+        require("structlog", extra="structlog", needed_by="otelkit.bridges.StructlogProcessor")
         self._emitter = Emitter("structlog bridge", logger_provider)
         self._event_key = event_key
         self._fields = _FIELDS | {event_key}

@@ -12,7 +12,6 @@ must parse as one; any other text is a SQLite file path if it ends in ``.db``, `
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import re
 import sqlite3
@@ -20,6 +19,8 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import event
+
+from otelkit._extras import require
 
 __all__ = ["WRITE", "make_async_engine", "make_engine", "make_url"]
 
@@ -37,7 +38,6 @@ _FORMS = (
     "(such as 'jobs.sqlite3' or './data/jobs')"
 )
 POSTGRES_EXTRA = "pip install 'otelkit[postgres]'"
-ASYNC_EXTRA = "pip install 'otelkit[async]'"
 
 
 def make_engine(url_or_engine: object, *, sqlite_busy_timeout: float = 30.0) -> sa.Engine:
@@ -153,23 +153,14 @@ def make_async_engine(engine: sa.Engine) -> Any:
 
     SQLite connections get the store's pragmas, and write transactions begin ``IMMEDIATE``.
     """
+    needed_by = "otelkit.jobs async enqueue"
+    require("greenlet", extra="async", needed_by=f"{needed_by} (SQLAlchemy's asyncio support)")
     from sqlalchemy.ext.asyncio import create_async_engine
 
-    if importlib.util.find_spec("greenlet") is None:  # SQLAlchemy's asyncio extension needs it
-        raise ImportError(
-            "otelkit.jobs async enqueue needs SQLAlchemy's asyncio support (greenlet is not "
-            f"installed); install it with: {ASYNC_EXTRA}"
-        )
     url = engine.url
     if url.get_backend_name() == "postgresql":
         return create_async_engine(url.set(drivername="postgresql+psycopg"))
-    try:
-        import aiosqlite  # noqa: F401
-    except ImportError as exc:
-        raise ImportError(
-            f"otelkit.jobs async enqueue on SQLite needs aiosqlite ({exc}); install it "
-            f"with: {ASYNC_EXTRA}"
-        ) from exc
+    require("aiosqlite", extra="async", needed_by=f"{needed_by} on SQLite")
     async_engine = create_async_engine(url.set(drivername="sqlite+aiosqlite"))
 
     @event.listens_for(async_engine.sync_engine, "connect")

@@ -18,6 +18,7 @@ import sqlalchemy as sa
 import sqlalchemy.orm
 
 from otelkit._clock import Clock
+from otelkit._extras import require
 from otelkit.errors import InvalidOptionError, OptionTypeError
 from otelkit.jobs._engine import make_async_engine
 from otelkit.jobs._enqueue import (
@@ -213,6 +214,8 @@ class Producer:
     async def _caller_async_connection(
         self, where: str, connection: object, session: object
     ) -> AsyncConnection | None:
+        # SQLAlchemy's asyncio extension fails on import without greenlet, naming its own extra.
+        require("greenlet", extra="async", needed_by=f"{where} (SQLAlchemy's asyncio support)")
         from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
         if connection is not None and session is not None:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from opentelemetry.metrics import MeterProvider
 
 from otelkit._clock import Clock
+from otelkit._extras import require
 from otelkit.errors import OptionTypeError
 from otelkit.preload._redis_core import JSON, Call, RedisCore, Serializer, Steps
 
@@ -48,12 +49,9 @@ _OPTIONS_DOC = """
 
 
 def _client_class(owner: str, asynchronous: bool) -> type[Any]:
-    try:
-        import redis
-        import redis.asyncio
-    except ImportError as exc:  # pragma: no cover - the redis extra is not installed
-        raise ImportError(f"{owner} needs the redis package: pip install 'otelkit[redis]'") from exc
-    return redis.asyncio.Redis if asynchronous else redis.Redis
+    redis = require("redis", extra="redis", needed_by=owner)
+    require("redis.asyncio", extra="redis", needed_by=owner)
+    return redis.asyncio.Redis if asynchronous else redis.Redis  # type: ignore[no-any-return]
 
 
 def _check_client(owner: str, client: object, asynchronous: bool) -> None:

@@ -27,12 +27,10 @@ def __getattr__(name: str) -> Any:
     try:
         from otelkit.jobs.web import _app
     except ImportError as exc:
-        from otelkit.jobs.web._cli import WEB_EXTRA
+        from otelkit._extras import missing
 
-        raise ImportError(
-            f"otelkit.jobs.web needs {exc.name}, which is not installed; install it with: "
-            f"{WEB_EXTRA}"
-        ) from exc
+        module = exc.name or "starlette"
+        raise missing(module, exc, extra="web", needed_by="otelkit.jobs.web") from exc
     value = getattr(_app, name)
     globals()[name] = value
     return value
