@@ -234,7 +234,7 @@ def test_the_checker_finds_what_it_looks_for(tmp_path: Path) -> None:
 
 
 def test_every_shortcut_passes_its_self_check_on_this_sdk_unless_forced_off() -> None:
-    from otelkit._sdk import context, encode, logs, providers
+    from otelkit._sdk import context, encode, logs, providers, transport
 
     flags = {
         "current_span": context.CURRENT_SPAN_OK,
@@ -244,6 +244,8 @@ def test_every_shortcut_passes_its_self_check_on_this_sdk_unless_forced_off() ->
         "set_global_providers": providers.GLOBALS_RESET_OK,
         "reset_metric_state": _sdk.METRIC_RESET_OK,
         "instrumentation_enabled": context.SUPPRESSION_OK,
+        "http_sender.logs": transport.http_sender_ok("logs"),
+        "http_sender.spans": transport.http_sender_ok("spans"),
     }
     assert flags == dict.fromkeys(flags, not _sdk.FALLBACKS_FORCED)
 
