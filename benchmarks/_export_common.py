@@ -131,6 +131,6 @@ def compare(
         print(f"{describe('floor')}: {med['floor']:.1f} µs/record (median)")
     ours, baseline = med["ours"], med["baseline"]
     print(
-        f"{name}: ratio={ours / baseline:.2f} "
+        f"{name}: ratio={ours / baseline:.3f} "
         f"(ours={ours:.1f} µs/record, baseline={baseline:.1f} µs/record)"
     )
