@@ -1,9 +1,9 @@
 """The stdlib ``logging`` → OpenTelemetry bridge installed by ``configure()``.
 
-Same record mapping as ``opentelemetry-instrumentation-logging``'s handler (severity via its
-``std_to_otel``, ``code.*`` and ``exception.*`` attributes, the active span's context), but
-without importing that package's instrumentor machinery (wrapt, asyncio: ~130 ms at start-up,
-which a relay child cannot afford) and with loggers cached per name for a cheaper hot path.
+Records are mapped as everywhere in otelkit (:mod:`otelkit._logmapping`: severity via
+``std_to_otel``, ``code.*`` and ``exception.*`` attributes, the active span's context), without
+importing ``opentelemetry-instrumentation-logging``'s instrumentor machinery (wrapt, asyncio:
+~130 ms at start-up) and with loggers cached per name for a cheaper hot path.
 """
 
 from __future__ import annotations
@@ -14,19 +14,12 @@ import time
 
 from opentelemetry import context as otel_context
 from opentelemetry._logs import Logger, LoggerProvider
-from opentelemetry.util.types import AnyValue
 
 from otelkit._errors import report_internal_error
-from otelkit._levels import exception_keywords, std_to_otel
+from otelkit._levels import std_to_otel
+from otelkit._logmapping import message, record_attributes, severity_text
 
 __all__ = ["OtelLogHandler"]
-
-# Attributes every LogRecord has; anything else on a record came from ``extra=``.
-_RESERVED = frozenset(
-    vars(logging.LogRecord("", 0, "", 0, "", None, None)).keys()
-    | {"message", "asctime", "taskName"}
-)
-_SEVERITY_TEXT = {"WARNING": "WARN", "CRITICAL": "FATAL"}
 
 
 class OtelLogHandler(logging.Handler):
@@ -54,23 +47,17 @@ class OtelLogHandler(logging.Handler):
             return
         local.emitting = True
         try:
-            attributes: dict[str, AnyValue] = {
-                key: value for key, value in vars(record).items() if key not in _RESERVED
-            }
-            attributes["code.file.path"] = record.pathname
-            attributes["code.function.name"] = record.funcName
-            attributes["code.line.number"] = record.lineno
-            exception = record.exc_info[1] if record.exc_info else None
-            body = self.format(record) if self.formatter else record.getMessage()
+            attributes, event_name = record_attributes(record)
+            body = self.format(record) if self.formatter else message(record)
             self._logger(record.name).emit(
                 timestamp=int(record.created * 1e9),
                 observed_timestamp=time.time_ns(),
                 context=otel_context.get_current(),
                 severity_number=std_to_otel(record.levelno),
-                severity_text=_SEVERITY_TEXT.get(record.levelname, record.levelname),
+                severity_text=severity_text(record.levelname),
                 body=body,
                 attributes=attributes,
-                **exception_keywords(exception, attributes),
+                event_name=event_name,
             )
         except Exception as exc:  # noqa: BLE001 - logging must never fail the application
             report_internal_error("log bridge", exc)
