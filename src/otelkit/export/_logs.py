@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Sequence
-from typing import Any
 
 from opentelemetry.sdk._logs import ReadableLogRecord
 
@@ -14,10 +13,8 @@ from otelkit.export._protobuf import (
     LEN,
     any_value,
     attributes,
-    field_bytes,
+    export_request,
     field_string,
-    resource_message,
-    scope_message,
     tag,
     varint,
 )
@@ -69,34 +66,6 @@ def _record(readable: ReadableLogRecord) -> bytes:
 
 
 def encode_logs(batch: Sequence[ReadableLogRecord]) -> bytes:
-    """The serialized ``ExportLogsServiceRequest`` for ``batch``: records grouped by
-    resource, then by instrumentation scope, in order of first appearance (as the SDK's
-    ``encode_logs`` groups them)."""
-    groups: dict[Any, dict[Any, list[bytes]]] = {}
-    for readable in batch:
-        scopes = groups.get(readable.resource)
-        if scopes is None:
-            scopes = groups[readable.resource] = {}
-        scope = readable.instrumentation_scope or None
-        records = scopes.get(scope)
-        if records is None:
-            records = scopes[scope] = []
-        records.append(_record(readable))
-    out = []
-    for resource, scopes in groups.items():
-        scope_logs = b"".join(
-            field_bytes(
-                2,
-                field_bytes(1, scope_message(scope))
-                + b"".join(records)
-                + field_string(3, scope.schema_url if scope is not None else None),
-            )
-            for scope, records in scopes.items()
-        )
-        resource_logs = (
-            field_bytes(1, resource_message(resource))
-            + scope_logs
-            + field_string(3, resource.schema_url)
-        )
-        out.append(field_bytes(1, resource_logs))
-    return b"".join(out)
+    """The serialized ``ExportLogsServiceRequest`` for ``batch``: what the SDK's
+    ``encode_logs(batch).SerializeToString()`` gives."""
+    return export_request(batch, _record)

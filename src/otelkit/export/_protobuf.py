@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import struct
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 __all__ = [
@@ -22,12 +22,11 @@ __all__ = [
     "VARINT",
     "any_value",
     "attributes",
+    "export_request",
     "field_bytes",
     "field_fixed64",
     "field_string",
     "field_varint",
-    "resource_message",
-    "scope_message",
     "tag",
     "varint",
 ]
@@ -39,10 +38,13 @@ _fixed64 = struct.Struct("<Q").pack
 _INT64 = 1 << 64
 
 
+_SMALL = [bytes((n,)) for n in range(0x80)]
+
+
 def varint(n: int) -> bytes:
     """``n`` (0 <= n < 2**64) as a base-128 varint."""
     if n < 0x80:
-        return bytes((n,))
+        return _SMALL[n]
     out = bytearray()
     while n >= 0x80:
         out.append((n & 0x7F) | 0x80)
@@ -126,14 +128,29 @@ def _other_value(value: Any) -> bytes:
 
 _KEY = tag(1, LEN)
 _VALUE = tag(2, LEN)
+_keys: dict[str, bytes] = {}  # a key's field, encoded once (bounded: cleared when full)
+_MAX_KEYS = 4096
+
+
+def _key(key: str) -> bytes:
+    encoded = _keys.get(key)
+    if encoded is None:
+        k = key.encode()
+        encoded = _KEY + varint(len(k)) + k if k else b""  # proto3 leaves "" out
+        if len(_keys) >= _MAX_KEYS:
+            _keys.clear()
+        _keys[key] = encoded
+    return encoded
 
 
 def _key_value(key: str, value: Any) -> bytes:
-    k = key.encode()
+    if type(value) is str:  # most attributes: the value's bytes framed without any_value()
+        data = value.encode()
+        n = len(data)
+        inner = _STRING + varint(n) + data
+        return _key(key) + _VALUE + varint(len(inner)) + inner
     v = any_value(value)
-    if not k:  # proto3 leaves an empty string out
-        return _VALUE + varint(len(v)) + v
-    return _KEY + varint(len(k)) + k + _VALUE + varint(len(v)) + v
+    return _key(key) + _VALUE + varint(len(v)) + v
 
 
 def attributes(number: int, attrs: Mapping[str, Any] | None) -> bytes:
@@ -153,13 +170,11 @@ def attributes(number: int, attrs: Mapping[str, Any] | None) -> bytes:
     return b"".join(parts)
 
 
-def resource_message(resource: Any) -> bytes:
-    """A ``Resource`` message's bytes (its attributes)."""
+def _resource_message(resource: Any) -> bytes:
     return attributes(1, resource.attributes)
 
 
-def scope_message(scope: Any) -> bytes:
-    """An ``InstrumentationScope`` message's bytes (empty for ``None``)."""
+def _scope_message(scope: Any) -> bytes:
     if scope is None:
         return b""
     return (
@@ -167,3 +182,52 @@ def scope_message(scope: Any) -> bytes:
         + field_string(2, scope.version)
         + attributes(3, scope.attributes)
     )
+
+
+def export_request(items: Iterable[Any], encode: Callable[[Any], bytes]) -> bytes:
+    """An ``Export{Logs,Trace}ServiceRequest``: each item (a log record or a span, both
+    with ``resource`` and ``instrumentation_scope``) as ``encode(item)`` gives it (its
+    repeated field 2 of the scope message, framed), grouped by resource, then by scope, in
+    order of first appearance, as the SDK's encoders group them. The two requests have the
+    same layout: ``Resource{Logs,Spans}`` = resource 1, scope groups 2, schema URL 3;
+    ``Scope{Logs,Spans}`` = scope 1, items 2, schema URL 3."""
+    # Equal resources (and scopes) group together, as in the SDK's dict; each distinct
+    # object is hashed once (a Resource hashes through JSON), then found by its id (the
+    # batch keeps every object alive, so ids are not reused within it).
+    canonical: dict[Any, Any] = {}
+    by_id: dict[int, Any] = {}
+    groups: dict[int, tuple[Any, dict[int, tuple[Any, list[bytes]]]]] = {}
+    for item in items:
+        resource, scope = item.resource, item.instrumentation_scope or None
+        rkey = by_id.get(id(resource))
+        if rkey is None:
+            rkey = by_id[id(resource)] = id(canonical.setdefault(resource, resource))
+        skey = by_id.get(id(scope))
+        if skey is None:
+            skey = by_id[id(scope)] = id(canonical.setdefault(scope, scope))
+        group = groups.get(rkey)
+        if group is None:
+            group = groups[rkey] = (resource, {})
+        scopes = group[1]
+        encoded = scopes.get(skey)
+        if encoded is None:
+            encoded = scopes[skey] = (scope, [])
+        encoded[1].append(encode(item))
+    out = []
+    for resource, scopes in groups.values():
+        scope_groups = b"".join(
+            field_bytes(
+                2,
+                field_bytes(1, _scope_message(scope))
+                + b"".join(encoded)
+                + field_string(3, scope.schema_url if scope is not None else None),
+            )
+            for scope, encoded in scopes.values()
+        )
+        body = (
+            field_bytes(1, _resource_message(resource))
+            + scope_groups
+            + field_string(3, resource.schema_url)
+        )
+        out.append(field_bytes(1, body))
+    return b"".join(out)

@@ -14,11 +14,10 @@ from otelkit.export._protobuf import (
     FIXED64,
     LEN,
     attributes,
+    export_request,
     field_bytes,
     field_string,
     field_varint,
-    resource_message,
-    scope_message,
     tag,
     varint,
 )
@@ -100,34 +99,6 @@ def _span(span: ReadableSpan) -> bytes:
 
 
 def encode_spans(spans: Sequence[ReadableSpan]) -> bytes:
-    """The serialized ``ExportTraceServiceRequest`` for ``spans``: grouped by resource,
-    then by instrumentation scope, in order of first appearance (as the SDK's
-    ``encode_spans`` groups them)."""
-    groups: dict[Any, dict[Any, list[bytes]]] = {}
-    for span in spans:
-        scopes = groups.get(span.resource)
-        if scopes is None:
-            scopes = groups[span.resource] = {}
-        scope = span.instrumentation_scope or None
-        encoded = scopes.get(scope)
-        if encoded is None:
-            encoded = scopes[scope] = []
-        encoded.append(_span(span))
-    out = []
-    for resource, scopes in groups.items():
-        scope_spans = b"".join(
-            field_bytes(
-                2,
-                field_bytes(1, scope_message(scope))
-                + b"".join(encoded)
-                + field_string(3, scope.schema_url if scope is not None else None),
-            )
-            for scope, encoded in scopes.items()
-        )
-        resource_spans = (
-            field_bytes(1, resource_message(resource))
-            + scope_spans
-            + field_string(3, resource.schema_url)
-        )
-        out.append(field_bytes(1, resource_spans))
-    return b"".join(out)
+    """The serialized ``ExportTraceServiceRequest`` for ``spans``: what the SDK's
+    ``encode_spans(spans).SerializeToString()`` gives."""
+    return export_request(spans, _span)
