@@ -65,9 +65,27 @@ def cpu_seconds() -> float:
     return t.user + t.system
 
 
-def side_result(cpu: float, emitted: int, dropped: int, warmup: int = 1) -> None:
+class Measure:
+    """Process CPU (every thread) and the calling thread's CPU over the ``with`` block."""
+
+    def __enter__(self) -> Measure:
+        self._process, self._thread = cpu_seconds(), time.thread_time()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.cpu = cpu_seconds() - self._process
+        self.app = time.thread_time() - self._thread
+
+
+def side_result(measured: Measure, emitted: int, dropped: int, warmup: int = 1) -> None:
     """What a side process prints last (``warmup``: records sent before the measurement)."""
-    result = {"cpu": cpu, "emitted": emitted, "dropped": dropped, "warmup": warmup}
+    result = {
+        "cpu": measured.cpu,
+        "app": measured.app,
+        "emitted": emitted,
+        "dropped": dropped,
+        "warmup": warmup,
+    }
     print(json.dumps(result), flush=True)
 
 
@@ -75,6 +93,7 @@ def side_result(cpu: float, emitted: int, dropped: int, warmup: int = 1) -> None
 class Run:
     side: str
     cpu: float
+    app: float  # the application thread's share of cpu
     emitted: int
     exported: int
     dropped: int
@@ -97,7 +116,7 @@ def run_side(script: str, side: str, r: Receiver, signal: str, args: list[str]) 
     exported = r.counts()[signal] - result["warmup"]
     if side == "floor":
         exported = result["emitted"]
-    return Run(side, result["cpu"], result["emitted"], exported, result["dropped"])
+    return Run(side, result["cpu"], result["app"], result["emitted"], exported, result["dropped"])
 
 
 def compare(
@@ -119,8 +138,11 @@ def compare(
                 run = run_side(script, side, r, signal, args)
                 runs[side].append(run)
                 lost = run.emitted - run.exported - run.dropped
+                app = run.app / run.emitted * 1e6
                 print(
-                    f"repeat {repeat} {describe(side)}: {run.per_record_us:.1f} µs/record; "
+                    f"repeat {repeat} {describe(side)}: {run.per_record_us:.1f} µs/record "
+                    f"(application thread {app:.1f}, other threads "
+                    f"{run.per_record_us - app:.1f}); "
                     f"emitted {run.emitted} = exported {run.exported} + counted drops "
                     f"{run.dropped} + uncounted {lost}",
                     flush=True,

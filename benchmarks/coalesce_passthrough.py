@@ -25,7 +25,7 @@ import argparse
 import logging
 import time
 
-from _export_common import compare, cpu_seconds, side_result
+from _export_common import Measure, compare, side_result
 
 
 def side(args: argparse.Namespace) -> None:
@@ -44,17 +44,16 @@ def side(args: argparse.Namespace) -> None:
     with tracer.start_as_current_span("warm-up"):
         log.warning("warm-up")
     tel.force_flush()
-    start = cpu_seconds()
-    for first in range(0, args.ops, args.burst):
-        for i in range(first, min(first + args.burst, args.ops)):
-            with tracer.start_as_current_span(f"op {i}"):
-                log.warning("event %d happened", i)
-        if args.pause:
-            time.sleep(args.pause)
-    tel.force_flush()
-    cpu = cpu_seconds() - start
+    with Measure() as measured:
+        for first in range(0, args.ops, args.burst):
+            for i in range(first, min(first + args.burst, args.ops)):
+                with tracer.start_as_current_span(f"op {i}"):
+                    log.warning("event %d happened", i)
+            if args.pause:
+                time.sleep(args.pause)
+        tel.force_flush()
     dropped = sum(n for (signal, _), n in tel.drops.totals().items() if signal == "logs")
-    side_result(cpu, args.ops, dropped)
+    side_result(measured, args.ops, dropped)
 
 
 def main() -> None:

@@ -26,7 +26,7 @@ import argparse
 import logging
 import time
 
-from _export_common import compare, cpu_seconds, side_result
+from _export_common import Measure, compare, side_result
 
 
 def _workload(log: logging.Logger, records: int, burst: int, pause: float) -> None:
@@ -72,14 +72,13 @@ def side(args: argparse.Namespace) -> None:
     log.warning("warm-up")
     if flush is not None:
         flush()
-    start = cpu_seconds()
-    _workload(log, args.records, args.burst, args.pause)
-    if flush is not None:
-        flush()
-    cpu = cpu_seconds() - start
+    with Measure() as measured:
+        _workload(log, args.records, args.burst, args.pause)
+        if flush is not None:
+            flush()
     if args.side == "ours":
         dropped = sum(n for (signal, _), n in tel.drops.totals().items() if signal == "logs")
-    side_result(cpu, args.records, dropped)
+    side_result(measured, args.records, dropped)
 
 
 def main() -> None:

@@ -26,7 +26,7 @@ import argparse
 import time
 from typing import Any
 
-from _export_common import compare, cpu_seconds, side_result
+from _export_common import Measure, compare, side_result
 
 
 def _workload(tracer: Any, spans: int, burst: int, pause: float) -> None:
@@ -71,14 +71,13 @@ def side(args: argparse.Namespace) -> None:
     _workload(tracer, 1, 1, 0)  # warm-up
     if flush is not None:
         flush()
-    start = cpu_seconds()
-    _workload(tracer, args.spans, args.burst, args.pause)
-    if flush is not None:
-        flush()
-    cpu = cpu_seconds() - start
+    with Measure() as measured:
+        _workload(tracer, args.spans, args.burst, args.pause)
+        if flush is not None:
+            flush()
     if args.side == "ours":
         dropped = sum(n for (signal, _), n in tel.drops.totals().items() if signal == "spans")
-    side_result(cpu, args.spans, dropped)
+    side_result(measured, args.spans, dropped)
 
 
 def main() -> None:
