@@ -9,10 +9,8 @@ applies the timeout and TLS settings, retries with backoff and reads every
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
-from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk._logs import ReadableLogRecord
 from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportResult
 from opentelemetry.sdk.trace import ReadableSpan
@@ -22,6 +20,10 @@ from otelkit._errors import report_internal_error
 from otelkit._sdk.transport import http_sender
 from otelkit.export._logs import encode_logs
 from otelkit.export._spans import encode_spans
+
+if TYPE_CHECKING:  # imported when an exporter is made: a relay child never loads requests
+    from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
 __all__ = ["OtlpHttpLogExporter", "OtlpHttpSpanExporter"]
 
@@ -45,7 +47,11 @@ class OtlpHttpLogExporter(LogRecordExporter):
     same arguments when not given) sending what :func:`otelkit.export.encode_logs` writes."""
 
     def __init__(self, inner: OTLPLogExporter | None = None, **options: Any) -> None:
-        self.inner = inner if inner is not None else OTLPLogExporter(**options)
+        if inner is None:
+            from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
+
+            inner = OTLPLogExporter(**options)
+        self.inner = inner
         self._sender = http_sender(self.inner, "logs")
 
     def export(self, batch: Sequence[ReadableLogRecord]) -> LogRecordExportResult:
@@ -71,7 +77,11 @@ class OtlpHttpSpanExporter(SpanExporter):
     writes."""
 
     def __init__(self, inner: OTLPSpanExporter | None = None, **options: Any) -> None:
-        self.inner = inner if inner is not None else OTLPSpanExporter(**options)
+        if inner is None:
+            from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+            inner = OTLPSpanExporter(**options)
+        self.inner = inner
         self._sender = http_sender(self.inner, "spans")
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:

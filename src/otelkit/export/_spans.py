@@ -22,7 +22,7 @@ from otelkit.export._protobuf import (
     varint,
 )
 
-__all__ = ["encode_spans"]
+__all__ = ["encode_spans", "span_message"]
 
 _fixed64 = struct.Struct("<Q").pack
 _fixed32 = struct.Struct("<I").pack
@@ -63,8 +63,9 @@ def _link(link: Any) -> bytes:
     )
 
 
-def _span(span: ReadableSpan) -> bytes:
-    """One ``Span`` message, fields in number order as the official classes write them."""
+def span_message(span: ReadableSpan) -> bytes:
+    """One ``Span`` message framed as field 2 of ``ScopeSpans`` (tag, length, message),
+    fields in number order as the official classes write them."""
     context = span.get_span_context()
     assert context is not None  # a finished SDK span always has one
     parts = [_TRACE_ID + context.trace_id.to_bytes(16, "big")]
@@ -101,4 +102,4 @@ def _span(span: ReadableSpan) -> bytes:
 def encode_spans(spans: Sequence[ReadableSpan]) -> bytes:
     """The serialized ``ExportTraceServiceRequest`` for ``spans``: what the SDK's
     ``encode_spans(spans).SerializeToString()`` gives."""
-    return export_request(spans, _span)
+    return export_request(spans, span_message)
