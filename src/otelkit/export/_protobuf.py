@@ -153,6 +153,21 @@ def _key_value(key: str, value: Any) -> bytes:
     return _key(key) + _VALUE + varint(len(v)) + v
 
 
+# Attributes repeat from record to record (a logging call's code.* attributes, a span's
+# route): a pair with an int or a short string value is encoded once, as its whole field.
+_pairs: dict[tuple[int, str, type, Any], bytes] = {}
+_SHORT = 256
+
+
+def _field_of(prefix: bytes, key: str, value: Any) -> bytes | None:
+    try:
+        kv = _key_value(key, value)
+    except Exception as error:  # noqa: BLE001 - one bad value costs its key only
+        _logger.warning("otelkit export: attribute %r left out: %s", key, error)
+        return None
+    return prefix + varint(len(kv)) + kv
+
+
 def attributes(number: int, attrs: Mapping[str, Any] | None) -> bytes:
     """Repeated ``KeyValue`` field ``number`` for ``attrs``. A value OTLP cannot carry is
     left out with its key, logged, as the SDK's encoder does."""
@@ -160,13 +175,25 @@ def attributes(number: int, attrs: Mapping[str, Any] | None) -> bytes:
         return b""
     prefix = tag(number, LEN)
     parts = []
+    pairs = _pairs
     for key, value in attrs.items():
-        try:
-            kv = _key_value(key, value)
-        except Exception as error:  # noqa: BLE001 - one bad value costs its key only
-            _logger.warning("otelkit export: attribute %r left out: %s", key, error)
-            continue
-        parts.append(prefix + varint(len(kv)) + kv)
+        kind = type(value)
+        if kind is int or (kind is str and len(value) <= _SHORT):
+            # the type is part of the key: True == 1, but they encode differently
+            cache_key = (number, key, kind, value)
+            part = pairs.get(cache_key)
+            if part is None:
+                part = _field_of(prefix, key, value)
+                if part is None:
+                    continue
+                if len(pairs) >= _MAX_KEYS:
+                    pairs.clear()
+                pairs[cache_key] = part
+        else:
+            part = _field_of(prefix, key, value)
+            if part is None:
+                continue
+        parts.append(part)
     return b"".join(parts)
 
 
