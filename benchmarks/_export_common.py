@@ -77,6 +77,30 @@ class Measure:
         self.app = time.thread_time() - self._thread
 
 
+def measure_side(
+    warm_up: Callable[[], object],
+    work: Callable[[], object],
+    flush: Callable[[], object] | None,
+    telemetry: Any,
+    signal: str,
+    count: int,
+) -> None:
+    """A side's run: ``warm_up()`` (one record) and a flush, then ``work()`` (``count``
+    records) and a flush, measured; prints the result with the drops ``telemetry``
+    (otelkit's, if given) counted for ``signal``."""
+    warm_up()
+    if flush is not None:
+        flush()
+    with Measure() as measured:
+        work()
+        if flush is not None:
+            flush()
+    dropped = 0
+    if telemetry is not None:
+        dropped = sum(n for (s, _), n in telemetry.drops.totals().items() if s == signal)
+    side_result(measured, count, dropped)
+
+
 def side_result(measured: Measure, emitted: int, dropped: int, warmup: int = 1) -> None:
     """What a side process prints last (``warmup``: records sent before the measurement)."""
     result = {

@@ -25,7 +25,7 @@ import argparse
 import logging
 import time
 
-from _export_common import Measure, compare, side_result
+from _export_common import compare, measure_side
 
 
 def side(args: argparse.Namespace) -> None:
@@ -41,19 +41,20 @@ def side(args: argparse.Namespace) -> None:
         tel = otelkit.configure(service_name="bench", endpoint=args.endpoint, coalesce_window=False)
     tracer = trace.get_tracer("bench")
     log = logging.getLogger("shop.checkout")
-    with tracer.start_as_current_span("warm-up"):
-        log.warning("warm-up")
-    tel.force_flush()
-    with Measure() as measured:
+
+    def warm_up() -> None:
+        with tracer.start_as_current_span("warm-up"):
+            log.warning("warm-up")
+
+    def work() -> None:
         for first in range(0, args.ops, args.burst):
             for i in range(first, min(first + args.burst, args.ops)):
                 with tracer.start_as_current_span(f"op {i}"):
                     log.warning("event %d happened", i)
             if args.pause:
                 time.sleep(args.pause)
-        tel.force_flush()
-    dropped = sum(n for (signal, _), n in tel.drops.totals().items() if signal == "logs")
-    side_result(measured, args.ops, dropped)
+
+    measure_side(warm_up, work, tel.force_flush, tel, "logs", args.ops)
 
 
 def main() -> None:

@@ -23,10 +23,11 @@ Every run prints emitted = exported (what the receiver decoded) + counted drops 
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import time
 
-from _export_common import Measure, compare, side_result
+from _export_common import compare, measure_side
 
 
 def _workload(log: logging.Logger, records: int, burst: int, pause: float) -> None:
@@ -39,7 +40,7 @@ def _workload(log: logging.Logger, records: int, burst: int, pause: float) -> No
 
 def side(args: argparse.Namespace) -> None:
     log = logging.getLogger("shop.checkout")
-    dropped = 0
+    tel = None
     if args.side == "floor":
 
         class Nothing(logging.Handler):
@@ -69,16 +70,8 @@ def side(args: argparse.Namespace) -> None:
         options = {"coalesce_window": False} if args.no_coalesce else {}
         tel = otelkit.configure(service_name="bench", endpoint=args.endpoint, **options)
         flush = tel.force_flush
-    log.warning("warm-up")
-    if flush is not None:
-        flush()
-    with Measure() as measured:
-        _workload(log, args.records, args.burst, args.pause)
-        if flush is not None:
-            flush()
-    if args.side == "ours":
-        dropped = sum(n for (signal, _), n in tel.drops.totals().items() if signal == "logs")
-    side_result(measured, args.records, dropped)
+    work = functools.partial(_workload, log, args.records, args.burst, args.pause)
+    measure_side(lambda: log.warning("warm-up"), work, flush, tel, "logs", args.records)
 
 
 def main() -> None:

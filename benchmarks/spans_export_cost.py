@@ -23,10 +23,11 @@ Target: ratio <= 0.65.
 from __future__ import annotations
 
 import argparse
+import functools
 import time
 from typing import Any
 
-from _export_common import Measure, compare, side_result
+from _export_common import compare, measure_side
 
 
 def _workload(tracer: Any, spans: int, burst: int, pause: float) -> None:
@@ -40,7 +41,7 @@ def _workload(tracer: Any, spans: int, burst: int, pause: float) -> None:
 
 
 def side(args: argparse.Namespace) -> None:
-    dropped = 0
+    tel = None
     flush: Any = None
     if args.side == "floor":
         from opentelemetry.sdk.trace import TracerProvider
@@ -68,16 +69,9 @@ def side(args: argparse.Namespace) -> None:
         tel = otelkit.configure(service_name="bench", endpoint=args.endpoint)
         tracer = trace.get_tracer("bench")
         flush = tel.force_flush
-    _workload(tracer, 1, 1, 0)  # warm-up
-    if flush is not None:
-        flush()
-    with Measure() as measured:
-        _workload(tracer, args.spans, args.burst, args.pause)
-        if flush is not None:
-            flush()
-    if args.side == "ours":
-        dropped = sum(n for (signal, _), n in tel.drops.totals().items() if signal == "spans")
-    side_result(measured, args.spans, dropped)
+    work = functools.partial(_workload, tracer, args.spans, args.burst, args.pause)
+    warm_up = functools.partial(_workload, tracer, 1, 1, 0)
+    measure_side(warm_up, work, flush, tel, "spans", args.spans)
 
 
 def main() -> None:
