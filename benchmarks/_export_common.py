@@ -10,6 +10,7 @@ how many records arrived.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import json
 import os
@@ -57,6 +58,25 @@ def receiver() -> Iterator[Receiver]:
         yield r
     finally:
         r.close()
+
+
+def add_run_arguments(
+    parser: argparse.ArgumentParser, count: str, default: int, burst: int, sides: tuple[str, ...]
+) -> None:
+    """The options every export benchmark takes: ``--<count>`` records, ``--burst``,
+    ``--pause``, ``--repeats``; ``--side`` and ``--endpoint`` for its side processes."""
+    parser.add_argument(f"--{count}", type=int, default=default)
+    parser.add_argument("--burst", type=int, default=burst)
+    parser.add_argument("--pause", type=float, default=0.04)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--side", choices=sides)
+    parser.add_argument("--endpoint")
+
+
+def passed_on(args: argparse.Namespace, count: str) -> list[str]:
+    """The options a side process gets from the benchmark's own."""
+    options = {f"--{count}": getattr(args, count), "--burst": args.burst, "--pause": args.pause}
+    return [str(part) for option in options.items() for part in option]
 
 
 def cpu_seconds() -> float:

@@ -25,7 +25,7 @@ import argparse
 import logging
 import time
 
-from _export_common import compare, measure_side
+from _export_common import add_run_arguments, compare, measure_side, passed_on
 
 
 def side(args: argparse.Namespace) -> None:
@@ -59,17 +59,12 @@ def side(args: argparse.Namespace) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--ops", type=int, default=20_000)
-    parser.add_argument("--burst", type=int, default=500)
-    parser.add_argument("--pause", type=float, default=0.04)
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--side", choices=("baseline", "ours"))
-    parser.add_argument("--endpoint")
+    add_run_arguments(parser, "ops", 20_000, 500, ("baseline", "ours"))
     args = parser.parse_args()
     if args.side:
         side(args)
         return
-    passed = ["--ops", str(args.ops), "--burst", str(args.burst), "--pause", str(args.pause)]
+    passed = passed_on(args, "ops")
     names = {
         "baseline": "baseline (configure(coalesce_window=False))",
         "ours": "ours (configure() defaults + coalesce_spans)",

@@ -27,7 +27,7 @@ import functools
 import logging
 import time
 
-from _export_common import compare, measure_side
+from _export_common import add_run_arguments, compare, measure_side, passed_on
 
 
 def _workload(log: logging.Logger, records: int, burst: int, pause: float) -> None:
@@ -76,19 +76,13 @@ def side(args: argparse.Namespace) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--records", type=int, default=50_000)
-    parser.add_argument("--burst", type=int, default=1000)
-    parser.add_argument("--pause", type=float, default=0.04)
-    parser.add_argument("--repeats", type=int, default=3)
+    add_run_arguments(parser, "records", 50_000, 1000, ("floor", "baseline", "ours"))
     parser.add_argument("--no-coalesce", action="store_true")
-    parser.add_argument("--side", choices=("floor", "baseline", "ours"))
-    parser.add_argument("--endpoint")
     args = parser.parse_args()
     if args.side:
         side(args)
         return
-    passed = ["--records", str(args.records), "--burst", str(args.burst)]
-    passed += ["--pause", str(args.pause)] + (["--no-coalesce"] if args.no_coalesce else [])
+    passed = passed_on(args, "records") + (["--no-coalesce"] if args.no_coalesce else [])
     names = {
         "floor": "floor (logging into a no-op handler)",
         "baseline": "baseline (SDK LoggingHandler -> BatchLogRecordProcessor -> OTLPLogExporter)",

@@ -27,7 +27,7 @@ import functools
 import time
 from typing import Any
 
-from _export_common import compare, measure_side
+from _export_common import add_run_arguments, compare, measure_side, passed_on
 
 
 def _workload(tracer: Any, spans: int, burst: int, pause: float) -> None:
@@ -76,17 +76,12 @@ def side(args: argparse.Namespace) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--spans", type=int, default=20_000)
-    parser.add_argument("--burst", type=int, default=1000)
-    parser.add_argument("--pause", type=float, default=0.04)
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--side", choices=("floor", "baseline", "ours"))
-    parser.add_argument("--endpoint")
+    add_run_arguments(parser, "spans", 20_000, 1000, ("floor", "baseline", "ours"))
     args = parser.parse_args()
     if args.side:
         side(args)
         return
-    passed = ["--spans", str(args.spans), "--burst", str(args.burst), "--pause", str(args.pause)]
+    passed = passed_on(args, "spans")
     names = {
         "floor": "floor (SDK span creation, no processor)",
         "baseline": "baseline (SDK TracerProvider -> BatchSpanProcessor -> OTLPSpanExporter)",
