@@ -147,12 +147,30 @@ def test_a_full_batch_is_exported_without_waiting_for_the_delay(
     assert core.queued == 0
 
 
-def test_a_partial_batch_is_exported_after_the_schedule_delay(
+class CountingClock(FakeClock):
+    """A fake clock that counts how often the worker has read it."""
+
+    reads = 0
+
+    def monotonic(self) -> float:
+        self.reads += 1
+        return super().monotonic()
+
+
+def test_a_partial_batch_is_exported_after_the_schedule_delay_not_before(
     cores: Callable[..., BatchCore[Any]],
 ) -> None:
     sink = Sink()
-    core = cores(sink, max_export_batch_size=16, schedule_delay=0.05)
+    clock = CountingClock()
+    core = cores(sink, max_export_batch_size=16, schedule_delay=5.0, clock=clock)
     core.offer("alone")
+    reads = clock.reads
+    wait_until(lambda: clock.reads >= reads + 3, timeout=10)  # it looked, and waited on
+    clock.advance(4.9)
+    reads = clock.reads
+    wait_until(lambda: clock.reads >= reads + 3, timeout=10)
+    assert sink.items == []
+    clock.advance(0.1)
     wait_until(lambda: sink.items == ["alone"], timeout=10)
 
 

@@ -234,16 +234,17 @@ def test_the_checker_finds_what_it_looks_for(tmp_path: Path) -> None:
 
 
 def test_every_shortcut_passes_its_self_check_on_this_sdk_unless_forced_off() -> None:
-    from otelkit._sdk import context, encode, logs, providers
+    from otelkit._sdk import context, logs, providers, transport
 
     flags = {
         "current_span": context.CURRENT_SPAN_OK,
-        "span_messages": encode.span_encoder_ok(),
         "fast_log_record": logs.FAST_LOG_RECORDS_OK,
         "readable_view": logs.READABLE_VIEW_OK,
         "set_global_providers": providers.GLOBALS_RESET_OK,
         "reset_metric_state": _sdk.METRIC_RESET_OK,
         "instrumentation_enabled": context.SUPPRESSION_OK,
+        "http_sender.logs": transport.http_sender_ok("logs"),
+        "http_sender.spans": transport.http_sender_ok("spans"),
     }
     assert flags == dict.fromkeys(flags, not _sdk.FALLBACKS_FORCED)
 
@@ -298,26 +299,6 @@ def test_configure_imports_the_instrumentation_package_only_for_the_fallback() -
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
     )
     assert out.stdout.strip() == str(_sdk.FALLBACKS_FORCED), out.stderr
-
-
-def test_span_messages_are_the_same_by_both_encoders() -> None:
-    from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-
-    from otelkit._sdk.encode import _by_private_encoder, _by_public_encoder
-
-    exporter = InMemorySpanExporter()
-    provider = TracerProvider(shutdown_on_exit=False)
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    for scope in ("a", "b", "a"):
-        with provider.get_tracer(scope, "2" if scope == "b" else None).start_as_current_span(
-            "s", attributes={"k": scope}
-        ) as span:
-            span.add_event("e")
-    spans = exporter.get_finished_spans()
-    assert _by_private_encoder(spans) == _by_public_encoder(spans)
-    assert list(_by_public_encoder(spans)) == [("a", None), ("b", "2")]
 
 
 def test_the_severity_mapping_is_the_apis_where_the_api_has_one() -> None:

@@ -26,7 +26,7 @@ from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportRes
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
-from otelkit._clock import REAL_CLOCK
+from otelkit._clock import REAL_CLOCK, Clock
 from otelkit._drops import DropLedger
 from otelkit._errors import report_internal_error
 from otelkit._fork import after_fork_in_child
@@ -47,6 +47,7 @@ __all__ = [
 T = TypeVar("T")
 _now = REAL_CLOCK.monotonic
 _STOP_CHECK = 0.05  # how often a blocked offer asks should_stop()
+_FAKE_TIME_POLL = 0.01  # how often a worker reads an injected clock (nothing notifies it)
 _MAX_WAIT = 3600.0  # every wait is capped (loops re-check): past TIMEOUT_MAX it would raise
 _blocking = threading.local()
 
@@ -84,8 +85,10 @@ class BatchCore(Generic[T]):
 
     ``export(batch)`` returns whether the batch was exported. The counters (:meth:`stats`)
     are in items; ``weight(item)``, if given, is how many records one item stands for on
-    the drop ledger (a metrics batch counts its data points). After ``os.fork()`` the
-    child's core starts empty: no queue, zeroed counters, no worker, not shut down."""
+    the drop ledger (a metrics batch counts its data points). ``clock`` times the schedule
+    delay (tests pass a ``FakeClock``; deadlines of real waits read the real clock). After
+    ``os.fork()`` the child's core starts empty: no queue, zeroed counters, no worker, not
+    shut down."""
 
     def __init__(
         self,
@@ -99,6 +102,7 @@ class BatchCore(Generic[T]):
         export_timeout: float = 30.0,
         name: str,
         weight: Callable[[T], int] | None = None,
+        clock: Clock = REAL_CLOCK,
     ) -> None:
         _check("BatchCore", "max_queue_size", max_queue_size, integer=True)
         _check("BatchCore", "schedule_delay", schedule_delay, integer=False)
@@ -118,6 +122,8 @@ class BatchCore(Generic[T]):
         self.max_queue_size = max_queue_size
         self.schedule_delay = float(schedule_delay)
         self.max_export_batch_size = max_export_batch_size
+        self._clock_now = clock.monotonic
+        self._longest_wait = _MAX_WAIT if clock is REAL_CLOCK else _FAKE_TIME_POLL
         self._reset()
         after_fork_in_child(self, BatchCore._reset)
 
@@ -254,7 +260,7 @@ class BatchCore(Generic[T]):
 
     def _start_worker(self) -> None:
         # Lock held; the worker's first wait starts the schedule delay.
-        self._last_export = _now()
+        self._last_export = self._clock_now()
         thread = threading.Thread(target=self._run, name=f"otelkit-{self.name}", daemon=True)
         self._worker = thread
         try:
@@ -280,7 +286,7 @@ class BatchCore(Generic[T]):
                         self._exported += len(batch)
                     else:
                         self._count_drop("export_failed", len(batch))
-                    self._last_export = _now()
+                    self._last_export = self._clock_now()
                     self._progress.notify_all()
                 if not ok:
                     self._ledger("export_failed", batch)
@@ -296,9 +302,9 @@ class BatchCore(Generic[T]):
             if not queue:
                 if self._shutdown:
                     return None
-                self._wake.wait(min(self.schedule_delay, _MAX_WAIT))
+                self._wake.wait(min(self.schedule_delay, self._longest_wait))
                 continue
-            wait = self._last_export + self.schedule_delay - _now()
+            wait = self._last_export + self.schedule_delay - self._clock_now()
             urgent = self._shutdown or self._taken < self._flush_to
             if urgent or wait <= 0 or len(queue) >= self.max_export_batch_size:
                 n = min(self.max_export_batch_size, len(queue))
@@ -307,7 +313,7 @@ class BatchCore(Generic[T]):
                 self._in_flight = n
                 self._room.notify_all()
                 return batch
-            self._wake.wait(min(wait, _MAX_WAIT))
+            self._wake.wait(min(wait, self._longest_wait))
         return None
 
     def _export_batch(self, batch: list[T]) -> bool:

@@ -147,17 +147,17 @@ def _otlp_exporters(
 
         span_exporter = GS(**_grpc_args(traces))
     else:
-        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HS
+        from otelkit.export import OtlpHttpSpanExporter
 
-        span_exporter = HS(**_http_args(traces))
+        span_exporter = OtlpHttpSpanExporter(**_http_args(traces))
     if logs.protocol == "grpc":
         from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter as GL
 
         log_exporter = GL(**_grpc_args(logs))
     else:
-        from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter as HL
+        from otelkit.export import OtlpHttpLogExporter
 
-        log_exporter = HL(**_http_args(logs))
+        log_exporter = OtlpHttpLogExporter(**_http_args(logs))
     if metrics.protocol == "grpc":
         from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import (
             OTLPMetricExporter as GM,

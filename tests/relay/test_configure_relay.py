@@ -119,3 +119,53 @@ def test_four_children_same_warning_become_one_record_and_one_summary_of_4000(
     records = memory_telemetry.logs()
     assert len(records) == 2
     assert records[1].log_record.attributes["otelkit.coalesce.count"] == 4000  # type: ignore[index]
+
+
+def _host_and_child_log_the_payment_error(tel: otelkit.Telemetry) -> None:
+    workers.log_payment_error()
+    proc = multiprocessing.get_context("spawn").Process(
+        target=workers.configured_child_logs_payment_error, args=("relay-host",)
+    )
+    proc.start()
+    proc.join(60)
+    assert proc.exitcode == 0
+    assert tel.relay_host is not None
+    wait_until(lambda: tel.relay_host is not None and tel.relay_host.stats["logs"] >= 1, timeout=20)
+
+
+def test_the_same_log_exception_in_host_and_child_exports_the_same_fields() -> None:
+    tel = otelkit.configure(
+        service_name="relay-host", exporter="memory", relay=True, coalesce_window=False
+    )
+    try:
+        _host_and_child_log_the_payment_error(tel)
+        host, child = sorted(
+            (r for r in _logs(tel) if r.log_record.body == "payment failed"),  # type: ignore[attr-defined]
+            key=lambda r: r.resource.attributes["process.pid"] != os.getpid(),  # type: ignore[attr-defined]
+        )
+    finally:
+        tel.shutdown()
+    assert child.resource.attributes["process.pid"] != os.getpid()  # type: ignore[attr-defined]
+    assert dict(child.log_record.attributes) == dict(host.log_record.attributes)  # type: ignore[attr-defined]
+    attributes = host.log_record.attributes  # type: ignore[attr-defined]
+    assert attributes["exception.type"] == f"{workers.__name__}.PaymentError"
+    assert attributes["exception.message"] == "('boom', 42)"
+    assert attributes["code.function.name"] == "log_payment_error"
+    for field in ("severity_number", "severity_text", "body", "event_name"):
+        assert getattr(child.log_record, field) == getattr(host.log_record, field)  # type: ignore[attr-defined]
+    assert child.instrumentation_scope.name == host.instrumentation_scope.name  # type: ignore[attr-defined]
+
+
+def test_the_same_log_exception_in_host_and_child_coalesces_into_one_summary() -> None:
+    tel = otelkit.configure(
+        service_name="relay-host", exporter="memory", relay=True, coalesce_window=60.0
+    )
+    try:
+        _host_and_child_log_the_payment_error(tel)
+    finally:
+        tel.shutdown()  # closes the open window: its summary goes out
+    records = [r for r in _logs(tel) if r.log_record.body == "payment failed"]  # type: ignore[attr-defined]
+    assert len(records) == 2
+    first, summary = records
+    assert "otelkit.coalesce.count" not in first.log_record.attributes  # type: ignore[attr-defined]
+    assert summary.log_record.attributes["otelkit.coalesce.count"] == 2  # type: ignore[attr-defined]

@@ -13,7 +13,7 @@ from opentelemetry.exporter.otlp.proto.common._log_encoder import encode_logs
 from opentelemetry.sdk._logs import ReadableLogRecord, ReadWriteLogRecord
 from opentelemetry.sdk.resources import Resource
 
-from otelkit._levels import exception_keywords
+from otelkit._logmapping import exception_attributes
 from otelkit.relay import RelayAddress
 from otelkit.relay._decode import Decoder
 from otelkit.relay._encode import encode_resource
@@ -176,12 +176,10 @@ def test_a_relayed_record_keeps_trace_context_severity_and_exception_attributes(
         try:
             raise KeyError("gone")
         except KeyError as exc:
-            attributes: dict[str, Any] = {}
             logger.emit(
                 body="failed",
                 severity_number=logging_severity(),
-                attributes=attributes,
-                **exception_keywords(exc, attributes),  # SDK 1.40 has no exception keyword
+                attributes=exception_attributes(exc),
             )
     record = telemetry.logs()[0]
     rw = ReadWriteLogRecord(record.log_record, record.resource, record.instrumentation_scope)

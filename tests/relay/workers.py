@@ -208,3 +208,23 @@ def configured_child_logs(message: str, count: int) -> None:
 def inherited_child_logs(message: str) -> None:
     """A forked child of a configured host: no call of its own, just log."""
     logging.getLogger("relay.test.inherited").warning(message)
+
+
+class PaymentError(Exception):
+    """An application's exception with more than one argument."""
+
+
+def log_payment_error() -> None:
+    """The same ``log.exception()`` call, made by a host and by its children."""
+    try:
+        raise PaymentError("boom", 42)
+    except PaymentError:
+        logging.getLogger("relay.test.shop").exception("payment failed")
+
+
+def configured_child_logs_payment_error(service_name: str) -> None:
+    """``otelkit.configure()`` in a child (the host's service), then :func:`log_payment_error`."""
+    import otelkit
+
+    otelkit.configure(service_name=service_name)
+    log_payment_error()

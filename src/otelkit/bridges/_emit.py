@@ -20,7 +20,8 @@ from opentelemetry.instrumentation.utils import is_instrumentation_enabled
 from opentelemetry.util.types import AnyValue
 
 from otelkit._errors import report_internal_error
-from otelkit._levels import exception_keywords, std_to_otel
+from otelkit._levels import std_to_otel
+from otelkit._logmapping import add_exception
 from otelkit.bridges._values import Encoder
 
 __all__ = [
@@ -131,6 +132,7 @@ class Emitter:
         local = self._local
         local.emitting = True
         try:
+            add_exception(attributes, exception)
             now = time.time_ns()
             logger.emit(
                 timestamp=timestamp if timestamp is not None else now,
@@ -140,7 +142,6 @@ class Emitter:
                 severity_text=severity[1],
                 body=body,
                 attributes=attributes,
-                **exception_keywords(exception, attributes),
             )
         finally:
             local.emitting = False

@@ -1,8 +1,8 @@
 """OTLP protobuf written straight to bytes: the child's resource, its spans and metrics.
 
 The child encodes here without building ``opentelemetry.proto`` message objects: its
-resource and metric batches with a handful of ``bytes`` joins, spans with the SDK's own
-span encoder. The output is a regular ``ExportTraceServiceRequest`` (tests parse it with
+resource and metric batches with a handful of ``bytes`` joins, spans with the encoder of
+``otelkit.export`` (the one every OTLP/HTTP export of otelkit uses). The output is a regular ``ExportTraceServiceRequest`` (tests parse it with
 ``opentelemetry.proto`` and compare it with the SDK's encoders). Log records travel in
 the relay's own log frames (``otelkit.relay._log_frames``).
 """
@@ -16,7 +16,7 @@ from typing import Any
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan
 
-from otelkit._sdk import encode as sdk_encode
+from otelkit.export import span_message
 
 __all__ = [
     "encode_any",
@@ -148,16 +148,16 @@ def _grouped_request(resource: bytes, scopes: Iterable[tuple[bytes, list[bytes]]
 
 
 def warm_up() -> None:
-    """Import what encoding spans needs (protobuf message classes, ~25 ms): the sender
-    thread calls it when it starts, so no flushing thread ever imports (an import under a
-    signal handler can deadlock on the import lock) and start-up does not pay for it."""
-    sdk_encode.warm_up()
+    """Nothing left to import: the span encoder is otelkit's own (kept for the sender
+    thread, which calls it when it starts)."""
 
 
 def encode_span_request(resource: bytes, spans: Sequence[ReadableSpan]) -> bytes:
-    """An ``ExportTraceServiceRequest`` with every span under one resource, grouped by scope."""
-    scopes = sdk_encode.span_messages(spans)
-    return _grouped_request(
-        resource,
-        ((_encode_scope(*k), [_field(b"\x12", m) for m in v]) for k, v in scopes.items()),
-    )
+    """An ``ExportTraceServiceRequest`` with every span under one resource, grouped by
+    scope ``(name, version)`` in order of first appearance."""
+    scopes: dict[tuple[str, str | None], list[bytes]] = {}
+    for span in spans:
+        scope = span.instrumentation_scope
+        key = (scope.name, scope.version or None) if scope is not None else ("", None)
+        scopes.setdefault(key, []).append(span_message(span))
+    return _grouped_request(resource, ((_encode_scope(*k), v) for k, v in scopes.items()))

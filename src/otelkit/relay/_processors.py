@@ -7,9 +7,7 @@ buffer and hands it over; none of them does I/O or raises into the caller.
 from __future__ import annotations
 
 import logging
-import traceback
 from collections.abc import Callable
-from itertools import islice
 from time import time_ns
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +18,8 @@ from opentelemetry.trace import INVALID_SPAN, StatusCode
 from opentelemetry.trace import Span as ApiSpan
 
 from otelkit._errors import report_internal_error
+from otelkit._levels import std_to_otel
+from otelkit._logmapping import message, record_attributes, severity_text
 from otelkit._sdk.context import SPAN_LOOKUP, current_span
 from otelkit.relay._buffer import CLASS_ERROR, CLASS_INFO, severity_class
 
@@ -28,25 +28,14 @@ if TYPE_CHECKING:
 
 __all__ = ["RelayLogRecordProcessor", "RelayLoggingHandler", "RelaySpanProcessor"]
 
-# Attributes every stdlib LogRecord has; anything else came from ``extra=``.
-_RESERVED = frozenset(
-    vars(logging.LogRecord("n", logging.INFO, "p", 1, "m", None, None)).keys()
-    | {"message", "asctime", "taskName"}
-)
-_OTEL_TEXT = {"WARNING": "WARN", "CRITICAL": "FATAL"}
-# stdlib level -> OTel severity number, as the OpenTelemetry logging bridge maps it.
-_SEVERITY = [0] * 10 + [5, 6, 7] + [8] * 7 + [9, 10, 11] + [12] * 7 + [13, 14, 15] + [16] * 7
-_SEVERITY += [17, 18, 19] + [20] * 7 + [21, 22, 23, 24]
-
 
 def _level(levelno: int) -> tuple[int, int]:
     """``(OTel severity number, buffer class)`` of a stdlib level."""
-    number = 0 if levelno < 0 else _SEVERITY[levelno] if levelno < len(_SEVERITY) else 24
+    number = std_to_otel(levelno).value
     return number, severity_class(number)
 
 
 _LEVELS = {levelno: _level(levelno) for levelno in range(60)}
-_STANDARD_FIELDS = len(vars(logging.LogRecord("n", logging.INFO, "p", 1, "m", None, None)))
 
 
 class _PipelineControl:
@@ -102,10 +91,9 @@ class RelaySpanProcessor(_PipelineControl, SpanProcessor):
 class RelayLoggingHandler(logging.Handler):
     """A stdlib logging handler that buffers records for the relay directly.
 
-    It produces what the OpenTelemetry logging bridge
-    (``opentelemetry.instrumentation.logging``'s ``LoggingHandler``) would — body, severity,
-    ``extra=`` attributes, ``exception.*`` attributes, trace and span ids, the logger name as
-    instrumentation scope — without building SDK objects per record, which makes a logging
+    It maps a record as otelkit's logging bridge does (:mod:`otelkit._logmapping`: body,
+    severity, ``extra=``, ``code.*`` and ``exception.*`` attributes; trace and span ids, the
+    logger name as instrumentation scope), without building SDK objects per record, which makes a logging
     call several times cheaper in a relay child. It takes no handler lock: the buffer is
     thread-safe on its own.
     """
@@ -139,29 +127,8 @@ class RelayLoggingHandler(logging.Handler):
 
     def _buffer(self, record: logging.LogRecord) -> None:
         try:
-            fields = record.__dict__
-            attributes: dict[str, Any] | None = None
-            event_name = None
-            if len(fields) > _STANDARD_FIELDS:
-                attributes = {
-                    key: fields[key]
-                    for key in islice(fields, _STANDARD_FIELDS, None)
-                    if key not in _RESERVED
-                }
-                if "otel.event.name" in attributes or "event.name" in attributes:
-                    event_name = attributes.pop("otel.event.name", None)
-                    deprecated = attributes.pop("event.name", None)
-                    event_name = event_name or deprecated
-            if record.exc_info:
-                attributes = _with_exception(attributes, record.exc_info)
-            msg = record.msg
-            if self.formatter:
-                body = self.format(record)
-            elif type(msg) is str:  # LogRecord.getMessage() without its str() and call
-                args = record.args
-                body = msg % args if args else msg
-            else:
-                body = record.getMessage()
+            attributes, event_name = record_attributes(record)
+            body = self.format(record) if self.formatter else message(record)
             # The seam's shortcut, inlined (no call frame), or the public current span.
             span = _read_context().get(_span_key) if _read_context is not None else current_span()
             if span is None or span is INVALID_SPAN or not isinstance(span, ApiSpan):
@@ -174,12 +141,11 @@ class RelayLoggingHandler(logging.Handler):
             level = _LEVELS.get(levelno)
             if level is None:
                 level = _level(levelno)
-            levelname = record.levelname
             entry = (
                 int(record.created * 1e9),
                 time_ns(),
                 level[0],
-                _OTEL_TEXT.get(levelname, levelname),
+                severity_text(record.levelname),
                 body,
                 attributes,
                 trace_id,
@@ -198,15 +164,3 @@ class RelayLoggingHandler(logging.Handler):
 
 
 _read_context, _span_key = SPAN_LOOKUP if SPAN_LOOKUP is not None else (None, "")
-
-
-def _with_exception(attributes: dict[str, Any] | None, exc_info: Any) -> dict[str, Any]:
-    out = attributes if attributes is not None else {}
-    exc_type, value, tb = exc_info
-    if exc_type is not None:
-        out["exception.type"] = exc_type.__name__
-    if value is not None and value.args:
-        out["exception.message"] = str(value.args[0])
-    if tb is not None:
-        out["exception.stacktrace"] = "".join(traceback.format_exception(*exc_info))
-    return out

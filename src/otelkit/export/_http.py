@@ -1,0 +1,101 @@
+"""OTLP/HTTP exporters that encode with :mod:`otelkit.export` and send through the SDK's.
+
+Everything but the encoding is the SDK exporter's: its client compresses, sets headers,
+applies the timeout and TLS settings, retries with backoff and reads every
+``OTEL_EXPORTER_OTLP_*`` variable. If that client cannot be used (see
+``otelkit._sdk.transport``), each batch goes through the SDK exporter's public ``export()``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from opentelemetry.sdk._logs import ReadableLogRecord
+from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportResult
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+
+from otelkit._errors import report_internal_error
+from otelkit._sdk.transport import http_sender
+from otelkit.export._logs import encode_logs
+from otelkit.export._spans import encode_spans
+
+if TYPE_CHECKING:  # imported when an exporter is made: a relay child never loads requests
+    from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+__all__ = ["OtlpHttpLogExporter", "OtlpHttpSpanExporter"]
+
+
+def _send(
+    send: Callable[[bytes], bool] | None, encode: Callable[[Any], bytes], batch: Any, what: str
+) -> bool | None:
+    """``None``: use the SDK exporter's own ``export()``; else whether ``batch`` was sent."""
+    if send is None:
+        return None
+    try:
+        data = encode(batch)
+    except Exception as exc:  # noqa: BLE001 - counted as a failed export by the caller
+        report_internal_error(f"export.{what}", exc)
+        return False
+    return send(data)
+
+
+class OtlpHttpLogExporter(LogRecordExporter):
+    """An OTLP/HTTP log exporter: the SDK's ``OTLPLogExporter`` (``inner``, built with the
+    same arguments when not given) sending what :func:`otelkit.export.encode_logs` writes."""
+
+    def __init__(self, inner: OTLPLogExporter | None = None, **options: Any) -> None:
+        if inner is None:
+            from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
+
+            inner = OTLPLogExporter(**options)
+        self.inner = inner
+        self._sender = http_sender(self.inner, "logs")
+
+    def export(self, batch: Sequence[ReadableLogRecord]) -> LogRecordExportResult:
+        """Encode and send ``batch`` once, retrying as the SDK's exporter does."""
+        sent = _send(self._sender, encode_logs, batch, "logs")
+        if sent is None:
+            return self.inner.export(batch)
+        return LogRecordExportResult.SUCCESS if sent else LogRecordExportResult.FAILURE
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        """Nothing is buffered here."""
+        return self.inner.force_flush(timeout_millis)
+
+    def shutdown(self) -> None:
+        """Stop sending (a retry waiting for its back-off gives up)."""
+        self._sender = None  # later batches meet the SDK exporter's refusal
+        self.inner.shutdown()  # type: ignore[no-untyped-call]
+
+
+class OtlpHttpSpanExporter(SpanExporter):
+    """An OTLP/HTTP span exporter: the SDK's ``OTLPSpanExporter`` (``inner``, built with
+    the same arguments when not given) sending what :func:`otelkit.export.encode_spans`
+    writes."""
+
+    def __init__(self, inner: OTLPSpanExporter | None = None, **options: Any) -> None:
+        if inner is None:
+            from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+            inner = OTLPSpanExporter(**options)
+        self.inner = inner
+        self._sender = http_sender(self.inner, "spans")
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        """Encode and send ``spans`` once, retrying as the SDK's exporter does."""
+        sent = _send(self._sender, encode_spans, spans, "spans")
+        if sent is None:
+            return self.inner.export(spans)
+        return SpanExportResult.SUCCESS if sent else SpanExportResult.FAILURE
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        """Nothing is buffered here."""
+        return self.inner.force_flush(timeout_millis)
+
+    def shutdown(self) -> None:
+        """Stop sending (a retry waiting for its back-off gives up)."""
+        self._sender = None
+        self.inner.shutdown()  # type: ignore[no-untyped-call]

@@ -1,0 +1,137 @@
+"""otelkit's OTLP/HTTP exporters: otelkit's encoding, the SDK exporter's transport."""
+
+from __future__ import annotations
+
+import gzip
+import http.server
+import threading
+from collections.abc import Iterator
+from typing import Any
+from unittest import mock
+
+import pytest
+from opentelemetry import trace
+from opentelemetry.exporter.otlp.proto.http import Compression
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+from opentelemetry.sdk._logs import LoggerProvider
+from opentelemetry.sdk._logs.export import (
+    InMemoryLogRecordExporter,
+    LogRecordExportResult,
+    SimpleLogRecordProcessor,
+)
+
+import otelkit
+from otelkit import export
+from otelkit._sdk import FALLBACKS_FORCED
+from otelkit.export import OtlpHttpLogExporter
+from otelkit.testing import OtlpSink
+
+pytestmark = pytest.mark.skipif(FALLBACKS_FORCED, reason="the shortcut is forced off")
+
+
+class _Recorder(http.server.BaseHTTPRequestHandler):
+    answers: list[int]
+    seen: list[tuple[dict[str, str], bytes]]
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers["content-length"]))
+        self.seen.append((dict(self.headers), body))
+        self.send_response(self.answers.pop(0) if self.answers else 200)
+        self.send_header("content-length", "0")
+        self.end_headers()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def recorder() -> Iterator[tuple[str, type[_Recorder]]]:
+    handler = type("Handler", (_Recorder,), {"answers": [], "seen": []})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/v1/logs", handler
+    server.shutdown()
+    server.server_close()
+
+
+def _records(n: int) -> list[Any]:
+    provider = LoggerProvider(shutdown_on_exit=False)
+    memory = InMemoryLogRecordExporter()  # type: ignore[no-untyped-call]
+    provider.add_log_record_processor(SimpleLogRecordProcessor(memory))
+    for i in range(n):
+        provider.get_logger("shop").emit(body=f"event {i}", attributes={"i": i})
+    return list(memory.get_finished_logs())
+
+
+def test_configure_exports_http_with_otelkits_encoder(otlp_sink: OtlpSink) -> None:
+    with (
+        mock.patch.object(export._http, "encode_logs", wraps=export.encode_logs) as logs,
+        mock.patch.object(export._http, "encode_spans", wraps=export.encode_spans) as spans,
+    ):
+        tel = otelkit.configure(
+            service_name="fast", endpoint=otlp_sink.endpoint, coalesce_window=False
+        )
+        try:
+            with trace.get_tracer("t").start_as_current_span("work"):
+                import logging
+
+                logging.getLogger("shop").warning("paid %d", 3)
+            assert tel.force_flush(10)
+        finally:
+            tel.shutdown()
+    assert logs.called and spans.called
+    assert [s.name for _, s in otlp_sink.spans()] == ["work"]
+    [(resource, record)] = [(r, rec) for r, rec in otlp_sink.logs() if rec.body.string_value]
+    assert resource["service.name"] == "fast" and record.body.string_value == "paid 3"
+    assert record.trace_id == otlp_sink.spans()[0][1].trace_id
+
+
+def test_headers_and_gzip_are_the_sdk_exporters(recorder: tuple[str, type[_Recorder]]) -> None:
+    url, handler = recorder
+    exporter = OtlpHttpLogExporter(
+        endpoint=url, headers={"x-tenant": "blue"}, compression=Compression.Gzip, timeout=5
+    )
+    batch = _records(3)
+    assert exporter.export(batch) is LogRecordExportResult.SUCCESS
+    exporter.shutdown()
+    [(headers, body)] = handler.seen
+    assert headers["x-tenant"] == "blue" and headers["Content-Encoding"] == "gzip"
+    sent = ExportLogsServiceRequest.FromString(gzip.decompress(body))
+    assert [r.body.string_value for r in sent.resource_logs[0].scope_logs[0].log_records] == [
+        "event 0",
+        "event 1",
+        "event 2",
+    ]
+
+
+def test_a_refused_batch_is_a_failed_export(recorder: tuple[str, type[_Recorder]]) -> None:
+    url, handler = recorder
+    handler.answers.append(400)  # not retryable
+    exporter = OtlpHttpLogExporter(endpoint=url, timeout=5)
+    assert exporter.export(_records(1)) is LogRecordExportResult.FAILURE
+    exporter.shutdown()
+
+
+def test_without_the_shortcut_batches_go_through_the_sdk_exporter(
+    recorder: tuple[str, type[_Recorder]],
+) -> None:
+    url, handler = recorder
+    with (
+        mock.patch.object(export._http, "http_sender", return_value=None),
+        mock.patch.object(export._http, "encode_logs") as ours,
+    ):
+        exporter = OtlpHttpLogExporter(endpoint=url, timeout=5)
+        assert exporter.export(_records(2)) is LogRecordExportResult.SUCCESS
+        exporter.shutdown()
+    assert not ours.called
+    sent = ExportLogsServiceRequest.FromString(handler.seen[0][1])
+    assert len(sent.resource_logs[0].scope_logs[0].log_records) == 2
+
+
+def test_after_shutdown_a_batch_is_refused(recorder: tuple[str, type[_Recorder]]) -> None:
+    url, handler = recorder
+    exporter = OtlpHttpLogExporter(endpoint=url, timeout=5)
+    exporter.shutdown()
+    assert exporter.export(_records(1)) is LogRecordExportResult.FAILURE
+    assert handler.seen == []
