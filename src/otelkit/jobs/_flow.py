@@ -120,9 +120,11 @@ def _columns(limits: Limits) -> dict[str, Any]:
     }
 
 
-def write_limits(conn: sa.Connection, queue: str, limits: Limits, *, set_by: str) -> bool:
+def write_limits(
+    conn: sa.Connection, queue: str, limits: Limits, *, set_by: str, reset: bool = False
+) -> bool:
     """Store ``queue``'s limits; whether the row changed. Code's values never replace an
-    operator's (those stay until reset). Wakes listening workers (PostgreSQL)."""
+    operator's unless ``reset``. Wakes listening workers (PostgreSQL)."""
     values = {**_columns(limits), "limits_set_by": set_by, "limits_updated_at": db_now()}
     stmt = dialect_insert(conn.dialect.name, queues).values(
         queue=queue, paused=False, updated_at=db_now(), **values
@@ -135,7 +137,7 @@ def write_limits(conn: sa.Connection, queue: str, limits: Limits, *, set_by: str
         _q.limits_set_by.is_distinct_from(set_by),
     )
     where = changed
-    if set_by == CODE:
+    if set_by == CODE and not reset:
         where = sa.and_(changed, _q.limits_set_by.is_distinct_from(OPERATOR))
     stmt = stmt.on_conflict_do_update(index_elements=[_q.queue], set_=values, where=where)
     done = conn.execute(stmt.returning(_q.queue)).first() is not None
@@ -201,7 +203,7 @@ def claim(conn: sa.Connection, *, owner: str, queues_: Sequence[str], limit: int
         got = list(conn.execute(_cached(conn, _shape(limits), _claim_builder(limits)), params))
         outcome.rows += got
         if got and (limits.rate is not None or limits.key_rate is not None):
-            _log_starts(conn, row.queue, limits, [r.limit_key for r in got])
+            _log_starts(conn, row.queue, limits, got)
         if len(got) < room:
             reason, wake = _explain(conn, row.queue, limits)
             if reason is not None:
@@ -364,14 +366,15 @@ def _claim_builder(limits: Limits) -> Any:
     return build
 
 
-def _log_starts(conn: sa.Connection, queue: str, limits: Limits, keys: Sequence[Any]) -> None:
-    """Log the starts (one row each) and forget those older than the longest period."""
+def _log_starts(conn: sa.Connection, queue: str, limits: Limits, claimed: Sequence[Any]) -> None:
+    """Log the starts (one row each, at the claim's own time: the time the history shows)
+    and forget those older than the longest period."""
     keep = max(r.seconds for r in (limits.rate, limits.key_rate) if r is not None)
+    conn.execute(sa.delete(starts).where(_s.queue == queue, _s.at <= db_now() - keep))
     conn.execute(
-        sa.delete(starts).where(_s.queue == queue, _s.at <= db_now() - keep),
+        sa.insert(starts),
+        [{"queue": queue, "limit_key": r.limit_key, "at": r.updated_at} for r in claimed],
     )
-    insert = sa.insert(starts).values(queue=queue, at=db_now())
-    conn.execute(insert, [{"limit_key": key} for key in keys])
 
 
 def _explain(conn: sa.Connection, queue: str, limits: Limits) -> tuple[str | None, float | None]:

@@ -438,7 +438,7 @@ class JobStore:
         limits = self._backend.declared.get(queue, Limits())
         with require_schema(self._engine), self._writer.begin() as conn:
             name = check_known(conn, where, queue, self._queue_names())
-            _flow.write_limits(conn, name, limits, set_by=_flow.CODE)
+            _flow.write_limits(conn, name, limits, set_by=_flow.CODE, reset=True)
         self._backend.wake(name, 0.0)
         return limits
 
