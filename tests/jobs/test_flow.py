@@ -237,7 +237,7 @@ def test_a_held_attempt_gets_a_span_event_and_the_hold_is_counted(
         return None
 
     store.set_limits("q", Limits(concurrency=1))
-    first, second = step.enqueue_many(["tenant-1", "tenant-2"])
+    step.enqueue_many(["tenant-1", "tenant-2"])
     [attempt], _, _ = _claim(store, "w1")
     assert _claim(store, "w2")[0] == []  # held: the queue is at its limit
     _finish(store, "w1", [attempt])
@@ -349,10 +349,10 @@ def test_a_failing_key_function_enqueues_nothing(db_url: str, make_store: Any) -
 def test_bad_limit_options_at_definition_and_enqueue(db_url: str, make_store: Any) -> None:
     store = make_store(db_url)
     with pytest.raises(
-        InvalidOptionError, match="store.job\\('x'\\): limit_key must be a function"
+        InvalidOptionError, match=r"store\.job\('x'\): limit_key must be a function"
     ):
         store.job(name="x", limit_key="tenant")(lambda job: None)  # type: ignore[arg-type]
-    with pytest.raises(OptionTypeError, match="limits must be an otelkit.jobs.Limits"):
+    with pytest.raises(OptionTypeError, match=r"limits must be an otelkit\.jobs\.Limits"):
         store.job(name="y", limits={"concurrency": 3})(lambda job: None)  # type: ignore[arg-type]
 
     @store.job(name="z", queue="q", limits=Limits(concurrency=2))
@@ -361,9 +361,9 @@ def test_bad_limit_options_at_definition_and_enqueue(db_url: str, make_store: An
 
     with pytest.raises(InvalidOptionError, match="queue 'q' already has limits declared"):
         store.job(name="w", queue="q", limits=Limits(concurrency=3))(lambda job: None)
-    with pytest.raises(InvalidOptionError, match="z.enqueue: limit_key must be a str"):
+    with pytest.raises(InvalidOptionError, match=r"z\.enqueue: limit_key must be a str"):
         z.enqueue(limit_key=["a"])  # type: ignore[arg-type]
-    with pytest.raises(InvalidOptionError, match="store.set_limits: queue 'nope' is unknown"):
+    with pytest.raises(InvalidOptionError, match=r"store\.set_limits: queue 'nope' is unknown"):
         store.set_limits("nope", Limits(concurrency=1))
-    with pytest.raises(OptionTypeError, match="store.set_limits: limits must be"):
+    with pytest.raises(OptionTypeError, match=r"store\.set_limits: limits must be"):
         store.set_limits("q", 3)  # type: ignore[arg-type]
