@@ -268,12 +268,14 @@ def _params(queue: str, limits: Limits, owner: str, room: int) -> dict[str, Any]
     return params
 
 
-def _least(values: Sequence[Any]) -> Any:
-    """The smallest of integer expressions, never below 0 (portable: no LEAST on SQLite)."""
-    smallest = values[0]
-    for value in values[1:]:
-        smallest = sa.case((value < smallest, value), else_=smallest)
-    return sa.case((smallest < 0, 0), else_=smallest)
+def _least(postgres: bool, values: Sequence[Any]) -> Any:
+    """The smallest of integer expressions, never below 0 (each evaluated once: SQLite's
+    multi-argument ``min``/``max`` are its ``LEAST``/``GREATEST``)."""
+    if len(values) == 1:
+        return sa.func.greatest(0, values[0]) if postgres else sa.func.max(0, values[0])
+    if postgres:
+        return sa.func.greatest(0, sa.func.least(*values))
+    return sa.func.max(0, sa.func.min(*values))
 
 
 def _running(queue: Any) -> Any:
@@ -339,15 +341,18 @@ def _claim_builder(limits: Limits) -> Any:
                 keep.append(sa.or_(r.limit_key.is_(None), used <= p("key_rate_limit")))
             # priority first; within one priority the first job of every key, then the
             # second, ... (the rotation between keys)
-            pick = (
-                sa.select(r.id)
-                .select_from(source)
-                .where(*keep)
-                .order_by(r.priority.desc(), r.rn, r.run_after, r.id)
-            )
+            columns = [r.id, r.priority, r.rn, r.run_after]
+            pick = sa.select(*columns).select_from(source).where(*keep)
         else:
-            pick = sa.select(_c.id).where(*ready).order_by(*order)
-        rooms: list[Any] = [p("room", type_=sa.Integer)]
+            columns = [_c.id, _c.priority, _c.run_after]
+            pick = sa.select(*columns).where(*ready)
+        # The first ``room`` in claim order (a constant LIMIT: the planner expects that few
+        # rows and takes them by index), then as many of those as the limits leave room for.
+        first = pick.order_by(columns[1].desc(), *columns[2:], columns[0])
+        first = first.limit(p("room", type_=sa.Integer)).subquery("first")
+        f = first.c
+        pick = sa.select(f.id).order_by(f.priority.desc(), *(f[c.name] for c in columns[2:]), f.id)
+        rooms: list[Any] = []
         if conc:
             rooms.append(p("concurrency", type_=sa.Integer) - _running(queue))
         if rate:
@@ -355,7 +360,8 @@ def _claim_builder(limits: Limits) -> Any:
                 p("rate_limit", type_=sa.Integer)
                 - _started(queue, p("rate_period", type_=sa.Double))
             )
-        pick = pick.limit(_least(rooms))
+        if rooms:
+            pick = pick.limit(_least(postgres, rooms))
         return (
             sa.update(jobs)
             .where(_c.id.in_(pick.scalar_subquery()), sa.text(WAITING_SQL))

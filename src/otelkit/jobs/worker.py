@@ -160,9 +160,6 @@ class Worker(Execution):
                     done, self._done = self._done, []
                     busy = len(self._in_flight) - len(done)
                     asked = self.batch if busy < self.concurrency else 0
-                    if asked and self._backend.limited(self.queues):
-                        # a limited queue's slots are shared: claim no more than can start
-                        asked = min(asked, self.concurrency - busy)
                     woken, self._woken = self._woken, False
                     if asked:
                         self._next_due = math.inf  # this claim learns the next one
