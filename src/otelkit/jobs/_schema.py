@@ -266,6 +266,9 @@ _SQLITE_DDL = (
     END""",
 )
 
+_HELD_RECENTLY = 60.0
+"""Seconds after a claim was held back by a flow limit during which a freed slot notifies."""
+
 # Rows that became waiting wake listening workers (see otelkit.jobs._wakeup): one
 # notification per queue and statement, "<queue> <seconds until the earliest is due>".
 _NOTIFY = (
@@ -296,12 +299,19 @@ _PG_DDL = (
       WHERE n.status IN ('queued', 'retrying')
         AND (n.status IS DISTINCT FROM o.status OR n.run_after IS DISTINCT FROM o.run_after)
       GROUP BY n.queue;
-      -- a slot of a flow-limited queue freed: wake the workers it may be holding back
-      IF EXISTS (SELECT 1 FROM otelkit_job_queues WHERE limited) THEN
+      -- a slot of a flow-limited queue freed: wake the workers it holds back. Only where a
+      -- claim was held back in the last minute (a held worker's every poll renews that):
+      -- a NOTIFY serialises commits, which a limit that never binds must not cost.
+      IF EXISTS (SELECT 1 FROM otelkit_job_queues WHERE limited AND throttled_at IS NOT NULL)
+      THEN
         PERFORM pg_notify('{CHANNEL}', n.queue || ' 0')
         FROM new_rows n JOIN old_rows o ON o.id = n.id
         WHERE o.status = 'running' AND n.status <> 'running'
-          AND EXISTS (SELECT 1 FROM otelkit_job_queues q WHERE q.queue = n.queue AND q.limited)
+          AND EXISTS (
+            SELECT 1 FROM otelkit_job_queues q
+            WHERE q.queue = n.queue AND q.limited
+              AND q.throttled_at > EXTRACT(EPOCH FROM statement_timestamp()) - {_HELD_RECENTLY}
+          )
         GROUP BY n.queue;
       END IF;
       RETURN NULL;
