@@ -98,11 +98,15 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     limits = sub.add_parser("limits", parents=[db], help="show or change queues' flow limits")
     limits_sub = limits.add_subparsers(dest="limits_command", metavar="ACTION")
     limits.set_defaults(func=_limits, limits_command="show")
-    show_limits = limits_sub.add_parser("show", parents=[db], help="the limits in force")
+    # --db after the action too; its default stays the one read above (a subcommand's
+    # default would otherwise replace a --db given before the action)
+    db_after = argparse.ArgumentParser(add_help=False)
+    db_after.add_argument("--db", default=argparse.SUPPRESS, help="as above")
+    show_limits = limits_sub.add_parser("show", parents=[db_after], help="the limits in force")
     show_limits.add_argument("queue", nargs="?")
     set_limits = limits_sub.add_parser(
         "set",
-        parents=[db],
+        parents=[db_after],
         help="set a queue's limits now for every worker (unset options: no limit)",
     )
     set_limits.add_argument("queue")
@@ -112,7 +116,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     set_limits.add_argument("--key-rate", help="starts per period for each key, like 5/1s")
     set_limits.add_argument("--fair", action="store_true", help="rotate claims between keys")
     reset_limits = limits_sub.add_parser(
-        "reset", parents=[db], help="drop an operator's limits (back to what code declares)"
+        "reset", parents=[db_after], help="drop an operator's limits (back to what code declares)"
     )
     reset_limits.add_argument("queue")
 
