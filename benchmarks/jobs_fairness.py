@@ -73,9 +73,13 @@ def main() -> None:
     fair: list[float] = []
     fifo: list[float] = []
     for i in range(REPEATS):
-        for results, mode in ((fair, True), (fifo, False)) if i % 2 == 0 else (
-            (fifo, False),
-            (fair, True),
+        for results, mode in (
+            ((fair, True), (fifo, False))
+            if i % 2 == 0
+            else (
+                (fifo, False),
+                (fair, True),
+            )
         ):
             results.append(_run(mode))
         print(
