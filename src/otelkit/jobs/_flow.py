@@ -348,8 +348,11 @@ def _claim_builder(limits: Limits) -> Any:
             pick = sa.select(*columns).where(*ready)
         # The first ``room`` in claim order (a constant LIMIT: the planner expects that few
         # rows and takes them by index), then as many of those as the limits leave room for.
-        first = pick.order_by(columns[1].desc(), *columns[2:], columns[0])
-        first = first.limit(p("room", type_=sa.Integer)).subquery("first")
+        first = (
+            pick.order_by(columns[1].desc(), *columns[2:], columns[0])
+            .limit(p("room", type_=sa.Integer))
+            .subquery("first")
+        )
         f = first.c
         pick = sa.select(f.id).order_by(f.priority.desc(), *(f[c.name] for c in columns[2:]), f.id)
         rooms: list[Any] = []
