@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import threading
@@ -16,6 +15,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from _procs import stop as _stop  # the helper module next to this file
 
 from otelkit.jobs import Limits
 from otelkit.testing import wait_until
@@ -57,20 +57,6 @@ def _workers(url: str, limits: dict[str, Any] | None, count: int = 4) -> list[An
     return [
         subprocess.Popen([sys.executable, str(APP)], env=_env(url, limits)) for _ in range(count)
     ]
-
-
-def _stop(procs: list[Any]) -> list[int | None]:
-    for proc in procs:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-    codes = []
-    for proc in procs:
-        try:
-            codes.append(proc.wait(timeout=30))
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            codes.append(proc.wait(timeout=10))
-    return codes
 
 
 def _url(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> str:
