@@ -277,8 +277,9 @@ def test_a_slot_freed_in_a_limited_queue_notifies_listeners(pg_url: str, make_st
         return None
 
     store.set_limits("q", Limits(concurrency=1))
-    step.enqueue()
-    [attempt], _, _ = _claim(store, "w1")
+    step.enqueue_many([None, None])
+    [attempt], _, held = _claim(store, "w1")  # the second job is held back: a worker waits
+    assert held
     heard: list[tuple[str, float]] = []
     listener = Listener(
         store.engine.url, on_notify=lambda q, d: heard.append((q, d)), on_connect=lambda: None,
@@ -367,3 +368,34 @@ def test_bad_limit_options_at_definition_and_enqueue(db_url: str, make_store: An
         store.set_limits("nope", Limits(concurrency=1))
     with pytest.raises(OptionTypeError, match=r"store\.set_limits: limits must be"):
         store.set_limits("q", 3)  # type: ignore[arg-type]
+
+
+@pytest.mark.postgres
+def test_a_limit_that_does_not_bind_sends_no_notify(pg_url: str, make_store: Any) -> None:
+    from otelkit.jobs._wakeup import CHANNEL, Listener
+    from otelkit.testing import wait_until
+
+    store = make_store(pg_url)
+
+    @store.job(name="step", queue="q")
+    def step(job: Job) -> None:
+        return None
+
+    store.set_limits("q", Limits(concurrency=5))
+    step.enqueue()
+    [attempt], _, held = _claim(store, "w1")
+    assert not held
+    heard: list[str] = []
+    listener = Listener(
+        store.engine.url, on_notify=lambda q, d: heard.append(q), on_connect=lambda: None,
+        name="test",
+    )  # fmt: skip
+    try:
+        assert listener.wait_connected(10)
+        _finish(store, "w1", [attempt])
+        with store.engine.begin() as conn:  # delivered after anything the finish sent
+            conn.execute(sa.select(sa.func.pg_notify(CHANNEL, "sentinel 0")))
+        wait_until(lambda: "sentinel" in heard, timeout=10)
+    finally:
+        listener.close()
+    assert heard == ["sentinel"]  # a NOTIFY serialises commits: none for a free slot
