@@ -1,8 +1,7 @@
-"""``configure()`` and the :class:`Telemetry` handle: install, flush and shut down the SDK.
-
-One pipeline is active per process. ``configure()`` with the same resolved settings returns
-the active handle; with different settings it shuts the active one down (flushing it) and
-installs the new one, so no handler, processor or record is ever doubled.
+"""The :class:`Telemetry` handle: the providers of one pipeline, its relay role (host, or
+child after a fork), its flush and its bounded shutdown. ``configure()`` builds it
+(:mod:`otelkit._configure`); the process hooks flush it at exit
+(:mod:`otelkit._process_hooks`).
 """
 
 from __future__ import annotations
@@ -11,45 +10,43 @@ import contextlib
 import functools
 import logging
 import os
-import socket
 import threading
 import time
-import urllib.parse
 from collections.abc import Callable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from opentelemetry.metrics import NoOpMeterProvider
 from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider, sampling
 
-from otelkit import _forksignals, _sigterm
-from otelkit._config import _UNSET, Settings, resolve_settings
+from otelkit import _active, _sigterm
+from otelkit._clock import REAL_CLOCK
+from otelkit._config import Settings
 from otelkit._drops import DropLedger
-from otelkit._exit import call_at_exit
 from otelkit._logbridge import OtelLogHandler
 from otelkit._pipeline import (
     DiscardMetrics,
     Pipeline,
     SwitchLogProcessor,
     SwitchSpanProcessor,
-    build_relay_child_pipeline,
+    scrubbing_processors,
+    wrap_sampling,
 )
+from otelkit._process_hooks import install_sigterm
 from otelkit._sdk.context import instrumentation_enabled
 from otelkit._threads import start_daemon
+from otelkit._unreachable import refusing, say
 
 if TYPE_CHECKING:
     from otelkit._batch import BatchCore
     from otelkit._exporters import MemoryExporters
     from otelkit.relay import ChildPipeline, RelayHost
+    from otelkit.sampling import TailSampler
+    from otelkit.scrubbing import Scrubber
 
-__all__ = ["Telemetry", "configure", "current", "flush"]
-
-_lock = threading.RLock()
-_current: Telemetry | None = None
-_stopping: Telemetry | None = None  # the handle being shut down, if any
+__all__ = ["Telemetry", "resource_for"]
 
 
 def _sampler(settings: Settings) -> sampling.Sampler:
@@ -64,7 +61,7 @@ def _sampler(settings: Settings) -> sampling.Sampler:
     return sampling.ParentBased(root) if name.startswith("parentbased_") else root
 
 
-def _resource(settings: Settings) -> Resource:
+def resource_for(settings: Settings) -> Resource:
     attrs: dict[str, Any] = dict(settings.resource_attributes)
     attrs["service.name"] = settings.service_name
     if settings.service_version:
@@ -72,7 +69,12 @@ def _resource(settings: Settings) -> Resource:
     if settings.environment:
         attrs["deployment.environment.name"] = settings.environment
     attrs["process.pid"] = os.getpid()
-    return Resource.create(attrs)
+    resource = Resource.create(attrs)
+    if settings.scrubbing is not None:
+        from otelkit._pipeline import scrubbed_resource
+
+        resource = scrubbed_resource(resource, settings.scrubbing)
+    return resource
 
 
 class _SkipSuppressed(logging.Filter):
@@ -84,23 +86,19 @@ class _SkipSuppressed(logging.Filter):
 
 
 def _run_bounded(tasks: list[Callable[[], object]], timeout: float) -> bool:
-    """Run ``tasks`` in parallel daemon threads; True when all finished within ``timeout``."""
-    threads = [start_daemon(task, name="otelkit-flush") for task in tasks]
+    """Run ``tasks`` in parallel daemon threads; True when all finished within ``timeout``
+    and none returned ``False`` (a flush that failed)."""
+    failed: list[bool] = []
+
+    def run(task: Callable[[], object]) -> None:
+        if task() is False:
+            failed.append(True)
+
+    threads = [start_daemon(run, args=(task,), name="otelkit-flush") for task in tasks]
     deadline = time.monotonic() + timeout
     for thread in threads:
         thread.join(max(0.0, deadline - time.monotonic()))
-    return not any(thread.is_alive() for thread in threads)
-
-
-def _endpoint_refuses(url: str, timeout: float = 0.25) -> bool:
-    """True when nothing accepts TCP connections at ``url`` (so a final flush cannot succeed)."""
-    parsed = urllib.parse.urlsplit(url)
-    port = parsed.port or (443 if parsed.scheme == "https" else 80)
-    try:
-        with socket.create_connection((parsed.hostname or "localhost", port), timeout=timeout):
-            return False
-    except OSError:
-        return True
+    return not failed and not any(thread.is_alive() for thread in threads)
 
 
 class Telemetry:
@@ -116,10 +114,11 @@ class Telemetry:
         coalesce_spans: Callable[[ReadableSpan], bool] | None = None,
         resource: Resource | None = None,
         drops: DropLedger | None = None,
+        scrubber: Scrubber | None = None,
     ) -> None:
         self.settings = settings
         self.coalesce_spans = coalesce_spans
-        self.resource = resource or _resource(settings)
+        self.resource = resource or resource_for(settings)
         self.relay_host: RelayHost | None = None
         """The relay serving child processes, when configured with ``relay=True``."""
         self.relay_child: ChildPipeline | None = pipeline.relay_child if pipeline else None
@@ -135,6 +134,9 @@ class Telemetry:
         self._stop_lock = threading.Lock()
         self._stopped = threading.Event()
         self._said_unanswered = False
+        self._said_bridge_gone = False
+        self.sampler: TailSampler | None = None
+        """The tail sampler, when configured with ``sampling=`` (``docs/sampling.md``)."""
         if pipeline is None:  # OTEL_SDK_DISABLED: the API's no-op providers stay in place
             self.tracer_provider: TracerProvider | None = None
             self.logger_provider: LoggerProvider | None = None
@@ -146,14 +148,21 @@ class Telemetry:
         self.drops.bind_meter_provider(self.meter_provider)
         if pipeline.relay_child is None:  # the host coalesces what its children relay
             _wrap_coalescing(pipeline, settings, coalesce_spans, self.meter_provider)
+            if settings.sampling is not None:  # the process that holds the trees decides
+                self.sampler = wrap_sampling(pipeline, settings.sampling, self.meter_provider)
         self.span_processor = SwitchSpanProcessor(pipeline.span_processor)
         self.log_processor = SwitchLogProcessor(pipeline.log_processor)
         self.tracer_provider = TracerProvider(
             resource=self.resource, sampler=_sampler(settings), shutdown_on_exit=False
         )
-        self.tracer_provider.add_span_processor(self.span_processor)
         self.logger_provider = LoggerProvider(resource=self.resource, shutdown_on_exit=False)
-        self.logger_provider.add_log_record_processor(self.log_processor)
+        # Scrubbing in front of the switch: this process's records, also after a fork;
+        # what children relay to the switch was scrubbed in the child.
+        spans, logs = scrubbing_processors(
+            self.span_processor, self.log_processor, scrubber, settings, self.meter_provider
+        )
+        self.tracer_provider.add_span_processor(spans)
+        self.logger_provider.add_log_record_processor(logs)
         self.drops.attach(self.log_processor, self.resource)
 
     @property
@@ -192,6 +201,9 @@ class Telemetry:
             handler.addFilter(_SkipSuppressed())
             logging.getLogger().addHandler(handler)
             self._handler = handler
+            # A framework's logging set-up that replaces the root's handlers (Celery's) runs
+            # within moments of start-up; a flush or shutdown checks again later.
+            REAL_CLOCK.call_later(_BRIDGE_CHECK_DELAY, self._check_log_bridge_while_active)
         self._install_sigterm()
 
     def _start_relay_host(self) -> None:
@@ -210,8 +222,7 @@ class Telemetry:
         host.start()
         self.relay_host = host
         os.environ[RELAY_ENV] = host.env_value  # inherited by spawned and forked children
-        global _hosting
-        _hosting = (os.getpid(), host.env_value)
+        _active.set_hosting((os.getpid(), host.env_value))
 
     def _stop_relay_host(self, timeout: float) -> None:
         host, self.relay_host = self.relay_host, None
@@ -222,8 +233,7 @@ class Telemetry:
         host.close(timeout)
         if os.environ.get(RELAY_ENV) == host.env_value:
             del os.environ[RELAY_ENV]
-        global _hosting
-        _hosting = None
+        _active.set_hosting(None)
 
     def _become_relay_child(self) -> None:
         """After ``fork`` in a relay host: export through the parent's relay from now on,
@@ -255,7 +265,7 @@ class Telemetry:
 
     def _install_sigterm(self) -> None:
         # Only where SIGTERM has its default action: an application's handler stays its own.
-        self._sigterm_installed = _sigterm.install(_sigterm_target)
+        self._sigterm_installed = install_sigterm()
 
     # -- flushing and shutdown ------------------------------------------------------------
 
@@ -282,16 +292,31 @@ class Telemetry:
         assert self.tracer_provider is not None
         assert self.logger_provider is not None
         assert self.meter_provider is not None
-        millis = int(seconds * 1000)
         tp, lp, mp = self.tracer_provider, self.logger_provider, self.meter_provider
-        done = _run_bounded(
-            [
-                lambda: tp.force_flush(millis),
-                lambda: lp.force_flush(millis),
-                lambda: mp.force_flush(millis),
-            ],
-            seconds,
+        deadline = time.monotonic() + seconds
+
+        def left() -> float:
+            return max(0.0, deadline - time.monotonic())
+
+        # In order, each step bounded by what is left: the metric collection first (in a
+        # relay child it is queued beside the spans and logs), then spans and logs, then a
+        # relay child's own buffer, so that True means everything recorded before the call
+        # was exported or written to the relay.
+        done = _run_bounded([lambda: mp.force_flush(int(left() * 1000))], left())
+        done = (
+            _run_bounded(
+                [
+                    lambda: tp.force_flush(int(left() * 1000)),
+                    lambda: lp.force_flush(int(left() * 1000)),
+                ],
+                left(),
+            )
+            and done
         )
+        child = self.relay_child
+        if child is not None:
+            done = child.force_flush(int(left() * 1000)) and done
+        self._check_log_bridge()
         if done:
             self._said_unanswered = False
         return done
@@ -300,8 +325,6 @@ class Telemetry:
         """True (and said once) when nothing accepts connections at an OTLP endpoint."""
         if self.settings.exporter != "otlp" or self.relay_child is not None:
             return False
-        from otelkit._unreachable import refusing, say
-
         targets = self.settings.targets
         refused = refusing((t.endpoint for t in targets.values()), min(seconds, 0.5))
         if refused and not self._said_unanswered:
@@ -327,12 +350,9 @@ class Telemetry:
             self._shutdown_done = True
         if not first:  # another thread (a SIGTERM, the exit hook) is shutting down: wait for it
             return self._stopped.wait(seconds)
-        global _current, _stopping
-        with _lock:
-            if _current is self:
-                _current = None
-            _stopping = self  # a SIGTERM during this shutdown waits for it (_sigterm)
+        _active.leave(self)  # a SIGTERM during this shutdown waits for it (_sigterm)
         if self._handler is not None:
+            self._check_log_bridge()
             logging.getLogger().removeHandler(self._handler)
             self._handler = None
         try:
@@ -341,6 +361,32 @@ class Telemetry:
             self._stopped.set()
             # Only now: a SIGTERM during the flush above must wait for it, not kill it.
             self._uninstall_sigterm()
+
+    def _check_log_bridge(self) -> None:
+        """Say once when someone else took the logging bridge off the root logger (Celery's
+        ``worker_hijack_root_logger`` empties the root's handlers): the application's log
+        records stop reaching OpenTelemetry, and nothing else would tell."""
+        handler = self._handler
+        if handler is None or self._said_bridge_gone or handler in logging.getLogger().handlers:
+            return
+        self._said_bridge_gone = True
+        logging.getLogger("otelkit").warning(
+            "otelkit: its logging bridge was removed from the root logger after configure(), "
+            "so log records no longer reach OpenTelemetry. Under Celery use otelkit.celery "
+            "(docs/task-queues.md), or call otelkit.configure() again after your logging "
+            "set-up."
+        )
+
+    def _check_log_bridge_while_active(self) -> None:
+        if self.active:
+            self._check_log_bridge()
+
+    def _reattach_log_bridge(self) -> None:
+        """Put the logging bridge back on the root logger if someone took it off."""
+        handler = self._handler
+        root = logging.getLogger()
+        if handler is not None and self.active and handler not in root.handlers:
+            root.addHandler(handler)
 
     def _uninstall_sigterm(self) -> None:
         if self._sigterm_installed:
@@ -361,14 +407,13 @@ class Telemetry:
         if (
             self.settings.exporter == "otlp"
             and self.relay_child is None
-            and _endpoint_refuses(self.settings.targets["traces"].endpoint)
+            and refusing([self.settings.targets["traces"].endpoint], 0.25)
         ):
             # Interrupt retries first: the queues then drain at once (counted as failed
             # exports), so the relay below still reads and counts what children sent.
             for hook in self._pipeline.shutdown_hooks:
                 hook()
             deadline = min(deadline, time.monotonic() + 1.0)
-            from otelkit._unreachable import say
 
             say(  # one write: no other thread's output lands in the middle of the line
                 f"otelkit: nothing listens at {self.settings.targets['traces'].endpoint}; "
@@ -426,6 +471,7 @@ class Telemetry:
         self.shutdown()
 
 
+_BRIDGE_CHECK_DELAY = 5.0  # seconds after configure() that the logging bridge is checked
 _RELAY_REPORT_MARGIN = 0.1  # seconds a relay child's shutdown takes past its flush to report
 
 
@@ -441,39 +487,6 @@ def _set_globals(tp: TracerProvider, lp: LoggerProvider, mp: MeterProvider) -> N
     set_global_providers(tp, lp, mp)
 
 
-def _at_exit() -> None:
-    # A shutdown already under way (a SIGTERM's) must finish before the process ends.
-    telemetry = current() or _stopping
-    if telemetry is not None:
-        telemetry.shutdown()
-
-
-def _sigterm_target() -> Telemetry | None:
-    # An exit flush may be under way when SIGTERM comes: the handler waits for it.
-    return current() or _stopping
-
-
-def _after_fork_in_child() -> None:
-    _sigterm.reinstall_after_fork()
-    telemetry = _current
-    if telemetry is not None and telemetry.relay_host is not None and telemetry.active:
-        telemetry._become_relay_child()
-
-
-class _ExitHook:
-    """The process-wide exit flush (atexit, and ``multiprocessing``'s ``os._exit`` path,
-    ahead of a relay pipeline's own finalizer)."""
-
-    def run(self) -> None:
-        _at_exit()
-
-
-_EXIT_HOOK = _ExitHook()
-call_at_exit(_EXIT_HOOK, _ExitHook.run, priority=101)
-_forksignals.install(lambda: _current is not None)
-os.register_at_fork(after_in_child=_after_fork_in_child)
-
-
 _fork_metrics_warned = False
 
 
@@ -486,116 +499,6 @@ def _warn_fork_metrics_once() -> None:
             "the metrics of fork children of a relay host are not relayed (the parent's values "
             "would be reported again under the child); use spawn, or see docs/sdk-seam.md"
         )
-
-
-def current() -> Telemetry | None:
-    """The active :class:`Telemetry`, or None before ``configure()`` / after shutdown."""
-    with _lock:
-        return _current
-
-
-def flush(timeout: float | None = None) -> bool:
-    """Flush the active pipeline (see :meth:`Telemetry.force_flush`); True if none is active."""
-    telemetry = current()
-    return True if telemetry is None else telemetry.force_flush(timeout)
-
-
-def _comparable(settings: Settings) -> Settings:
-    from dataclasses import replace
-
-    return replace(settings, sources={})
-
-
-def configure(
-    *,
-    service_name: str | None = None,
-    service_version: str | None = None,
-    environment: str | None = None,
-    resource_attributes: dict[str, Any] | None = None,
-    endpoint: str | None = None,
-    protocol: str | None = None,
-    headers: str | dict[str, str] | None = None,
-    exporter: str | None = None,
-    logging_level: int | str | None = _UNSET,
-    sampler: str | None = None,
-    sample_ratio: float | None = None,
-    metric_interval: float | None = None,
-    shutdown_timeout: float | None = None,
-    coalesce_window: float | bool | None = _UNSET,
-    coalesce_spans: Callable[[ReadableSpan], bool] | None = None,
-    relay: bool | None = None,
-) -> Telemetry:
-    """Install OpenTelemetry traces, metrics and logs for this process; return the handle.
-
-    Every option is keyword-only and falls back to its environment variable, then to the
-    default (see the README's configuration reference). Bad values raise ``ValueError``
-    naming the option before anything is installed. Calling again with the same resolved
-    settings returns the active handle; with different settings the active pipeline is
-    shut down (flushed) and replaced.
-    """
-    settings = resolve_settings(
-        service_name=service_name,
-        service_version=service_version,
-        environment=environment,
-        resource_attributes=resource_attributes,
-        endpoint=endpoint,
-        protocol=protocol,
-        headers=headers,
-        exporter=exporter,
-        logging_level="none" if logging_level is None else logging_level,
-        sampler=sampler,
-        sample_ratio=sample_ratio,
-        metric_interval=metric_interval,
-        shutdown_timeout=shutdown_timeout,
-        coalesce_window=False if coalesce_window is None else coalesce_window,
-        relay=relay,
-    )
-    if coalesce_spans is not None and not callable(coalesce_spans):
-        raise ValueError("otelkit.configure: coalesce_spans must be a predicate (span -> bool)")
-    global _current
-    with _lock:
-        relay_env = os.environ.get("OTELKIT_RELAY")
-        as_child = bool(relay_env) and _hosting != (os.getpid(), relay_env)
-        if as_child and settings.relay:
-            _warn_relay_in_child()
-        active = _current
-        if active is not None and active.active:
-            same = _comparable(active.settings) == _comparable(settings)
-            if same and active.coalesce_spans is coalesce_spans:
-                return active
-            if as_child and active.relay_child is not None and same:
-                return active  # relay=True in a child that already relays: nothing changes
-            active.shutdown()
-        resource = _resource(settings)
-        pipeline: Pipeline | None
-        drops = DropLedger(meter_provider=NoOpMeterProvider())  # bound to the new provider
-        if settings.disabled:
-            pipeline = None
-        elif as_child:
-            assert relay_env is not None
-            pipeline = build_relay_child_pipeline(resource, relay_env, settings.metric_interval)
-        else:
-            from otelkit._exporters import build_pipeline
-
-            pipeline = build_pipeline(settings, drops)
-        telemetry = Telemetry(settings, pipeline, coalesce_spans, resource, drops)
-        _forksignals.end_block_after_latest_hooks()
-        telemetry._install()
-        _current = telemetry
-        return telemetry
-
-
-_hosting: tuple[int, str] | None = None
-"""``(pid, OTELKIT_RELAY value)`` of the relay this process serves: a value inherited from a
-parent (a pre-fork server's worker) is the parent's relay, never one to serve again."""
-
-
-def _warn_relay_in_child() -> None:
-    logging.getLogger("otelkit").warning(
-        "otelkit.configure(relay=True) in a child of a relay host (OTELKIT_RELAY is "
-        "inherited): exporting to the parent's relay instead of serving a new one. In a "
-        "pre-fork server call configure(relay=True) in the master only (docs/prefork.md)."
-    )
 
 
 def _wrap_coalescing(

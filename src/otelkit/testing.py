@@ -56,7 +56,8 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from otelkit._clock import FakeClock
-from otelkit._telemetry import Telemetry, configure
+from otelkit._configure import configure
+from otelkit._telemetry import Telemetry
 
 __all__ = [
     "FakeClock",

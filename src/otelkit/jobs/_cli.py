@@ -1,5 +1,5 @@
-"""``otelkit jobs worker|list|show|retry|cancel|pause|resume|limits|purge``: run and inspect jobs
-from a shell."""
+"""``otelkit jobs worker|list|show|retry|cancel|pause|resume|limits|purge|web``: run and inspect
+jobs from a shell."""
 
 from __future__ import annotations
 
@@ -124,6 +124,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     purge.add_argument("--older-than", default="7d", help="age like 30m, 12h, 7d (default 7d)")
     purge.add_argument("--state", action="append", choices=_FINAL)
     purge.set_defaults(func=_purge)
+
+    from otelkit.jobs.web._cli import add_parser as add_web_parser
+
+    add_web_parser(sub, [db], _web)
 
 
 # -- handlers ------------------------------------------------------------------------------
@@ -444,6 +448,15 @@ def _limits_table(found: Sequence[QueueLimits]) -> str:
         for q in found
     ]
     return _table(rows)
+
+
+def _web(args: argparse.Namespace, serve: Any) -> int:
+    try:
+        with _session(args) as store:
+            code: int = serve(args, store)
+    except ValueError as exc:
+        return _fail(args, exc)
+    return code
 
 
 def _purge(args: argparse.Namespace) -> int:
