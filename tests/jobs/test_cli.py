@@ -13,7 +13,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from otelkit.jobs import JobState
+from otelkit.jobs import JobState, Limits
 from otelkit.jobs._cli import register
 from otelkit.testing import wait_until
 
@@ -295,3 +295,48 @@ def test_pause_and_resume_queues_from_the_command_line(jobs, capsys) -> None:
     assert code == 0 and "paused queues: none" in out and store.paused_queues() == []
     code, _, err = _run(capsys, "pause", "--db", url, "nope")
     assert code == 2 and "queue 'nope' is unknown" in err and store.paused_queues() == []
+
+
+def test_flow_limits_from_the_command_line(jobs, capsys) -> None:
+    store, url, *_ = jobs
+    code, out, _ = _run(capsys, "limits", "--db", url)
+    assert code == 0 and "no queue has limits" in out
+    code, out, _ = _run(
+        capsys, "limits", "set", "--db", url, "default", "--concurrency", "3", "--rate", "20/1s"
+    )
+    assert code == 0 and "limits: default concurrency=3 rate=20/1s" in out
+    [stored] = store.limits()
+    assert (stored.limits.concurrency, stored.limits.rate.limit, stored.set_by) == (
+        3,
+        20,
+        "operator",
+    )
+    assert out.splitlines()[-2].split()[:5] == ["QUEUE", "LIMITS", "SET", "BY", "RUNNING"]
+    assert out.splitlines()[-1].split()[:5] == [
+        "default",
+        "concurrency=3",
+        "rate=20/1s",
+        "operator",
+        "0",
+    ]
+    code, out, _ = _run(capsys, "limits", "--db", url, "reset", "default")
+    assert code == 0 and "reset to the code's: none" in out and store.limits() == []
+    code, _, err = _run(capsys, "limits", "set", "--db", url, "default", "--rate", "0/1s")
+    assert code == 2 and "--rate: Rate: limit must be >= 1" in err
+    code, _, err = _run(capsys, "limits", "set", "--db", url, "nope", "--concurrency", "1")
+    assert code == 2 and "queue 'nope' is unknown" in err
+
+
+def test_list_and_show_say_why_a_ready_job_waits(sqlite_url, make_store, capsys) -> None:
+    store = make_store(sqlite_url)
+    step = store.job(name="step")(lambda job: None)
+    running, held = step.enqueue(), step.enqueue()
+    store.set_limits("default", Limits(concurrency=1))
+    [attempt], _, _ = store.backend.cycle("w1", [], queues=["default"], limit=5)
+    held = held if attempt.job.id == running else running
+    code, out, _ = _run(capsys, "list", "--db", sqlite_url)
+    assert code == 0 and "WAITING ON" in out.splitlines()[0]
+    [line] = [line for line in out.splitlines() if line.startswith(held)]
+    assert line.endswith("concurrency: 1 of 1 running in queue 'default'")
+    code, out, _ = _run(capsys, "show", "--db", sqlite_url, held)
+    assert code == 0 and "waiting on  concurrency: 1 of 1 running in queue 'default'" in out

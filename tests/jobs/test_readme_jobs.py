@@ -67,8 +67,12 @@ def test_the_readme_worker_command_runs_the_enqueued_job(tmp_path: Path) -> None
         status, result_json = conn.execute(
             "select status, result from otelkit_jobs where id = ?", (job_id,)
         ).fetchone()
+        limit = conn.execute(
+            "select concurrency from otelkit_job_queues where queue = 'media'"
+        ).fetchone()
     assert status == "succeeded"
     assert json.loads(result_json) == {"path": "a.png.128px.png"}
+    assert limit == (4,)  # the worker's start stored the limit the module declares
     assert job_id in outputs[1] and "succeeded" in outputs[1]  # `otelkit jobs list`
 
 

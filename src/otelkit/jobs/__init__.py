@@ -4,6 +4,7 @@ Every state change of a job is a span event and a metric point; see ``docs/jobs.
 """
 
 from otelkit.jobs._handle import EnqueuedJob
+from otelkit.jobs._limits import Limits, QueueLimits, Rate, WaitReason
 from otelkit.jobs._model import (
     Backoff,
     Job,
@@ -32,6 +33,10 @@ __all__ = [
     "JobStore",
     "JobTransition",
     "LeaseLostError",
+    "Limits",
+    "QueueLimits",
+    "Rate",
     "SchemaMissingError",
+    "WaitReason",
     "Worker",
 ]

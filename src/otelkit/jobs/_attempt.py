@@ -18,6 +18,7 @@ from otelkit.errors import InvalidOptionError
 from otelkit.jobs._cancel import CancelProbe, absorb_own_cancel
 from otelkit.jobs._claim import Transition
 from otelkit.jobs._lease import Lease
+from otelkit.jobs._limits import Limits
 from otelkit.jobs._model import Backoff, Job, JobError, JobState, from_epoch, trace_id_of
 from otelkit.jobs._schedule import Schedule
 
@@ -48,6 +49,10 @@ class Definition:
     """Seconds an attempt may run before it is abandoned (``TimeoutError``); None: no limit."""
     schedule: Schedule | None = None
     """For a periodic job: when its periods start (the scheduler enqueues one job each)."""
+    limits: Limits | None = None
+    """Flow limits this function declares for its queue."""
+    limit_key: Callable[[Any], Any] | None = None
+    """The function of a job's data giving its limit key (per-key limits, fair claims)."""
 
     @property
     def is_async(self) -> bool:
@@ -78,6 +83,7 @@ def job_from_mapping(m: Mapping[Any, Any]) -> Job:
         lease_expires=from_epoch(m["lease_expires"]),
         errors=tuple(JobError.from_json(e) for e in (m["errors"] or ())),
         result=m["result"],
+        limit_key=m.get("limit_key"),
         trace_id=trace_id_of(m["trace_context"]),
     )
 

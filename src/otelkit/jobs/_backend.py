@@ -21,12 +21,14 @@ import sqlalchemy as sa
 from opentelemetry.instrumentation.utils import suppress_instrumentation
 
 from otelkit._clock import Clock
-from otelkit.jobs import _claim
+from otelkit.errors import InvalidOptionError
+from otelkit.jobs import _claim, _flow
 from otelkit.jobs._cancel import still_ours
 from otelkit.jobs._engine import WRITE
 from otelkit.jobs._execute import Attempt, Definition, Runner, job_from_row
 from otelkit.jobs._followup import Followups, RunNowWithFollowups
 from otelkit.jobs._lease import LeaseKeeper
+from otelkit.jobs._limits import Limits
 from otelkit.jobs._model import Job, JobState
 from otelkit.jobs._produce import Producer
 from otelkit.jobs._retention import Pruner
@@ -85,6 +87,10 @@ class Backend:
         )
         self._wakers: weakref.WeakSet[Worker] = weakref.WeakSet()
         self._schema_seen = False
+        self.declared: dict[str, Limits] = {}
+        """Limits declared in code, by queue (a worker's start writes them)."""
+        self._limited: frozenset[str] = frozenset()
+        """Queues the last claim found limited (which claim to try first: a hint only)."""
 
     # -- registration and schema -------------------------------------------------------------
     def register(self, definition: Definition) -> None:
@@ -96,7 +102,35 @@ class Backend:
                 f"({existing.fn.__module__}.{existing.fn.__qualname__}); pass name=... to "
                 "choose another"
             )
+        if definition.limits is not None:
+            self.declare(f"store.job({definition.name!r})", definition.queue, definition.limits)
         self.registry[definition.name] = definition
+
+    def declare(self, where: str, queue: str, limits: Limits) -> None:
+        """Record the limits code declares for ``queue`` (one declaration per queue)."""
+        existing = self.declared.get(queue)
+        if existing is not None and existing != limits:
+            raise InvalidOptionError(
+                f"{where}: queue {queue!r} already has limits declared ({existing.describe()}), "
+                f"not {limits.describe()}; limits belong to a queue: declare them once "
+                "(store.declare_limits(queue, ...)) or give the functions the same limits"
+            )
+        self.declared[queue] = limits
+
+    def limited(self, queues: Sequence[str]) -> bool:
+        """Whether the last claim found one of ``queues`` flow-limited."""
+        return not self._limited.isdisjoint(queues)
+
+    def sync_limits(self, queues: Sequence[str]) -> None:
+        """Write the declared limits of ``queues`` (a worker's start): declared ones are
+        stored, code limits no longer declared are removed; an operator's stay."""
+        with suppress_instrumentation(), self.writer.begin() as conn:
+            for queue in queues:
+                limits = self.declared.get(queue)
+                if limits is not None and not limits.empty:
+                    _flow.write_limits(conn, queue, limits, set_by=_flow.CODE)
+                else:
+                    _flow.clear_code_limits(conn, queue)
 
     def schema_created(self) -> None:
         self._schema_seen = True
@@ -186,17 +220,19 @@ class Backend:
         limit: int = 0,
         takeover: bool = False,
         late: Sequence[Attempt] = (),
-    ) -> tuple[list[Attempt], float | None]:
+    ) -> tuple[list[Attempt], float | None, bool]:
         """Apply finished attempts and claim up to ``limit`` more, in one transaction.
 
         ``takeover`` also claims running jobs whose lease expired; ``late``: results of
         attempts that timed out, offered to the fence (which rejects them) and recorded as
-        lost. Returns the new attempts and, when fewer than ``limit`` were ready, the
-        seconds until the earliest waiting job is due (None: none waits). Spans of finished
-        attempts are closed (and new ones opened) only after the commit.
+        lost. Returns the new attempts, when fewer than ``limit`` were ready the seconds
+        until the earliest waiting job is due (None: none waits), and whether a flow limit
+        held back ready jobs. Spans of finished attempts are closed (and new ones opened)
+        only after the commit.
         """
         applied: set[str] = set()
-        with suppress_instrumentation(), self._transaction(only_claims=not done and not late) as c:
+        only_claims = not done and not late and not self.limited(queues)
+        with suppress_instrumentation(), self._transaction(only_claims=only_claims) as c:
             if late:
                 _reject_late(c, owner, late)
             transitions = [a.transition for a in done if a.transition is not None]
@@ -206,7 +242,8 @@ class Backend:
                 for reason, lost in _lost_by_reason(done, applied).items():
                     _claim.record_lost(c, owner=owner, lost=lost, reason=reason)
                 self._followups.insert(c, [a for a in done if a.job.id in applied])
-            rows, next_in = _claim_rows(c, owner, queues, limit, takeover)
+            in_tx = not only_claims or self.autocommit is None
+            rows, next_in, flow = self._claim_rows(c, owner, queues, limit, takeover, in_tx)
         counts: Counts = Counter()
         for attempt in done:
             self.runner.settle(attempt, applied=attempt.job.id in applied, counts=counts)
@@ -214,7 +251,63 @@ class Backend:
         self.telemetry.add_counts(counts)
         for attempt in late:
             self.telemetry.late_rejected(attempt.job.name, attempt.job.queue)
-        return attempts, next_in
+        if flow is not None:
+            self._report_flow(flow, rows, attempts)
+        return attempts, next_in, bool(flow is not None and flow.held)
+
+    def _claim_rows(
+        self,
+        conn: sa.Connection,
+        owner: str,
+        queues: Sequence[str],
+        limit: int,
+        takeover: bool,
+        in_tx: bool,
+    ) -> tuple[list[Any], float | None, _flow.FlowClaim | None]:
+        """Expired leases (``takeover``), then the plain claim of unlimited queues and the
+        limited claim (:mod:`otelkit.jobs._flow`): the database decides which queue is
+        limited; the queues found limited last time only choose which claim goes first."""
+        rows: list[Any] = []
+        if not limit:
+            return rows, None, None
+        if takeover:
+            rows = _claim.claim_expired(conn, owner=owner, queues=queues, limit=limit)
+        mine = frozenset(queues)
+        plain_first = bool(mine - self._limited)
+        if plain_first and limit > len(rows):
+            rows += _claim.claim_batch(conn, owner=owner, queues=queues, limit=limit - len(rows))
+        if len(rows) >= limit:
+            return rows, None, None
+        if in_tx:
+            flow = _flow.claim(conn, owner=owner, queues_=queues, limit=limit - len(rows))
+        else:  # PostgreSQL autocommit: the limited claim holds its lock in a transaction
+            with self.writer.begin() as tx:
+                flow = _flow.claim(tx, owner=owner, queues_=queues, limit=limit - len(rows))
+        rows += flow.rows
+        self._limited = (self._limited - mine) | flow.limited
+        unlimited = mine - flow.limited
+        if not plain_first and unlimited and limit > len(rows):  # a limit was removed
+            rows += _claim.claim_batch(conn, owner=owner, queues=queues, limit=limit - len(rows))
+        next_in = None
+        if len(rows) < limit:
+            if unlimited:
+                next_in = _claim.next_due(conn, queues=queues)
+            if flow.wake_in is not None:
+                next_in = flow.wake_in if next_in is None else min(next_in, flow.wake_in)
+        return rows, next_in, flow
+
+    def _report_flow(
+        self, flow: _flow.FlowClaim, rows: Sequence[Any], attempts: Sequence[Attempt]
+    ) -> None:
+        """Count held claims; mark attempts that start after being held by a limit."""
+        for queue, reason in flow.held.items():
+            self.telemetry.throttled(queue, reason)
+        if not flow.holds:
+            return
+        for row, attempt in zip(rows, attempts, strict=True):
+            hold = flow.holds.get(row.queue)
+            if hold is not None and row.run_after <= hold.throttled_at:
+                self.telemetry.held(attempt.span, hold.reason, row.updated_at - row.run_after)
 
     def _transaction(
         self, *, only_claims: bool
@@ -237,20 +330,6 @@ def _reject_late(conn: sa.Connection, owner: str, late: Sequence[Attempt]) -> No
     late_ok = _claim.finish(conn, owner=owner, transitions=stale, recheck=False)
     rejected = [(a.job.id, a.job.attempt) for a in late if a.job.id not in late_ok]
     _claim.record_lost(conn, owner=owner, lost=rejected, reason="timed out: late result rejected")
-
-
-def _claim_rows(
-    conn: sa.Connection, owner: str, queues: Sequence[str], limit: int, takeover: bool
-) -> tuple[list[Any], float | None]:
-    rows: list[Any] = []
-    next_in = None
-    if limit and takeover:
-        rows = _claim.claim_expired(conn, owner=owner, queues=queues, limit=limit)
-    if limit > len(rows):
-        rows += _claim.claim_batch(conn, owner=owner, queues=queues, limit=limit - len(rows))
-        if len(rows) < limit:
-            next_in = _claim.next_due(conn, queues=queues)
-    return rows, next_in
 
 
 def _mark_cancelled(conn: sa.Connection, rejected: Sequence[Attempt]) -> None:

@@ -16,7 +16,16 @@ from typing import Any
 import sqlalchemy as sa
 
 from otelkit.jobs._model import JobState
-from otelkit.jobs._schema import JSON, RUNNING_SQL, WAITING_SQL, db_now, history, jobs, queues
+from otelkit.jobs._schema import (
+    JSON,
+    LIMITED_SQL,
+    RUNNING_SQL,
+    WAITING_SQL,
+    db_now,
+    history,
+    jobs,
+    queues,
+)
 
 __all__ = [
     "CANCELLED_REASON",
@@ -27,6 +36,7 @@ __all__ = [
     "claim_by_id",
     "claim_by_id_statement",
     "claim_expired",
+    "claim_values",
     "end_params",
     "end_shape",
     "end_statement",
@@ -73,7 +83,8 @@ class Transition:
         )
 
 
-def _claim_values(owner: Any) -> dict[str, Any]:
+def claim_values(owner: Any) -> dict[str, Any]:
+    """The SET clause that turns a waiting (or expired running) row into this owner's attempt."""
     now = db_now()
     # SET expressions read the row as it was before the UPDATE (both dialects).
     return {
@@ -126,7 +137,7 @@ def claim_expired(
 
     def build(postgres: bool) -> sa.Update:
         where = [
-            _QUEUES,
+            _UNPAUSED,
             sa.text(RUNNING_SQL),
             _c.lease_expires <= db_now(),
             _c.attempt < _c.max_attempts,
@@ -150,10 +161,18 @@ def next_due(conn: sa.Connection, *, queues: Sequence[str]) -> float | None:
     return None if value is None else float(value)
 
 
+# A takeover does not start a new run (the row is running already): limits do not apply.
+_UNPAUSED = sa.and_(
+    _c.queue.in_(sa.bindparam("queues", expanding=True)),
+    ~sa.exists().where(queues.c.queue == _c.queue, queues.c.paused == sa.true()),
+)
 _QUEUES = sa.and_(
     _c.queue.in_(sa.bindparam("queues", expanding=True)),
-    # a paused queue is not claimed from (nor waited for)
-    ~sa.exists().where(queues.c.queue == _c.queue, queues.c.paused == sa.true()),
+    # a paused queue is not claimed from (nor waited for); a flow-limited one only by the
+    # limited claim (otelkit.jobs._flow), which holds its limits
+    ~sa.exists().where(
+        queues.c.queue == _c.queue, sa.or_(queues.c.paused == sa.true(), sa.text(LIMITED_SQL))
+    ),
 )
 _KEYS = sa.tuple_(_c.id, _c.attempt).in_(sa.bindparam("keys", expanding=True))
 
@@ -166,7 +185,7 @@ def _claim(postgres: bool, where: Sequence[Any], order: Sequence[Any]) -> sa.Upd
         stmt = sa.update(jobs).where(_c.id == cte.c.id)
     else:
         stmt = sa.update(jobs).where(_c.id.in_(pick.scalar_subquery()))
-    return stmt.values(_claim_values(sa.bindparam("owner"))).returning(*jobs.c)
+    return stmt.values(claim_values(sa.bindparam("owner"))).returning(*jobs.c)
 
 
 def claim_by_id_statement(postgres: bool = False) -> sa.Update:
@@ -182,7 +201,7 @@ def claim_by_id_statement(postgres: bool = False) -> sa.Update:
     return (
         sa.update(jobs)
         .where(_c.id == sa.bindparam("job_id"), ready)
-        .values(_claim_values(sa.bindparam("owner")))
+        .values(claim_values(sa.bindparam("owner")))
         .returning(*jobs.c)
     )
 

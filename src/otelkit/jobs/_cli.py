@@ -1,4 +1,5 @@
-"""``otelkit jobs worker|list|show|retry|cancel|pause|resume|purge|web``: run and inspect jobs from a shell."""
+"""``otelkit jobs worker|list|show|retry|cancel|pause|resume|limits|purge|web``: run and inspect
+jobs from a shell."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ import sqlalchemy as sa
 
 from otelkit.jobs._engine import make_url
 from otelkit.jobs._execute import Definition
+from otelkit.jobs._limits import Limits, QueueLimits, parse_rate
 from otelkit.jobs._model import Job, JobState
 from otelkit.jobs._schema import jobs as jobs_table
 from otelkit.jobs.decorator import JobFunction
@@ -92,6 +94,31 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         action = sub.add_parser(name, parents=[db], help=verb)
         action.add_argument("queues", nargs="+", metavar="QUEUE")
         action.set_defaults(func=_pause, operation=name)
+
+    limits = sub.add_parser("limits", parents=[db], help="show or change queues' flow limits")
+    limits_sub = limits.add_subparsers(dest="limits_command", metavar="ACTION")
+    limits.set_defaults(func=_limits, limits_command="show")
+    # --db after the action too; its default stays the one read above (a subcommand's
+    # default would otherwise replace a --db given before the action)
+    db_after = argparse.ArgumentParser(add_help=False)
+    db_after.add_argument("--db", default=argparse.SUPPRESS, help="as above")
+    show_limits = limits_sub.add_parser("show", parents=[db_after], help="the limits in force")
+    show_limits.add_argument("queue", nargs="?")
+    set_limits = limits_sub.add_parser(
+        "set",
+        parents=[db_after],
+        help="set a queue's limits now for every worker (unset options: no limit)",
+    )
+    set_limits.add_argument("queue")
+    set_limits.add_argument("--concurrency", type=int, help="jobs of the queue running at once")
+    set_limits.add_argument("--key-concurrency", type=int, help="jobs per key running at once")
+    set_limits.add_argument("--rate", help="starts per period for the queue, like 20/1s or 600/m")
+    set_limits.add_argument("--key-rate", help="starts per period for each key, like 5/1s")
+    set_limits.add_argument("--fair", action="store_true", help="rotate claims between keys")
+    reset_limits = limits_sub.add_parser(
+        "reset", parents=[db_after], help="drop an operator's limits (back to what code declares)"
+    )
+    reset_limits.add_argument("queue")
 
     purge = sub.add_parser("purge", parents=[db], help="delete old final jobs and their history")
     purge.add_argument("--older-than", default="7d", help="age like 30m, 12h, 7d (default 7d)")
@@ -230,9 +257,11 @@ def _list(args: argparse.Namespace) -> int:
                 states=args.state, queue=args.queue, name=args.name, limit=args.limit
             )
             periodic = store.schedules()
+            waiting = store.wait_reasons(jobs)
     except ValueError as exc:
         return _fail(args, exc)
-    rows = [("ID", "NAME", "QUEUE", "STATE", "ATTEMPT", "RUN AFTER", "UPDATED", "LAST ERROR")]
+    header = ("ID", "NAME", "QUEUE", "STATE", "ATTEMPT", "RUN AFTER", "UPDATED", "LAST ERROR")
+    rows: list[tuple[str, ...]] = [header]
     rows += [
         (
             job.id,
@@ -246,6 +275,11 @@ def _list(args: argparse.Namespace) -> int:
         )
         for job in jobs
     ]
+    if waiting:  # ready jobs that a paused queue or a flow limit holds back
+        rows = [(*header, "WAITING ON")] + [
+            (*row, _short(str(waiting.get(job.id, "")), 70))
+            for row, job in zip(rows[1:], jobs, strict=True)
+        ]
     print(_table(rows) if jobs else "no jobs")
     if periodic:
         table = [("SCHEDULE", "QUEUE", "WHEN", "CATCH UP", "LAST PERIOD", "LAST TICK")]
@@ -263,12 +297,18 @@ def _show(args: argparse.Namespace) -> int:
         with _session(args) as store:
             job = store.get(args.job_id)
             history = store.transitions(args.job_id)
+            waiting = None if job is None else store.wait_reasons([job]).get(job.id)
     except ValueError as exc:
         return _fail(args, exc)
     if job is None:
         print(f"otelkit jobs show: no job with id {args.job_id!r}", file=sys.stderr)
         return 1
-    print(_table(_fields(job)))
+    fields = _fields(job)
+    if job.limit_key is not None:
+        fields.append(("limit key", job.limit_key))
+    if waiting is not None:
+        fields.append(("waiting on", waiting.message))
+    print(_table(fields))
     if job.errors:
         print("\nerrors (oldest first):")
         for error in job.errors:
@@ -366,6 +406,48 @@ def _pause(args: argparse.Namespace) -> int:
     except ValueError as exc:
         return _fail(args, exc)
     return 0
+
+
+def _limits(args: argparse.Namespace) -> int:
+    try:
+        with _session(args) as store:
+            if args.limits_command == "set":
+                limits = Limits(
+                    concurrency=args.concurrency,
+                    key_concurrency=args.key_concurrency,
+                    rate=None if args.rate is None else parse_rate(args.rate, "--rate"),
+                    key_rate=None
+                    if args.key_rate is None
+                    else parse_rate(args.key_rate, "--key-rate"),
+                    fair=args.fair,
+                )
+                changed = store.set_limits(args.queue, limits)
+                print(
+                    f"limits: {args.queue} {limits.describe()}" + ("" if changed else " (already)")
+                )
+            elif args.limits_command == "reset":
+                limits = store.reset_limits(args.queue)
+                print(f"limits: {args.queue} reset to the code's: {limits.describe()}")
+            found = store.limits(getattr(args, "queue", None))
+    except ValueError as exc:
+        return _fail(args, exc)
+    print(_limits_table(found) if found else "no queue has limits")
+    return 0
+
+
+def _limits_table(found: Sequence[QueueLimits]) -> str:
+    rows = [("QUEUE", "LIMITS", "SET BY", "RUNNING", "LAST HELD BACK")]
+    rows += [
+        (
+            q.queue,
+            q.limits.describe(),
+            q.set_by,
+            str(q.running),
+            "-" if q.throttled_at is None else f"{_when(q.throttled_at)} ({q.throttled_reason})",
+        )
+        for q in found
+    ]
+    return _table(rows)
 
 
 def _web(args: argparse.Namespace, serve: Any) -> int:

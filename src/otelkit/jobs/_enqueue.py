@@ -27,6 +27,7 @@ import sqlalchemy as sa
 from otelkit._validate import check_positive, check_str
 from otelkit.errors import InvalidOptionError, OptionTypeError
 from otelkit.jobs._execute import Definition
+from otelkit.jobs._limits import key_of
 from otelkit.jobs._model import JobState, check_json
 from otelkit.jobs._schema import UNIQUE_SQL, WHILE_ACTIVE, db_now, dialect_insert, jobs
 
@@ -43,6 +44,8 @@ class Item:
     data: Any
     id: str | None = None
     unique_key: str | None = None
+    limit_key: str | None = None
+    """Given at enqueue; None: the function's ``limit_key`` of the data, if it has one."""
 
 
 @dataclass(frozen=True)
@@ -117,6 +120,7 @@ def prepare(
     period = WHILE_ACTIVE
     if options.unique_for is not None:
         period = math.floor(now / options.unique_for) * options.unique_for
+    key_fn = definition.limit_key
     checked = ""
     try:  # one serialisation for the batch; per item only to name a bad one
         checked = json.dumps([item.data for item in items], allow_nan=False, separators=(",", ":"))
@@ -139,12 +143,16 @@ def prepare(
         if key is not None:
             seen_keys[key] = len(rows)
         order.append(len(rows))
+        limit_key = item.limit_key
+        if limit_key is None and key_fn is not None:
+            limit_key = key_of(where, definition.name, key_fn, item.data)
         rows.append(
             {
                 "id": job_id,
                 "data": item.data,
                 "unique_key": key,
                 "unique_period": None if key is None else period,
+                "limit_key": limit_key,
             }
         )
     if options.unique_for is not None and not seen_keys and rows:
@@ -232,12 +240,13 @@ def _statement(dialect: str, batch: Batch, carrier: dict[str, str]) -> Any:
 # constant text whatever the batch size, not a 1,000-row VALUES list to build and parse).
 _UNNEST_SQL = f"""INSERT INTO {jobs.name} (id, name, queue, status, priority, attempt,
   max_attempts, lease_seconds, run_after, created_at, updated_at, trace_context, errors, data,
-  unique_key, unique_period)
+  unique_key, unique_period, limit_key)
 SELECT u.id, %(name)s, %(queue)s, 'queued', %(priority)s, 0, %(max_attempts)s,
   %(lease)s, coalesce(%(at)s::float8, n.now + %(delay)s), n.now, n.now,
-  %(carrier)s::jsonb, '[]'::jsonb, d.datas -> (u.n::int - 1), u.unique_key, u.unique_period
-FROM unnest(%(ids)s::varchar[], %(keys)s::varchar[], %(periods)s::float8[]) WITH ORDINALITY
-  AS u(id, unique_key, unique_period, n),
+  %(carrier)s::jsonb, '[]'::jsonb, d.datas -> (u.n::int - 1), u.unique_key, u.unique_period,
+  u.limit_key
+FROM unnest(%(ids)s::varchar[], %(keys)s::varchar[], %(periods)s::float8[],
+  %(limit_keys)s::varchar[]) WITH ORDINALITY AS u(id, unique_key, unique_period, limit_key, n),
   (SELECT %(datas)s::jsonb AS datas) AS d,
   (SELECT CAST(EXTRACT(EPOCH FROM statement_timestamp()) AS DOUBLE PRECISION) AS now) AS n
 """
@@ -267,6 +276,7 @@ def _insert_unnest(
         else json.dumps([row["data"] for row in rows], separators=(",", ":")),
         "keys": [row["unique_key"] for row in rows],
         "periods": [row["unique_period"] for row in rows],
+        "limit_keys": [row["limit_key"] for row in rows],
     }
     if all(row["unique_key"] is None for row in rows):  # no conflict possible: no RETURNING
         conn.exec_driver_sql(_UNNEST_SQL, params)

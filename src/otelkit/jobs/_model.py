@@ -215,6 +215,8 @@ class Job:
     result: Any = None
     trace_id: str | None = None
     """The trace of the ``send`` span that enqueued the job (32 hex digits), if recorded."""
+    limit_key: str | None = None
+    """The key its queue's per-key limits and fair claims group it by (None: no key)."""
     _result_box: list[Any] = field(default_factory=list, repr=False, compare=False)
     _cancel_probe: Callable[[], bool] | None = field(default=None, repr=False, compare=False)
     _then: FollowupScope | None = field(default=None, repr=False, compare=False)

@@ -16,7 +16,7 @@ from otelkit.errors import InvalidOptionError
 from otelkit.jobs._schema import db_now, dialect_insert, jobs, queues
 from otelkit.jobs._wakeup import CHANNEL
 
-__all__ = ["paused_queues", "set_paused"]
+__all__ = ["check_known", "paused_queues", "set_paused"]
 
 
 def set_paused(
@@ -41,16 +41,25 @@ def set_paused(
         .returning(queues.c.queue)
     )
     with writer.begin() as conn:
-        if name not in registered and not _known(conn, name):
-            known = sorted(set(registered) | _all_known(conn))
-            raise InvalidOptionError(
-                f"{where}: queue {name!r} is unknown (no registered function, job or setting "
-                f"uses it); known queues: {', '.join(known) or 'none'}"
-            )
+        check_known(conn, where, name, registered)
         changed = conn.execute(upsert).first() is not None
         if not paused and changed and conn.dialect.name == "postgresql":
             conn.execute(sa.select(sa.func.pg_notify(CHANNEL, name + " 0")))
     return changed
+
+
+def check_known(conn: sa.Connection, where: str, queue: object, registered: Collection[str]) -> str:
+    """``queue`` if a registered function uses it or a job or a setting names it; another
+    name raises ``InvalidOptionError`` listing the known ones (a typo would otherwise
+    change nothing, silently)."""
+    name = check_str(where, "queue", queue)
+    if name not in registered and not _known(conn, name):
+        known = sorted(set(registered) | _all_known(conn))
+        raise InvalidOptionError(
+            f"{where}: queue {name!r} is unknown (no registered function, job or setting "
+            f"uses it); known queues: {', '.join(known) or 'none'}"
+        )
+    return name
 
 
 def paused_queues(engine: sa.Engine) -> list[str]:

@@ -24,6 +24,8 @@ from otelkit.jobs._wakeup import CHANNEL
 
 __all__ = [
     "JSON",
+    "LIMITED_SQL",
+    "RUNNING_INDEX",
     "RUNNING_SQL",
     "UNIQUE_INDEX",
     "UNIQUE_SQL",
@@ -42,11 +44,15 @@ __all__ = [
     "queues",
     "require_schema",
     "schedules",
+    "starts",
 ]
 
 # Literal predicates (not bound parameters) so both planners can match the partial indexes.
 WAITING_SQL = "status IN ('queued', 'retrying')"
 RUNNING_SQL = "status = 'running'"
+LIMITED_SQL = "limited"
+"""A queue settings row whose queue has flow limits: its jobs are claimed by the limited
+claim only (see :mod:`otelkit.jobs._flow`)."""
 # Rows whose unique key blocks another enqueue: any job still to run, and, for a key held for
 # a period (unique_period >= 0: the period's start), a job of that period that succeeded.
 UNIQUE_SQL = (
@@ -89,6 +95,8 @@ jobs = sa.Table(
     # unique jobs: the key (per job name) and the start of its period (WHILE_ACTIVE: none)
     sa.Column("unique_key", sa.String(200)),
     sa.Column("unique_period", sa.Double),
+    # flow control: the key that per-key limits and fair claims group jobs by
+    sa.Column("limit_key", sa.String(200)),
     sa.Index("ix_otelkit_jobs_listing", "status", "updated_at"),
     # one job per (schedule, period): what makes a period run exactly once, across machines
     sa.Index("ux_otelkit_jobs_period", "schedule", "period_start", unique=True),
@@ -98,6 +106,7 @@ _ADDED_COLUMNS = (
     ("period_start", "DOUBLE PRECISION"),
     ("unique_key", "VARCHAR(200)"),
     ("unique_period", "DOUBLE PRECISION"),
+    ("limit_key", "VARCHAR(200)"),
 )
 
 queues = sa.Table(
@@ -106,8 +115,47 @@ queues = sa.Table(
     sa.Column("queue", sa.String(200), primary_key=True),
     sa.Column("paused", sa.Boolean, nullable=False),
     sa.Column("updated_at", sa.Double, nullable=False),
+    # flow limits (see otelkit.jobs._flow); ``limited`` is true when any is set
+    sa.Column("limited", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("concurrency", sa.Integer),
+    sa.Column("key_concurrency", sa.Integer),
+    sa.Column("rate_limit", sa.Integer),
+    sa.Column("rate_period", sa.Double),
+    sa.Column("key_rate_limit", sa.Integer),
+    sa.Column("key_rate_period", sa.Double),
+    sa.Column("fair", sa.Boolean),
+    sa.Column("limits_set_by", sa.String(16)),
+    sa.Column("limits_updated_at", sa.Double),
+    sa.Column("throttled_at", sa.Double),
+    sa.Column("throttled_reason", sa.String(32)),
 )
-"""Queue settings: a paused queue's jobs are not claimed (no row: not paused)."""
+"""Queue settings: a paused queue's jobs are not claimed (no row: not paused), and its
+flow limits (no row, or ``limited`` false: none)."""
+_ADDED_QUEUE_COLUMNS = (
+    ("limited", "BOOLEAN NOT NULL DEFAULT false"),
+    ("concurrency", "INTEGER"),
+    ("key_concurrency", "INTEGER"),
+    ("rate_limit", "INTEGER"),
+    ("rate_period", "DOUBLE PRECISION"),
+    ("key_rate_limit", "INTEGER"),
+    ("key_rate_period", "DOUBLE PRECISION"),
+    ("fair", "BOOLEAN"),
+    ("limits_set_by", "VARCHAR(16)"),
+    ("limits_updated_at", "DOUBLE PRECISION"),
+    ("throttled_at", "DOUBLE PRECISION"),
+    ("throttled_reason", "VARCHAR(32)"),
+)
+
+starts = sa.Table(
+    "otelkit_job_starts",
+    metadata,
+    sa.Column("queue", sa.String(200), nullable=False),
+    sa.Column("limit_key", sa.String(200)),
+    sa.Column("at", sa.Double, nullable=False),
+    sa.Index("ix_otelkit_job_starts", "queue", "at"),
+)
+"""The starts of rate-limited queues within their window (a sliding-window log; rows
+older than the longest period are deleted by the claim that writes new ones)."""
 
 locks = sa.Table(
     "otelkit_job_locks",
@@ -147,6 +195,14 @@ UNIQUE_INDEX = sa.Index(
     unique=True,
     postgresql_where=sa.text(UNIQUE_SQL),
     sqlite_where=sa.text(UNIQUE_SQL),
+)
+# The limited claim counts running jobs per queue and key.
+RUNNING_INDEX = sa.Index(
+    "ix_otelkit_jobs_running",
+    jobs.c.queue,
+    jobs.c.limit_key,
+    postgresql_where=sa.text(RUNNING_SQL),
+    sqlite_where=sa.text(RUNNING_SQL),
 )
 sa.Index(
     "ix_otelkit_jobs_lease",
@@ -210,6 +266,9 @@ _SQLITE_DDL = (
     END""",
 )
 
+_HELD_RECENTLY = 60.0
+"""Seconds after a claim was held back by a flow limit during which a freed slot notifies."""
+
 # Rows that became waiting wake listening workers (see otelkit.jobs._wakeup): one
 # notification per queue and statement, "<queue> <seconds until the earliest is due>".
 _NOTIFY = (
@@ -240,6 +299,21 @@ _PG_DDL = (
       WHERE n.status IN ('queued', 'retrying')
         AND (n.status IS DISTINCT FROM o.status OR n.run_after IS DISTINCT FROM o.run_after)
       GROUP BY n.queue;
+      -- a slot of a flow-limited queue freed: wake the workers it holds back. Only where a
+      -- claim was held back in the last minute (a held worker's every poll renews that):
+      -- a NOTIFY serialises commits, which a limit that never binds must not cost.
+      IF EXISTS (SELECT 1 FROM otelkit_job_queues WHERE limited AND throttled_at IS NOT NULL)
+      THEN
+        PERFORM pg_notify('{CHANNEL}', n.queue || ' 0')
+        FROM new_rows n JOIN old_rows o ON o.id = n.id
+        WHERE o.status = 'running' AND n.status <> 'running'
+          AND EXISTS (
+            SELECT 1 FROM otelkit_job_queues q
+            WHERE q.queue = n.queue AND q.limited
+              AND q.throttled_at > EXTRACT(EPOCH FROM statement_timestamp()) - {_HELD_RECENTLY}
+          )
+        GROUP BY n.queue;
+      END IF;
       RETURN NULL;
     END $$""",
     "DROP TRIGGER IF EXISTS otelkit_jobs_history_insert ON otelkit_jobs",
@@ -268,10 +342,16 @@ def create_schema(engine: sa.Engine) -> None:
 def _migrate(conn: sa.Connection) -> None:
     """Bring a jobs table made by an earlier release up to date (idempotent): add the
     columns and indexes it lacks. New tables come from ``create_all``."""
-    present = {c["name"] for c in sa.inspect(conn).get_columns(jobs.name)}
-    for column, ddl_type in _ADDED_COLUMNS:
-        if column not in present:
-            conn.exec_driver_sql(f"ALTER TABLE {jobs.name} ADD COLUMN {column} {ddl_type}")
+    inspector = sa.inspect(conn)
+    for table, added in ((jobs, _ADDED_COLUMNS), (queues, _ADDED_QUEUE_COLUMNS)):
+        present = {c["name"] for c in inspector.get_columns(table.name)}
+        for column, ddl_type in added:
+            if column not in present:
+                conn.exec_driver_sql(f"ALTER TABLE {table.name} ADD COLUMN {column} {ddl_type}")
+    conn.exec_driver_sql(
+        f"CREATE INDEX IF NOT EXISTS {RUNNING_INDEX.name} ON {jobs.name} (queue, limit_key) "
+        f"WHERE {RUNNING_SQL}"
+    )
     conn.exec_driver_sql(
         f"CREATE UNIQUE INDEX IF NOT EXISTS ux_otelkit_jobs_period "
         f"ON {jobs.name} (schedule, period_start)"
@@ -292,9 +372,9 @@ def drop_schema(engine: sa.Engine) -> None:
 
 
 def has_schema(engine: sa.Engine) -> bool:
-    """Whether the job tables of this release exist (the queues table came last)."""
+    """Whether the job tables of this release exist (the starts table came last)."""
     inspector = sa.inspect(engine)
-    return all(inspector.has_table(t.name) for t in (jobs, schedules, queues))
+    return all(inspector.has_table(t.name) for t in (jobs, schedules, queues, starts))
 
 
 @contextlib.contextmanager

@@ -126,6 +126,12 @@ class JobTelemetry:
             unit="{job}",
             description="Finished jobs deleted (with their history) by the retention pruner.",
         )
+        self._throttled = m.create_counter(
+            "otelkit.job.throttled",
+            unit="{claim}",
+            description="Claims that a flow limit held back: ready jobs were left waiting "
+            "(reason: concurrency, key_concurrency, rate or key_rate).",
+        )
         self._wait = m.create_histogram(
             "otelkit.job.queue_wait",
             unit="s",
@@ -273,6 +279,27 @@ class JobTelemetry:
                     self._consumed.add(n, _base(key[1], key[2], "process"))
                 else:
                     self._transitions.add(n, _transition_attrs(*key[1:]))
+        except Exception as exc:  # noqa: BLE001 - telemetry never breaks a job
+            report_internal_error("jobs.telemetry", exc)
+
+    def throttled(self, queue: str, reason: str) -> None:
+        """A claim of ``queue`` was held back by a flow limit (never raises). No key value
+        is an attribute: keys are tenants, unbounded in number."""
+        try:
+            self._throttled.add(
+                1, {"messaging.destination.name": queue, "otelkit.job.throttle.reason": reason}
+            )
+        except Exception as exc:  # noqa: BLE001 - telemetry never breaks a job
+            report_internal_error("jobs.telemetry", exc)
+
+    def held(self, span: Span, reason: str, waited: float) -> None:
+        """An attempt starts after a flow limit held its queue back while it was ready:
+        a span event with the limit and the seconds it was ready (never raises)."""
+        try:
+            span.add_event(
+                "otelkit.job.held",
+                {"otelkit.job.throttle.reason": reason, "otelkit.job.held.seconds": waited},
+            )
         except Exception as exc:  # noqa: BLE001 - telemetry never breaks a job
             report_internal_error("jobs.telemetry", exc)
 

@@ -17,6 +17,7 @@ from otelkit.jobs._attempt import check_timeout
 from otelkit.jobs._enqueue import Item, check_unique_key, data_key, items_of, make_options
 from otelkit.jobs._execute import Definition
 from otelkit.jobs._handle import EnqueuedJob
+from otelkit.jobs._limits import Limits, check_limit_key, check_limits
 from otelkit.jobs._model import Backoff, Job, JobState, check_json
 
 if TYPE_CHECKING:
@@ -38,6 +39,8 @@ def define(
     lease: float,
     backoff: Backoff | None,
     timeout: float | timedelta | None = None,
+    limits: Limits | None = None,
+    limit_key: Callable[[Any], Any] | None = None,
 ) -> Definition:
     """Validate the decorator's options; a :class:`Definition`."""
     if not callable(fn):
@@ -63,6 +66,14 @@ def define(
     if backoff is not None and not isinstance(backoff, Backoff):
         raise TypeError(f"store.job: backoff must be an otelkit.jobs.Backoff, got {backoff!r}")
     timeout = check_timeout(timeout, option="store.job: timeout")
+    if limits is not None:
+        check_limits(f"store.job({name!r})", limits)
+    if limit_key is not None and not callable(limit_key):
+        raise InvalidOptionError(
+            f"store.job({name!r}): limit_key must be a function of a job's data returning its "
+            f"key (e.g. lambda data: data['tenant']), got {type(limit_key).__name__}; to give "
+            "a key per job use fn.enqueue(data, limit_key='...')"
+        )
     return Definition(
         fn=fn,
         name=name,
@@ -71,6 +82,8 @@ def define(
         lease=float(lease),
         backoff=backoff or Backoff(),
         timeout=timeout,
+        limits=limits,
+        limit_key=limit_key,
     )
 
 
@@ -150,6 +163,7 @@ class JobFunction(Generic[R]):
         unique_key: str | None = None,
         unique: bool = False,
         unique_for: timedelta | float | None = None,
+        limit_key: str | int | None = None,
         connection: Any = None,
         session: Any = None,
     ) -> EnqueuedJob:
@@ -165,12 +179,20 @@ class JobFunction(Generic[R]):
         aligned on the epoch, unless it failed or was cancelled); the result is then the
         existing job's id with ``duplicate`` set.
 
+        ``limit_key``: the job's key for its queue's per-key limits and fair claims
+        (default: the function's ``limit_key`` applied to ``data``).
+
         ``connection`` (a SQLAlchemy ``Connection`` in a transaction) or ``session`` (an
         ORM ``Session``): insert in the caller's transaction, so the job exists only if the
         caller commits.
         """
         where = f"{self.name}.enqueue"
-        item = Item(data=data, id=id, unique_key=self._key(where, data, unique_key, unique))
+        item = Item(
+            data=data,
+            id=id,
+            unique_key=self._key(where, data, unique_key, unique),
+            limit_key=check_limit_key(where, limit_key),
+        )
         return self._producer().enqueue(
             where,
             self.definition,
@@ -190,6 +212,7 @@ class JobFunction(Generic[R]):
         unique_key: str | None = None,
         unique: bool = False,
         unique_for: timedelta | float | None = None,
+        limit_key: str | int | None = None,
         connection: Any = None,
         session: Any = None,
     ) -> EnqueuedJob:
@@ -197,7 +220,12 @@ class JobFunction(Generic[R]):
         aiosqlite: ``pip install 'otelkit[async]'``); the event loop never blocks on the
         database. ``connection``/``session``: an ``AsyncConnection``/``AsyncSession``."""
         where = f"{self.name}.aenqueue"
-        item = Item(data=data, id=id, unique_key=self._key(where, data, unique_key, unique))
+        item = Item(
+            data=data,
+            id=id,
+            unique_key=self._key(where, data, unique_key, unique),
+            limit_key=check_limit_key(where, limit_key),
+        )
         handles = await self._producer().aenqueue(
             where,
             self.definition,

@@ -15,13 +15,15 @@ from opentelemetry import metrics, trace
 
 from otelkit._clock import REAL_CLOCK, Clock
 from otelkit._errors import report_internal_error
-from otelkit.jobs import _admin
+from otelkit._validate import check_str
+from otelkit.jobs import _admin, _flow
 from otelkit.jobs._admin import JobTransition
 from otelkit.jobs._backend import Backend
 from otelkit.jobs._engine import make_engine
 from otelkit.jobs._execute import Definition
+from otelkit.jobs._limits import Limits, QueueLimits, WaitReason, check_limits
 from otelkit.jobs._model import Backoff, Job, JobState
-from otelkit.jobs._queues import paused_queues, set_paused
+from otelkit.jobs._queues import check_known, paused_queues, set_paused
 from otelkit.jobs._retention import DEFAULT_RETENTION
 from otelkit.jobs._schedule import make_schedule
 from otelkit.jobs._scheduler import JobSchedule, list_schedules
@@ -151,6 +153,8 @@ class JobStore:
         lease: float = 30.0,
         backoff: Backoff | None = None,
         timeout: float | timedelta | None = None,
+        limits: Limits | None = None,
+        limit_key: Callable[[Any], str | int | None] | None = None,
     ) -> Callable[[Callable[[Job], R]], JobFunction[R]]: ...
 
     def job(
@@ -164,6 +168,8 @@ class JobStore:
         lease: float = 30.0,
         backoff: Backoff | None = None,
         timeout: float | timedelta | None = None,
+        limits: Limits | None = None,
+        limit_key: Callable[[Any], str | int | None] | None = None,
     ) -> JobFunction[R] | Callable[[Callable[[Job], R]], JobFunction[R]]:
         """Register a job function: ``@store.job`` or ``@store.job(name=..., queue=...)``.
 
@@ -173,6 +179,11 @@ class JobStore:
         take it over (renewed every ``lease / 2`` while it runs); ``backoff`` spaces retries;
         ``timeout`` (seconds) abandons an attempt that runs longer (async: cancelled; sync:
         recorded as timed out, its late result rejected) as a ``TimeoutError``, retried.
+
+        Flow control: ``limits`` (a :class:`~otelkit.jobs.Limits`) declares the limits of
+        this function's queue, held across every worker (see :meth:`declare_limits`);
+        ``limit_key`` is a function of a job's data returning its key (a str or int, e.g.
+        the tenant; None: no key) for per-key limits and fair claims.
         """
 
         def register(f: Callable[[Job], R]) -> JobFunction[R]:
@@ -184,6 +195,8 @@ class JobStore:
                 lease=lease,
                 backoff=backoff,
                 timeout=timeout,
+                limits=limits,
+                limit_key=limit_key,
             )
             self._backend.register(definition)
             return JobFunction(self, definition)
@@ -393,6 +406,63 @@ class JobStore:
         """The queues paused now (by any process), sorted."""
         with require_schema(self._engine):
             return paused_queues(self._engine)
+
+    # -- flow limits -------------------------------------------------------------------------
+    def declare_limits(self, queue: str, limits: Limits) -> None:
+        """Declare in code the flow limits of ``queue`` (as ``@store.job(limits=...)``
+        does): every worker serving the queue stores them in the database when it starts,
+        and removes code limits that are no longer declared. Limits an operator set at
+        runtime (:meth:`set_limits`) win until :meth:`reset_limits`."""
+        where = "store.declare_limits"
+        name = check_str(where, "queue", queue)
+        self._backend.declare(where, name, check_limits(where, limits))
+
+    def set_limits(self, queue: str, limits: Limits) -> bool:
+        """Set the flow limits of ``queue`` now, for every worker (their next claim reads
+        them), overriding what code declares until :meth:`reset_limits`; ``Limits()``
+        lifts every limit. Whether anything changed. An unknown queue raises
+        :class:`~otelkit.errors.InvalidOptionError`."""
+        where = "store.set_limits"
+        check_limits(where, limits)
+        with require_schema(self._engine), self._writer.begin() as conn:
+            name = check_known(conn, where, queue, self._queue_names())
+            changed = _flow.write_limits(conn, name, limits, set_by=_flow.OPERATOR)
+        self._backend.wake(name, 0.0)
+        return changed
+
+    def reset_limits(self, queue: str) -> Limits:
+        """Drop an operator's limits of ``queue``: back to those this process's code
+        declares for it (none if it declares none; a worker's start writes its own
+        declaration again). The limits now in force."""
+        where = "store.reset_limits"
+        limits = self._backend.declared.get(queue, Limits())
+        with require_schema(self._engine), self._writer.begin() as conn:
+            name = check_known(conn, where, queue, self._queue_names())
+            _flow.write_limits(conn, name, limits, set_by=_flow.CODE, reset=True)
+        self._backend.wake(name, 0.0)
+        return limits
+
+    def limits(self, queue: str | None = None) -> list[QueueLimits]:
+        """The flow limits stored in the database (what every worker's claim reads), for
+        every limited queue or just ``queue``, by queue name, with the jobs running now
+        and the last time a claim was held back."""
+        with require_schema(self._engine):
+            return _flow.read_limits(self._engine, queue)
+
+    def wait_reasons(self, jobs: Iterable[Job]) -> dict[str, WaitReason]:
+        """Why ready jobs wait, by job id: for each of ``jobs`` that is queued or retrying,
+        due, and held by a paused queue or a flow limit binding now (one query per queue
+        involved). Jobs absent from the result wait only for a free worker (or are not
+        ready)."""
+        with require_schema(self._engine):
+            return _flow.wait_reasons(self._engine, jobs)
+
+    def wait_reason(self, job_id: str) -> WaitReason | None:
+        """Why the job ``job_id`` waits though it is ready (see :meth:`wait_reasons`)."""
+        job = self.get(job_id)
+        if job is None:
+            return None
+        return self.wait_reasons([job]).get(job.id)
 
     def _queue_names(self) -> set[str]:
         return {d.queue for d in self._registry.values()}

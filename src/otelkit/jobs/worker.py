@@ -100,6 +100,7 @@ class Worker(Execution):
         self._last_prune = 0.0
         self._last_takeover = 0.0
         self._claimed = 0
+        self._held = False  # the last claim left ready jobs to a flow limit
         self._init_execution()
 
     # -- public --------------------------------------------------------------------------------
@@ -147,6 +148,7 @@ class Worker(Execution):
             self._stopping = False
         deadline = None if timeout is None else time.monotonic() + timeout
         clean = False
+        self._sync_limits()
         self._start_wakeup()
         try:
             while True:
@@ -172,7 +174,13 @@ class Worker(Execution):
                 if asked and claimed < asked and self._due("_last_prune", _PRUNE_EVERY):
                     self._prune()
                 with self._cond:
-                    if until_idle and claimed == 0 and not self._in_flight and not self._done:
+                    if (
+                        until_idle
+                        and claimed == 0
+                        and not self._held  # ready jobs wait for a limit: not idle yet
+                        and not self._in_flight
+                        and not self._done
+                    ):
                         break
                     if deadline is not None and time.monotonic() > deadline:
                         raise TimeoutError(f"worker: not idle within {timeout} s")
@@ -268,7 +276,7 @@ class Worker(Execution):
         if not done and not asked and not late:
             return True
         try:
-            attempts, next_in = self._backend.cycle(
+            attempts, next_in, held = self._backend.cycle(
                 self.id, done, queues=self.queues, limit=asked, takeover=takeover, late=late
             )
         except Exception as exc:  # noqa: BLE001 - database away: keep them, back off, retry
@@ -277,6 +285,8 @@ class Worker(Execution):
                 self._late[:0] = late
             self._db_failed("jobs.cycle", exc)
             return False
+        if asked:
+            self._held = held
         if next_in is not None:
             with self._cond:
                 self._next_due = min(self._next_due, time.monotonic() + max(0.0, next_in))
@@ -289,6 +299,14 @@ class Worker(Execution):
             self._submit(attempt)
         self._claimed = len(attempts)
         return True
+
+    def _sync_limits(self) -> None:
+        """Store the limits the code declares for this worker's queues (see
+        :meth:`JobStore.declare_limits`); a database away now is retried at the next run."""
+        try:
+            self._backend.sync_limits(self.queues)
+        except Exception as exc:  # noqa: BLE001 - the claim still reads what is stored
+            report_internal_error("jobs.limits", exc)
 
     def _flush_done(self) -> bool:
         with self._cond:

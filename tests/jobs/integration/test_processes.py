@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from _procs import stop as _stop  # the helper module next to this file
 
 from otelkit._errors import internal_error_counts
 from otelkit.jobs import Job, JobState
@@ -51,20 +52,6 @@ def _workers(url: str, count: int, **extra: str) -> list[subprocess.Popen[bytes]
     return [
         subprocess.Popen([sys.executable, str(APP)], env=_env(url, **extra)) for _ in range(count)
     ]
-
-
-def _stop(procs: list[subprocess.Popen[bytes]]) -> list[int | None]:
-    for proc in procs:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-    codes = []
-    for proc in procs:
-        try:
-            codes.append(proc.wait(timeout=30))
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            codes.append(proc.wait(timeout=10))
-    return codes
 
 
 def _scalar(engine: sa.Engine, sql: str) -> Any:
