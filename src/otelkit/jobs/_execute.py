@@ -21,6 +21,7 @@ from opentelemetry import trace
 
 from otelkit._clock import Clock
 from otelkit._errors import report_internal_error
+from otelkit.errors import OptionTypeError
 from otelkit.jobs._attempt import (
     Attempt,
     Definition,
@@ -33,6 +34,7 @@ from otelkit.jobs._attempt import (
 )
 from otelkit.jobs._cancel import CancelProbe, Check, JobCancelledError, cancellable
 from otelkit.jobs._claim import CANCELLED_REASON, LOST, Transition
+from otelkit.jobs._enqueue import make_options
 from otelkit.jobs._failurelog import log_failure
 from otelkit.jobs._lease import LeaseKeeper
 from otelkit.jobs._model import (
@@ -50,6 +52,7 @@ __all__ = [
     "Runner",
     "job_from_mapping",
     "job_from_row",
+    "prepare_followup",
     "timeout_error",
 ]
 
@@ -95,7 +98,9 @@ class Runner:
         probe = None
         if self._still_ours is not None:
             probe = CancelProbe(self._still_ours, self._clock, job.id, job.attempt, owner)
-        job = dataclasses.replace(job, _cancel_probe=probe, _then=FollowupScope())
+        job = dataclasses.replace(
+            job, _cancel_probe=probe, _then=FollowupScope(prepare=prepare_followup)
+        )
         wait = m["updated_at"] - m["run_after"]
         tel.consumed(name=job.name, queue=job.queue, queue_wait=wait, counts=counts)
         attempt = Attempt(
@@ -396,3 +401,15 @@ def _close_followups(job: Job) -> None:
     committed with this attempt, so it raises instead of being silently dropped."""
     if job._then is not None:
         job._then.open = False
+
+
+def prepare_followup(fn: Any, data: Any, run_after: Any, priority: int) -> tuple[Any, Any, Any]:
+    """One ``job.then(fn, data, ...)``, checked: ``(fn, data, options)`` as recorded."""
+    if not isinstance(getattr(fn, "definition", None), Definition):
+        raise OptionTypeError(
+            f"job.then: fn must be a job function (decorated with @store.job), "
+            f"got {type(fn).__name__}"
+        )
+    check_json(data, option="job.then: data")
+    options = make_options("job.then", run_after=run_after, priority=priority, unique_for=None)
+    return (fn, data, options)

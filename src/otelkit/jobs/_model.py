@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from otelkit.errors import InvalidOptionError, OptionTypeError, OtelkitError
+from otelkit.errors import InvalidOptionError, OtelkitError
 
 __all__ = [
     "Backoff",
@@ -183,8 +183,13 @@ class Backoff:
 @dataclass(eq=False)
 class FollowupScope:
     """The follow-ups one running attempt records with :meth:`Job.then`. Closed once the
-    attempt's outcome is decided: a follow-up recorded later could never be committed."""
+    attempt's outcome is decided: a follow-up recorded later could never be committed.
 
+    ``prepare(fn, data, run_after, priority)`` checks one follow-up and returns what is
+    recorded; the attempt that opens the scope gives it (the model knows no job functions).
+    """
+
+    prepare: Callable[[Any, Any, Any, int], Any]
     items: list[Any] = field(default_factory=list)
     open: bool = True
 
@@ -243,26 +248,15 @@ class Job:
         Outside a running attempt (a snapshot from ``store.get``, or after the function
         returned) it raises :class:`~otelkit.errors.InvalidOptionError` and records nothing.
         """
-        from otelkit.jobs.decorator import JobFunction
-
         scope = self._then
         if scope is None or not scope.open:
-            target = fn.name if isinstance(fn, JobFunction) else "fn"
+            target = getattr(fn, "name", "fn")
             raise InvalidOptionError(
                 f"job.then() can only be called inside a running job attempt, on the job its "
                 f"function was given and before it returns (job {self.id!r} is not one); to "
                 f"enqueue a job now, call {target}.enqueue(...)"
             )
-        if not isinstance(fn, JobFunction):
-            raise OptionTypeError(
-                f"job.then: fn must be a job function (decorated with @store.job), "
-                f"got {type(fn).__name__}"
-            )
-        from otelkit.jobs._enqueue import make_options
-
-        check_json(data, option="job.then: data")
-        options = make_options("job.then", run_after=run_after, priority=priority, unique_for=None)
-        scope.items.append((fn, data, options))
+        scope.items.append(scope.prepare(fn, data, run_after, priority))
 
     @property
     def followups(self) -> tuple[Any, ...]:
