@@ -74,8 +74,10 @@ def test_aenqueue_of_1000_jobs_never_blocks_the_loop_long(db_url, make_store) ->
         ids, lags = asyncio.run(app())
     assert len(set(ids)) == 2000 and _count(store) == 2000
     assert blocking == []  # every statement went through the async driver
-    # Each await yields to the loop; what runs between two is our Python, never a query.
-    assert len(lags) > 20 and max(lags) < 0.25
+    # Each await yields to the loop; what runs between two is our Python, never a query
+    # (the assertion above). The bound catches the loop stuck behind the whole batch of
+    # queries (many seconds), not a busy machine's scheduling delays.
+    assert len(lags) > 20 and max(lags) < 3.0
 
 
 def test_await_a_handle_for_the_final_state_and_result(db_url, make_store) -> None:

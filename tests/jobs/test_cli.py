@@ -332,7 +332,7 @@ def test_list_and_show_say_why_a_ready_job_waits(sqlite_url, make_store, capsys)
     step = store.job(name="step")(lambda job: None)
     running, held = step.enqueue(), step.enqueue()
     store.set_limits("default", Limits(concurrency=1))
-    [attempt], _, _ = store.backend.cycle("w1", [], queues=["default"], limit=5)
+    [attempt], _, _ = store._backend.cycle("w1", [], queues=["default"], limit=5)
     held = held if attempt.job.id == running else running
     code, out, _ = _run(capsys, "list", "--db", sqlite_url)
     assert code == 0 and "WAITING ON" in out.splitlines()[0]

@@ -137,7 +137,7 @@ def test_duplicate_id_is_refused_and_the_batch_not_half_written(sqlite_url, make
     with pytest.raises(ValueError, match="already exists"):
         fn.enqueue({}, id="order-1")
     with pytest.raises(ValueError, match="appears twice"):
-        store.backend.producer.enqueue(
+        store._backend.producer.enqueue(
             "test",
             fn.definition,
             [Item(1, id="a"), Item(2, id="a")],

@@ -1,7 +1,7 @@
 """Flow control decided by the database at claim time: limits per queue and key, rates, fair
 claims, runtime changes, why a ready job waits, telemetry and bad input (both databases).
 
-Claims are made with ``store.backend.cycle`` by several owners, as workers of several
+Claims are made with ``store._backend.cycle`` by several owners, as workers of several
 processes would: what each gets is the database's decision, not a worker's own count.
 """
 
@@ -18,14 +18,14 @@ from otelkit.jobs._limits import parse_rate
 
 
 def _claim(store: Any, owner: str, limit: int = 50, queues: tuple[str, ...] = ("q",)) -> Any:
-    attempts, next_in, held = store.backend.cycle(owner, [], queues=list(queues), limit=limit)
+    attempts, next_in, held = store._backend.cycle(owner, [], queues=list(queues), limit=limit)
     return attempts, next_in, held
 
 
 def _finish(store: Any, owner: str, attempts: list[Any]) -> None:
     for attempt in attempts:
-        store.backend.runner.invoke_sync(attempt)
-    store.backend.complete(owner, attempts)
+        store._backend.runner.invoke_sync(attempt)
+    store._backend.complete(owner, attempts)
 
 
 def _running(store: Any, queue: str = "q") -> int:
@@ -211,7 +211,7 @@ def test_why_a_ready_job_waits(flow: Any) -> None:
     assert reason is not None and reason.reason == "key_concurrency" and "'A'" in reason.message
 
     store.set_limits("q", Limits(rate=Rate(1, per=30.0)))
-    store.backend.cycle("w0", [], queues=["q"], limit=0)
+    store._backend.cycle("w0", [], queues=["q"], limit=0)
     _claim(store, "w2")  # the rate window now holds its one start
     later = step.enqueue({"key": "B"})
     reason = store.wait_reason(later)

@@ -284,7 +284,7 @@ def test_expired_last_attempt_is_failed_by_the_sweep(
     thread.start()
     try:
         assert started.wait(10)
-        wait_until(lambda: store.backend.fail_exhausted() == 1, timeout=10, interval=0.05)
+        wait_until(lambda: store._backend.fail_exhausted() == 1, timeout=10, interval=0.05)
     finally:
         proceed.set()
         thread.join(10)
@@ -320,14 +320,14 @@ def test_a_retried_commit_that_had_landed_is_not_counted_as_lost(db_url, make_st
     store = make_store(db_url)
     fn = store.job(name="once")(lambda job: None)
     jid = fn.enqueue()
-    [attempt] = store.backend.cycle("w1", [], queues=["default"], limit=1)[0]
-    store.backend.runner.invoke_sync(attempt)
+    [attempt] = store._backend.cycle("w1", [], queues=["default"], limit=1)[0]
+    store._backend.runner.invoke_sync(attempt)
     transition = attempt.transition
     for _ in range(2):
-        with store.backend.writer.begin() as conn:
+        with store._backend.writer.begin() as conn:
             assert _claim.finish(conn, owner="w1", transitions=[transition]) == {jid}
     with (
-        store.backend.writer.begin() as conn
+        store._backend.writer.begin() as conn
     ):  # another owner's identical claim is still fenced out
         assert _claim.finish(conn, owner="w2", transitions=[transition]) == set()
     assert [t.to_state for t in store.transitions(jid)] == ["queued", "running", "succeeded"]

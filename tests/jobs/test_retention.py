@@ -49,7 +49,7 @@ def aged(db_url, make_store, memory_telemetry):
 def test_pruning_deletes_old_finished_jobs_in_bounded_batches(aged, memory_telemetry) -> None:
     store, _, old, waiting, fresh = aged
     pruner = Pruner(
-        store.backend.writer, store.backend.telemetry, owner="p1", age=86400.0, batch=500
+        store._backend.writer, store._backend.telemetry, owner="p1", age=86400.0, batch=500
     )
     assert pruner.prune_batch() == 500
     assert _count(store) == 1200 + 5 - 500
@@ -63,8 +63,8 @@ def test_pruning_deletes_old_finished_jobs_in_bounded_batches(aged, memory_telem
 
 def test_one_pruner_at_a_time(aged) -> None:
     store, *_ = aged
-    first = Pruner(store.backend.writer, store.backend.telemetry, owner="p1", age=86400.0)
-    second = Pruner(store.backend.writer, store.backend.telemetry, owner="p2", age=86400.0)
+    first = Pruner(store._backend.writer, store._backend.telemetry, owner="p1", age=86400.0)
+    second = Pruner(store._backend.writer, store._backend.telemetry, owner="p2", age=86400.0)
     assert first._acquire()
     assert second.run() == (0, False)
     first._release()

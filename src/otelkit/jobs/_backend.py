@@ -3,7 +3,7 @@
 :class:`Backend` owns the write engines, the lease keeper, the runner of attempts, the
 producer of jobs, the worker cycle (commit finished attempts, claim more, in one
 transaction), schedules, retention and the in-process wake-up of idle workers.
-``JobStore`` is the public face; its collaborators talk to ``store.backend`` instead of
+``JobStore`` is the public face; its collaborators talk to ``store._backend`` instead of
 reaching into the store's private methods.
 """
 
@@ -37,7 +37,7 @@ from otelkit.jobs._schema import has_schema, missing_schema
 from otelkit.jobs._telemetry import Counts, JobTelemetry
 
 if TYPE_CHECKING:
-    from otelkit.jobs.worker import Worker
+    pass
 
 __all__ = ["Backend"]
 
@@ -85,7 +85,7 @@ class Backend:
             cycle=self.complete,
             reject_late=lambda owner, attempt: self.cycle(owner, [], late=[attempt]),
         )
-        self._wakers: weakref.WeakSet[Worker] = weakref.WeakSet()
+        self._wakers: dict[int, weakref.WeakMethod[Callable[[str, float], None]]] = {}
         self._schema_seen = False
         self.declared: dict[str, Limits] = {}
         """Limits declared in code, by queue (a worker's start writes them)."""
@@ -153,16 +153,19 @@ class Backend:
         self._schema_seen = True
 
     # -- waking this process's workers ---------------------------------------------------------
-    def add_waker(self, worker: Worker) -> None:
-        self._wakers.add(worker)
+    def add_waker(self, wake: Callable[[str, float], None]) -> None:
+        """Call ``wake(queue, delay)`` (a worker's bound method, held weakly) on :meth:`wake`."""
+        self._wakers[id(wake.__self__)] = weakref.WeakMethod(wake)  # type: ignore[attr-defined]
 
-    def remove_waker(self, worker: Worker) -> None:
-        self._wakers.discard(worker)
+    def remove_waker(self, wake: Callable[[str, float], None]) -> None:
+        self._wakers.pop(id(wake.__self__), None)  # type: ignore[attr-defined]
 
     def wake(self, queue: str, delay: float) -> None:
         """Wake this process's idle workers of ``queue`` (an in-process event: no SQL)."""
-        for worker in list(self._wakers):
-            worker._wake(queue, delay)
+        for ref in list(self._wakers.values()):
+            wake = ref()
+            if wake is not None:
+                wake(queue, delay)
 
     # -- one attempt now (fn.run) --------------------------------------------------------------
     def run_now(self, definition: Definition, job_id: str) -> JobState:

@@ -177,7 +177,7 @@ def _worker(args: argparse.Namespace) -> int:
         store = _worker_store(args, stores)
         for definition in definitions:
             if definition.name not in store.functions:
-                store.backend.register(definition)
+                store._backend.register(definition)
         store.create_schema()
         worker = store.worker(
             queues=args.queue,

@@ -299,7 +299,7 @@ class JobFunction(Generic[R]):
         return None
 
     def _producer(self) -> Producer:
-        return self._store.backend.producer
+        return self._store._backend.producer
 
     def run(self, job_id: str) -> JobState:
         """Run the given job now in this thread, with full tracking; its new state.
@@ -316,11 +316,11 @@ class JobFunction(Generic[R]):
                 f"{self.name}.run() cannot start an event loop inside a running one; "
                 "use await fn.run_async(job_id)"
             )
-        return self._store.backend.run_now(self.definition, job_id)
+        return self._store._backend.run_now(self.definition, job_id)
 
     async def run_async(self, job_id: str) -> JobState:
         """Like :meth:`run`, awaited; cancellation releases the job and propagates."""
-        return await self._store.backend.run_now_async(self.definition, job_id)
+        return await self._store._backend.run_now_async(self.definition, job_id)
 
     def __repr__(self) -> str:
         return f"<JobFunction {self.name!r} queue={self.queue!r}>"

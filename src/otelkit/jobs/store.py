@@ -107,11 +107,6 @@ class JobStore:
         return self._engine
 
     @property
-    def backend(self) -> Backend:
-        """The store's internals that its job functions, workers and the CLI use."""
-        return self._backend
-
-    @property
     def functions(self) -> dict[str, Definition]:
         """Registered job functions by name (a copy)."""
         return dict(self._registry)

@@ -75,7 +75,7 @@ class Worker(Execution):
         self.processed = 0
         """Attempts this worker has finished (any outcome)."""
         self._store = store
-        self._backend = store.backend
+        self._backend = store._backend
         self._poll = None if poll_interval is None else float(poll_interval)
         self._timeout = timeout
         self._queue_set = frozenset(self.queues)
@@ -96,7 +96,7 @@ class Worker(Execution):
         self._jitter = random.Random()
         self._last_sweep = 0.0
         age = check_retention("worker", retention)
-        self._pruner = None if age is None else store.backend.pruner(self.id, age)
+        self._pruner = None if age is None else store._backend.pruner(self.id, age)
         self._last_prune = 0.0
         self._last_takeover = 0.0
         self._claimed = 0
@@ -242,7 +242,7 @@ class Worker(Execution):
             self._cond.notify_all()
 
     def _start_wakeup(self) -> None:
-        self._backend.add_waker(self)
+        self._backend.add_waker(self._wake)
         if self._listen and self._listener is None:
             self._listener = Listener(
                 self._store.engine.url,
@@ -252,7 +252,7 @@ class Worker(Execution):
             )
 
     def _stop_wakeup(self) -> None:
-        self._backend.remove_waker(self)
+        self._backend.remove_waker(self._wake)
         if self._listener is not None:
             self._listener.close()
             self._listener = None
