@@ -64,6 +64,11 @@ def freeze(value: object) -> Hashable:
     return repr(value)
 
 
+def _plain(member: Any) -> object:
+    # An enum member's value: members hash through a Python method, their values in C.
+    return None if member is None else member._value_
+
+
 def _scope_name(record: AnyLogRecord) -> str | None:
     scope = record.instrumentation_scope
     return scope.name if scope is not None else None
@@ -76,12 +81,14 @@ def message_key(record: AnyLogRecord) -> tuple[Hashable, ...]:
     """
     lr = record.log_record
     body = lr.body
-    attributes = lr.attributes
+    attributes: Any = lr.attributes
     return (
         _scope_name(record),
-        lr.severity_number,
+        _plain(lr.severity_number),
         body if type(body) is str else freeze(body),
-        attributes.get(_EXCEPTION_TYPE) if attributes else None,
+        # From a copy: BoundedAttributes.get() of a missing name (the usual case) raises
+        # and catches a KeyError, where its copy() is one dict copy.
+        attributes.copy().get(_EXCEPTION_TYPE) if attributes else None,
     )
 
 
@@ -100,7 +107,7 @@ def call_site_key(record: AnyLogRecord) -> Hashable:
         return message_key(record)
     return (
         _scope_name(record),
-        lr.severity_number,
+        _plain(lr.severity_number),
         path,
         attributes.get(_CODE_LINE_NUMBER),
         attributes.get(_EXCEPTION_TYPE),
@@ -124,9 +131,9 @@ def span_name_key(span: ReadableSpan) -> tuple[Hashable, ...]:
     code = span.status.status_code
     return (
         scope.name if scope is not None else None,
-        span.kind,
+        _plain(span.kind),
         span.name,
-        code,
+        _plain(code),
         span_error_type(span) if code is StatusCode.ERROR else None,
     )
 
@@ -146,7 +153,7 @@ class AttributesKey:
         else:
             lr = item.log_record
             attributes = lr.attributes
-            base = (_scope_name(item), lr.severity_number)
+            base = (_scope_name(item), _plain(lr.severity_number))
         values = tuple(freeze(attributes.get(name)) if attributes else None for name in self.names)
         return (*base, values)
 
@@ -225,7 +232,8 @@ class ResourceTokens:
     relayed records may bring a new but equal object per batch, which maps to the same
     token. An int hashes in no time, so keys stay cheap. The caches are bounded and never
     confused by reused object ids (at worst an equal resource seen again much later gets a
-    new token, so its windows start afresh). One lock guards them.
+    new token, so its windows start afresh). One lock guards them; the most recent
+    resource and its token are one pair, replaced whole, read without it.
     """
 
     _MAX_CACHED = 1024
@@ -248,9 +256,10 @@ class ResourceTokens:
         """The token of ``resource`` (``0`` for no resource)."""
         if resource is None or not self.per_resource:
             return 0
+        last = self._last  # one read of a pair that is replaced whole, never changed
+        if resource is last[0]:
+            return last[1]
         with self._lock:
-            if resource is self._last[0]:
-                return self._last[1]
             cached = self._by_object.get(id(resource))
             if cached is not None and cached[0]() is resource:
                 token = cached[1]
