@@ -8,7 +8,7 @@ import random
 import weakref
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, TypeVar, overload
+from typing import TYPE_CHECKING, TypeVar, overload
 
 import sqlalchemy as sa
 from opentelemetry import metrics, trace
@@ -253,11 +253,6 @@ class JobStore:
         """The schedules of periodic jobs stored in the database (by any process), by name."""
         with require_schema(self._engine):
             return list_schedules(self._engine)
-
-    def adopt(self, functions: Iterable[JobFunction[Any]]) -> None:
-        """Register job functions declared on another store (e.g. by the CLI worker)."""
-        for fn in functions:
-            self._backend.register(fn.definition)
 
     def worker(
         self,
