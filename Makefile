@@ -11,7 +11,7 @@ OLDEST_PINS := 'opentelemetry-api==1.40.*' 'opentelemetry-sdk==1.40.*' \
 	'opentelemetry-exporter-otlp==1.40.*' 'opentelemetry-proto==1.40.*' \
 	'opentelemetry-instrumentation==0.61b0' 'opentelemetry-instrumentation-logging==0.61b0'
 
-.PHONY: demo test lint typecheck pytest test-fallbacks test-oldest clean
+.PHONY: demo dashboard test lint typecheck pytest test-fallbacks test-oldest clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,14 @@ $(VENV)/.installed-test: $(VENV)/.installed
 
 demo: $(VENV)/.installed
 	$(BIN)/otelkit demo
+
+$(VENV)/.installed-web: $(VENV)/.installed
+	$(PIP) -e '.[web]'
+	touch $@
+
+# The jobs dashboard over a temporary store of demo jobs (docs/jobs-web.md).
+dashboard: $(VENV)/.installed-web
+	$(BIN)/otelkit jobs web --demo
 
 test: lint typecheck pytest
 

@@ -1,7 +1,8 @@
 """Project-wide test policy.
 
-Under ``CI=true`` a skipped PostgreSQL, Redis or collector test fails the run: CI has all
-three, so a skip there means a broken set-up, not a missing optional part.
+Under ``CI=true`` a skipped PostgreSQL, Redis, collector or browser (headless Chromium) test
+fails the run: CI has all four, so a skip there means a broken set-up, not a missing
+optional part.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import os
 
 import pytest
 
-_REAL_PART_MARKERS = ("postgres", "redis", "collector")
+_REAL_PART_MARKERS = ("postgres", "redis", "collector", "browser")
 _skipped_real_parts: list[str] = []
 
 

@@ -27,6 +27,7 @@ def test_doctor_shows_resolved_settings_and_a_reachable_endpoint(
     assert main(["doctor", "--endpoint", otlp_sink.endpoint]) == 0
     out = capsys.readouterr().out
     assert "doctor-svc" in out and "OTEL_SERVICE_NAME" in out
+    assert "scrubbing" in out and "sampling" in out
     assert f"{otlp_sink.endpoint}/v1/traces" in out
     assert "answers" in out
 

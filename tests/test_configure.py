@@ -176,3 +176,31 @@ def test_span_coalescing_is_opt_in_by_predicate() -> None:
     assert len(polls) == 2
     assert polls[1].attributes["otelkit.coalesce.count"] == 5
     assert polls[1].links[0].context.span_id == polls[0].context.span_id
+
+
+def test_a_removed_logging_bridge_is_said_once_and_configure_puts_it_back(
+    memory: Telemetry, caplog: pytest.LogCaptureFixture
+) -> None:
+    assert memory.memory is not None
+    root = logging.getLogger()
+    kept = root.handlers
+    root.handlers = [caplog.handler]  # what Celery's worker_hijack_root_logger does
+    try:
+        _bridge_gone_then_back(memory, caplog)
+    finally:
+        root.handlers = kept
+
+
+def _bridge_gone_then_back(memory: Telemetry, caplog: pytest.LogCaptureFixture) -> None:
+    assert memory.memory is not None
+    with caplog.at_level(logging.WARNING, logger="otelkit"):
+        log.warning("while the bridge is gone")
+        memory.force_flush()
+        memory.force_flush()
+    said = [r for r in caplog.records if "logging bridge was removed" in r.getMessage()]
+    assert len(said) == 1
+    assert otelkit.configure(service_name="svc", exporter="memory", coalesce_window=False) is memory
+    log.warning("with the bridge back")
+    bodies = [r.log_record.body for r in memory.memory.logs.get_finished_logs()]
+    assert "with the bridge back" in bodies
+    assert "while the bridge is gone" not in bodies

@@ -3,13 +3,16 @@
 ``otelkit.configure()`` installs traces, metrics and logs in one call and returns a
 :class:`Telemetry` handle. The capabilities live in subpackages: ``otelkit.coalesce``,
 ``otelkit.relay``, ``otelkit.jobs``, ``otelkit.preload``; test helpers in ``otelkit.testing``.
+What leaves the process is scrubbed (``otelkit.scrubbing``, :class:`ScrubbingOptions`) and,
+when asked, tail-sampled (``otelkit.sampling``, :class:`SamplingOptions`).
 
-The handle and ``configure()`` are imported on first use: importing a submodule (the pytest
-plugin, ``otelkit.errors``) loads neither the OpenTelemetry SDK nor otelkit's process hooks.
+The names below are imported on first use: importing a submodule (the pytest plugin,
+``otelkit.errors``) loads neither the OpenTelemetry SDK nor otelkit's process hooks.
 """
 
 from __future__ import annotations
 
+import importlib
 from typing import TYPE_CHECKING, Any
 
 from otelkit._version import __version__
@@ -17,11 +20,15 @@ from otelkit.errors import InvalidOptionError, OptionTypeError, OtelkitError
 
 if TYPE_CHECKING:
     from otelkit._telemetry import Telemetry, configure, current, flush
+    from otelkit.sampling import SamplingOptions
+    from otelkit.scrubbing import ScrubbingOptions
 
 __all__ = [
     "InvalidOptionError",
     "OptionTypeError",
     "OtelkitError",
+    "SamplingOptions",
+    "ScrubbingOptions",
     "Telemetry",
     "__version__",
     "configure",
@@ -29,17 +36,23 @@ __all__ = [
     "flush",
 ]
 
-_FROM_TELEMETRY = frozenset({"Telemetry", "configure", "current", "flush"})
+_LAZY = {
+    "Telemetry": "otelkit._telemetry",
+    "configure": "otelkit._telemetry",
+    "current": "otelkit._telemetry",
+    "flush": "otelkit._telemetry",
+    "SamplingOptions": "otelkit.sampling",
+    "ScrubbingOptions": "otelkit.scrubbing",
+}
 
 
 def __getattr__(name: str) -> Any:
-    if name in _FROM_TELEMETRY:
-        from otelkit import _telemetry
-
-        value = getattr(_telemetry, name)
-        globals()[name] = value  # once: later reads do not come here
-        return value
-    raise AttributeError(f"module 'otelkit' has no attribute {name!r}")
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'otelkit' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # once: later reads do not come here
+    return value
 
 
 def __dir__() -> list[str]:

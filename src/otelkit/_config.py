@@ -18,6 +18,8 @@ from typing import Any, Literal
 
 from otelkit._validate import check_non_negative, check_positive
 from otelkit.errors import InvalidOptionError
+from otelkit.sampling._options import SamplingOptions, resolve_sampling
+from otelkit.scrubbing._options import ScrubbingOptions, resolve_scrubbing
 
 __all__ = ["SIGNALS", "ExportTarget", "Settings", "resolve_settings"]
 
@@ -67,6 +69,10 @@ class Settings:
     disabled: bool
     coalesce_window: float | None
     relay: bool
+    scrubbing: ScrubbingOptions | None = field(default_factory=lambda: ScrubbingOptions())
+    """``None`` when scrubbing is off."""
+    sampling: SamplingOptions | None = None
+    """``None`` when tail sampling is off (the default)."""
     sources: Mapping[str, str] = field(default_factory=dict)
 
 
@@ -261,6 +267,8 @@ def resolve_settings(
     shutdown_timeout: Any = _UNSET,
     coalesce_window: Any = _UNSET,
     relay: Any = _UNSET,
+    scrubbing: Any = _UNSET,
+    sampling: Any = _UNSET,
 ) -> Settings:
     """Resolve every option (argument > environment > default) and validate it."""
     r = _Resolver()
@@ -378,6 +386,11 @@ def resolve_settings(
     if not isinstance(relay_value, (bool, str)):
         raise InvalidOptionError("otelkit.configure: relay must be True or False")
 
+    scrubbing_value = r.pick("scrubbing", scrubbing, ("OTELKIT_SCRUBBING",), True)
+    scrub = resolve_scrubbing(scrubbing_value, _option_name("scrubbing", r.sources["scrubbing"]))
+    sampling_value = r.pick("sampling", sampling, ("OTELKIT_SAMPLING",), False)
+    sample = resolve_sampling(sampling_value, _option_name("sampling", r.sources["sampling"]))
+
     return Settings(
         service_name=name,
         service_version=version,
@@ -393,5 +406,7 @@ def resolve_settings(
         disabled=disabled,
         coalesce_window=window,
         relay=_flag(relay_value),
+        scrubbing=scrub,
+        sampling=sample,
         sources=r.sources,
     )

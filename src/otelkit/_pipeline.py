@@ -6,6 +6,7 @@ built by :mod:`otelkit._exporters`, imported only when one is needed.
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 from collections.abc import Callable
@@ -13,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry.context import Context
+from opentelemetry.metrics import MeterProvider
 from opentelemetry.sdk._logs import LogRecordProcessor, ReadWriteLogRecord
 from opentelemetry.sdk.metrics.export import (
     MetricExporter,
@@ -29,8 +31,11 @@ from otelkit._threads import signals_blocked
 
 if TYPE_CHECKING:
     from otelkit._batch import BatchCore
+    from otelkit._config import Settings
     from otelkit._exporters import MemoryExporters
     from otelkit.relay import ChildPipeline
+    from otelkit.sampling import SamplingOptions, TailSampler
+    from otelkit.scrubbing import Scrubber, ScrubbingOptions
 
 __all__ = [
     "DiscardMetrics",
@@ -40,7 +45,11 @@ __all__ = [
     "SwitchMetricExporter",
     "SwitchSpanProcessor",
     "build_relay_child_pipeline",
+    "make_scrubber",
     "periodic_reader",
+    "scrubbed_resource",
+    "scrubbing_processors",
+    "wrap_sampling",
 ]
 
 
@@ -179,23 +188,83 @@ def periodic_reader(
 
 
 def build_relay_child_pipeline(
-    resource: Resource, relay_env: str, metric_interval: float
+    resource: Resource, relay_env: str, metric_interval: float, scrubber: Scrubber | None = None
 ) -> Pipeline:
     """A relay child's pipeline: spans, logs and metrics go to the parent over its socket.
 
-    No network exporter is imported (no grpc, no requests); coalescing happens in the host.
-    Metrics are collected every ``metric_interval`` seconds and once more at exit.
+    No network exporter is imported (no grpc, no requests); coalescing and tail sampling
+    happen in the host. Metrics are collected every ``metric_interval`` seconds and once
+    more at exit. With a ``scrubber``, the logging handler scrubs each record before it is
+    buffered (the SDK's records are scrubbed by :func:`scrubbing_processors`).
     """
     from otelkit.relay import ChildPipeline
+    from otelkit.relay._processors import RelayLoggingHandler
 
     child = ChildPipeline.from_env(relay_env, resource=resource, exit_hooks=False)
     reader = periodic_reader(child.metric_exporter, metric_interval * 1000)
+    scrub = None
+    if scrubber is not None:
+        from otelkit.scrubbing._processors import scrub_relay_entry
+
+        scrub = functools.partial(scrub_relay_entry, scrubber)
     return Pipeline(
         child.span_processor,
         child.log_processor,
         [reader],
         {"traces": ExportCounts(), "logs": ExportCounts()},
         [],
-        logging_handler=lambda level: child.logging_handler(level=level),
+        logging_handler=lambda level: RelayLoggingHandler(child, level=level, scrub=scrub),
         relay_child=child,
     )
+
+
+def make_scrubber(options: ScrubbingOptions | None) -> Scrubber | None:
+    """The scrubber of a configuration (``None`` when scrubbing is off)."""
+    if options is None:
+        return None
+    from otelkit.scrubbing import Scrubber
+
+    return Scrubber(options)
+
+
+def scrubbed_resource(resource: Resource, options: ScrubbingOptions) -> Resource:
+    """``resource`` with sensitive attributes scrubbed."""
+    from otelkit.scrubbing import Scrubber
+    from otelkit.scrubbing._processors import scrub_resource
+
+    return scrub_resource(resource, Scrubber(options))
+
+
+def scrubbing_processors(
+    span_processor: SpanProcessor,
+    log_processor: LogRecordProcessor,
+    scrubber: Scrubber | None,
+    settings: Settings,
+    meter_provider: MeterProvider,
+) -> tuple[SpanProcessor, LogRecordProcessor]:
+    """The processors the providers get: scrubbing ones in front of these when scrubbing
+    is on (``scrubber``, else one made from ``settings``), these themselves when it is off."""
+    if scrubber is None:
+        scrubber = make_scrubber(settings.scrubbing)
+        if scrubber is None:
+            return span_processor, log_processor
+    from otelkit.scrubbing import ScrubbingLogRecordProcessor, ScrubbingSpanProcessor
+
+    scrubber.bind_meter_provider(meter_provider)
+    return (
+        ScrubbingSpanProcessor(span_processor, scrubber),
+        ScrubbingLogRecordProcessor(log_processor, scrubber),
+    )
+
+
+def wrap_sampling(
+    pipeline: Pipeline, options: SamplingOptions, meter_provider: MeterProvider
+) -> TailSampler:
+    """Put a tail sampler in front of the pipeline's processors (and so in front of
+    coalescing: a sampled-out tree is never coalesced); return it."""
+    from otelkit.sampling import TailSampler
+
+    sampler = TailSampler(options, meter_provider=meter_provider)
+    pipeline.span_processor = sampler.span_processor(pipeline.span_processor)
+    pipeline.log_processor = sampler.log_processor(pipeline.log_processor)
+    return sampler

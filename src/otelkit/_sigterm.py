@@ -13,6 +13,11 @@ noted and then never acted on. So the handler also has a watcher: the signal's n
 written by CPython's C handler to a wakeup pipe, reaches a thread that blocks nothing;
 if the Python handler has not run shortly after, the watcher interrupts the main thread
 again, which makes its wait return and the pending handler run.
+
+The watcher acts only while otelkit's handler is SIGTERM's handler. An application that
+installs its own handler after ``configure()`` owns SIGTERM from then on: its handler runs
+once per signal, as without otelkit, and the flush happens through its exit path (atexit,
+or the ``os._exit`` guard of :mod:`otelkit._exit`).
 """
 
 from __future__ import annotations
@@ -120,10 +125,11 @@ def _shutdown_then_terminate(target: _Target) -> None:
     try:
         target.shutdown()
     finally:
-        _terminating.set()
-        os.kill(os.getpid(), signal.SIGTERM)  # the handler, on the main thread, re-raises
-        threading.Event().wait(_EXIT_GRACE)
-        os._exit(128 + signal.SIGTERM)
+        if installed():  # else the application took SIGTERM over meanwhile: its call now
+            _terminating.set()
+            os.kill(os.getpid(), signal.SIGTERM)  # the handler, on the main thread, re-raises
+            threading.Event().wait(_EXIT_GRACE)
+            os._exit(128 + signal.SIGTERM)
 
 
 def _start_watcher() -> None:
@@ -170,10 +176,10 @@ def _watch(read: int) -> None:
             with contextlib.suppress(OSError):
                 os.close(read)
             return
-        if signal.SIGTERM not in data or main is None:
-            continue
+        if signal.SIGTERM not in data or main is None or not installed():
+            continue  # not otelkit's signal to deliver: the application's handler has it
         for _ in range(_KICKS):
-            if _handled.wait(_KICK_INTERVAL) or _pipe is None:
+            if _handled.wait(_KICK_INTERVAL) or _pipe is None or not installed():
                 break
             with contextlib.suppress(OSError, ValueError):
                 signal.pthread_kill(main, signal.SIGTERM)

@@ -11,10 +11,8 @@ import contextlib
 import functools
 import logging
 import os
-import socket
 import threading
 import time
-import urllib.parse
 from collections.abc import Callable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -26,9 +24,10 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider, sampling
 
 from otelkit import _forksignals, _sigterm
+from otelkit._clock import REAL_CLOCK
 from otelkit._config import _UNSET, Settings, resolve_settings
 from otelkit._drops import DropLedger
-from otelkit._exit import call_at_exit
+from otelkit._exit import call_at_exit, guard_os_exit
 from otelkit._logbridge import OtelLogHandler
 from otelkit._pipeline import (
     DiscardMetrics,
@@ -36,14 +35,20 @@ from otelkit._pipeline import (
     SwitchLogProcessor,
     SwitchSpanProcessor,
     build_relay_child_pipeline,
+    make_scrubber,
+    scrubbing_processors,
+    wrap_sampling,
 )
 from otelkit._sdk.context import instrumentation_enabled
 from otelkit._threads import start_daemon
+from otelkit._unreachable import refusing, say
 
 if TYPE_CHECKING:
     from otelkit._batch import BatchCore
     from otelkit._exporters import MemoryExporters
     from otelkit.relay import ChildPipeline, RelayHost
+    from otelkit.sampling import SamplingOptions, TailSampler
+    from otelkit.scrubbing import Scrubber, ScrubbingOptions
 
 __all__ = ["Telemetry", "configure", "current", "flush"]
 
@@ -72,7 +77,12 @@ def _resource(settings: Settings) -> Resource:
     if settings.environment:
         attrs["deployment.environment.name"] = settings.environment
     attrs["process.pid"] = os.getpid()
-    return Resource.create(attrs)
+    resource = Resource.create(attrs)
+    if settings.scrubbing is not None:
+        from otelkit._pipeline import scrubbed_resource
+
+        resource = scrubbed_resource(resource, settings.scrubbing)
+    return resource
 
 
 class _SkipSuppressed(logging.Filter):
@@ -84,23 +94,19 @@ class _SkipSuppressed(logging.Filter):
 
 
 def _run_bounded(tasks: list[Callable[[], object]], timeout: float) -> bool:
-    """Run ``tasks`` in parallel daemon threads; True when all finished within ``timeout``."""
-    threads = [start_daemon(task, name="otelkit-flush") for task in tasks]
+    """Run ``tasks`` in parallel daemon threads; True when all finished within ``timeout``
+    and none returned ``False`` (a flush that failed)."""
+    failed: list[bool] = []
+
+    def run(task: Callable[[], object]) -> None:
+        if task() is False:
+            failed.append(True)
+
+    threads = [start_daemon(run, args=(task,), name="otelkit-flush") for task in tasks]
     deadline = time.monotonic() + timeout
     for thread in threads:
         thread.join(max(0.0, deadline - time.monotonic()))
-    return not any(thread.is_alive() for thread in threads)
-
-
-def _endpoint_refuses(url: str, timeout: float = 0.25) -> bool:
-    """True when nothing accepts TCP connections at ``url`` (so a final flush cannot succeed)."""
-    parsed = urllib.parse.urlsplit(url)
-    port = parsed.port or (443 if parsed.scheme == "https" else 80)
-    try:
-        with socket.create_connection((parsed.hostname or "localhost", port), timeout=timeout):
-            return False
-    except OSError:
-        return True
+    return not failed and not any(thread.is_alive() for thread in threads)
 
 
 class Telemetry:
@@ -116,6 +122,7 @@ class Telemetry:
         coalesce_spans: Callable[[ReadableSpan], bool] | None = None,
         resource: Resource | None = None,
         drops: DropLedger | None = None,
+        scrubber: Scrubber | None = None,
     ) -> None:
         self.settings = settings
         self.coalesce_spans = coalesce_spans
@@ -135,6 +142,9 @@ class Telemetry:
         self._stop_lock = threading.Lock()
         self._stopped = threading.Event()
         self._said_unanswered = False
+        self._said_bridge_gone = False
+        self.sampler: TailSampler | None = None
+        """The tail sampler, when configured with ``sampling=`` (``docs/sampling.md``)."""
         if pipeline is None:  # OTEL_SDK_DISABLED: the API's no-op providers stay in place
             self.tracer_provider: TracerProvider | None = None
             self.logger_provider: LoggerProvider | None = None
@@ -146,14 +156,21 @@ class Telemetry:
         self.drops.bind_meter_provider(self.meter_provider)
         if pipeline.relay_child is None:  # the host coalesces what its children relay
             _wrap_coalescing(pipeline, settings, coalesce_spans, self.meter_provider)
+            if settings.sampling is not None:  # the process that holds the trees decides
+                self.sampler = wrap_sampling(pipeline, settings.sampling, self.meter_provider)
         self.span_processor = SwitchSpanProcessor(pipeline.span_processor)
         self.log_processor = SwitchLogProcessor(pipeline.log_processor)
         self.tracer_provider = TracerProvider(
             resource=self.resource, sampler=_sampler(settings), shutdown_on_exit=False
         )
-        self.tracer_provider.add_span_processor(self.span_processor)
         self.logger_provider = LoggerProvider(resource=self.resource, shutdown_on_exit=False)
-        self.logger_provider.add_log_record_processor(self.log_processor)
+        # Scrubbing in front of the switch: this process's records, also after a fork;
+        # what children relay to the switch was scrubbed in the child.
+        spans, logs = scrubbing_processors(
+            self.span_processor, self.log_processor, scrubber, settings, self.meter_provider
+        )
+        self.tracer_provider.add_span_processor(spans)
+        self.logger_provider.add_log_record_processor(logs)
         self.drops.attach(self.log_processor, self.resource)
 
     @property
@@ -192,6 +209,9 @@ class Telemetry:
             handler.addFilter(_SkipSuppressed())
             logging.getLogger().addHandler(handler)
             self._handler = handler
+            # A framework's logging set-up that replaces the root's handlers (Celery's) runs
+            # within moments of start-up; a flush or shutdown checks again later.
+            REAL_CLOCK.call_later(_BRIDGE_CHECK_DELAY, self._check_log_bridge_while_active)
         self._install_sigterm()
 
     def _start_relay_host(self) -> None:
@@ -282,16 +302,31 @@ class Telemetry:
         assert self.tracer_provider is not None
         assert self.logger_provider is not None
         assert self.meter_provider is not None
-        millis = int(seconds * 1000)
         tp, lp, mp = self.tracer_provider, self.logger_provider, self.meter_provider
-        done = _run_bounded(
-            [
-                lambda: tp.force_flush(millis),
-                lambda: lp.force_flush(millis),
-                lambda: mp.force_flush(millis),
-            ],
-            seconds,
+        deadline = time.monotonic() + seconds
+
+        def left() -> float:
+            return max(0.0, deadline - time.monotonic())
+
+        # In order, each step bounded by what is left: the metric collection first (in a
+        # relay child it is queued beside the spans and logs), then spans and logs, then a
+        # relay child's own buffer, so that True means everything recorded before the call
+        # was exported or written to the relay.
+        done = _run_bounded([lambda: mp.force_flush(int(left() * 1000))], left())
+        done = (
+            _run_bounded(
+                [
+                    lambda: tp.force_flush(int(left() * 1000)),
+                    lambda: lp.force_flush(int(left() * 1000)),
+                ],
+                left(),
+            )
+            and done
         )
+        child = self.relay_child
+        if child is not None:
+            done = child.force_flush(int(left() * 1000)) and done
+        self._check_log_bridge()
         if done:
             self._said_unanswered = False
         return done
@@ -300,8 +335,6 @@ class Telemetry:
         """True (and said once) when nothing accepts connections at an OTLP endpoint."""
         if self.settings.exporter != "otlp" or self.relay_child is not None:
             return False
-        from otelkit._unreachable import refusing, say
-
         targets = self.settings.targets
         refused = refusing((t.endpoint for t in targets.values()), min(seconds, 0.5))
         if refused and not self._said_unanswered:
@@ -333,6 +366,7 @@ class Telemetry:
                 _current = None
             _stopping = self  # a SIGTERM during this shutdown waits for it (_sigterm)
         if self._handler is not None:
+            self._check_log_bridge()
             logging.getLogger().removeHandler(self._handler)
             self._handler = None
         try:
@@ -341,6 +375,32 @@ class Telemetry:
             self._stopped.set()
             # Only now: a SIGTERM during the flush above must wait for it, not kill it.
             self._uninstall_sigterm()
+
+    def _check_log_bridge(self) -> None:
+        """Say once when someone else took the logging bridge off the root logger (Celery's
+        ``worker_hijack_root_logger`` empties the root's handlers): the application's log
+        records stop reaching OpenTelemetry, and nothing else would tell."""
+        handler = self._handler
+        if handler is None or self._said_bridge_gone or handler in logging.getLogger().handlers:
+            return
+        self._said_bridge_gone = True
+        logging.getLogger("otelkit").warning(
+            "otelkit: its logging bridge was removed from the root logger after configure(), "
+            "so log records no longer reach OpenTelemetry. Under Celery use otelkit.celery "
+            "(docs/task-queues.md), or call otelkit.configure() again after your logging "
+            "set-up."
+        )
+
+    def _check_log_bridge_while_active(self) -> None:
+        if self.active:
+            self._check_log_bridge()
+
+    def _reattach_log_bridge(self) -> None:
+        """Put the logging bridge back on the root logger if someone took it off."""
+        handler = self._handler
+        root = logging.getLogger()
+        if handler is not None and self.active and handler not in root.handlers:
+            root.addHandler(handler)
 
     def _uninstall_sigterm(self) -> None:
         if self._sigterm_installed:
@@ -361,14 +421,13 @@ class Telemetry:
         if (
             self.settings.exporter == "otlp"
             and self.relay_child is None
-            and _endpoint_refuses(self.settings.targets["traces"].endpoint)
+            and refusing([self.settings.targets["traces"].endpoint], 0.25)
         ):
             # Interrupt retries first: the queues then drain at once (counted as failed
             # exports), so the relay below still reads and counts what children sent.
             for hook in self._pipeline.shutdown_hooks:
                 hook()
             deadline = min(deadline, time.monotonic() + 1.0)
-            from otelkit._unreachable import say
 
             say(  # one write: no other thread's output lands in the middle of the line
                 f"otelkit: nothing listens at {self.settings.targets['traces'].endpoint}; "
@@ -426,6 +485,7 @@ class Telemetry:
         self.shutdown()
 
 
+_BRIDGE_CHECK_DELAY = 5.0  # seconds after configure() that the logging bridge is checked
 _RELAY_REPORT_MARGIN = 0.1  # seconds a relay child's shutdown takes past its flush to report
 
 
@@ -494,6 +554,14 @@ def current() -> Telemetry | None:
         return _current
 
 
+def reattach_log_bridge() -> None:
+    """Put the active pipeline's logging bridge back on the root logger if it was removed
+    (for framework recipes whose logging set-up replaces the root's handlers)."""
+    telemetry = current()
+    if telemetry is not None:
+        telemetry._reattach_log_bridge()
+
+
 def flush(timeout: float | None = None) -> bool:
     """Flush the active pipeline (see :meth:`Telemetry.force_flush`); True if none is active."""
     telemetry = current()
@@ -524,6 +592,8 @@ def configure(
     coalesce_window: float | bool | None = _UNSET,
     coalesce_spans: Callable[[ReadableSpan], bool] | None = None,
     relay: bool | None = None,
+    scrubbing: bool | ScrubbingOptions | None = None,
+    sampling: bool | SamplingOptions | None = None,
 ) -> Telemetry:
     """Install OpenTelemetry traces, metrics and logs for this process; return the handle.
 
@@ -549,6 +619,8 @@ def configure(
         shutdown_timeout=shutdown_timeout,
         coalesce_window=False if coalesce_window is None else coalesce_window,
         relay=relay,
+        scrubbing=scrubbing,
+        sampling=sampling,
     )
     if coalesce_spans is not None and not callable(coalesce_spans):
         raise ValueError("otelkit.configure: coalesce_spans must be a predicate (span -> bool)")
@@ -562,6 +634,7 @@ def configure(
         if active is not None and active.active:
             same = _comparable(active.settings) == _comparable(settings)
             if same and active.coalesce_spans is coalesce_spans:
+                active._reattach_log_bridge()
                 return active
             if as_child and active.relay_child is not None and same:
                 return active  # relay=True in a child that already relays: nothing changes
@@ -569,17 +642,21 @@ def configure(
         resource = _resource(settings)
         pipeline: Pipeline | None
         drops = DropLedger(meter_provider=NoOpMeterProvider())  # bound to the new provider
+        scrubber = make_scrubber(settings.scrubbing)
         if settings.disabled:
             pipeline = None
         elif as_child:
             assert relay_env is not None
-            pipeline = build_relay_child_pipeline(resource, relay_env, settings.metric_interval)
+            pipeline = build_relay_child_pipeline(
+                resource, relay_env, settings.metric_interval, scrubber
+            )
         else:
             from otelkit._exporters import build_pipeline
 
             pipeline = build_pipeline(settings, drops)
-        telemetry = Telemetry(settings, pipeline, coalesce_spans, resource, drops)
+        telemetry = Telemetry(settings, pipeline, coalesce_spans, resource, drops, scrubber)
         _forksignals.end_block_after_latest_hooks()
+        guard_os_exit()
         telemetry._install()
         _current = telemetry
         return telemetry

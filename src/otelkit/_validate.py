@@ -114,3 +114,20 @@ def check_instance(where: str, option: str, value: object, kind: type[Any], what
     if not isinstance(value, kind):
         raise OptionTypeError(f"{where}: {option} must be {what}, {_got(value)}")
     return value
+
+
+_ON = ("1", "true", "yes", "on", "default")
+_OFF = ("0", "false", "no", "off", "none")
+
+
+def check_on_off(where: str, option: str, value: str, *, instead: str) -> bool:
+    """``value`` (from the environment) as on (``True``) or off; ``instead`` names what
+    else the option accepts where it is an argument."""
+    text = value.strip().lower()
+    if text in _ON:
+        return True
+    if text in _OFF:
+        return False
+    raise InvalidOptionError(
+        f"{where}: {option}={value!r} is not supported; accepted: on, off (or {instead})"
+    )

@@ -36,6 +36,16 @@ def _seconds(value: float | None) -> str:
     return "off" if value is None else f"{float(value)} s"
 
 
+def _sampling(settings: Settings) -> str:
+    options = settings.sampling
+    if options is None:
+        return "off"
+    return (
+        f"probability {options.probability:g}, kept whole when failed or >= "
+        f"{options.duration_threshold:g} s"
+    )
+
+
 def _doctor_rows(settings: Settings) -> list[tuple[str, str, str]]:
     """``(option, value with its unit, where it came from)`` for every option."""
     src = settings.sources
@@ -58,6 +68,8 @@ def _doctor_rows(settings: Settings) -> list[tuple[str, str, str]]:
         row("logging_level", "off" if level is None else logging.getLevelName(level)),
         row("coalesce_window", _seconds(settings.coalesce_window)),
         row("relay", "on" if settings.relay else "off"),
+        row("scrubbing", "off" if settings.scrubbing is None else "on"),
+        row("sampling", _sampling(settings)),
     ]
     if os.environ.get("OTEL_SDK_DISABLED", "").strip():
         rows.append(("OTEL_SDK_DISABLED", str(settings.disabled).lower(), "OTEL_SDK_DISABLED"))

@@ -114,6 +114,29 @@ def test_demo_draws_its_traces_in_the_terminal_without_a_collector() -> None:
     assert "process demo [consumer]" in out
     assert "ERROR: ConnectionError: inventory service reset the connection" in out
     assert "inventory synced on attempt 2" in out
+    assert 'scrubbed             "ValueError: card [scrubbed: credit card] declined"' in out
+    assert "4000-0000-0000-0002" not in out
+    assert "tail sampling" not in out  # off unless asked for
+    assert _processes_with(marker) == []
+
+
+def test_demo_with_sampling_says_how_many_job_traces_were_kept_and_why() -> None:
+    import re
+
+    marker = uuid.uuid4().hex
+    result = _run_demo("--workers", "1", "--endpoint", "none", "--sampling", "0.1", marker=marker)
+    assert result.returncode == 0, result.stderr
+    line = next(line for line in result.stdout.splitlines() if line.startswith("tail sampling"))
+    found = re.search(
+        r"kept (\d+) of 45 job traces: (\d+) failed, 0 slow, (\d+) by trace id "
+        r"\(probability 0.1\); (\d+) sampled out",
+        line,
+    )
+    assert found, line
+    kept, failed, by_id, out = map(int, found.groups())
+    assert failed == 4  # the doomed job's 3 attempts and the flaky job's first
+    assert kept == failed + by_id and kept + out == 45
+    assert "the failed job (doomed):" in result.stdout  # failed trees are always kept
     assert _processes_with(marker) == []
 
 
@@ -123,6 +146,7 @@ def test_demo_draws_its_traces_in_the_terminal_without_a_collector() -> None:
         ({"duration": 0.1}, "--duration must be within 1 and 600 seconds"),
         ({"workers": 0}, "--workers must be within 1 and 16"),
         ({"endpoint": "http://:1"}, "is not a valid endpoint"),
+        ({"sampling": 1.5}, r"probability=1.5 must be within \[0, 1\]"),
     ],
 )
 def test_demo_rejects_bad_options(kwargs: dict[str, object], message: str) -> None:
@@ -143,6 +167,18 @@ def test_demo_with_nothing_listening_says_so_and_links_nothing() -> None:
     assert "Transient error" not in result.stderr and "retrying in" not in result.stderr
     assert all(line.startswith("otelkit") for line in result.stderr.splitlines()), result.stderr
     assert _processes_with(marker) == []
+
+
+def test_the_summary_counts_job_traces_by_decision() -> None:
+    from otelkit.demo._report import DemoSummary, summary_table
+
+    summary = DemoSummary(
+        sampling=0.1, job_decisions={("kept", "error"): 4, ("dropped", "probability"): 30}
+    )
+    assert (
+        "kept 4 of 34 job traces: 4 failed, 0 slow, 0 by trace id (probability 0.1); 30 sampled out"
+        in summary_table(summary)
+    )
 
 
 def test_the_summary_gives_no_ratio_when_nothing_was_exported() -> None:

@@ -13,7 +13,7 @@ from otelkit.testing import OtlpSink, free_port, wait_until
 
 CHILD = textwrap.dedent(
     """
-    import logging, signal, sys, time
+    import logging, os, signal, sys, time
     import otelkit
     from opentelemetry import trace
     mode, endpoint = sys.argv[1], sys.argv[2]
@@ -29,6 +29,23 @@ CHILD = textwrap.dedent(
     if mode == "sigterm":
         print("ready", flush=True)
         time.sleep(60)
+    if mode == "handler-after-configure":
+        calls = []
+        signal.signal(signal.SIGTERM, lambda *a: calls.append(1))
+        os.kill(os.getpid(), signal.SIGTERM)
+        deadline = time.monotonic() + 1.5  # a re-delivery came every 0.1 s, 20 and more times
+        while time.monotonic() < deadline:
+            time.sleep(0.01)
+        print(len(calls), flush=True)
+    if mode == "os-exit":
+        os._exit(3)
+    if mode == "fork-os-exit":
+        pid = os.fork()
+        if pid == 0:
+            with tracer.start_as_current_span("in-child"):
+                logging.getLogger("exit").warning("from the child")
+            os._exit(0)
+        os.waitpid(pid, 0)
     """
 )
 
@@ -85,6 +102,35 @@ def test_exit_is_bounded_when_nothing_listens(protocol: str) -> None:
     _, err = proc.communicate(timeout=8)
     assert proc.returncode == 0
     assert "telemetry still queued was not exported" in err
+
+
+def test_an_application_handler_installed_after_configure_runs_once_per_sigterm(
+    otlp_sink: OtlpSink,
+) -> None:
+    proc = _run("handler-after-configure", otlp_sink.endpoint)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    assert out.strip() == "1"
+
+
+def test_os_exit_still_delivers_what_the_process_recorded(otlp_sink: OtlpSink) -> None:
+    proc = _run("os-exit", otlp_sink.endpoint)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 3, err  # the exit status is the caller's
+    assert len(otlp_sink.spans()) == 100
+    assert len(otlp_sink.logs()) == 100
+
+
+def test_a_fork_child_leaving_through_os_exit_delivers_its_own_records_once(
+    otlp_sink: OtlpSink,
+) -> None:
+    proc = _run("fork-os-exit", otlp_sink.endpoint)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    names = [span.name for _, span in otlp_sink.spans()]
+    assert names.count("in-child") == 1
+    assert len(names) == 101  # the parent's 100 once: the child exported none of them
+    assert len(otlp_sink.logs()) == 101
 
 
 def test_wait_until_is_bounded() -> None:

@@ -503,3 +503,10 @@ def test_relayed_metrics_are_exported_under_the_childs_resource(
         assert host.stats["metric_points"] == 1
     finally:
         host.close(5)
+
+
+def test_stats_is_a_read_only_snapshot(clocked_host: RelayHost) -> None:
+    stats = clocked_host.stats
+    with pytest.raises(TypeError):
+        stats["logs"] = 5  # type: ignore[index]
+    assert clocked_host.stats["logs"] == 0

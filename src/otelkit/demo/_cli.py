@@ -21,7 +21,11 @@ def _run(args: argparse.Namespace) -> int:
 
     try:
         options = DemoOptions(
-            duration=args.duration, workers=args.workers, db=args.db, endpoint=args.endpoint
+            duration=args.duration,
+            workers=args.workers,
+            db=args.db,
+            endpoint=args.endpoint,
+            sampling=args.sampling,
         )
     except ValueError as exc:
         print(f"otelkit demo: {exc}", file=sys.stderr)
@@ -48,5 +52,12 @@ def register(subparsers: Any) -> None:
         "--endpoint",
         help="OTLP/HTTP endpoint; by default http://localhost:4318 when a Collector answers "
         "there, else traces are drawn in the terminal ('none' forces the terminal)",
+    )
+    parser.add_argument(
+        "--sampling",
+        type=_positive_float,
+        metavar="P",
+        help="tail-sample job traces: keep every failed or slow one and a share P of the rest "
+        "(e.g. 0.1); the summary says how many were kept and why",
     )
     parser.set_defaults(func=_run)

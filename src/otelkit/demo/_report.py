@@ -10,6 +10,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanKind
 
 from otelkit._console import render_trace
+from otelkit.scrubbing import SCRUBBED_ATTRIBUTE
 
 __all__ = [
     "DemoSummary",
@@ -17,6 +18,7 @@ __all__ = [
     "find_job_traces",
     "progress_line",
     "render_job_trace",
+    "scrubbed_figures",
     "summary_table",
 ]
 
@@ -46,6 +48,32 @@ class DemoSummary:
     plain_hit_ratio: float = 0.0
     preloaded_hit_ratio: float = 0.0
     trace_ids: dict[str, str] = field(default_factory=dict)
+    scrubbed_example: str | None = None
+    """A scrubbed exception message (the failed job's card number)."""
+    scrubbed_records: int = 0
+    """Spans and log records with something scrubbed."""
+    sampling: float | None = None
+    """The tail sampling probability (None: sampling off)."""
+    job_decisions: dict[tuple[str, str], int] = field(default_factory=dict)
+    """Job attempt traces by (decision, reason), when sampling is on."""
+
+    sampled_out: set[int] = field(default_factory=set)
+    """Trace ids of which a local tree was sampled out and none kept."""
+    _kept: set[int] = field(default_factory=set)
+
+    def count_job_decision(self, root: ReadableSpan, decision: str, reason: str) -> None:
+        """A tail sampler's decision listener: counts the job attempts' trees and
+        remembers which traces were sampled out (never linked or drawn)."""
+        if root.context is not None:
+            trace_id = root.context.trace_id
+            if decision == "kept":
+                self._kept.add(trace_id)
+                self.sampled_out.discard(trace_id)
+            elif trace_id not in self._kept:
+                self.sampled_out.add(trace_id)
+        if root.kind is SpanKind.CONSUMER and root.name.startswith("process "):
+            key = (decision, reason)
+            self.job_decisions[key] = self.job_decisions.get(key, 0) + 1
 
 
 def progress_line(
@@ -78,12 +106,15 @@ def summary_table(s: DemoSummary) -> str:
             f"workers, {s.relay_dropped} dropped in their buffers",
         ),
         ("dropped anywhere", _drops_text(s.drops)),
+        ("scrubbed", _scrubbed_text(s)),
         (
             "cache hit ratio",
             f"{s.plain_hit_ratio:.0%} without preloading -> {s.preloaded_hit_ratio:.0%} with "
             f"({s.cache_reads} reads)",
         ),
     ]
+    if s.sampling is not None:
+        rows.append(("tail sampling", _sampling_text(s)))
     width = max(len(name) for name, _ in rows)
     title = f"otelkit demo: {s.workers} worker processes, {s.seconds:.1f} s"
     lines = [title, "-" * len(title)]
@@ -106,6 +137,45 @@ def export_notice(s: DemoSummary) -> str:
     )
 
 
+def _scrubbed_text(s: DemoSummary) -> str:
+    if not s.scrubbed_records:
+        return "nothing matched a rule"
+    example = f'"{s.scrubbed_example}", ' if s.scrubbed_example else ""
+    return f"{example}{s.scrubbed_records} spans and log records scrubbed before export"
+
+
+def _sampling_text(s: DemoSummary) -> str:
+    d = s.job_decisions
+    total = sum(d.values())
+    kept = {reason: n for (decision, reason), n in d.items() if decision == "kept"}
+    dropped = sum(n for (decision, _), n in d.items() if decision == "dropped")
+    return (
+        f"kept {sum(kept.values())} of {total} job traces: {kept.get('error', 0)} failed, "
+        f"{kept.get('slow', 0)} slow, {kept.get('probability', 0)} by trace id "
+        f"(probability {s.sampling:g}); {dropped} sampled out"
+    )
+
+
+def scrubbed_figures(
+    spans: Sequence[ReadableSpan], logs: Sequence[ReadableLogRecord]
+) -> tuple[str | None, int]:
+    """A scrubbed exception message (if any) and how many spans and log records had
+    something scrubbed."""
+    example: str | None = None
+    count = 0
+    for span in spans:
+        if SCRUBBED_ATTRIBUTE in (span.attributes or {}):
+            count += 1
+            for event in span.events:
+                message = (event.attributes or {}).get("exception.message")
+                if example is None and "[scrubbed: " in str(message):
+                    example = f"{(event.attributes or {}).get('exception.type')}: {message}"
+    for record in logs:
+        if SCRUBBED_ATTRIBUTE in (record.log_record.attributes or {}):
+            count += 1
+    return example, count
+
+
 def _drops_text(drops: dict[tuple[str, str], int]) -> str:
     if not drops:
         return "nothing (worker buffers, relay, batch queues, exports)"
@@ -114,7 +184,8 @@ def _drops_text(drops: dict[tuple[str, str], int]) -> str:
 
 
 def find_job_traces(spans: Sequence[ReadableSpan], job_id: str) -> list[list[ReadableSpan]]:
-    """The enqueue trace of ``job_id`` first, then one trace per attempt linked to it."""
+    """The enqueue trace of ``job_id`` first (when it was kept), then one trace per attempt
+    linked to it."""
     send = next(
         (
             s
@@ -124,13 +195,13 @@ def find_job_traces(spans: Sequence[ReadableSpan], job_id: str) -> list[list[Rea
         ),
         None,
     )
-    if send is None or send.context is None:
-        return []
     by_trace: dict[int, list[ReadableSpan]] = {}
     for span in spans:
         if span.context is not None:
             by_trace.setdefault(span.context.trace_id, []).append(span)
-    traces = [by_trace[send.context.trace_id]]
+    # Tail sampling may have kept a failed attempt's trace and not its enqueue's.
+    send_trace = send.context.trace_id if send is not None and send.context is not None else None
+    traces = [by_trace[send_trace]] if send_trace is not None else []
     attempts = [
         s
         for s in spans
@@ -141,7 +212,7 @@ def find_job_traces(spans: Sequence[ReadableSpan], job_id: str) -> list[list[Rea
     attempts.sort(key=lambda s: s.start_time or 0)
     for attempt in attempts:
         assert attempt.context is not None
-        if attempt.context.trace_id != send.context.trace_id:
+        if attempt.context.trace_id != send_trace:
             traces.append(by_trace[attempt.context.trace_id])
     return traces
 

@@ -19,6 +19,7 @@ from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter, SimpleLogR
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind
 
 import otelkit
 from otelkit._config import resolve_settings
@@ -31,10 +32,12 @@ from otelkit.demo._report import (
     find_job_traces,
     progress_line,
     render_job_trace,
+    scrubbed_figures,
     summary_table,
 )
 from otelkit.demo._worker import flaky_upstream, worker_main
 from otelkit.errors import InvalidOptionError
+from otelkit.sampling import SamplingOptions
 
 __all__ = ["DemoOptions", "run_demo"]
 
@@ -51,6 +54,8 @@ class DemoOptions:
     endpoint: str | None = None
     orders: int = 40
     min_seconds: float = 4.0
+    sampling: float | None = None
+    """Tail sampling with this probability (``None``: off)."""
 
     def __post_init__(self) -> None:
         if not 1.0 <= self.duration <= 600:
@@ -65,6 +70,8 @@ class DemoOptions:
             from otelkit.jobs._engine import make_url
 
             make_url(self.db, option="--db")  # raises ValueError giving the accepted forms
+        if self.sampling is not None:
+            SamplingOptions(probability=self.sampling).validated()
 
 
 class _Tee(SpanProcessor, LogRecordProcessor):
@@ -92,9 +99,9 @@ class _Tee(SpanProcessor, LogRecordProcessor):
 
 
 def _collector_answers(endpoint: str) -> bool:
-    from otelkit._telemetry import _endpoint_refuses
+    from otelkit._unreachable import refusing
 
-    return not _endpoint_refuses(endpoint, timeout=0.3)
+    return not refusing([endpoint], 0.3)
 
 
 def _relay_drops(telemetry: otelkit.Telemetry) -> int:
@@ -121,6 +128,9 @@ def run_demo(options: DemoOptions, out: IO[str] | None = None) -> DemoSummary:
             endpoint=endpoint,
             relay=True,
             metric_interval=2.0,
+            sampling=None
+            if options.sampling is None
+            else SamplingOptions(probability=options.sampling),
         )
         if exporter == "otlp":
             telemetry.span_processor.delegate = _Tee(
@@ -134,6 +144,9 @@ def run_demo(options: DemoOptions, out: IO[str] | None = None) -> DemoSummary:
             spans, logs = telemetry.memory.spans, telemetry.memory.logs
         relay_stats = telemetry.relay_host.stats if telemetry.relay_host else {}
         summary = DemoSummary(workers=options.workers)
+        if telemetry.sampler is not None:
+            summary.sampling = options.sampling
+            telemetry.sampler.add_decision_listener(summary.count_job_decision)
         try:
             summary = _run(options, db_url, out, telemetry, summary)
         finally:
@@ -149,14 +162,18 @@ def run_demo(options: DemoOptions, out: IO[str] | None = None) -> DemoSummary:
         summary.relay_metric_points = relay_stats.get("metric_points", 0)
         summary.drops = telemetry.drops.totals()
         summary.seconds = time.monotonic() - started
+    finished = spans.get_finished_spans()
+    records = logs.get_finished_logs()
+    summary.scrubbed_example, summary.scrubbed_records = scrubbed_figures(finished, records)
+    if summary.sampled_out:  # the copy for the terminal is taken before tail sampling
+        gone = summary.sampled_out
+        finished = tuple(s for s in finished if s.context is None or s.context.trace_id not in gone)
     print(summary_table(summary), file=out)
     # Jaeger links only when the Collector accepted every span batch: a link to a trace
     # that never arrived is worse than none. Otherwise the traces are drawn here.
     links = exporter == "otlp" and summary.spans_exported > 0 and summary.spans_failed == 0
     if exporter == "otlp" and not links:
         print(f"\n{export_notice(summary)}", file=out)
-    finished = spans.get_finished_spans()
-    records = logs.get_finished_logs()
     for title, key in (("the retried job", "flaky"), ("the failed job", "doomed")):
         job_id = summary.trace_ids.get(key)
         if job_id is None:
@@ -166,7 +183,9 @@ def run_demo(options: DemoOptions, out: IO[str] | None = None) -> DemoSummary:
             continue
         print(file=out)
         if links:
-            for spans_of_trace in traces[1:]:
+            for spans_of_trace in traces:
+                if not any(s.kind is SpanKind.CONSUMER for s in spans_of_trace):
+                    continue  # the enqueue's trace: the links are to the attempts
                 trace_id = spans_of_trace[0].context.trace_id
                 print(f"{title}: {JAEGER_TRACE_URL.format(trace_id=f'{trace_id:032x}')}", file=out)
         else:

@@ -1,4 +1,4 @@
-"""``otelkit jobs worker|list|show|retry|cancel|pause|resume|purge``: run and inspect jobs from a shell."""
+"""``otelkit jobs worker|list|show|retry|cancel|pause|resume|purge|web``: run and inspect jobs from a shell."""
 
 from __future__ import annotations
 
@@ -97,6 +97,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     purge.add_argument("--older-than", default="7d", help="age like 30m, 12h, 7d (default 7d)")
     purge.add_argument("--state", action="append", choices=_FINAL)
     purge.set_defaults(func=_purge)
+
+    from otelkit.jobs.web._cli import add_parser as add_web_parser
+
+    add_web_parser(sub, [db], _web)
 
 
 # -- handlers ------------------------------------------------------------------------------
@@ -362,6 +366,15 @@ def _pause(args: argparse.Namespace) -> int:
     except ValueError as exc:
         return _fail(args, exc)
     return 0
+
+
+def _web(args: argparse.Namespace, serve: Any) -> int:
+    try:
+        with _session(args) as store:
+            code: int = serve(args, store)
+    except ValueError as exc:
+        return _fail(args, exc)
+    return code
 
 
 def _purge(args: argparse.Namespace) -> int:

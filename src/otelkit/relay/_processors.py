@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import traceback
+from collections.abc import Callable
 from itertools import islice
 from time import time_ns
 from typing import TYPE_CHECKING, Any
@@ -109,10 +110,17 @@ class RelayLoggingHandler(logging.Handler):
     thread-safe on its own.
     """
 
-    def __init__(self, pipeline: ChildPipeline, *, level: int = logging.NOTSET) -> None:
+    def __init__(
+        self,
+        pipeline: ChildPipeline,
+        *,
+        level: int = logging.NOTSET,
+        scrub: Callable[[tuple[Any, ...]], tuple[Any, ...]] | None = None,
+    ) -> None:
         super().__init__(level=level)
         self._pipeline = pipeline
         self._offer = pipeline.offer_log  # the pipeline's own routine, as for SDK records
+        self._scrub = scrub  # applied to each entry before it is buffered
 
     def handle(self, record: logging.LogRecord) -> bool:
         """Filter, then buffer ``record`` without the handler lock (nothing here needs it)."""
@@ -182,6 +190,8 @@ class RelayLoggingHandler(logging.Handler):
                 event_name,
                 0,
             )
+            if self._scrub is not None:
+                entry = self._scrub(entry)
             self._offer(entry, level[1])
         except Exception as exc:  # noqa: BLE001 - hot path: contain and count
             report_internal_error("relay.handler", exc)

@@ -23,7 +23,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan
 
 from otelkit._errors import report_internal_error
-from otelkit._exit import call_at_exit
+from otelkit._exit import call_at_exit, guard_os_exit
 from otelkit._fork import after_fork_in_child
 from otelkit._threads import start_daemon
 from otelkit.relay._buffer import SeverityBuffer
@@ -117,6 +117,7 @@ class ChildPipeline:
         after_fork_in_child(self, ChildPipeline._after_fork_in_child)
         if exit_hooks:
             call_at_exit(self, ChildPipeline._at_exit, priority=100)
+            guard_os_exit()
 
     @classmethod
     def from_env(cls, value: str, *, resource: Resource, **options: Any) -> ChildPipeline:

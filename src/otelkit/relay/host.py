@@ -25,6 +25,8 @@ import socket
 import stat
 import tempfile
 import threading
+from collections.abc import Mapping
+from types import MappingProxyType
 
 from opentelemetry.metrics import MeterProvider, get_meter_provider
 from opentelemetry.sdk._logs import LogRecordProcessor
@@ -149,7 +151,7 @@ class RelayHost:
         self._dir: str | None = None
         self._conns: dict[int, _Conn] = {}
         self._next_expiry = 0.0
-        self.stats: dict[str, int] = {
+        self._stats: dict[str, int] = {
             "connections": 0,
             "logs": 0,
             "spans": 0,
@@ -173,7 +175,7 @@ class RelayHost:
             metrics=RelayedMetrics(metric_exporter, drops) if metric_exporter else None,
             ledger=drops,
             meter=meter,
-            stats=self.stats,
+            stats=self._stats,
         )
         self._m_rejected = meter.create_counter(
             "otelkit.relay.rejected",
@@ -219,6 +221,14 @@ class RelayHost:
         self._selector.register(self._waker_r, selectors.EVENT_READ, "wake")
         self._thread = start_daemon(self._serve, name="otelkit-relay-host")
         after_fork_in_child(self, RelayHost._forget_after_fork)
+
+    @property
+    def stats(self) -> Mapping[str, int]:
+        """What the relay has served so far, a read-only snapshot: ``connections``,
+        ``logs``, ``spans``, ``metric_points`` received, the children's reported drops
+        (``dropped_logs``, ``dropped_spans``, ``dropped_metric_points``), ``rejected``
+        connections and ``frame_errors``."""
+        return MappingProxyType(dict(self._stats))
 
     @property
     def address(self) -> RelayAddress:
@@ -329,7 +339,7 @@ class RelayHost:
                 data, conn.handshake = conn.handshake[HANDSHAKE_SIZE:], b""
                 conn.sock.send(encode_reply())
                 conn.authed = True
-                self.stats["connections"] += 1
+                self._stats["connections"] += 1
                 self._m_connections.add(1)
             for frame_type, payload in conn.wire.feed(data):
                 self._intake.handle(conn.decoder, frame_type, payload)
@@ -411,11 +421,11 @@ class RelayHost:
             self._intake.add_drops(*collect_drop_files(self._dir))
 
     def _reject(self, reason: str) -> None:
-        self.stats["rejected"] += 1
+        self._stats["rejected"] += 1
         self._m_rejected.add(1, {"otelkit.relay.reason": reason})
 
     def _frame_error(self, exc: FrameError) -> None:
-        self.stats["frame_errors"] += 1
+        self._stats["frame_errors"] += 1
         self._m_errors.add(1, {"otelkit.relay.reason": exc.reason})
 
 

@@ -1,0 +1,38 @@
+"""The jobs dashboard: queues, jobs, one job's attempts and traces, periodic schedules;
+retry, cancel, pause and resume (``pip install 'otelkit[web]'``).
+
+``app(store)`` returns an ASGI application to mount in your own Starlette or FastAPI
+application; ``otelkit jobs web --db URL`` serves it on 127.0.0.1. See ``docs/jobs-web.md``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from otelkit.jobs.web._security import TOKEN_ENV
+
+if TYPE_CHECKING:
+    from otelkit.jobs.web._app import DEFAULT_TRACE_URL, app
+
+__all__ = ["DEFAULT_TRACE_URL", "TOKEN_ENV", "app"]
+
+_LAZY = ("DEFAULT_TRACE_URL", "app")
+
+
+# Handed on lazily (PEP 562): `otelkit jobs` imports this package for its command line,
+# which must work without the `web` extra (Starlette, Jinja2) installed.
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module 'otelkit.jobs.web' has no attribute {name!r}")
+    try:
+        from otelkit.jobs.web import _app
+    except ImportError as exc:
+        from otelkit.jobs.web._cli import WEB_EXTRA
+
+        raise ImportError(
+            f"otelkit.jobs.web needs {exc.name}, which is not installed; install it with: "
+            f"{WEB_EXTRA}"
+        ) from exc
+    value = getattr(_app, name)
+    globals()[name] = value
+    return value
