@@ -10,6 +10,7 @@ from pathlib import Path
 
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.resources import Resource
 
 import otelkit
 from otelkit import _sdk
@@ -234,9 +235,10 @@ def test_the_checker_finds_what_it_looks_for(tmp_path: Path) -> None:
 
 
 def test_every_shortcut_passes_its_self_check_on_this_sdk_unless_forced_off() -> None:
-    from otelkit._sdk import context, logs, providers, transport
+    from otelkit._sdk import coalesce, context, logs, providers, transport
 
     flags = {
+        "readable_copy": coalesce.READABLE_COPY_OK,
         "current_span": context.CURRENT_SPAN_OK,
         "fast_log_record": logs.FAST_LOG_RECORDS_OK,
         "readable_view": logs.READABLE_VIEW_OK,
@@ -247,6 +249,20 @@ def test_every_shortcut_passes_its_self_check_on_this_sdk_unless_forced_off() ->
         "http_sender.spans": transport.http_sender_ok("spans"),
     }
     assert flags == dict.fromkeys(flags, not _sdk.FALLBACKS_FORCED)
+
+
+def test_the_readable_copy_is_the_public_construction() -> None:
+    from opentelemetry._logs import LogRecord
+    from opentelemetry.sdk._logs import ReadWriteLogRecord
+
+    from otelkit._sdk.coalesce import _readable_copy_public, readable_copy
+
+    for resource in (Resource.create({"service.name": "s"}), None):
+        record = ReadWriteLogRecord(LogRecord(body="copy", attributes={"a": 1}))
+        record.resource = resource  # a None resource must become Resource.create({})
+        ours, public = readable_copy(record), _readable_copy_public(record)
+        assert vars(ours.log_record) == vars(public.log_record)
+        assert ours.to_json() == public.to_json()
 
 
 def test_the_current_span_shortcut_and_the_api_agree() -> None:

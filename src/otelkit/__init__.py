@@ -5,10 +5,16 @@
 ``otelkit.relay``, ``otelkit.jobs``, ``otelkit.preload``; test helpers in ``otelkit.testing``.
 What leaves the process is scrubbed (``otelkit.scrubbing``, :class:`ScrubbingOptions`) and,
 when asked, tail-sampled (``otelkit.sampling``, :class:`SamplingOptions`).
+
+The names below are imported on first use: importing a submodule (the pytest plugin,
+``otelkit.errors``) loads neither the OpenTelemetry SDK nor otelkit's process hooks.
 """
 
-from otelkit._configure import configure, current, flush
-from otelkit._telemetry import Telemetry
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from otelkit._version import __version__
 from otelkit.errors import (
     InvalidOptionError,
@@ -16,8 +22,12 @@ from otelkit.errors import (
     OptionTypeError,
     OtelkitError,
 )
-from otelkit.sampling import SamplingOptions
-from otelkit.scrubbing import ScrubbingOptions
+
+if TYPE_CHECKING:
+    from otelkit._configure import configure, current, flush
+    from otelkit._telemetry import Telemetry
+    from otelkit.sampling import SamplingOptions
+    from otelkit.scrubbing import ScrubbingOptions
 
 __all__ = [
     "InvalidOptionError",
@@ -32,3 +42,25 @@ __all__ = [
     "current",
     "flush",
 ]
+
+_LAZY = {
+    "Telemetry": "otelkit._telemetry",
+    "configure": "otelkit._configure",
+    "current": "otelkit._configure",
+    "flush": "otelkit._configure",
+    "SamplingOptions": "otelkit.sampling",
+    "ScrubbingOptions": "otelkit.scrubbing",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'otelkit' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # once: later reads do not come here
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

@@ -1,6 +1,7 @@
-"""Test helpers for code instrumented with otelkit; also a pytest plugin (``pytest11``).
+"""Test helpers for code instrumented with otelkit.
 
-Installed with the package, the plugin offers these fixtures:
+Installed with the package, otelkit's pytest plugin (``otelkit._pytest_plugin``, which
+imports this module only when a test uses one of them) offers these fixtures:
 
 ``fake_clock``
     A :class:`FakeClock` that moves only when the test calls ``advance()``.
@@ -22,7 +23,6 @@ Installed with the package, the plugin offers these fixtures:
 
 from __future__ import annotations
 
-import contextlib
 import gzip
 import http.server
 import os
@@ -33,12 +33,11 @@ import tempfile
 import threading
 import time
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-import pytest
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
     ExportMetricsServiceRequest,
@@ -56,8 +55,13 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from otelkit._clock import FakeClock
-from otelkit._configure import configure
-from otelkit._telemetry import Telemetry
+from otelkit._pytest_plugin import (
+    fake_clock,
+    memory_telemetry,
+    otelkit_memory,
+    otlp_sink,
+    rotel_collector,
+)
 
 __all__ = [
     "FakeClock",
@@ -374,44 +378,3 @@ class RotelCollector:
         self.output()
         self._log.close()
         shutil.rmtree(self._dir, ignore_errors=True)
-
-
-@pytest.fixture
-def fake_clock() -> FakeClock:
-    """A FakeClock; move it with ``fake_clock.advance(seconds)``."""
-    return FakeClock()
-
-
-@pytest.fixture
-def memory_telemetry() -> Iterator[MemoryTelemetry]:
-    """Private in-memory tracer, logger and meter providers (nothing global)."""
-    telemetry = MemoryTelemetry()
-    yield telemetry
-    telemetry.shutdown()
-
-
-@pytest.fixture
-def otelkit_memory() -> Iterator[Telemetry]:
-    """``otelkit.configure(exporter="memory", logging_level="DEBUG")`` for one test."""
-    telemetry = configure(service_name="test", exporter="memory", logging_level="DEBUG")
-    yield telemetry
-    telemetry.shutdown()
-
-
-@pytest.fixture
-def otlp_sink() -> Iterator[OtlpSink]:
-    """An OTLP/HTTP receiver on a free loopback port."""
-    sink = OtlpSink()
-    yield sink
-    sink.close()
-
-
-@pytest.fixture
-def rotel_collector(otlp_sink: OtlpSink) -> Iterator[RotelCollector]:
-    """A real Collector (rotel) on free loopback ports, forwarding to ``otlp_sink``."""
-    if rotel_binary() is None:
-        pytest.skip("rotel is not installed: pip install 'otelkit[test]'")
-    collector = RotelCollector(otlp_sink)
-    with contextlib.ExitStack() as stack:
-        stack.callback(collector.stop)
-        yield collector

@@ -28,7 +28,6 @@ from otelkit.coalesce import (
     CoalescingSpanProcessor,
     Summary,
 )
-from otelkit.coalesce._hinted import HintedCoalescer
 from otelkit.testing import FakeClock
 
 KEYS = st.sampled_from("abcdef")
@@ -49,27 +48,6 @@ def steps_with(keys: st.SearchStrategy[Any]) -> st.SearchStrategy[list[tuple[str
 STEPS = steps_with(KEYS)
 RESOURCE = Resource.create({"service.name": "conservation"})
 SCOPE = InstrumentationScope("tests")
-
-
-def offer_hinted(engine: HintedCoalescer[Any], key: tuple[str, str]) -> bool:
-    """What the processors do: settle the event by its hint if it can be, else offer the
-    whole key. The payload is the key, so ``key_of_first`` hands it back (see
-    :func:`hinted`). ``True`` when the event is forwarded."""
-    return engine.sight(key[1], key) or engine.offer(key, key) is EMIT
-
-
-def hinted(
-    clock: FakeClock, summaries: list[Summary[Any]], *, window: float, max_keys: int
-) -> HintedCoalescer[Any]:
-    """An engine for keys ``(group, name)`` found by their name, as the processors use it."""
-    return HintedCoalescer(
-        window=window,
-        on_summary=summaries.append,
-        max_keys=max_keys,
-        clock=clock,
-        hint_index=1,
-        key_of_first=lambda hint, first: first,
-    )
 
 
 def assert_conserved(
@@ -118,26 +96,13 @@ def test_engine_conserves_every_key(steps: list[tuple[str, Any]], max_keys: int)
     run_engine(engine, clock, steps, lambda e, key: e.offer(key, key) is EMIT, summaries)
 
 
-@settings(max_examples=200, deadline=None)
-@given(
-    steps=steps_with(st.tuples(st.sampled_from("xy"), KEYS)),
-    max_keys=st.integers(min_value=1, max_value=6),
-)
-def test_engine_with_a_hint_conserves_every_key(
-    steps: list[tuple[str, Any]], max_keys: int
-) -> None:
-    clock = FakeClock()
-    summaries: list[Summary[Any]] = []
-    engine = hinted(clock, summaries, window=5, max_keys=max_keys)
-    run_engine(engine, clock, steps, offer_hinted, summaries)
-
-
 def test_engine_conserves_every_key_under_threads() -> None:
-    # Four threads offer through the lock-free checks while a fifth closes windows: no
-    # count may be lost between a lock-free read and the locked update.
+    # Four threads offer while a fifth closes windows: no count may be lost.
     clock = FakeClock()
     summaries: list[Summary[Any]] = []
-    engine = hinted(clock, summaries, window=1, max_keys=4)
+    engine: Coalescer[Any] = Coalescer(
+        window=1, on_summary=summaries.append, max_keys=4, clock=clock
+    )
     keys = [(group, name) for group in "xy" for name in "abcd"]
     offered: list[Counter[tuple[str, str]]] = [Counter() for _ in range(4)]
     forwarded: list[Counter[tuple[str, str]]] = [Counter() for _ in range(4)]
@@ -148,7 +113,7 @@ def test_engine_conserves_every_key_under_threads() -> None:
         for i in range(5_000):
             key = keys[(i * (worker + 3)) % len(keys)]
             offered[worker][key] += 1
-            forwarded[worker][key] += offer_hinted(engine, key)
+            forwarded[worker][key] += engine.offer(key, key) is EMIT
 
     def close_windows() -> None:
         start.wait(timeout=10)

@@ -1,10 +1,7 @@
-"""Forwarding into the SDK's batch processors queues what their own hooks would queue."""
+"""Forwarding into the SDK's batch log processor exports what its own hook would."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from typing import Any
 
 import pytest
@@ -14,15 +11,10 @@ from opentelemetry.sdk._logs import ReadableLogRecord, ReadWriteLogRecord
 from opentelemetry.sdk._logs.export import BatchLogRecordProcessor, InMemoryLogRecordExporter
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import set_span_in_context
 
-from otelkit._sdk import FALLBACKS_FORCED
-from otelkit._sdk import coalesce as seam
 from otelkit.coalesce import CoalescingLogRecordProcessor
-from otelkit.coalesce._forward import batch_span_queue, log_forwarder
 from otelkit.testing import FakeClock
 
 
@@ -93,63 +85,3 @@ def test_a_batch_log_processor_exports_what_its_own_on_emit_would(
     assert got.to_json() == expected.to_json()
     direct.shutdown()
     ours.shutdown()
-
-
-def test_a_subclass_of_a_batch_processor_keeps_its_own_hooks() -> None:
-    class Custom(BatchLogRecordProcessor):
-        def on_emit(self, log_record: ReadWriteLogRecord) -> None:
-            super().on_emit(log_record)
-
-    class CustomSpans(BatchSpanProcessor):
-        pass
-
-    logs = Custom(InMemoryLogRecordExporter())
-    spans = CustomSpans(InMemorySpanExporter())
-    assert log_forwarder(logs) == logs.on_emit
-    assert batch_span_queue(spans) is None
-    plain = BatchSpanProcessor(InMemorySpanExporter())
-    assert (batch_span_queue(plain) is None) is FALLBACKS_FORCED
-    for processor in (logs, spans, plain):
-        processor.shutdown()
-
-
-@pytest.mark.parametrize("resource", [Resource.create({"service.name": "s"}), None])
-def test_the_readable_copy_is_the_public_construction(resource: Resource | None) -> None:
-    record = make_record(LogRecord, resource=resource, body="copy")
-    ours = seam.readable_copy(record)
-    public = seam._readable_copy_public(record)
-    assert vars(ours.log_record) == vars(public.log_record)
-    assert ours.to_json() == public.to_json()
-
-
-def test_with_this_sdk_every_shortcut_passed_its_self_check() -> None:
-    expected = not FALLBACKS_FORCED  # the pinned SDK: on, unless CI forces the fallbacks
-    assert seam.READABLE_COPY_OK is expected
-    assert seam.log_forward_ok() is expected
-    plain = BatchSpanProcessor(InMemorySpanExporter())
-    assert (seam.batch_span_queue(plain) is not None) is expected
-    plain.shutdown()
-
-
-def test_with_fallbacks_forced_every_shortcut_is_off_and_forwarding_works() -> None:
-    code = """
-import otelkit._sdk.coalesce as seam
-from opentelemetry.sdk._logs.export import BatchLogRecordProcessor, InMemoryLogRecordExporter
-from opentelemetry.sdk.trace.export import BatchSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-import otelkit.coalesce
-assert not seam.READABLE_COPY_OK and not seam.log_forward_ok()
-logs = BatchLogRecordProcessor(InMemoryLogRecordExporter())
-spans = BatchSpanProcessor(InMemorySpanExporter())
-assert seam.log_forwarder(logs) == logs.on_emit
-assert seam.batch_span_queue(spans) is None
-logs.shutdown()
-spans.shutdown()
-print("ok")
-"""
-    env = {**os.environ, "OTELKIT_SDK_FALLBACKS": "1"}
-    done = subprocess.run(
-        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60
-    )
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "ok"

@@ -333,14 +333,22 @@ def test_with_max_keys_open_new_roots_pass_and_repeats_still_merge(
     assert span_pipeline.metric("otelkit.coalesce.overflow") == 2
 
 
-def test_the_sdk_processors_no_op_hooks_are_called_directly() -> None:
-    downstream = BatchSpanProcessor(InMemorySpanExporter())
-    processor = CoalescingSpanProcessor(downstream)
-    try:
-        assert processor.on_start == downstream.on_start
-        assert processor._on_ending == downstream._on_ending
-    finally:
-        processor.shutdown()
+class HookRecorder(Recorder):
+    def on_start(self, span: Any, parent_context: Any = None) -> None:
+        self.calls.append(("on_start", span.name))
+
+    def _on_ending(self, span: Any) -> None:  # the SDK's private hook before a span ends
+        self.calls.append(("_on_ending", span.name))
+
+
+def test_the_downstreams_hooks_before_the_end_are_forwarded(fake_clock: FakeClock) -> None:
+    downstream = HookRecorder()
+    provider = TracerProvider(shutdown_on_exit=False)
+    provider.add_span_processor(CoalescingSpanProcessor(downstream, clock=fake_clock))
+    with provider.get_tracer("tests").start_as_current_span("x"):
+        pass
+    assert downstream.calls == [("on_start", "x"), ("_on_ending", "x"), ("on_end", "x")]
+    provider.shutdown()
 
 
 class FailingStart(Recorder):
@@ -364,8 +372,7 @@ def test_a_downstream_with_its_own_on_start_is_wrapped_and_contained(
 def test_a_batch_span_processor_gets_sampled_spans_queued_as_its_on_end_would(
     fake_clock: FakeClock,
 ) -> None:
-    # The processor queues into BatchSpanProcessor directly (skipping the three property
-    # calls of its on_end): sampled spans must arrive, unsampled ones must not.
+    # Sampled spans must arrive, recorded but unsampled ones must not.
     exporter = InMemorySpanExporter()
     processor = CoalescingSpanProcessor(BatchSpanProcessor(exporter), clock=fake_clock)
     provider = TracerProvider(shutdown_on_exit=False, sampler=RecordOnlyForSome())

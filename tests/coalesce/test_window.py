@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import os
 import tracemalloc
 
@@ -10,8 +9,6 @@ import pytest
 
 from otelkit._errors import internal_error_counts
 from otelkit.coalesce import EMIT, SUPPRESS, Coalescer, Summary
-from otelkit.coalesce._hinted import HintedCoalescer
-from otelkit.coalesce._table import WindowTable
 from otelkit.testing import FakeClock
 
 
@@ -240,29 +237,6 @@ def test_bad_options_are_rejected_with_the_option_named(
         Coalescer(**kwargs)  # type: ignore[arg-type]
 
 
-def test_the_optimisation_protocol_is_not_part_of_the_public_engine() -> None:
-    engine: Coalescer[str] = Coalescer(window=1.0, on_summary=print)
-    assert not hasattr(engine, "sight")
-    with pytest.raises(TypeError, match="hint_index"):
-        Coalescer(window=1.0, on_summary=print, hint_index=0)  # type: ignore[call-arg]
-
-
-@pytest.mark.parametrize(
-    ("options", "message"),
-    [
-        ({"hint_index": 0, "key_of_first": 3}, "key_of_first"),
-        ({"hint_index": -1}, "hint_index"),
-        ({"hint_index": "0"}, "hint_index"),
-    ],
-)
-def test_bad_hint_options_are_rejected_with_the_option_named(
-    options: dict[str, object], message: str
-) -> None:
-    kwargs: dict[str, object] = {"key_of_first": lambda h, f: f, **options}
-    with pytest.raises(TypeError, match=message):
-        HintedCoalescer(window=1.0, on_summary=print, **kwargs)  # type: ignore[arg-type]
-
-
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")  # fork() in a threaded process
 def test_a_forked_child_starts_with_no_open_windows(fake_clock: FakeClock) -> None:
@@ -283,117 +257,6 @@ def test_a_forked_child_starts_with_no_open_windows(fake_clock: FakeClock) -> No
     assert summaries[0].count == 2
 
 
-def sighting(
-    clock: FakeClock, *, max_keys: int = 100
-) -> tuple[HintedCoalescer[tuple[str, str]], list[Summary[tuple[str, str]]]]:
-    """Keys ``(group, name)`` found by their name; the payload is the key, so
-    ``key_of_first`` hands the kept payload back."""
-    summaries: list[Summary[tuple[str, str]]] = []
-    engine: HintedCoalescer[tuple[str, str]] = HintedCoalescer(
-        window=10,
-        on_summary=summaries.append,
-        max_keys=max_keys,
-        clock=clock,
-        hint_index=1,
-        key_of_first=lambda hint, first: first,
-    )
-    return engine, summaries
-
-
-def offer(engine: HintedCoalescer[tuple[str, str]], key: tuple[str, str], time_ns: int = 1) -> bool:
-    """As the processors do: by the hint if it settles it, else by the key. True: EMIT."""
-    return engine.sight(key[1], key, time_ns) or engine.offer(key, key, time_ns) is EMIT
-
-
-def test_sight_opens_a_window_by_hint_and_builds_its_key_only_on_a_repeat(
-    fake_clock: FakeClock,
-) -> None:
-    built: list[str] = []
-    summaries: list[Summary[tuple[str, str]]] = []
-    engine: HintedCoalescer[tuple[str, str]] = HintedCoalescer(
-        window=10,
-        on_summary=summaries.append,
-        clock=fake_clock,
-        hint_index=1,
-        key_of_first=lambda hint, first: (built.append(str(hint)), first)[1],
-    )
-    assert engine.sight("disk full", ("a", "disk full"), 1) is True  # a window opened
-    assert engine.sight("timeout", ("a", "timeout"), 2) is True
-    assert (engine.open_keys, built) == (2, [])
-    assert engine.sight("disk full", ("a", "disk full"), 3) is False  # the caller offers
-    assert engine.offer(("a", "disk full"), "p", 3) is SUPPRESS
-    assert built == ["disk full"]
-    assert engine.offer(("a", "disk full"), "p", 4) is SUPPRESS
-    fake_clock.advance(10)
-    assert [(s.key, s.count, s.first, s.first_time_ns, s.last_time_ns) for s in summaries] == [
-        (("a", "disk full"), 3, ("a", "disk full"), 1, 4)
-    ]
-    assert engine.open_keys == 0
-
-
-def test_keys_sharing_a_hint_get_windows_of_their_own(fake_clock: FakeClock) -> None:
-    engine, summaries = sighting(fake_clock)
-    assert offer(engine, ("a", "x"), 1)
-    assert offer(engine, ("b", "x"), 2)  # same hint, another key: its own window
-    assert not offer(engine, ("b", "x"), 3)
-    assert not offer(engine, ("a", "x"), 4)
-    assert not offer(engine, ("b", "x"), 5)
-    assert engine.open_keys == 2
-    fake_clock.advance(10)
-    assert sorted((s.key, s.count, s.first_time_ns) for s in summaries) == [
-        (("a", "x"), 2, 1),
-        (("b", "x"), 3, 2),
-    ]
-    # The hint's first window closed; the other key's window is found by its key.
-    assert offer(engine, ("b", "x"), 6)
-    assert offer(engine, ("a", "x"), 7)
-    assert not offer(engine, ("a", "x"), 8)
-    assert not offer(engine, ("b", "x"), 9)
-    assert engine.flush() == 2
-
-
-def test_sight_counts_overflow_only_for_a_hint_no_window_has(fake_clock: FakeClock) -> None:
-    engine, _ = sighting(fake_clock, max_keys=2)
-    assert offer(engine, ("a", "disk full"))
-    assert offer(engine, ("a", "timeout"))
-    assert engine.overflow == 0
-    assert engine.sight("refused", ("a", "refused")) is True  # full: passes as overflow
-    assert engine.overflow == 1
-    assert engine.open_keys == 2
-    # A window has that hint: it may be a repeat, so the caller must offer the whole key.
-    assert engine.sight("timeout", ("b", "timeout")) is False
-    assert engine.offer(("b", "timeout"), "p") is EMIT  # another group: overflow
-    assert engine.offer(("a", "timeout"), "p") is SUPPRESS
-    assert (engine.overflow, engine.suppressed) == (2, 1)
-    assert engine.take_counts() == (1, 2)
-
-
-def test_hints_follow_the_windows_through_the_timer_and_flush(fake_clock: FakeClock) -> None:
-    engine, summaries = sighting(fake_clock, max_keys=2)
-    offer(engine, ("a", "x"))
-    offer(engine, ("b", "x"))  # two windows share the hint "x"
-    assert engine.sight("x", ("c", "x")) is False
-    fake_clock.advance(10)  # both close
-    offer(engine, ("a", "y"))
-    offer(engine, ("b", "y"))
-    assert engine.sight("x", ("c", "x")) is True  # "x" is gone with its windows: overflow
-    assert engine.sight("y", ("c", "y")) is False
-    engine.flush()
-    offer(engine, ("c", "z"))
-    offer(engine, ("d", "z"))
-    assert engine.sight("y", ("c", "y")) is True  # flush forgot "y"
-    assert summaries == []
-    assert engine.overflow == 2
-
-
-def test_after_close_nothing_counts_as_overflow(fake_clock: FakeClock) -> None:
-    engine, _ = sighting(fake_clock, max_keys=2)
-    engine.close()
-    assert engine.sight("x", ("a", "x")) is True  # passes through, like offer() after close
-    assert engine.offer(("a", "x"), "p") is EMIT
-    assert (engine.overflow, engine.open_keys) == (0, 0)
-
-
 def test_windows_ending_within_the_slack_close_together(fake_clock: FakeClock) -> None:
     engine, summaries = make(fake_clock)
     for key in ("a", "b"):
@@ -407,15 +270,3 @@ def test_windows_ending_within_the_slack_close_together(fake_clock: FakeClock) -
     assert [s.key for s in summaries] == ["a"]
     fake_clock.advance(0.05)
     assert [s.key for s in summaries] == ["a", "b"]
-
-
-def test_the_window_table_stays_tracked_when_its_windows_are_not() -> None:
-    # As _table.WindowTable says: the collector untracks an exact dict of untracked values
-    # (so the next opening would make it young again); the table's subclass it never does.
-    windows = [(1.0, 1, i, (i, "first")) for i in range(10)]
-    table, plain = WindowTable(enumerate(windows)), dict(enumerate(windows))
-    gc.collect()
-    gc.collect()
-    assert not any(gc.is_tracked(window) for window in windows)
-    assert not gc.is_tracked(plain)  # what the subclass is for
-    assert gc.is_tracked(table)

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from opentelemetry.instrumentation.logging.handler import LoggingHandler
@@ -130,19 +131,48 @@ def test_log_records_through_the_opentelemetry_bridge_keep_every_field(
     assert record.resource.attributes["otelkit.relay.child"] == "worker-a"
 
 
+def _fields(record: Any) -> dict[str, Any]:
+    lr = record.log_record
+    return {
+        "body": lr.body,
+        "severity": (lr.severity_text, lr.severity_number),
+        "event_name": lr.event_name,
+        "trace": (lr.trace_id, lr.span_id, lr.trace_flags),
+        "attributes": dict(lr.attributes or {}),
+        "scope": record.instrumentation_scope and record.instrumentation_scope.name,
+        "resource": dict(record.resource.attributes),
+        "timestamped": bool(lr.timestamp and lr.observed_timestamp),
+    }
+
+
 def test_fast_handler_matches_the_bridge_fields(
     pipeline: ChildPipeline, memory_telemetry: MemoryTelemetry
 ) -> None:
-    logger = _logger(pipeline)
-    try:
-        raise ValueError("bad value")
-    except ValueError:
-        logger.warning("careful %d", 7, exc_info=True, extra={"otel.event.name": "ev"})
+    # One logging call, made once through the OpenTelemetry bridge (LoggingHandler into
+    # the child's processor) and once through the child's own handler: the host receives
+    # the same record twice.
+    provider = LoggerProvider(resource=CHILD, shutdown_on_exit=False)
+    provider.add_log_record_processor(pipeline.log_processor)
+    bridge = LoggingHandler(logger_provider=provider)
+    logger = _logger(pipeline, "test.same-call")
+    tracer = memory_telemetry.tracer_provider.get_tracer("host")
+    with tracer.start_as_current_span("op"):
+        try:
+            raise ValueError("bad value")
+        except ValueError:
+            for handler in (bridge, pipeline.logging_handler()):
+                logger.handlers[:] = [handler]
+                logger.warning(
+                    "careful %d", 7, exc_info=True, extra={"otel.event.name": "ev", "tier": "gold"}
+                )
     assert pipeline.force_flush(5000)
-    wait_until(lambda: len(memory_telemetry.logs()) == 1, timeout=5)
-    lr = memory_telemetry.logs()[0].log_record
-    assert (lr.body, lr.severity_text, lr.event_name) == ("careful 7", "WARN", "ev")
-    assert dict(lr.attributes or {})["exception.message"] == "bad value"
+    wait_until(lambda: len(memory_telemetry.logs()) == 2, timeout=5)
+    through_bridge, through_ours = (_fields(record) for record in memory_telemetry.logs())
+    assert through_ours == through_bridge
+    # The call's fields really are in both (not two empty records).
+    assert through_ours["event_name"] == "ev"
+    assert through_ours["attributes"]["exception.message"] == "bad value"
+    assert through_ours["attributes"]["tier"] == "gold"
 
 
 _DIRS: list[str] = []

@@ -9,7 +9,7 @@ one summary, repeats from different services never do.
 
 from __future__ import annotations
 
-import itertools
+import threading
 import weakref
 from collections.abc import Callable, Hashable, Mapping
 from typing import Any
@@ -19,14 +19,11 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import StatusCode
 
-from otelkit._sdk.coalesce import SpanField, plain_attributes, span_fields
+from otelkit._fork import after_fork_in_child
 from otelkit.errors import InvalidOptionError, OptionTypeError
 
 __all__ = [
-    "EXCEPTION_TYPE",
     "LOG_KEY_PRESETS",
-    "MESSAGE_KEY_BODY",
-    "SPAN_KEY_NAME",
     "SPAN_KEY_PRESETS",
     "AttributesKey",
     "LogKey",
@@ -36,15 +33,11 @@ __all__ = [
     "call_site_key",
     "freeze",
     "is_process_identity",
-    "message_fields_key",
     "message_key",
     "resolve_log_key",
     "resolve_span_key",
-    "root_key_of_fields",
     "span_error_type",
-    "span_fields_key",
     "span_name_key",
-    "token_message_key",
 ]
 
 AnyLogRecord = ReadWriteLogRecord | ReadableLogRecord
@@ -53,8 +46,7 @@ LogKey = Callable[[Any], Hashable]
 SpanKey = Callable[[ReadableSpan], Hashable]
 """A callable(ReadableSpan) -> Hashable, called with the local root of a span tree."""
 
-EXCEPTION_TYPE = "exception.type"
-_EXCEPTION_TYPE = EXCEPTION_TYPE
+_EXCEPTION_TYPE = "exception.type"
 _ERROR_TYPE = "error.type"
 _CODE_FILE_PATH = "code.file.path"
 _CODE_LINE_NUMBER = "code.line.number"
@@ -72,9 +64,9 @@ def freeze(value: object) -> Hashable:
     return repr(value)
 
 
-def _enum_value(member: Any) -> object:
-    # Enum members hash in Python (slow on a hot path); their plain values hash in C.
-    return getattr(member, "_value_", member)
+def _plain(member: Any) -> object:
+    # An enum member's value: members hash through a Python method, their values in C.
+    return None if member is None else member._value_
 
 
 def _scope_name(record: AnyLogRecord) -> str | None:
@@ -88,34 +80,16 @@ def message_key(record: AnyLogRecord) -> tuple[Hashable, ...]:
     Only true repeats merge: ``log.warning("blocked %s", host)`` makes one key per host.
     """
     lr = record.log_record
-    return message_fields_key(
-        record.instrumentation_scope, lr.severity_number, lr.body, lr.attributes
-    )
-
-
-def message_fields_key(
-    scope: Any, severity_number: Any, body: Any, attributes: Any
-) -> tuple[Hashable, ...]:
-    """:func:`message_key` from the record's fields (also for a record's kept fields)."""
-    plain = plain_attributes(attributes)
+    body = lr.body
+    attributes: Any = lr.attributes
     return (
-        scope.name if scope is not None else None,
-        getattr(severity_number, "_value_", None),  # see _enum_value
+        _scope_name(record),
+        _plain(lr.severity_number),
         body if type(body) is str else freeze(body),
-        None if plain is None else plain.get(_EXCEPTION_TYPE),
+        # From a copy: BoundedAttributes.get() of a missing name (the usual case) raises
+        # and catches a KeyError, where its copy() is one dict copy.
+        attributes.copy().get(_EXCEPTION_TYPE) if attributes else None,
     )
-
-
-MESSAGE_KEY_BODY = 3
-"""Where :func:`token_message_key` puts the body (the log processor's window hint)."""
-
-
-def token_message_key(
-    token: int, scope: Any, severity_number: Any, body: Any, attributes: Any
-) -> tuple[Hashable, ...]:
-    """The log processor's default key: the service token, then :func:`message_key`'s
-    fields (the body at :data:`MESSAGE_KEY_BODY`)."""
-    return (token, *message_fields_key(scope, severity_number, body, attributes))
 
 
 def call_site_key(record: AnyLogRecord) -> Hashable:
@@ -127,13 +101,13 @@ def call_site_key(record: AnyLogRecord) -> Hashable:
     :func:`message_key`.
     """
     lr = record.log_record
-    attributes = plain_attributes(lr.attributes)
+    attributes = lr.attributes
     path = attributes.get(_CODE_FILE_PATH) if attributes else None
     if path is None or attributes is None:
         return message_key(record)
     return (
         _scope_name(record),
-        _enum_value(lr.severity_number),
+        _plain(lr.severity_number),
         path,
         attributes.get(_CODE_LINE_NUMBER),
         attributes.get(_EXCEPTION_TYPE),
@@ -146,48 +120,21 @@ def span_error_type(span: ReadableSpan) -> object:
     for event in span.events:
         if event.name == "exception" and event.attributes:
             return event.attributes.get(_EXCEPTION_TYPE)
-    attributes = plain_attributes(span_fields(span)[SpanField.ATTRIBUTES])
+    attributes = span.attributes
     return attributes.get(_ERROR_TYPE) if attributes else None
 
 
 def span_name_key(span: ReadableSpan) -> tuple[Hashable, ...]:
     """The default span-tree key: scope name, kind, root span name, status code and, for a
     span with ERROR status, the exception type (see :func:`span_error_type`)."""
-    return root_key_of_fields(span, span_fields(span))[1:]
-
-
-SPAN_KEY_NAME = 3
-"""Where :func:`root_key_of_fields` puts the span name (the span processor's window hint)."""
-
-
-def root_key_of_fields(
-    span: ReadableSpan, fields: tuple[Any, ...], token: int = 0
-) -> tuple[Hashable, ...]:
-    """The span processor's default key from the fields ``span_fields(span)`` read: the
-    service token, then :func:`span_name_key`'s fields (the name at :data:`SPAN_KEY_NAME`)."""
-    code = fields[SpanField.STATUS_CODE]
-    return (
-        token,
-        *span_fields_key(
-            fields[SpanField.SCOPE],
-            fields[SpanField.KIND],
-            fields[SpanField.NAME],
-            code,
-            span_error_type(span) if code is StatusCode.ERROR else None,
-        ),
-    )
-
-
-def span_fields_key(
-    scope: Any, kind: Any, name: str, status_code: Any, error_type: object
-) -> tuple[Hashable, ...]:
-    """:func:`span_name_key` from the span's fields (also for a span's kept fields)."""
+    scope = span.instrumentation_scope
+    code = span.status.status_code
     return (
         scope.name if scope is not None else None,
-        kind._value_,  # enum members hash in Python, their values in C
-        name,
-        status_code._value_,
-        error_type,
+        _plain(span.kind),
+        span.name,
+        _plain(code),
+        span_error_type(span) if code is StatusCode.ERROR else None,
     )
 
 
@@ -206,7 +153,7 @@ class AttributesKey:
         else:
             lr = item.log_record
             attributes = lr.attributes
-            base = (_scope_name(item), _enum_value(lr.severity_number))
+            base = (_scope_name(item), _plain(lr.severity_number))
         values = tuple(freeze(attributes.get(name)) if attributes else None for name in self.names)
         return (*base, values)
 
@@ -285,7 +232,8 @@ class ResourceTokens:
     relayed records may bring a new but equal object per batch, which maps to the same
     token. An int hashes in no time, so keys stay cheap. The caches are bounded and never
     confused by reused object ids (at worst an equal resource seen again much later gets a
-    new token, so its windows start afresh).
+    new token, so its windows start afresh). One lock guards them; the most recent
+    resource and its token are one pair, replaced whole, read without it.
     """
 
     _MAX_CACHED = 1024
@@ -293,43 +241,44 @@ class ResourceTokens:
     def __init__(self, *, per_resource: bool = True) -> None:
         self.per_resource = per_resource
         """``False``: every resource gets token ``0`` (the processors' ``per_resource``)."""
-        self.last: tuple[Resource | None, int] = (None, 0)
-        """The most recent (resource, token) pair: replaced whole, never mutated."""
+        self._last: tuple[Resource | None, int] = (None, 0)
         self._by_object: dict[int, tuple[weakref.ref[Resource], int]] = {}
         self._by_identity: dict[Hashable, int] = {}
-        self._next = itertools.count(1)
+        self._next = 1
+        self._reset()
+        after_fork_in_child(self, ResourceTokens._reset)
+
+    def _reset(self) -> None:
+        # Also the fork hook: the parent's lock may have been held at fork time.
+        self._lock = threading.Lock()
 
     def token(self, resource: Resource | None) -> int:
         """The token of ``resource`` (``0`` for no resource)."""
-        last = self.last  # one read: the pair is replaced, never mutated
+        if resource is None or not self.per_resource:
+            return 0
+        last = self._last  # one read of a pair that is replaced whole, never changed
         if resource is last[0]:
             return last[1]
-        if resource is None:
-            return 0
-        if not self.per_resource:
-            self.last = (resource, 0)
-            return 0
-        # No lock (so nothing for a fork to inherit locked): each dict operation is atomic,
-        # and a race at worst computes the same identity twice.
-        cached = self._by_object.get(id(resource))
-        if cached is not None and cached[0]() is resource:
-            token = cached[1]
-        else:
-            identity = (
-                tuple(
-                    sorted(
-                        (k, freeze(v))
-                        for k, v in resource.attributes.items()
-                        if not is_process_identity(k)
-                    )
-                ),
-                resource.schema_url,
-            )
-            if len(self._by_identity) >= self._MAX_CACHED:
-                self._by_identity.clear()
-            if len(self._by_object) >= self._MAX_CACHED:
-                self._by_object.clear()
-            token = self._by_identity.setdefault(identity, next(self._next))
-            self._by_object[id(resource)] = (weakref.ref(resource), token)
-        self.last = (resource, token)
-        return token
+        with self._lock:
+            cached = self._by_object.get(id(resource))
+            if cached is not None and cached[0]() is resource:
+                token = cached[1]
+            else:
+                identity = _service_identity(resource)
+                token = self._by_identity.get(identity, 0)
+                if not token:
+                    if len(self._by_identity) >= self._MAX_CACHED:
+                        self._by_identity.clear()
+                    token = self._by_identity[identity] = self._next
+                    self._next += 1
+                if len(self._by_object) >= self._MAX_CACHED:
+                    self._by_object.clear()
+                self._by_object[id(resource)] = (weakref.ref(resource), token)
+            self._last = (resource, token)
+            return token
+
+
+def _service_identity(resource: Resource) -> Hashable:
+    attributes = resource.attributes.items()
+    kept = sorted((k, freeze(v)) for k, v in attributes if not is_process_identity(k))
+    return tuple(kept), resource.schema_url

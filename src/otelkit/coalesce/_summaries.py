@@ -1,28 +1,75 @@
-"""What a closed window becomes downstream: a summary log record or a summary span.
+"""What a window keeps of its first log record or root span, and the summary it becomes.
 
-A summary looks like the window's first record or root span (from its snapshot, see
-``_snapshots``) plus the ``otelkit.coalesce.*`` attributes of :func:`summary_attributes`.
+A log window keeps a :class:`FirstLog`: an immutable copy of the fields its summary needs,
+taken when the window opens, so a later processor's changes to the record do not reach the
+summary. A span window keeps its first root span itself: a finished span does not change.
+A closed window with repeats becomes a summary that looks like that first record or root
+span plus the ``otelkit.coalesce.*`` attributes of :func:`summary_attributes`.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
-from opentelemetry._logs import LogRecord
-from opentelemetry.sdk._logs import LogRecordLimits, ReadWriteLogRecord
+from opentelemetry._logs import LogRecord, SeverityNumber
+from opentelemetry.sdk._logs import LogRecordLimits, ReadableLogRecord, ReadWriteLogRecord
+from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.id_generator import IdGenerator
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import Link, SpanContext, Status, StatusCode, TraceFlags
 
 from otelkit._sdk.logs import attribute_limits
 from otelkit.coalesce._common import summary_attributes
-from otelkit.coalesce._snapshots import FirstLog, FirstSpan
 from otelkit.coalesce._window import Summary
 
-__all__ = ["LINK_ATTRIBUTES", "summary_log_record", "summary_span"]
+__all__ = [
+    "LINK_ATTRIBUTES",
+    "FirstLog",
+    "first_log",
+    "summary_log_record",
+    "summary_span",
+]
 
 LINK_ATTRIBUTES = {"otelkit.coalesce.link": "first"}
 """The attributes of a summary span's link to the first exported root."""
+
+
+class FirstLog(NamedTuple):
+    """What a log window keeps of its first record."""
+
+    resource: Resource | None
+    scope: InstrumentationScope | None
+    limits: LogRecordLimits | None
+    severity_text: str | None
+    severity_number: SeverityNumber | None
+    body: Any
+    attributes: dict[str, Any] | None
+    """A copy of the record's attributes, taken when its window opened."""
+    event_name: str | None
+    trace_id: int | None
+    span_id: int | None
+    trace_flags: int
+
+
+def first_log(record: ReadWriteLogRecord | ReadableLogRecord) -> FirstLog:
+    """What a window keeps of ``record`` (the engine's ``capture``)."""
+    log = record.log_record
+    attributes: Any = log.attributes
+    return FirstLog(
+        record.resource,
+        record.instrumentation_scope,
+        record.limits,
+        log.severity_text,
+        log.severity_number,
+        log.body,
+        # copy(): a BoundedAttributes hands out its dict's copy in one call.
+        attributes.copy() if attributes else None,
+        log.event_name,
+        log.trace_id,
+        log.span_id,
+        int(log.trace_flags or 0),
+    )
 
 
 def summary_log_record(first: FirstLog, summary: Summary[Any], now_ns: int) -> ReadWriteLogRecord:
@@ -30,7 +77,7 @@ def summary_log_record(first: FirstLog, summary: Summary[Any], now_ns: int) -> R
     ``now_ns``; the summary's attributes survive the first record's attribute limit."""
     limits = first.limits if first.limits is not None else LogRecordLimits()
     ours = summary_attributes(summary)
-    attributes = first.attributes or {}  # a fresh dict
+    attributes = dict(first.attributes or {})
     for name in ours:
         attributes.pop(name, None)
     room = attribute_limits(limits)[0]
@@ -51,7 +98,7 @@ def summary_log_record(first: FirstLog, summary: Summary[Any], now_ns: int) -> R
     # The first record's trace context, whatever the timer thread's context is.
     record.trace_id = first.trace_id or 0
     record.span_id = first.span_id or 0
-    record.trace_flags = TraceFlags(first.trace_flags or 0)
+    record.trace_flags = TraceFlags(first.trace_flags)
     return ReadWriteLogRecord(
         log_record=record,
         resource=first.resource,
@@ -60,7 +107,7 @@ def summary_log_record(first: FirstLog, summary: Summary[Any], now_ns: int) -> R
     )
 
 
-def summary_span(first: FirstSpan, summary: Summary[Any], ids: IdGenerator) -> ReadableSpan:
+def summary_span(first: ReadableSpan, summary: Summary[Any], ids: IdGenerator) -> ReadableSpan:
     """The summary span of a span window whose first root was ``first``: a new trace with
     the root's name and attributes, linked to the first root, ending at the last repeat."""
     context = SpanContext(
@@ -69,16 +116,19 @@ def summary_span(first: FirstSpan, summary: Summary[Any], ids: IdGenerator) -> R
         is_remote=False,
         trace_flags=TraceFlags(TraceFlags.SAMPLED),
     )
-    attributes = first.attributes or {}  # a fresh dict
+    attributes = dict(first.attributes or {})
     attributes.update(summary_attributes(summary))
-    first_context = SpanContext(
-        first.trace_id,
-        first.span_id,
-        is_remote=False,
-        trace_flags=TraceFlags(first.trace_flags),
-    )
-    links = (Link(first_context, LINK_ATTRIBUTES),) if first_context.is_valid else ()
-    error = first.status_code is StatusCode.ERROR
+    links: tuple[Link, ...] = ()
+    if first.context is not None and first.context.is_valid:
+        first_context = SpanContext(
+            first.context.trace_id,
+            first.context.span_id,
+            is_remote=False,
+            trace_flags=first.context.trace_flags,
+        )  # not its trace state
+        links = (Link(first_context, LINK_ATTRIBUTES),)
+    status = first.status
+    error = status.status_code is StatusCode.ERROR
     return ReadableSpan(
         name=first.name,
         context=context,
@@ -87,8 +137,8 @@ def summary_span(first: FirstSpan, summary: Summary[Any], ids: IdGenerator) -> R
         attributes=attributes,
         links=links,
         kind=first.kind,
-        status=Status(first.status_code, first.status_description if error else None),
+        status=Status(status.status_code, status.description if error else None),
         start_time=first.start_time,
         end_time=summary.last_time_ns,
-        instrumentation_scope=first.scope,
+        instrumentation_scope=first.instrumentation_scope,
     )

@@ -12,9 +12,8 @@ held, or evicted to make room) is *forced*: everything of that trace passes, its
 included, so no exported span ever loses its parent to a suppression. A forced trace is
 remembered by id until its local root ends. Dropped roots (and dropped late children) are
 remembered by span id, so a span that ends after its dropped parent is dropped too. Both
-memories are bounded (``max(1024, 4 * max_held)`` ids each, oldest forgotten first; a
-forgotten forced trace is counted in ``forgotten``); verdicts on the other members of a
-dropped tree last as long as its entry (``max_hold``). Beyond those, a late span is
+memories are bounded (``max(1024, 4 * max_held)`` ids each, oldest forgotten first);
+verdicts on the other members of a dropped tree last as long as its entry (``max_hold``). Beyond those, a late span is
 exported (counted as overflow): nothing is lost, at worst a late span lacks its parent.
 """
 
@@ -61,8 +60,6 @@ class Trees:
         self.entries: dict[int, TraceEntry] = {}
         self.order: deque[TraceEntry] = deque()
         self.held_count = 0
-        self.evictions = 0
-        self.forgotten = 0
         self._max_remembered = max(1024, 4 * max_held)
         # forced traces without an entry, oldest first (ordered sets)
         self.forced_ids: OrderedDict[int, None] = OrderedDict()
@@ -97,7 +94,6 @@ class Trees:
         while len(self.entries) >= self.max_held and self.order:
             oldest = self.order.popleft()
             del self.entries[oldest.trace_id]
-            self.evictions += 1
             self._retire(oldest, released)
         entry = TraceEntry(trace_id, now + self.max_hold)
         self.entries[trace_id] = entry
@@ -172,7 +168,6 @@ class Trees:
             forced_ids = self.forced_ids
             if len(forced_ids) >= self._max_remembered:
                 forced_ids.popitem(last=False)
-                self.forgotten += 1
             forced_ids[entry.trace_id] = None
 
     def _release(self, entry: TraceEntry, released: list[ReadableSpan]) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from opentelemetry._logs import SeverityNumber
@@ -24,24 +24,10 @@ from otelkit.coalesce._common import (
     require_methods,
     shutdown_downstream,
 )
-from otelkit.coalesce._forward import log_forwarder
-from otelkit.coalesce._hinted import make_engine
-from otelkit.coalesce._keys import (
-    MESSAGE_KEY_BODY,
-    LogKey,
-    ResourceTokens,
-    message_key,
-    resolve_log_key,
-    token_message_key,
-)
+from otelkit.coalesce._keys import LogKey, ResourceTokens, resolve_log_key
 from otelkit.coalesce._metrics import CoalesceMetrics
-from otelkit.coalesce._snapshots import LogSnapshots, Snapshot
-from otelkit.coalesce._summaries import summary_log_record
-from otelkit.coalesce._window import (
-    SUPPRESS,
-    Coalescer,
-    Summary,
-)
+from otelkit.coalesce._summaries import FirstLog, first_log, summary_log_record
+from otelkit.coalesce._window import SUPPRESS, Coalescer, Summary
 
 __all__ = ["CoalescingLogRecordProcessor"]
 
@@ -89,8 +75,6 @@ class CoalescingLogRecordProcessor(LogRecordProcessor):
         self._key = resolve_log_key(key)
         self._clock = clock if clock is not None else REAL_CLOCK
         self._downstream = downstream
-        # downstream.on_emit, or for exactly a BatchLogRecordProcessor the same, cheaper.
-        self._forward = log_forwarder(downstream)
         # downstream.on_emit_many where it has one (otelkit's batch processor), else one
         # record at a time.
         many = getattr(downstream, "on_emit_many", None)
@@ -105,20 +89,14 @@ class CoalescingLogRecordProcessor(LogRecordProcessor):
             per_resource=check_bool(_WHERE, "per_resource", per_resource)
         )
         self._metrics = CoalesceMetrics(meter_provider, "logs")
-        self._snapshots = LogSnapshots()
-        # The default key: a window opens under the record's body alone, and its key is
-        # built only if that body comes again (see HintedCoalescer.sight).
-        self._engine: Coalescer[Snapshot]
-        self._engine, self._sight = make_engine(
-            MESSAGE_KEY_BODY if self._key is message_key else None,
-            self._key_of_first,
+        self._engine: Coalescer[FirstLog] = Coalescer(
             window=window,
             on_summary=self._emit_summary,
             max_keys=max_keys,
             clock=self._clock,
             label=_COMPONENT,
             on_tick=self._publish,
-            capture=self._snapshots.capture,
+            capture=first_log,
         )
 
     @property
@@ -127,7 +105,7 @@ class CoalescingLogRecordProcessor(LogRecordProcessor):
         return self._downstream
 
     @property
-    def coalescer(self) -> Coalescer[Snapshot]:
+    def coalescer(self) -> Coalescer[FirstLog]:
         """The engine (for its counters: ``suppressed``, ``overflow``, ``open_keys``)."""
         return self._engine
 
@@ -135,7 +113,7 @@ class CoalescingLogRecordProcessor(LogRecordProcessor):
         """Forward ``log_record`` unless it repeats a key inside its window. Never raises."""
         if self._passes(log_record):
             try:
-                self._forward(log_record)
+                self._downstream.on_emit(log_record)
             except Exception as exc:  # noqa: BLE001 - a failing downstream never reaches the caller
                 report_internal_error(_COMPONENT + ".downstream", exc)
 
@@ -171,22 +149,8 @@ class CoalescingLogRecordProcessor(LogRecordProcessor):
         """Whether ``log_record`` goes downstream (it does not repeat an open window's key)."""
         try:
             lr = log_record.log_record
-            body = lr.body
+            key = (self._resources.token(log_record.resource), self._key(log_record))
             time_ns = lr.timestamp or lr.observed_timestamp
-            key: Hashable
-            sight = self._sight
-            if sight is None:
-                key = (self._resources.token(log_record.resource), self._key(log_record))
-            elif type(body) is str and sight(body, log_record, time_ns):
-                return True  # settled by its body alone: a new message (or overflow)
-            else:
-                key = self._message_key(
-                    log_record.resource,
-                    log_record.instrumentation_scope,
-                    lr.severity_number,
-                    body,
-                    lr.attributes,
-                )
             return self._engine.offer(key, log_record, time_ns) is not SUPPRESS
         except Exception as exc:  # noqa: BLE001 - when in doubt, forward: lose nothing
             report_internal_error(_COMPONENT, exc)
@@ -199,7 +163,7 @@ class CoalescingLogRecordProcessor(LogRecordProcessor):
     ) -> None:
         # A downstream without on_emit_many: one record at a time (each ``prepare``d first,
         # if given), each failure on its own.
-        forward = self._forward
+        forward = self._downstream.on_emit
         for record in log_records:
             try:
                 forward(record if prepare is None else prepare(record))
@@ -245,21 +209,6 @@ class CoalescingLogRecordProcessor(LogRecordProcessor):
     def _publish(self) -> None:
         self._metrics.add(*self._engine.take_counts())
 
-    def _message_key(
-        self, resource: Any, scope: Any, severity_number: Any, body: Any, attributes: Any
-    ) -> Hashable:
-        return token_message_key(
-            self._resources.token(resource), scope, severity_number, body, attributes
-        )
-
-    def _key_of_first(self, body: Hashable, first: Snapshot) -> Hashable:
-        # The key of a window opened by its body alone, from its snapshot.
-        kept = self._snapshots.first(first)
-        return self._message_key(
-            kept.resource, kept.scope, kept.severity_number, body, kept.attributes
-        )
-
-    def _emit_summary(self, summary: Summary[Snapshot]) -> None:
-        first = self._snapshots.first(summary.first)
+    def _emit_summary(self, summary: Summary[FirstLog]) -> None:
         now_ns = int(self._clock.time() * 1e9)
-        self._downstream.on_emit(summary_log_record(first, summary, now_ns))
+        self._downstream.on_emit(summary_log_record(summary.first, summary, now_ns))

@@ -4,57 +4,33 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Hashable
-from typing import Any
 
 from opentelemetry.context import Context
 from opentelemetry.metrics import MeterProvider
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
-from opentelemetry.trace import SpanContext, StatusCode
+from opentelemetry.trace import SpanContext
 
 from otelkit._clock import REAL_CLOCK, Clock, TimerHandle
 from otelkit._errors import report_internal_error
 from otelkit._fork import after_fork_in_child
-from otelkit._sdk.coalesce import (
-    SpanField,
-    call_on_ending,
-    skip_noop_hooks,
-    span_fields,
-    span_ids,
-)
+from otelkit._sdk.coalesce import call_on_ending
 from otelkit._validate import check_bool, check_callable, check_positive, check_positive_int
 from otelkit.coalesce._common import (
     flush_downstream,
     require_methods,
     shutdown_downstream,
 )
-from otelkit.coalesce._forward import batch_span_queue
-from otelkit.coalesce._hinted import make_engine
-from otelkit.coalesce._keys import (
-    SPAN_KEY_NAME,
-    ResourceTokens,
-    SpanKey,
-    resolve_span_key,
-    root_key_of_fields,
-    span_fields_key,
-    span_name_key,
-)
+from otelkit.coalesce._keys import ResourceTokens, SpanKey, resolve_span_key
 from otelkit.coalesce._metrics import CoalesceMetrics
-from otelkit.coalesce._snapshots import Snapshot, SpanSnapshots
 from otelkit.coalesce._summaries import summary_span
 from otelkit.coalesce._trees import Trees
-from otelkit.coalesce._window import (
-    EMIT,
-    Coalescer,
-    Summary,
-)
+from otelkit.coalesce._window import EMIT, Coalescer, Summary
 
 __all__ = ["CoalescingSpanProcessor"]
 
 _WHERE = "CoalescingSpanProcessor"
 _COMPONENT = "coalesce.traces"
-_ERROR = StatusCode.ERROR
-_NAME, _STATUS_CODE, _END_TIME = SpanField.NAME, SpanField.STATUS_CODE, SpanField.END_TIME
 
 
 class CoalescingSpanProcessor(SpanProcessor):
@@ -98,7 +74,6 @@ class CoalescingSpanProcessor(SpanProcessor):
         if predicate is not None:
             check_callable(_WHERE, "predicate", predicate)
         self._key = resolve_span_key(key)
-        by_name = self._key is span_name_key
         self._predicate = predicate
         self._clock = clock if clock is not None else REAL_CLOCK
         self._downstream = downstream
@@ -109,27 +84,14 @@ class CoalescingSpanProcessor(SpanProcessor):
         )
         self._ids = RandomIdGenerator()
         self._metrics = CoalesceMetrics(meter_provider, "traces")
-        self._snapshots = SpanSnapshots()
-        # The default key: a window opens under the root's name alone, and its key is
-        # built only if that name comes again (see HintedCoalescer.sight).
-        self._engine: Coalescer[Snapshot]
-        self._engine, self._sight = make_engine(
-            SPAN_KEY_NAME if by_name else None,
-            self._key_of_first,
+        self._engine: Coalescer[ReadableSpan] = Coalescer(
             window=window,
             on_summary=self._emit_summary,
             max_keys=max_keys,
             clock=self._clock,
             label=_COMPONENT,
             on_tick=self._publish,
-            capture=self._snapshots.capture,
         )
-        skip_noop_hooks(self, downstream)
-        # For exactly a BatchSpanProcessor, on_end makes its sampled check and queues the
-        # span itself (see _forward).
-        self._queue_span = batch_span_queue(downstream)
-        # The default key and no predicate: roots take the fast path in on_end.
-        self._plain = by_name and predicate is None
         self._closed = False
         self._dropped = 0
         self._passed = 0
@@ -148,7 +110,7 @@ class CoalescingSpanProcessor(SpanProcessor):
         return self._downstream
 
     @property
-    def coalescer(self) -> Coalescer[Snapshot]:
+    def coalescer(self) -> Coalescer[ReadableSpan]:
         """The engine that decides per root (counters ``suppressed``, ``overflow``, ...)."""
         return self._engine
 
@@ -165,8 +127,7 @@ class CoalescingSpanProcessor(SpanProcessor):
             report_internal_error(_COMPONENT + ".downstream", exc)
 
     def _on_ending(self, span: Span) -> None:
-        # The SDK's private hook before a span ends: forwarded (unless skip_noop_hooks bound
-        # the downstream's no-op in its place).
+        # The SDK's private hook before a span ends: forwarded, as a wrapper must.
         try:
             call_on_ending(self._downstream, span)
         except Exception as exc:  # noqa: BLE001 - never reach the instrumented code
@@ -174,58 +135,23 @@ class CoalescingSpanProcessor(SpanProcessor):
 
     def on_end(self, span: ReadableSpan) -> None:
         """Hold, forward or drop ``span`` as its local tree's verdict says. Never raises."""
-        context = None
         try:
-            # A SpanContext is a tuple (trace_id, span_id, is_remote, trace_flags, ...):
-            # indexing it skips a Python-level property call per field.
-            context, parent = span_ids(span)
-            trees = self._trees
+            context, parent = span.context, span.parent
             if context is None or self._closed:
-                forward: ReadableSpan | list[ReadableSpan] = span
-            elif parent is not None and not parent[2]:  # a local parent: a child
-                forward = self._end_child(span, context[0], context[1], parent[1])
-            elif self._plain and not trees.entries and not trees.forced_ids:
-                # A local root while nothing is held or forced anywhere, default key, no
-                # predicate: it decides alone (the path of nearly every root). Unless it
-                # failed (its key then needs its events), a window opens under its name
-                # alone, and its key is built only if that name comes again.
-                fields = span_fields(span)
-                if fields[_STATUS_CODE] is not _ERROR and self._sight(  # type: ignore[misc]
-                    fields[_NAME], fields, fields[_END_TIME]
-                ):
-                    forward = span  # a new name (or overflow)
-                else:
-                    forward = self._fast_root(span, fields, context)
+                forward = [span]
+            elif parent is not None and not parent.is_remote:  # a local parent: a child
+                forward = self._end_child(span, context.trace_id, context.span_id, parent.span_id)
             else:
-                forward = self._end_root(span, span_fields(span), context)
+                forward = self._end_root(span, context)
         except Exception as exc:  # noqa: BLE001 - when in doubt, forward: lose nothing
             report_internal_error(_COMPONENT, exc)
-            forward = span
-        if forward is span:
-            try:
-                queue = self._queue_span
-                if queue is None or context is None:
-                    self._downstream.on_end(span)
-                elif context[3] & 1:  # sampled (see __init__)
-                    queue(span)
-            except Exception as exc:  # noqa: BLE001 - never reach the instrumented code
-                report_internal_error(_COMPONENT + ".downstream", exc)
-        else:
-            for item in forward:  # type: ignore[union-attr]
-                self._forward(item)
-
-    def _fast_root(
-        self, span: ReadableSpan, fields: tuple[Any, ...], context: SpanContext
-    ) -> ReadableSpan | list[ReadableSpan]:
-        # The tree lock is taken only if the root is dropped.
-        key = self._root_key(span, fields)
-        if key is None or self._engine.offer(key, fields, fields[_END_TIME]) is EMIT:
-            return span
-        return self._drop_root(span, context)
+            forward = [span]
+        for item in forward:
+            self._forward(item)
 
     def _end_child(
         self, span: ReadableSpan, trace_id: int, span_id: int, parent_id: int
-    ) -> ReadableSpan | list[ReadableSpan]:
+    ) -> list[ReadableSpan]:
         released: list[ReadableSpan] = []
         with self._lock:
             trees = self._trees
@@ -239,7 +165,7 @@ class CoalescingSpanProcessor(SpanProcessor):
             if verdict is not None:
                 if entry is None:
                     if verdict:
-                        return span
+                        return [span]
                     trees.remember_dropped(span_id)
                     self._dropped += 1
                     return released
@@ -257,42 +183,20 @@ class CoalescingSpanProcessor(SpanProcessor):
             self._passed += len(released)
         return released
 
-    def _root_key(self, span: ReadableSpan, fields: tuple[Any, ...]) -> Hashable | None:
+    def _root_key(self, span: ReadableSpan) -> Hashable | None:
         """The root's key, or ``None`` when it is not to be coalesced (predicate, or a
         failing key function or predicate)."""
         try:
             if self._predicate is None or self._predicate(span):
-                token = self._resources.token(fields[SpanField.RESOURCE])
-                if self._key is span_name_key:
-                    return root_key_of_fields(span, fields, token)
-                return (token, self._key(span))
+                return (self._resources.token(span.resource), self._key(span))
         except Exception as exc:  # noqa: BLE001 - a failing key or predicate: do not coalesce
             report_internal_error(_COMPONENT + ".key", exc)
         return None
 
-    def _drop_root(
-        self, span: ReadableSpan, context: SpanContext
-    ) -> ReadableSpan | list[ReadableSpan]:
-        # The engine said SUPPRESS on the fast path (nothing was held or forced then).
-        trace_id, span_id = context[0], context[1]
+    def _end_root(self, span: ReadableSpan, context: SpanContext) -> list[ReadableSpan]:
+        key = self._root_key(span)  # user code: outside the lock
         trees = self._trees
-        with self._lock:
-            entry = trees.entries.get(trace_id)  # children may have arrived meanwhile
-            if trees.is_forced(trace_id, entry):
-                # A race with a forced release (overload): export rather than orphan.
-                trees.root_ended(trace_id)
-                return span
-            members = [] if entry is None else trees.decide(entry, span_id, False)
-            trees.remember_dropped(span_id)
-            self._dropped += 1 + len(members)
-        return []
-
-    def _end_root(
-        self, span: ReadableSpan, fields: tuple[Any, ...], context: SpanContext
-    ) -> ReadableSpan | list[ReadableSpan]:
-        key = self._root_key(span, fields)
-        trees = self._trees
-        trace_id, span_id = context[0], context[1]
+        trace_id, span_id = context.trace_id, context.span_id
         with self._lock:
             entry = trees.entries.get(trace_id)
             if trees.is_forced(trace_id, entry):
@@ -301,10 +205,10 @@ class CoalescingSpanProcessor(SpanProcessor):
             elif key is None:
                 verdict = True
             else:
-                verdict = self._engine.offer(key, fields, fields[_END_TIME]) is EMIT
+                verdict = self._engine.offer(key, span, span.end_time) is EMIT
             if entry is None:
                 if verdict:
-                    return span
+                    return [span]
                 # Remember the drop, so children that end after their root are dropped too.
                 trees.remember_dropped(span_id)
                 self._dropped += 1
@@ -380,15 +284,5 @@ class CoalescingSpanProcessor(SpanProcessor):
             self._dropped = self._passed = 0
         self._metrics.add(dropped, overflow + passed)
 
-    def _key_of_first(self, name: Hashable, first: Snapshot) -> Hashable:
-        # The key of a window opened by its name alone (never a failed root's): as
-        # _root_key builds it.
-        kept = self._snapshots.first(first)
-        return (
-            self._resources.token(kept.resource),
-            *span_fields_key(kept.scope, kept.kind, str(name), kept.status_code, None),
-        )
-
-    def _emit_summary(self, summary: Summary[Snapshot]) -> None:
-        first = self._snapshots.first(summary.first)
-        self._downstream.on_end(summary_span(first, summary, self._ids))
+    def _emit_summary(self, summary: Summary[ReadableSpan]) -> None:
+        self._downstream.on_end(summary_span(summary.first, summary, self._ids))

@@ -77,10 +77,6 @@ class Listener:
         """Whether the listening connection is up (notifications arrive)."""
         return self._connected.is_set()
 
-    def wait_connected(self, timeout: float) -> bool:
-        """Block until connected (or ``timeout`` seconds pass); whether it is."""
-        return self._connected.wait(timeout)
-
     def close(self) -> None:
         """Stop listening; the thread exits within about a second."""
         self._closed.set()

@@ -262,11 +262,6 @@ class JobStore:
         with require_schema(self._engine):
             return list_schedules(self._engine)
 
-    def adopt(self, functions: Iterable[JobFunction[Any]]) -> None:
-        """Register job functions declared on another store (e.g. by the CLI worker)."""
-        for fn in functions:
-            self._backend.register(fn.definition)
-
     def worker(
         self,
         *,

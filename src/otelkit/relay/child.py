@@ -214,21 +214,6 @@ class ChildPipeline:
         return self._outbox.lost[2]
 
     @property
-    def sent_logs(self) -> int:
-        """Log records written to the socket (for tests and diagnostics)."""
-        return self._outbox.sent[0]
-
-    @property
-    def sent_spans(self) -> int:
-        """Spans written to the socket (for tests and diagnostics)."""
-        return self._outbox.sent[1]
-
-    @property
-    def sent_metric_points(self) -> int:
-        """Metric data points written to the socket (for tests and diagnostics)."""
-        return self._outbox.sent[2]
-
-    @property
     def connected(self) -> bool:
         """Whether the link to the host is up right now."""
         return self._link.connected

@@ -17,7 +17,6 @@ from opentelemetry.sdk.trace import Event, ReadableSpan, Span, SpanProcessor
 from opentelemetry.trace import Status
 
 from otelkit._errors import report_internal_error
-from otelkit._sdk.coalesce import plain_attributes
 from otelkit.scrubbing._options import ScrubbingOptions
 from otelkit.scrubbing._scrubber import SCRUBBED_ATTRIBUTE, Notes, Scrubber, listing
 
@@ -61,7 +60,7 @@ class ScrubbingLogRecordProcessor(LogRecordProcessor):
             body = record.body
             if body is not None:
                 new_body = scrubber.value(body, "body", notes)
-            attributes = plain_attributes(record.attributes)
+            attributes = record.attributes
             new_attributes = scrubber.attributes(attributes, notes) if attributes else None
             if notes:
                 if body is not None:
@@ -118,7 +117,7 @@ class ScrubbingSpanProcessor(SpanProcessor):
         """``span`` itself when nothing in it matches a rule, else a scrubbed copy."""
         scrubber = self.scrubber
         notes: Notes = []
-        attributes = plain_attributes(span.attributes)
+        attributes = span.attributes
         new_attributes = scrubber.attributes(attributes, notes) if attributes else None
         events = span.events
         new_events: list[Event] | None = None
