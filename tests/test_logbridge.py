@@ -53,7 +53,8 @@ def _emit_all(direct: bool, monkeypatch: pytest.MonkeyPatch) -> list[dict[str, A
 def test_records_built_directly_equal_those_the_loggers_emit_builds(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    assert _logbridge._direct_emit_ok()  # on this SDK the direct path is taken
+    if not _logbridge._direct_emit_ok():  # SDK 1.40: Logger.emit takes no finished record
+        pytest.skip("this SDK's logger takes no finished record: the bridge emits publicly")
     direct = _emit_all(True, monkeypatch)
     public = _emit_all(False, monkeypatch)
     assert len(direct) == 4

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from opentelemetry._logs import LogRecord, SeverityNumber
 from opentelemetry.attributes import BoundedAttributes
@@ -185,10 +185,32 @@ def span_batches(draw: st.DrawFn) -> list[ReadableSpan]:
 @settings(max_examples=200, deadline=None)
 @given(log_batches())
 def test_log_requests_are_the_official_encoding(batch: list[ReadableLogRecord]) -> None:
+    # SDK releases differ on a missing value (a body or an attribute value of None): 1.40
+    # omits the field, later ones write an empty value, as otelkit does. On 1.40 the
+    # comparison covers the records without one.
+    if not _writes_empty_values():
+        assume(not any(_has_none(r.log_record.body) for r in batch))
+        assume(not any(_has_none(dict(r.log_record.attributes or {})) for r in batch))
     official = sdk_encode_logs(batch)
     ours = encode_logs(batch)
     assert ExportLogsServiceRequest.FromString(ours) == official
     assert ours == official.SerializeToString()
+
+
+def _has_none(value: Any) -> bool:
+    if value is None:
+        return True
+    if isinstance(value, dict):
+        return any(_has_none(v) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return any(_has_none(v) for v in value)
+    return False
+
+
+def _writes_empty_values() -> bool:
+    record = ReadableLogRecord(LogRecord(body=None), resource=Resource({}))
+    request = sdk_encode_logs([record])
+    return request.resource_logs[0].scope_logs[0].log_records[0].HasField("body")
 
 
 @settings(max_examples=200, deadline=None)
