@@ -202,6 +202,7 @@ def test_celery_prefork_delivers_every_task_once_and_shuts_down_once_per_sigterm
         assert exit_seconds <= baseline * EXIT_SLACK + EXIT_MARGIN, (exit_seconds, baseline)
 
 
+@pytest.mark.parametrize("mode", ["manual", "host-only"])
 def test_celery_without_the_recipe_delivers_what_it_records_or_says_what_it_cannot(
     mode: str, tmp_path: Path, rotel_collector: RotelCollector, otlp_sink: OtlpSink
 ) -> None:
