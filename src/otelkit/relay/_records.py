@@ -16,16 +16,15 @@ from collections.abc import Iterable
 from typing import Any
 
 from opentelemetry._logs import LogRecord
-from opentelemetry.sdk._logs import LogRecordLimits, ReadableLogRecord, ReadWriteLogRecord
+from opentelemetry.sdk._logs import LogRecordLimits, ReadWriteLogRecord
 
-from otelkit._sdk.logs import FAST_LOG_RECORDS_OK, fast_log_records, readable_log_records
+from otelkit._sdk.logs import FAST_LOG_RECORDS_OK, fast_log_records
 
 __all__ = [
     "FAST_OK",
     "LogFields",
     "RelayedLogRecord",
     "build_log_records",
-    "build_readable_log_records",
 ]
 
 LogFields = tuple[Any, ...]
@@ -57,14 +56,6 @@ def build_log_records(
     loop: without re-validation for a plain row when the seam's shortcut passed its
     self-check (``otelkit._sdk.logs``), else through the SDK's constructors."""
     return fast_log_records(RelayedLogRecord, rows, limits)
-
-
-def build_readable_log_records(
-    rows: Iterable[LogFields], limits: LogRecordLimits
-) -> list[ReadableLogRecord]:
-    """The ``ReadableLogRecord`` a batch processor would queue for each row's
-    :func:`build_log_records` record (for processors that take relayed records readable)."""
-    return readable_log_records(RelayedLogRecord, rows, limits)
 
 
 FAST_OK = FAST_LOG_RECORDS_OK
