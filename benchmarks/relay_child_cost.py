@@ -29,7 +29,15 @@ import logging
 import os
 import time
 
-from _export_common import Measure, add_run_arguments, compare, passed_on, side_result
+from _export_common import (
+    Measure,
+    add_run_arguments,
+    compare,
+    install_floor,
+    passed_on,
+    sdk_log_pipeline,
+    side_result,
+)
 from _relay_common import HostProcess, info_logger, log_many
 
 
@@ -44,27 +52,11 @@ def side(args: argparse.Namespace) -> None:
     log = info_logger("bench.child")
     host = None
     if args.side == "floor":
-
-        class Nothing(logging.Handler):
-            def emit(self, record: logging.LogRecord) -> None:
-                pass
-
-        logging.getLogger().addHandler(Nothing())
+        install_floor()
         flush = None
     elif args.side == "baseline":
-        from opentelemetry.exporter.otlp.proto.http import Compression
-        from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
-        from opentelemetry.instrumentation.logging.handler import LoggingHandler
-        from opentelemetry.sdk._logs import LoggerProvider
-        from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
-        from opentelemetry.sdk.resources import Resource
-
-        provider = LoggerProvider(resource=Resource.create({"service.name": "bench-child"}))
-        exporter = OTLPLogExporter(
-            endpoint=f"{args.endpoint}/v1/logs", compression=Compression.Gzip
-        )
-        provider.add_log_record_processor(BatchLogRecordProcessor(exporter))
-        logging.getLogger().addHandler(LoggingHandler(logger_provider=provider))
+        provider, handler = sdk_log_pipeline(args.endpoint, "bench-child")
+        logging.getLogger().addHandler(handler)
         flush = provider.force_flush
     else:
         import otelkit

@@ -41,7 +41,7 @@ import sys
 import time
 from typing import Any
 
-from _export_common import cpu_seconds, receiver
+from _export_common import cpu_seconds, receiver, sdk_log_pipeline
 from _relay_common import HOST_OPTIONS, info_logger, log_drops, log_many
 
 
@@ -76,23 +76,9 @@ def side(args: argparse.Namespace) -> None:
         )
         target, extra = _ours_child, ()
     else:
-        from opentelemetry.exporter.otlp.proto.http import Compression
-        from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
-        from opentelemetry.instrumentation.logging.handler import LoggingHandler
-        from opentelemetry.sdk._logs import LoggerProvider
-        from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
-        from opentelemetry.sdk.resources import Resource
-
         # the children's records, exported under the parent's one resource
-        provider = LoggerProvider(resource=Resource.create({"service.name": "bench-child"}))
-        exporter = OTLPLogExporter(
-            endpoint=f"{args.endpoint}/v1/logs", compression=Compression.Gzip
-        )
-        provider.add_log_record_processor(
-            BatchLogRecordProcessor(exporter, max_queue_size=total + 1)
-        )
+        provider, handler = sdk_log_pipeline(args.endpoint, "bench-child", max_queue_size=total + 1)
         queue = mp.Queue()
-        handler = LoggingHandler(logger_provider=provider)
         listener = logging.handlers.QueueListener(queue, handler)
         listener.start()
         target, extra = _baseline_child, (queue,)

@@ -31,10 +31,12 @@ from otelkit.relay._wire import (
     VERSION,
     encode_drops,
     encode_frame,
-    encode_handshake,
-    encode_reply,
 )
 from otelkit.testing import FakeClock, MemoryTelemetry, wait_until
+
+from .raw_peer import authed as _authed
+from .raw_peer import closed_by_peer as _closed_by_peer
+from .raw_peer import connect as _connect
 
 # Python 3.12+ warns when a process with threads forks; forking such a process is the
 # behaviour under test here (fork children of a relay host or child).
@@ -52,27 +54,6 @@ def _entry(body: str) -> tuple:  # type: ignore[type-arg]
 
 def _logs_frame(*bodies: str) -> bytes:
     return encode_frame(FRAME_LOGS, encode_log_request(RESOURCE, [_entry(b) for b in bodies]))
-
-
-def _connect(host: RelayHost, token: bytes | None = None) -> socket.socket:
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    sock.settimeout(5)
-    sock.connect(host.address.path)
-    sock.sendall(encode_handshake(host.address.token if token is None else token))
-    return sock
-
-
-def _authed(host: RelayHost) -> socket.socket:
-    sock = _connect(host)
-    assert sock.recv(REPLY_SIZE) == encode_reply()
-    return sock
-
-
-def _closed_by_peer(sock: socket.socket) -> bool:
-    try:
-        return sock.recv(1) == b""
-    except ConnectionResetError:
-        return True
 
 
 @pytest.fixture

@@ -4,15 +4,11 @@ its own connection with a counted frame error, and never stalls the other childr
 from __future__ import annotations
 
 import pickle
-import socket
 import struct
 import tracemalloc
-from collections.abc import Iterator
 
 import pytest
-from opentelemetry.sdk._logs.export import SimpleLogRecordProcessor
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
 from otelkit.export._protobuf import field_bytes, varint
 from otelkit.relay import RelayHost
@@ -21,15 +17,13 @@ from otelkit.relay._encode import encode_log_request, encode_resource
 from otelkit.relay._wire import (
     FRAME_LOGS,
     HEADER_SIZE,
-    REPLY_SIZE,
     FrameError,
     encode_frame,
-    encode_handshake,
-    encode_reply,
 )
 from otelkit.testing import MemoryTelemetry, wait_until
 
-MAX_FRAME = 4 * 1024 * 1024
+from .raw_peer import authed, closed_by_peer
+
 RESOURCE = encode_resource(Resource({"service.name": "hostile"}))
 
 
@@ -135,35 +129,6 @@ def test_values_nested_within_the_parsers_limit_decode() -> None:
     assert depth == 40
 
 
-@pytest.fixture
-def host(memory_telemetry: MemoryTelemetry) -> Iterator[RelayHost]:
-    relay = RelayHost(
-        span_processor=SimpleSpanProcessor(memory_telemetry.span_exporter),
-        log_processor=SimpleLogRecordProcessor(memory_telemetry.log_exporter),
-        meter_provider=memory_telemetry.meter_provider,
-        max_frame_bytes=MAX_FRAME,
-    )
-    relay.start()
-    yield relay
-    relay.close(5)
-
-
-def _authed(host: RelayHost) -> socket.socket:
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    sock.settimeout(10)
-    sock.connect(host.address.path)
-    sock.sendall(encode_handshake(host.address.token))
-    assert sock.recv(REPLY_SIZE) == encode_reply()
-    return sock
-
-
-def _closed_by_peer(sock: socket.socket) -> bool:
-    try:
-        return sock.recv(1) == b""
-    except ConnectionResetError:
-        return True
-
-
 def _frame_errors(telemetry: MemoryTelemetry) -> dict[str, int]:
     return {
         found["otelkit.relay.reason"]: int(point.value)
@@ -172,9 +137,10 @@ def _frame_errors(telemetry: MemoryTelemetry) -> dict[str, int]:
 
 
 def test_hostile_frames_close_their_connection_counted_while_another_child_goes_on(
-    host: RelayHost, memory_telemetry: MemoryTelemetry
+    relay_host: RelayHost, memory_telemetry: MemoryTelemetry
 ) -> None:
-    good = _authed(host)
+    host = relay_host  # frames up to the default 4 MiB
+    good = authed(host)
 
     def bodies() -> list[object]:
         return [r.log_record.body for r in memory_telemetry.logs()]
@@ -182,9 +148,9 @@ def test_hostile_frames_close_their_connection_counted_while_another_child_goes_
     frames = [encode_frame(FRAME_LOGS, payload) for payload in HOSTILE.values()]
     frames.append(struct.pack("!IB", 0xFFFF_FFFF, FRAME_LOGS))  # a 4 GiB frame announced
     for n, frame in enumerate(frames):
-        hostile = _authed(host)
+        hostile = authed(host)
         hostile.sendall(frame)
-        assert _closed_by_peer(hostile), n
+        assert closed_by_peer(hostile), n
         hostile.close()
         # the other child's next record still arrives
         good.sendall(encode_frame(FRAME_LOGS, encode_log_request(RESOURCE, [_entry(f"g{n}")])))
