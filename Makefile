@@ -40,6 +40,7 @@ test: lint typecheck docs pytest
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/lint-imports
 
 typecheck: $(VENV)/.installed-test
 	$(BIN)/mypy
@@ -51,9 +52,12 @@ docs: $(VENV)/.installed-test
 pytest: $(VENV)/.installed-test
 	$(BIN)/python -m pytest
 
-# The suite with every SDK shortcut forced off (their public fallbacks).
+# The tests of the code that has SDK shortcuts, with every shortcut forced off (their public
+# fallbacks): the seam, export, relay, coalescing, the logging bridges.
+SEAM_TESTS := tests/test_sdk_seam.py tests/export tests/relay tests/coalesce \
+	tests/test_logbridge.py tests/bridges tests/test_batch.py tests/test_configure.py
 test-fallbacks: $(VENV)/.installed-test
-	OTELKIT_SDK_FALLBACKS=1 $(BIN)/python -m pytest
+	OTELKIT_SDK_FALLBACKS=1 $(BIN)/python -m pytest $(SEAM_TESTS)
 
 $(OLDEST_VENV)/.installed-test: pyproject.toml
 	$(PYTHON) -m venv $(OLDEST_VENV)
@@ -61,9 +65,10 @@ $(OLDEST_VENV)/.installed-test: pyproject.toml
 		-e '.[test]' $(OLDEST_PINS)
 	touch $@
 
-# The suite on the oldest supported OpenTelemetry releases, in a second environment.
+# The suite on the oldest supported OpenTelemetry releases, in a second environment (the
+# slow process tests of jobs, task queues and servers run on the newest releases only).
 test-oldest: $(OLDEST_VENV)/.installed-test
-	$(OLDEST_VENV)/bin/python -m pytest
+	$(OLDEST_VENV)/bin/python -m pytest -m "not slow"
 
 clean:
 	rm -rf $(VENV) $(OLDEST_VENV) build dist site

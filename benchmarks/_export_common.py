@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import logging
 import os
 import statistics
 import subprocess
@@ -131,6 +132,33 @@ def side_result(measured: Measure, emitted: int, dropped: int, warmup: int = 1) 
         "warmup": warmup,
     }
     print(json.dumps(result), flush=True)
+
+
+class _Nothing(logging.Handler):
+    def emit(self, record: logging.LogRecord) -> None:
+        pass
+
+
+def install_floor() -> None:
+    """The floor side's logging: a handler on the root logger that does nothing."""
+    logging.getLogger().addHandler(_Nothing())
+
+
+def sdk_log_pipeline(endpoint: str, service_name: str, **batch_options: Any) -> Any:
+    """The SDK's standard log pipeline to ``endpoint``: ``LoggingHandler`` ->
+    ``LoggerProvider`` -> ``BatchLogRecordProcessor(**batch_options)`` ->
+    ``OTLPLogExporter(compression=gzip)``. Returns ``(provider, handler)``."""
+    from opentelemetry.exporter.otlp.proto.http import Compression
+    from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
+    from opentelemetry.instrumentation.logging.handler import LoggingHandler
+    from opentelemetry.sdk._logs import LoggerProvider
+    from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
+    from opentelemetry.sdk.resources import Resource
+
+    provider = LoggerProvider(resource=Resource.create({"service.name": service_name}))
+    exporter = OTLPLogExporter(endpoint=f"{endpoint}/v1/logs", compression=Compression.Gzip)
+    provider.add_log_record_processor(BatchLogRecordProcessor(exporter, **batch_options))
+    return provider, LoggingHandler(logger_provider=provider)
 
 
 @dataclass

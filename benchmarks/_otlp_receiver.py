@@ -1,7 +1,8 @@
 """A small OTLP/HTTP receiver run as its own process by the export benchmarks.
 
 It decodes every request with the official protobuf classes and counts the records;
-``GET /counts`` answers ``{"logs": n, "spans": n, "requests": n}`` and ``POST /reset``
+``GET /counts`` answers ``{"logs": n, "spans": n, "requests": n}`` (and
+``"logs:<service.name>": n`` for the log records of each service) and ``POST /reset``
 zeroes them. It prints its port on the first line of its standard output.
 
     python benchmarks/_otlp_receiver.py
@@ -23,10 +24,23 @@ _lock = threading.Lock()
 _counts = {"logs": 0, "spans": 0, "requests": 0}
 
 
+def _service(resource: Any) -> str:
+    for kv in resource.attributes:
+        if kv.key == "service.name":
+            return str(kv.value.string_value)
+    return ""
+
+
 def _records(path: str, body: bytes) -> tuple[str, int] | None:
     if path == "/v1/logs":
         logs = ExportLogsServiceRequest.FromString(body)
-        n = sum(len(s.log_records) for r in logs.resource_logs for s in r.scope_logs)
+        n = 0
+        for r in logs.resource_logs:
+            found = sum(len(s.log_records) for s in r.scope_logs)
+            key = "logs:" + _service(r.resource)
+            with _lock:
+                _counts[key] = _counts.get(key, 0) + found
+            n += found
         return "logs", n
     if path == "/v1/traces":
         traces = ExportTraceServiceRequest.FromString(body)

@@ -27,7 +27,14 @@ import functools
 import logging
 import time
 
-from _export_common import add_run_arguments, compare, measure_side, passed_on
+from _export_common import (
+    add_run_arguments,
+    compare,
+    install_floor,
+    measure_side,
+    passed_on,
+    sdk_log_pipeline,
+)
 
 
 def _workload(log: logging.Logger, records: int, burst: int, pause: float) -> None:
@@ -42,27 +49,11 @@ def side(args: argparse.Namespace) -> None:
     log = logging.getLogger("shop.checkout")
     tel = None
     if args.side == "floor":
-
-        class Nothing(logging.Handler):
-            def emit(self, record: logging.LogRecord) -> None:
-                pass
-
-        logging.getLogger().addHandler(Nothing())
+        install_floor()
         flush = None
     elif args.side == "baseline":
-        from opentelemetry.exporter.otlp.proto.http import Compression
-        from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
-        from opentelemetry.instrumentation.logging.handler import LoggingHandler
-        from opentelemetry.sdk._logs import LoggerProvider
-        from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
-        from opentelemetry.sdk.resources import Resource
-
-        provider = LoggerProvider(resource=Resource.create({"service.name": "bench"}))
-        exporter = OTLPLogExporter(
-            endpoint=f"{args.endpoint}/v1/logs", compression=Compression.Gzip
-        )
-        provider.add_log_record_processor(BatchLogRecordProcessor(exporter))
-        logging.getLogger().addHandler(LoggingHandler(logger_provider=provider))
+        provider, handler = sdk_log_pipeline(args.endpoint, "bench")
+        logging.getLogger().addHandler(handler)
         flush = provider.force_flush
     else:
         import otelkit

@@ -15,8 +15,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-import _relay_common as common
-from _util import installed_bytecode, median, ratio_line
+from _util import ignoring_processors, installed_bytecode, median, ratio_line
 
 # One process measures both: the SDK imports alone (the baseline), then what configure()
 # adds on top; machine load then hits both figures alike.
@@ -71,7 +70,11 @@ def _measure(code: str, env: dict[str, str]) -> tuple[float, float]:
 
 
 def main(repeats: int = 9) -> None:
-    host = common.relay_host()
+    from otelkit.relay import RelayHost
+
+    ignore_spans, ignore_logs = ignoring_processors()
+    host = RelayHost(span_processor=ignore_spans, log_processor=ignore_logs)
+    host.start()
     env = {**installed_bytecode(), "OTELKIT_RELAY": host.env_value}
     try:
         configure = [_measure(CONFIGURE, env) for _ in range(repeats)]

@@ -13,7 +13,7 @@ import pytest
 from opentelemetry import trace
 from opentelemetry._logs import LogRecord
 from opentelemetry.instrumentation.utils import is_instrumentation_enabled
-from opentelemetry.sdk._logs import LoggerProvider, ReadableLogRecord, ReadWriteLogRecord
+from opentelemetry.sdk._logs import LoggerProvider, ReadableLogRecord
 from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter, LogRecordExportResult
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.resources import Resource
@@ -618,45 +618,6 @@ def test_the_log_processor_queues_a_context_free_copy() -> None:
     assert record.log_record.trace_id != 0  # the span's ids are still on the record
     assert record.resource is resource
     assert record.instrumentation_scope is not None and record.instrumentation_scope.name == "app"
-
-
-def test_on_emit_many_queues_what_on_emit_would_in_order() -> None:
-    exporter = InMemoryLogRecordExporter()  # type: ignore[no-untyped-call]
-    processor = BatchLogRecordProcessor(exporter)
-    resource = Resource.create({"service.name": "many"})
-    tracer = TracerProvider(shutdown_on_exit=False).get_tracer("t")
-    with tracer.start_as_current_span("inside"):
-        records = [ReadWriteLogRecord(LogRecord(body=f"r{i}"), resource=resource) for i in range(5)]
-    processor.on_emit_many(records)
-    processor.on_emit_many([])
-    processor.shutdown()
-    exported = exporter.get_finished_logs()
-    assert [r.log_record.body for r in exported] == [f"r{i}" for i in range(5)]
-    assert all(isinstance(r, ReadableLogRecord) for r in exported)
-    assert all(r.log_record.context == {} for r in exported)  # copies, as on_emit queues
-    assert processor.core.stats() == BatchStats(5, 5, {}, 0)
-
-
-def test_on_emit_relayed_queues_the_records_themselves_in_order() -> None:
-    exporter = InMemoryLogRecordExporter()  # type: ignore[no-untyped-call]
-    processor = BatchLogRecordProcessor(exporter)
-    resource = Resource.create({"service.name": "relayed"})
-    records = [ReadableLogRecord(LogRecord(body=f"r{i}"), resource) for i in range(3)]
-    processor.on_emit_relayed(records)
-    processor.shutdown()
-    assert list(exporter.get_finished_logs()) == records
-    assert all(a is b for a, b in zip(exporter.get_finished_logs(), records, strict=True))
-
-
-def test_on_emit_many_with_a_broken_record_still_queues_the_others() -> None:
-    exporter = InMemoryLogRecordExporter()  # type: ignore[no-untyped-call]
-    processor = BatchLogRecordProcessor(exporter)
-    before = internal_error_counts().get("batch.logs", 0)
-    good = ReadWriteLogRecord(LogRecord(body="good"), resource=Resource.create({}))
-    processor.on_emit_many([good, object(), good])  # type: ignore[list-item]
-    processor.shutdown()
-    assert [r.log_record.body for r in exporter.get_finished_logs()] == ["good", "good"]
-    assert internal_error_counts().get("batch.logs", 0) == before + 1
 
 
 def test_a_record_or_span_that_cannot_be_queued_is_counted_as_dropped() -> None:

@@ -17,7 +17,7 @@ import itertools
 import math
 import os
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from typing import Any, Generic, NamedTuple, TypeVar
 
 from opentelemetry.context import Context
@@ -30,11 +30,11 @@ from otelkit._clock import REAL_CLOCK, Clock
 from otelkit._drops import DropLedger
 from otelkit._errors import report_internal_error
 from otelkit._fork import after_fork_in_child
+from otelkit._relayed import RelayedLogRecord
 from otelkit._sdk.coalesce import readable_copy
 from otelkit._sdk.context import suppress_instrumentation
 from otelkit._sdk.logs import readable_view
 from otelkit._threads import signals_blocked
-from otelkit.relay._records import RelayedLogRecord
 
 __all__ = [
     "BatchCore",
@@ -581,23 +581,6 @@ class BatchLogRecordProcessor(_BatchingProcessor, LogRecordProcessor):
             self.core.count_unqueued("processor_error")
             return
         self.core.offer(item)
-
-    def on_emit_many(self, log_records: Sequence[ReadWriteLogRecord]) -> None:
-        """:meth:`on_emit` for each of ``log_records``, in order, queued under one lock (the
-        relay host hands on a child's frame this way); never raises."""
-        try:
-            items = [_queued(record) for record in log_records]
-        except Exception:  # noqa: BLE001 - one bad record: each on its own, as on_emit would
-            for record in log_records:
-                self.on_emit(record)
-            return
-        self.core.offer_many(items)
-
-    def on_emit_relayed(self, log_records: list[ReadableLogRecord]) -> None:
-        """Queue records the relay host built from a child's frame, in order, under one
-        lock: already the ``ReadableLogRecord`` that :meth:`on_emit` would queue (a relayed
-        record's context is the relay's own, and nothing else holds it). Never raises."""
-        self.core.offer_many(log_records)
 
 
 def _queued(record: ReadWriteLogRecord) -> ReadableLogRecord:

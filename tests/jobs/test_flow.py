@@ -286,7 +286,7 @@ def test_a_slot_freed_in_a_limited_queue_notifies_listeners(pg_url: str, make_st
         name="test",
     )  # fmt: skip
     try:
-        assert listener.wait_connected(10)
+        wait_until(lambda: listener.connected, timeout=10)
         _finish(store, "w1", [attempt])
         wait_until(lambda: ("q", 0.0) in heard, timeout=10)
     finally:
@@ -391,7 +391,7 @@ def test_a_limit_that_does_not_bind_sends_no_notify(pg_url: str, make_store: Any
         name="test",
     )  # fmt: skip
     try:
-        assert listener.wait_connected(10)
+        wait_until(lambda: listener.connected, timeout=10)
         _finish(store, "w1", [attempt])
         with store.engine.begin() as conn:  # delivered after anything the finish sent
             conn.execute(sa.select(sa.func.pg_notify(CHANNEL, "sentinel 0")))

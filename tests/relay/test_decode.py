@@ -13,7 +13,6 @@ from opentelemetry._logs import LogRecord
 from opentelemetry.sdk._logs import (
     LogRecordDroppedAttributesWarning,
     LogRecordLimits,
-    ReadableLogRecord,
     ReadWriteLogRecord,
 )
 from opentelemetry.sdk.resources import Resource
@@ -23,8 +22,7 @@ from otelkit._sdk import FALLBACKS_FORCED
 from otelkit._sdk.logs import attribute_limits
 from otelkit.relay import _records
 from otelkit.relay._decode import Decoder
-from otelkit.relay._encode import encode_resource
-from otelkit.relay._log_frames import encode_log_payload
+from otelkit.relay._encode import encode_log_request, encode_resource
 
 RESOURCE = encode_resource(Resource({"service.name": "child", "process.pid": 7}))
 
@@ -100,7 +98,7 @@ def test_the_fast_path_is_in_use_with_this_sdk() -> None:
 def test_fast_records_equal_the_sdk_constructors_records_field_by_field(
     entries: list[Any],
 ) -> None:
-    payload = encode_log_payload(RESOURCE, entries)
+    payload = encode_log_request(RESOURCE, entries)
     with warnings.catch_warnings():  # the SDK warns when it drops an empty attribute key
         warnings.simplefilter("ignore", LogRecordDroppedAttributesWarning)
         fast = Decoder().logs(payload)
@@ -108,23 +106,6 @@ def test_fast_records_equal_the_sdk_constructors_records_field_by_field(
     _assert_same(fast, slow)
     sent = {entry[1] for entry in entries if entry[1]}
     assert sent <= {record.log_record.observed_timestamp for record in fast}
-
-
-@settings(max_examples=200, deadline=None)
-@given(st.lists(_entries, min_size=1, max_size=6))
-def test_readable_records_equal_views_of_the_sdk_constructors_records(entries: list[Any]) -> None:
-    payload = encode_log_payload(RESOURCE, entries)
-    with warnings.catch_warnings():  # the SDK warns when it drops an empty attribute key
-        warnings.simplefilter("ignore", LogRecordDroppedAttributesWarning)
-        decoder = Decoder()
-        fast = decoder.build_readable_logs(*decoder.log_entries(payload))
-        slow = Decoder(fast=False).logs(payload)
-    assert [type(record) for record in fast] == [ReadableLogRecord] * len(slow)
-    for a, b in zip(fast, slow, strict=True):
-        view_a, view_b = _view(a), _view(b)  # type: ignore[arg-type]
-        assert view_a.pop("types")[1] is view_b.pop("types")[1]
-        assert view_a == view_b
-        assert vars(copy.copy(a.log_record)) == vars(a.log_record)
 
 
 @pytest.mark.parametrize(
@@ -140,7 +121,7 @@ def test_readable_records_equal_views_of_the_sdk_constructors_records(entries: l
 def test_host_limits_still_apply_to_relayed_records(limits: LogRecordLimits) -> None:
     attributes = {"a": "long value", "b": 2, "c": True, "": "no key"}
     entry = (1, 2, 9, "INFO", "body", attributes, 0, 0, 0, "s", None, None, 0)
-    payload = encode_log_payload(RESOURCE, [entry])
+    payload = encode_log_request(RESOURCE, [entry])
     # The SDK may warn when its limits drop attributes (which releases warn differ).
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", LogRecordDroppedAttributesWarning)
@@ -165,7 +146,7 @@ def test_our_batch_processor_exports_relayed_records_as_the_sdks_does_without_a_
         (1, 2, 9, "INFO", "first", {"k": 1}, 0, 0, 0, "s", None, None, 0),
         (3, 4, 17, "ERROR", "second", {"k": "v"}, 5, 6, 1, "s", "1.0", "ev", 1),
     ]
-    payload = encode_log_payload(RESOURCE, entries)
+    payload = encode_log_request(RESOURCE, entries)
     exported = []
     for processor_class in (BatchLogRecordProcessor, SdkBatch):
         exporter = InMemoryLogRecordExporter()  # type: ignore[no-untyped-call]

@@ -13,15 +13,14 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from opentelemetry.sdk._logs import ReadableLogRecord, ReadWriteLogRecord
+from opentelemetry.sdk._logs import ReadWriteLogRecord
 from opentelemetry.sdk._logs.export import SimpleLogRecordProcessor
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
 from otelkit._drops import DropLedger
 from otelkit.relay import RelayHost
-from otelkit.relay._encode import encode_resource
-from otelkit.relay._log_frames import encode_log_payload
+from otelkit.relay._encode import encode_log_request, encode_resource
 from otelkit.relay._wire import (
     FRAME_LOGS,
     FRAME_METRICS,
@@ -32,10 +31,12 @@ from otelkit.relay._wire import (
     VERSION,
     encode_drops,
     encode_frame,
-    encode_handshake,
-    encode_reply,
 )
 from otelkit.testing import FakeClock, MemoryTelemetry, wait_until
+
+from .raw_peer import authed as _authed
+from .raw_peer import closed_by_peer as _closed_by_peer
+from .raw_peer import connect as _connect
 
 # Python 3.12+ warns when a process with threads forks; forking such a process is the
 # behaviour under test here (fork children of a relay host or child).
@@ -52,28 +53,7 @@ def _entry(body: str) -> tuple:  # type: ignore[type-arg]
 
 
 def _logs_frame(*bodies: str) -> bytes:
-    return encode_frame(FRAME_LOGS, encode_log_payload(RESOURCE, [_entry(b) for b in bodies]))
-
-
-def _connect(host: RelayHost, token: bytes | None = None) -> socket.socket:
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    sock.settimeout(5)
-    sock.connect(host.address.path)
-    sock.sendall(encode_handshake(host.address.token if token is None else token))
-    return sock
-
-
-def _authed(host: RelayHost) -> socket.socket:
-    sock = _connect(host)
-    assert sock.recv(REPLY_SIZE) == encode_reply()
-    return sock
-
-
-def _closed_by_peer(sock: socket.socket) -> bool:
-    try:
-        return sock.recv(1) == b""
-    except ConnectionResetError:
-        return True
+    return encode_frame(FRAME_LOGS, encode_log_request(RESOURCE, [_entry(b) for b in bodies]))
 
 
 @pytest.fixture
@@ -181,93 +161,30 @@ def test_records_keep_the_child_resource_scope_and_fields(
     )
 
 
-class TakesMany(SimpleLogRecordProcessor):
-    """A log processor that takes many records in one call (as otelkit's do), or fails to."""
+class Failing(SimpleLogRecordProcessor):
+    """A log processor that raises on every record."""
 
-    def __init__(self, exporter: Any, *, fail: bool = False) -> None:
-        super().__init__(exporter)
-        self.calls: list[int] = []
-        self.fail = fail
-
-    def on_emit_many(self, log_records: list[ReadWriteLogRecord]) -> None:
-        self.calls.append(len(log_records))
-        if self.fail:
-            raise RuntimeError("broken processor")
-        for log_record in log_records:
-            self.on_emit(log_record)
+    def on_emit(self, log_record: ReadWriteLogRecord) -> None:
+        raise RuntimeError("broken processor")
 
 
-def _many_host(processor: TakesMany, telemetry: MemoryTelemetry, ledger: DropLedger) -> RelayHost:
+def test_a_failing_processor_counts_each_record_as_dropped(
+    memory_telemetry: MemoryTelemetry, fake_clock: FakeClock
+) -> None:
+    ledger = DropLedger(meter_provider=memory_telemetry.meter_provider, clock=fake_clock)
     host = RelayHost(
-        span_processor=SimpleSpanProcessor(telemetry.span_exporter),
-        log_processor=processor,
-        meter_provider=telemetry.meter_provider,
+        span_processor=SimpleSpanProcessor(memory_telemetry.span_exporter),
+        log_processor=Failing(memory_telemetry.log_exporter),
+        meter_provider=memory_telemetry.meter_provider,
         drops=ledger,
     )
     host.start()
-    return host
-
-
-def test_a_processor_that_takes_many_gets_a_frames_records_in_order_in_chunks(
-    memory_telemetry: MemoryTelemetry, fake_clock: FakeClock
-) -> None:
-    processor = TakesMany(memory_telemetry.log_exporter)
-    ledger = DropLedger(meter_provider=memory_telemetry.meter_provider, clock=fake_clock)
-    host = _many_host(processor, memory_telemetry, ledger)
-    bodies = [f"r{i}" for i in range(600)]
-    try:
-        with _authed(host) as sock:
-            sock.sendall(_logs_frame(*bodies))
-            wait_until(lambda: len(memory_telemetry.logs()) == 600, timeout=5)
-    finally:
-        host.close(5)
-    assert [r.log_record.body for r in memory_telemetry.logs()] == bodies
-    assert processor.calls == [256, 256, 88]  # never a whole frame as SDK records at once
-    assert ledger.totals() == {}
-
-
-class TakesRelayed(TakesMany):
-    """A log processor that takes relayed records readable (as otelkit's do)."""
-
-    def __init__(self, exporter: Any) -> None:
-        super().__init__(exporter)
-        self.relayed: list[ReadableLogRecord] = []
-
-    def on_emit_relayed(self, log_records: list[ReadableLogRecord]) -> None:
-        self.relayed += log_records
-
-
-def test_a_processor_that_takes_relayed_records_gets_them_readable_in_chunks(
-    memory_telemetry: MemoryTelemetry, fake_clock: FakeClock
-) -> None:
-    processor = TakesRelayed(memory_telemetry.log_exporter)
-    ledger = DropLedger(meter_provider=memory_telemetry.meter_provider, clock=fake_clock)
-    host = _many_host(processor, memory_telemetry, ledger)
-    try:
-        with _authed(host) as sock:
-            sock.sendall(_logs_frame(*(f"r{i}" for i in range(300))))
-            wait_until(lambda: len(processor.relayed) == 300, timeout=5)
-    finally:
-        host.close(5)
-    assert processor.calls == []  # not through on_emit_many
-    assert {type(r) for r in processor.relayed} == {ReadableLogRecord}
-    assert [r.log_record.body for r in processor.relayed] == [f"r{i}" for i in range(300)]
-    assert processor.relayed[0].resource.attributes["service.name"] == "raw-child"
-
-
-def test_a_failing_processor_that_takes_many_counts_the_chunk_as_dropped(
-    memory_telemetry: MemoryTelemetry, fake_clock: FakeClock
-) -> None:
-    processor = TakesMany(memory_telemetry.log_exporter, fail=True)
-    ledger = DropLedger(meter_provider=memory_telemetry.meter_provider, clock=fake_clock)
-    host = _many_host(processor, memory_telemetry, ledger)
     try:
         with _authed(host) as sock:
             sock.sendall(_logs_frame("a", "b", "c"))
             wait_until(lambda: host.stats["logs"] == 3, timeout=5)
     finally:
         host.close(5)
-    assert processor.calls == [3]
     assert ledger.totals() == {("logs", "processor_error"): 3}
 
 

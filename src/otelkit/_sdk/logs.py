@@ -24,7 +24,6 @@ __all__ = [
     "attribute_limits",
     "fast_log_records",
     "public_log_record",
-    "readable_log_records",
     "readable_view",
     "writable_copy",
 ]
@@ -125,11 +124,9 @@ def _fast_many(
     record_class: type[LogRecord],
     rows: Iterable[tuple[Any, ...]],
     limits: LogRecordLimits,
-    readable: bool = False,
 ) -> list[Any]:
-    # One loop for many records (the relay host builds a frame's records at once): the
-    # fields are set in the order the constructors set them. ``readable``: each record as
-    # the ReadableLogRecord a batch processor queues (see readable_view), not writable.
+    # One loop for many records (the relay host builds a chunk of a frame's records at
+    # once): the fields are set in the order the constructors set them.
     last = _last_limits  # replaced whole, never mutated
     if limits is last[0]:
         maxlen, max_value_len = last[1]
@@ -142,8 +139,7 @@ def _fast_many(
         (ts, observed, context, trace_id, span_id, flags, text, number, body, attrs, event,
          dropped, resource, scope, plain) = fields  # fmt: skip
         if not plain:  # attributes the constructors must clean and limit
-            made: Any = public_log_record(record_class, fields, limits)
-            append(readable_view(made) if readable else made)
+            append(public_log_record(record_class, fields, limits))
             continue
         record = _new(record_class)
         record.timestamp = ts
@@ -159,18 +155,11 @@ def _fast_many(
         record.event_name = event
         if with_exception:
             record.exception = None  # type: ignore[attr-defined,unused-ignore]
-        if readable:  # as _view_private sets them
-            made = _new(ReadableLogRecord)
-            _set(made, "log_record", record)
-            _set(made, "resource", resource)
-            _set(made, "instrumentation_scope", scope)
-            _set(made, "limits", limits)
-        else:
-            made = _new(ReadWriteLogRecord)
-            made.log_record = record
-            made.resource = resource
-            made.instrumentation_scope = scope
-            made.limits = limits
+        made = _new(ReadWriteLogRecord)
+        made.log_record = record
+        made.resource = resource
+        made.instrumentation_scope = scope
+        made.limits = limits
         append(made)
     return out
 
@@ -291,29 +280,6 @@ readable_view: Callable[[ReadWriteLogRecord], ReadableLogRecord] = (
     _view_private if READABLE_VIEW_OK else _view_public
 )
 """A ``ReadableLogRecord`` over the same API record as ``record`` (no copy of it)."""
-
-
-def _readable_many(
-    record_class: type[LogRecord], rows: Iterable[tuple[Any, ...]], limits: LogRecordLimits
-) -> list[ReadableLogRecord]:
-    records: list[ReadableLogRecord] = _fast_many(record_class, rows, limits, readable=True)
-    return records
-
-
-def _readable_public(
-    record_class: type[LogRecord], rows: Iterable[tuple[Any, ...]], limits: LogRecordLimits
-) -> list[ReadableLogRecord]:
-    return [readable_view(record) for record in fast_log_records(record_class, rows, limits)]
-
-
-readable_log_records: Callable[
-    [type[LogRecord], Iterable[tuple[Any, ...]], LogRecordLimits], list[ReadableLogRecord]
-]
-readable_log_records = (
-    _readable_many if FAST_LOG_RECORDS_OK and READABLE_VIEW_OK else _readable_public
-)
-"""``readable_view`` of each of :data:`fast_log_records`, without the writable records in
-between (one object fewer a record) when both shortcuts passed their self-checks."""
 
 
 # -- back to a writable record -------------------------------------------------------------

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import struct
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from opentelemetry.sdk._logs import ReadableLogRecord
 
@@ -19,7 +20,7 @@ from otelkit.export._protobuf import (
     varint,
 )
 
-__all__ = ["encode_logs"]
+__all__ = ["encode_logs", "log_record_field"]
 
 _fixed64 = struct.Struct("<Q").pack
 _fixed32 = struct.Struct("<I").pack
@@ -31,38 +32,62 @@ _OBSERVED = tag(11, FIXED64)
 _RECORD = tag(2, LEN)  # ScopeLogs.log_records
 
 
-def _record(readable: ReadableLogRecord) -> bytes:
-    """One ``LogRecord`` message, fields in number order as the official classes write them."""
-    record = readable.log_record
+def log_record_field(
+    time_ns: int | None,
+    severity_number: int,
+    severity_text: str | None,
+    body: bytes,
+    attrs: Mapping[str, Any] | None,
+    dropped: int,
+    flags: int,
+    trace_id: int | None,
+    span_id: int | None,
+    observed_ns: int | None,
+    event_name: str | None,
+) -> bytes:
+    """One ``LogRecord`` message framed as ``ScopeLogs.log_records`` (``body``: an encoded
+    ``AnyValue``), fields in number order as the official classes write them."""
     parts = []
-    if record.timestamp:
-        parts.append(_TIME + _fixed64(record.timestamp))
-    severity = getattr(record.severity_number, "value", None)
-    if severity:
-        parts.append(_SEVERITY + varint(severity))
-    if record.severity_text:
-        parts.append(field_string(3, record.severity_text))
-    body = any_value(record.body)
+    if time_ns:
+        parts.append(_TIME + _fixed64(time_ns))
+    if severity_number:
+        parts.append(_SEVERITY + varint(severity_number))
+    if severity_text:
+        parts.append(field_string(3, severity_text))
     parts.append(_BODY + varint(len(body)) + body)
-    if record.attributes:
-        parts.append(attributes(6, record.attributes))
-    dropped = readable.dropped_attributes
+    if attrs:
+        parts.append(attributes(6, attrs))
     if dropped:
         parts.append(_DROPPED + varint(dropped))
-    flags = int(record.trace_flags or 0)
     if flags:
         parts.append(_FLAGS + _fixed32(flags))
-    if record.trace_id:
-        parts.append(_TRACE_ID + record.trace_id.to_bytes(16, "big"))
-    if record.span_id:
-        parts.append(_SPAN_ID + record.span_id.to_bytes(8, "big"))
-    if record.observed_timestamp:
-        parts.append(_OBSERVED + _fixed64(record.observed_timestamp))
-    event_name = getattr(record, "event_name", None)
+    if trace_id:
+        parts.append(_TRACE_ID + trace_id.to_bytes(16, "big"))
+    if span_id:
+        parts.append(_SPAN_ID + span_id.to_bytes(8, "big"))
+    if observed_ns:
+        parts.append(_OBSERVED + _fixed64(observed_ns))
     if event_name:
         parts.append(field_string(12, event_name))
     data = b"".join(parts)
     return _RECORD + varint(len(data)) + data
+
+
+def _record(readable: ReadableLogRecord) -> bytes:
+    record = readable.log_record
+    return log_record_field(
+        record.timestamp,
+        getattr(record.severity_number, "value", None) or 0,
+        record.severity_text,
+        any_value(record.body),
+        record.attributes,
+        readable.dropped_attributes,
+        int(record.trace_flags or 0),
+        record.trace_id,
+        record.span_id,
+        record.observed_timestamp,
+        getattr(record, "event_name", None),
+    )
 
 
 def encode_logs(batch: Sequence[ReadableLogRecord]) -> bytes:

@@ -1,24 +1,26 @@
 """A child's frames back into SDK records the host's processors accept.
 
-Log frames carry the child's buffered entries (``otelkit.relay._log_frames``), span frames
-OTLP protobuf. A frame is decoded and checked completely before anything is emitted, so a
+Log and span frames are OTLP export requests, parsed by the official protobuf classes (in C,
+at a cost bounded by the frame's size; the parser refuses messages nested more than 100
+deep, which allows attribute values nested about 45 levels). A frame is decoded and checked completely before anything is emitted, so a
 malformed frame emits nothing. Records keep their timestamps, severity, body, attributes
 (``exception.*`` included), trace and span ids, scope, and the child's resource.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypeVar
 
 from google.protobuf.message import DecodeError  # type: ignore[import-untyped]
 from opentelemetry._logs import SeverityNumber
 from opentelemetry.context import Context
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 from opentelemetry.proto.common.v1.common_pb2 import InstrumentationScope as PbScope
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource as PbResource
-from opentelemetry.sdk._logs import LogRecordLimits, ReadableLogRecord, ReadWriteLogRecord
+from opentelemetry.sdk._logs import LogRecordLimits, ReadWriteLogRecord
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import Event, ReadableSpan
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
@@ -36,8 +38,7 @@ from opentelemetry.trace import (
 from opentelemetry.trace.span import TraceState
 
 from otelkit._sdk.logs import attribute_limits
-from otelkit.relay._log_frames import LogColumns, LogEntry, decode_log_payload
-from otelkit.relay._records import LogFields, build_log_records, build_readable_log_records
+from otelkit.relay._records import LogFields, build_log_records
 from otelkit.relay._wire import FrameError
 
 __all__ = ["Decoder"]
@@ -55,6 +56,8 @@ _KINDS = {
 _IS_REMOTE = 0x200
 _SEVERITIES = {s.value: s for s in SeverityNumber}
 _FLAGS = [TraceFlags(i) for i in range(256)]
+# Attribute values the SDK keeps as they are (what the wire gives for a scalar AnyValue).
+_PLAIN_TYPES = frozenset({str, bool, int, float, bytes})
 # A non-empty context whose span is the invalid span: records without trace context keep
 # none, and the SDK does not look up the host thread's current context for them.
 _NO_SPAN = set_span_in_context(INVALID_SPAN, Context())
@@ -97,12 +100,6 @@ class Decoder:
         self._last_span: tuple[tuple[int, int, TraceFlags] | None, Context] = (None, _NO_SPAN)
         self._resources: dict[bytes, Resource] = {}
         self._scopes: dict[bytes, InstrumentationScope] = {}
-        self._log_scopes: dict[tuple[str, str | None], InstrumentationScope] = {}
-        self._last_scope: tuple[str | None, str | None, InstrumentationScope] = (
-            None,
-            None,
-            InstrumentationScope(""),
-        )
 
     def _resource(self, pb: PbResource) -> Resource:
         key = pb.SerializeToString()
@@ -124,107 +121,72 @@ class Decoder:
             )
         return found
 
-    def _resource_of(self, message: bytes) -> Resource:
-        # The child's resource, as its OTLP message (one per child, so nearly always a hit).
-        found = self._resources.get(message)
-        if found is None:
-            if len(self._resources) > 64:
-                self._resources.clear()
-            pb = _parse(PbResource, message)
-            found = self._resources[message] = Resource(_attributes(pb.attributes))
-        return found
-
     def logs(self, payload: bytes) -> list[ReadWriteLogRecord]:
-        """Every log record of a ``FRAME_LOGS`` payload (for tests: the host builds each
-        record only just before it emits it)."""
-        resource, entries, plain = self.log_entries(payload)
-        return self.build_logs(resource, entries.rows(), plain)
+        """Every log record of an ``ExportLogsServiceRequest`` payload as an SDK record (for
+        tests: the host builds each chunk of records just before it emits it)."""
+        return self.build_logs(self.log_rows(payload))
 
-    def log_entries(self, payload: bytes) -> tuple[Resource, LogColumns, list[bool]]:
-        """``(resource, entries, plain)`` of a ``FRAME_LOGS`` payload, checked in full
-        (``FrameError`` otherwise) but not yet SDK records (:meth:`build_log`): so a
+    def log_rows(self, payload: bytes) -> list[LogFields]:
+        """Every log record of an ``ExportLogsServiceRequest`` payload, checked in full
+        (``FrameError`` otherwise) but not yet SDK records (:meth:`build_logs`): so a
         frame's records do not all sit in memory as SDK objects at once."""
-        message, entries, plain = decode_log_payload(payload)
-        return self._resource_of(message), entries, plain
+        request = _parse(ExportLogsServiceRequest, payload)
+        groups = ((rl.resource, rl.scope_logs, "log_records") for rl in request.resource_logs)
+        return self._each(groups, self._log)
 
-    def build_log(self, resource: Resource, entry: LogEntry, plain: bool) -> ReadWriteLogRecord:
-        """The SDK record of one :meth:`log_entries` entry (``plain``: its flag)."""
-        return self.build_logs(resource, [entry], [plain])[0]
+    def count_logs(self, payload: bytes) -> int:
+        """How many log records an ``ExportLogsServiceRequest`` payload holds, without
+        building them (``FrameError`` if it does not parse)."""
+        request = _parse(ExportLogsServiceRequest, payload)
+        return sum(len(g.log_records) for rl in request.resource_logs for g in rl.scope_logs)
 
-    def build_logs(
-        self, resource: Resource, entries: Iterable[LogEntry], plain: Sequence[bool]
-    ) -> list[ReadWriteLogRecord]:
-        """The SDK records of :meth:`log_entries` entries (``plain``: their flags)."""
-        return build_log_records(self._fields(resource, entries, plain), self._limits)
+    def build_logs(self, rows: Iterable[LogFields]) -> list[ReadWriteLogRecord]:
+        """The SDK records of :meth:`logs` rows."""
+        return build_log_records(rows, self._limits)
 
-    def build_readable_logs(
-        self, resource: Resource, entries: Iterable[LogEntry], plain: Sequence[bool]
-    ) -> list[ReadableLogRecord]:
-        """What :meth:`build_logs` builds, as the ``ReadableLogRecord`` views a batch
-        processor queues (for a processor that takes relayed records readable)."""
-        return build_readable_log_records(self._fields(resource, entries, plain), self._limits)
-
-    def _fields(
-        self, resource: Resource, entries: Iterable[LogEntry], plain: Sequence[bool]
-    ) -> Iterator[LogFields]:
-        # One at a time: each is gone before the next is made (no tuple per record for the
-        # garbage collector to count while a chunk is built).
-        fast = self._fast
-        maxlen = self._max_attributes
-        last_name, last_version, scope = self._last_scope  # records of one logger come in runs
-        for entry, is_plain in zip(entries, plain, strict=True):
-            (ts, observed, number, text, body, attributes, trace_id, span_id, flags, scope_name,
-             scope_version, event, dropped) = entry  # fmt: skip
-            if scope_name != last_name or scope_version != last_version:
-                scope = self._scope_named(scope_name, scope_version)
-                last_name, last_version = scope_name, scope_version
-            trace_flags = _FLAGS[flags]
-            if trace_id and span_id:
-                # The record's context carries the child's span, as it did in the child; the
-                # records of one span usually come in a row, so they share one context.
-                key = (trace_id, span_id, trace_flags)
-                if key != self._last_span[0]:
-                    span = NonRecordingSpan(SpanContext(trace_id, span_id, True, trace_flags))
-                    self._last_span = (key, set_span_in_context(span))
-                context = self._last_span[1]
-            else:
-                context = _NO_SPAN
-            if attributes is None:
-                attributes = {}
-            # Plain: the SDK's cleaning and limits would leave these attributes as they are.
-            is_plain = (
-                is_plain
-                and fast
-                and "" not in attributes
-                and (maxlen is None or len(attributes) <= maxlen)
-            )
-            yield (
-                ts or None,
-                observed or None,
-                context,
-                trace_id,
-                span_id,
-                trace_flags,
-                text,
-                _SEVERITIES[number] if number else None,
-                body,
-                attributes,
-                event,
-                dropped,
-                resource,
-                scope,
-                is_plain,
-            )
-
-    def _scope_named(self, name: str, version: str | None) -> InstrumentationScope:
-        key = (name, version)
-        found = self._log_scopes.get(key)
-        if found is None:
-            if len(self._log_scopes) > 1024:
-                self._log_scopes.clear()
-            found = self._log_scopes[key] = InstrumentationScope(name, version or None)
-        self._last_scope = (name, version, found)
-        return found
+    def _log(self, pb: Any, resource: Resource, scope: InstrumentationScope) -> LogFields:
+        trace_id = _id(pb.trace_id, 16, "trace_id")
+        span_id = _id(pb.span_id, 8, "span_id")
+        number = pb.severity_number
+        severity = _SEVERITIES.get(number) if number else None
+        if number and severity is None:
+            raise FrameError("malformed", f"severity number {number} is not in 1-24")
+        trace_flags = _FLAGS[pb.flags & 0xFF]
+        if trace_id and span_id:
+            # The record's context carries the child's span, as it did in the child; the
+            # records of one span usually come in a row, so they share one context.
+            key = (trace_id, span_id, trace_flags)
+            if key != self._last_span[0]:
+                span = NonRecordingSpan(SpanContext(trace_id, span_id, True, trace_flags))
+                self._last_span = (key, set_span_in_context(span))
+            context = self._last_span[1]
+        else:
+            context = _NO_SPAN
+        attributes = _attributes(pb.attributes)
+        # Plain: the SDK's cleaning and limits would leave these attributes as they are.
+        plain = (
+            self._fast
+            and "" not in attributes
+            and (self._max_attributes is None or len(attributes) <= self._max_attributes)
+            and set(map(type, attributes.values())) <= _PLAIN_TYPES
+        )
+        return (
+            pb.time_unix_nano or None,
+            pb.observed_time_unix_nano or None,
+            context,
+            trace_id,
+            span_id,
+            trace_flags,
+            pb.severity_text or None,
+            severity,
+            _value(pb.body) if pb.HasField("body") else None,
+            attributes,
+            pb.event_name or None,
+            pb.dropped_attributes_count,
+            resource,
+            scope,
+            plain,
+        )
 
     def _each(self, groups: Iterable[tuple[Any, Any, str]], build: Callable[..., T]) -> list[T]:
         """``build(pb, resource, scope)`` for every item of every scope of every resource."""

@@ -11,9 +11,6 @@ checked in full before any of it is emitted; one that does not decode raises
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
-
 from opentelemetry.metrics import Meter
 from opentelemetry.sdk._logs import LogRecordProcessor
 from opentelemetry.sdk.trace import SpanProcessor
@@ -46,16 +43,6 @@ class Intake:
     ) -> None:
         self._spans = span_processor
         self._logs = log_processor
-        # A processor that takes a chunk of records in one call gets a frame's records that
-        # way: one call and one lock a chunk. ``on_emit_relayed`` (otelkit's coalescer and
-        # batch processor) takes them as the ReadableLogRecords a batch queue holds,
-        # ``on_emit_many`` as writable records.
-        relayed = getattr(log_processor, "on_emit_relayed", None)
-        many = getattr(log_processor, "on_emit_many", None)
-        self._readable_chunks = callable(relayed)
-        self._emit_chunk: Callable[[list[Any]], None] | None = (
-            relayed if callable(relayed) else many if callable(many) else None
-        )
         self._metrics = metrics
         self._ledger = ledger
         self._stats = stats
@@ -87,7 +74,7 @@ class Intake:
             self.add_drops(*decode_drops(payload))
             return
         if frame_type == FRAME_LOGS:
-            signal, n = "logs", len(decoder.log_entries(payload)[1])
+            signal, n = "logs", decoder.count_logs(payload)
         elif frame_type == FRAME_SPANS:
             signal, n = "spans", decoder.count_spans(payload)
         else:
@@ -100,31 +87,17 @@ class Intake:
             self._metrics.close(timeout)
 
     def _logs_frame(self, decoder: Decoder, payload: bytes) -> None:
-        # Checked in full first (a bad frame emits nothing); the SDK records are built just
-        # before they are emitted, a chunk at a time where the processor takes many at once.
-        resource, entries, plain = decoder.log_entries(payload)
-        emit_chunk = self._emit_chunk
-        if emit_chunk is None:
-            build, emit = decoder.build_log, self._logs.on_emit
-            for entry, is_plain in zip(entries.rows(), plain, strict=True):
+        # Checked in full first (a bad frame emits nothing); the SDK records are built a
+        # chunk at a time, just before they are emitted.
+        rows = decoder.log_rows(payload)
+        emit = self._logs.on_emit
+        for start in range(0, len(rows), _CHUNK):
+            for record in decoder.build_logs(rows[start : start + _CHUNK]):
                 try:
-                    emit(build(resource, entry, is_plain))
+                    emit(record)
                 except Exception as exc:  # noqa: BLE001 - a processor bug is not the child's fault
                     self._processor_error("logs", exc)
-        else:
-            build_chunk = (
-                decoder.build_readable_logs if self._readable_chunks else decoder.build_logs
-            )
-            for start in range(0, len(entries), _CHUNK):
-                end = start + _CHUNK
-                records: list[Any] = build_chunk(
-                    resource, entries.rows(start, end), plain[start:end]
-                )
-                try:
-                    emit_chunk(records)
-                except Exception as exc:  # noqa: BLE001 - as above; what it did not take is unknown
-                    self._processor_error("logs", exc, len(records))
-        self._received("logs", len(entries))
+        self._received("logs", len(rows))
 
     def _spans_frame(self, decoder: Decoder, payload: bytes) -> None:
         spans = decoder.spans(payload)
@@ -145,9 +118,9 @@ class Intake:
         else:
             self._metrics.offer(data)
 
-    def _processor_error(self, signal: str, exc: Exception, n: int = 1) -> None:
+    def _processor_error(self, signal: str, exc: Exception) -> None:
         report_internal_error("relay.host", exc)
-        self._ledger.add(signal, "processor_error", n)
+        self._ledger.add(signal, "processor_error", 1)
 
     def _received(self, key: str, n: int, *, signal: str | None = None) -> None:
         self._stats[key] += n

@@ -1,6 +1,6 @@
 """OTLP metrics protobuf written straight from SDK ``MetricsData`` (the child's side).
 
-Built from :mod:`otelkit.relay._encode`'s primitives, so a child never imports the
+Built with :mod:`otelkit.export`'s protobuf writer, so a child never imports the
 ``opentelemetry.proto`` message classes (the SDK's ``encode_metrics`` would cost it ~65 ms
 of start-up). Fields are written in field-number order; proto3 scalars without presence
 are left out when zero, as the SDK's encoder does; ``optional`` fields (histogram
@@ -29,19 +29,8 @@ from opentelemetry.sdk.metrics.export import (
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
-from otelkit.relay._encode import (
-    _DOUBLE,
-    _FIXED64,
-    _SPAN_ID,
-    _TRACE_ID,
-    _U64,
-    _encode_scope,
-    _field,
-    _string,
-    _varint,
-    encode_attributes,
-    encode_resource,
-)
+from otelkit.export._protobuf import attributes, varint
+from otelkit.relay._encode import encode_resource, encode_scope
 
 __all__ = ["encode_metrics_request"]
 
@@ -49,6 +38,18 @@ P = TypeVar("P")
 
 
 _SFIXED64 = struct.Struct("<q").pack
+_FIXED64 = struct.Struct("<Q").pack
+_DOUBLE = struct.Struct("<d").pack
+_TRACE_ID = struct.Struct(">QQ").pack
+_SPAN_ID = struct.Struct(">Q").pack
+_U64 = (1 << 64) - 1
+
+
+def _field(tag: bytes, payload: bytes) -> bytes:
+    """A length-delimited field whose key ``tag`` is already encoded."""
+    return tag + varint(len(payload)) + payload
+
+
 _INT32 = range(-(2**31), 2**31)
 
 
@@ -84,14 +85,12 @@ def _scope_key(scope: InstrumentationScope | None) -> tuple[bytes, str]:
     takes the schema URL from the scope, not from ``ScopeMetrics``)."""
     if scope is None:
         return b"", ""
-    body = _encode_scope(scope.name, scope.version)
-    if scope.attributes:
-        body += encode_attributes(scope.attributes, tag=b"\x1a")
+    body = encode_scope(scope.name, scope.version) + attributes(3, scope.attributes)
     return body, scope.schema_url or ""
 
 
 def _str_field(tag: bytes, value: str | None) -> bytes:
-    return tag + _string(value) if value else b""
+    return _field(tag, value.encode()) if value else b""
 
 
 def _fixed64(tag: bytes, value: int | None) -> bytes:
@@ -101,13 +100,13 @@ def _fixed64(tag: bytes, value: int | None) -> bytes:
 def _varint_field(tag: bytes, value: int) -> bytes:
     if value < 0:
         raise ValueError(f"negative value {value} for an unsigned field")
-    return tag + _varint(value) if value else b""
+    return tag + varint(value) if value else b""
 
 
 def _sint32_field(tag: bytes, value: int, what: str) -> bytes:
     if value not in _INT32:
         raise ValueError(f"{what} {value} is outside int32")
-    return tag + _varint((value << 1) ^ (value >> 31)) if value else b""  # zigzag
+    return tag + varint((value << 1) ^ (value >> 31)) if value else b""  # zigzag
 
 
 def _metric(metric: Metric) -> bytes:
@@ -140,8 +139,8 @@ def _points(points: Iterable[P], encode: Callable[[P], bytes]) -> bytes:
     return b"".join(_field(b"\x0a", encode(p)) for p in points)
 
 
-def _attributes(attributes: Mapping[str, Any] | None, tag: bytes) -> bytes:
-    return encode_attributes(attributes, tag=tag) if attributes else b""
+def _attributes(attrs: Mapping[str, Any] | None, number: int) -> bytes:
+    return attributes(number, attrs)
 
 
 def _exemplars(exemplars: Sequence[Exemplar], tag: bytes) -> bytes:
@@ -160,7 +159,7 @@ def _exemplars(exemplars: Sequence[Exemplar], tag: bytes) -> bytes:
             ids = b"\x22\x08" + _SPAN_ID(ex.span_id)
             ids += b"\x2a\x10" + _TRACE_ID(trace_id >> 64, trace_id & _U64)
         body = _fixed64(b"\x11", ex.time_unix_nano) + as_double + ids + as_int
-        out.append(_field(tag, body + _attributes(ex.filtered_attributes, b"\x3a")))
+        out.append(_field(tag, body + _attributes(ex.filtered_attributes, 7)))
     return b"".join(out)
 
 
@@ -180,12 +179,12 @@ def _gauge_point(p: NumberDataPoint) -> bytes:
         + as_double
         + _exemplars(p.exemplars, b"\x2a")
         + as_int
-        + _attributes(p.attributes, b"\x3a")
+        + _attributes(p.attributes, 7)
     )
 
 
 def _counts(counts: Sequence[int], what: str) -> Sequence[int]:
-    # Checked here: ``_varint`` would silently mis-encode a negative or oversized count.
+    # Checked here: ``varint`` would silently mis-encode a negative or oversized count.
     if counts and (min(counts) < 0 or max(counts) > _U64):
         raise ValueError(f"{what} has a count outside uint64")
     return counts
@@ -203,7 +202,7 @@ def _histogram_point(p: HistogramDataPoint) -> bytes:
             _field(b"\x32", struct.pack(f"<{len(counts)}Q", *counts)) if counts else b"",
             _field(b"\x3a", struct.pack(f"<{len(bounds)}d", *bounds)) if bounds else b"",
             _exemplars(p.exemplars, b"\x42"),
-            _attributes(p.attributes, b"\x4a"),
+            _attributes(p.attributes, 9),
             b"\x59" + _DOUBLE(p.min),
             b"\x61" + _DOUBLE(p.max),
         )
@@ -215,13 +214,13 @@ def _buckets(tag: bytes, buckets: Buckets) -> bytes:
     if not counts:  # the SDK's encoder leaves empty buckets out, whatever their offset
         return b""
     offset = _sint32_field(b"\x08", buckets.offset, "bucket offset")
-    return _field(tag, offset + _field(b"\x12", b"".join(_varint(c) for c in counts)))
+    return _field(tag, offset + _field(b"\x12", b"".join(varint(c) for c in counts)))
 
 
 def _exponential_point(p: ExponentialHistogramDataPoint) -> bytes:
     return b"".join(
         (
-            _attributes(p.attributes, b"\x0a"),
+            _attributes(p.attributes, 1),
             _fixed64(b"\x11", p.start_time_unix_nano),
             _fixed64(b"\x19", p.time_unix_nano),
             _fixed64(b"\x21", p.count),

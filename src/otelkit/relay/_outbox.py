@@ -24,8 +24,13 @@ from opentelemetry.sdk.trace import ReadableSpan
 from otelkit._errors import report_internal_error
 from otelkit.relay._buffer import SeverityBuffer
 from otelkit.relay._dropfile import write_drop_file
-from otelkit.relay._encode import encode_resource, encode_span_request
-from otelkit.relay._log_frames import LogEntry, encode_log_payload, entry_from_sdk
+from otelkit.relay._encode import (
+    LogEntry,
+    encode_log_request,
+    encode_resource,
+    encode_span_request,
+    entry_from_sdk,
+)
 from otelkit.relay._wire import FRAME_LOGS, FRAME_METRICS, FRAME_SPANS, encode_drops, encode_frame
 
 __all__ = ["CHILD_NAME_ATTRIBUTE", "Frame", "LogItem", "Outbox", "Progress"]
@@ -213,7 +218,7 @@ class Outbox:
         if not items:
             return None
         entries = [i if type(i) is tuple else entry_from_sdk(i) for i in items]  # type: ignore[arg-type]
-        payload, n = self._encode(encode_log_payload, entries, 0)
+        payload, n = self._encode(encode_log_request, entries, 0)
         return Frame(encode_frame(FRAME_LOGS, payload), n, 0, 0)
 
     def _span_frame(self) -> Frame | None:

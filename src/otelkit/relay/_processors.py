@@ -136,7 +136,7 @@ class RelayLoggingHandler(logging.Handler):
             else:
                 context = span.get_span_context()
                 trace_id, span_id = context.trace_id, context.span_id
-                flags = int(context.trace_flags)  # a plain int: pickled without its class
+                flags = int(context.trace_flags)
             levelno = record.levelno
             level = _LEVELS.get(levelno)
             if level is None:

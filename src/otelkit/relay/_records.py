@@ -15,17 +15,16 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from opentelemetry._logs import LogRecord
-from opentelemetry.sdk._logs import LogRecordLimits, ReadableLogRecord, ReadWriteLogRecord
+from opentelemetry.sdk._logs import LogRecordLimits, ReadWriteLogRecord
 
-from otelkit._sdk.logs import FAST_LOG_RECORDS_OK, fast_log_records, readable_log_records
+from otelkit._relayed import RelayedLogRecord
+from otelkit._sdk.logs import FAST_LOG_RECORDS_OK, fast_log_records
 
 __all__ = [
     "FAST_OK",
     "LogFields",
     "RelayedLogRecord",
     "build_log_records",
-    "build_readable_log_records",
 ]
 
 LogFields = tuple[Any, ...]
@@ -33,21 +32,6 @@ LogFields = tuple[Any, ...]
 trace_flags, severity_text, severity_number, body, attributes, event_name,
 dropped_attributes, resource, scope, plain)``; ``plain`` says the attributes may skip the
 SDK's cleaning and limits."""
-
-_new = object.__new__
-
-
-class RelayedLogRecord(LogRecord):
-    """An API ``LogRecord`` that arrived through the relay: the same fields, and a cheap
-    shallow copy (the SDK's ``BatchLogRecordProcessor`` copies every record it queues, and
-    ``copy.copy`` through ``__reduce_ex__`` cost the host several microseconds a record)."""
-
-    __slots__ = ()
-
-    def __copy__(self) -> RelayedLogRecord:
-        twin = _new(RelayedLogRecord)
-        twin.__dict__.update(self.__dict__)  # every field, also any a processor added
-        return twin
 
 
 def build_log_records(
@@ -57,14 +41,6 @@ def build_log_records(
     loop: without re-validation for a plain row when the seam's shortcut passed its
     self-check (``otelkit._sdk.logs``), else through the SDK's constructors."""
     return fast_log_records(RelayedLogRecord, rows, limits)
-
-
-def build_readable_log_records(
-    rows: Iterable[LogFields], limits: LogRecordLimits
-) -> list[ReadableLogRecord]:
-    """The ``ReadableLogRecord`` a batch processor would queue for each row's
-    :func:`build_log_records` record (for processors that take relayed records readable)."""
-    return readable_log_records(RelayedLogRecord, rows, limits)
 
 
 FAST_OK = FAST_LOG_RECORDS_OK

@@ -3,7 +3,7 @@
 Everything a child and its host exchange over the Unix socket is defined here:
 
 ``OTELKIT_RELAY``
-    ``<version>:<token hex>:<socket path>``, e.g. ``4:9f0c...e1:/tmp/otelkit-relay-x/relay.sock``.
+    ``<version>:<token hex>:<socket path>``, e.g. ``5:9f0c...e1:/tmp/otelkit-relay-x/relay.sock``.
     The path is everything after the second colon (it may itself contain colons).
 
 Handshake (child -> host, once per connection)
@@ -14,15 +14,14 @@ Handshake (child -> host, once per connection)
 
 Frame (child -> host, any number)
     a 4-byte big-endian payload length, a 1-byte frame type, then the payload:
-    ``FRAME_LOGS`` the child's resource (an OTLP ``Resource`` message) and its log
-    records, column by column and pickled (``otelkit.relay._log_frames``), ``FRAME_SPANS`` an OTLP
+    ``FRAME_LOGS`` an OTLP ``ExportLogsServiceRequest``, ``FRAME_SPANS`` an OTLP
     ``ExportTraceServiceRequest``, ``FRAME_METRICS`` an OTLP ``ExportMetricsServiceRequest``
-    (both protobuf), ``FRAME_DROPS`` three big-endian unsigned 64-bit counts (log records,
-    spans, metric data points) dropped by the child since its previous report.
+    (all protobuf, under the child's resource), ``FRAME_DROPS`` three big-endian unsigned
+    64-bit counts (log records, spans, metric data points) dropped by the child since its
+    previous report.
 
-Version 2 added ``FRAME_METRICS`` and the third count; version 3 replaced the OTLP log
-frame by the pickled one; version 4 made it column-wise. A peer of another version is
-refused at the handshake (the host answers with status ``1``), never misread.
+A peer of another version is refused at the handshake (the host answers with status
+``1``), never misread.
 """
 
 from __future__ import annotations
@@ -61,7 +60,7 @@ RELAY_ENV = "OTELKIT_RELAY"
 """The environment variable through which a host tells its children where its relay is."""
 
 MAGIC = b"OTKR"
-VERSION = 4
+VERSION = 5
 TOKEN_SIZE = 16
 HANDSHAKE_SIZE = len(MAGIC) + 1 + TOKEN_SIZE
 REPLY_SIZE = len(MAGIC) + 2

@@ -27,7 +27,6 @@ from otelkit._exit import call_at_exit, guard_os_exit
 from otelkit._fork import after_fork_in_child
 from otelkit._threads import start_daemon
 from otelkit.relay._buffer import SeverityBuffer
-from otelkit.relay._encode import warm_up
 from otelkit.relay._link import Link
 from otelkit.relay._outbox import CHILD_NAME_ATTRIBUTE, Frame, LogItem, Outbox, Progress, describe
 from otelkit.relay._processors import (
@@ -310,7 +309,6 @@ class ChildPipeline:
             self._thread = start_daemon(self._run, name="otelkit-relay-child")
 
     def _run(self) -> None:
-        warm_up()  # the encoders' imports happen here, never on a flushing thread
         while True:
             self._wake.wait(self._flush_interval)
             self._wake.clear()

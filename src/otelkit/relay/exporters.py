@@ -1,8 +1,8 @@
 """Standard SDK exporters that send to the relay, for hand-assembled pipelines.
 
 Put them behind the SDK's ``BatchLogRecordProcessor`` / ``BatchSpanProcessor``: those own
-the buffering and the export thread, the exporters only encode a batch (spans with the
-SDK's OTLP encoder, log records as the relay's log frames, one per resource) and write it.
+the buffering and the export thread, the exporters only encode a batch (as OTLP, with
+:mod:`otelkit.export`'s encoders) and write it.
 :class:`~otelkit.relay.ChildPipeline` is the faster, severity-aware alternative.
 """
 
@@ -13,17 +13,14 @@ import threading
 import time
 from collections.abc import Sequence
 
-from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.sdk._logs import ReadableLogRecord
 from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportResult
-from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from otelkit._fork import after_fork_in_child
-from otelkit.relay._encode import encode_resource
+from otelkit.export import encode_logs, encode_spans
 from otelkit.relay._link import Link
-from otelkit.relay._log_frames import LogEntry, encode_log_payload, entry_from_sdk
 from otelkit.relay._wire import FRAME_LOGS, FRAME_SPANS, RELAY_ENV, RelayAddress, encode_frame
 
 __all__ = ["RelayLogExporter", "RelaySpanExporter"]
@@ -73,16 +70,7 @@ class RelayLogExporter(LogRecordExporter):
 
     def export(self, batch: Sequence[ReadableLogRecord]) -> LogRecordExportResult:
         """Send one batch; ``FAILURE`` if the host could not be reached within the timeout."""
-        by_resource: dict[int, tuple[Resource, list[LogEntry]]] = {}
-        for record in batch:
-            resource = record.resource
-            group = by_resource.setdefault(id(resource), (resource, []))
-            group[1].append(entry_from_sdk(record))
-        frames = b"".join(
-            encode_frame(FRAME_LOGS, encode_log_payload(encode_resource(resource), entries))
-            for resource, entries in by_resource.values()
-        )
-        ok = self._sender.send(frames)
+        ok = self._sender.send(encode_frame(FRAME_LOGS, encode_logs(batch)))
         return LogRecordExportResult.SUCCESS if ok else LogRecordExportResult.FAILURE
 
     def shutdown(self) -> None:
@@ -103,7 +91,7 @@ class RelaySpanExporter(SpanExporter):
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         """Send one batch; ``FAILURE`` if the host could not be reached within the timeout."""
-        frame = encode_frame(FRAME_SPANS, encode_spans(spans).SerializeToString())
+        frame = encode_frame(FRAME_SPANS, encode_spans(spans))
         ok = self._sender.send(frame)
         return SpanExportResult.SUCCESS if ok else SpanExportResult.FAILURE
 
