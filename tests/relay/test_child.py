@@ -21,6 +21,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
 from opentelemetry.trace import Link, SpanKind, StatusCode
 
+from otelkit._logbridge import OtelLogHandler
 from otelkit.relay import (
     RELAY_ENV,
     ChildPipeline,
@@ -148,12 +149,12 @@ def _fields(record: Any) -> dict[str, Any]:
 def test_fast_handler_matches_the_bridge_fields(
     pipeline: ChildPipeline, memory_telemetry: MemoryTelemetry
 ) -> None:
-    # One logging call, made once through the OpenTelemetry bridge (LoggingHandler into
-    # the child's processor) and once through the child's own handler: the host receives
-    # the same record twice.
+    # One logging call, made once through otelkit's logging bridge (into the child's
+    # processor) and once through the child's own handler: the host receives the same
+    # record twice.
     provider = LoggerProvider(resource=CHILD, shutdown_on_exit=False)
     provider.add_log_record_processor(pipeline.log_processor)
-    bridge = LoggingHandler(logger_provider=provider)
+    bridge = OtelLogHandler(provider)
     logger = _logger(pipeline, "test.same-call")
     tracer = memory_telemetry.tracer_provider.get_tracer("host")
     with tracer.start_as_current_span("op"):
