@@ -75,7 +75,8 @@ def root_span(provider: TracerProvider) -> ReadableSpan:
 
 def test_a_span_window_keeps_each_field_of_its_first_root() -> None:
     span = root_span(TracerProvider(resource=RESOURCE))
-    context = span.get_span_context()
+    context = span.context
+    assert context is not None
     assert first_span(span) == FirstSpan(
         name="GET /items",
         kind=SpanKind.SERVER,
