@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable, Iterable
 from threading import Lock, RLock
 from time import time_ns
@@ -25,7 +24,6 @@ __all__ = [
     "fast_log_records",
     "public_log_record",
     "readable_view",
-    "writable_copy",
 ]
 
 _new = object.__new__
@@ -280,20 +278,3 @@ readable_view: Callable[[ReadWriteLogRecord], ReadableLogRecord] = (
     _view_private if READABLE_VIEW_OK else _view_public
 )
 """A ``ReadableLogRecord`` over the same API record as ``record`` (no copy of it)."""
-
-
-# -- back to a writable record -------------------------------------------------------------
-def writable_copy(record: ReadableLogRecord) -> ReadWriteLogRecord:
-    """A ``ReadWriteLogRecord`` over a copy of ``record``'s API record, through the SDK's
-    constructor (for a processor that takes only writable records)."""
-    log_record = copy.copy(record.log_record)
-    dropped = record.dropped_attributes
-    out = ReadWriteLogRecord(
-        log_record=log_record,
-        resource=record.resource,
-        instrumentation_scope=record.instrumentation_scope,
-        limits=record.limits or LogRecordLimits(),
-    )
-    if dropped:
-        out.log_record.attributes.dropped += dropped  # type: ignore[union-attr]
-    return out
