@@ -20,16 +20,13 @@ from otelkit._sdk._check import checked
 
 __all__ = [
     "FAST_LOG_RECORDS_OK",
-    "READABLE_VIEW_OK",
     "attribute_limits",
     "fast_log_records",
     "public_log_record",
-    "readable_view",
     "writable_copy",
 ]
 
 _new = object.__new__
-_set = object.__setattr__
 
 
 def attribute_limits(limits: LogRecordLimits) -> tuple[int | None, int | None]:
@@ -230,56 +227,6 @@ last field) is true, what :func:`public_log_record` builds for plain attributes 
 values, non-empty keys, within the count limit, no value length limit) without re-cleaning
 them; :func:`public_log_record`'s for any other row, and for every row when
 :data:`FAST_LOG_RECORDS_OK` is false."""
-
-
-# -- a readable record over the same API record ----------------------------------------------
-def _view_public(record: ReadWriteLogRecord) -> ReadableLogRecord:
-    resource = record.resource
-    return ReadableLogRecord(
-        record.log_record,
-        resource if resource is not None else Resource.create({}),
-        record.instrumentation_scope,
-        record.limits,
-    )
-
-
-def _view_private(record: ReadWriteLogRecord) -> ReadableLogRecord:
-    # The same, without the frozen dataclass's __init__ and keyword call; the fields are
-    # set as __init__ sets them, so the values stay inline in the object (no dict of its
-    # own: one object fewer for the garbage collector while the record waits in a queue).
-    resource = record.resource
-    readable = _new(ReadableLogRecord)
-    _set(readable, "log_record", record.log_record)
-    _set(readable, "resource", resource if resource is not None else Resource.create({}))
-    _set(readable, "instrumentation_scope", record.instrumentation_scope)
-    _set(readable, "limits", record.limits)
-    return readable
-
-
-def _check_readable_view() -> bool:
-    """The direct construction equals the constructor's: same class, same fields in the
-    same order, the same objects."""
-    record = ReadWriteLogRecord(
-        LogRecord(timestamp=1, body="check", attributes={"a": 1}),
-        resource=Resource({"service.name": "otelkit-check"}),
-        instrumentation_scope=InstrumentationScope("otelkit.sdk-check"),
-    )
-    ours, public = _view_private(record), _view_public(record)
-    return (
-        type(ours) is type(public)
-        and list(vars(ours)) == list(vars(public))
-        and all(a is b for a, b in zip(vars(ours).values(), vars(public).values(), strict=True))
-        and ours.to_json() == public.to_json()
-    )
-
-
-READABLE_VIEW_OK = checked("readable_view", _check_readable_view)
-"""Whether :data:`readable_view` builds the record without the dataclass's constructor."""
-
-readable_view: Callable[[ReadWriteLogRecord], ReadableLogRecord] = (
-    _view_private if READABLE_VIEW_OK else _view_public
-)
-"""A ``ReadableLogRecord`` over the same API record as ``record`` (no copy of it)."""
 
 
 # -- back to a writable record -------------------------------------------------------------

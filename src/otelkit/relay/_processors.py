@@ -14,13 +14,11 @@ from typing import TYPE_CHECKING, Any
 from opentelemetry.context import Context
 from opentelemetry.sdk._logs import LogRecordProcessor, ReadWriteLogRecord
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
-from opentelemetry.trace import INVALID_SPAN, StatusCode
-from opentelemetry.trace import Span as ApiSpan
+from opentelemetry.trace import INVALID_SPAN, StatusCode, get_current_span
 
 from otelkit._errors import report_internal_error
 from otelkit._levels import std_to_otel
 from otelkit._logmapping import message, record_attributes, severity_text
-from otelkit._sdk.context import SPAN_LOOKUP, current_span
 from otelkit.relay._buffer import CLASS_ERROR, CLASS_INFO, severity_class
 
 if TYPE_CHECKING:
@@ -129,9 +127,8 @@ class RelayLoggingHandler(logging.Handler):
         try:
             attributes, event_name = record_attributes(record)
             body = self.format(record) if self.formatter else message(record)
-            # The seam's shortcut, inlined (no call frame), or the public current span.
-            span = _read_context().get(_span_key) if _read_context is not None else current_span()
-            if span is None or span is INVALID_SPAN or not isinstance(span, ApiSpan):
+            span = get_current_span()
+            if span is INVALID_SPAN:
                 trace_id = span_id = flags = 0
             else:
                 context = span.get_span_context()
@@ -161,6 +158,3 @@ class RelayLoggingHandler(logging.Handler):
             self._offer(entry, level[1])
         except Exception as exc:  # noqa: BLE001 - hot path: contain and count
             report_internal_error("relay.handler", exc)
-
-
-_read_context, _span_key = SPAN_LOOKUP if SPAN_LOOKUP is not None else (None, "")
