@@ -49,6 +49,19 @@ def test_the_environment_variable_forces_the_public_fallback() -> None:
     assert out.stdout.split() == ["False", "True"], out.stderr
 
 
+def test_the_environment_variable_may_force_named_shortcuts_only() -> None:
+    code = (
+        "from otelkit._sdk import FALLBACKS_FORCED, METRIC_RESET_OK, coalesce, logs\n"
+        "print(FALLBACKS_FORCED, coalesce.READABLE_COPY_OK, logs.FAST_LOG_RECORDS_OK,"
+        " METRIC_RESET_OK)"
+    )
+    env = {**os.environ, "OTELKIT_SDK_FALLBACKS": "readable_copy, reset_metric_state"}
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert out.stdout.split() == ["False", "False", "True", "False"], out.stderr
+
+
 _FORK_PROGRAM = """
 import os
 from opentelemetry import metrics
@@ -239,7 +252,7 @@ def test_every_shortcut_passes_its_self_check_on_this_sdk_unless_forced_off() ->
 
     flags = {
         "readable_copy": coalesce.READABLE_COPY_OK,
-        "fast_log_record": logs.FAST_LOG_RECORDS_OK,
+        "fast_log_records": logs.FAST_LOG_RECORDS_OK,
         "set_global_providers": providers.GLOBALS_RESET_OK,
         "reset_metric_state": _sdk.METRIC_RESET_OK,
         "instrumentation_enabled": context.SUPPRESSION_OK,

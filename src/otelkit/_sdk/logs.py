@@ -208,7 +208,7 @@ def _check_fast_log_record() -> bool:
     return False
 
 
-FAST_LOG_RECORDS_OK = checked("fast_log_record", _check_fast_log_record)
+FAST_LOG_RECORDS_OK = checked("fast_log_records", _check_fast_log_record)
 """Whether :data:`fast_log_records` may skip the SDK's constructors with this SDK."""
 
 
