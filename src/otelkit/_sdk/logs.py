@@ -106,17 +106,6 @@ _bounded = _bounded_newer
 _with_exception = True  # whether the API's LogRecord has an ``exception`` field
 
 
-_last_limits: tuple[Any, tuple[int | None, int | None]] = (None, (None, None))
-
-
-def _remember_limits(limits: LogRecordLimits) -> tuple[int | None, int | None]:
-    # The limits of the previous record are nearly always the same object (the host's).
-    global _last_limits
-    found = attribute_limits(limits)
-    _last_limits = (limits, found)
-    return found
-
-
 def _fast_many(
     record_class: type[LogRecord],
     rows: Iterable[tuple[Any, ...]],
@@ -124,11 +113,7 @@ def _fast_many(
 ) -> list[Any]:
     # One loop for many records (the relay host builds a chunk of a frame's records at
     # once): the fields are set in the order the constructors set them.
-    last = _last_limits  # replaced whole, never mutated
-    if limits is last[0]:
-        maxlen, max_value_len = last[1]
-    else:
-        maxlen, max_value_len = _remember_limits(limits)
+    maxlen, max_value_len = attribute_limits(limits)
     bounded, with_exception = _bounded, _with_exception
     out: list[Any] = []
     append = out.append
