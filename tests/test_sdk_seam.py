@@ -51,8 +51,8 @@ def test_the_environment_variable_forces_the_public_fallback() -> None:
 
 def test_the_environment_variable_may_force_named_shortcuts_only() -> None:
     code = (
-        "from otelkit._sdk import FALLBACKS_FORCED, METRIC_RESET_OK, coalesce, logs\n"
-        "print(FALLBACKS_FORCED, coalesce.READABLE_COPY_OK, logs.FAST_LOG_RECORDS_OK,"
+        "from otelkit._sdk import FALLBACKS_FORCED, METRIC_RESET_OK, logs\n"
+        "print(FALLBACKS_FORCED, logs.READABLE_COPY_OK, logs.FAST_LOG_RECORDS_OK,"
         " METRIC_RESET_OK)"
     )
     env = {**os.environ, "OTELKIT_SDK_FALLBACKS": "readable_copy, reset_metric_state"}
@@ -248,10 +248,10 @@ def test_the_checker_finds_what_it_looks_for(tmp_path: Path) -> None:
 
 
 def test_every_shortcut_passes_its_self_check_on_this_sdk_unless_forced_off() -> None:
-    from otelkit._sdk import coalesce, context, logs, providers, transport
+    from otelkit._sdk import context, logs, providers, transport
 
     flags = {
-        "readable_copy": coalesce.READABLE_COPY_OK,
+        "readable_copy": logs.READABLE_COPY_OK,
         "fast_log_records": logs.FAST_LOG_RECORDS_OK,
         "set_global_providers": providers.GLOBALS_RESET_OK,
         "reset_metric_state": _sdk.METRIC_RESET_OK,
@@ -271,7 +271,7 @@ def test_the_readable_copy_is_the_public_construction() -> None:
     from opentelemetry._logs import LogRecord
     from opentelemetry.sdk._logs import ReadWriteLogRecord
 
-    from otelkit._sdk.coalesce import _readable_copy_public, readable_copy
+    from otelkit._sdk.logs import _readable_copy_public, readable_copy
 
     for resource in (Resource.create({"service.name": "s"}), None):
         record = ReadWriteLogRecord(LogRecord(body="copy", attributes={"a": 1}))

@@ -32,8 +32,8 @@ from otelkit._drops import DropLedger
 from otelkit._errors import report_internal_error
 from otelkit._fork import after_fork_in_child
 from otelkit._relayed import RelayedLogRecord
-from otelkit._sdk.coalesce import readable_copy
 from otelkit._sdk.context import suppress_instrumentation
+from otelkit._sdk.logs import readable_copy
 from otelkit._threads import signals_blocked
 
 __all__ = [

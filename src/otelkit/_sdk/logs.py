@@ -1,4 +1,6 @@
-"""Logs shortcuts: an SDK log record built without the constructors' re-cleaning."""
+"""Logs shortcuts: an SDK log record built without the constructors' re-cleaning, and the
+readable copy a batch processor queues built without ``copy.copy`` and the dataclass's
+constructor."""
 
 from __future__ import annotations
 
@@ -20,9 +22,11 @@ from otelkit._sdk._check import checked
 
 __all__ = [
     "FAST_LOG_RECORDS_OK",
+    "READABLE_COPY_OK",
     "attribute_limits",
     "fast_log_records",
     "public_log_record",
+    "readable_copy",
     "writable_copy",
 ]
 
@@ -212,6 +216,86 @@ last field) is true, what :func:`public_log_record` builds for plain attributes 
 values, non-empty keys, within the count limit, no value length limit) without re-cleaning
 them; :func:`public_log_record`'s for any other row, and for every row when
 :data:`FAST_LOG_RECORDS_OK` is false."""
+
+
+# -- the readable copy otelkit's batch processor queues ---------------------------------
+
+
+def _readable_copy_public(record: ReadWriteLogRecord) -> ReadableLogRecord:
+    # What BatchLogRecordProcessor.on_emit builds: a shallow copy of the API record with an
+    # empty context (the queue must not keep the caller's context alive).
+    api = copy.copy(record.log_record)
+    api.context = Context()
+    resource = record.resource
+    return ReadableLogRecord(
+        log_record=api,
+        resource=resource if resource is not None else Resource.create({}),
+        instrumentation_scope=record.instrumentation_scope,
+        limits=record.limits,
+    )
+
+
+def _readable_copy_private(record: ReadWriteLogRecord) -> ReadableLogRecord:
+    # The same, without copy.copy's Python-level dispatch and the frozen dataclass's
+    # __init__ (which sets each field through object.__setattr__).
+    api: Any = record.log_record
+    if type(api) is LogRecord:
+        copied = _new(LogRecord)
+        copied.__dict__.update(api.__dict__)
+    else:
+        copied = copy.copy(api)
+    copied.context = Context()
+    resource = record.resource
+    readable = _new(ReadableLogRecord)
+    readable.__dict__.update(
+        log_record=copied,
+        resource=resource if resource is not None else Resource.create({}),
+        instrumentation_scope=record.instrumentation_scope,
+        limits=record.limits,
+    )
+    return readable
+
+
+def _check_record() -> ReadWriteLogRecord:
+    api = LogRecord(
+        timestamp=5,
+        observed_timestamp=6,
+        severity_number=SeverityNumber.WARN,
+        severity_text="WARN",
+        body="check",
+        attributes={"code.line.number": 7},
+        event_name="otelkit.check",
+    )
+    return ReadWriteLogRecord(
+        api,
+        resource=Resource.create({"service.name": "otelkit-check"}),
+        instrumentation_scope=InstrumentationScope("otelkit.sdk-check"),
+    )
+
+
+def _check_readable_copy() -> bool:
+    """The shortcut's copy equals the public construction's, field by field."""
+    record = _check_record()
+    ours, public = _readable_copy_private(record), _readable_copy_public(record)
+    return (
+        type(ours) is ReadableLogRecord
+        and type(ours.log_record) is LogRecord
+        and ours.log_record is not record.log_record
+        and vars(ours.log_record) == vars(public.log_record)
+        and vars(ours).keys() == vars(public).keys()
+        and (ours.resource, ours.instrumentation_scope, ours.limits)
+        == (public.resource, public.instrumentation_scope, public.limits)
+        and ours.to_json() == public.to_json()
+    )
+
+
+READABLE_COPY_OK = checked("readable_copy", _check_readable_copy)
+"""Whether :data:`readable_copy` builds the copy without the dataclass machinery."""
+
+readable_copy: Callable[[ReadWriteLogRecord], ReadableLogRecord] = (
+    _readable_copy_private if READABLE_COPY_OK else _readable_copy_public
+)
+"""What ``BatchLogRecordProcessor.on_emit`` queues for a record."""
 
 
 # -- back to a writable record -------------------------------------------------------------
