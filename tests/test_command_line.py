@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from otelkit import __version__
-from otelkit.cli import main
+from otelkit._cli import main
 from otelkit.testing import OtlpSink, free_port
 
 

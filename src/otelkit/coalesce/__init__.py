@@ -12,8 +12,8 @@ from otelkit.coalesce._common import (
 )
 from otelkit.coalesce._keys import attributes_key, call_site_key, message_key, span_name_key
 from otelkit.coalesce._window import EMIT, SUPPRESS, Coalescer, Decision, Summary
-from otelkit.coalesce.logs import CoalescingLogRecordProcessor
-from otelkit.coalesce.spans import CoalescingSpanProcessor
+from otelkit.coalesce._logs import CoalescingLogRecordProcessor
+from otelkit.coalesce._spans import CoalescingSpanProcessor
 
 __all__ = [
     "COUNT_ATTRIBUTE",

@@ -8,8 +8,8 @@ before they expire. See ``docs/preload.md``.
 
 from otelkit.preload._redis import AsyncRedisCache, RedisCache
 from otelkit.preload._redis_core import Serializer
-from otelkit.preload.cache import AsyncCache, Cache, MemoryCache
-from otelkit.preload.preloader import Preloader
+from otelkit.preload._cache import AsyncCache, Cache, MemoryCache
+from otelkit.preload._preloader import Preloader
 
 __all__ = [
     "AsyncCache",

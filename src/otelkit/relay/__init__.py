@@ -14,11 +14,11 @@ from typing import TYPE_CHECKING, Any
 
 from otelkit.relay._processors import RelayLoggingHandler
 from otelkit.relay._wire import RELAY_ENV, RelayAddress
-from otelkit.relay.child import ChildPipeline
+from otelkit.relay._child import ChildPipeline
 
 if TYPE_CHECKING:
-    from otelkit.relay.exporters import RelayLogExporter, RelaySpanExporter
-    from otelkit.relay.host import RelayHost
+    from otelkit.relay._exporters import RelayLogExporter, RelaySpanExporter
+    from otelkit.relay._host import RelayHost
 
 __all__ = [
     "RELAY_ENV",
@@ -32,9 +32,9 @@ __all__ = [
 
 # Handed on lazily (PEP 562): importing them costs a child start-up time it never needs.
 _LAZY = {
-    "RelayHost": "otelkit.relay.host",
-    "RelayLogExporter": "otelkit.relay.exporters",
-    "RelaySpanExporter": "otelkit.relay.exporters",
+    "RelayHost": "otelkit.relay._host",
+    "RelayLogExporter": "otelkit.relay._exporters",
+    "RelaySpanExporter": "otelkit.relay._exporters",
 }
 
 

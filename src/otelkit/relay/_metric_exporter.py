@@ -23,7 +23,7 @@ from otelkit.relay._metrics import (
 )
 
 if TYPE_CHECKING:
-    from otelkit.relay.child import ChildPipeline
+    from otelkit.relay._child import ChildPipeline
 
 __all__ = ["RelayMetricExporter"]
 

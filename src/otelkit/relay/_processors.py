@@ -24,7 +24,7 @@ from otelkit._sdk.context import SPAN_LOOKUP, current_span
 from otelkit.relay._buffer import CLASS_ERROR, CLASS_INFO, severity_class
 
 if TYPE_CHECKING:
-    from otelkit.relay.child import ChildPipeline
+    from otelkit.relay._child import ChildPipeline
 
 __all__ = ["RelayLogRecordProcessor", "RelayLoggingHandler", "RelaySpanProcessor"]
 

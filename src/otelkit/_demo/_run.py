@@ -23,9 +23,9 @@ from opentelemetry.trace import SpanKind
 
 import otelkit
 from otelkit._config import resolve_settings
-from otelkit.demo._cache import CacheComparison, compare_caching
-from otelkit.demo._jobs import DemoJobs, build_store, run_queue
-from otelkit.demo._report import (
+from otelkit._demo._cache import CacheComparison, compare_caching
+from otelkit._demo._jobs import DemoJobs, build_store, run_queue
+from otelkit._demo._report import (
     JAEGER_TRACE_URL,
     DemoSummary,
     export_notice,
@@ -35,7 +35,7 @@ from otelkit.demo._report import (
     scrubbed_figures,
     summary_table,
 )
-from otelkit.demo._worker import flaky_upstream, worker_main
+from otelkit._demo._worker import flaky_upstream, worker_main
 from otelkit.errors import InvalidOptionError
 from otelkit.sampling import SamplingOptions
 

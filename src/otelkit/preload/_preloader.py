@@ -34,7 +34,7 @@ from otelkit.preload._core import PreloadCore, Read
 from otelkit.preload._loading import Flight, Loader, is_async_callable, run_awaitable
 from otelkit.preload._options import check_key
 from otelkit.preload._settings import Settings
-from otelkit.preload.cache import AsyncCache, Cache
+from otelkit.preload._cache import AsyncCache, Cache
 
 __all__ = ["Preloader"]
 
