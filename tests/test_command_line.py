@@ -9,7 +9,8 @@ import pytest
 
 from otelkit import __version__
 from otelkit._cli import main
-from otelkit.testing import OtlpSink, free_port
+from otelkit._testsupport import free_port
+from otelkit.testing import OtlpSink
 
 
 def test_version_via_python_m() -> None:

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from otelkit._demo import DemoOptions
-from otelkit.testing import OtlpSink, RotelCollector, free_port, proto_attributes, wait_until
+from otelkit._testsupport import free_port
+from otelkit.testing import OtlpSink, RotelCollector, proto_attributes, wait_until
 
 
 def _run_demo(*args: str, marker: str) -> subprocess.CompletedProcess[str]:

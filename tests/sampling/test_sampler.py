@@ -20,7 +20,8 @@ from opentelemetry.trace import Status, StatusCode
 import otelkit
 from otelkit.coalesce import CoalescingSpanProcessor
 from otelkit.errors import InvalidOptionError
-from otelkit.sampling import SamplingOptions, TailSampler, keeps_trace
+from otelkit.sampling import SamplingOptions, TailSampler
+from otelkit.sampling._sampler import keeps_trace
 from otelkit.testing import FakeClock
 
 S = 1_000_000_000  # ns

@@ -107,12 +107,12 @@ class TailSampler:
         self._counts: dict[tuple[str, str, str], int] = {}
         self._closed = False
 
-    def span_processor(self, downstream: SpanProcessor) -> SamplingSpanProcessor:
+    def span_processor(self, downstream: SpanProcessor) -> SpanProcessor:
         """The span processor that samples into ``downstream``."""
         self._spans_out = downstream
         return SamplingSpanProcessor(self, downstream)
 
-    def log_processor(self, downstream: LogRecordProcessor) -> SamplingLogRecordProcessor:
+    def log_processor(self, downstream: LogRecordProcessor) -> LogRecordProcessor:
         """The log record processor that samples into ``downstream``."""
         self._logs_out = downstream
         return SamplingLogRecordProcessor(self, downstream)
