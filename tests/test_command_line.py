@@ -48,7 +48,7 @@ def test_a_failing_command_reports_one_line_not_a_traceback(
 ) -> None:
     import argparse
 
-    from otelkit import cli
+    from otelkit import _cli as cli
 
     def boom(args: argparse.Namespace) -> int:
         raise RuntimeError("the database went away\nmore detail")

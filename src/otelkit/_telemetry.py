@@ -149,8 +149,8 @@ class Telemetry:
             _wrap_coalescing(pipeline, settings, coalesce_spans, self.meter_provider)
             if settings.sampling is not None:  # the process that holds the trees decides
                 self.sampler = wrap_sampling(pipeline, settings.sampling, self.meter_provider)
-        self._span_processor = SwitchSpanProcessor(pipeline.span_processor)
-        self._log_processor = SwitchLogProcessor(pipeline.log_processor)
+        self._span_switch = SwitchSpanProcessor(pipeline.span_processor)
+        self._log_switch = SwitchLogProcessor(pipeline.log_processor)
         self.tracer_provider = TracerProvider(
             resource=self.resource, sampler=_sampler(settings), shutdown_on_exit=False
         )
@@ -158,11 +158,11 @@ class Telemetry:
         # Scrubbing in front of the switch: this process's records, also after a fork;
         # what children relay to the switch was scrubbed in the child.
         spans, logs = scrubbing_processors(
-            self._span_processor, self._log_processor, scrubber, settings, self.meter_provider
+            self._span_switch, self._log_switch, scrubber, settings, self.meter_provider
         )
         self.tracer_provider.add_span_processor(spans)
         self.logger_provider.add_log_record_processor(logs)
-        self._drops.attach(self._log_processor, self.resource)
+        self._drops.attach(self._log_switch, self.resource)
 
     @property
     def active(self) -> bool:
@@ -216,8 +216,8 @@ class Telemetry:
 
         assert self._pipeline is not None
         host = RelayHost(
-            span_processor=self._span_processor,
-            log_processor=self._log_processor,
+            span_processor=self._span_switch,
+            log_processor=self._log_switch,
             meter_provider=self.meter_provider,
             metric_exporter=self._pipeline.metric_exporter,
             _drops=self._drops,
@@ -254,8 +254,8 @@ class Telemetry:
         attributes.pop("service.instance.id", None)  # the child gets its own
         attributes["process.pid"] = os.getpid()
         child = ChildPipeline.from_env(relay_env, resource=Resource(attributes), exit_hooks=False)
-        self._span_processor.delegate = child.span_processor
-        self._log_processor.delegate = child.log_processor
+        self._span_switch.delegate = child.span_processor
+        self._log_switch.delegate = child.log_processor
         assert self.meter_provider is not None
         switch = self._pipeline.metric_exporter
         if _sdk.reset_metric_state(self.meter_provider):

@@ -133,11 +133,11 @@ def run_demo(options: DemoOptions, out: IO[str] | None = None) -> DemoSummary:
             else SamplingOptions(probability=options.sampling),
         )
         if exporter == "otlp":
-            telemetry._span_processor.delegate = _Tee(
-                telemetry._span_processor.delegate, SimpleSpanProcessor(spans)
+            telemetry._span_switch.delegate = _Tee(
+                telemetry._span_switch.delegate, SimpleSpanProcessor(spans)
             )
-            telemetry._log_processor.delegate = _Tee(
-                telemetry._log_processor.delegate, SimpleLogRecordProcessor(logs)
+            telemetry._log_switch.delegate = _Tee(
+                telemetry._log_switch.delegate, SimpleLogRecordProcessor(logs)
             )
         else:
             assert telemetry.memory is not None
