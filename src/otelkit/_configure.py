@@ -113,7 +113,7 @@ def configure(
         active = _active.current()
         if active is not None and active.active:
             same = _comparable(active._settings) == _comparable(settings)
-            if same and active.coalesce_spans is coalesce_spans:
+            if same and active._coalesce_spans is coalesce_spans:
                 active._reattach_log_bridge()
                 return active
             if as_child and active.relay_child is not None and same:

@@ -117,7 +117,7 @@ class Telemetry:
         scrubber: Scrubber | None = None,
     ) -> None:
         self._settings = settings
-        self.coalesce_spans = coalesce_spans
+        self._coalesce_spans = coalesce_spans
         self.resource = resource or resource_for(settings)
         self.relay_host: RelayHost | None = None
         """The relay serving child processes, when configured with ``relay=True``."""

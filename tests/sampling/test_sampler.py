@@ -180,7 +180,7 @@ def test_works_in_front_of_span_coalescing() -> None:
     rig = make_rig(SamplingOptions(probability=0.0), coalesce=True)
     failed = [rig.tree(error=True) for _ in range(3)]
     rig.tree()  # sampled out: never reaches the coalescer
-    rig.sampler.release_all()
+    rig.sampler._release_all()
     exported = rig.spans.get_finished_spans()
     # The first failed tree is exported whole; its repeats are coalesced (no orphan span).
     assert _spans_of(rig, failed[0]) == ["child 0", "child 1", "root"]
