@@ -28,7 +28,8 @@ from typing import Any
 import pytest
 from test_docs_examples import blocks, recipe_files  # tests/ is on sys.path (no __init__.py)
 
-from otelkit.testing import OtlpSink, RotelCollector, free_port, proto_attributes, wait_until
+from otelkit._testsupport import free_port
+from otelkit.testing import OtlpSink, RotelCollector, proto_attributes, wait_until
 
 pytestmark = [pytest.mark.collector, pytest.mark.slow]
 
