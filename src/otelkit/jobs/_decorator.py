@@ -22,7 +22,7 @@ from otelkit.jobs._model import Backoff, Job, JobState, check_json
 
 if TYPE_CHECKING:
     from otelkit.jobs._produce import Producer
-    from otelkit.jobs.store import JobStore
+    from otelkit.jobs._store import JobStore
 
 __all__ = ["JobFunction", "default_name", "define"]
 

@@ -26,7 +26,7 @@ from otelkit.jobs._running import Execution
 from otelkit.jobs._wakeup import Listener
 
 if TYPE_CHECKING:
-    from otelkit.jobs.store import JobStore
+    from otelkit.jobs._store import JobStore
 
 __all__ = ["Worker"]
 
