@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from otelkit.errors import InvalidOptionError, OptionTypeError
 from otelkit.jobs._attempt import check_timeout
+from otelkit.jobs._definition import Definition
 from otelkit.jobs._enqueue import Item, check_unique_key, data_key, items_of, make_options
-from otelkit.jobs._execute import Definition
 from otelkit.jobs._handle import EnqueuedJob
 from otelkit.jobs._limits import Limits, check_limit_key, check_limits
 from otelkit.jobs._model import Backoff, Job, JobState, check_json

@@ -26,7 +26,7 @@ import sqlalchemy as sa
 
 from otelkit._validate import check_positive, check_str
 from otelkit.errors import InvalidOptionError, OptionTypeError
-from otelkit.jobs._attempt import Definition
+from otelkit.jobs._definition import Definition
 from otelkit.jobs._limits import key_of
 from otelkit.jobs._model import JobState, check_json
 from otelkit.jobs._schema import UNIQUE_SQL, WHILE_ACTIVE, db_now, dialect_insert, jobs

@@ -16,8 +16,8 @@ import sqlalchemy as sa
 from opentelemetry import trace
 
 from otelkit._clock import Clock
+from otelkit.jobs._attempt import Attempt
 from otelkit.jobs._enqueue import Item, insert, prepare
-from otelkit.jobs._execute import Attempt
 from otelkit.jobs._model import JobState
 from otelkit.jobs._schema import jobs
 from otelkit.jobs._telemetry import JobTelemetry

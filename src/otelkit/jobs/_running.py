@@ -21,7 +21,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from otelkit._threads import start_daemon
-from otelkit.jobs._execute import Attempt, Runner
+from otelkit.jobs._attempt import Attempt
+from otelkit.jobs._execute import Runner
 
 __all__ = ["Executor"]
 

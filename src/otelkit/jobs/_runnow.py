@@ -18,7 +18,9 @@ import sqlalchemy as sa
 from opentelemetry.instrumentation.utils import suppress_instrumentation
 
 from otelkit.jobs import _claim
-from otelkit.jobs._execute import Attempt, Definition, Runner
+from otelkit.jobs._attempt import Attempt
+from otelkit.jobs._definition import Definition
+from otelkit.jobs._execute import Runner
 from otelkit.jobs._model import Job, JobNotFoundError, JobNotReadyError, JobState, LeaseLostError
 from otelkit.jobs._schema import require_schema
 

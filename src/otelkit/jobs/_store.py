@@ -20,8 +20,8 @@ from otelkit.jobs import _admin, _flow
 from otelkit.jobs._admin import JobTransition
 from otelkit.jobs._backend import Backend
 from otelkit.jobs._decorator import JobFunction, define
+from otelkit.jobs._definition import Definition
 from otelkit.jobs._engine import make_engine
-from otelkit.jobs._execute import Definition
 from otelkit.jobs._limits import Limits, QueueLimits, WaitReason, check_limits
 from otelkit.jobs._model import Backoff, Job, JobState
 from otelkit.jobs._queues import check_known, paused_queues, set_paused

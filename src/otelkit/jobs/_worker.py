@@ -19,8 +19,7 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from otelkit._errors import report_internal_error
-from otelkit.jobs._attempt import check_timeout
-from otelkit.jobs._execute import Attempt
+from otelkit.jobs._attempt import Attempt, check_timeout
 from otelkit.jobs._retention import DEFAULT_RETENTION, check_retention
 from otelkit.jobs._running import Executor
 from otelkit.jobs._runnow import new_owner
