@@ -22,7 +22,7 @@ from otelkit._logmapping import message, record_attributes, severity_text
 from otelkit.relay._buffer import CLASS_ERROR, CLASS_INFO, severity_class
 
 if TYPE_CHECKING:
-    from otelkit.relay.child import ChildPipeline
+    from otelkit.relay._child import ChildPipeline
 
 __all__ = ["RelayLogRecordProcessor", "RelayLoggingHandler", "RelaySpanProcessor"]
 
@@ -60,7 +60,7 @@ class RelayLogRecordProcessor(_PipelineControl, LogRecordProcessor):
         """Buffer the record (never blocks, never raises)."""
         try:
             severity = log_record.log_record.severity_number
-            self._pipeline.offer_log(
+            self._pipeline._offer_log(
                 log_record, severity_class(severity.value if severity is not None else 0)
             )
         except Exception as exc:  # noqa: BLE001 - hot path: contain and count
@@ -81,7 +81,7 @@ class RelaySpanProcessor(_PipelineControl, SpanProcessor):
         """Buffer the span (never blocks, never raises)."""
         try:
             error = span.status.status_code is StatusCode.ERROR
-            self._pipeline.offer_span(span, CLASS_ERROR if error else CLASS_INFO)
+            self._pipeline._offer_span(span, CLASS_ERROR if error else CLASS_INFO)
         except Exception as exc:  # noqa: BLE001 - hot path: contain and count
             report_internal_error("relay.child", exc)
 
@@ -105,7 +105,7 @@ class RelayLoggingHandler(logging.Handler):
     ) -> None:
         super().__init__(level=level)
         self._pipeline = pipeline
-        self._offer = pipeline.offer_log  # the pipeline's own routine, as for SDK records
+        self._offer = pipeline._offer_log  # the pipeline's own routine, as for SDK records
         self._scrub = scrub  # applied to each entry before it is buffered
 
     def handle(self, record: logging.LogRecord) -> bool:
