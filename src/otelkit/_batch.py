@@ -23,6 +23,7 @@ from typing import Any, Generic, NamedTuple, TypeVar
 from opentelemetry.context import Context
 from opentelemetry.sdk._logs import LogRecordProcessor, ReadableLogRecord, ReadWriteLogRecord
 from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportResult
+from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
@@ -31,9 +32,8 @@ from otelkit._drops import DropLedger
 from otelkit._errors import report_internal_error
 from otelkit._fork import after_fork_in_child
 from otelkit._relayed import RelayedLogRecord
-from otelkit._sdk.coalesce import readable_copy
 from otelkit._sdk.context import suppress_instrumentation
-from otelkit._sdk.logs import readable_view
+from otelkit._sdk.logs import readable_copy
 from otelkit._threads import signals_blocked
 
 __all__ = [
@@ -589,5 +589,11 @@ def _queued(record: ReadWriteLogRecord) -> ReadableLogRecord:
     copy (its context is the relay's own, with no caller's context to let go of, and
     nothing else keeps it)."""
     if type(record.log_record) is RelayedLogRecord:
-        return readable_view(record)
+        resource = record.resource
+        return ReadableLogRecord(
+            log_record=record.log_record,
+            resource=resource if resource is not None else Resource.create({}),
+            instrumentation_scope=record.instrumentation_scope,
+            limits=record.limits,
+        )
     return readable_copy(record)

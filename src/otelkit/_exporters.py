@@ -97,9 +97,9 @@ class _NoLogs(LogRecordProcessor):
 class RelayedMetricsMemory(MetricExporter):
     """Keeps every metric batch that relay children sent (``exporter="memory"``)."""
 
-    def __init__(self) -> None:
+    def __init__(self, batches: list[MetricsData] | None = None) -> None:
         super().__init__()
-        self.batches: list[MetricsData] = []
+        self.batches: list[MetricsData] = [] if batches is None else batches
         self._lock = threading.Lock()
 
     def export(
@@ -126,13 +126,13 @@ class MemoryExporters:
         default_factory=lambda: InMemoryLogRecordExporter()  # type: ignore[no-untyped-call]
     )
     metrics: InMemoryMetricReader = field(default_factory=InMemoryMetricReader)
-    relayed_metrics: RelayedMetricsMemory = field(default_factory=RelayedMetricsMemory)
+    relayed_metrics: list[MetricsData] = field(default_factory=list)
 
     def clear(self) -> None:
         """Forget everything collected so far."""
         self.spans.clear()
         self.logs.clear()
-        self.relayed_metrics.batches.clear()
+        self.relayed_metrics.clear()
 
 
 def _otlp_exporters(
@@ -218,7 +218,7 @@ def build_pipeline(settings: Settings, drops: DropLedger) -> Pipeline:
             counts,
             hooks,
             memory,
-            metric_exporter=SwitchMetricExporter(memory.relayed_metrics),
+            metric_exporter=SwitchMetricExporter(RelayedMetricsMemory(memory.relayed_metrics)),
         )
     if settings.exporter == "none":
         return Pipeline(_NoSpans(), _NoLogs(), [], counts, hooks)

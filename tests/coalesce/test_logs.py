@@ -27,9 +27,8 @@ from otelkit.coalesce import (
     WINDOW_ATTRIBUTE,
     CoalescingLogRecordProcessor,
     attributes_key,
-    call_site_key,
-    message_key,
 )
+from otelkit.coalesce._keys import call_site_key, message_key
 from otelkit.testing import FakeClock, MemoryTelemetry
 
 from .conftest import LogPipeline

@@ -37,7 +37,8 @@ from opentelemetry.trace import (
     set_span_in_context,
 )
 
-from otelkit.export import encode_logs, encode_spans
+from otelkit.export._logs import encode_logs
+from otelkit.export._spans import encode_spans
 
 INT64 = st.integers(-(2**63), 2**63 - 1)
 NAMES = st.text(max_size=12)

@@ -66,8 +66,8 @@ def _records(n: int) -> list[Any]:
 
 def test_configure_exports_http_with_otelkits_encoder(otlp_sink: OtlpSink) -> None:
     with (
-        mock.patch.object(export._http, "encode_logs", wraps=export.encode_logs) as logs,
-        mock.patch.object(export._http, "encode_spans", wraps=export.encode_spans) as spans,
+        mock.patch.object(export._http, "encode_logs", wraps=export._http.encode_logs) as logs,
+        mock.patch.object(export._http, "encode_spans", wraps=export._http.encode_spans) as spans,
     ):
         tel = otelkit.configure(
             service_name="fast", endpoint=otlp_sink.endpoint, coalesce_window=False

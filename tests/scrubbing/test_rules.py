@@ -7,9 +7,9 @@ import base64
 import pytest
 
 from otelkit._errors import internal_error_counts
-from otelkit.scrubbing import SENSITIVE_KEY, Scrubber, ScrubbingOptions, ScrubMatch
-from otelkit.scrubbing._rules import luhn_valid
-from otelkit.scrubbing._scrubber import Notes
+from otelkit.scrubbing import ScrubbingOptions, ScrubMatch
+from otelkit.scrubbing._rules import SENSITIVE_KEY, luhn_valid
+from otelkit.scrubbing._scrubber import Notes, Scrubber
 
 BASIC = base64.b64encode(b"ada:lovelace").decode()
 JWT = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U"
