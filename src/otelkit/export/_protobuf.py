@@ -176,7 +176,7 @@ def attributes(number: int, attrs: Mapping[str, Any] | None) -> bytes:
     prefix = tag(number, LEN)
     parts = []
     pairs = _pairs
-    for key in attrs:  # then attrs[key]: cheaper than items() on the SDK's attribute mappings
+    for key in attrs:  # by key: cheaper than items() on the SDK's attribute mappings
         value = attrs[key]
         if type(value) is str and len(value) <= _SHORT:
             cache_key = (number, key, value)
