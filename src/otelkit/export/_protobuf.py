@@ -161,10 +161,9 @@ def _field_of(prefix: bytes, key: str, value: Any) -> bytes:
     return prefix + varint(len(kv)) + kv
 
 
-# String values repeat from record to record (a logging call's code.* attributes, a span's
-# route): a pair with a short string value is encoded once, as its whole field. Numbers are
-# cheaper to encode again than to look up, and ids and counts seldom repeat.
-_pairs: dict[tuple[int, str, str], bytes] = {}
+# Attributes repeat from record to record (a logging call's code.* attributes, a span's
+# route): a pair with an int or a short string value is encoded once, as its whole field.
+_pairs: dict[tuple[int, str, type, Any], bytes] = {}
 _SHORT = 256
 
 
@@ -178,14 +177,16 @@ def attributes(number: int, attrs: Mapping[str, Any] | None) -> bytes:
     pairs = _pairs
     for key in attrs:  # by key: cheaper than items() on the SDK's attribute mappings
         value = attrs[key]
-        if type(value) is str and len(value) <= _SHORT:
-            cache_key = (number, key, value)
+        kind = type(value)
+        if kind is int or (kind is str and len(value) <= _SHORT):
+            # the type is part of the key: True == 1, but they encode differently
+            cache_key = (number, key, kind, value)
             part = pairs.get(cache_key)
             if part is None:
                 part = _field_of(prefix, key, value)
                 if len(pairs) >= _MAX_KEYS:
                     pairs.clear()
-                if part:  # a value that could not be encoded is logged each time
+                if part:  # a value that cannot be encoded is logged each time
                     pairs[cache_key] = part
         else:
             part = _field_of(prefix, key, value)
