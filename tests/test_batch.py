@@ -529,6 +529,31 @@ def test_shutdown_exports_and_shuts_the_exporter_down_once(span_processor: Any) 
     assert drops.totals() == {("spans", "shutdown"): 1}
 
 
+def test_with_encode_the_queue_and_the_exporter_get_what_it_makes_of_each_span() -> None:
+    exporter = InMemorySpanExporter()
+    drops = DropLedger(meter_provider=MeterProvider(shutdown_on_exit=False), clock=FakeClock())
+    made: list[str] = []
+
+    def encode(span: ReadableSpan) -> Any:
+        if span.name == "bad":
+            raise ValueError("cannot encode")
+        made.append(span.name)
+        return ("encoded", span.name)
+
+    processor = BatchSpanProcessor(exporter, drops=drops, encode=encode)
+    provider = TracerProvider(shutdown_on_exit=False)
+    provider.add_span_processor(processor)
+    tracer = provider.get_tracer("t")
+    for name in ("a", "bad", "b"):
+        tracer.start_span(name).end()
+    assert made == ["a", "b"]  # when each span ended, not when its batch went
+    assert processor.force_flush()
+    assert exporter.get_finished_spans() == (("encoded", "a"), ("encoded", "b"))
+    assert processor.core.stats() == BatchStats(3, 2, {"processor_error": 1}, 0)
+    assert drops.totals() == {("spans", "processor_error"): 1}
+    processor.shutdown()
+
+
 def test_the_log_processor_queues_a_context_free_copy() -> None:
     exporter = InMemoryLogRecordExporter()  # type: ignore[no-untyped-call]
     processor = BatchLogRecordProcessor(exporter)

@@ -458,9 +458,12 @@ class BatchSpanProcessor(_BatchingProcessor, SpanProcessor):
     """otelkit's batch span processor: the SDK's behaviour, with every drop counted.
 
     Options left ``None`` come from ``OTEL_BSP_*``, else the spec defaults (queue 2048,
-    delay 5000 ms, batch 512, timeout 30000 ms). ``core`` holds the conservation counters."""
+    delay 5000 ms, batch 512, timeout 30000 ms). ``core`` holds the conservation counters.
+    With ``encode``, the queue holds ``encode(span)`` for each span (made when it ends) and
+    the exporter gets those items: an exporter's own compact form of a span (see
+    ``otelkit.export.OtlpHttpSpanExporter.span_encoder``)."""
 
-    core: BatchCore[ReadableSpan]
+    core: BatchCore[Any]
     _exporter: SpanExporter
 
     def __init__(
@@ -472,6 +475,7 @@ class BatchSpanProcessor(_BatchingProcessor, SpanProcessor):
         schedule_delay_millis: float | None = None,
         max_export_batch_size: int | None = None,
         export_timeout_millis: float | None = None,
+        encode: Callable[[ReadableSpan], Any] | None = None,
     ) -> None:
         options = _core_options(
             "BatchSpanProcessor",
@@ -483,20 +487,22 @@ class BatchSpanProcessor(_BatchingProcessor, SpanProcessor):
             delay_default=5000,
         )
         self._exporter = exporter
+        self._encode = encode
         self.core = BatchCore(self._export, signal="spans", drops=drops, **options)
 
-    def _export(self, batch: list[ReadableSpan]) -> bool:
+    def _export(self, batch: list[Any]) -> bool:
         return self._exporter.export(batch) is SpanExportResult.SUCCESS
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
         """Nothing to do: spans are queued when they end."""
 
     def on_end(self, span: ReadableSpan) -> None:
-        """Queue ``span`` if it is sampled; never raises."""
+        """Queue ``span`` (or ``encode(span)``) if it is sampled; never raises."""
         try:
             context = span.context
             if context is not None and context.trace_flags.sampled:
-                self.core.offer(span)
+                encode = self._encode
+                self.core.offer(span if encode is None else encode(span))
         except Exception as exc:  # noqa: BLE001 - a hot path: never hurt the application
             report_internal_error("batch.spans", exc)
             self.core.count_unqueued("processor_error")
