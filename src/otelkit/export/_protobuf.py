@@ -161,9 +161,11 @@ def _field_of(prefix: bytes, key: str, value: Any) -> bytes:
     return prefix + varint(len(kv)) + kv
 
 
-# Attributes repeat from record to record (a logging call's code.* attributes, a span's
-# route): a pair with an int or a short string value is encoded once, as its whole field.
-_pairs: dict[tuple[int, str, type, Any], bytes] = {}
+# String values repeat from record to record (a logging call's code.* attributes, a span's
+# route): a pair with a short string value is encoded once, as its whole field. Numbers are
+# encoded each time: ids and counts seldom repeat, and a cache they keep filling costs more
+# than it saves.
+_pairs: dict[tuple[int, str, str], bytes] = {}
 _SHORT = 256
 
 
@@ -177,10 +179,8 @@ def attributes(number: int, attrs: Mapping[str, Any] | None) -> bytes:
     pairs = _pairs
     for key in attrs:  # by key: cheaper than items() on the SDK's attribute mappings
         value = attrs[key]
-        kind = type(value)
-        if kind is int or (kind is str and len(value) <= _SHORT):
-            # the type is part of the key: True == 1, but they encode differently
-            cache_key = (number, key, kind, value)
+        if type(value) is str and len(value) <= _SHORT:
+            cache_key = (number, key, value)
             part = pairs.get(cache_key)
             if part is None:
                 part = _field_of(prefix, key, value)
