@@ -173,6 +173,14 @@ def _otlp_exporters(
     return span_exporter, log_exporter, metric_exporter
 
 
+def _encoder(exporter: SpanExporter) -> Callable[[ReadableSpan], Any] | None:
+    """What the batch processor queues for a span: otelkit's OTLP/HTTP exporter takes spans
+    written when they end (``OtlpHttpSpanExporter.span_encoder``), others the spans."""
+    from otelkit.export import OtlpHttpSpanExporter
+
+    return exporter.span_encoder() if isinstance(exporter, OtlpHttpSpanExporter) else None
+
+
 def _http_args(target: ExportTarget) -> dict[str, Any]:
     from opentelemetry.exporter.otlp.proto.http import Compression
 
@@ -253,7 +261,7 @@ def build_pipeline(settings: Settings, drops: DropLedger) -> Pipeline:
     # calls these when nothing listens or its deadline passes.
     hooks.extend([counted_spans.shutdown, counted_logs.shutdown])
     switch = SwitchMetricExporter(metric_exporter)
-    span_processor = BatchSpanProcessor(counted_spans, drops=drops)
+    span_processor = BatchSpanProcessor(counted_spans, drops=drops, encode=_encoder(span_exporter))
     log_processor = BatchLogRecordProcessor(counted_logs, drops=drops)
     return Pipeline(
         span_processor,

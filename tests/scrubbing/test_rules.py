@@ -173,6 +173,28 @@ def test_a_callback_may_allow_a_match() -> None:
     assert [(m.location, m.rule) for m in seen] == [("body", "credit card")] * 2
 
 
+def test_a_value_the_callback_allowed_in_one_place_is_asked_about_again_elsewhere() -> None:
+    # Clean short strings are remembered; one the callback let through is not clean.
+    def allow_in_body(match: ScrubMatch) -> bool:
+        return match.location == "body"
+
+    scrubber = Scrubber(ScrubbingOptions(callback=allow_in_body))
+    card = "paid 4000-0000-0000-0002"
+    assert scrubber.text(card, "body", []) is card
+    notes: Notes = []
+    assert scrubber.text(card, "payment", notes) == "paid [scrubbed: credit card]"
+    assert notes == [("payment", "credit card")]
+
+
+def test_a_clean_value_stays_clean_and_a_secret_is_still_found_after_it() -> None:
+    scrubber = Scrubber()
+    for _ in range(2):  # the second time from what the first one remembered
+        notes: Notes = []
+        assert scrubber.text("region eu-west-1", "a", notes) == "region eu-west-1"
+        assert scrubber.text("token=abc123 x", "a", notes) == "token=[scrubbed: password] x"
+        assert notes == [("a", "password")]
+
+
 def test_a_failing_callback_is_contained_counted_and_the_value_stays_scrubbed() -> None:
     def broken(match: ScrubMatch) -> bool:
         raise RuntimeError("callback bug")
