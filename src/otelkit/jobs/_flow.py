@@ -1,22 +1,27 @@
 """Flow control at claim time: concurrency per queue and per key, rates, fair rotation.
 
 The jobs of a queue with limits (``otelkit_job_queues.limited``) are left out of the plain
-claim (:mod:`otelkit.jobs._claim`) and claimed here, in one write transaction:
+claim (:mod:`otelkit.jobs._claim`) and claimed here:
 
-1. **Lock.** The settings rows of the worker's limited queues are read ``FOR UPDATE``
-   (PostgreSQL; on SQLite the ``BEGIN IMMEDIATE`` transaction already holds the database's
-   write lock), so the claims of one limited queue take turns across processes and
-   machines. The lock is a statement of its own on purpose: a PostgreSQL statement that
-   waits for a row lock keeps the snapshot it started with, while the *next* statement of
-   a READ COMMITTED transaction sees everything the lock's previous holder committed.
-2. **Claim.** One ``UPDATE ... RETURNING`` per queue whose pick counts the queue's running
-   jobs and its recent starts itself (``LIMIT`` is the smallest room left), and, for keyed
-   queues, ranks ready jobs within their key (``row_number() OVER (PARTITION BY
-   limit_key)``) so that claims take the first job of every key before the second of any:
-   a small tenant's job starts promptly behind another's backlog, and a key at its limit
-   is skipped.
+1. **Lock.** The settings rows of the worker's limited queues are locked, so the claims of
+   one limited queue take turns across processes and machines.
+2. **Claim.** The queue's room is the smallest of the claim's room and what its limits
+   leave (the limit minus running jobs, minus recent starts); for keyed queues, ready jobs
+   are ranked within their key (``row_number() OVER (PARTITION BY limit_key)``) so that
+   claims take the first job of every key before the second of any: a small tenant's job
+   starts promptly behind another's backlog, and a key at its limit is skipped.
 3. **Log starts** (rate-limited queues only) in ``otelkit_job_starts``, the sliding-window
    log that the next claim counts; rows older than the longest period are deleted.
+
+On PostgreSQL the three steps are one call of a PL/pgSQL function that ``create_schema``
+makes (``otelkit_jobs_flow_claim``, in :mod:`otelkit.jobs._schema`): in autocommit mode it
+holds the row lock (``FOR UPDATE``) only while the server executes it, and each statement
+after the lock reads a fresh snapshot that holds everything the previous holder committed.
+(A worker that finished attempts calls it at the end of the transaction that records them,
+and holds the lock until that commit.) A single statement could not do this: a statement
+that waits for a lock keeps the snapshot it started with. On SQLite the worker's ``BEGIN
+IMMEDIATE`` transaction already holds the database's write lock, and one ``UPDATE ...
+RETURNING`` per queue, built for the shape of its limits, counts and claims.
 
 Finishing an attempt takes no lock: it only frees a slot, which the next claim sees. A
 claim that takes fewer jobs than it could asks one more statement why (:func:`_explain`),
@@ -94,7 +99,7 @@ class FlowClaim:
 
 
 # -- limits as stored ------------------------------------------------------------------------
-def limits_of_row(row: Mapping[str, Any]) -> Limits:
+def limits_of_row(row: Mapping[Any, Any]) -> Limits:
     """The :class:`Limits` of a settings row (as a mapping)."""
     rate = None if row["rate_limit"] is None else Rate(row["rate_limit"], per=row["rate_period"])
     key_rate = None
@@ -217,7 +222,7 @@ def claim(conn: sa.Connection, *, owner: str, queues_: Sequence[str], limit: int
     return outcome
 
 
-_Taken = list[tuple[Mapping[str, Any], list[Any]]]
+_Taken = list[tuple[Mapping[Any, Any], list[Any]]]
 """Each limited queue's settings row as it was before the claim, and the jobs claimed from
 it, in lock order."""
 
