@@ -294,7 +294,7 @@ FLOW_CLAIM_DDL = f"""CREATE OR REPLACE FUNCTION {FLOW_CLAIM}(
     AS $$
     DECLARE
       lim otelkit_job_queues;
-      now_ double precision := EXTRACT(EPOCH FROM statement_timestamp());
+      now_ double precision;
       take integer;
       picked text[];
       n integer;
@@ -308,6 +308,10 @@ FLOW_CLAIM_DDL = f"""CREATE OR REPLACE FUNCTION {FLOW_CLAIM}(
         settings := to_jsonb(lim);
         job := NULL;
         RETURN NEXT;
+        -- the time of the claim is read after the lock (not the call's statement time,
+        -- taken before a wait for it): the claims of a queue are stamped in lock order,
+        -- so a rate window counted by one claim holds every earlier claim it must count
+        now_ := EXTRACT(EPOCH FROM clock_timestamp());
         -- the room the queue's limits leave (NULL: no such limit)
         take := greatest(0, least(
           room,
