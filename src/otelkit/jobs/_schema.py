@@ -290,7 +290,6 @@ FLOW_CLAIM_DDL = f"""CREATE OR REPLACE FUNCTION {FLOW_CLAIM}(
       queue_names text[], claimer text, room integer)
     RETURNS TABLE (settings jsonb, job otelkit_jobs)
     LANGUAGE plpgsql
-    SET plan_cache_mode = force_custom_plan  -- LIMIT take: planned with its value
     AS $$
     DECLARE
       lim otelkit_job_queues;
