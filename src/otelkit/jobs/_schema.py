@@ -280,12 +280,13 @@ _NOTIFY = (
 FLOW_CLAIM = "otelkit_jobs_flow_claim"
 """PostgreSQL: the limited claim as one server-side call (see :mod:`otelkit.jobs._flow`)."""
 
-# Lock, count and claim in one call: run in autocommit mode, it holds the lock of a queue's
-# settings row only while the server executes it (never across a round trip to a worker
-# that may be descheduled meanwhile). Each statement of a volatile function reads a fresh
-# snapshot, so the counts after the lock see everything the lock's previous holder
-# committed. Yields each locked settings row as it was before this claim, then the jobs
-# claimed from that queue; ``room`` is shared by the queues, in lock order.
+# Lock, count and claim in one call: in autocommit mode it holds the lock of a queue's
+# settings row only while the server executes it (called at the end of a worker's
+# transaction, until that commits), never across round trips between the lock and the
+# claim. Each statement of a volatile function reads a fresh snapshot, so the counts after
+# the lock see everything the lock's previous holder committed. Yields each locked settings
+# row as it was before this claim, then the jobs claimed from that queue; ``room`` is
+# shared by the queues, in lock order.
 FLOW_CLAIM_DDL = f"""CREATE OR REPLACE FUNCTION {FLOW_CLAIM}(
       queue_names text[], claimer text, room integer)
     RETURNS TABLE (settings jsonb, job otelkit_jobs)
