@@ -399,3 +399,44 @@ def test_a_limit_that_does_not_bind_sends_no_notify(pg_url: str, make_store: Any
     finally:
         listener.close()
     assert heard == ["sentinel"]  # a NOTIFY serialises commits: none for a free slot
+
+
+@pytest.mark.postgres
+def test_a_claim_that_waits_for_the_lock_counts_and_stamps_after_it(
+    pg_url: str, make_store: Any
+) -> None:
+    import threading
+
+    from otelkit.testing import wait_until
+
+    store = make_store(pg_url)
+
+    @store.job(name="step", queue="q")
+    def step(job: Job) -> None:
+        return None
+
+    store.set_limits("q", Limits(concurrency=2))
+    step.enqueue_many([None] * 3)
+    got: list[Any] = []
+    claim = sa.text("SELECT * FROM otelkit_jobs_flow_claim(ARRAY['q'], 'w1', 1)")
+    waiting = sa.text(
+        "SELECT count(*) FROM pg_stat_activity "
+        "WHERE wait_event_type = 'Lock' AND query LIKE '%otelkit_jobs_flow_claim%'"
+    )
+    now = sa.text("SELECT EXTRACT(EPOCH FROM clock_timestamp())::float8")
+
+    def scalar(conn: sa.Connection, query: sa.TextClause) -> Any:
+        with conn.begin():  # a new snapshot of pg_stat_activity each time
+            return conn.execute(query).scalar_one()
+
+    with store.engine.connect() as first, store.engine.connect() as probe:
+        first.execute(claim)  # w1 claims one job and holds the queue's lock until its commit
+        second = threading.Thread(target=lambda: got.extend(_claim(store, "w2", limit=10)[0]))
+        second.start()
+        wait_until(lambda: scalar(probe, waiting) == 1, timeout=10)
+        released = scalar(probe, now)
+        first.commit()
+        second.join(timeout=30)
+    assert not second.is_alive()
+    assert len(got) == 1  # counted after the lock: w1's job runs, one slot was left
+    assert got[0].job.updated_at.timestamp() >= released  # stamped after the lock, too

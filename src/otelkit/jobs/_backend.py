@@ -120,10 +120,6 @@ class Backend:
             )
         self.declared[queue] = limits
 
-    def limited(self, queues: Sequence[str]) -> bool:
-        """Whether the last claim found one of ``queues`` flow-limited."""
-        return not self._limited.isdisjoint(queues)
-
     def sync_limits(self, queues: Sequence[str]) -> None:
         """Write the declared limits of ``queues`` (a worker's start): declared ones are
         stored, code limits no longer declared are removed; an operator's stay."""
@@ -237,7 +233,7 @@ class Backend:
         only after the commit.
         """
         applied: set[str] = set()
-        only_claims = not done and not late and not self.limited(queues)
+        only_claims = not done and not late
         with suppress_instrumentation(), self._transaction(only_claims=only_claims) as c:
             if late:
                 _reject_late(c, owner, late)
@@ -248,8 +244,7 @@ class Backend:
                 for reason, lost in _lost_by_reason(done, applied).items():
                     _claim.record_lost(c, owner=owner, lost=lost, reason=reason)
                 self._followups.insert(c, [a for a in done if a.job.id in applied])
-            in_tx = not only_claims or self.autocommit is None
-            rows, next_in, flow = self._claim_rows(c, owner, queues, limit, takeover, in_tx)
+            rows, next_in, flow = self._claim_rows(c, owner, queues, limit, takeover)
         counts: Counts = Counter()
         for attempt in done:
             self.runner.settle(attempt, applied=attempt.job.id in applied, counts=counts)
@@ -268,7 +263,6 @@ class Backend:
         queues: Sequence[str],
         limit: int,
         takeover: bool,
-        in_tx: bool,
     ) -> tuple[list[Any], float | None, _flow.FlowClaim | None]:
         """Expired leases (``takeover``), then the plain claim of unlimited queues and the
         limited claim (:mod:`otelkit.jobs._flow`): the database decides which queue is
@@ -284,11 +278,7 @@ class Backend:
             rows += _claim.claim_batch(conn, owner=owner, queues=queues, limit=limit - len(rows))
         if len(rows) >= limit:
             return rows, None, None
-        if in_tx:
-            flow = _flow.claim(conn, owner=owner, queues_=queues, limit=limit - len(rows))
-        else:  # PostgreSQL autocommit: the limited claim holds its lock in a transaction
-            with self.writer.begin() as tx:
-                flow = _flow.claim(tx, owner=owner, queues_=queues, limit=limit - len(rows))
+        flow = _flow.claim(conn, owner=owner, queues_=queues, limit=limit - len(rows))
         rows += flow.rows
         self._limited = (self._limited - mine) | flow.limited
         unlimited = mine - flow.limited

@@ -1,22 +1,27 @@
 """Flow control at claim time: concurrency per queue and per key, rates, fair rotation.
 
 The jobs of a queue with limits (``otelkit_job_queues.limited``) are left out of the plain
-claim (:mod:`otelkit.jobs._claim`) and claimed here, in one write transaction:
+claim (:mod:`otelkit.jobs._claim`) and claimed here:
 
-1. **Lock.** The settings rows of the worker's limited queues are read ``FOR UPDATE``
-   (PostgreSQL; on SQLite the ``BEGIN IMMEDIATE`` transaction already holds the database's
-   write lock), so the claims of one limited queue take turns across processes and
-   machines. The lock is a statement of its own on purpose: a PostgreSQL statement that
-   waits for a row lock keeps the snapshot it started with, while the *next* statement of
-   a READ COMMITTED transaction sees everything the lock's previous holder committed.
-2. **Claim.** One ``UPDATE ... RETURNING`` per queue whose pick counts the queue's running
-   jobs and its recent starts itself (``LIMIT`` is the smallest room left), and, for keyed
-   queues, ranks ready jobs within their key (``row_number() OVER (PARTITION BY
-   limit_key)``) so that claims take the first job of every key before the second of any:
-   a small tenant's job starts promptly behind another's backlog, and a key at its limit
-   is skipped.
+1. **Lock.** The settings rows of the worker's limited queues are locked, so the claims of
+   one limited queue take turns across processes and machines.
+2. **Claim.** The queue's room is the smallest of the claim's room and what its limits
+   leave (the limit minus running jobs, minus recent starts); for keyed queues, ready jobs
+   are ranked within their key (``row_number() OVER (PARTITION BY limit_key)``) so that
+   claims take the first job of every key before the second of any: a small tenant's job
+   starts promptly behind another's backlog, and a key at its limit is skipped.
 3. **Log starts** (rate-limited queues only) in ``otelkit_job_starts``, the sliding-window
    log that the next claim counts; rows older than the longest period are deleted.
+
+On PostgreSQL the three steps are one call of a PL/pgSQL function that ``create_schema``
+makes (``otelkit_jobs_flow_claim``, in :mod:`otelkit.jobs._schema`): in autocommit mode it
+holds the row lock (``FOR UPDATE``) only while the server executes it, and each statement
+after the lock reads a fresh snapshot that holds everything the previous holder committed.
+(A worker that finished attempts calls it at the end of the transaction that records them,
+and holds the lock until that commit.) A single statement could not do this: a statement
+that waits for a lock keeps the snapshot it started with. On SQLite the worker's ``BEGIN
+IMMEDIATE`` transaction already holds the database's write lock, and one ``UPDATE ...
+RETURNING`` per queue, built for the shape of its limits, counts and claims.
 
 Finishing an attempt takes no lock: it only frees a slot, which the next claim sees. A
 claim that takes fewer jobs than it could asks one more statement why (:func:`_explain`),
@@ -38,6 +43,8 @@ from otelkit.jobs._claim import claim_values
 from otelkit.jobs._limits import Limits, QueueLimits, Rate, WaitReason
 from otelkit.jobs._model import Job, JobState, from_epoch
 from otelkit.jobs._schema import (
+    FLOW_CLAIM,
+    JSON,
     LIMITED_SQL,
     RUNNING_SQL,
     WAITING_SQL,
@@ -92,18 +99,18 @@ class FlowClaim:
 
 
 # -- limits as stored ------------------------------------------------------------------------
-def limits_of_row(row: Any) -> Limits:
-    """The :class:`Limits` of a settings row."""
-    rate = None if row.rate_limit is None else Rate(row.rate_limit, per=row.rate_period)
-    key_rate = (
-        None if row.key_rate_limit is None else Rate(row.key_rate_limit, per=row.key_rate_period)
-    )
+def limits_of_row(row: Mapping[Any, Any]) -> Limits:
+    """The :class:`Limits` of a settings row (as a mapping)."""
+    rate = None if row["rate_limit"] is None else Rate(row["rate_limit"], per=row["rate_period"])
+    key_rate = None
+    if row["key_rate_limit"] is not None:
+        key_rate = Rate(row["key_rate_limit"], per=row["key_rate_period"])
     return Limits(
-        concurrency=row.concurrency,
-        key_concurrency=row.key_concurrency,
+        concurrency=row["concurrency"],
+        key_concurrency=row["key_concurrency"],
         rate=rate,
         key_rate=key_rate,
-        fair=bool(row.fair),
+        fair=bool(row["fair"]),
     )
 
 
@@ -174,7 +181,7 @@ def read_limits(engine: sa.Engine, queue: str | None = None) -> list[QueueLimits
         return [
             QueueLimits(
                 queue=row.queue,
-                limits=limits_of_row(row),
+                limits=limits_of_row(row._mapping),
                 set_by="operator" if row.limits_set_by == OPERATOR else "code",
                 updated_at=from_epoch(row.limits_updated_at),
                 running=int(row.running),
@@ -188,29 +195,26 @@ def read_limits(engine: sa.Engine, queue: str | None = None) -> list[QueueLimits
 # -- the limited claim -----------------------------------------------------------------------
 def claim(conn: sa.Connection, *, owner: str, queues_: Sequence[str], limit: int) -> FlowClaim:
     """Claim up to ``limit`` jobs of the limited queues among ``queues_`` (see the module)."""
-    lock = _cached(conn, "lock", _lock_statement)
-    settings = list(conn.execute(lock, {"queues": list(queues_)}))
-    outcome = FlowClaim(limited=frozenset(row.queue for row in settings))
-    for row in settings:
-        if row.throttled_at is not None:
-            outcome.holds[row.queue] = HoldInfo(row.throttled_at, row.throttled_reason or "")
-    for row in settings:
+    claim_in = _claim_on_server if conn.dialect.name == "postgresql" else _claim_here
+    taken = claim_in(conn, owner, list(queues_), limit)
+    outcome = FlowClaim(limited=frozenset(settings["queue"] for settings, _ in taken))
+    for settings, _ in taken:
+        if settings["throttled_at"] is not None:
+            hold = HoldInfo(settings["throttled_at"], settings["throttled_reason"] or "")
+            outcome.holds[settings["queue"]] = hold
+    for settings, got in taken:
         room = limit - len(outcome.rows)
         if room <= 0:
             break
-        limits = limits_of_row(row)
-        params = _params(row.queue, limits, owner, room)
-        got = list(conn.execute(_cached(conn, _shape(limits), _claim_builder(limits)), params))
         outcome.rows += got
-        if got and (limits.rate is not None or limits.key_rate is not None):
-            _log_starts(conn, row.queue, limits, got)
         if len(got) < room:
-            reason, wake = _explain(conn, row.queue, limits)
+            queue = settings["queue"]
+            reason, wake = _explain(conn, queue, limits_of_row(settings))
             if reason is not None:
-                outcome.held[row.queue] = reason
+                outcome.held[queue] = reason
                 conn.execute(
                     sa.update(queues)
-                    .where(_q.queue == row.queue)
+                    .where(_q.queue == queue)
                     .values(throttled_at=db_now(), throttled_reason=reason)
                 )
             if wake is not None:
@@ -218,28 +222,66 @@ def claim(conn: sa.Connection, *, owner: str, queues_: Sequence[str], limit: int
     return outcome
 
 
-_cache: dict[tuple[str, str], Any] = {}
+_Taken = list[tuple[Mapping[Any, Any], list[Any]]]
+"""Each limited queue's settings row as it was before the claim, and the jobs claimed from
+it, in lock order."""
+
+_SERVER_CLAIM = sa.text(
+    f"SELECT (f.job).*, f.settings FROM {FLOW_CLAIM}(:queues, :owner, :room) AS f"
+).columns(*jobs.c, sa.column("settings", JSON))
 
 
-def _cached(conn: sa.Connection, kind: str, build: Any) -> Any:
-    key = (conn.dialect.name, kind)
-    stmt = _cache.get(key)
+def _claim_on_server(conn: sa.Connection, owner: str, queues_: list[str], limit: int) -> _Taken:
+    """PostgreSQL: lock, count, claim and log starts in one call of the function that
+    ``create_schema`` made (its rows: a queue's settings, then the jobs claimed from it)."""
+    taken: _Taken = []
+    for row in conn.execute(_SERVER_CLAIM, {"queues": queues_, "owner": owner, "room": limit}):
+        if row.settings is not None:
+            taken.append((row.settings, []))
+        else:
+            taken[-1][1].append(row)
+    return taken
+
+
+def _claim_here(conn: sa.Connection, owner: str, queues_: list[str], limit: int) -> _Taken:
+    """SQLite: the ``BEGIN IMMEDIATE`` transaction already holds the database's write lock;
+    one claim statement per queue, shaped by its limits."""
+    taken: _Taken = []
+    room = limit
+    for row in list(conn.execute(_cached("lock", _lock_statement), {"queues": queues_})):
+        settings = row._mapping
+        got: list[Any] = []
+        if room > 0:
+            limits = limits_of_row(settings)
+            params = _params(row.queue, limits, owner, room)
+            got = list(conn.execute(_cached(_shape(limits), _claim_builder(limits)), params))
+            if got and (limits.rate is not None or limits.key_rate is not None):
+                _log_starts(conn, row.queue, limits, got)
+            room -= len(got)
+        taken.append((settings, got))
+    return taken
+
+
+_cache: dict[str, Any] = {}
+
+
+def _cached(kind: str, build: Any) -> Any:
+    stmt = _cache.get(kind)
     if stmt is None:
-        stmt = _cache[key] = build(key[0] == "postgresql")
+        stmt = _cache[kind] = build()
     return stmt
 
 
-def _lock_statement(postgres: bool) -> sa.Select[Any]:
-    stmt = (
+def _lock_statement() -> sa.Select[Any]:
+    return (
         sa.select(queues)
         .where(
             _q.queue.in_(sa.bindparam("queues", expanding=True)),
             sa.text(LIMITED_SQL),
             _q.paused == sa.false(),
         )
-        .order_by(_q.queue)  # one order for every worker: no deadlock between two locks
+        .order_by(_q.queue)
     )
-    return stmt.with_for_update() if postgres else stmt
 
 
 def _shape(limits: Limits) -> str:
@@ -268,14 +310,10 @@ def _params(queue: str, limits: Limits, owner: str, room: int) -> dict[str, Any]
     return params
 
 
-def _least(postgres: bool, values: Sequence[Any]) -> Any:
-    """The smallest of integer expressions, never below 0 (each evaluated once: SQLite's
-    multi-argument ``min``/``max`` are its ``LEAST``/``GREATEST``)."""
-    if len(values) == 1:
-        return sa.func.greatest(0, values[0]) if postgres else sa.func.max(0, values[0])
-    if postgres:
-        return sa.func.greatest(0, sa.func.least(*values))
-    return sa.func.max(0, sa.func.min(*values))
+def _least(values: Sequence[Any]) -> Any:
+    """The smallest of integer expressions, never below 0 (SQLite's multi-argument
+    ``min``/``max``)."""
+    return sa.func.max(0, values[0] if len(values) == 1 else sa.func.min(*values))
 
 
 def _running(queue: Any) -> Any:
@@ -299,7 +337,7 @@ def _claim_builder(limits: Limits) -> Any:
     rate = limits.rate is not None
     key_rate = limits.key_rate is not None
 
-    def build(postgres: bool) -> sa.Update:
+    def build() -> sa.Update:
         p = sa.bindparam
         queue = p("flow_queue", type_=sa.String)
         ready: list[Any] = [_c.queue == queue, sa.text(WAITING_SQL), _c.run_after <= db_now()]
@@ -364,7 +402,7 @@ def _claim_builder(limits: Limits) -> Any:
                 - _started(queue, p("rate_period", type_=sa.Double))
             )
         if rooms:
-            pick = pick.limit(_least(postgres, rooms))
+            pick = pick.limit(_least(rooms))
         return (
             sa.update(jobs)
             .where(_c.id.in_(pick.scalar_subquery()), sa.text(WAITING_SQL))
@@ -454,7 +492,7 @@ def wait_reasons(engine: sa.Engine, jobs_: Iterable[Job]) -> dict[str, WaitReaso
                 message = f"paused: queue {queue!r} is paused (otelkit jobs resume {queue})"
                 found.update({j.id: WaitReason("paused", message) for j in members})
                 continue
-            found.update(_why(conn, queue, limits_of_row(row), members, now))
+            found.update(_why(conn, queue, limits_of_row(row._mapping), members, now))
     return found
 
 

@@ -23,6 +23,7 @@ from otelkit.jobs._model import SchemaMissingError
 from otelkit.jobs._wakeup import CHANNEL
 
 __all__ = [
+    "FLOW_CLAIM",
     "JSON",
     "LIMITED_SQL",
     "RUNNING_INDEX",
@@ -276,6 +277,104 @@ _NOTIFY = (
     "(min(n.run_after) - EXTRACT(EPOCH FROM statement_timestamp()))::text)"
 )
 
+FLOW_CLAIM = "otelkit_jobs_flow_claim"
+"""PostgreSQL: the limited claim as one server-side call (see :mod:`otelkit.jobs._flow`)."""
+
+# Lock, count and claim in one call: in autocommit mode it holds the lock of a queue's
+# settings row only while the server executes it (called at the end of a worker's
+# transaction, until that commits), never across round trips between the lock and the
+# claim. Each statement of a volatile function reads a fresh snapshot, so the counts after
+# the lock see everything the lock's previous holder committed. Yields each locked settings
+# row as it was before this claim, then the jobs claimed from that queue; ``room`` is
+# shared by the queues, in lock order.
+FLOW_CLAIM_DDL = f"""CREATE OR REPLACE FUNCTION {FLOW_CLAIM}(
+      queue_names text[], claimer text, room integer)
+    RETURNS TABLE (settings jsonb, job otelkit_jobs)
+    LANGUAGE plpgsql
+    AS $$
+    DECLARE
+      lim otelkit_job_queues;
+      now_ double precision;
+      take integer;
+      picked text[];
+      n integer;
+    BEGIN
+      FOR lim IN
+        SELECT * FROM otelkit_job_queues s
+        WHERE s.queue = ANY (queue_names) AND s.limited AND NOT s.paused
+        ORDER BY s.queue  -- one order for every worker: no deadlock between two locks
+        FOR UPDATE
+      LOOP
+        settings := to_jsonb(lim);
+        job := NULL;
+        RETURN NEXT;
+        -- the time of the claim is read after the lock (not the call's statement time,
+        -- taken before a wait for it): the claims of a queue are stamped in lock order,
+        -- so a rate window counted by one claim holds every earlier claim it must count
+        now_ := EXTRACT(EPOCH FROM clock_timestamp());
+        -- the room the queue's limits leave (NULL: no such limit)
+        take := greatest(0, least(
+          room,
+          lim.concurrency - (SELECT count(*) FROM otelkit_jobs r
+                             WHERE r.queue = lim.queue AND r.{RUNNING_SQL}),
+          lim.rate_limit - (SELECT count(*) FROM otelkit_job_starts s
+                            WHERE s.queue = lim.queue AND s.at > now_ - lim.rate_period)));
+        CONTINUE WHEN take = 0;
+        IF lim.fair OR lim.key_concurrency IS NOT NULL OR lim.key_rate_limit IS NOT NULL THEN
+          -- the first job of every key before the second of any, skipping keys at a limit
+          SELECT array_agg(chosen.id) INTO picked FROM (
+            SELECT r.id FROM (
+              SELECT j.id, j.priority, j.run_after, j.limit_key, row_number() OVER (
+                PARTITION BY j.limit_key ORDER BY j.priority DESC, j.run_after, j.id) AS rn
+              FROM otelkit_jobs j
+              WHERE j.queue = lim.queue AND j.{WAITING_SQL} AND j.run_after <= now_
+            ) r
+            LEFT JOIN (
+              SELECT j.limit_key, count(*) AS n FROM otelkit_jobs j
+              WHERE j.queue = lim.queue AND j.{RUNNING_SQL} GROUP BY j.limit_key
+            ) busy ON busy.limit_key = r.limit_key
+            LEFT JOIN (
+              SELECT s.limit_key, count(*) AS n FROM otelkit_job_starts s
+              WHERE s.queue = lim.queue AND s.at > now_ - lim.key_rate_period
+              GROUP BY s.limit_key
+            ) recent ON recent.limit_key = r.limit_key
+            WHERE r.limit_key IS NULL OR (
+              (lim.key_concurrency IS NULL OR r.rn + coalesce(busy.n, 0) <= lim.key_concurrency)
+              AND (lim.key_rate_limit IS NULL
+                   OR r.rn + coalesce(recent.n, 0) <= lim.key_rate_limit))
+            ORDER BY r.priority DESC, r.rn, r.run_after, r.id
+            LIMIT take
+          ) chosen;
+        ELSE
+          SELECT array_agg(chosen.id) INTO picked FROM (
+            SELECT j.id FROM otelkit_jobs j
+            WHERE j.queue = lim.queue AND j.{WAITING_SQL} AND j.run_after <= now_
+            ORDER BY j.priority DESC, j.run_after, j.id
+            LIMIT take
+          ) chosen;
+        END IF;
+        RETURN QUERY
+        WITH claimed AS (
+          UPDATE otelkit_jobs j
+          SET status = 'running', claimed_from = j.status, attempt = j.attempt + 1,
+              lease_owner = claimer, lease_expires = now_ + j.lease_seconds, updated_at = now_
+          WHERE j.id = ANY (picked) AND j.{WAITING_SQL}
+          RETURNING j AS claimed_job
+        ), logged AS (  -- the sliding-window log of a rate-limited queue
+          INSERT INTO otelkit_job_starts (queue, limit_key, at)
+          SELECT lim.queue, (c.claimed_job).limit_key, now_ FROM claimed c
+          WHERE lim.rate_limit IS NOT NULL OR lim.key_rate_limit IS NOT NULL
+        )
+        SELECT NULL::jsonb, c.claimed_job FROM claimed c;
+        GET DIAGNOSTICS n = ROW_COUNT;
+        room := room - n;
+        IF n > 0 AND (lim.rate_limit IS NOT NULL OR lim.key_rate_limit IS NOT NULL) THEN
+          DELETE FROM otelkit_job_starts s  -- starts older than the longest period
+          WHERE s.queue = lim.queue AND s.at <= now_ - greatest(lim.rate_period, lim.key_rate_period);
+        END IF;
+      END LOOP;
+    END $$"""
+
 # Statement-level triggers with transition tables: one INSERT ... SELECT per statement,
 # so a batch claim or a batch completion costs one history insert, not one per row.
 _PG_DDL = (
@@ -316,6 +415,7 @@ _PG_DDL = (
       END IF;
       RETURN NULL;
     END $$""",
+    FLOW_CLAIM_DDL,
     "DROP TRIGGER IF EXISTS otelkit_jobs_history_insert ON otelkit_jobs",
     """CREATE TRIGGER otelkit_jobs_history_insert AFTER INSERT ON otelkit_jobs
     REFERENCING NEW TABLE AS new_rows
@@ -365,6 +465,8 @@ def _migrate(conn: sa.Connection) -> None:
 def drop_schema(engine: sa.Engine) -> None:
     """Drop the tables, triggers and trigger functions (the demo's clean-up)."""
     with engine.begin() as conn:
+        if engine.dialect.name == "postgresql":  # it returns rows of the jobs table
+            conn.exec_driver_sql(f"DROP FUNCTION IF EXISTS {FLOW_CLAIM}")
         metadata.drop_all(conn, checkfirst=True)
         if engine.dialect.name == "postgresql":
             for function in ("otelkit_jobs_history_insert", "otelkit_jobs_history_update"):
@@ -372,9 +474,16 @@ def drop_schema(engine: sa.Engine) -> None:
 
 
 def has_schema(engine: sa.Engine) -> bool:
-    """Whether the job tables of this release exist (the starts table came last)."""
+    """Whether the job tables of this release exist (the starts table came last), and on
+    PostgreSQL the claim function."""
     inspector = sa.inspect(engine)
-    return all(inspector.has_table(t.name) for t in (jobs, schedules, queues, starts))
+    if not all(inspector.has_table(t.name) for t in (jobs, schedules, queues, starts)):
+        return False
+    if engine.dialect.name != "postgresql":
+        return True
+    with engine.connect() as conn:
+        found = conn.execute(sa.select(sa.func.to_regproc(FLOW_CLAIM))).scalar()
+    return found is not None
 
 
 @contextlib.contextmanager
