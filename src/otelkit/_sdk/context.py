@@ -98,12 +98,23 @@ def _suppression_key() -> str | None:
 
 
 def _enabled_shortcut(key: str) -> Callable[[], bool]:
+    lookup = _lookup()
+    if lookup is not None:
+        # The context read with one C call: this runs on every logging call.
+        read = lookup[0]
+
+        def instrumentation_enabled() -> bool:
+            context = read()
+            return not (context.get(key) or context.get(_PLAIN_SUPPRESSION_KEY))
+
+        return instrumentation_enabled
+
     from opentelemetry.context import get_value
 
-    def instrumentation_enabled() -> bool:
+    def enabled_through_the_api() -> bool:
         return not (get_value(key) or get_value(_PLAIN_SUPPRESSION_KEY))
 
-    return instrumentation_enabled
+    return enabled_through_the_api
 
 
 def _suppressing(key: str) -> Callable[[], contextlib.AbstractContextManager[None]]:
