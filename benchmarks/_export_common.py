@@ -118,7 +118,7 @@ def measure_side(
             flush()
     dropped = 0
     if telemetry is not None:
-        dropped = sum(n for (s, _), n in telemetry.drops.totals().items() if s == signal)
+        dropped = sum(n for (s, _), n in telemetry.dropped().items() if s == signal)
     side_result(measured, count, dropped)
 
 

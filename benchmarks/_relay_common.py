@@ -36,7 +36,7 @@ def info_logger(name: str) -> logging.Logger:
 
 def log_drops(telemetry: object) -> int:
     """What an otelkit pipeline counted as dropped, for logs, every reason."""
-    totals = telemetry.drops.totals()  # type: ignore[attr-defined]
+    totals = telemetry.dropped()  # type: ignore[attr-defined]
     return sum(n for (signal, _), n in totals.items() if signal == "logs")
 
 

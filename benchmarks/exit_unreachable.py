@@ -52,7 +52,7 @@ for i in range(100):
 
 
 def main(repeats: int = 3) -> None:
-    from otelkit.testing import free_port
+    from otelkit._testsupport import free_port
 
     endpoint = f"http://127.0.0.1:{free_port()}"
     ours, base = [], []

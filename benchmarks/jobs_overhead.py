@@ -1,4 +1,5 @@
-"""jobs_overhead: the cost of running one job with full tracking, on SQLite.
+"""jobs_overhead: the cost of running one job with full tracking, on SQLite (report-only:
+no target; it shows where a tracked job's time goes).
 
 Ours: ``fn.run(job_id)`` — claim (fenced, leased, history row), the function, completion
 (fenced, history row), a CONSUMER span and every metric (SDK providers, no-op exporters).
@@ -17,7 +18,6 @@ Environment: ``JOBS`` per round (default 2000), ``ROUNDS`` (default 5).
 
 from __future__ import annotations
 
-import functools
 import os
 import sqlite3
 import statistics
@@ -71,12 +71,11 @@ def sql_only(directory: Path) -> float:
 
     The store's own statements (fenced claim ``RETURNING`` the row, fenced completion) on
     its own schema (three indexes touched per transition, history rows written by
-    triggers), run the way ``fn.run`` runs them (raw driver, ``BEGIN IMMEDIATE``): what
-    the database work of a tracked job costs before any Python of ours.
+    triggers), run the way ``fn.run`` runs them (SQLAlchemy Core, ``BEGIN IMMEDIATE``):
+    what the database work of a tracked job costs before any Python of ours.
     """
-    from otelkit.jobs import JobStore, _claim
-    from otelkit.jobs._fastsql import RawStatement, in_transaction
-    from otelkit.jobs._schema import jobs
+    from otelkit.jobs import JobState, JobStore, _claim
+    from otelkit.jobs._engine import WRITE
 
     store = JobStore(directory / "sql.db", gauges=False)
     store.create_schema()
@@ -84,19 +83,17 @@ def sql_only(directory: Path) -> float:
     ids = []
     for start in range(0, JOBS, 1000):
         ids += job.enqueue_many([{"n": i} for i in range(start, min(JOBS, start + 1000))])
-    dialect = store.engine.dialect
-    claim = RawStatement(_claim.claim_by_id_statement(), dialect, jobs.c)
-    end = RawStatement(_claim.end_statement(False, False), dialect, [jobs.c.id])
+    writer = store.engine.execution_options(**{WRITE: True})
     owner = "bench:run"
-    done = {"attempt": 1, "owner": owner, "status": "succeeded", "final": True}
-    done.update(retry=False, delay=0.0, last_error=None, give_back=0)
     begin = time.perf_counter()
     for job_id in ids:
-        params = {"owner": owner, "job_id": job_id}
-        row = in_transaction(store.engine, functools.partial(claim.rows, values=params))
-        work(row[0]["data"])
-        params = {**done, "job_id": job_id}
-        in_transaction(store.engine, functools.partial(end.rows, values=params))
+        with writer.begin() as conn:
+            row = _claim.claim_by_id(conn, owner=owner, job_id=job_id)
+        assert row is not None
+        work(row.data)
+        done = _claim.Transition(job_id=job_id, attempt=1, to=JobState.SUCCEEDED)
+        with writer.begin() as conn:
+            _claim.finish(conn, owner=owner, transitions=[done])
     elapsed = time.perf_counter() - begin
     store.close()
     return elapsed / JOBS
@@ -203,9 +200,7 @@ def main() -> None:
     r, q = statistics.median(raw) * 1e6, statistics.median(sql) * 1e6
     print(f"{JOBS} jobs per round, medians of {ROUNDS} rounds, SQLite file (WAL)")
     print(f"bare function + two statements via sqlite3 (no SQLAlchemy): {r:.0f} us/job")
-    print(
-        f"fn.run's two transactions alone (store schema, raw driver, no telemetry): {q:.0f} us/job"
-    )
+    print(f"fn.run's two transactions alone (store schema, no telemetry): {q:.0f} us/job")
     print(f"jobs_overhead: ratio={a / b:.2f} (ours={a:.0f} us/job, baseline={b:.0f} us/job)")
     providers[0].shutdown()
     providers[1].shutdown()

@@ -372,78 +372,6 @@ def test_a_blocked_offer_counts_shutdown_when_the_core_shuts_down(
     sink.gate.set()
 
 
-def test_offer_many_queues_what_fits_and_counts_the_rest_without_blocking(
-    cores: Callable[..., BatchCore[Any]], ledger: DropLedger
-) -> None:
-    sink = Sink()
-    core = cores(sink, ledger, max_queue_size=8, max_export_batch_size=4)
-    sink.gate.clear()
-    assert core.offer_many([("held", i) for i in range(4)]) == 4
-    assert sink.entered.wait(10)  # one batch inside the exporter, the queue empty behind it
-    assert core.offer_many(list(range(10))) == 8
-    assert core.stats() == BatchStats(14, 0, {"queue_full": 2}, 12)
-    assert ledger.totals() == {("logs", "queue_full"): 2}
-    sink.gate.set()
-    assert core.force_flush(10)
-    assert sink.items == [("held", i) for i in range(4)] + list(range(8))  # order kept
-
-
-def test_blocking_offer_many_waits_for_room_and_keeps_order(
-    cores: Callable[..., BatchCore[Any]],
-) -> None:
-    sink = Sink(delay=0.001)
-    core = cores(sink, max_queue_size=8, max_export_batch_size=4, schedule_delay=0.01)
-    queued: list[int] = []
-
-    def reader() -> None:
-        with blocking_offers(lambda: False):
-            queued.extend(core.offer_many(list(range(n, n + 50))) for n in range(0, 500, 50))
-
-    thread = threading.Thread(target=reader)
-    thread.start()
-    thread.join(timeout=60)
-    assert queued == [50] * 10
-    assert core.force_flush(10)
-    assert core.stats() == BatchStats(500, 500, {}, 0)
-    assert sink.items == list(range(500))
-
-
-def test_a_blocked_offer_many_counts_the_rest_when_told_to_stop(
-    cores: Callable[..., BatchCore[Any]], ledger: DropLedger
-) -> None:
-    sink = Sink()
-    core = cores(sink, ledger, max_queue_size=8, max_export_batch_size=4)
-    held(core, sink)
-    stop = threading.Event()
-    results: list[int] = []
-
-    def reader() -> None:
-        with blocking_offers(stop.is_set):
-            results.append(core.offer_many(["a", "b", "c"]))
-
-    thread = threading.Thread(target=reader)
-    thread.start()
-    wait_until(lambda: core.offered == 15, timeout=10)
-    stop.set()
-    thread.join(timeout=10)
-    assert results == [0]
-    assert core.dropped == {"queue_full": 3}
-    assert ledger.totals() == {("logs", "queue_full"): 3}
-    sink.gate.set()
-    assert core.force_flush(10)
-    assert conserved(core.stats())
-
-
-def test_offer_many_after_shutdown_counts_every_item(
-    cores: Callable[..., BatchCore[Any]], ledger: DropLedger
-) -> None:
-    core = cores(Sink(), ledger)
-    core.shutdown(5)
-    assert core.offer_many(["late", "later"]) == 0
-    assert core.dropped == {"shutdown": 2}
-    assert ledger.totals() == {("logs", "shutdown"): 2}
-
-
 def test_the_ledger_counts_each_item_by_its_weight(
     cores: Callable[..., BatchCore[Any]], ledger: DropLedger
 ) -> None:
@@ -599,6 +527,31 @@ def test_shutdown_exports_and_shuts_the_exporter_down_once(span_processor: Any) 
     assert processor.core.exported == 1
     processor.on_end(ReadableSpan("late", context=trace.SpanContext(1, 3, False, TraceFlags(1))))
     assert drops.totals() == {("spans", "shutdown"): 1}
+
+
+def test_with_encode_the_queue_and_the_exporter_get_what_it_makes_of_each_span() -> None:
+    exporter = InMemorySpanExporter()
+    drops = DropLedger(meter_provider=MeterProvider(shutdown_on_exit=False), clock=FakeClock())
+    made: list[str] = []
+
+    def encode(span: ReadableSpan) -> Any:
+        if span.name == "bad":
+            raise ValueError("cannot encode")
+        made.append(span.name)
+        return ("encoded", span.name)
+
+    processor = BatchSpanProcessor(exporter, drops=drops, encode=encode)
+    provider = TracerProvider(shutdown_on_exit=False)
+    provider.add_span_processor(processor)
+    tracer = provider.get_tracer("t")
+    for name in ("a", "bad", "b"):
+        tracer.start_span(name).end()
+    assert made == ["a", "b"]  # when each span ended, not when its batch went
+    assert processor.force_flush()
+    assert exporter.get_finished_spans() == (("encoded", "a"), ("encoded", "b"))
+    assert processor.core.stats() == BatchStats(3, 2, {"processor_error": 1}, 0)
+    assert drops.totals() == {("spans", "processor_error"): 1}
+    processor.shutdown()
 
 
 def test_the_log_processor_queues_a_context_free_copy() -> None:

@@ -8,8 +8,9 @@ import sys
 import pytest
 
 from otelkit import __version__
-from otelkit.cli import main
-from otelkit.testing import OtlpSink, free_port
+from otelkit._cli import main
+from otelkit._testsupport import free_port
+from otelkit.testing import OtlpSink
 
 
 def test_version_via_python_m() -> None:
@@ -47,7 +48,7 @@ def test_a_failing_command_reports_one_line_not_a_traceback(
 ) -> None:
     import argparse
 
-    from otelkit import cli
+    from otelkit import _cli as cli
 
     def boom(args: argparse.Namespace) -> int:
         raise RuntimeError("the database went away\nmore detail")

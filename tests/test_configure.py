@@ -133,7 +133,7 @@ def test_exporter_records_are_not_fed_back_while_suppressed(memory: Telemetry) -
 
 def test_log_coalescing_is_on_by_default() -> None:
     telemetry = otelkit.configure(exporter="memory")
-    assert telemetry.settings.coalesce_window == 10.0
+    assert telemetry._settings.coalesce_window == 10.0
     for _ in range(100):
         log.warning("disk full")
     bodies = [r.log_record.body for r in telemetry.memory.logs.get_finished_logs()]

@@ -49,6 +49,19 @@ def test_the_environment_variable_forces_the_public_fallback() -> None:
     assert out.stdout.split() == ["False", "True"], out.stderr
 
 
+def test_the_environment_variable_may_force_named_shortcuts_only() -> None:
+    code = (
+        "from otelkit._sdk import FALLBACKS_FORCED, METRIC_RESET_OK, logs\n"
+        "print(FALLBACKS_FORCED, logs.READABLE_COPY_OK, logs.FAST_LOG_RECORDS_OK,"
+        " METRIC_RESET_OK)"
+    )
+    env = {**os.environ, "OTELKIT_SDK_FALLBACKS": "readable_copy, reset_metric_state"}
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert out.stdout.split() == ["False", "False", "True", "False"], out.stderr
+
+
 _FORK_PROGRAM = """
 import os
 from opentelemetry import metrics
@@ -235,14 +248,12 @@ def test_the_checker_finds_what_it_looks_for(tmp_path: Path) -> None:
 
 
 def test_every_shortcut_passes_its_self_check_on_this_sdk_unless_forced_off() -> None:
-    from otelkit._sdk import attributes, coalesce, context, logs, providers, transport
+    from otelkit._sdk import attributes, context, logs, providers, transport
 
     flags = {
         "attribute_dict": attributes.ATTRIBUTE_DICT_OK,
-        "readable_copy": coalesce.READABLE_COPY_OK,
-        "current_span": context.CURRENT_SPAN_OK,
-        "fast_log_record": logs.FAST_LOG_RECORDS_OK,
-        "readable_view": logs.READABLE_VIEW_OK,
+        "readable_copy": logs.READABLE_COPY_OK,
+        "fast_log_records": logs.FAST_LOG_RECORDS_OK,
         "set_global_providers": providers.GLOBALS_RESET_OK,
         "reset_metric_state": _sdk.METRIC_RESET_OK,
         "instrumentation_enabled": context.SUPPRESSION_OK,
@@ -276,7 +287,7 @@ def test_the_readable_copy_is_the_public_construction() -> None:
     from opentelemetry._logs import LogRecord
     from opentelemetry.sdk._logs import ReadWriteLogRecord
 
-    from otelkit._sdk.coalesce import _readable_copy_public, readable_copy
+    from otelkit._sdk.logs import _readable_copy_public, readable_copy
 
     for resource in (Resource.create({"service.name": "s"}), None):
         record = ReadWriteLogRecord(LogRecord(body="copy", attributes={"a": 1}))
@@ -284,21 +295,6 @@ def test_the_readable_copy_is_the_public_construction() -> None:
         ours, public = readable_copy(record), _readable_copy_public(record)
         assert vars(ours.log_record) == vars(public.log_record)
         assert ours.to_json() == public.to_json()
-
-
-def test_the_current_span_shortcut_and_the_api_agree() -> None:
-    from opentelemetry import trace
-    from opentelemetry.sdk.trace import TracerProvider
-
-    from otelkit._sdk.context import _shortcut, current_span
-
-    fast = _shortcut()
-    readers = [trace.get_current_span, current_span] + ([fast] if fast else [])
-    assert {reader() for reader in readers} == {trace.get_current_span()}
-    tracer = TracerProvider(shutdown_on_exit=False).get_tracer("t")
-    with tracer.start_as_current_span("s") as span:
-        assert {reader() for reader in readers} == {span}
-    assert {reader() for reader in readers} == {trace.INVALID_SPAN}
 
 
 def test_the_suppression_shortcut_and_the_instrumentation_package_agree() -> None:
@@ -379,17 +375,3 @@ def test_a_reconfiguration_replaces_the_global_providers_on_both_paths() -> None
         assert (same, kind) == (
             ("False", "TracerProvider") if not forced else ("True", "_ForwardingTracerProvider")
         )
-
-
-def test_the_readable_view_equals_the_constructors_record() -> None:
-    from opentelemetry._logs import LogRecord
-    from opentelemetry.sdk._logs import ReadWriteLogRecord
-    from opentelemetry.sdk.resources import Resource
-
-    from otelkit._sdk.logs import _view_private, _view_public
-
-    record = ReadWriteLogRecord(LogRecord(body="b", attributes={"a": 1}), Resource({"k": "v"}))
-    ours, public = _view_private(record), _view_public(record)
-    assert type(ours) is type(public)
-    assert vars(ours) == vars(public)
-    assert ours.log_record is record.log_record  # a view: no copy

@@ -14,8 +14,9 @@ import pytest
 from opentelemetry import trace
 
 import otelkit
+from otelkit._testsupport import free_port
 from otelkit._unreachable import ExporterNoiseFilter, refusing
-from otelkit.testing import OtlpSink, free_port
+from otelkit.testing import OtlpSink
 
 
 def _record(name: str, level: int, msg: str, *args: object) -> logging.LogRecord:

@@ -4,7 +4,8 @@
 :class:`Telemetry` handle. The capabilities live in subpackages: ``otelkit.coalesce``,
 ``otelkit.relay``, ``otelkit.jobs``, ``otelkit.preload``; test helpers in ``otelkit.testing``.
 What leaves the process is scrubbed (``otelkit.scrubbing``, :class:`ScrubbingOptions`) and,
-when asked, tail-sampled (``otelkit.sampling``, :class:`SamplingOptions`).
+when asked, tail-sampled (``otelkit.sampling``, :class:`SamplingOptions`). Every ``clock=``
+option takes a :class:`Clock` (``otelkit.testing.FakeClock`` in tests).
 
 The names below are imported on first use: importing a submodule (the pytest plugin,
 ``otelkit.errors``) loads neither the OpenTelemetry SDK nor otelkit's process hooks.
@@ -24,12 +25,14 @@ from otelkit.errors import (
 )
 
 if TYPE_CHECKING:
+    from otelkit._clock import Clock, TimerHandle
     from otelkit._configure import configure, current, flush
     from otelkit._telemetry import Telemetry
     from otelkit.sampling import SamplingOptions
     from otelkit.scrubbing import ScrubbingOptions
 
 __all__ = [
+    "Clock",
     "InvalidOptionError",
     "MissingDependencyError",
     "OptionTypeError",
@@ -37,6 +40,7 @@ __all__ = [
     "SamplingOptions",
     "ScrubbingOptions",
     "Telemetry",
+    "TimerHandle",
     "__version__",
     "configure",
     "current",
@@ -44,6 +48,8 @@ __all__ = [
 ]
 
 _LAZY = {
+    "Clock": "otelkit._clock",
+    "TimerHandle": "otelkit._clock",
     "Telemetry": "otelkit._telemetry",
     "configure": "otelkit._configure",
     "current": "otelkit._configure",

@@ -1,5 +1,5 @@
 """``python -m otelkit``: the same as the ``otelkit`` command."""
 
-from otelkit.cli import main
+from otelkit._cli import main
 
 raise SystemExit(main())

@@ -13,7 +13,6 @@ from __future__ import annotations
 import collections
 import contextlib
 import inspect
-import itertools
 import math
 import os
 import threading
@@ -23,6 +22,7 @@ from typing import Any, Generic, NamedTuple, TypeVar
 from opentelemetry.context import Context
 from opentelemetry.sdk._logs import LogRecordProcessor, ReadableLogRecord, ReadWriteLogRecord
 from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportResult
+from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
@@ -31,9 +31,8 @@ from otelkit._drops import DropLedger
 from otelkit._errors import report_internal_error
 from otelkit._fork import after_fork_in_child
 from otelkit._relayed import RelayedLogRecord
-from otelkit._sdk.coalesce import readable_copy
 from otelkit._sdk.context import suppress_instrumentation
-from otelkit._sdk.logs import readable_view
+from otelkit._sdk.logs import readable_copy
 from otelkit._threads import signals_blocked
 
 __all__ = [
@@ -147,66 +146,35 @@ class BatchCore(Generic[T]):
 
     def offer(self, item: T) -> bool:
         """Queue ``item``; ``True`` if queued. Never raises, never blocks an application
-        thread: a full queue drops the new item (counted ``queue_full``)."""
+        thread: a full queue drops the new item (counted ``queue_full``); inside
+        :func:`blocking_offers` it waits for room instead."""
         try:
             with self._lock:
                 self._offered += 1
-                queue = self._queue
-                if len(queue) < self.max_queue_size and not self._shutdown:
-                    # _enqueue_fitting, inlined for one item: nearly every item takes this path
-                    queue.append(item)
-                    self._enqueued += 1
-                    if len(queue) == self.max_export_batch_size or self._worker is None:
-                        self._after_enqueue()
+                if self._enqueue(item):
                     return True
-            return self._offer_rest([item], 0) == 1
+            return self._offer_full(item)
         except Exception as exc:  # noqa: BLE001 - a hot path: never hurt the application
             report_internal_error(f"batch.{self.signal}", exc)
         return False
 
-    def offer_many(self, items: list[T]) -> int:
-        """Queue ``items`` in order, as :meth:`offer` would each, under one lock for as many
-        as fit; returns how many were queued. Never raises. What does not fit is dropped
-        and counted (``queue_full``), or, inside :func:`blocking_offers`, waits for room."""
-        try:
-            with self._lock:
-                self._offered += len(items)
-                queued = self._enqueue_fitting(items, 0)
-            if queued < len(items):
-                queued = self._offer_rest(items, queued)
-            return queued
-        except Exception as exc:  # noqa: BLE001 - as for offer
-            report_internal_error(f"batch.{self.signal}", exc)
-        return 0
-
-    def _enqueue_fitting(self, items: list[T], start: int) -> int:
-        # Lock held. Queue items[start:] as far as there is room; the index after the last.
+    def _enqueue(self, item: T) -> bool:
+        # Lock held. Queue item if there is room; whether it was queued.
         queue = self._queue
-        room = self.max_queue_size - len(queue)
-        if self._shutdown or room <= 0:
-            return start
-        end = min(len(items), start + room)
-        before = len(queue)
-        queue.extend(itertools.islice(items, start, end))
-        self._enqueued += end - start
+        if len(queue) >= self.max_queue_size or self._shutdown:
+            return False
+        queue.append(item)
+        self._enqueued += 1
         if self._worker is None:
             self._start_worker()
-        if before < self.max_export_batch_size <= len(queue):
+        if len(queue) == self.max_export_batch_size:
             self._wake.notify()  # a full batch waits: no need to sit out the delay
-        return end
+        return True
 
-    def _after_enqueue(self) -> None:
-        # Lock held.
-        if self._worker is None:
-            self._start_worker()
-        if len(self._queue) == self.max_export_batch_size:
-            self._wake.notify()  # a full batch waits: no need to sit out the delay
-
-    def _offer_rest(self, items: list[T], start: int) -> int:
-        """Items ``start`` on, which did not fit (their offers are counted): inside
-        :func:`blocking_offers` wait for room for them; else, or once the thread's
-        ``should_stop()`` says so or the core shuts down, drop and count them. How many of
-        ``items`` are queued in the end."""
+    def _offer_full(self, item: T) -> bool:
+        """``item``, offered (and counted) but not queued: inside :func:`blocking_offers`
+        wait for room for it; else, or once the thread's ``should_stop()`` says so or the
+        core shuts down, drop and count it. Whether it was queued in the end."""
         should_stop = getattr(_blocking, "should_stop", None)
         while True:
             stop = True
@@ -216,17 +184,15 @@ class BatchCore(Generic[T]):
                 except Exception as exc:  # noqa: BLE001 - a broken predicate gives up waiting
                     report_internal_error(f"batch.{self.signal}", exc)
             with self._lock:
-                start = self._enqueue_fitting(items, start)
-                if start == len(items):
-                    return start
+                if self._enqueue(item):
+                    return True
                 if not (stop or self._shutdown):
                     self._room.wait(_STOP_CHECK)
                     continue
                 reason = "shutdown" if self._shutdown else "queue_full"
-                rest = items[start:]
-                self._count_drop(reason, len(rest))
-            self._ledger(reason, rest)
-            return start
+                self._count_drop(reason, 1)
+            self._ledger(reason, [item])
+            return False
 
     def count_unqueued(self, reason: str, n: int = 1) -> None:
         """Count ``n`` items that failed before they could be offered (a record the
@@ -492,9 +458,12 @@ class BatchSpanProcessor(_BatchingProcessor, SpanProcessor):
     """otelkit's batch span processor: the SDK's behaviour, with every drop counted.
 
     Options left ``None`` come from ``OTEL_BSP_*``, else the spec defaults (queue 2048,
-    delay 5000 ms, batch 512, timeout 30000 ms). ``core`` holds the conservation counters."""
+    delay 5000 ms, batch 512, timeout 30000 ms). ``core`` holds the conservation counters.
+    With ``encode``, the queue holds ``encode(span)`` for each span (made when it ends) and
+    the exporter gets those items: an exporter's own compact form of a span (see
+    ``otelkit.export.OtlpHttpSpanExporter.span_encoder``)."""
 
-    core: BatchCore[ReadableSpan]
+    core: BatchCore[Any]
     _exporter: SpanExporter
 
     def __init__(
@@ -506,6 +475,7 @@ class BatchSpanProcessor(_BatchingProcessor, SpanProcessor):
         schedule_delay_millis: float | None = None,
         max_export_batch_size: int | None = None,
         export_timeout_millis: float | None = None,
+        encode: Callable[[ReadableSpan], Any] | None = None,
     ) -> None:
         options = _core_options(
             "BatchSpanProcessor",
@@ -517,20 +487,22 @@ class BatchSpanProcessor(_BatchingProcessor, SpanProcessor):
             delay_default=5000,
         )
         self._exporter = exporter
+        self._encode = encode
         self.core = BatchCore(self._export, signal="spans", drops=drops, **options)
 
-    def _export(self, batch: list[ReadableSpan]) -> bool:
+    def _export(self, batch: list[Any]) -> bool:
         return self._exporter.export(batch) is SpanExportResult.SUCCESS
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
         """Nothing to do: spans are queued when they end."""
 
     def on_end(self, span: ReadableSpan) -> None:
-        """Queue ``span`` if it is sampled; never raises."""
+        """Queue ``span`` (or ``encode(span)``) if it is sampled; never raises."""
         try:
             context = span.context
             if context is not None and context.trace_flags.sampled:
-                self.core.offer(span)
+                encode = self._encode
+                self.core.offer(span if encode is None else encode(span))
         except Exception as exc:  # noqa: BLE001 - a hot path: never hurt the application
             report_internal_error("batch.spans", exc)
             self.core.count_unqueued("processor_error")
@@ -589,5 +561,11 @@ def _queued(record: ReadWriteLogRecord) -> ReadableLogRecord:
     copy (its context is the relay's own, with no caller's context to let go of, and
     nothing else keeps it)."""
     if type(record.log_record) is RelayedLogRecord:
-        return readable_view(record)
+        resource = record.resource
+        return ReadableLogRecord(
+            log_record=record.log_record,
+            resource=resource if resource is not None else Resource.create({}),
+            instrumentation_scope=record.instrumentation_scope,
+            limits=record.limits,
+        )
     return readable_copy(record)

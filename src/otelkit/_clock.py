@@ -2,8 +2,8 @@
 backoff use.
 
 Windows, leases, decay and backoff read a :class:`Clock`; otelkit's own deadlines for
-real waits (a worker's run timeout, poll and schedule ticks in ``jobs/worker.py``, the
-relay child's bounded waits in ``relay/child.py``) read ``time.monotonic`` directly, since
+real waits (a worker's run timeout, poll and schedule ticks in ``jobs/_worker.py``, the
+relay child's bounded waits in ``relay/_child.py``) read ``time.monotonic`` directly, since
 they bound real blocking calls. Production code uses :data:`REAL_CLOCK`; tests pass a :class:`FakeClock` and move time with ``advance()``
 instead of sleeping. ``call_later`` gives every component one shared timer seam: the real
 clock runs callbacks on one daemon thread, the fake clock runs them inside ``advance()``.

@@ -112,8 +112,8 @@ def configure(
             _warn_relay_in_child()
         active = _active.current()
         if active is not None and active.active:
-            same = _comparable(active.settings) == _comparable(settings)
-            if same and active.coalesce_spans is coalesce_spans:
+            same = _comparable(active._settings) == _comparable(settings)
+            if same and active._coalesce_spans is coalesce_spans:
                 active._reattach_log_bridge()
                 return active
             if as_child and active.relay_child is not None and same:

@@ -97,9 +97,9 @@ class _NoLogs(LogRecordProcessor):
 class RelayedMetricsMemory(MetricExporter):
     """Keeps every metric batch that relay children sent (``exporter="memory"``)."""
 
-    def __init__(self) -> None:
+    def __init__(self, batches: list[MetricsData] | None = None) -> None:
         super().__init__()
-        self.batches: list[MetricsData] = []
+        self.batches: list[MetricsData] = [] if batches is None else batches
         self._lock = threading.Lock()
 
     def export(
@@ -126,13 +126,13 @@ class MemoryExporters:
         default_factory=lambda: InMemoryLogRecordExporter()  # type: ignore[no-untyped-call]
     )
     metrics: InMemoryMetricReader = field(default_factory=InMemoryMetricReader)
-    relayed_metrics: RelayedMetricsMemory = field(default_factory=RelayedMetricsMemory)
+    relayed_metrics: list[MetricsData] = field(default_factory=list)
 
     def clear(self) -> None:
         """Forget everything collected so far."""
         self.spans.clear()
         self.logs.clear()
-        self.relayed_metrics.batches.clear()
+        self.relayed_metrics.clear()
 
 
 def _otlp_exporters(
@@ -171,6 +171,14 @@ def _otlp_exporters(
 
         metric_exporter = HM(**_http_args(metrics))
     return span_exporter, log_exporter, metric_exporter
+
+
+def _encoder(exporter: SpanExporter) -> Callable[[ReadableSpan], Any] | None:
+    """What the batch processor queues for a span: otelkit's OTLP/HTTP exporter takes spans
+    written when they end (``OtlpHttpSpanExporter.span_encoder``), others the spans."""
+    from otelkit.export import OtlpHttpSpanExporter
+
+    return exporter.span_encoder() if isinstance(exporter, OtlpHttpSpanExporter) else None
 
 
 def _http_args(target: ExportTarget) -> dict[str, Any]:
@@ -218,7 +226,7 @@ def build_pipeline(settings: Settings, drops: DropLedger) -> Pipeline:
             counts,
             hooks,
             memory,
-            metric_exporter=SwitchMetricExporter(memory.relayed_metrics),
+            metric_exporter=SwitchMetricExporter(RelayedMetricsMemory(memory.relayed_metrics)),
         )
     if settings.exporter == "none":
         return Pipeline(_NoSpans(), _NoLogs(), [], counts, hooks)
@@ -253,7 +261,7 @@ def build_pipeline(settings: Settings, drops: DropLedger) -> Pipeline:
     # calls these when nothing listens or its deadline passes.
     hooks.extend([counted_spans.shutdown, counted_logs.shutdown])
     switch = SwitchMetricExporter(metric_exporter)
-    span_processor = BatchSpanProcessor(counted_spans, drops=drops)
+    span_processor = BatchSpanProcessor(counted_spans, drops=drops, encode=_encoder(span_exporter))
     log_processor = BatchLogRecordProcessor(counted_logs, drops=drops)
     return Pipeline(
         span_processor,

@@ -35,7 +35,8 @@ if TYPE_CHECKING:
     from otelkit._exporters import MemoryExporters
     from otelkit.relay import ChildPipeline
     from otelkit.sampling import SamplingOptions, TailSampler
-    from otelkit.scrubbing import Scrubber, ScrubbingOptions
+    from otelkit.scrubbing import ScrubbingOptions
+    from otelkit.scrubbing._scrubber import Scrubber
 
 __all__ = [
     "DiscardMetrics",
@@ -222,15 +223,15 @@ def make_scrubber(options: ScrubbingOptions | None) -> Scrubber | None:
     """The scrubber of a configuration (``None`` when scrubbing is off)."""
     if options is None:
         return None
-    from otelkit.scrubbing import Scrubber
+    from otelkit.scrubbing._scrubber import Scrubber
 
     return Scrubber(options)
 
 
 def scrubbed_resource(resource: Resource, options: ScrubbingOptions) -> Resource:
     """``resource`` with sensitive attributes scrubbed."""
-    from otelkit.scrubbing import Scrubber
     from otelkit.scrubbing._processors import scrub_resource
+    from otelkit.scrubbing._scrubber import Scrubber
 
     return scrub_resource(resource, Scrubber(options))
 
@@ -252,8 +253,8 @@ def scrubbing_processors(
 
     scrubber.bind_meter_provider(meter_provider)
     return (
-        ScrubbingSpanProcessor(span_processor, scrubber),
-        ScrubbingLogRecordProcessor(log_processor, scrubber),
+        ScrubbingSpanProcessor(span_processor, _scrubber=scrubber),
+        ScrubbingLogRecordProcessor(log_processor, _scrubber=scrubber),
     )
 
 

@@ -61,7 +61,8 @@ def otlp_sink() -> Iterator[OtlpSink]:
 @pytest.fixture
 def rotel_collector(otlp_sink: OtlpSink) -> Iterator[RotelCollector]:
     """A real Collector (rotel) on free loopback ports, forwarding to ``otlp_sink``."""
-    from otelkit.testing import RotelCollector, rotel_binary
+    from otelkit._testsupport import rotel_binary
+    from otelkit.testing import RotelCollector
 
     if rotel_binary() is None:
         pytest.skip("rotel is not installed: pip install 'otelkit[test]'")

@@ -12,8 +12,8 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable
-from types import TracebackType
+from collections.abc import Callable, Mapping
+from types import MappingProxyType, TracebackType
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry.sdk._logs import LoggerProvider
@@ -44,7 +44,7 @@ if TYPE_CHECKING:
     from otelkit._exporters import MemoryExporters
     from otelkit.relay import ChildPipeline, RelayHost
     from otelkit.sampling import TailSampler
-    from otelkit.scrubbing import Scrubber
+    from otelkit.scrubbing._scrubber import Scrubber
 
 __all__ = ["Telemetry", "resource_for"]
 
@@ -116,15 +116,14 @@ class Telemetry:
         drops: DropLedger | None = None,
         scrubber: Scrubber | None = None,
     ) -> None:
-        self.settings = settings
-        self.coalesce_spans = coalesce_spans
+        self._settings = settings
+        self._coalesce_spans = coalesce_spans
         self.resource = resource or resource_for(settings)
         self.relay_host: RelayHost | None = None
         """The relay serving child processes, when configured with ``relay=True``."""
         self.relay_child: ChildPipeline | None = pipeline.relay_child if pipeline else None
         """The pipeline to the parent's relay, when this process is a relay child."""
-        self.drops = drops or DropLedger()
-        """Every record this pipeline dropped, by signal and reason (see ``docs/relay.md``)."""
+        self._drops = drops or DropLedger()
         self.memory: MemoryExporters | None = pipeline.memory if pipeline else None
         """In-memory exporters when configured with ``exporter="memory"``, else None."""
         self._pipeline = pipeline
@@ -145,13 +144,13 @@ class Telemetry:
         self.meter_provider = MeterProvider(
             resource=self.resource, metric_readers=pipeline.metric_readers, shutdown_on_exit=False
         )
-        self.drops.bind_meter_provider(self.meter_provider)
+        self._drops.bind_meter_provider(self.meter_provider)
         if pipeline.relay_child is None:  # the host coalesces what its children relay
             _wrap_coalescing(pipeline, settings, coalesce_spans, self.meter_provider)
             if settings.sampling is not None:  # the process that holds the trees decides
                 self.sampler = wrap_sampling(pipeline, settings.sampling, self.meter_provider)
-        self.span_processor = SwitchSpanProcessor(pipeline.span_processor)
-        self.log_processor = SwitchLogProcessor(pipeline.log_processor)
+        self._span_switch = SwitchSpanProcessor(pipeline.span_processor)
+        self._log_switch = SwitchLogProcessor(pipeline.log_processor)
         self.tracer_provider = TracerProvider(
             resource=self.resource, sampler=_sampler(settings), shutdown_on_exit=False
         )
@@ -159,11 +158,11 @@ class Telemetry:
         # Scrubbing in front of the switch: this process's records, also after a fork;
         # what children relay to the switch was scrubbed in the child.
         spans, logs = scrubbing_processors(
-            self.span_processor, self.log_processor, scrubber, settings, self.meter_provider
+            self._span_switch, self._log_switch, scrubber, settings, self.meter_provider
         )
         self.tracer_provider.add_span_processor(spans)
         self.logger_provider.add_log_record_processor(logs)
-        self.drops.attach(self.log_processor, self.resource)
+        self._drops.attach(self._log_switch, self.resource)
 
     @property
     def active(self) -> bool:
@@ -180,6 +179,11 @@ class Telemetry:
             for signal, counts in self._pipeline.counts.items()
         }
 
+    def dropped(self) -> Mapping[tuple[str, str], int]:
+        """What this pipeline dropped so far, a read-only snapshot: ``{(signal, reason): n}``
+        (the ``otelkit.export.dropped`` metric's figures; see ``docs/relay.md``)."""
+        return MappingProxyType(self._drops.totals())
+
     # -- installation -------------------------------------------------------------------
 
     def _install(self) -> None:
@@ -189,9 +193,9 @@ class Telemetry:
         assert self.logger_provider is not None
         assert self.meter_provider is not None
         _set_globals(self.tracer_provider, self.logger_provider, self.meter_provider)
-        if self.settings.relay and self.relay_child is None:
+        if self._settings.relay and self.relay_child is None:
             self._start_relay_host()
-        level = self.settings.logging_level
+        level = self._settings.logging_level
         if level is not None:
             handler: logging.Handler
             if self._pipeline.logging_handler is not None:
@@ -212,11 +216,11 @@ class Telemetry:
 
         assert self._pipeline is not None
         host = RelayHost(
-            span_processor=self.span_processor,
-            log_processor=self.log_processor,
+            span_processor=self._span_switch,
+            log_processor=self._log_switch,
             meter_provider=self.meter_provider,
             metric_exporter=self._pipeline.metric_exporter,
-            drops=self.drops,
+            _drops=self._drops,
             resource=self.resource,
         )
         host.start()
@@ -250,8 +254,8 @@ class Telemetry:
         attributes.pop("service.instance.id", None)  # the child gets its own
         attributes["process.pid"] = os.getpid()
         child = ChildPipeline.from_env(relay_env, resource=Resource(attributes), exit_hooks=False)
-        self.span_processor.delegate = child.span_processor
-        self.log_processor.delegate = child.log_processor
+        self._span_switch.delegate = child.span_processor
+        self._log_switch.delegate = child.log_processor
         assert self.meter_provider is not None
         switch = self._pipeline.metric_exporter
         if _sdk.reset_metric_state(self.meter_provider):
@@ -271,7 +275,7 @@ class Telemetry:
 
     def _timeout(self, timeout: float | None) -> float:
         if timeout is None:
-            return self.settings.shutdown_timeout
+            return self._settings.shutdown_timeout
         if timeout < 0:
             raise ValueError(f"timeout must be >= 0 seconds, got {timeout!r}")
         return timeout
@@ -323,9 +327,9 @@ class Telemetry:
 
     def _nobody_answers(self, seconds: float) -> bool:
         """True (and said once) when nothing accepts connections at an OTLP endpoint."""
-        if self.settings.exporter != "otlp" or self.relay_child is not None:
+        if self._settings.exporter != "otlp" or self.relay_child is not None:
             return False
-        targets = self.settings.targets
+        targets = self._settings.targets
         refused = refusing((t.endpoint for t in targets.values()), min(seconds, 0.5))
         if refused and not self._said_unanswered:
             self._said_unanswered = True
@@ -405,9 +409,9 @@ class Telemetry:
         assert self.meter_provider is not None
         deadline = time.monotonic() + seconds
         if (
-            self.settings.exporter == "otlp"
+            self._settings.exporter == "otlp"
             and self.relay_child is None
-            and refusing([self.settings.targets["traces"].endpoint], 0.25)
+            and refusing([self._settings.targets["traces"].endpoint], 0.25)
         ):
             # Interrupt retries first: the queues then drain at once (counted as failed
             # exports), so the relay below still reads and counts what children sent.
@@ -416,7 +420,7 @@ class Telemetry:
             deadline = min(deadline, time.monotonic() + 1.0)
 
             say(  # one write: no other thread's output lands in the middle of the line
-                f"otelkit: nothing listens at {self.settings.targets['traces'].endpoint}; "
+                f"otelkit: nothing listens at {self._settings.targets['traces'].endpoint}; "
                 "telemetry still queued was not exported"
             )
         # Reads what children wrote before they exited, within half of what is left.
@@ -448,7 +452,7 @@ class Telemetry:
             child.shutdown(timeout=max(0.0, left() - _RELAY_REPORT_MARGIN))
         millis = int(left() * 1000)
         _run_bounded([lambda: tp.force_flush(millis), lambda: lp.force_flush(millis)], left())
-        self.drops.report_now()
+        self._drops.report_now()
         batchers = self._pipeline.batchers
         done = _run_bounded([functools.partial(_shutdown_core, b, left) for b in batchers], left())
         millis = int(left() * 1000)
@@ -456,7 +460,7 @@ class Telemetry:
         if self.relay_child is None:  # a relay child's meter provider is already shut down
             tasks.append(lambda: mp.shutdown(timeout_millis=millis))
         done = _run_bounded(tasks, left()) and done
-        self.drops.report_now()
+        self._drops.report_now()
         return done
 
     def __enter__(self) -> Telemetry:

@@ -13,8 +13,8 @@ imports this module only when a test uses one of them) offers these fixtures:
     request with ``opentelemetry-proto`` and keeps it for assertions.
 ``otelkit_memory``
     ``otelkit.configure(exporter="memory")`` for the test, shut down afterwards; the
-    returned :class:`otelkit.Telemetry` has ``.memory.spans`` / ``.memory.logs`` /
-    ``.memory.metrics`` (SDK in-memory exporters and reader).
+    returned :class:`otelkit.Telemetry` has ``.memory``, a :class:`MemoryExporters`:
+    ``.spans`` / ``.logs`` / ``.metrics`` (SDK in-memory exporters and reader).
 ``rotel_collector``
     A real OTLP Collector (:class:`RotelCollector`, the ``rotel`` package's agent) on free
     loopback ports, forwarding everything to ``otlp_sink``. Skips when ``rotel`` is not
@@ -36,7 +36,7 @@ import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
@@ -54,6 +54,7 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from otelkit import _testsupport
 from otelkit._clock import FakeClock
 from otelkit._pytest_plugin import (
     fake_clock,
@@ -63,29 +64,34 @@ from otelkit._pytest_plugin import (
     rotel_collector,
 )
 
+if TYPE_CHECKING:
+    from otelkit._exporters import MemoryExporters
+
 __all__ = [
     "FakeClock",
+    "MemoryExporters",
     "MemoryTelemetry",
     "OtlpSink",
     "RotelCollector",
     "fake_clock",
-    "free_port",
     "memory_telemetry",
     "otelkit_memory",
     "otlp_sink",
     "proto_attributes",
-    "rotel_binary",
     "rotel_collector",
     "wait_until",
 ]
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+def __getattr__(name: str) -> Any:
+    # MemoryExporters (the type of ``Telemetry.memory``) comes with otelkit's exporters and
+    # batch processors: imported on first use, so a test that only uses OtlpSink does not pay.
+    if name != "MemoryExporters":
+        raise AttributeError(f"module 'otelkit.testing' has no attribute {name!r}")
+    from otelkit._exporters import MemoryExporters
+
+    globals()[name] = MemoryExporters
+    return MemoryExporters
 
 
 def wait_until(
@@ -280,16 +286,6 @@ def proto_attributes(key_values: Any) -> dict[str, Any]:
     return {kv.key: _any_value(kv.value) for kv in key_values}
 
 
-def rotel_binary() -> str | None:
-    """Path of the ``rotel`` agent binary shipped by the ``rotel`` package, if installed."""
-    try:
-        import rotel  # type: ignore[import-not-found,unused-ignore]
-    except ImportError:
-        return None
-    path = Path(rotel.__file__).with_name("rotel-agent")
-    return str(path) if path.exists() else shutil.which("rotel")
-
-
 class RotelCollector:
     """A real OTLP Collector process (rotel) on free loopback ports, exporting to ``sink``.
 
@@ -297,7 +293,7 @@ class RotelCollector:
     """
 
     def __init__(self, sink: OtlpSink, *, binary: str | None = None) -> None:
-        binary = binary or rotel_binary()
+        binary = binary or _testsupport.rotel_binary()
         if binary is None:
             raise RuntimeError("the rotel package is not installed: pip install 'otelkit[test]'")
         for attempt in range(3):
@@ -316,8 +312,8 @@ class RotelCollector:
                     raise
 
     def _start(self, binary: str, sink: OtlpSink) -> None:
-        self.grpc_port = free_port()
-        self.http_port = free_port()
+        self.grpc_port = _testsupport.free_port()
+        self.http_port = _testsupport.free_port()
         self.grpc_endpoint = f"http://127.0.0.1:{self.grpc_port}"
         self.http_endpoint = f"http://127.0.0.1:{self.http_port}"
         self._dir = tempfile.mkdtemp(prefix="otelkit-rotel-")

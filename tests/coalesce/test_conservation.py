@@ -22,12 +22,10 @@ from opentelemetry.trace import SpanContext, TraceFlags
 
 from otelkit.coalesce import (
     COUNT_ATTRIBUTE,
-    EMIT,
-    Coalescer,
     CoalescingLogRecordProcessor,
     CoalescingSpanProcessor,
-    Summary,
 )
+from otelkit.coalesce._window import EMIT, Coalescer, Summary
 from otelkit.testing import FakeClock
 
 KEYS = st.sampled_from("abcdef")

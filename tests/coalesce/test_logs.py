@@ -27,9 +27,8 @@ from otelkit.coalesce import (
     WINDOW_ATTRIBUTE,
     CoalescingLogRecordProcessor,
     attributes_key,
-    call_site_key,
-    message_key,
 )
+from otelkit.coalesce._keys import call_site_key, message_key
 from otelkit.testing import FakeClock, MemoryTelemetry
 
 from .conftest import LogPipeline
@@ -250,89 +249,6 @@ def test_a_failing_key_function_forwards_the_record_and_is_counted(fake_clock: F
     processor.on_emit(record())
     assert len(spy.emitted()) == 2  # nothing lost
     assert internal_error_counts()["coalesce.logs"] == before + 2
-
-
-class SpyMany(Spy):
-    """A downstream that also takes many records in one call."""
-
-    def on_emit_many(self, log_records: list[ReadWriteLogRecord]) -> None:
-        self.calls.append(("on_emit_many", list(log_records)))
-
-
-def test_on_emit_many_passes_what_on_emit_would_in_one_downstream_call(
-    fake_clock: FakeClock,
-) -> None:
-    one, many = SpyMany(), SpyMany()
-    by_one = CoalescingLogRecordProcessor(one, clock=fake_clock)
-    by_many = CoalescingLogRecordProcessor(many, clock=fake_clock)
-    bodies = ["a", "b", "a", "c", "a", "b"]
-    for body in bodies:
-        by_one.on_emit(record(body))
-    by_many.on_emit_many([record(body) for body in bodies])
-    by_many.on_emit_many([record("a")])  # only a repeat: nothing goes downstream
-    assert [r.log_record.body for r in one.emitted()] == ["a", "b", "c"]
-    ((name, passed),) = many.calls
-    assert name == "on_emit_many" and [r.log_record.body for r in passed] == ["a", "b", "c"]
-    fake_clock.advance(10)
-    summaries = [r.log_record.attributes[COUNT_ATTRIBUTE] for r in many.emitted()]  # type: ignore[index]
-    assert sorted(summaries) == [2, 4]  # "b" twice, "a" three times plus the late one
-
-
-def test_on_emit_many_into_a_downstream_without_it_contains_each_failure(
-    fake_clock: FakeClock,
-) -> None:
-    spy = Spy(fail=True)
-    processor = CoalescingLogRecordProcessor(spy, clock=fake_clock)
-    before = internal_error_counts().get("coalesce.logs.downstream", 0)
-    processor.on_emit_many([record("x"), record("y"), record("z")])
-    assert [r.log_record.body for r in spy.emitted()] == ["x", "y", "z"]  # each one tried
-    assert internal_error_counts()["coalesce.logs.downstream"] == before + 3
-
-
-def readable(body: str, **options: Any) -> ReadableLogRecord:
-    made = record(body, **options)
-    return ReadableLogRecord(
-        made.log_record, made.resource or HOST, made.instrumentation_scope, made.limits
-    )
-
-
-class SpyRelayed(Spy):
-    """A downstream that takes relayed (readable) records in one call, as otelkit's batch
-    processor does."""
-
-    def on_emit_relayed(self, log_records: list[ReadableLogRecord]) -> None:
-        self.calls.append(("on_emit_relayed", list(log_records)))
-
-
-def test_relayed_records_are_decided_as_on_emit_and_go_on_in_one_call(
-    fake_clock: FakeClock,
-) -> None:
-    spy = SpyRelayed()
-    processor = CoalescingLogRecordProcessor(spy, clock=fake_clock)
-    records = [readable(body) for body in ["a", "b", "a", "a"]]
-    processor.on_emit_relayed(records)
-    ((name, passed),) = spy.calls
-    assert name == "on_emit_relayed" and passed == [records[0], records[1]]  # as they are
-    fake_clock.advance(10)
-    (summary,) = spy.emitted()
-    assert summary.log_record.attributes[COUNT_ATTRIBUTE] == 3  # type: ignore[index]
-    assert summary.log_record.body == "a" and summary.resource is HOST
-
-
-def test_relayed_records_reach_a_downstream_without_it_as_writable_copies(
-    fake_clock: FakeClock,
-) -> None:
-    spy = Spy()
-    processor = CoalescingLogRecordProcessor(spy, clock=fake_clock)
-    first = readable("a", attributes={"k": 1})
-    first.log_record.attributes.dropped = 2  # type: ignore[union-attr]
-    processor.on_emit_relayed([first, readable("a"), readable("b")])
-    copies = spy.emitted()
-    assert [type(r) for r in copies] == [ReadWriteLogRecord, ReadWriteLogRecord]
-    assert [r.log_record.body for r in copies] == ["a", "b"]
-    assert dict(copies[0].log_record.attributes or {}) == {"k": 1}
-    assert copies[0].dropped_attributes == 2
-    assert copies[0].resource is HOST and copies[0].log_record is not first.log_record
 
 
 def test_force_flush_emits_pending_summaries_then_flushes_downstream_within_the_deadline(

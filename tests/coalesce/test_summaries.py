@@ -1,14 +1,21 @@
-"""What a log window keeps of its first record: every field a summary needs, copied when
-the window opens."""
+"""What a window keeps of its first log record or root span: every field a summary needs,
+copied when the window opens."""
 
 from __future__ import annotations
+
+import gc
+import weakref
 
 from opentelemetry._logs import LogRecord, SeverityNumber
 from opentelemetry.sdk._logs import LogRecordLimits, ReadWriteLogRecord
 from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+from opentelemetry.trace import SpanKind, Status, StatusCode
 
-from otelkit.coalesce._summaries import FirstLog, first_log
+from otelkit.coalesce import CoalescingSpanProcessor
+from otelkit.coalesce._summaries import FirstLog, FirstSpan, first_log, first_span
+from otelkit.testing import FakeClock
 
 RESOURCE = Resource.create({"service.name": "s"})
 
@@ -55,3 +62,54 @@ def test_a_log_window_copies_the_attributes_when_it_opens() -> None:
     kept = first_log(record)
     record.log_record.attributes["a"] = 2  # type: ignore[index]
     assert kept.attributes == {"a": 1, "tags": ("x", "y")}
+
+
+def root_span(provider: TracerProvider) -> ReadableSpan:
+    span = provider.get_tracer("scope").start_span(
+        "GET /items", kind=SpanKind.SERVER, attributes={"http.route": "/items"}
+    )
+    span.set_status(Status(StatusCode.ERROR, "boom"))
+    span.end()
+    return span  # type: ignore[return-value]
+
+
+def test_a_span_window_keeps_each_field_of_its_first_root() -> None:
+    span = root_span(TracerProvider(resource=RESOURCE))
+    context = span.context
+    assert context is not None
+    assert first_span(span) == FirstSpan(
+        name="GET /items",
+        kind=SpanKind.SERVER,
+        trace_id=context.trace_id,
+        span_id=context.span_id,
+        trace_flags=int(context.trace_flags),
+        status_code=StatusCode.ERROR,
+        status_description="boom",
+        start_time=span.start_time,
+        resource=RESOURCE,
+        scope=span.instrumentation_scope,
+        attributes={"http.route": "/items"},
+    )
+
+
+class _Discard:
+    def on_start(self, span: object, parent_context: object = None) -> None:
+        pass
+
+    def on_end(self, span: object) -> None:
+        pass
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return True
+
+    def shutdown(self) -> None:
+        pass
+
+
+def test_an_open_span_window_does_not_keep_its_root_span_alive() -> None:
+    processor = CoalescingSpanProcessor(_Discard(), clock=FakeClock())  # type: ignore[arg-type]
+    provider = TracerProvider(resource=RESOURCE)
+    provider.add_span_processor(processor)
+    root = weakref.ref(root_span(provider))
+    gc.collect()
+    assert processor.coalescer.open_keys == 1 and root() is None

@@ -8,7 +8,7 @@ import tracemalloc
 import pytest
 
 from otelkit._errors import internal_error_counts
-from otelkit.coalesce import EMIT, SUPPRESS, Coalescer, Summary
+from otelkit.coalesce._window import EMIT, SUPPRESS, Coalescer, Summary
 from otelkit.testing import FakeClock
 
 

@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from otelkit.demo import DemoOptions
-from otelkit.testing import OtlpSink, RotelCollector, free_port, proto_attributes, wait_until
+from otelkit._demo import DemoOptions
+from otelkit._testsupport import free_port
+from otelkit.testing import OtlpSink, RotelCollector, proto_attributes, wait_until
 
 
 def _run_demo(*args: str, marker: str) -> subprocess.CompletedProcess[str]:
@@ -170,7 +171,7 @@ def test_demo_with_nothing_listening_says_so_and_links_nothing() -> None:
 
 
 def test_the_summary_counts_job_traces_by_decision() -> None:
-    from otelkit.demo._report import DemoSummary, summary_table
+    from otelkit._demo._report import DemoSummary, summary_table
 
     summary = DemoSummary(
         sampling=0.1, job_decisions={("kept", "error"): 4, ("dropped", "probability"): 30}
@@ -182,7 +183,7 @@ def test_the_summary_counts_job_traces_by_decision() -> None:
 
 
 def test_the_summary_gives_no_ratio_when_nothing_was_exported() -> None:
-    from otelkit.demo._report import DemoSummary, summary_table
+    from otelkit._demo._report import DemoSummary, summary_table
 
     table = summary_table(DemoSummary(logs_emitted=3488, logs_exported=0, logs_failed=51))
     assert "3488 emitted -> none exported, 51 failed to export" in table

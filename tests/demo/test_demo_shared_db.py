@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from otelkit.demo._jobs import DOOMED, FLAKY, ORDER, QUEUE, build_store, run_queue
+from otelkit._demo._jobs import DOOMED, FLAKY, ORDER, QUEUE, build_store, run_queue
 from otelkit.jobs import JobState, JobStore
 
 PG_ENV = "OTELKIT_TEST_POSTGRES_URL"

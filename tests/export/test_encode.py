@@ -37,7 +37,8 @@ from opentelemetry.trace import (
     set_span_in_context,
 )
 
-from otelkit.export import encode_logs, encode_spans
+from otelkit.export._logs import encode_logs
+from otelkit.export._spans import encode_spans, encoded_span
 
 INT64 = st.integers(-(2**63), 2**63 - 1)
 NAMES = st.text(max_size=12)
@@ -220,3 +221,6 @@ def test_span_requests_are_the_official_encoding(batch: list[ReadableSpan]) -> N
     ours = encode_spans(batch)
     assert ExportTraceServiceRequest.FromString(ours) == official
     assert ours == official.SerializeToString()
+    # Spans written when they ended give the same request, alone or among spans.
+    assert encode_spans([encoded_span(span) for span in batch]) == ours
+    assert encode_spans([encoded_span(s) if i % 2 else s for i, s in enumerate(batch)]) == ours

@@ -13,17 +13,21 @@ import pytest
 from opentelemetry import trace
 from opentelemetry.exporter.otlp.proto.http import Compression
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk._logs.export import (
     InMemoryLogRecordExporter,
     LogRecordExportResult,
     SimpleLogRecordProcessor,
 )
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 import otelkit
 from otelkit import export
 from otelkit._sdk import FALLBACKS_FORCED, transport
-from otelkit.export import OtlpHttpLogExporter
+from otelkit.export import OtlpHttpLogExporter, OtlpHttpSpanExporter
 from otelkit.testing import OtlpSink
 
 pytestmark = pytest.mark.skipif(FALLBACKS_FORCED, reason="the shortcut is forced off")
@@ -66,8 +70,9 @@ def _records(n: int) -> list[Any]:
 
 def test_configure_exports_http_with_otelkits_encoder(otlp_sink: OtlpSink) -> None:
     with (
-        mock.patch.object(export._http, "encode_logs", wraps=export.encode_logs) as logs,
-        mock.patch.object(export._http, "encode_spans", wraps=export.encode_spans) as spans,
+        mock.patch.object(export._http, "encode_logs", wraps=export._http.encode_logs) as logs,
+        mock.patch.object(export._http, "encode_spans", wraps=export._http.encode_spans) as spans,
+        mock.patch.object(export._http, "encoded_span", wraps=export._http.encoded_span) as ended,
     ):
         tel = otelkit.configure(
             service_name="fast", endpoint=otlp_sink.endpoint, coalesce_window=False
@@ -84,6 +89,7 @@ def test_configure_exports_http_with_otelkits_encoder(otlp_sink: OtlpSink) -> No
     # (the seam's self-check); elsewhere the SDK exporter's own export(), with the same result.
     assert logs.called == transport.http_sender_ok("logs")
     assert spans.called == transport.http_sender_ok("spans")
+    assert ended.called == transport.http_sender_ok("spans")  # each span written as it ended
     assert [s.name for _, s in otlp_sink.spans()] == ["work"]
     [(resource, record)] = [(r, rec) for r, rec in otlp_sink.logs() if rec.body.string_value]
     assert resource["service.name"] == "fast" and record.body.string_value == "paid 3"
@@ -138,3 +144,43 @@ def test_after_shutdown_a_batch_is_refused(recorder: tuple[str, type[_Recorder]]
     exporter.shutdown()
     assert exporter.export(_records(1)) is LogRecordExportResult.FAILURE
     assert handler.seen == []
+
+
+def _spans(n: int) -> list[Any]:
+    provider = TracerProvider(shutdown_on_exit=False)
+    memory = InMemorySpanExporter()
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    for i in range(n):
+        provider.get_tracer("shop").start_span(f"op {i}", attributes={"i": i}).end()
+    return list(memory.get_finished_spans())
+
+
+def test_spans_written_when_they_ended_are_sent_as_spans_are(
+    recorder: tuple[str, type[_Recorder]],
+) -> None:
+    url, handler = recorder
+    exporter = OtlpHttpSpanExporter(endpoint=url, timeout=5)
+    encoder = exporter.span_encoder()
+    assert encoder is not None
+    spans = _spans(3)
+    assert exporter.export([encoder(span) for span in spans]) is SpanExportResult.SUCCESS
+    assert exporter.export(spans) is SpanExportResult.SUCCESS
+    exporter.shutdown()
+    assert exporter.export([encoder(span) for span in spans]) is SpanExportResult.FAILURE
+    first, second = (ExportTraceServiceRequest.FromString(body) for _, body in handler.seen)
+    assert first == second
+    assert [s.name for s in first.resource_spans[0].scope_spans[0].spans] == [
+        "op 0",
+        "op 1",
+        "op 2",
+    ]
+
+
+def test_without_the_shortcut_the_batch_processor_is_given_no_span_encoder(
+    recorder: tuple[str, type[_Recorder]],
+) -> None:
+    url, _ = recorder
+    with mock.patch.object(export._http, "http_sender", return_value=None):
+        exporter = OtlpHttpSpanExporter(endpoint=url, timeout=5)
+    assert exporter.span_encoder() is None  # the SDK exporter's export() needs the spans
+    exporter.shutdown()

@@ -28,7 +28,7 @@ def _report(telemetry: otelkit.Telemetry, **extra: Any) -> None:
     host = telemetry.relay_host
     stats = dict(host.stats) if host is not None else {}
     ok = telemetry.shutdown(timeout=20)
-    drops = {f"{signal}/{reason}": n for (signal, reason), n in telemetry.drops.totals().items()}
+    drops = {f"{signal}/{reason}": n for (signal, reason), n in telemetry.dropped().items()}
     exported = telemetry.export_counts()  # (accepted by the Collector, failed), by signal
     report = {"stats": stats, "drops": drops, "shutdown_ok": ok, "exported": exported, **extra}
     print(json.dumps(report), flush=True)

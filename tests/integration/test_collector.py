@@ -61,15 +61,15 @@ def test_the_collector_starts_on_fresh_ports_when_its_first_ones_were_taken(
 ) -> None:
     import socket
 
-    import otelkit.testing as testing
+    from otelkit import _testsupport
 
     taken = socket.socket()
     taken.bind(("127.0.0.1", 0))
     taken.listen()
     taken_port = taken.getsockname()[1]
-    real_free_port = testing.free_port
+    real_free_port = _testsupport.free_port
     ports = iter([taken_port])  # the first attempt's gRPC port is in use
-    monkeypatch.setattr(testing, "free_port", lambda: next(ports, None) or real_free_port())
+    monkeypatch.setattr(_testsupport, "free_port", lambda: next(ports, None) or real_free_port())
     try:
         collector = RotelCollector(otlp_sink)
     finally:

@@ -14,11 +14,8 @@ import concurrent.futures
 import contextlib
 import os
 import shlex
-import signal
-import subprocess
 import sys
 import tempfile
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -28,7 +25,10 @@ from typing import Any
 import pytest
 from test_docs_examples import blocks, recipe_files  # tests/ is on sys.path (no __init__.py)
 
-from otelkit.testing import OtlpSink, RotelCollector, free_port, proto_attributes, wait_until
+from otelkit._testsupport import free_port
+from otelkit.testing import OtlpSink, RotelCollector, proto_attributes, wait_until
+
+from .processes import LoggedProcess
 
 pytestmark = [pytest.mark.collector, pytest.mark.slow]
 
@@ -56,28 +56,14 @@ def _environment(endpoint: str, **extra: str) -> dict[str, str]:
     return env
 
 
-class Server:
-    """A server process with its output in a file; killed (group and all) when closed."""
+class Server(LoggedProcess):
+    """A server process listening on ``port``."""
 
     def __init__(
         self, argv: list[str], env: dict[str, str], port: int, log: Path, cwd: Path = APPS
     ) -> None:
+        super().__init__(argv, env, log, cwd)
         self.port = port
-        self.log_path = log
-        self._log = log.open("wb")
-        self.process = subprocess.Popen(
-            argv,
-            env=env,
-            cwd=cwd,
-            stdin=subprocess.DEVNULL,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # its own process group: the finally can kill every worker
-        )
-
-    def output(self) -> str:
-        self._log.flush()
-        return self.log_path.read_text(errors="replace")[-6000:]
 
     def get(self, path: str, timeout: float = 10.0) -> str:
         url = f"http://127.0.0.1:{self.port}{path}"
@@ -88,7 +74,7 @@ class Server:
     def wait_serving(self, timeout: float = 30.0) -> None:
         def serving() -> bool:
             if self.process.poll() is not None:
-                raise AssertionError(f"server exited early:\n{self.output()}")
+                raise AssertionError(f"server exited early:\n{self.tail()}")
             try:
                 self.get("/", timeout=1.0)
             except (OSError, urllib.error.URLError):
@@ -99,23 +85,7 @@ class Server:
 
     def terminate(self, timeout: float = 30.0) -> float:
         """SIGTERM the master; the seconds until it exited."""
-        started = time.monotonic()
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            raise AssertionError(f"the master ignored SIGTERM:\n{self.output()}") from None
-        return time.monotonic() - started
-
-    def close(self) -> None:
-        if self.process.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(timeout=10)
-        else:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.process.pid, signal.SIGKILL)  # orphaned workers, if any
-        self._log.close()
+        return super().terminate(timeout)
 
 
 def _gunicorn(
@@ -275,8 +245,8 @@ def test_gunicorn_every_request_arrives_once_under_its_worker(
     assert relay_dir.is_dir()
     served = _drive(server, 300)
     seconds = server.terminate()
-    assert seconds < EXIT_BOUND, server.output()
-    assert server.process.returncode == 0, server.output()
+    assert seconds < EXIT_BOUND, server.tail()
+    assert server.process.returncode == 0, server.tail()
     if case == "sync-max-requests":
         assert len(set(served.values())) > 3  # workers were recycled: the test is not vacuous
     else:
@@ -296,8 +266,8 @@ def test_gunicorn_master_exits_within_its_bound_when_the_collector_is_down(
     served = _drive(server, 60)
     assert len(served) == 60
     seconds = server.terminate()
-    assert seconds < EXIT_BOUND, server.output()
-    assert server.process.returncode == 0, server.output()
+    assert seconds < EXIT_BOUND, server.tail()
+    assert server.process.returncode == 0, server.tail()
     assert not relay_dir.exists()
 
 
@@ -344,8 +314,8 @@ def test_the_documented_gunicorn_recipe_exports_every_workers_telemetry(
     count = 40
     for n in range(count):
         assert server.get(f"/page/{n}") == "ok"
-    assert server.terminate() < EXIT_BOUND, server.output()
-    assert server.process.returncode == 0, server.output()
+    assert server.terminate() < EXIT_BOUND, server.tail()
+    assert server.process.returncode == 0, server.tail()
 
     def counted() -> int:  # the last cumulative value of each worker
         last = {r["service.instance.id"]: v for r, _, v in otlp_sink.metric_points("web.requests")}
@@ -408,10 +378,10 @@ def test_gunicorn_worker_leaves_on_a_sigterm_that_arrives_before_its_handlers(
     server.wait_serving()
     first = int(marker.read_text())
     # Lost, the signal would leave the first worker serving until the master stops it.
-    wait_until(lambda: f"Worker exiting (pid: {first})" in server.output(), timeout=20)
+    wait_until(lambda: f"Worker exiting (pid: {first})" in server.tail(), timeout=20)
     assert int(server.get("/pid")) != first
-    assert server.terminate() < EXIT_BOUND, server.output()
-    assert server.process.returncode == 0, server.output()
+    assert server.terminate() < EXIT_BOUND, server.tail()
+    assert server.process.returncode == 0, server.tail()
 
 
 # ---- uvicorn ------------------------------------------------------------------------------
@@ -433,8 +403,8 @@ def test_uvicorn_workers_deliver_every_request_and_their_lifespan_shutdown(
     served = _drive(server, 200)
     workers = set(served.values())
     seconds = server.terminate()
-    assert seconds < EXIT_BOUND, server.output()
-    assert server.process.returncode == 0, server.output()
+    assert seconds < EXIT_BOUND, server.tail()
+    assert server.process.returncode == 0, server.tail()
     _assert_every_request_once(otlp_sink, served, server.process.pid, rotel_collector)
 
     def shutdown_records() -> collections.Counter[int]:
@@ -446,6 +416,6 @@ def test_uvicorn_workers_deliver_every_request_and_their_lifespan_shutdown(
 
     with contextlib.suppress(TimeoutError):
         wait_until(lambda: set(shutdown_records()) >= workers, timeout=10)
-    assert set(shutdown_records()) >= workers, (shutdown_records(), workers, server.output())
+    assert set(shutdown_records()) >= workers, (shutdown_records(), workers, server.tail())
     assert set(shutdown_records().values()) == {1}
     assert not relay_dir.exists()

@@ -9,7 +9,8 @@ import textwrap
 
 import pytest
 
-from otelkit.testing import OtlpSink, free_port, wait_until
+from otelkit._testsupport import free_port
+from otelkit.testing import OtlpSink, wait_until
 
 CHILD = textwrap.dedent(
     """

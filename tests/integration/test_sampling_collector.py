@@ -48,7 +48,7 @@ def test_every_failed_and_slow_trace_arrives_whole_and_the_rest_near_the_probabi
                 exported_logs,
                 sampler.counts(),
                 tel.export_counts(),
-                tel.drops.totals(),
+                dict(tel.dropped()),
             )
         ) from None
     spans = [s for _, s in otlp_sink.spans()]
@@ -72,7 +72,7 @@ def test_every_failed_and_slow_trace_arrives_whole_and_the_rest_near_the_probabi
     # Conservation: emitted = exported + sampled out + dropped (nothing was dropped).
     assert len(spans) + sampler.sampled_out("spans") == N_TRACES * SPANS_PER_TRACE
     assert sum(logs_by_trace.values()) + sampler.sampled_out("logs") == (N_TRACES * LOGS_PER_TRACE)
-    assert tel.drops.totals() == {} or sum(tel.drops.totals().values()) == 0
+    assert dict(tel.dropped()) == {} or sum(dict(tel.dropped()).values()) == 0
     counts = sampler.counts()
     assert counts[("traces", "kept", "error")] == len(ids["failed"])
     assert counts[("traces", "kept", "slow")] == len(ids["slow"])

@@ -12,10 +12,8 @@ from __future__ import annotations
 
 import collections
 import os
-import signal
 import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -23,6 +21,8 @@ from typing import Any
 import pytest
 
 from otelkit.testing import OtlpSink, RotelCollector, proto_attributes, wait_until
+
+from .processes import LoggedProcess
 
 pytestmark = [pytest.mark.collector, pytest.mark.redis, pytest.mark.slow]
 
@@ -51,47 +51,11 @@ def _env(endpoint: str, **extra: str) -> dict[str, str]:
     return env
 
 
-class Worker:
-    """A worker process with its output in a file; its whole group killed when closed."""
+class Worker(LoggedProcess):
+    """A worker process run in the task-queue apps' folder."""
 
     def __init__(self, argv: list[str], env: dict[str, str], log: Path) -> None:
-        self.log_path = log
-        self._log = log.open("wb")
-        self.process = subprocess.Popen(
-            argv,
-            env=env,
-            cwd=APPS,
-            stdin=subprocess.DEVNULL,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-
-    def output(self) -> str:
-        self._log.flush()
-        return self.log_path.read_text(errors="replace")
-
-    def wait_for_output(self, text: str, timeout: float = 60.0) -> None:
-        try:
-            wait_until(
-                lambda: text in self.output() or self.process.poll() is not None, timeout=timeout
-            )
-        except TimeoutError:
-            raise AssertionError(f"no {text!r} in the output:\n{self.output()[-4000:]}") from None
-        assert text in self.output(), self.output()[-4000:]
-
-    def terminate(self, timeout: float = 60.0) -> float:
-        """SIGTERM; seconds until the process exited."""
-        started = time.monotonic()
-        self.process.send_signal(signal.SIGTERM)
-        self.process.wait(timeout=timeout)
-        return time.monotonic() - started
-
-    def close(self) -> None:
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(timeout=10)
-        self._log.close()
+        super().__init__(argv, env, log, cwd=APPS)
 
 
 def _send(script: str, env: dict[str, str], *args: str) -> str:
@@ -375,7 +339,7 @@ def test_the_rq_recipe_runs_as_written(
     argv = [sys.executable, "-m", "rq.cli", "worker", "-w", "otelkit.rq.Worker", "--burst", "media"]
     worker = Worker(argv, env, tmp_path / "worker.log")
     try:
-        assert worker.process.wait(timeout=120) == 0, worker.output()[-4000:]
+        assert worker.process.wait(timeout=120) == 0, worker.tail()
     finally:
         worker.close()
     (run,) = [s for _, s in otlp_sink.spans() if s.name == "run/media.resize"]

@@ -91,11 +91,12 @@ def test_enqueue_many_with_keys_new_repeated_and_held(db_url, make_store) -> Non
     store = make_store(db_url)
     fn = store.job(name="u")(_noop)
     held = fn.enqueue({"user": 1}, unique_key="user-1")
-    items = [{"user": 1}, {"user": 2}, {"user": 2}, {"user": 3}]
-    handles = fn.enqueue_many(items, unique_key=lambda data: f"user-{data['user']}")
-    assert [h.duplicate for h in handles] == [True, False, True, False]
-    assert handles[0] == held and handles[1] == handles[2]
-    assert _count(store) == 3
+    items = [{"user": 1}, {"user": 2}, {"user": 2}, {"user": 3}, {"user": 3}]
+    keys = ["user-1", "user-2", "user-2", "user-3", None]  # the last item has no key
+    handles = fn.enqueue_many(items, unique_keys=keys)
+    assert [h.duplicate for h in handles] == [True, False, True, False, False]
+    assert handles[0] == held and handles[1] == handles[2] and handles[3] != handles[4]
+    assert _count(store) == 4
     by_data = fn.enqueue_many([{"x": 1}, {"x": 1}], unique=True)
     assert by_data[0] == by_data[1] and [h.duplicate for h in by_data] == [False, True]
 
@@ -122,13 +123,25 @@ def test_bad_unique_options_name_the_option_and_write_nothing(
     assert _count(store) == 0
 
 
-def test_enqueue_many_refuses_a_key_function_returning_no_str(sqlite_url, make_store) -> None:
+@pytest.mark.parametrize(
+    ("options", "error", "match"),
+    [
+        ({"unique_keys": lambda data: "k"}, OptionTypeError, "unique_keys must be a list"),
+        ({"unique_keys": "kk"}, OptionTypeError, "unique_keys must be a list of keys"),
+        ({"unique_keys": ["k"]}, InvalidOptionError, "has 1 keys for 2 items"),
+        ({"unique_keys": ["k", 7]}, OptionTypeError, r"unique_keys\[1\] must be a str"),
+        ({"unique_keys": ["k", ""]}, InvalidOptionError, r"unique_keys\[1\] must not be empty"),
+        ({"unique_keys": ["k", "l"], "unique": True}, InvalidOptionError, "not both"),
+        ({"unique_for": 60}, InvalidOptionError, "unique_keys=.*or unique=True"),
+    ],
+)
+def test_enqueue_many_refuses_bad_unique_keys_and_writes_nothing(
+    sqlite_url, make_store, options: dict[str, Any], error: type[Exception], match: str
+) -> None:
     store = make_store(sqlite_url)
     fn = store.job(name="u")(_noop)
-    with pytest.raises(OptionTypeError, match="enqueue_many: unique_key must be a str"):
-        fn.enqueue_many([{"a": 1}, {"a": 2}], unique_key=lambda data: data["a"])
-    with pytest.raises(OptionTypeError, match="unique_key must be a function"):
-        fn.enqueue_many([{}], unique_key="k")  # type: ignore[arg-type]
+    with pytest.raises(error, match=match):
+        fn.enqueue_many([{"a": 1}, {"a": 2}], **options)
     assert _count(store) == 0
 
 

@@ -24,19 +24,20 @@ def _start(worker: Any) -> threading.Thread:
     return thread
 
 
-def _idle_after_first_claim(worker: Any) -> threading.Event:
-    """An event set when ``worker`` first waits idle: its first claim found nothing, and
-    from then on only a wake-up (or the long poll) makes it claim again. A spy on the
-    worker's wait, since an empty claim leaves no other trace."""
-    idle = threading.Event()
+def _idle_waits(worker: Any) -> list[float]:
+    """The monotonic times at which ``worker`` started to wait idle (appended as they
+    happen): from then on only a wake-up (or the long poll, or a due time it knows) makes
+    it claim again. A spy on the worker's wait, since an empty claim leaves no other trace;
+    the worker holds its lock until it waits, so a wake-up after the append is not missed."""
+    waits: list[float] = []
     wait = worker._idle
 
     def spy(**kwargs: Any) -> None:
-        idle.set()  # the worker holds its lock until it waits: a wake-up cannot be missed
+        waits.append(time.monotonic())
         wait(**kwargs)
 
     worker._idle = spy
-    return idle
+    return waits
 
 
 def _stop(worker: Any, thread: threading.Thread) -> None:
@@ -67,11 +68,11 @@ def test_an_idle_worker_starts_a_job_soon_after_enqueue(pg_url, make_store) -> N
         started[job.id] = time.monotonic()
 
     worker = consumer.worker(concurrency=1, poll_interval=LONG_POLL)
-    idle = _idle_after_first_claim(worker)
+    idle = _idle_waits(worker)
     thread = _start(worker)
     try:
         wait_until(lambda: worker.listening, timeout=10)
-        assert idle.wait(10)
+        wait_until(lambda: idle, timeout=10)  # the first claim found nothing
         latencies = []
         for _ in range(10):
             enqueued = time.monotonic()
@@ -133,10 +134,10 @@ def test_an_enqueue_in_the_workers_process_wakes_it(sqlite_url, make_store) -> N
         ran.set()
 
     worker = store.worker(concurrency=1, poll_interval=LONG_POLL)
-    idle = _idle_after_first_claim(worker)
+    idle = _idle_waits(worker)
     thread = _start(worker)
     try:
-        assert idle.wait(10)  # the first claim found nothing: only a wake-up finds the job
+        wait_until(lambda: idle, timeout=10)  # the first claim found nothing: only a wake-up
         work.enqueue()
         assert ran.wait(10)
     finally:
@@ -145,18 +146,21 @@ def test_an_enqueue_in_the_workers_process_wakes_it(sqlite_url, make_store) -> N
 
 def test_a_worker_sleeps_until_the_earliest_run_after(db_url, make_store) -> None:
     store = make_store(db_url)
-    ran: list[str] = []
+    ran: list[float] = []
 
     @store.job(name="later")
     def later(job: Job) -> None:
-        ran.append(job.id)
+        ran.append(time.monotonic())
 
     later.enqueue(run_after=timedelta(seconds=0.3))  # known to the worker's first claim
     worker = store.worker(concurrency=1, poll_interval=LONG_POLL)
+    idle = _idle_waits(worker)
     thread = _start(worker)
     try:
         wait_until(lambda: len(ran) == 1, timeout=10)
-        later.enqueue(run_after=0.3)  # enqueued while it is idle: the wake-up carries the delay
+        # idle after the first job: its claims know of no other job from now on
+        wait_until(lambda: idle[-1] > ran[0], timeout=10)
+        later.enqueue(run_after=0.3)  # the wake-up carries the delay
         wait_until(lambda: len(ran) == 2, timeout=10)
     finally:
         _stop(worker, thread)

@@ -26,7 +26,7 @@ def test_all_is_sorted_and_every_name_resolves_with_a_docstring() -> None:
 def test_importing_the_child_side_leaves_the_host_and_its_protobuf_classes_alone() -> None:
     code = (
         "import sys, otelkit.relay\n"
-        "print(sorted(m for m in ('otelkit.relay.host', 'otelkit.relay._decode',"
+        "print(sorted(m for m in ('otelkit.relay._host', 'otelkit.relay._decode',"
         " 'opentelemetry.proto.collector.logs.v1.logs_service_pb2') if m in sys.modules))\n"
     )
     out = subprocess.run(

@@ -15,21 +15,14 @@ from typing import Any
 import pytest
 from opentelemetry.instrumentation.logging.handler import LoggingHandler
 from opentelemetry.sdk._logs import LoggerProvider
-from opentelemetry.sdk._logs.export import BatchLogRecordProcessor, SimpleLogRecordProcessor
+from opentelemetry.sdk._logs.export import SimpleLogRecordProcessor
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.trace import Link, SpanKind, StatusCode
 
 from otelkit._logbridge import OtelLogHandler
-from otelkit.relay import (
-    RELAY_ENV,
-    ChildPipeline,
-    RelayAddress,
-    RelayHost,
-    RelayLogExporter,
-    RelaySpanExporter,
-)
+from otelkit.relay import ChildPipeline, RelayAddress, RelayHost
 from otelkit.testing import MemoryTelemetry, wait_until
 
 # Python 3.12+ warns when a process with threads forks; forking such a process is the
@@ -313,22 +306,6 @@ def test_after_fork_the_child_starts_empty_with_its_own_identity(
     pipe.shutdown()
 
 
-def test_sdk_exporters_deliver_through_batch_processors(
-    relay_host: RelayHost, memory_telemetry: MemoryTelemetry
-) -> None:
-    os.environ[RELAY_ENV] = relay_host.env_value
-    logs = LoggerProvider(resource=CHILD, shutdown_on_exit=False)
-    logs.add_log_record_processor(BatchLogRecordProcessor(RelayLogExporter()))
-    spans = TracerProvider(resource=CHILD, shutdown_on_exit=False)
-    spans.add_span_processor(BatchSpanProcessor(RelaySpanExporter(relay_host.env_value)))
-    with spans.get_tracer("t").start_as_current_span("exported"):
-        logs.get_logger("l").emit(body="exported log")
-    logs.shutdown()
-    spans.shutdown()
-    wait_until(lambda: relay_host.stats["logs"] == 1 and relay_host.stats["spans"] == 1, timeout=10)
-    assert memory_telemetry.logs()[0].resource.attributes["service.name"] == "child-svc"
-
-
 def test_child_path_never_imports_grpc_or_requests() -> None:
     code = (
         "import logging, sys\n"
@@ -379,7 +356,7 @@ def test_an_unencodable_record_is_counted_and_the_rest_of_its_batch_delivered(
     # an attribute OTLP cannot carry is left out, as the export encoder does
     logger.info("odd", extra={"thing": _Unprintable()})
     # a body with no OTLP type travels as its str(); one whose str() raises cannot travel
-    pipeline.offer_log((1, 2, 9, "INFO", _Unprintable(), None, 0, 0, 0, "s", None, None, 0), 1)
+    pipeline._offer_log((1, 2, 9, "INFO", _Unprintable(), None, 0, 0, 0, "s", None, None, 0), 1)
     logger.info("fine 2")
     assert pipeline.force_flush(5000)
     wait_until(lambda: relay_host.stats["dropped_logs"] == 1, timeout=5)

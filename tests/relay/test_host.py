@@ -176,7 +176,7 @@ def test_a_failing_processor_counts_each_record_as_dropped(
         span_processor=SimpleSpanProcessor(memory_telemetry.span_exporter),
         log_processor=Failing(memory_telemetry.log_exporter),
         meter_provider=memory_telemetry.meter_provider,
-        drops=ledger,
+        _drops=ledger,
     )
     host.start()
     try:
@@ -211,7 +211,7 @@ def test_frames_left_unread_at_the_close_deadline_are_counted_as_dropped(
         span_processor=SimpleSpanProcessor(memory_telemetry.span_exporter),
         log_processor=processor,
         meter_provider=memory_telemetry.meter_provider,
-        drops=ledger,
+        _drops=ledger,
         clock=fake_clock,
     )
     host.start()

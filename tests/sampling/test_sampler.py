@@ -20,7 +20,8 @@ from opentelemetry.trace import Status, StatusCode
 import otelkit
 from otelkit.coalesce import CoalescingSpanProcessor
 from otelkit.errors import InvalidOptionError
-from otelkit.sampling import SamplingOptions, TailSampler, keeps_trace
+from otelkit.sampling import SamplingOptions, TailSampler
+from otelkit.sampling._sampler import keeps_trace
 from otelkit.testing import FakeClock
 
 S = 1_000_000_000  # ns
@@ -179,7 +180,7 @@ def test_works_in_front_of_span_coalescing() -> None:
     rig = make_rig(SamplingOptions(probability=0.0), coalesce=True)
     failed = [rig.tree(error=True) for _ in range(3)]
     rig.tree()  # sampled out: never reaches the coalescer
-    rig.sampler.release_all()
+    rig.sampler._release_all()
     exported = rig.spans.get_finished_spans()
     # The first failed tree is exported whole; its repeats are coalesced (no orphan span).
     assert _spans_of(rig, failed[0]) == ["child 0", "child 1", "root"]

@@ -7,9 +7,9 @@ import base64
 import pytest
 
 from otelkit._errors import internal_error_counts
-from otelkit.scrubbing import SENSITIVE_KEY, Scrubber, ScrubbingOptions, ScrubMatch
-from otelkit.scrubbing._rules import luhn_valid
-from otelkit.scrubbing._scrubber import Notes
+from otelkit.scrubbing import ScrubbingOptions, ScrubMatch
+from otelkit.scrubbing._rules import SENSITIVE_KEY, luhn_valid
+from otelkit.scrubbing._scrubber import Notes, Scrubber
 
 BASIC = base64.b64encode(b"ada:lovelace").decode()
 JWT = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U"
@@ -171,6 +171,28 @@ def test_a_callback_may_allow_a_match() -> None:
     text = scrubber.text("test 4111 1111 1111 1111, real 4000-0000-0000-0002", "body", notes)
     assert text == "test 4111 1111 1111 1111, real [scrubbed: credit card]"
     assert [(m.location, m.rule) for m in seen] == [("body", "credit card")] * 2
+
+
+def test_a_value_the_callback_allowed_in_one_place_is_asked_about_again_elsewhere() -> None:
+    # Clean short strings are remembered; one the callback let through is not clean.
+    def allow_in_body(match: ScrubMatch) -> bool:
+        return match.location == "body"
+
+    scrubber = Scrubber(ScrubbingOptions(callback=allow_in_body))
+    card = "paid 4000-0000-0000-0002"
+    assert scrubber.text(card, "body", []) is card
+    notes: Notes = []
+    assert scrubber.text(card, "payment", notes) == "paid [scrubbed: credit card]"
+    assert notes == [("payment", "credit card")]
+
+
+def test_a_clean_value_stays_clean_and_a_secret_is_still_found_after_it() -> None:
+    scrubber = Scrubber()
+    for _ in range(2):  # the second time from what the first one remembered
+        notes: Notes = []
+        assert scrubber.text("region eu-west-1", "a", notes) == "region eu-west-1"
+        assert scrubber.text("token=abc123 x", "a", notes) == "token=[scrubbed: password] x"
+        assert notes == [("a", "password")]
 
 
 def test_a_failing_callback_is_contained_counted_and_the_value_stays_scrubbed() -> None:

@@ -2,8 +2,9 @@
 
 Each shortcut checks itself at import against the public behaviour it stands for and, when
 the check fails (a newer release changed its internals), its caller takes the public-API
-path instead; ``OTELKIT_SDK_FALLBACKS=1`` forces every fallback. One module per area
-(``metrics``, ...); see ``docs/sdk-seam.md``.
+path instead; ``OTELKIT_SDK_FALLBACKS=1`` forces every fallback (a comma-separated list of
+shortcut names forces theirs). One module per area (``metrics``, ...); see
+``docs/sdk-seam.md``.
 """
 
 from __future__ import annotations

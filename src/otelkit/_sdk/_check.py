@@ -10,14 +10,17 @@ __all__ = ["FALLBACKS_FORCED", "checked"]
 
 _logger = logging.getLogger("otelkit")
 
-FALLBACKS_FORCED = os.environ.get("OTELKIT_SDK_FALLBACKS", "").lower() in {"1", "true", "yes"}
-"""Whether ``OTELKIT_SDK_FALLBACKS`` asks for the public-API path everywhere."""
+_FORCED = {part.strip() for part in os.environ.get("OTELKIT_SDK_FALLBACKS", "").lower().split(",")}
+
+FALLBACKS_FORCED = bool(_FORCED & {"1", "true", "yes"})
+"""Whether ``OTELKIT_SDK_FALLBACKS`` asks for the public-API path everywhere (it may also
+name shortcuts, comma-separated, to force only theirs: how their gain is measured)."""
 
 
 def checked(name: str, check: Callable[[], bool]) -> bool:
     """Whether shortcut ``name`` may be used: ``check()`` passed (an exception counts as a
     failure) and fallbacks are not forced. Says so once at debug level when it is off."""
-    if FALLBACKS_FORCED:
+    if FALLBACKS_FORCED or name in _FORCED:
         _logger.debug("otelkit: SDK shortcut %s off (OTELKIT_SDK_FALLBACKS)", name)
         return False
     try:

@@ -1,4 +1,6 @@
-"""Logs shortcuts: an SDK log record built without the constructors' re-cleaning."""
+"""Logs shortcuts: an SDK log record built without the constructors' re-cleaning, and the
+readable copy a batch processor queues built without ``copy.copy`` and the dataclass's
+constructor."""
 
 from __future__ import annotations
 
@@ -20,16 +22,14 @@ from otelkit._sdk._check import checked
 
 __all__ = [
     "FAST_LOG_RECORDS_OK",
-    "READABLE_VIEW_OK",
+    "READABLE_COPY_OK",
     "attribute_limits",
     "fast_log_records",
     "public_log_record",
-    "readable_view",
-    "writable_copy",
+    "readable_copy",
 ]
 
 _new = object.__new__
-_set = object.__setattr__
 
 
 def attribute_limits(limits: LogRecordLimits) -> tuple[int | None, int | None]:
@@ -109,17 +109,6 @@ _bounded = _bounded_newer
 _with_exception = True  # whether the API's LogRecord has an ``exception`` field
 
 
-_last_limits: tuple[Any, tuple[int | None, int | None]] = (None, (None, None))
-
-
-def _remember_limits(limits: LogRecordLimits) -> tuple[int | None, int | None]:
-    # The limits of the previous record are nearly always the same object (the host's).
-    global _last_limits
-    found = attribute_limits(limits)
-    _last_limits = (limits, found)
-    return found
-
-
 def _fast_many(
     record_class: type[LogRecord],
     rows: Iterable[tuple[Any, ...]],
@@ -127,11 +116,7 @@ def _fast_many(
 ) -> list[Any]:
     # One loop for many records (the relay host builds a chunk of a frame's records at
     # once): the fields are set in the order the constructors set them.
-    last = _last_limits  # replaced whole, never mutated
-    if limits is last[0]:
-        maxlen, max_value_len = last[1]
-    else:
-        maxlen, max_value_len = _remember_limits(limits)
+    maxlen, max_value_len = attribute_limits(limits)
     bounded, with_exception = _bounded, _with_exception
     out: list[Any] = []
     append = out.append
@@ -211,7 +196,7 @@ def _check_fast_log_record() -> bool:
     return False
 
 
-FAST_LOG_RECORDS_OK = checked("fast_log_record", _check_fast_log_record)
+FAST_LOG_RECORDS_OK = checked("fast_log_records", _check_fast_log_record)
 """Whether :data:`fast_log_records` may skip the SDK's constructors with this SDK."""
 
 
@@ -232,68 +217,81 @@ them; :func:`public_log_record`'s for any other row, and for every row when
 :data:`FAST_LOG_RECORDS_OK` is false."""
 
 
-# -- a readable record over the same API record ----------------------------------------------
-def _view_public(record: ReadWriteLogRecord) -> ReadableLogRecord:
+# -- the readable copy otelkit's batch processor queues ---------------------------------
+
+
+def _readable_copy_public(record: ReadWriteLogRecord) -> ReadableLogRecord:
+    # What BatchLogRecordProcessor.on_emit builds: a shallow copy of the API record with an
+    # empty context (the queue must not keep the caller's context alive).
+    api = copy.copy(record.log_record)
+    api.context = Context()
     resource = record.resource
     return ReadableLogRecord(
-        record.log_record,
-        resource if resource is not None else Resource.create({}),
-        record.instrumentation_scope,
-        record.limits,
+        log_record=api,
+        resource=resource if resource is not None else Resource.create({}),
+        instrumentation_scope=record.instrumentation_scope,
+        limits=record.limits,
     )
 
 
-def _view_private(record: ReadWriteLogRecord) -> ReadableLogRecord:
-    # The same, without the frozen dataclass's __init__ and keyword call; the fields are
-    # set as __init__ sets them, so the values stay inline in the object (no dict of its
-    # own: one object fewer for the garbage collector while the record waits in a queue).
+def _readable_copy_private(record: ReadWriteLogRecord) -> ReadableLogRecord:
+    # The same, without copy.copy's Python-level dispatch and the frozen dataclass's
+    # __init__ (which sets each field through object.__setattr__).
+    api: Any = record.log_record
+    if type(api) is LogRecord:
+        copied = _new(LogRecord)
+        copied.__dict__.update(api.__dict__)
+    else:
+        copied = copy.copy(api)
+    copied.context = Context()
     resource = record.resource
     readable = _new(ReadableLogRecord)
-    _set(readable, "log_record", record.log_record)
-    _set(readable, "resource", resource if resource is not None else Resource.create({}))
-    _set(readable, "instrumentation_scope", record.instrumentation_scope)
-    _set(readable, "limits", record.limits)
+    readable.__dict__.update(
+        log_record=copied,
+        resource=resource if resource is not None else Resource.create({}),
+        instrumentation_scope=record.instrumentation_scope,
+        limits=record.limits,
+    )
     return readable
 
 
-def _check_readable_view() -> bool:
-    """The direct construction equals the constructor's: same class, same fields in the
-    same order, the same objects."""
-    record = ReadWriteLogRecord(
-        LogRecord(timestamp=1, body="check", attributes={"a": 1}),
-        resource=Resource({"service.name": "otelkit-check"}),
+def _check_record() -> ReadWriteLogRecord:
+    api = LogRecord(
+        timestamp=5,
+        observed_timestamp=6,
+        severity_number=SeverityNumber.WARN,
+        severity_text="WARN",
+        body="check",
+        attributes={"code.line.number": 7},
+        event_name="otelkit.check",
+    )
+    return ReadWriteLogRecord(
+        api,
+        resource=Resource.create({"service.name": "otelkit-check"}),
         instrumentation_scope=InstrumentationScope("otelkit.sdk-check"),
     )
-    ours, public = _view_private(record), _view_public(record)
+
+
+def _check_readable_copy() -> bool:
+    """The shortcut's copy equals the public construction's, field by field."""
+    record = _check_record()
+    ours, public = _readable_copy_private(record), _readable_copy_public(record)
     return (
-        type(ours) is type(public)
-        and list(vars(ours)) == list(vars(public))
-        and all(a is b for a, b in zip(vars(ours).values(), vars(public).values(), strict=True))
+        type(ours) is ReadableLogRecord
+        and type(ours.log_record) is LogRecord
+        and ours.log_record is not record.log_record
+        and vars(ours.log_record) == vars(public.log_record)
+        and vars(ours).keys() == vars(public).keys()
+        and (ours.resource, ours.instrumentation_scope, ours.limits)
+        == (public.resource, public.instrumentation_scope, public.limits)
         and ours.to_json() == public.to_json()
     )
 
 
-READABLE_VIEW_OK = checked("readable_view", _check_readable_view)
-"""Whether :data:`readable_view` builds the record without the dataclass's constructor."""
+READABLE_COPY_OK = checked("readable_copy", _check_readable_copy)
+"""Whether :data:`readable_copy` builds the copy without the dataclass machinery."""
 
-readable_view: Callable[[ReadWriteLogRecord], ReadableLogRecord] = (
-    _view_private if READABLE_VIEW_OK else _view_public
+readable_copy: Callable[[ReadWriteLogRecord], ReadableLogRecord] = (
+    _readable_copy_private if READABLE_COPY_OK else _readable_copy_public
 )
-"""A ``ReadableLogRecord`` over the same API record as ``record`` (no copy of it)."""
-
-
-# -- back to a writable record -------------------------------------------------------------
-def writable_copy(record: ReadableLogRecord) -> ReadWriteLogRecord:
-    """A ``ReadWriteLogRecord`` over a copy of ``record``'s API record, through the SDK's
-    constructor (for a processor that takes only writable records)."""
-    log_record = copy.copy(record.log_record)
-    dropped = record.dropped_attributes
-    out = ReadWriteLogRecord(
-        log_record=log_record,
-        resource=record.resource,
-        instrumentation_scope=record.instrumentation_scope,
-        limits=record.limits or LogRecordLimits(),
-    )
-    if dropped:
-        out.log_record.attributes.dropped += dropped  # type: ignore[union-attr]
-    return out
+"""What ``BatchLogRecordProcessor.on_emit`` queues for a record."""

@@ -1,7 +1,9 @@
 """Coalescing at the source: the first record of a key leaves at once, repeats are counted.
 
 ``CoalescingLogRecordProcessor`` and ``CoalescingSpanProcessor`` wrap the exporting
-processor; ``Coalescer`` is the engine they share (no OpenTelemetry types inside).
+processor; ``attributes_key`` builds a key from attribute values (the other keys are named by
+a string: ``"message"``, ``"call_site"``, ``"name"``). A summary record carries the
+``*_ATTRIBUTE`` names below. See ``docs/coalescing.md``.
 """
 
 from otelkit.coalesce._common import (
@@ -10,25 +12,16 @@ from otelkit.coalesce._common import (
     LAST_TIMESTAMP_ATTRIBUTE,
     WINDOW_ATTRIBUTE,
 )
-from otelkit.coalesce._keys import attributes_key, call_site_key, message_key, span_name_key
-from otelkit.coalesce._window import EMIT, SUPPRESS, Coalescer, Decision, Summary
-from otelkit.coalesce.logs import CoalescingLogRecordProcessor
-from otelkit.coalesce.spans import CoalescingSpanProcessor
+from otelkit.coalesce._keys import attributes_key
+from otelkit.coalesce._logs import CoalescingLogRecordProcessor
+from otelkit.coalesce._spans import CoalescingSpanProcessor
 
 __all__ = [
     "COUNT_ATTRIBUTE",
-    "EMIT",
     "FIRST_TIMESTAMP_ATTRIBUTE",
     "LAST_TIMESTAMP_ATTRIBUTE",
-    "SUPPRESS",
     "WINDOW_ATTRIBUTE",
-    "Coalescer",
     "CoalescingLogRecordProcessor",
     "CoalescingSpanProcessor",
-    "Decision",
-    "Summary",
     "attributes_key",
-    "call_site_key",
-    "message_key",
-    "span_name_key",
 ]

@@ -161,7 +161,7 @@ class AttributesKey:
         return f"attributes_key({', '.join(map(repr, self.names))})"
 
 
-def attributes_key(*names: str) -> AttributesKey:
+def attributes_key(*names: str) -> Callable[[AnyLogRecord | ReadableSpan], Hashable]:
     """Key on the values of the named attributes.
 
     For a log record the key is (logger name, severity, the values); for a span tree it is

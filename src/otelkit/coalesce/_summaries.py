@@ -1,10 +1,17 @@
 """What a window keeps of its first log record or root span, and the summary it becomes.
 
-A log window keeps a :class:`FirstLog`: an immutable copy of the fields its summary needs,
-taken when the window opens, so a later processor's changes to the record do not reach the
-summary. A span window keeps its first root span itself: a finished span does not change.
-A closed window with repeats becomes a summary that looks like that first record or root
-span plus the ``otelkit.coalesce.*`` attributes of :func:`summary_attributes`.
+A window keeps a :class:`FirstLog` or a :class:`FirstSpan`: an immutable copy of the fields
+its summary needs, taken when the window opens. The copy, not the record: a later
+processor's changes to a log record do not reach the summary, and a window (open for every
+distinct key, most of which never repeat) holds two small objects instead of a whole record
+or span for the garbage collector to walk. A closed window with repeats becomes a summary
+that looks like that first record or root span plus the ``otelkit.coalesce.*`` attributes of
+:func:`summary_attributes`.
+
+They are named tuples rather than frozen dataclasses: as immutable, and built about four
+times faster (a frozen dataclass sets each field through ``object.__setattr__``: 2.7 µs
+against 0.6 µs for eleven fields on CPython 3.11), and a window opens for every new key, on
+the application thread.
 """
 
 from __future__ import annotations
@@ -17,7 +24,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.id_generator import IdGenerator
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
-from opentelemetry.trace import Link, SpanContext, Status, StatusCode, TraceFlags
+from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceFlags
 
 from otelkit._sdk.logs import attribute_limits
 from otelkit.coalesce._common import summary_attributes
@@ -26,7 +33,9 @@ from otelkit.coalesce._window import Summary
 __all__ = [
     "LINK_ATTRIBUTES",
     "FirstLog",
+    "FirstSpan",
     "first_log",
+    "first_span",
     "summary_log_record",
     "summary_span",
 ]
@@ -72,6 +81,43 @@ def first_log(record: ReadWriteLogRecord | ReadableLogRecord) -> FirstLog:
     )
 
 
+class FirstSpan(NamedTuple):
+    """What a span window keeps of its first root span."""
+
+    name: str
+    kind: SpanKind
+    trace_id: int
+    span_id: int
+    trace_flags: int
+    status_code: StatusCode
+    status_description: str | None
+    start_time: int | None
+    resource: Resource
+    scope: InstrumentationScope | None
+    attributes: dict[str, Any] | None
+    """A copy of the root's attributes (``None`` when it has none)."""
+
+
+def first_span(span: ReadableSpan) -> FirstSpan:
+    """What a window keeps of the root ``span`` (the engine's ``capture``)."""
+    context = span.context
+    status = span.status
+    attributes = span.attributes
+    return FirstSpan(
+        span.name,
+        span.kind,
+        context.trace_id if context is not None else 0,
+        context.span_id if context is not None else 0,
+        int(context.trace_flags) if context is not None else 0,
+        status.status_code,
+        status.description,
+        span.start_time,
+        span.resource,
+        span.instrumentation_scope,
+        dict(attributes) if attributes else None,
+    )
+
+
 def summary_log_record(first: FirstLog, summary: Summary[Any], now_ns: int) -> ReadWriteLogRecord:
     """The summary record of a log window whose first record was ``first``, stamped
     ``now_ns``; the summary's attributes survive the first record's attribute limit."""
@@ -107,7 +153,7 @@ def summary_log_record(first: FirstLog, summary: Summary[Any], now_ns: int) -> R
     )
 
 
-def summary_span(first: ReadableSpan, summary: Summary[Any], ids: IdGenerator) -> ReadableSpan:
+def summary_span(first: FirstSpan, summary: Summary[Any], ids: IdGenerator) -> ReadableSpan:
     """The summary span of a span window whose first root was ``first``: a new trace with
     the root's name and attributes, linked to the first root, ending at the last repeat."""
     context = SpanContext(
@@ -118,17 +164,11 @@ def summary_span(first: ReadableSpan, summary: Summary[Any], ids: IdGenerator) -
     )
     attributes = dict(first.attributes or {})
     attributes.update(summary_attributes(summary))
-    links: tuple[Link, ...] = ()
-    if first.context is not None and first.context.is_valid:
-        first_context = SpanContext(
-            first.context.trace_id,
-            first.context.span_id,
-            is_remote=False,
-            trace_flags=first.context.trace_flags,
-        )  # not its trace state
-        links = (Link(first_context, LINK_ATTRIBUTES),)
-    status = first.status
-    error = status.status_code is StatusCode.ERROR
+    first_context = SpanContext(
+        first.trace_id, first.span_id, is_remote=False, trace_flags=TraceFlags(first.trace_flags)
+    )
+    links = (Link(first_context, LINK_ATTRIBUTES),) if first_context.is_valid else ()
+    error = first.status_code is StatusCode.ERROR
     return ReadableSpan(
         name=first.name,
         context=context,
@@ -137,8 +177,8 @@ def summary_span(first: ReadableSpan, summary: Summary[Any], ids: IdGenerator) -
         attributes=attributes,
         links=links,
         kind=first.kind,
-        status=Status(status.status_code, status.description if error else None),
+        status=Status(first.status_code, first.status_description if error else None),
         start_time=first.start_time,
         end_time=summary.last_time_ns,
-        instrumentation_scope=first.instrumentation_scope,
+        instrumentation_scope=first.scope,
     )

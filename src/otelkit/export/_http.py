@@ -19,7 +19,7 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from otelkit._errors import report_internal_error
 from otelkit._sdk.transport import http_sender
 from otelkit.export._logs import encode_logs
-from otelkit.export._spans import encode_spans
+from otelkit.export._spans import encode_spans, encoded_span
 
 if TYPE_CHECKING:  # imported when an exporter is made: a relay child never loads requests
     from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
@@ -83,9 +83,19 @@ class OtlpHttpSpanExporter(SpanExporter):
             inner = OTLPSpanExporter(**options)
         self.inner = inner
         self._sender = http_sender(self.inner, "spans")
+        self._closed = False
+
+    def span_encoder(self) -> Callable[[ReadableSpan], Any] | None:
+        """What a batch processor may queue for each span in place of the span, written
+        when it ends (:meth:`export` takes those items as it takes spans); ``None`` when
+        batches go through the SDK exporter's own ``export()``, which needs the spans."""
+        return encoded_span if self._sender is not None else None
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        """Encode and send ``spans`` once, retrying as the SDK's exporter does."""
+        """Encode and send ``spans`` (or what :meth:`span_encoder` made of them) once,
+        retrying as the SDK's exporter does."""
+        if self._closed:
+            return SpanExportResult.FAILURE
         sent = _send(self._sender, encode_spans, spans, "spans")
         if sent is None:
             return self.inner.export(spans)
@@ -96,6 +106,7 @@ class OtlpHttpSpanExporter(SpanExporter):
         return self.inner.force_flush(timeout_millis)
 
     def shutdown(self) -> None:
-        """Stop sending (a retry waiting for its back-off gives up)."""
+        """Stop sending (a retry waiting for its back-off gives up); later batches fail."""
+        self._closed = True
         self._sender = None
         self.inner.shutdown()  # type: ignore[no-untyped-call]

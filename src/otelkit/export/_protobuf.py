@@ -148,26 +148,27 @@ def _key(key: str) -> bytes:
 def _key_value(key: str, value: Any) -> bytes:
     if type(value) is str:  # most attributes: the value's bytes framed without any_value()
         data = value.encode()
-        n = len(data)
-        inner = _STRING + varint(n) + data
-        return _key(key) + _VALUE + varint(len(inner)) + inner
-    v = any_value(value)
-    return _key(key) + _VALUE + varint(len(v)) + v
+        inner = _STRING + varint(len(data)) + data
+    else:
+        inner = any_value(value)
+    return _key(key) + _VALUE + varint(len(inner)) + inner
 
 
-# Attributes repeat from record to record (a logging call's code.* attributes, a span's
-# route): a pair with an int or a short string value is encoded once, as its whole field.
-_pairs: dict[tuple[int, str, type, Any], bytes] = {}
-_SHORT = 256
-
-
-def _field_of(prefix: bytes, key: str, value: Any) -> bytes | None:
+def _field_of(prefix: bytes, key: str, value: Any) -> bytes:
     try:
         kv = _key_value(key, value)
     except Exception as error:  # noqa: BLE001 - one bad value costs its key only
         _logger.warning("otelkit export: attribute %r left out: %s", key, error)
-        return None
+        return b""
     return prefix + varint(len(kv)) + kv
+
+
+# String values repeat from record to record (a logging call's code.* attributes, a span's
+# route): a pair with a short string value is encoded once, as its whole field. Numbers are
+# encoded each time: ids and counts seldom repeat, and a cache they keep filling costs more
+# than it saves.
+_pairs: dict[tuple[int, str, str], bytes] = {}
+_SHORT = 256
 
 
 def attributes(number: int, attrs: Mapping[str, Any] | None) -> bytes:
@@ -178,23 +179,19 @@ def attributes(number: int, attrs: Mapping[str, Any] | None) -> bytes:
     prefix = tag(number, LEN)
     parts = []
     pairs = _pairs
-    for key, value in attrs.items():
-        kind = type(value)
-        if kind is int or (kind is str and len(value) <= _SHORT):
-            # the type is part of the key: True == 1, but they encode differently
-            cache_key = (number, key, kind, value)
+    for key in attrs:  # by key: cheaper than items() on the SDK's attribute mappings
+        value = attrs[key]
+        if type(value) is str and len(value) <= _SHORT:
+            cache_key = (number, key, value)
             part = pairs.get(cache_key)
             if part is None:
                 part = _field_of(prefix, key, value)
-                if part is None:
-                    continue
                 if len(pairs) >= _MAX_KEYS:
                     pairs.clear()
-                pairs[cache_key] = part
+                if part:  # a value that cannot be encoded is logged each time
+                    pairs[cache_key] = part
         else:
             part = _field_of(prefix, key, value)
-            if part is None:
-                continue
         parts.append(part)
     return b"".join(parts)
 
@@ -226,8 +223,8 @@ def export_request(items: Iterable[Any], encode: Callable[[Any], bytes]) -> byte
     canonical: dict[Any, Any] = {}
     by_id: dict[int, Any] = {}
     groups: dict[int, tuple[Any, dict[int, tuple[Any, list[bytes]]]]] = {}
-    for item in items:
-        resource, scope = item.resource, item.instrumentation_scope or None
+
+    def group_of(resource: Any, scope: Any) -> list[bytes]:
         rkey = by_id.get(id(resource))
         if rkey is None:
             rkey = by_id[id(resource)] = id(canonical.setdefault(resource, resource))
@@ -241,7 +238,17 @@ def export_request(items: Iterable[Any], encode: Callable[[Any], bytes]) -> byte
         encoded = scopes.get(skey)
         if encoded is None:
             encoded = scopes[skey] = (scope, [])
-        encoded[1].append(encode(item))
+        return encoded[1]
+
+    # Items of one resource and scope come in runs (nearly always one run): an item from
+    # the same objects as the one before it goes to the same list without the lookups.
+    last_resource = last_scope = encoded = None
+    for item in items:
+        resource, scope = item.resource, item.instrumentation_scope or None
+        if encoded is None or resource is not last_resource or scope is not last_scope:
+            last_resource, last_scope = resource, scope
+            encoded = group_of(resource, scope)
+        encoded.append(encode(item))
     out = []
     for resource, scopes in groups.values():
         scope_groups = b"".join(

@@ -3,6 +3,7 @@
 Every state change of a job is a span event and a metric point; see ``docs/jobs.md``.
 """
 
+from otelkit.jobs._decorator import JobFunction
 from otelkit.jobs._handle import EnqueuedJob
 from otelkit.jobs._limits import Limits, QueueLimits, Rate, WaitReason
 from otelkit.jobs._model import (
@@ -16,9 +17,8 @@ from otelkit.jobs._model import (
     SchemaMissingError,
 )
 from otelkit.jobs._scheduler import JobSchedule
-from otelkit.jobs.decorator import JobFunction
-from otelkit.jobs.store import JobStore, JobTransition
-from otelkit.jobs.worker import Worker
+from otelkit.jobs._store import JobStore, JobTransition
+from otelkit.jobs._worker import Worker
 
 __all__ = [
     "Backoff",

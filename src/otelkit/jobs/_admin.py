@@ -10,8 +10,7 @@ from typing import Any
 import sqlalchemy as sa
 from opentelemetry.instrumentation.utils import suppress_instrumentation
 
-from otelkit.jobs._execute import job_from_row
-from otelkit.jobs._model import Job, JobState, from_epoch
+from otelkit.jobs._model import Job, JobState, from_epoch, job_from_row
 from otelkit.jobs._schema import RUNNING_SQL, WAITING_SQL, db_now, history, jobs
 from otelkit.jobs._telemetry import GaugeSnapshot
 

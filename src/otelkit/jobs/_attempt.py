@@ -1,91 +1,31 @@
-"""The parts of an attempt: a job function's definition, a row as a ``Job``, a claimed
-attempt on its way through a worker, and the async execution limit."""
+"""The parts of an attempt: a claimed attempt on its way through a worker, its timeout and
+the async execution limit."""
 
 from __future__ import annotations
 
 import asyncio
-import inspect
 import math
-from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-import sqlalchemy as sa
 from opentelemetry.trace import Span
 
 from otelkit.errors import InvalidOptionError
 from otelkit.jobs._cancel import CancelProbe, absorb_own_cancel
 from otelkit.jobs._claim import Transition
+from otelkit.jobs._definition import Definition
 from otelkit.jobs._lease import Lease
-from otelkit.jobs._limits import Limits
-from otelkit.jobs._model import Backoff, Job, JobError, JobState, from_epoch, trace_id_of
-from otelkit.jobs._schedule import Schedule
+from otelkit.jobs._model import Job
 
 __all__ = [
     "Attempt",
-    "Definition",
     "check_timeout",
-    "job_from_mapping",
-    "job_from_row",
     "limited",
     "run_awaitable",
     "timeout_error",
     "trace_id_hex",
 ]
-
-
-@dataclass(frozen=True)
-class Definition:
-    """A registered job function and its options."""
-
-    fn: Callable[[Job], Any]
-    name: str
-    queue: str
-    max_attempts: int
-    lease: float
-    backoff: Backoff
-    timeout: float | None = None
-    """Seconds an attempt may run before it is abandoned (``TimeoutError``); None: no limit."""
-    schedule: Schedule | None = None
-    """For a periodic job: when its periods start (the scheduler enqueues one job each)."""
-    limits: Limits | None = None
-    """Flow limits this function declares for its queue."""
-    limit_key: Callable[[Any], Any] | None = None
-    """The function of a job's data giving its limit key (per-key limits, fair claims)."""
-
-    @property
-    def is_async(self) -> bool:
-        return inspect.iscoroutinefunction(self.fn)
-
-
-def job_from_row(row: sa.Row[Any]) -> Job:
-    """A :class:`Job` snapshot of a row of ``otelkit_jobs``."""
-    return job_from_mapping(row._mapping)
-
-
-def job_from_mapping(m: Mapping[Any, Any]) -> Job:
-    """A :class:`Job` snapshot of a row of ``otelkit_jobs`` given as a mapping."""
-    return Job(
-        id=m["id"],
-        name=m["name"],
-        queue=m["queue"],
-        state=JobState(m["status"]),
-        data=m["data"],
-        attempt=m["attempt"],
-        max_attempts=m["max_attempts"],
-        priority=m["priority"],
-        run_after=from_epoch(m["run_after"]),
-        created_at=from_epoch(m["created_at"]),
-        updated_at=from_epoch(m["updated_at"]),
-        finished_at=from_epoch(m["finished_at"]),
-        lease_owner=m["lease_owner"],
-        lease_expires=from_epoch(m["lease_expires"]),
-        errors=tuple(JobError.from_json(e) for e in (m["errors"] or ())),
-        result=m["result"],
-        limit_key=m.get("limit_key"),
-        trace_id=trace_id_of(m["trace_context"]),
-    )
 
 
 @dataclass(eq=False)

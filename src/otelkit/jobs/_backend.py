@@ -23,15 +23,18 @@ from opentelemetry.instrumentation.utils import suppress_instrumentation
 from otelkit._clock import Clock
 from otelkit.errors import InvalidOptionError
 from otelkit.jobs import _claim, _flow
+from otelkit.jobs._attempt import Attempt
 from otelkit.jobs._cancel import still_ours
+from otelkit.jobs._definition import Definition
 from otelkit.jobs._engine import WRITE
-from otelkit.jobs._execute import Attempt, Definition, Runner, job_from_row
-from otelkit.jobs._followup import Followups, RunNowWithFollowups
+from otelkit.jobs._execute import Runner
+from otelkit.jobs._followup import Followups
 from otelkit.jobs._lease import LeaseKeeper
 from otelkit.jobs._limits import Limits
-from otelkit.jobs._model import Job, JobState
+from otelkit.jobs._model import Job, JobState, job_from_row
 from otelkit.jobs._produce import Producer
 from otelkit.jobs._retention import Pruner
+from otelkit.jobs._runnow import RunNow
 from otelkit.jobs._scheduler import run_schedules
 from otelkit.jobs._schema import has_schema, missing_schema
 from otelkit.jobs._telemetry import Counts, JobTelemetry
@@ -78,8 +81,8 @@ class Backend:
             self.writer, telemetry, clock, get=get, wake=self.wake, autocommit=self.autocommit
         )
         self._followups = Followups(telemetry, clock)
-        self._run = RunNowWithFollowups(
-            engine,
+        self._run = RunNow(
+            self.writer,
             self.runner,
             get_job=get,
             cycle=self.complete,

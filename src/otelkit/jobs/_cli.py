@@ -16,13 +16,13 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from otelkit.jobs._decorator import JobFunction
+from otelkit.jobs._definition import Definition
 from otelkit.jobs._engine import make_url
-from otelkit.jobs._execute import Definition
 from otelkit.jobs._limits import Limits, QueueLimits, parse_rate
 from otelkit.jobs._model import Job, JobState
 from otelkit.jobs._schema import jobs as jobs_table
-from otelkit.jobs.decorator import JobFunction
-from otelkit.jobs.store import JobStore
+from otelkit.jobs._store import JobStore
 
 __all__ = ["register"]
 

@@ -17,7 +17,7 @@ import hashlib
 import json
 import math
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -26,7 +26,7 @@ import sqlalchemy as sa
 
 from otelkit._validate import check_positive, check_str
 from otelkit.errors import InvalidOptionError, OptionTypeError
-from otelkit.jobs._attempt import Definition
+from otelkit.jobs._definition import Definition
 from otelkit.jobs._limits import key_of
 from otelkit.jobs._model import JobState, check_json
 from otelkit.jobs._schema import UNIQUE_SQL, WHILE_ACTIVE, db_now, dialect_insert, jobs
@@ -90,12 +90,12 @@ def make_options(
     return Options(at=at, delay=delay, priority=priority, unique_for=period)
 
 
-def check_unique_key(where: str, value: object) -> str:
+def check_unique_key(where: str, value: object, option: str = "unique_key") -> str:
     """A caller's unique key: a non-empty str of <= 200 characters."""
-    key = check_str(where, "unique_key", value)
+    key = check_str(where, option, value)
     if len(key) > 200:
         raise InvalidOptionError(
-            f"{where}: unique_key must be at most 200 characters, got {len(key)}"
+            f"{where}: {option} must be at most 200 characters, got {len(key)}"
         )
     return key
 
@@ -157,7 +157,8 @@ def prepare(
         )
     if options.unique_for is not None and not seen_keys and rows:
         raise InvalidOptionError(
-            f"{where}: unique_for needs a unique key: pass unique_key=... or unique=True"
+            f"{where}: unique_for needs a unique key: pass unique_key=... (enqueue_many: "
+            "unique_keys=[...]) or unique=True"
         )
     datas = checked
     if len(rows) != len(items):  # repeated keys: only the first of each is a row
@@ -337,26 +338,38 @@ def items_of(
     datas: Sequence[Any],
     *,
     unique: bool,
-    unique_key: Callable[[Any], str] | None,
+    unique_keys: object,
 ) -> list[Item]:
-    """The items of an ``enqueue_many``: keys from ``unique_key(data)`` or the data."""
+    """The items of an ``enqueue_many``: keys from ``unique_keys`` (one per item, in order;
+    None: that item has none) or, with ``unique``, from the data."""
     if not isinstance(unique, bool):
         raise OptionTypeError(f"{where}: unique must be True or False, got {unique!r}")
-    if unique_key is not None and not callable(unique_key):
+    if unique_keys is None:
+        if unique:
+            for data in datas:
+                check_json(data, option="data")
+            return [Item(data=data, unique_key=data_key(data)) for data in datas]
+        return [Item(data=data) for data in datas]
+    if unique:
+        raise InvalidOptionError(f"{where}: pass unique_keys=[...] or unique=True, not both")
+    if isinstance(unique_keys, str | bytes) or not isinstance(unique_keys, Sequence):
         raise OptionTypeError(
-            f"{where}: unique_key must be a function of an item's data returning its key "
-            f"(a str), got {type(unique_key).__name__}"
+            f"{where}: unique_keys must be a list of keys (str, or None for no key), one per "
+            f"item in the order of items, e.g. [f\"user-{{d['user']}}\" for d in items]; "
+            f"got {type(unique_keys).__name__}"
         )
-    items = []
-    for data in datas:
-        key = None
-        if unique_key is not None:
-            key = check_unique_key(where, unique_key(data))
-        elif unique:
-            check_json(data, option="data")
-            key = data_key(data)
-        items.append(Item(data=data, unique_key=key))
-    return items
+    if len(unique_keys) != len(datas):
+        raise InvalidOptionError(
+            f"{where}: unique_keys has {len(unique_keys)} keys for {len(datas)} items; give "
+            "one key (or None) per item"
+        )
+    return [
+        Item(
+            data=data,
+            unique_key=None if key is None else check_unique_key(where, key, f"unique_keys[{i}]"),
+        )
+        for i, (data, key) in enumerate(zip(datas, unique_keys, strict=True))
+    ]
 
 
 def _run_after(value: datetime | timedelta | float | None) -> tuple[float | None, float]:

@@ -24,9 +24,6 @@ from otelkit._errors import report_internal_error
 from otelkit.errors import OptionTypeError
 from otelkit.jobs._attempt import (
     Attempt,
-    Definition,
-    job_from_mapping,
-    job_from_row,
     limited,
     run_awaitable,
     timeout_error,
@@ -34,6 +31,7 @@ from otelkit.jobs._attempt import (
 )
 from otelkit.jobs._cancel import CancelProbe, Check, JobCancelledError, cancellable
 from otelkit.jobs._claim import CANCELLED_REASON, LOST, Transition
+from otelkit.jobs._definition import Definition
 from otelkit.jobs._enqueue import make_options
 from otelkit.jobs._failurelog import log_failure
 from otelkit.jobs._lease import LeaseKeeper
@@ -43,18 +41,11 @@ from otelkit.jobs._model import (
     JobError,
     JobState,
     check_json,
+    job_from_mapping,
 )
 from otelkit.jobs._telemetry import Counts, JobTelemetry, error_type, format_error
 
-__all__ = [
-    "Attempt",
-    "Definition",
-    "Runner",
-    "job_from_mapping",
-    "job_from_row",
-    "prepare_followup",
-    "timeout_error",
-]
+__all__ = ["Runner", "prepare_followup"]
 
 _INTERRUPTS = (KeyboardInterrupt, SystemExit, asyncio.CancelledError, GeneratorExit)
 

@@ -16,14 +16,13 @@ import sqlalchemy as sa
 from opentelemetry import trace
 
 from otelkit._clock import Clock
+from otelkit.jobs._attempt import Attempt
 from otelkit.jobs._enqueue import Item, insert, prepare
-from otelkit.jobs._execute import Attempt
 from otelkit.jobs._model import JobState
-from otelkit.jobs._runnow import RunNow
 from otelkit.jobs._schema import jobs
 from otelkit.jobs._telemetry import JobTelemetry
 
-__all__ = ["Followups", "RunNowWithFollowups", "followup_id"]
+__all__ = ["Followups", "followup_id"]
 
 
 def followup_id(job_id: str, attempt: int, index: int) -> str:
@@ -74,18 +73,3 @@ class Followups:
             span.set_attribute("messaging.message.id", job_id)
             insert(conn, batch, carrier)
             tel.sent(span=span, name=d.name, queue=d.queue, count=1, error=None)
-
-
-class RunNowWithFollowups(RunNow):
-    """``fn.run``: an attempt with follow-ups completes on the general path (one
-    transaction for its success and its follow-ups) instead of the single-statement one."""
-
-    def complete(self, owner: str, attempt: Attempt) -> None:
-        if not attempt.job.followups or attempt.transition is None:
-            super().complete(owner, attempt)
-            return
-        try:
-            self._cycle(owner, [attempt])
-        except BaseException:
-            self._runner.abandon(attempt)
-            raise

@@ -5,12 +5,15 @@ from __future__ import annotations
 import enum
 import json
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from otelkit.errors import InvalidOptionError, OtelkitError
+
+if TYPE_CHECKING:
+    import sqlalchemy as sa
 
 __all__ = [
     "Backoff",
@@ -24,6 +27,8 @@ __all__ = [
     "SchemaMissingError",
     "check_json",
     "from_epoch",
+    "job_from_mapping",
+    "job_from_row",
     "trace_id_of",
 ]
 
@@ -267,3 +272,32 @@ class Job:
     def recorded_result(self) -> tuple[bool, Any]:
         """``(True, value)`` if :meth:`set_result` was called on this snapshot."""
         return (True, self._result_box[0]) if self._result_box else (False, None)
+
+
+def job_from_row(row: sa.Row[Any]) -> Job:
+    """A :class:`Job` snapshot of a row of ``otelkit_jobs``."""
+    return job_from_mapping(row._mapping)
+
+
+def job_from_mapping(m: Mapping[Any, Any]) -> Job:
+    """A :class:`Job` snapshot of a row of ``otelkit_jobs`` given as a mapping."""
+    return Job(
+        id=m["id"],
+        name=m["name"],
+        queue=m["queue"],
+        state=JobState(m["status"]),
+        data=m["data"],
+        attempt=m["attempt"],
+        max_attempts=m["max_attempts"],
+        priority=m["priority"],
+        run_after=from_epoch(m["run_after"]),
+        created_at=from_epoch(m["created_at"]),
+        updated_at=from_epoch(m["updated_at"]),
+        finished_at=from_epoch(m["finished_at"]),
+        lease_owner=m["lease_owner"],
+        lease_expires=from_epoch(m["lease_expires"]),
+        errors=tuple(JobError.from_json(e) for e in (m["errors"] or ())),
+        result=m["result"],
+        limit_key=m.get("limit_key"),
+        trace_id=trace_id_of(m["trace_context"]),
+    )

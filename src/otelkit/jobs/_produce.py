@@ -20,6 +20,7 @@ import sqlalchemy.orm
 from otelkit._clock import Clock
 from otelkit._extras import require
 from otelkit.errors import InvalidOptionError, OptionTypeError
+from otelkit.jobs._definition import Definition
 from otelkit.jobs._engine import make_async_engine
 from otelkit.jobs._enqueue import (
     Batch,
@@ -30,7 +31,6 @@ from otelkit.jobs._enqueue import (
     insert,
     prepare,
 )
-from otelkit.jobs._execute import Definition
 from otelkit.jobs._handle import EnqueuedJob
 from otelkit.jobs._model import Job
 from otelkit.jobs._schema import require_schema

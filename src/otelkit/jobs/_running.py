@@ -1,12 +1,12 @@
-"""The worker's execution half: running claimed attempts and stopping them.
+"""Running claimed attempts and stopping them: the worker's :class:`Executor`.
 
 Sync functions run in a thread pool (``concurrency`` slots; a sync attempt abandoned after
 its timeout keeps its thread but gives up its slot) or, for ``concurrency=1`` without a
 timeout, in the loop thread itself; async functions run in one event-loop thread. Finished
-attempts are handed back to the loop (``_done``), timed-out ones' late results are offered
-to the fence (``_late``). The loop half (claiming, committing, waiting) is
-:class:`otelkit.jobs.Worker`, which inherits this; both share the state declared here,
-guarded by ``_cond``.
+attempts wait in the executor until the worker takes them to commit (:meth:`take_done`);
+timed-out ones' late results are offered to the fence (:meth:`take_late`). The worker
+owns the condition both wait on: the executor notifies it whenever an attempt comes back
+or a sync attempt's deadline is set.
 """
 
 from __future__ import annotations
@@ -16,60 +16,92 @@ import copy
 import threading
 import time
 from collections import deque
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from otelkit._threads import start_daemon
-from otelkit.jobs._backend import Backend
-from otelkit.jobs._execute import Attempt
+from otelkit.jobs._attempt import Attempt
+from otelkit.jobs._execute import Runner
 
-__all__ = ["Execution"]
+__all__ = ["Executor"]
 
 _STRAGGLERS = 32  # extra job threads for sync attempts abandoned after their timeout
 
 
-class Execution:
-    """Running and stopping attempts (a base of :class:`~otelkit.jobs.Worker`)."""
+class Executor:
+    """Runs the attempts a worker claims, ``concurrency`` at a time, and hands them back.
 
-    concurrency: int
-    _backend: Backend
-    _cond: threading.Condition
-    _stopping: bool
-    _timeout: float | None
-    _done: list[Attempt]
-    _late: list[Attempt]
-    _in_flight: dict[Attempt, Future[Any]]
-    _deadlines: dict[Attempt, tuple[float, float]]  # sync: (deadline, seconds)
-    _timed_out: set[int]
-    _abandoned: set[int]
-    _slot_freed: set[int]
-    _pending_sync: deque[tuple[Attempt, Future[Any]]]
-    _inline: deque[tuple[Attempt, Future[Any]]]
-    _sync_running: int
-    _executor: ThreadPoolExecutor | None
-    _loop: asyncio.AbstractEventLoop | None
-    _loop_thread: threading.Thread | None
+    ``cond`` guards the executor's state (its lock is re-entrant, so the worker may hold it
+    around several calls) and is notified when an attempt is handed back. ``timeout``: the
+    worker's default execution timeout of functions that set none.
+    """
 
-    def _init_execution(self) -> None:
-        self._deadlines = {}
-        self._timed_out = set()
-        self._late = []
-        self._pending_sync = deque()
+    def __init__(
+        self,
+        runner: Runner,
+        *,
+        concurrency: int,
+        timeout: float | None,
+        cond: threading.Condition,
+    ) -> None:
+        self._runner = runner
+        self._concurrency = concurrency
+        self._timeout = timeout
+        self._cond = cond
+        self._done: list[Attempt] = []
+        self._late: list[Attempt] = []
+        self._in_flight: dict[Attempt, Future[Any]] = {}
+        self._deadlines: dict[Attempt, tuple[float, float]] = {}  # sync: (deadline, seconds)
+        self._timed_out: set[int] = set()
+        self._abandoned: set[int] = set()
+        self._slot_freed: set[int] = set()
+        self._pending_sync: deque[tuple[Attempt, Future[Any]]] = deque()
+        self._inline: deque[tuple[Attempt, Future[Any]]] = deque()
         self._sync_running = 0
-        self._slot_freed = set()
-        self._done = []
-        self._in_flight = {}
-        self._abandoned = set()
-        self._executor = None
-        self._loop = None
-        self._loop_thread = None
-        self._inline = deque()
+        self._pool: ThreadPoolExecutor | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread: threading.Thread | None = None
 
-    def _flush_done(self) -> bool:
-        raise NotImplementedError
+    # -- what the worker reads and takes -------------------------------------------------------
+    @property
+    def in_flight(self) -> int:
+        """Attempts in hand: running, waiting for a slot, or finished and not committed."""
+        return len(self._in_flight)
 
-    def _poll_interval(self) -> float:
-        raise NotImplementedError
+    @property
+    def has_done(self) -> bool:
+        """Finished attempts wait to be committed."""
+        return bool(self._done)
+
+    @property
+    def has_results(self) -> bool:
+        """Finished attempts or late results wait to be committed."""
+        return bool(self._done or self._late)
+
+    def take_done(self) -> list[Attempt]:
+        """The finished attempts to commit (they stay in flight until :meth:`committed`)."""
+        with self._cond:
+            done, self._done = self._done, []
+        return done
+
+    def take_late(self) -> list[Attempt]:
+        """The late results of timed-out attempts, to offer to the fence."""
+        with self._cond:
+            late, self._late = self._late, []
+        return late
+
+    def give_back(self, done: Sequence[Attempt], late: Sequence[Attempt]) -> None:
+        """The commit of ``done`` and ``late`` failed: keep them for the next one."""
+        with self._cond:
+            self._done[:0] = done
+            self._late[:0] = late
+
+    def committed(self, done: Sequence[Attempt]) -> None:
+        """``done`` is stored: no longer in hand."""
+        with self._cond:
+            for attempt in done:
+                self._in_flight.pop(attempt, None)
 
     # -- timeouts -------------------------------------------------------------------------------
     def _timeout_of(self, attempt: Attempt) -> float | None:
@@ -78,32 +110,39 @@ class Execution:
             return definition.timeout
         return self._timeout
 
-    def _expire_timeouts(self, now: float) -> None:
-        """Abandon sync attempts past their timeout (caller holds the lock): each is recorded
-        as a ``TimeoutError`` (retried per its policy) at the next commit, its lease is no
-        longer renewed and its slot is free; its thread's late result is rejected."""
-        for attempt, (due, seconds) in list(self._deadlines.items()):
-            if due > now:
-                continue
-            del self._deadlines[attempt]
-            future = self._in_flight.pop(attempt, None)
-            if future is None:
-                continue
-            self._timed_out.add(id(attempt))
-            self._slot_freed.add(id(attempt))
-            self._sync_running -= 1
-            timed_out = self._backend.runner.timed_out(attempt, seconds)
-            self._in_flight[timed_out] = future  # its slot is freed by the next commit
-            self._done.append(timed_out)
-        self._start_pending()
+    def next_deadline(self) -> float | None:
+        """The monotonic time the first running sync attempt's timeout passes (None: none)."""
+        with self._cond:
+            return min((due for due, _ in self._deadlines.values()), default=None)
+
+    def expire_timeouts(self, now: float) -> None:
+        """Abandon sync attempts past their timeout: each is recorded as a ``TimeoutError``
+        (retried per its policy) at the next commit, its lease is no longer renewed and its
+        slot is free; its thread's late result is rejected."""
+        with self._cond:
+            for attempt, (due, seconds) in list(self._deadlines.items()):
+                if due > now:
+                    continue
+                del self._deadlines[attempt]
+                future = self._in_flight.pop(attempt, None)
+                if future is None:
+                    continue
+                self._timed_out.add(id(attempt))
+                self._slot_freed.add(id(attempt))
+                self._sync_running -= 1
+                timed_out = self._runner.timed_out(attempt, seconds)
+                self._in_flight[timed_out] = future  # its slot is freed by the next commit
+                self._done.append(timed_out)
+            self._start_pending()
 
     # -- running attempts ----------------------------------------------------------------------
-    def _submit(self, attempt: Attempt) -> None:
+    def submit(self, attempt: Attempt) -> None:
+        """Start ``attempt`` (or queue it for a free slot, or for :meth:`run_inline`)."""
         definition = attempt.definition
         future: Future[Any]
         if definition is not None and definition.is_async:
             future = asyncio.run_coroutine_threadsafe(self._run_async(attempt), self._event_loop())
-        elif self.concurrency == 1 and self._timeout_of(attempt) is None:
+        elif self._concurrency == 1 and self._timeout_of(attempt) is None:
             future = Future()  # run in the loop thread: no hand-off for one-at-a-time workers
             self._inline.append((attempt, future))
         else:
@@ -117,22 +156,22 @@ class Execution:
             self._in_flight[attempt] = future
 
     def _start_pending(self) -> None:
-        """Start queued sync attempts while fewer than ``concurrency`` run (holds the lock).
+        """Start queued sync attempts while fewer than ``concurrency`` run.
 
         The thread pool is larger than ``concurrency``: a sync attempt abandoned after its
         timeout keeps its thread until the function returns, but gives up its slot.
         """
         with self._cond:
-            while self._pending_sync and self._sync_running < self.concurrency:
+            while self._pending_sync and self._sync_running < self._concurrency:
                 attempt, future = self._pending_sync.popleft()
                 if not future.set_running_or_notify_cancel():
                     continue  # cancelled at shutdown before it started
-                if self._executor is None:
-                    self._executor = ThreadPoolExecutor(
-                        self.concurrency + _STRAGGLERS, thread_name_prefix="otelkit-job"
+                if self._pool is None:
+                    self._pool = ThreadPoolExecutor(
+                        self._concurrency + _STRAGGLERS, thread_name_prefix="otelkit-job"
                     )
                 self._sync_running += 1
-                self._executor.submit(self._run_pooled, attempt, future)
+                self._pool.submit(self._run_pooled, attempt, future)
 
     def _run_pooled(self, attempt: Attempt, future: Future[Any]) -> None:
         try:
@@ -146,9 +185,10 @@ class Execution:
                     self._sync_running -= 1
                 self._start_pending()
 
-    def _run_inline(self) -> None:
-        """Run the sync attempts queued for the loop thread (concurrency 1)."""
-        while self._inline and not self._stopping:
+    def run_inline(self, stopping: Callable[[], bool]) -> None:
+        """Run the sync attempts queued for the loop thread (concurrency 1) until none is
+        left or ``stopping()``."""
+        while self._inline and not stopping():
             attempt, future = self._inline.popleft()
             if future.set_running_or_notify_cancel():
                 try:
@@ -163,7 +203,7 @@ class Execution:
                 self._deadlines[attempt] = (time.monotonic() + seconds, seconds)
                 self._cond.notify_all()  # the loop's wait now ends at this deadline too
         try:
-            self._backend.runner.invoke_sync(attempt)
+            self._runner.invoke_sync(attempt)
         except BaseException:
             if inline:  # an interrupt in the loop thread (second Ctrl-C) stops the worker
                 raise
@@ -173,7 +213,7 @@ class Execution:
 
     async def _run_async(self, attempt: Attempt) -> None:
         try:
-            await self._backend.runner.invoke_async(attempt, timeout=self._timeout_of(attempt))
+            await self._runner.invoke_async(attempt, timeout=self._timeout_of(attempt))
         except BaseException:  # noqa: BLE001 - released by invoke_async (cancellation at shutdown)
             pass
         finally:
@@ -200,8 +240,11 @@ class Execution:
         return self._loop
 
     # -- stopping ------------------------------------------------------------------------------
-    def _shutdown(self, *, grace: float) -> None:
-        runner = self._backend.runner
+    def shutdown(self, *, grace: float, flush: Callable[[], bool], poll: float) -> None:
+        """Release what has not started, give running attempts ``grace`` seconds, then
+        release (async: cancel) the rest. ``flush()`` commits what was handed back (False:
+        the database failed); ``poll`` bounds each wait."""
+        runner = self._runner
         with self._cond:
             for attempt, future in list(self._in_flight.items()):
                 if not attempt.started and future.cancel():
@@ -209,11 +252,11 @@ class Execution:
                     self._done.append(attempt)
         deadline = time.monotonic() + grace
         while self._in_flight and time.monotonic() < deadline:
-            self._flush_done()
+            flush()
             with self._cond:
                 if self._in_flight and not self._done:
                     left = deadline - time.monotonic()
-                    self._cond.wait(max(0.0, min(self._poll_interval(), left)))
+                    self._cond.wait(max(0.0, min(poll, left)))
         with self._cond:
             pending = [(a, f) for a, f in self._in_flight.items() if a not in self._done]
         for attempt, future in pending:
@@ -229,16 +272,17 @@ class Execution:
                 self._done.append(released)
         cancel_deadline = time.monotonic() + min(5.0, max(grace, 1.0))
         while self._in_flight and time.monotonic() < cancel_deadline:
-            if not self._flush_done():
+            if not flush():
                 continue
             with self._cond:
                 if self._in_flight and not self._done:
                     self._cond.wait(0.05)
 
-    def _close_runtimes(self) -> None:
-        if self._executor is not None:
-            self._executor.shutdown(wait=False, cancel_futures=True)
-            self._executor = None
+    def close(self) -> None:
+        """Stop the thread pool and the event-loop thread."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
         if self._loop is not None and self._loop_thread is not None:
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._loop_thread.join(timeout=5.0)

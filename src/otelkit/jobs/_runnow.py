@@ -1,17 +1,13 @@
 """``fn.run(job_id)``: claim one given job, run it here, store the outcome.
 
-Two short transactions on the raw DBAPI fast path (:mod:`otelkit.jobs._fastsql`): the
-fenced claim (``RETURNING`` the row the attempt needs) and the fenced transition that ends
-the attempt. The statements are the worker's own (built in :mod:`otelkit.jobs._claim`), so
-the guarantees are the same. The rare outcomes — a lease lost before the end, no
-transition to apply — take the worker's general path (``cycle``), which recognises an
-already-applied transition, records the lost attempt in the history and settles it.
+Two short transactions: the fenced claim (``RETURNING`` the row the attempt needs), then
+the worker's own completion (``cycle``: the fenced transition, follow-ups, a lost attempt
+recorded in the history, the span closed), so the guarantees are the worker's.
 """
 
 from __future__ import annotations
 
 import asyncio
-import functools
 import os
 import socket
 import threading
@@ -22,10 +18,11 @@ import sqlalchemy as sa
 from opentelemetry.instrumentation.utils import suppress_instrumentation
 
 from otelkit.jobs import _claim
-from otelkit.jobs._execute import Attempt, Definition, Runner
-from otelkit.jobs._fastsql import RawStatement, in_transaction
+from otelkit.jobs._attempt import Attempt
+from otelkit.jobs._definition import Definition
+from otelkit.jobs._execute import Runner
 from otelkit.jobs._model import Job, JobNotFoundError, JobNotReadyError, JobState, LeaseLostError
-from otelkit.jobs._schema import jobs, require_schema
+from otelkit.jobs._schema import require_schema
 
 __all__ = ["RunNow", "new_owner", "outcome"]
 
@@ -63,23 +60,18 @@ class RunNow:
 
     def __init__(
         self,
-        engine: sa.Engine,
+        writer: sa.Engine,
         runner: Runner,
         *,
         get_job: Callable[[str], Job | None],
         cycle: Callable[[str, Sequence[Attempt]], Any],
         reject_late: Callable[[str, Attempt], Any],
     ) -> None:
-        self._engine = engine
+        self._writer = writer
         self._runner = runner
         self._get_job = get_job
         self._cycle = cycle
         self._reject_late = reject_late
-        dialect = engine.dialect
-        self._claim = RawStatement(
-            _claim.claim_by_id_statement(dialect.name == "postgresql"), dialect, jobs.c
-        )
-        self._ends: dict[tuple[bool, bool], RawStatement] = {}
 
     def run(self, definition: Definition, job_id: str) -> JobState:
         """Claim, run and complete one job in this thread; its new state."""
@@ -136,19 +128,17 @@ class RunNow:
 
     def claim(self, definition: Definition, job_id: str, owner: str) -> Attempt:
         """Claim the job (fenced, leased on the database clock) and open its span."""
-        params = {"owner": owner, "job_id": job_id}
-
-        def claim(cursor: Any) -> list[dict[str, Any]]:
-            rows = self._claim.rows(cursor, params)
-            if rows and rows[0]["name"] != definition.name:
+        with (
+            suppress_instrumentation(),
+            require_schema(self._writer),
+            self._writer.begin() as conn,
+        ):
+            row = _claim.claim_by_id(conn, owner=owner, job_id=job_id)
+            if row is not None and row.name != definition.name:
                 raise ValueError(  # rolls the claim back
-                    f"job {job_id!r} belongs to {rows[0]['name']!r}, not to {definition.name!r}"
+                    f"job {job_id!r} belongs to {row.name!r}, not to {definition.name!r}"
                 )
-            return rows
-
-        with suppress_instrumentation(), require_schema(self._engine):
-            rows = in_transaction(self._engine, claim)
-        if not rows:
+        if row is None:
             job = self._get_job(job_id)
             if job is None:
                 raise JobNotFoundError(f"no job with id {job_id!r}")
@@ -157,32 +147,16 @@ class RunNow:
                 f"job {job_id!r} is {job.state.value}"
                 + (f" under a valid lease of {job.lease_owner}" if held else "")
             )
-        return self._runner.begin(rows[0], owner)
+        return self._runner.begin(row._mapping, owner)
 
     def complete(self, owner: str, attempt: Attempt) -> None:
-        """Apply the attempt's transition (fenced), then close its span and record metrics.
+        """Apply the attempt's transition (fenced) and its follow-ups, then close its span
+        and record metrics.
 
         If storing the outcome fails, the lease is no longer renewed (it expires and the
         job is taken over) and the span is closed; the error propagates.
         """
         try:
-            transition = attempt.transition
-            if transition is not None:
-                shape = _claim.end_shape(transition)
-                stmt = self._ends.get(shape)
-                if stmt is None:
-                    end = _claim.end_statement(*shape)
-                    stmt = self._ends[shape] = RawStatement(end, self._engine.dialect, [jobs.c.id])
-                params = _claim.end_params(owner, transition)
-                with suppress_instrumentation():
-                    applied = bool(
-                        in_transaction(self._engine, functools.partial(stmt.rows, values=params))
-                    )
-                if applied:
-                    self._runner.settle(attempt, applied=True)
-                    return
-            # Rejected by the fence (or nothing to apply): the general path checks whether
-            # it had in fact landed, records a lost attempt and settles.
             self._cycle(owner, [attempt])
         except BaseException:
             self._runner.abandon(attempt)

@@ -21,7 +21,7 @@ from typing import Any
 import sqlalchemy as sa
 from opentelemetry.instrumentation.utils import suppress_instrumentation
 
-from otelkit.jobs._execute import Definition
+from otelkit.jobs._definition import Definition
 from otelkit.jobs._model import JobState, from_epoch
 from otelkit.jobs._schedule import Schedule, iso
 from otelkit.jobs._schema import db_now, dialect_insert, jobs, schedules

@@ -6,10 +6,10 @@ once however many readers wait, prefetches related keys and refreshes hot keys s
 before they expire. See ``docs/preload.md``.
 """
 
+from otelkit.preload._cache import AsyncCache, Cache, MemoryCache
+from otelkit.preload._preloader import Preloader
 from otelkit.preload._redis import AsyncRedisCache, RedisCache
 from otelkit.preload._redis_core import Serializer
-from otelkit.preload.cache import AsyncCache, Cache, MemoryCache
-from otelkit.preload.preloader import Preloader
 
 __all__ = [
     "AsyncCache",

@@ -15,9 +15,9 @@ from opentelemetry.sdk._logs import ReadableLogRecord, ReadWriteLogRecord
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan
 
-from otelkit.export import span_message
 from otelkit.export._logs import log_record_field
 from otelkit.export._protobuf import any_value, attributes, field_bytes, field_string
+from otelkit.export._spans import span_message
 
 __all__ = [
     "LogEntry",

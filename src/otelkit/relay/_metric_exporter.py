@@ -23,7 +23,7 @@ from otelkit.relay._metrics import (
 )
 
 if TYPE_CHECKING:
-    from otelkit.relay.child import ChildPipeline
+    from otelkit.relay._child import ChildPipeline
 
 __all__ = ["RelayMetricExporter"]
 
@@ -47,11 +47,11 @@ class RelayMetricExporter(MetricExporter):
             points = count_points(metrics_data)
             if points:
                 payload = encode_metrics_request(metrics_data, self._pipeline.resource)
-                self._pipeline.offer_metrics(payload, points)
+                self._pipeline._offer_metrics(payload, points)
             return MetricExportResult.SUCCESS
         except Exception as exc:  # noqa: BLE001 - a collection must not break the reader
             report_internal_error("relay.metrics", exc)
-            self._pipeline.count_dropped_metric_points(points)
+            self._pipeline._count_dropped_metric_points(points)
             return MetricExportResult.FAILURE
 
     def force_flush(self, timeout_millis: float = 10_000) -> bool:

@@ -14,17 +14,15 @@ from typing import TYPE_CHECKING, Any
 from opentelemetry.context import Context
 from opentelemetry.sdk._logs import LogRecordProcessor, ReadWriteLogRecord
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
-from opentelemetry.trace import INVALID_SPAN, StatusCode
-from opentelemetry.trace import Span as ApiSpan
+from opentelemetry.trace import INVALID_SPAN, StatusCode, get_current_span
 
 from otelkit._errors import report_internal_error
 from otelkit._levels import std_to_otel
 from otelkit._logmapping import message, record_attributes, severity_text
-from otelkit._sdk.context import SPAN_LOOKUP, current_span
 from otelkit.relay._buffer import CLASS_ERROR, CLASS_INFO, severity_class
 
 if TYPE_CHECKING:
-    from otelkit.relay.child import ChildPipeline
+    from otelkit.relay._child import ChildPipeline
 
 __all__ = ["RelayLogRecordProcessor", "RelayLoggingHandler", "RelaySpanProcessor"]
 
@@ -62,7 +60,7 @@ class RelayLogRecordProcessor(_PipelineControl, LogRecordProcessor):
         """Buffer the record (never blocks, never raises)."""
         try:
             severity = log_record.log_record.severity_number
-            self._pipeline.offer_log(
+            self._pipeline._offer_log(
                 log_record, severity_class(severity.value if severity is not None else 0)
             )
         except Exception as exc:  # noqa: BLE001 - hot path: contain and count
@@ -83,7 +81,7 @@ class RelaySpanProcessor(_PipelineControl, SpanProcessor):
         """Buffer the span (never blocks, never raises)."""
         try:
             error = span.status.status_code is StatusCode.ERROR
-            self._pipeline.offer_span(span, CLASS_ERROR if error else CLASS_INFO)
+            self._pipeline._offer_span(span, CLASS_ERROR if error else CLASS_INFO)
         except Exception as exc:  # noqa: BLE001 - hot path: contain and count
             report_internal_error("relay.child", exc)
 
@@ -107,7 +105,7 @@ class RelayLoggingHandler(logging.Handler):
     ) -> None:
         super().__init__(level=level)
         self._pipeline = pipeline
-        self._offer = pipeline.offer_log  # the pipeline's own routine, as for SDK records
+        self._offer = pipeline._offer_log  # the pipeline's own routine, as for SDK records
         self._scrub = scrub  # applied to each entry before it is buffered
 
     def handle(self, record: logging.LogRecord) -> bool:
@@ -129,9 +127,8 @@ class RelayLoggingHandler(logging.Handler):
         try:
             attributes, event_name = record_attributes(record)
             body = self.format(record) if self.formatter else message(record)
-            # The seam's shortcut, inlined (no call frame), or the public current span.
-            span = _read_context().get(_span_key) if _read_context is not None else current_span()
-            if span is None or span is INVALID_SPAN or not isinstance(span, ApiSpan):
+            span = get_current_span()
+            if span is INVALID_SPAN:
                 trace_id = span_id = flags = 0
             else:
                 context = span.get_span_context()
@@ -161,6 +158,3 @@ class RelayLoggingHandler(logging.Handler):
             self._offer(entry, level[1])
         except Exception as exc:  # noqa: BLE001 - hot path: contain and count
             report_internal_error("relay.handler", exc)
-
-
-_read_context, _span_key = SPAN_LOOKUP if SPAN_LOOKUP is not None else (None, "")

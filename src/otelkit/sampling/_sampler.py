@@ -107,12 +107,12 @@ class TailSampler:
         self._counts: dict[tuple[str, str, str], int] = {}
         self._closed = False
 
-    def span_processor(self, downstream: SpanProcessor) -> SamplingSpanProcessor:
+    def span_processor(self, downstream: SpanProcessor) -> SpanProcessor:
         """The span processor that samples into ``downstream``."""
         self._spans_out = downstream
         return SamplingSpanProcessor(self, downstream)
 
-    def log_processor(self, downstream: LogRecordProcessor) -> SamplingLogRecordProcessor:
+    def log_processor(self, downstream: LogRecordProcessor) -> LogRecordProcessor:
         """The log record processor that samples into ``downstream``."""
         self._logs_out = downstream
         return SamplingLogRecordProcessor(self, downstream)
@@ -259,7 +259,7 @@ class TailSampler:
 
     # -- the hot paths ------------------------------------------------------------------
 
-    def on_end(self, span: ReadableSpan) -> None:
+    def _on_end(self, span: ReadableSpan) -> None:
         """Hold, forward or drop ``span`` as its tree's decision says. Never raises."""
         out: _Out = []
         decided: tuple[str, str] | None = None
@@ -295,7 +295,7 @@ class TailSampler:
                 except Exception as exc:  # noqa: BLE001 - a listener never reaches the caller
                     report_internal_error(_COMPONENT + ".listener", exc)
 
-    def on_emit(self, log_record: ReadWriteLogRecord) -> None:
+    def _on_emit(self, log_record: ReadWriteLogRecord) -> None:
         """Hold, forward or drop ``log_record`` with its tree. Never raises."""
         out: _Out = []
         try:
@@ -352,7 +352,7 @@ class TailSampler:
             report_internal_error(_COMPONENT, exc)
         self._forward(out)
 
-    def release_all(self, reason: str = "flush") -> None:
+    def _release_all(self, reason: str = "flush") -> None:
         """Everything waiting passes unsampled now (counted with ``reason``)."""
         out: _Out = []
         with self._lock:
@@ -360,10 +360,10 @@ class TailSampler:
                 self._release(trace_id, self._pending[trace_id], reason, out)
         self._forward(out)
 
-    def close(self) -> None:
+    def _close(self) -> None:
         """Release what waits (reason ``shutdown``); from now on everything passes."""
         self._closed = True
-        self.release_all("shutdown")
+        self._release_all("shutdown")
         with self._lock:
             if self._timer is not None:
                 self._timer.cancel()
@@ -413,12 +413,12 @@ class _SamplingControl:
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
         """Release what waits (it passes unsampled), then flush downstream."""
-        self.sampler.release_all()
+        self.sampler._release_all()
         return bool(self._downstream.force_flush(timeout_millis))
 
     def shutdown(self) -> None:
         """Release what waits, stop sampling, shut the downstream down."""
-        self.sampler.close()
+        self.sampler._close()
         self._downstream.shutdown()
 
 
@@ -438,7 +438,7 @@ class SamplingSpanProcessor(_SamplingControl, SpanProcessor):
 
     def on_end(self, span: ReadableSpan) -> None:
         """Hold, forward or drop ``span`` as its tree's decision says."""
-        self.sampler.on_end(span)
+        self.sampler._on_end(span)
 
 
 class SamplingLogRecordProcessor(_SamplingControl, LogRecordProcessor):
@@ -453,4 +453,4 @@ class SamplingLogRecordProcessor(_SamplingControl, LogRecordProcessor):
 
     def on_emit(self, log_record: ReadWriteLogRecord) -> None:
         """Hold, forward or drop ``log_record`` with its tree."""
-        self.sampler.on_emit(log_record)
+        self.sampler._on_emit(log_record)

@@ -28,8 +28,9 @@ __all__ = [
 ]
 
 
-def _scrubber(scrubber: Scrubber | ScrubbingOptions | None) -> Scrubber:
-    return scrubber if isinstance(scrubber, Scrubber) else Scrubber(scrubber)
+def _make_scrubber(options: ScrubbingOptions | None, scrubber: Scrubber | None) -> Scrubber:
+    # ``_scrubber``: configure() shares one Scrubber between its processors and the relay.
+    return scrubber if scrubber is not None else Scrubber(options)
 
 
 class ScrubbingLogRecordProcessor(LogRecordProcessor):
@@ -41,10 +42,14 @@ class ScrubbingLogRecordProcessor(LogRecordProcessor):
     """
 
     def __init__(
-        self, downstream: LogRecordProcessor, scrubber: Scrubber | ScrubbingOptions | None = None
+        self,
+        downstream: LogRecordProcessor,
+        options: ScrubbingOptions | None = None,
+        *,
+        _scrubber: Scrubber | None = None,
     ) -> None:
         self._downstream = downstream
-        self.scrubber = _scrubber(scrubber)
+        self._scrubber = _make_scrubber(options, _scrubber)
 
     @property
     def downstream(self) -> LogRecordProcessor:
@@ -56,7 +61,7 @@ class ScrubbingLogRecordProcessor(LogRecordProcessor):
         try:
             record = log_record.log_record
             notes: Notes = []
-            scrubber = self.scrubber
+            scrubber = self._scrubber
             body = record.body
             if body is not None:
                 new_body = scrubber.value(body, "body", notes)
@@ -89,10 +94,14 @@ class ScrubbingSpanProcessor(SpanProcessor):
     through the SDK's public ``ReadableSpan``). Never raises."""
 
     def __init__(
-        self, downstream: SpanProcessor, scrubber: Scrubber | ScrubbingOptions | None = None
+        self,
+        downstream: SpanProcessor,
+        options: ScrubbingOptions | None = None,
+        *,
+        _scrubber: Scrubber | None = None,
     ) -> None:
         self._downstream = downstream
-        self.scrubber = _scrubber(scrubber)
+        self._scrubber = _make_scrubber(options, _scrubber)
 
     @property
     def downstream(self) -> SpanProcessor:
@@ -115,7 +124,7 @@ class ScrubbingSpanProcessor(SpanProcessor):
 
     def scrub(self, span: ReadableSpan) -> ReadableSpan:
         """``span`` itself when nothing in it matches a rule, else a scrubbed copy."""
-        scrubber = self.scrubber
+        scrubber = self._scrubber
         notes: Notes = []
         attributes = span.attributes
         new_attributes = scrubber.attributes(attributes, notes) if attributes else None

@@ -1,8 +1,8 @@
 """``Scrubber``: replaces sensitive values in attributes and text, and notes what it replaced.
 
 The work per record is one dictionary lookup per attribute key (each key's verdict is
-cached) and one regular-expression search per string value; a record with nothing to scrub
-is handed on untouched.
+cached) and, per string value, a lookup among the short strings already found clean or a
+search by the rules; a record with nothing to scrub is handed on untouched.
 """
 
 from __future__ import annotations
@@ -34,6 +34,8 @@ Notes = list[tuple[str, str]]
 """``(location, rule)`` of each replacement made in one record."""
 
 _MAX_CACHED_KEYS = 4096
+_MAX_CACHED_CLEAN = 4096
+_SHORT = 128  # the longest string remembered as clean
 # Names the program sets, not its data: never searched (the file path is long, and on
 # nearly every log record).
 _DEFAULT_SAFE_KEYS = frozenset(
@@ -80,6 +82,9 @@ class Scrubber:
         self._safe = _DEFAULT_SAFE_KEYS | frozenset(options.safe_keys)
         self._callback = options.callback
         self._key_rules: dict[str, int] = {}  # key -> _PLAIN, _SENSITIVE or _SAFE
+        # Short strings in which no rule found anything (values repeat: a route, a region,
+        # a status text): bounded, cleared when full.
+        self._clean: set[str] = set()
         self._bind_lock = threading.Lock()
         self._counter = _counter(NoOpMeterProvider())
 
@@ -120,10 +125,11 @@ class Scrubber:
     def text(self, value: str, location: str, notes: Notes) -> str:
         """``value`` with every secret shape replaced (the same object when none is)."""
         size = len(value)
-        if size < self._min_length:
+        if size < self._min_length or value in self._clean:
             return value
         found: list[tuple[int, int, str]] | None = None
         lowered: str | None = None
+        asked = False  # the callback's answer may depend on the location: not cacheable
         for rule in self._rules:
             if size < rule.min_length:
                 continue
@@ -150,12 +156,17 @@ class Scrubber:
                     continue
                 if rule.validator is not None and not rule.validator(secret):
                     continue
+                asked = True
                 if self._allowed(location, rule.name, secret):
                     continue
                 if found is None:
                     found = []
                 found.append((start, end, rule.name))
         if found is None:
+            if size <= _SHORT and not asked:
+                if len(self._clean) >= _MAX_CACHED_CLEAN:
+                    self._clean.clear()
+                self._clean.add(value)
             return value
         found.sort()
         parts: list[str] = []
@@ -193,7 +204,8 @@ class Scrubber:
         verdicts = self._key_rules
         shortest = self._min_length
         new: Any
-        for key, value in attributes.items():
+        for key in attributes:  # by key: cheaper than items() on the SDK's mappings
+            value = attributes[key]
             verdict = verdicts.get(key)
             if verdict is None:
                 verdict = self._key_verdict(key)

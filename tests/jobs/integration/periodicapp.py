@@ -19,6 +19,9 @@ runs = sa.Table(
     sa.Column("period", sa.String(40), nullable=False),
     sa.Column("pid", sa.Integer, nullable=False),
 )
+# One row per worker process, written just before it runs (and handles SIGTERM): the test
+# signals only processes that got this far.
+started = sa.Table("started_workers", runs.metadata, sa.Column("pid", sa.Integer, nullable=False))
 _writer = store.engine.execution_options(otelkit_write=True)
 
 
@@ -30,8 +33,11 @@ def tick(job: Job) -> None:
 
 def create_tables() -> None:
     store.create_schema()
-    runs.create(store.engine, checkfirst=True)
+    runs.metadata.create_all(store.engine, checkfirst=True)
 
 
 if __name__ == "__main__":
-    store.worker(concurrency=2, poll_interval=0.2).run()
+    worker = store.worker(concurrency=2, poll_interval=0.2)
+    with _writer.begin() as conn:
+        conn.execute(sa.insert(started).values(pid=os.getpid()))
+    worker.run()

@@ -43,17 +43,23 @@ def test_every_period_is_enqueued_exactly_once(request, tmp_path, backend, proce
     subprocess.run([sys.executable, "-c", code], env=_env(url), check=True, timeout=60)
     engine = sa.create_engine(url)
     procs = [subprocess.Popen([sys.executable, str(APP)], env=_env(url)) for _ in range(processes)]
+    enqueued_sql = "SELECT period_start FROM otelkit_jobs WHERE schedule = 'tick' ORDER BY 1"
     try:
-        time.sleep(7)  # real concurrency is the point: ~7 periods of a 1-second schedule
+        # Real concurrency is the point: the processes compete for at least 6 periods of a
+        # 1-second schedule. Counted, not timed, so a loaded machine's slow start-up only
+        # makes the test longer (bounded: a scheduler that stalls fails it).
+        deadline = time.monotonic() + 120
+        started = "SELECT COUNT(*) FROM started_workers"
+        while _periods(engine, started)[0] < processes or len(_periods(engine, enqueued_sql)) < 6:
+            assert time.monotonic() < deadline, "workers not started or periods not enqueued"
+            time.sleep(0.2)
     finally:
         for proc in procs:
             proc.send_signal(signal.SIGTERM)
         codes = [proc.wait(timeout=30) for proc in procs]
     assert codes == [0] * processes
-    enqueued = _periods(
-        engine, "SELECT period_start FROM otelkit_jobs WHERE schedule = 'tick' ORDER BY 1"
-    )
-    assert len(enqueued) >= 5, enqueued
+    enqueued = _periods(engine, enqueued_sql)
+    assert len(enqueued) >= 6, enqueued
     assert len(set(enqueued)) == len(enqueued)  # no duplicate
     gaps = [b - a for a, b in itertools.pairwise(enqueued)]
     assert gaps == [1.0] * (len(enqueued) - 1)  # no gap

@@ -28,7 +28,7 @@ def test_without_the_web_extra_the_error_says_how_to_install_it() -> None:
     )
     assert "needs starlette" in result.stdout and "pip install 'otelkit[web]'" in result.stdout
     cli = _WITHOUT_STARLETTE + (
-        "import sys; from otelkit.cli import main\nsys.exit(main(['jobs', 'web', '--demo']))\n"
+        "import sys; from otelkit._cli import main\nsys.exit(main(['jobs', 'web', '--demo']))\n"
     )
     result = subprocess.run([sys.executable, "-c", cli], capture_output=True, text=True, timeout=60)
     assert result.returncode == 2

@@ -9,20 +9,16 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from otelkit.jobs.web._security import TOKEN_ENV
-
 if TYPE_CHECKING:
-    from otelkit.jobs.web._app import DEFAULT_TRACE_URL, app
+    from otelkit.jobs.web._app import app
 
-__all__ = ["DEFAULT_TRACE_URL", "TOKEN_ENV", "app"]
-
-_LAZY = ("DEFAULT_TRACE_URL", "app")
+__all__ = ["app"]
 
 
 # Handed on lazily (PEP 562): `otelkit jobs` imports this package for its command line,
 # which must work without the `web` extra (Starlette, Jinja2) installed.
 def __getattr__(name: str) -> Any:
-    if name not in _LAZY:
+    if name != "app":
         raise AttributeError(f"module 'otelkit.jobs.web' has no attribute {name!r}")
     try:
         from otelkit.jobs.web import _app

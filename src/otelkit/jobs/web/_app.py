@@ -27,7 +27,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from otelkit.errors import InvalidOptionError, OptionTypeError
 from otelkit.jobs._model import JobState
-from otelkit.jobs.store import JobStore
+from otelkit.jobs._store import JobStore
 from otelkit.jobs.web import _queries as q
 from otelkit.jobs.web._security import (
     AUTH_COOKIE,

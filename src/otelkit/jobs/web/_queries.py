@@ -19,9 +19,8 @@ import sqlalchemy as sa
 from opentelemetry.instrumentation.utils import suppress_instrumentation
 
 from otelkit.jobs import _admin
-from otelkit.jobs._execute import job_from_row
 from otelkit.jobs._followup import followup_id
-from otelkit.jobs._model import Job, JobState
+from otelkit.jobs._model import Job, JobState, job_from_row
 from otelkit.jobs._queues import paused_queues
 from otelkit.jobs._schedule import Schedule, make_schedule
 from otelkit.jobs._scheduler import JobSchedule, list_schedules

@@ -17,7 +17,7 @@ def _positive_float(text: str) -> float:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from otelkit.demo._run import DemoOptions, run_demo
+    from otelkit._demo._run import DemoOptions, run_demo
 
     try:
         options = DemoOptions(

@@ -23,9 +23,9 @@ from opentelemetry.trace import SpanKind
 
 import otelkit
 from otelkit._config import resolve_settings
-from otelkit.demo._cache import CacheComparison, compare_caching
-from otelkit.demo._jobs import DemoJobs, build_store, run_queue
-from otelkit.demo._report import (
+from otelkit._demo._cache import CacheComparison, compare_caching
+from otelkit._demo._jobs import DemoJobs, build_store, run_queue
+from otelkit._demo._report import (
     JAEGER_TRACE_URL,
     DemoSummary,
     export_notice,
@@ -35,7 +35,7 @@ from otelkit.demo._report import (
     scrubbed_figures,
     summary_table,
 )
-from otelkit.demo._worker import flaky_upstream, worker_main
+from otelkit._demo._worker import flaky_upstream, worker_main
 from otelkit.errors import InvalidOptionError
 from otelkit.sampling import SamplingOptions
 
@@ -133,11 +133,11 @@ def run_demo(options: DemoOptions, out: IO[str] | None = None) -> DemoSummary:
             else SamplingOptions(probability=options.sampling),
         )
         if exporter == "otlp":
-            telemetry.span_processor.delegate = _Tee(
-                telemetry.span_processor.delegate, SimpleSpanProcessor(spans)
+            telemetry._span_switch.delegate = _Tee(
+                telemetry._span_switch.delegate, SimpleSpanProcessor(spans)
             )
-            telemetry.log_processor.delegate = _Tee(
-                telemetry.log_processor.delegate, SimpleLogRecordProcessor(logs)
+            telemetry._log_switch.delegate = _Tee(
+                telemetry._log_switch.delegate, SimpleLogRecordProcessor(logs)
             )
         else:
             assert telemetry.memory is not None
@@ -160,7 +160,7 @@ def run_demo(options: DemoOptions, out: IO[str] | None = None) -> DemoSummary:
         )
         summary.relay_records = relay_stats.get("logs", 0) + relay_stats.get("spans", 0)
         summary.relay_metric_points = relay_stats.get("metric_points", 0)
-        summary.drops = telemetry.drops.totals()
+        summary.drops = dict(telemetry.dropped())
         summary.seconds = time.monotonic() - started
     finished = spans.get_finished_spans()
     records = logs.get_finished_logs()

@@ -19,14 +19,14 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from otelkit._errors import report_internal_error
-from otelkit.jobs._attempt import check_timeout
-from otelkit.jobs._execute import Attempt
+from otelkit.jobs._attempt import Attempt, check_timeout
 from otelkit.jobs._retention import DEFAULT_RETENTION, check_retention
-from otelkit.jobs._running import Execution
+from otelkit.jobs._running import Executor
+from otelkit.jobs._runnow import new_owner
 from otelkit.jobs._wakeup import Listener
 
 if TYPE_CHECKING:
-    from otelkit.jobs.store import JobStore
+    from otelkit.jobs._store import JobStore
 
 __all__ = ["Worker"]
 
@@ -38,7 +38,7 @@ _LISTEN_POLL = 15.0  # default fallback poll while the LISTEN connection is up
 _PRUNE_EVERY = 60.0  # seconds between pruning runs of one worker (retention)
 
 
-class Worker(Execution):
+class Worker:
     """Claims and runs jobs of a :class:`JobStore` until stopped.
 
     Obtain one with ``store.worker(queues=..., concurrency=..., batch=...)``.
@@ -47,6 +47,9 @@ class Worker(Execution):
     asks for ``batch`` jobs (default: ``concurrency``) whenever fewer than ``concurrency``
     are in hand, in the same transaction that records the attempts just finished. Database errors
     (e.g. PostgreSQL restarting) pause the loop with exponential backoff; nothing is lost.
+
+    The thread that calls :meth:`run` claims, commits and waits; an executor the worker
+    owns runs the attempts and hands them back.
     """
 
     def __init__(
@@ -62,8 +65,6 @@ class Worker(Execution):
         listen: bool = True,
         retention: timedelta | None = DEFAULT_RETENTION,
     ) -> None:
-        from otelkit.jobs._runnow import new_owner
-
         queues, batch, timeout = _check_options(
             store, queues, concurrency, batch, poll_interval, shutdown_timeout, timeout
         )
@@ -77,7 +78,6 @@ class Worker(Execution):
         self._store = store
         self._backend = store._backend
         self._poll = None if poll_interval is None else float(poll_interval)
-        self._timeout = timeout
         self._queue_set = frozenset(self.queues)
         self._listen = bool(listen) and store.engine.dialect.name == "postgresql"
         self._listener: Listener | None = None
@@ -101,7 +101,9 @@ class Worker(Execution):
         self._last_takeover = 0.0
         self._claimed = 0
         self._held = False  # the last claim left ready jobs to a flow limit
-        self._init_execution()
+        self._runs = Executor(
+            self._backend.runner, concurrency=concurrency, timeout=timeout, cond=self._cond
+        )
 
     # -- public --------------------------------------------------------------------------------
     @property
@@ -157,8 +159,8 @@ class Worker(Execution):
                 with self._cond:
                     if self._stopping:
                         break
-                    done, self._done = self._done, []
-                    busy = len(self._in_flight) - len(done)
+                    done = self._runs.take_done()
+                    busy = self._runs.in_flight - len(done)
                     asked = self.batch if busy < self.concurrency else 0
                     woken, self._woken = self._woken, False
                     if asked:
@@ -168,7 +170,7 @@ class Worker(Execution):
                 if not self._cycle(done, asked, takeover):
                     continue
                 claimed = self._claimed
-                self._run_inline()
+                self._runs.run_inline(lambda: self._stopping)
                 if asked and claimed < asked and self._due("_last_sweep", _SWEEP_EVERY):
                     self._sweep()
                 if asked and claimed < asked and self._due("_last_prune", _PRUNE_EVERY):
@@ -178,15 +180,15 @@ class Worker(Execution):
                         until_idle
                         and claimed == 0
                         and not self._held  # ready jobs wait for a limit: not idle yet
-                        and not self._in_flight
-                        and not self._done
+                        and not self._runs.in_flight
+                        and not self._runs.has_done
                     ):
                         break
                     if deadline is not None and time.monotonic() > deadline:
                         raise TimeoutError(f"worker: not idle within {timeout} s")
-                    if self._done or self._stopping:
+                    if self._runs.has_done or self._stopping:
                         continue
-                    if asked and claimed == asked and len(self._in_flight) < self.concurrency:
+                    if asked and claimed == asked and self._runs.in_flight < self.concurrency:
                         continue  # more may be ready right now
                     self._idle(polling=claimed < asked or not asked)
             self._shutdown(grace=self._grace)
@@ -195,7 +197,10 @@ class Worker(Execution):
             self._stop_wakeup()
             if not clean:  # an exception (e.g. a second Ctrl-C): release everything, no grace
                 self._shutdown(grace=0.0)
-            self._close_runtimes()
+            self._runs.close()
+
+    def _shutdown(self, *, grace: float) -> None:
+        self._runs.shutdown(grace=grace, flush=self._flush_done, poll=self._poll_interval())
 
     # -- waiting and waking ---------------------------------------------------------------------
     def _poll_interval(self) -> float:
@@ -207,17 +212,17 @@ class Worker(Execution):
         """Wait (caller holds the lock) until woken, a result is handed back, the earliest
         known job is due, a sync attempt's timeout passes, or (``polling``) the poll time."""
         poll_end = time.monotonic() + self._poll_interval() if polling else math.inf
-        while not (self._woken or self._done or self._late or self._stopping):
+        while not (self._woken or self._runs.has_results or self._stopping):
             now = time.monotonic()
             end = poll_end
             if polling:
                 end = min(end, self._next_due)
             if self._schedules:
                 end = min(end, self._next_tick)
-            if self._deadlines:
-                first = min(d for d, _ in self._deadlines.values())
+            first = self._runs.next_deadline()
+            if first is not None:
                 if first <= now:
-                    self._expire_timeouts(now)
+                    self._runs.expire_timeouts(now)
                     continue
                 end = min(end, first)
             if end <= now:
@@ -271,8 +276,7 @@ class Worker(Execution):
     def _cycle(self, done: list[Attempt], asked: int, takeover: bool) -> bool:
         """Commit ``done`` and claim up to ``asked`` in one transaction; False on DB error."""
         self._claimed = 0
-        with self._cond:
-            late, self._late = self._late, []
+        late = self._runs.take_late()
         if not done and not asked and not late:
             return True
         try:
@@ -280,9 +284,7 @@ class Worker(Execution):
                 self.id, done, queues=self.queues, limit=asked, takeover=takeover, late=late
             )
         except Exception as exc:  # noqa: BLE001 - database away: keep them, back off, retry
-            with self._cond:
-                self._done[:0] = done
-                self._late[:0] = late
+            self._runs.give_back(done, late)
             self._db_failed("jobs.cycle", exc)
             return False
         if asked:
@@ -292,11 +294,10 @@ class Worker(Execution):
                 self._next_due = min(self._next_due, time.monotonic() + max(0.0, next_in))
         self._failures = 0
         with self._cond:
-            for attempt in done:
-                self._in_flight.pop(attempt, None)
+            self._runs.committed(done)
             self.processed += len(done)
         for attempt in attempts:
-            self._submit(attempt)
+            self._runs.submit(attempt)
         self._claimed = len(attempts)
         return True
 
@@ -309,9 +310,7 @@ class Worker(Execution):
             report_internal_error("jobs.limits", exc)
 
     def _flush_done(self) -> bool:
-        with self._cond:
-            done, self._done = self._done, []
-        return self._cycle(done, 0, False)
+        return self._cycle(self._runs.take_done(), 0, False)
 
     def _due(self, attribute: str, every: float) -> bool:
         now = time.monotonic()

@@ -2,22 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from typing import Any
-
 from opentelemetry._logs import SeverityNumber
 from opentelemetry.context import Context
 from opentelemetry.metrics import MeterProvider
-from opentelemetry.sdk._logs import (
-    LogRecordProcessor,
-    ReadableLogRecord,
-    ReadWriteLogRecord,
-)
+from opentelemetry.sdk._logs import LogRecordProcessor, ReadWriteLogRecord
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
 from otelkit._clock import REAL_CLOCK, Clock
 from otelkit._errors import report_internal_error
-from otelkit._sdk.logs import writable_copy
 from otelkit._validate import check_bool, check_positive, check_positive_int
 from otelkit.coalesce._common import (
     flush_downstream,
@@ -75,16 +67,6 @@ class CoalescingLogRecordProcessor(LogRecordProcessor):
         self._key = resolve_log_key(key)
         self._clock = clock if clock is not None else REAL_CLOCK
         self._downstream = downstream
-        # downstream.on_emit_many where it has one (otelkit's batch processor), else one
-        # record at a time.
-        many = getattr(downstream, "on_emit_many", None)
-        self._downstream_many: Callable[[Sequence[ReadWriteLogRecord]], None] = (
-            many if callable(many) else self._forward_each
-        )
-        relayed = getattr(downstream, "on_emit_relayed", None)
-        self._relayed_downstream: Callable[[list[ReadableLogRecord]], None] = (
-            relayed if callable(relayed) else self._relayed_one_at_a_time
-        )
         self._resources = ResourceTokens(
             per_resource=check_bool(_WHERE, "per_resource", per_resource)
         )
@@ -117,35 +99,7 @@ class CoalescingLogRecordProcessor(LogRecordProcessor):
             except Exception as exc:  # noqa: BLE001 - a failing downstream never reaches the caller
                 report_internal_error(_COMPONENT + ".downstream", exc)
 
-    def on_emit_many(self, log_records: Sequence[ReadWriteLogRecord]) -> None:
-        """:meth:`on_emit` for each of ``log_records``, in order; those that pass go
-        downstream in one call when it has an ``on_emit_many`` of its own (otelkit's batch
-        processor does; the relay host hands on a child's frame this way). Never raises."""
-        self._hand_on(self._downstream_many, log_records)
-
-    def on_emit_relayed(self, log_records: list[ReadableLogRecord]) -> None:
-        """Records the relay host built from a child's frame, as the ``ReadableLogRecord``
-        a batch processor queues: decided in order as :meth:`on_emit` decides (a key
-        function gets them as they are); those that pass go to the downstream's
-        ``on_emit_relayed`` in one call (otelkit's batch processor has one), else each as a
-        writable copy to ``on_emit``. Never raises."""
-        self._hand_on(self._relayed_downstream, log_records)
-
-    def _hand_on(self, downstream: Callable[[list[Any]], None], log_records: Sequence[Any]) -> None:
-        # on_emit_many and on_emit_relayed: decided in order, those that pass in one call.
-        passes = self._passes
-        passed = [record for record in log_records if passes(record)]
-        if passed:
-            try:
-                downstream(passed)
-            except Exception as exc:  # noqa: BLE001 - as for on_emit
-                report_internal_error(_COMPONENT + ".downstream", exc)
-
-    def _relayed_one_at_a_time(self, log_records: list[ReadableLogRecord]) -> None:
-        # A downstream without on_emit_relayed: a writable copy of each to its on_emit.
-        self._forward_each(log_records, writable_copy)
-
-    def _passes(self, log_record: ReadWriteLogRecord | ReadableLogRecord) -> bool:
+    def _passes(self, log_record: ReadWriteLogRecord) -> bool:
         """Whether ``log_record`` goes downstream (it does not repeat an open window's key)."""
         try:
             lr = log_record.log_record
@@ -155,20 +109,6 @@ class CoalescingLogRecordProcessor(LogRecordProcessor):
         except Exception as exc:  # noqa: BLE001 - when in doubt, forward: lose nothing
             report_internal_error(_COMPONENT, exc)
         return True
-
-    def _forward_each(
-        self,
-        log_records: Sequence[Any],
-        prepare: Callable[[Any], ReadWriteLogRecord] | None = None,
-    ) -> None:
-        # A downstream without on_emit_many: one record at a time (each ``prepare``d first,
-        # if given), each failure on its own.
-        forward = self._downstream.on_emit
-        for record in log_records:
-            try:
-                forward(record if prepare is None else prepare(record))
-            except Exception as exc:  # noqa: BLE001 - a failing downstream never reaches the caller
-                report_internal_error(_COMPONENT + ".downstream", exc)
 
     def enabled(
         self,

@@ -12,12 +12,13 @@ deadlocks it.
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import threading
 import time
 from collections import deque
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan
@@ -35,6 +36,11 @@ from otelkit.relay._processors import (
     RelaySpanProcessor,
 )
 from otelkit.relay._wire import RelayAddress
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk._logs import LogRecordProcessor
+    from opentelemetry.sdk.metrics.export import MetricExporter
+    from opentelemetry.sdk.trace import SpanProcessor
 
 __all__ = ["CHILD_NAME_ATTRIBUTE", "ChildPipeline"]
 
@@ -104,13 +110,13 @@ class ChildPipeline:
         self._link = Link(address)
         self._relay_dir = os.path.dirname(address.path)
         self._reset_state()
-        self.span_processor = RelaySpanProcessor(self)
+        self.span_processor: SpanProcessor = RelaySpanProcessor(self)
         """An SDK ``SpanProcessor`` for the child's ``TracerProvider``."""
-        self.log_processor = RelayLogRecordProcessor(self)
+        self.log_processor: LogRecordProcessor = RelayLogRecordProcessor(self)
         """An SDK ``LogRecordProcessor`` for the child's ``LoggerProvider``."""
         from otelkit.relay._metric_exporter import RelayMetricExporter
 
-        self.metric_exporter = RelayMetricExporter(self)
+        self.metric_exporter: MetricExporter = RelayMetricExporter(self)
         """An SDK ``MetricExporter`` (for a ``PeriodicExportingMetricReader``) whose batches
         travel to the host, which exports them under this child's resource."""
         after_fork_in_child(self, ChildPipeline._after_fork_in_child)
@@ -142,17 +148,17 @@ class ChildPipeline:
         self._fallback: deque[object] = deque(maxlen=_FALLBACK_MAX)
 
     # ---- hot path -------------------------------------------------------------------
-    def offer_log(self, item: LogItem, cls: int) -> None:
+    def _offer_log(self, item: LogItem, cls: int) -> None:
         """Buffer a log record of severity class ``cls`` (never blocks)."""
         self._offer(self._logs, item, cls)
 
-    def offer_span(self, span: ReadableSpan, cls: int) -> None:
+    def _offer_span(self, span: ReadableSpan, cls: int) -> None:
         """Buffer an ended span of severity class ``cls`` (never blocks)."""
         self._offer(self._spans, span, cls)
 
     def _offer(self, buffer: SeverityBuffer[Any], item: object, cls: int) -> None:
         if self._closed:
-            self.count_after_close(buffer)
+            self._count_after_close(buffer)
             return
         victim = buffer.append(item, cls)
         if victim is not None or buffer.size >= self._batch_size or self._thread is None:
@@ -168,7 +174,7 @@ class ChildPipeline:
         if self._thread is None:
             self._start_thread()
 
-    def offer_metrics(self, payload: bytes, points: int) -> None:
+    def _offer_metrics(self, payload: bytes, points: int) -> None:
         """Queue one encoded ``ExportMetricsServiceRequest`` holding ``points`` data points.
 
         At most a few dozen collections wait; past that the oldest is given up and its
@@ -184,19 +190,19 @@ class ChildPipeline:
         if self._thread is None:
             self._start_thread()
 
-    def count_after_close(self, buffer: SeverityBuffer[Any]) -> None:
+    def _count_after_close(self, buffer: SeverityBuffer[Any]) -> None:
         """A record offered after shutdown: it can no longer be sent, so it is counted as
         dropped (in :attr:`dropped`; the host has been told all it will hear)."""
         self._outbox.lost[0 if buffer is self._logs else 1] += 1
 
-    def count_dropped_metric_points(self, points: int) -> None:
+    def _count_dropped_metric_points(self, points: int) -> None:
         """Count ``points`` that never reached the queue (a collection that failed to encode);
         they are reported to the host with the other drops."""
         with self._outbox.lock:
             self._outbox.lost[2] += points
 
     # ---- public ---------------------------------------------------------------------
-    def logging_handler(self, *, level: int = 0) -> RelayLoggingHandler:
+    def logging_handler(self, *, level: int = 0) -> logging.Handler:
         """A stdlib ``logging.Handler`` that feeds this pipeline without SDK objects."""
         return RelayLoggingHandler(self, level=level)
 

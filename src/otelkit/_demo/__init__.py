@@ -7,7 +7,7 @@ the traces of a retried and a failed job (in the terminal, or as Jaeger links wh
 Collector answers).
 """
 
-from otelkit.demo._cli import register
-from otelkit.demo._run import DemoOptions, run_demo
+from otelkit._demo._cli import register
+from otelkit._demo._run import DemoOptions, run_demo
 
 __all__ = ["DemoOptions", "register", "run_demo"]

@@ -29,12 +29,12 @@ from otelkit._errors import report_internal_error
 from otelkit._version import __version__
 from otelkit.errors import InvalidOptionError, OptionTypeError
 from otelkit.preload._batch import RefreshBatch
+from otelkit.preload._cache import AsyncCache, Cache
 from otelkit.preload._cache_io import CacheAccess, check_cache
 from otelkit.preload._core import PreloadCore, Read
 from otelkit.preload._loading import Flight, Loader, is_async_callable, run_awaitable
 from otelkit.preload._options import check_key
 from otelkit.preload._settings import Settings
-from otelkit.preload.cache import AsyncCache, Cache
 
 __all__ = ["Preloader"]
 

@@ -1,4 +1,4 @@
-"""``fn.run`` on the raw DBAPI fast path: driver errors, rollback, a completion that fails."""
+"""``fn.run``: database errors, rollback, a completion that fails, the row the job sees."""
 
 from __future__ import annotations
 
@@ -48,7 +48,7 @@ def test_a_completion_that_cannot_be_stored_ends_the_span_and_raises(
     assert job.lease_owner is not None and ":run:" in job.lease_owner
 
 
-def test_the_fast_path_returns_the_full_row_to_the_job(db_url, make_store) -> None:
+def test_run_hands_the_full_row_to_the_job(db_url, make_store) -> None:
     store = make_store(db_url)
     seen: list[Job] = []
 

@@ -19,7 +19,7 @@ from otelkit._version import __version__
 __all__ = ["build_parser", "main"]
 
 # Modules that add subcommands through register(subparsers).
-_COMMAND_MODULES = ("otelkit.demo", "otelkit.jobs._cli")
+_COMMAND_MODULES = ("otelkit._demo", "otelkit.jobs._cli")
 
 
 def _probe(host: str, port: int, timeout: float = 1.0) -> str:

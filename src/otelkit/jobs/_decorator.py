@@ -7,22 +7,22 @@ import functools
 import keyword
 import math
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from otelkit.errors import InvalidOptionError, OptionTypeError
 from otelkit.jobs._attempt import check_timeout
+from otelkit.jobs._definition import Definition
 from otelkit.jobs._enqueue import Item, check_unique_key, data_key, items_of, make_options
-from otelkit.jobs._execute import Definition
 from otelkit.jobs._handle import EnqueuedJob
 from otelkit.jobs._limits import Limits, check_limit_key, check_limits
 from otelkit.jobs._model import Backoff, Job, JobState, check_json
 
 if TYPE_CHECKING:
     from otelkit.jobs._produce import Producer
-    from otelkit.jobs.store import JobStore
+    from otelkit.jobs._store import JobStore
 
 __all__ = ["JobFunction", "default_name", "define"]
 
@@ -243,21 +243,22 @@ class JobFunction(Generic[R]):
         run_after: _RunAfter = None,
         priority: int = 0,
         unique: bool = False,
-        unique_key: Callable[[Any], str] | None = None,
+        unique_keys: Sequence[str | None] | None = None,
         unique_for: timedelta | float | None = None,
         connection: Any = None,
         session: Any = None,
     ) -> list[EnqueuedJob]:
         """Store one job per item of ``items`` (each the ``data``) in one statement.
 
-        The options are those of :meth:`enqueue`; ``unique_key`` here is a function of an
-        item's data returning its key (``unique=True``: the data is the key).
+        The options are those of :meth:`enqueue`, but keys are per item: ``unique_keys`` is
+        a list of one key per item, in the order of ``items`` (a str, or None for an item
+        without one); ``unique=True``: each item's data is its key.
         """
         where = f"{self.name}.enqueue_many"
         return self._producer().enqueue(
             where,
             self.definition,
-            items_of(where, list(items), unique=unique, unique_key=unique_key),
+            items_of(where, list(items), unique=unique, unique_keys=unique_keys),
             make_options(where, run_after=run_after, priority=priority, unique_for=unique_for),
             connection=connection,
             session=session,
@@ -270,7 +271,7 @@ class JobFunction(Generic[R]):
         run_after: _RunAfter = None,
         priority: int = 0,
         unique: bool = False,
-        unique_key: Callable[[Any], str] | None = None,
+        unique_keys: Sequence[str | None] | None = None,
         unique_for: timedelta | float | None = None,
         connection: Any = None,
         session: Any = None,
@@ -280,7 +281,7 @@ class JobFunction(Generic[R]):
         return await self._producer().aenqueue(
             where,
             self.definition,
-            items_of(where, list(items), unique=unique, unique_key=unique_key),
+            items_of(where, list(items), unique=unique, unique_keys=unique_keys),
             make_options(where, run_after=run_after, priority=priority, unique_for=unique_for),
             connection=connection,
             session=session,

@@ -45,7 +45,7 @@ def worker_main(
     from opentelemetry.propagate import extract
 
     import otelkit
-    from otelkit.demo._jobs import QUEUE, build_store
+    from otelkit._demo._jobs import QUEUE, build_store
 
     logging.getLogger().setLevel(logging.INFO)
     telemetry = otelkit.configure(service_name="otelkit-demo-worker")

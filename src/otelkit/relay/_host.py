@@ -118,7 +118,6 @@ class RelayHost:
         log_processor: LogRecordProcessor,
         meter_provider: MeterProvider | None = None,
         metric_exporter: MetricExporter | None = None,
-        drops: DropLedger | None = None,
         max_frame_bytes: int = 4 * 1024 * 1024,
         clock: Clock | None = None,
         resource: Resource | None = None,
@@ -126,7 +125,11 @@ class RelayHost:
         drop_report_interval: float = 60.0,
         handshake_timeout: float = 5.0,
         max_connections: int = 1024,
+        _drops: DropLedger | None = None,
     ) -> None:
+        # ``_drops``: the ledger of the pipeline that configure() builds, so the host's drops
+        # are reported with the rest of that pipeline's (not part of the public signature).
+        drops = _drops
         _check_options(
             span_processor=span_processor,
             log_processor=log_processor,

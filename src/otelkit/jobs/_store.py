@@ -19,8 +19,9 @@ from otelkit._validate import check_str
 from otelkit.jobs import _admin, _flow
 from otelkit.jobs._admin import JobTransition
 from otelkit.jobs._backend import Backend
+from otelkit.jobs._decorator import JobFunction, define
+from otelkit.jobs._definition import Definition
 from otelkit.jobs._engine import make_engine
-from otelkit.jobs._execute import Definition
 from otelkit.jobs._limits import Limits, QueueLimits, WaitReason, check_limits
 from otelkit.jobs._model import Backoff, Job, JobState
 from otelkit.jobs._queues import check_known, paused_queues, set_paused
@@ -34,10 +35,9 @@ from otelkit.jobs._schema import (
     require_schema,
 )
 from otelkit.jobs._telemetry import GaugeSnapshot, JobTelemetry, TraceMode
-from otelkit.jobs.decorator import JobFunction, define
 
 if TYPE_CHECKING:
-    from otelkit.jobs.worker import Worker
+    from otelkit.jobs._worker import Worker
 
 __all__ = ["JobStore", "JobTransition"]
 
@@ -283,7 +283,7 @@ class JobStore:
         deleted by the worker when idle, in bounded batches, one pruner at a time across
         workers (None: keep them).
         """
-        from otelkit.jobs.worker import Worker
+        from otelkit.jobs._worker import Worker
 
         return Worker(
             self,
