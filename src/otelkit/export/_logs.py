@@ -8,6 +8,7 @@ from typing import Any
 
 from opentelemetry.sdk._logs import ReadableLogRecord
 
+from otelkit._sdk.attributes import attribute_dict
 from otelkit.export._protobuf import (
     FIXED32,
     FIXED64,
@@ -75,12 +76,13 @@ def log_record_field(
 
 def _record(readable: ReadableLogRecord) -> bytes:
     record = readable.log_record
+    attrs = record.attributes
     return log_record_field(
         record.timestamp,
         getattr(record.severity_number, "value", None) or 0,
         record.severity_text,
         any_value(record.body),
-        record.attributes,
+        attribute_dict(attrs) if attrs else None,
         readable.dropped_attributes,
         int(record.trace_flags or 0),
         record.trace_id,

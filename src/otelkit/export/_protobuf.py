@@ -45,6 +45,8 @@ def varint(n: int) -> bytes:
     """``n`` (0 <= n < 2**64) as a base-128 varint."""
     if n < 0x80:
         return _SMALL[n]
+    if n < 0x4000:  # two bytes: most lengths and many counts
+        return bytes((n & 0x7F | 0x80, n >> 7))
     out = bytearray()
     while n >= 0x80:
         out.append((n & 0x7F) | 0x80)

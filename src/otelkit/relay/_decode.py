@@ -56,8 +56,8 @@ _KINDS = {
 _IS_REMOTE = 0x200
 _SEVERITIES = {s.value: s for s in SeverityNumber}
 _FLAGS = [TraceFlags(i) for i in range(256)]
-# Attribute values the SDK keeps as they are (what the wire gives for a scalar AnyValue).
-_PLAIN_TYPES = frozenset({str, bool, int, float, bytes})
+# The AnyValue kinds whose value the SDK keeps as it is.
+_SCALARS = frozenset({"string_value", "bool_value", "int_value", "double_value", "bytes_value"})
 # A non-empty context whose span is the invalid span: records without trace context keep
 # none, and the SDK does not look up the host thread's current context for them.
 _NO_SPAN = set_span_in_context(INVALID_SPAN, Context())
@@ -65,19 +65,35 @@ _NO_SPAN = set_span_in_context(INVALID_SPAN, Context())
 
 def _value(v: AnyValue) -> Any:
     kind = v.WhichOneof("value")
+    if kind in _SCALARS:
+        return getattr(v, kind)
     if kind is None:
         return None
     if kind == "array_value":
         return tuple(_value(x) for x in v.array_value.values)
     if kind == "kvlist_value":
         return {kv.key: _value(kv.value) for kv in v.kvlist_value.values}
-    if kind == "string_value_strindex":
-        raise FrameError("malformed", "string tables are not used by the relay")
-    return getattr(v, kind)
+    raise FrameError("malformed", f"AnyValue {kind} is not used by the relay")
 
 
 def _attributes(key_values: Sequence[Any]) -> dict[str, Any]:
     return {kv.key: _value(kv.value) for kv in key_values}
+
+
+def _record_attributes(key_values: Sequence[Any]) -> tuple[dict[str, Any], bool]:
+    """A log record's attributes, and whether they are plain: scalars (the values the SDK
+    keeps as they are) under non-empty keys."""
+    out: dict[str, Any] = {}
+    plain = True
+    for kv in key_values:
+        v = kv.value
+        kind = v.WhichOneof("value")
+        if kind in _SCALARS:
+            out[kv.key] = getattr(v, kind)
+        else:
+            out[kv.key] = _value(v)
+            plain = False
+    return out, plain and "" not in out
 
 
 def _id(raw: bytes, size: int, what: str) -> int:
@@ -162,14 +178,12 @@ class Decoder:
             context = self._last_span[1]
         else:
             context = _NO_SPAN
-        attributes = _attributes(pb.attributes)
-        # Plain: the SDK's cleaning and limits would leave these attributes as they are.
-        plain = (
-            self._fast
-            and "" not in attributes
-            and (self._max_attributes is None or len(attributes) <= self._max_attributes)
-            and set(map(type, attributes.values())) <= _PLAIN_TYPES
-        )
+        attributes, plain = _record_attributes(pb.attributes)
+        # Plain, within the count limit and with no value length limit: the SDK's cleaning
+        # and limits would leave these attributes as they are.
+        plain = plain and self._fast
+        if plain and self._max_attributes is not None:
+            plain = len(attributes) <= self._max_attributes
         return (
             pb.time_unix_nano or None,
             pb.observed_time_unix_nano or None,
@@ -179,7 +193,7 @@ class Decoder:
             trace_flags,
             pb.severity_text or None,
             severity,
-            _value(pb.body) if pb.HasField("body") else None,
+            _value(pb.body),  # an unset body reads as an empty AnyValue: None
             attributes,
             pb.event_name or None,
             pb.dropped_attributes_count,
