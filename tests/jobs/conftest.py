@@ -50,7 +50,7 @@ def _truncate(url: str) -> None:
         conn.exec_driver_sql(
             "DROP TABLE IF EXISTS otelkit_jobs, otelkit_job_transitions, otelkit_job_schedules, "
             "otelkit_job_queues, otelkit_job_locks, otelkit_job_starts, "
-            "executions, scheduled_runs, started_workers CASCADE"
+            "executions, scheduled_runs CASCADE"
         )
     engine.dispose()
 

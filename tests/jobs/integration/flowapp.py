@@ -39,6 +39,10 @@ def step(job: Job) -> None:
 
 
 if __name__ == "__main__":
-    store.worker(
+    from _procs import mark_ready  # the test helper next to this file
+
+    worker = store.worker(
         concurrency=int(os.environ.get("FLOWAPP_CONCURRENCY", "4")), poll_interval=0.05
-    ).run()
+    )
+    mark_ready()
+    worker.run()

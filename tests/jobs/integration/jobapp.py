@@ -42,8 +42,12 @@ def create_tables() -> None:
 
 
 if __name__ == "__main__":
-    store.worker(
+    from _procs import mark_ready  # the test helper next to this file
+
+    worker = store.worker(
         concurrency=int(os.environ.get("JOBAPP_CONCURRENCY", "4")),
         batch=int(os.environ.get("JOBAPP_BATCH", "10")),
         poll_interval=0.1,
-    ).run()
+    )
+    mark_ready()
+    worker.run()

@@ -19,9 +19,6 @@ runs = sa.Table(
     sa.Column("period", sa.String(40), nullable=False),
     sa.Column("pid", sa.Integer, nullable=False),
 )
-# One row per worker process, written just before it runs (and handles SIGTERM): the test
-# signals only processes that got this far.
-started = sa.Table("started_workers", runs.metadata, sa.Column("pid", sa.Integer, nullable=False))
 _writer = store.engine.execution_options(otelkit_write=True)
 
 
@@ -33,11 +30,12 @@ def tick(job: Job) -> None:
 
 def create_tables() -> None:
     store.create_schema()
-    runs.metadata.create_all(store.engine, checkfirst=True)
+    runs.create(store.engine, checkfirst=True)
 
 
 if __name__ == "__main__":
+    from _procs import mark_ready  # the test helper next to this file
+
     worker = store.worker(concurrency=2, poll_interval=0.2)
-    with _writer.begin() as conn:
-        conn.execute(sa.insert(started).values(pid=os.getpid()))
+    mark_ready()
     worker.run()
