@@ -16,8 +16,9 @@ from pathlib import Path
 from typing import Any
 
 READY_DIR_ENV = "OTELKIT_TEST_READY_DIR"
-READY_DIR = Path(tempfile.mkdtemp(prefix="otelkit-test-workers-"))
-os.environ[READY_DIR_ENV] = str(READY_DIR)  # inherited by every worker process a test starts
+if READY_DIR_ENV not in os.environ:  # in the test process; a worker inherits it
+    os.environ[READY_DIR_ENV] = tempfile.mkdtemp(prefix="otelkit-test-workers-")
+READY_DIR = Path(os.environ[READY_DIR_ENV])
 
 
 def mark_ready() -> None:
