@@ -18,7 +18,7 @@ from otelkit.coalesce._common import (
 )
 from otelkit.coalesce._keys import LogKey, ResourceTokens, resolve_log_key
 from otelkit.coalesce._metrics import CoalesceMetrics
-from otelkit.coalesce._summaries import FirstLog, first_log, summary_log_record
+from otelkit.coalesce._summaries import LogSample, log_origin, log_sample, summary_log_record
 from otelkit.coalesce._window import SUPPRESS, Coalescer, Summary
 
 __all__ = ["CoalescingLogRecordProcessor"]
@@ -71,14 +71,15 @@ class CoalescingLogRecordProcessor(LogRecordProcessor):
             per_resource=check_bool(_WHERE, "per_resource", per_resource)
         )
         self._metrics = CoalesceMetrics(meter_provider, "logs")
-        self._engine: Coalescer[FirstLog] = Coalescer(
+        self._engine: Coalescer[LogSample] = Coalescer(
             window=window,
             on_summary=self._emit_summary,
             max_keys=max_keys,
             clock=self._clock,
             label=_COMPONENT,
             on_tick=self._publish,
-            capture=first_log,
+            remember=log_origin,
+            capture=log_sample,
         )
 
     @property
@@ -87,7 +88,7 @@ class CoalescingLogRecordProcessor(LogRecordProcessor):
         return self._downstream
 
     @property
-    def coalescer(self) -> Coalescer[FirstLog]:
+    def coalescer(self) -> Coalescer[LogSample]:
         """The engine (for its counters: ``suppressed``, ``overflow``, ``open_keys``)."""
         return self._engine
 
@@ -149,6 +150,6 @@ class CoalescingLogRecordProcessor(LogRecordProcessor):
     def _publish(self) -> None:
         self._metrics.add(*self._engine.take_counts())
 
-    def _emit_summary(self, summary: Summary[FirstLog]) -> None:
+    def _emit_summary(self, summary: Summary[LogSample]) -> None:
         now_ns = int(self._clock.time() * 1e9)
-        self._downstream.on_emit(summary_log_record(summary.first, summary, now_ns))
+        self._downstream.on_emit(summary_log_record(summary, now_ns))

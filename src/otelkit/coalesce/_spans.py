@@ -23,7 +23,7 @@ from otelkit.coalesce._common import (
 )
 from otelkit.coalesce._keys import ResourceTokens, SpanKey, resolve_span_key
 from otelkit.coalesce._metrics import CoalesceMetrics
-from otelkit.coalesce._summaries import FirstSpan, first_span, summary_span
+from otelkit.coalesce._summaries import SpanSample, span_origin, span_sample, summary_span
 from otelkit.coalesce._trees import Trees
 from otelkit.coalesce._window import EMIT, Coalescer, Summary
 
@@ -84,14 +84,15 @@ class CoalescingSpanProcessor(SpanProcessor):
         )
         self._ids = RandomIdGenerator()
         self._metrics = CoalesceMetrics(meter_provider, "traces")
-        self._engine: Coalescer[FirstSpan] = Coalescer(
+        self._engine: Coalescer[SpanSample] = Coalescer(
             window=window,
             on_summary=self._emit_summary,
             max_keys=max_keys,
             clock=self._clock,
             label=_COMPONENT,
             on_tick=self._publish,
-            capture=first_span,
+            remember=span_origin,
+            capture=span_sample,
         )
         self._closed = False
         self._dropped = 0
@@ -111,7 +112,7 @@ class CoalescingSpanProcessor(SpanProcessor):
         return self._downstream
 
     @property
-    def coalescer(self) -> Coalescer[FirstSpan]:
+    def coalescer(self) -> Coalescer[SpanSample]:
         """The engine that decides per root (counters ``suppressed``, ``overflow``, ...)."""
         return self._engine
 
@@ -285,5 +286,5 @@ class CoalescingSpanProcessor(SpanProcessor):
             self._dropped = self._passed = 0
         self._metrics.add(dropped, overflow + passed)
 
-    def _emit_summary(self, summary: Summary[FirstSpan]) -> None:
-        self._downstream.on_end(summary_span(summary.first, summary, self._ids))
+    def _emit_summary(self, summary: Summary[SpanSample]) -> None:
+        self._downstream.on_end(summary_span(summary, self._ids))
