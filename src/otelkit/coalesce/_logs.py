@@ -32,8 +32,9 @@ class CoalescingLogRecordProcessor(LogRecordProcessor):
 
     The first record of a key goes downstream at once; repeats inside ``window`` seconds are
     counted and dropped; when the window ends with repeats, one summary record goes
-    downstream: like the first record (severity, body, scope, trace context, resource,
-    attributes) plus ``otelkit.coalesce.count`` (the first included),
+    downstream: the first record's body and trace context with the first repeat's severity,
+    scope, resource and attributes (the key's fields are the same in both), plus
+    ``otelkit.coalesce.count`` (the first included),
     ``otelkit.coalesce.window`` (seconds), ``otelkit.coalesce.first_timestamp`` and
     ``otelkit.coalesce.last_timestamp`` (ns since the epoch).
 
@@ -44,7 +45,7 @@ class CoalescingLogRecordProcessor(LogRecordProcessor):
     ``process.*``, ``service.instance.id`` and ``otelkit.relay.child``) is part of the key:
     repeats from the processes of one service (relayed children, the host) merge, repeats
     from different services do not; with ``per_resource=False`` any resources merge. A
-    summary carries the first record's resource. At most ``max_keys`` windows are open;
+    summary carries the first repeat's resource. At most ``max_keys`` windows are open;
     beyond that new keys pass through and count as ``otelkit.coalesce.overflow``.
     """
 

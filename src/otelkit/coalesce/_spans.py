@@ -41,8 +41,9 @@ class CoalescingSpanProcessor(SpanProcessor):
     key (default ``"name"``: scope, kind, root name, status code, exception type; or
     :func:`~otelkit.coalesce.attributes_key`, or any callable(ReadableSpan) -> Hashable)
     goes through a fixed ``window``: the first tree of a key is exported whole, repeats are
-    dropped whole and counted, and at window end one summary span (the root's name and
-    attributes plus ``otelkit.coalesce.*``, linked to the first exported root) stands for
+    dropped whole and counted, and at window end one summary span (the first root's name,
+    the first repeated root's attributes, plus ``otelkit.coalesce.*``, linked to the first
+    exported root) stands for
     them. Only trees whose root passes ``predicate`` (default: all) are coalesced. With
     ``per_resource`` (default) the root's service identity (its resource less the
     attributes naming one process) is part of the key: trees from the processes of one
