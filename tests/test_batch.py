@@ -590,7 +590,7 @@ def test_with_encode_the_log_queue_holds_what_it_makes_of_each_emitted_record() 
     for body in ("a", "bad", "b"):
         provider.get_logger("app").emit(LogRecord(body=body))
     assert len(seen) == 3  # when each record was emitted, not when its batch went
-    assert processor.force_flush()
+    assert processor.core.force_flush(5)
     assert exporter.get_finished_logs() == (("encoded", "a"), ("encoded", "b"))
     assert (processor.core.stats(), drops.totals()) == (
         BatchStats(3, 2, {"processor_error": 1}, 0),
