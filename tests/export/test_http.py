@@ -173,7 +173,10 @@ def test_spans_written_when_they_ended_are_sent_as_spans_are(
     url, handler = recorder
     exporter = OtlpHttpSpanExporter(endpoint=url, timeout=5)
     encoder = exporter.span_encoder()
-    assert encoder is not None
+    assert (encoder is not None) == transport.http_sender_ok("spans")
+    if encoder is None:
+        exporter.shutdown()
+        pytest.skip("this SDK release's exporter takes no pre-encoded bytes (the seam's fallback)")
     spans = _spans(3)
     assert exporter.export([encoder(span) for span in spans]) is SpanExportResult.SUCCESS
     assert exporter.export(spans) is SpanExportResult.SUCCESS
