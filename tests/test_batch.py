@@ -13,7 +13,7 @@ import pytest
 from opentelemetry import trace
 from opentelemetry._logs import LogRecord
 from opentelemetry.instrumentation.utils import is_instrumentation_enabled
-from opentelemetry.sdk._logs import LoggerProvider, ReadableLogRecord
+from opentelemetry.sdk._logs import LoggerProvider, ReadableLogRecord, ReadWriteLogRecord
 from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter, LogRecordExportResult
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.resources import Resource
@@ -571,6 +571,32 @@ def test_the_log_processor_queues_a_context_free_copy() -> None:
     assert record.log_record.trace_id != 0  # the span's ids are still on the record
     assert record.resource is resource
     assert record.instrumentation_scope is not None and record.instrumentation_scope.name == "app"
+
+
+def test_with_encode_the_log_queue_holds_what_it_makes_of_each_emitted_record() -> None:
+    exporter = InMemoryLogRecordExporter()  # type: ignore[no-untyped-call]
+    drops = DropLedger(meter_provider=MeterProvider(shutdown_on_exit=False), clock=FakeClock())
+    seen: list[Any] = []
+
+    def encode(record: ReadWriteLogRecord) -> Any:
+        seen.append(record.log_record.context)  # the emitted record, context and all
+        if record.log_record.body == "bad":
+            raise ValueError("cannot encode")
+        return ("encoded", record.log_record.body)
+
+    processor = BatchLogRecordProcessor(exporter, drops=drops, encode=encode)
+    provider = LoggerProvider(shutdown_on_exit=False)
+    provider.add_log_record_processor(processor)
+    for body in ("a", "bad", "b"):
+        provider.get_logger("app").emit(LogRecord(body=body))
+    assert len(seen) == 3  # when each record was emitted, not when its batch went
+    assert processor.core.force_flush(5)
+    assert exporter.get_finished_logs() == (("encoded", "a"), ("encoded", "b"))
+    assert (processor.core.stats(), drops.totals()) == (
+        BatchStats(3, 2, {"processor_error": 1}, 0),
+        {("logs", "processor_error"): 1},
+    )
+    processor.shutdown()
 
 
 def test_a_record_or_span_that_cannot_be_queued_is_counted_as_dropped() -> None:

@@ -308,8 +308,9 @@ def test_the_suppression_shortcut_and_the_instrumentation_package_agree() -> Non
 
     key = seam._suppression_key()
     assert key is not None  # the API still defines the key the instrumentation package sets
-    readers = [is_instrumentation_enabled, seam.instrumentation_enabled]
-    readers.append(seam._enabled_shortcut(key))
+    shortcuts = (seam.instrumentation_enabled, seam._enabled_shortcut(key))
+    readers = [is_instrumentation_enabled]  # the shortcuts read the context they are given
+    readers += [lambda s=s: s(context_api.get_current()) for s in shortcuts]
     assert {reader() for reader in readers} == {True}
     for suppressing in (suppress_instrumentation, seam.suppress_instrumentation):
         with suppressing():

@@ -512,9 +512,12 @@ class BatchLogRecordProcessor(_BatchingProcessor, LogRecordProcessor):
     """otelkit's batch log record processor: the SDK's behaviour, with every drop counted.
 
     Options left ``None`` come from ``OTEL_BLRP_*``, else the spec defaults (queue 2048,
-    delay 1000 ms, batch 512, timeout 30000 ms). ``core`` holds the conservation counters."""
+    delay 1000 ms, batch 512, timeout 30000 ms). ``core`` holds the conservation counters.
+    With ``encode``, the queue holds ``encode(record)`` for each record (made when it is
+    emitted, in place of the copy) and the exporter gets those items: an exporter's own
+    compact form of a record (see ``otelkit.export.OtlpHttpLogExporter.record_encoder``)."""
 
-    core: BatchCore[ReadableLogRecord]
+    core: BatchCore[Any]
     _exporter: LogRecordExporter
 
     def __init__(
@@ -526,6 +529,7 @@ class BatchLogRecordProcessor(_BatchingProcessor, LogRecordProcessor):
         schedule_delay_millis: float | None = None,
         max_export_batch_size: int | None = None,
         export_timeout_millis: float | None = None,
+        encode: Callable[[ReadWriteLogRecord], Any] | None = None,
     ) -> None:
         options = _core_options(
             "BatchLogRecordProcessor",
@@ -537,17 +541,19 @@ class BatchLogRecordProcessor(_BatchingProcessor, LogRecordProcessor):
             delay_default=1000,
         )
         self._exporter = exporter
+        self._encode = encode or _queued
         self.core = BatchCore(self._export, signal="logs", drops=drops, **options)
 
-    def _export(self, batch: list[ReadableLogRecord]) -> bool:
+    def _export(self, batch: list[Any]) -> bool:
         return self._exporter.export(batch) is LogRecordExportResult.SUCCESS
 
     def on_emit(self, log_record: ReadWriteLogRecord) -> None:
         """Queue a context-free copy of ``log_record``, as the SDK's processor does (a
-        relayed record as it is, see :func:`_queued`); never raises. A record that cannot
-        be copied is counted as dropped (``processor_error``)."""
+        relayed record as it is, see :func:`_queued`), or ``encode(log_record)``; never
+        raises. A record that cannot be copied or encoded is counted as dropped
+        (``processor_error``)."""
         try:
-            item = _queued(log_record)
+            item = self._encode(log_record)
         except Exception as exc:  # noqa: BLE001 - a hot path: never hurt the application
             report_internal_error("batch.logs", exc)
             self.core.count_unqueued("processor_error")

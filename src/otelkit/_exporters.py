@@ -173,12 +173,18 @@ def _otlp_exporters(
     return span_exporter, log_exporter, metric_exporter
 
 
-def _encoder(exporter: SpanExporter) -> Callable[[ReadableSpan], Any] | None:
-    """What the batch processor queues for a span: otelkit's OTLP/HTTP exporter takes spans
-    written when they end (``OtlpHttpSpanExporter.span_encoder``), others the spans."""
-    from otelkit.export import OtlpHttpSpanExporter
+def _encoder(exporter: SpanExporter | LogRecordExporter) -> Callable[[Any], Any] | None:
+    """What the batch processor queues for a span or a log record: otelkit's OTLP/HTTP
+    exporters take items written when they end or are emitted
+    (``OtlpHttpSpanExporter.span_encoder``, ``OtlpHttpLogExporter.record_encoder``),
+    others the SDK's objects."""
+    from otelkit.export import OtlpHttpLogExporter, OtlpHttpSpanExporter
 
-    return exporter.span_encoder() if isinstance(exporter, OtlpHttpSpanExporter) else None
+    if isinstance(exporter, OtlpHttpSpanExporter):
+        return exporter.span_encoder()
+    if isinstance(exporter, OtlpHttpLogExporter):
+        return exporter.record_encoder()
+    return None
 
 
 def _http_args(target: ExportTarget) -> dict[str, Any]:
@@ -262,7 +268,9 @@ def build_pipeline(settings: Settings, drops: DropLedger) -> Pipeline:
     hooks.extend([counted_spans.shutdown, counted_logs.shutdown])
     switch = SwitchMetricExporter(metric_exporter)
     span_processor = BatchSpanProcessor(counted_spans, drops=drops, encode=_encoder(span_exporter))
-    log_processor = BatchLogRecordProcessor(counted_logs, drops=drops)
+    log_processor = BatchLogRecordProcessor(
+        counted_logs, drops=drops, encode=_encoder(log_exporter)
+    )
     return Pipeline(
         span_processor,
         log_processor,

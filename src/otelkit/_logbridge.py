@@ -29,6 +29,7 @@ from opentelemetry.trace import get_current_span
 from otelkit._errors import report_internal_error
 from otelkit._levels import std_to_otel
 from otelkit._logmapping import message, record_attributes, severity_text
+from otelkit._sdk.context import instrumentation_enabled
 from otelkit._sdk.logs import attribute_limits, fast_log_records
 
 __all__ = ["OtelLogHandler"]
@@ -40,7 +41,9 @@ class OtelLogHandler(logging.Handler):
     """A ``logging.Handler`` that emits every record as an OpenTelemetry log record.
 
     Never raises into the caller and never re-enters itself (a log call made while
-    emitting, e.g. by an exporter, is dropped rather than looped).
+    emitting, e.g. by an exporter, is dropped rather than looped). A record logged while
+    instrumentation is suppressed (inside an export) is dropped too: an exporter's own
+    "export failed" warning must not feed the pipeline that failed.
     """
 
     def __init__(self, logger_provider: LoggerProvider, level: int = logging.NOTSET) -> None:
@@ -69,10 +72,12 @@ class OtelLogHandler(logging.Handler):
             return
         local.emitting = True
         try:
+            context = otel_context.get_current()  # read once: suppression and the active span
+            if not instrumentation_enabled(context):
+                return
             logger, resource, scope = self._logger(record.name)
             attributes, event_name = record_attributes(record)
             body = self.format(record) if self.formatter else message(record)
-            context = otel_context.get_current()
             fields = (
                 int(record.created * 1e9),
                 time.time_ns(),

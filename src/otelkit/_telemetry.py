@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping
 from types import MappingProxyType, TracebackType
 from typing import TYPE_CHECKING, Any
 
+from opentelemetry import context as otel_context
 from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.resources import Resource
@@ -82,7 +83,7 @@ class _SkipSuppressed(logging.Filter):
     an exporter's own "export failed" warning must not feed the pipeline that failed."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return instrumentation_enabled()
+        return instrumentation_enabled(otel_context.get_current())
 
 
 def _run_bounded(tasks: list[Callable[[], object]], timeout: float) -> bool:
@@ -200,9 +201,9 @@ class Telemetry:
             handler: logging.Handler
             if self._pipeline.logging_handler is not None:
                 handler = self._pipeline.logging_handler(level)
-            else:
+                handler.addFilter(_SkipSuppressed())
+            else:  # skips suppressed records itself, reading the context once a record
                 handler = OtelLogHandler(self.logger_provider, level=level)
-            handler.addFilter(_SkipSuppressed())
             logging.getLogger().addHandler(handler)
             self._handler = handler
             # A framework's logging set-up that replaces the root's handlers (Celery's) runs

@@ -170,7 +170,7 @@ def test_the_summary_keeps_the_first_records_trace_context(log_pipeline: LogPipe
         assert item.log_record.trace_flags == context.trace_flags
 
 
-def test_repeats_from_processes_of_one_service_merge_under_the_first_ones_resource(
+def test_repeats_from_processes_of_one_service_merge_under_the_first_repeats_resource(
     fake_clock: FakeClock,
 ) -> None:
     spy = Spy()
@@ -183,7 +183,7 @@ def test_repeats_from_processes_of_one_service_merge_under_the_first_ones_resour
     first, summary = spy.emitted()
     assert summary.log_record.attributes[COUNT_ATTRIBUTE] == 4  # type: ignore[index]
     assert first.resource.attributes["process.pid"] == 11  # type: ignore[union-attr]
-    assert summary.resource == first.resource
+    assert summary.resource.attributes["process.pid"] == 12  # type: ignore[union-attr]
 
 
 def test_repeats_from_different_services_never_merge(fake_clock: FakeClock) -> None:
@@ -202,7 +202,7 @@ def test_repeats_from_different_services_never_merge(fake_clock: FakeClock) -> N
     assert summaries["host"].log_record.attributes[COUNT_ATTRIBUTE] == 3  # type: ignore[index]
 
 
-def test_per_resource_false_merges_every_resource_under_the_first_ones(
+def test_per_resource_false_merges_every_resource_under_the_first_repeats(
     fake_clock: FakeClock,
 ) -> None:
     spy = Spy()
@@ -212,7 +212,7 @@ def test_per_resource_false_merges_every_resource_under_the_first_ones(
     fake_clock.advance(10)
     first, summary = spy.emitted()
     assert summary.log_record.attributes[COUNT_ATTRIBUTE] == 4  # type: ignore[index]
-    assert summary.resource.attributes["service.name"] == "a"  # type: ignore[union-attr]
+    assert summary.resource.attributes["service.name"] == "b"  # type: ignore[union-attr]
     assert first.resource.attributes["service.name"] == "a"  # type: ignore[union-attr]
 
 

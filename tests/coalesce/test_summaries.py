@@ -1,5 +1,5 @@
-"""What a window keeps of its first log record or root span: every field a summary needs,
-copied when the window opens."""
+"""What a window keeps of its first log record or root span (plain values) and of its first
+repeat (a copy of every other field a summary needs)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,14 @@ from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from otelkit.coalesce import CoalescingSpanProcessor
-from otelkit.coalesce._summaries import FirstLog, FirstSpan, first_log, first_span
+from otelkit.coalesce._summaries import (
+    LogSample,
+    SpanSample,
+    log_origin,
+    log_sample,
+    span_origin,
+    span_sample,
+)
 from otelkit.testing import FakeClock
 
 RESOURCE = Resource.create({"service.name": "s"})
@@ -40,26 +47,29 @@ def log_record() -> ReadWriteLogRecord:
     )
 
 
-def test_a_log_window_keeps_each_field_of_its_first_record() -> None:
+def test_a_log_window_keeps_plain_values_of_its_first_record() -> None:
+    origin = log_origin(log_record())
+    assert origin == (2, 3, 1, "body")
+    gc.collect()
+    assert not gc.is_tracked(origin)
+
+
+def test_a_log_window_keeps_each_other_field_of_its_first_repeat() -> None:
     record = log_record()
-    assert first_log(record) == FirstLog(
+    assert log_sample(record) == LogSample(
         resource=RESOURCE,
         scope=record.instrumentation_scope,
         limits=record.limits,
         severity_text="WARN",
         severity_number=SeverityNumber.WARN,
-        body="body",
         attributes={"a": 1, "tags": ("x", "y")},
         event_name="event",
-        trace_id=2,
-        span_id=3,
-        trace_flags=1,
     )
 
 
-def test_a_log_window_copies_the_attributes_when_it_opens() -> None:
+def test_a_log_window_copies_the_attributes_of_its_first_repeat() -> None:
     record = log_record()
-    kept = first_log(record)
+    kept = log_sample(record)
     record.log_record.attributes["a"] = 2  # type: ignore[index]
     assert kept.attributes == {"a": 1, "tags": ("x", "y")}
 
@@ -73,19 +83,28 @@ def root_span(provider: TracerProvider) -> ReadableSpan:
     return span  # type: ignore[return-value]
 
 
-def test_a_span_window_keeps_each_field_of_its_first_root() -> None:
+def test_a_span_window_keeps_plain_values_of_its_first_root() -> None:
     span = root_span(TracerProvider(resource=RESOURCE))
     context = span.context
     assert context is not None
-    assert first_span(span) == FirstSpan(
-        name="GET /items",
+    origin = span_origin(span)
+    assert origin == (
+        context.trace_id,
+        context.span_id,
+        int(context.trace_flags),
+        span.start_time,
+        "GET /items",
+    )
+    gc.collect()
+    assert not gc.is_tracked(origin)
+
+
+def test_a_span_window_keeps_each_other_field_of_its_first_repeated_root() -> None:
+    span = root_span(TracerProvider(resource=RESOURCE))
+    assert span_sample(span) == SpanSample(
         kind=SpanKind.SERVER,
-        trace_id=context.trace_id,
-        span_id=context.span_id,
-        trace_flags=int(context.trace_flags),
         status_code=StatusCode.ERROR,
         status_description="boom",
-        start_time=span.start_time,
         resource=RESOURCE,
         scope=span.instrumentation_scope,
         attributes={"http.route": "/items"},

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import tracemalloc
 
@@ -31,7 +32,7 @@ def test_first_occurrence_is_emitted_and_repeats_are_suppressed(fake_clock: Fake
     assert engine.suppressed == 2
 
 
-def test_summary_at_window_end_counts_the_first_and_keeps_its_payload(
+def test_summary_at_window_end_counts_the_first_and_keeps_the_first_repeats_payload(
     fake_clock: FakeClock,
 ) -> None:
     engine, summaries = make(fake_clock)
@@ -44,7 +45,13 @@ def test_summary_at_window_end_counts_the_first_and_keeps_its_payload(
     fake_clock.advance(0.1)
     assert summaries == [
         Summary(
-            key="k", count=3, first="first", first_time_ns=1_000, last_time_ns=3_000, window=10.0
+            key="k",
+            count=3,
+            first=None,
+            sample="second",
+            first_time_ns=1_000,
+            last_time_ns=3_000,
+            window=10.0,
         )
     ]
     assert engine.open_keys == 0
@@ -193,28 +200,52 @@ def test_a_million_distinct_keys_keep_memory_bounded(fake_clock: FakeClock) -> N
     assert engine.open_keys == 0
 
 
-def test_capture_keeps_what_the_summary_hands_back(fake_clock: FakeClock) -> None:
+def test_remember_and_capture_keep_what_the_summary_hands_back(fake_clock: FakeClock) -> None:
     summaries: list[Summary[tuple[str, int]]] = []
+    remembered: list[str] = []
     captured: list[str] = []
+
+    def remember(payload: str) -> int:
+        remembered.append(payload)
+        return len(payload)
 
     def capture(payload: str) -> tuple[str, int]:
         captured.append(payload)
         return payload.upper(), len(payload)
 
     engine: Coalescer[tuple[str, int]] = Coalescer(
-        window=10, on_summary=summaries.append, clock=fake_clock, capture=capture
+        window=10,
+        on_summary=summaries.append,
+        clock=fake_clock,
+        remember=remember,
+        capture=capture,
     )
     engine.offer("a", "first", 1)
     engine.offer("a", "second", 2)
     engine.offer("b", "once", 3)
     engine.offer("c", "x", 4)
     engine.offer("c", "y", 5)
+    engine.offer("c", "z", 6)
     fake_clock.advance(10)
-    assert [(s.key, s.first, s.count, s.first_time_ns, s.last_time_ns) for s in summaries] == [
-        ("a", ("FIRST", 5), 2, 1, 2),
-        ("c", ("X", 1), 2, 4, 5),
-    ]
-    assert captured == ["first", "once", "x"]  # only when a window opens
+    got = [(s.key, s.first, s.sample, s.count, s.first_time_ns, s.last_time_ns) for s in summaries]
+    assert got == [("a", 5, ("SECOND", 6), 2, 1, 2), ("c", 1, ("Y", 1), 3, 4, 6)]
+    assert remembered == ["first", "once", "x"]  # only when a window opens
+    assert captured == ["second", "y"]  # only on a window's first repeat
+
+
+def test_windows_seen_once_give_the_garbage_collector_nothing_to_walk(
+    fake_clock: FakeClock,
+) -> None:
+    engine: Coalescer[str] = Coalescer(
+        window=10, on_summary=print, clock=fake_clock, max_keys=2_000, remember=lambda p: (p, 1)
+    )
+    gc.collect()
+    before = len(gc.get_objects())
+    for i in range(1_000):
+        engine.offer(("key", i), f"payload {i}", i)
+    gc.collect()  # looks at the new tuples once, and stops tracking them
+    assert engine.open_keys == 1_000
+    assert len(gc.get_objects()) - before < 100
 
 
 @pytest.mark.parametrize(
@@ -227,6 +258,7 @@ def test_capture_keeps_what_the_summary_hands_back(fake_clock: FakeClock) -> Non
         ({"max_keys": 1.5}, TypeError, "max_keys"),
         ({"on_summary": None}, TypeError, "on_summary"),
         ({"capture": 3}, TypeError, "capture"),
+        ({"remember": 3}, TypeError, "remember"),
     ],
 )
 def test_bad_options_are_rejected_with_the_option_named(

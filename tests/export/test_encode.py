@@ -20,7 +20,7 @@ from opentelemetry.exporter.otlp.proto.common.trace_encoder import (
 )
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-from opentelemetry.sdk._logs import ReadableLogRecord
+from opentelemetry.sdk._logs import ReadableLogRecord, ReadWriteLogRecord
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import Event, ReadableSpan
 from opentelemetry.sdk.util import BoundedList
@@ -37,7 +37,7 @@ from opentelemetry.trace import (
     set_span_in_context,
 )
 
-from otelkit.export._logs import encode_logs
+from otelkit.export._logs import encode_logs, encoded_log_record
 from otelkit.export._spans import encode_spans, encoded_span
 
 INT64 = st.integers(-(2**63), 2**63 - 1)
@@ -196,6 +196,23 @@ def test_log_requests_are_the_official_encoding(batch: list[ReadableLogRecord]) 
     ours = encode_logs(batch)
     assert ExportLogsServiceRequest.FromString(ours) == official
     assert ours == official.SerializeToString()
+    # Records written when they were emitted give the same request, alone or among records.
+    emitted = [encoded_log_record(_emitted(record)) for record in batch]
+    assert encode_logs(emitted) == ours
+    assert encode_logs([emitted[i] if i % 2 else r for i, r in enumerate(batch)]) == ours
+
+
+def _emitted(readable: ReadableLogRecord) -> ReadWriteLogRecord:
+    # The record a processor's on_emit gets with these fields (its constructor would clean
+    # the attributes again and lose their drawn dropped count).
+    record: Any = object.__new__(ReadWriteLogRecord)
+    record.__dict__.update(
+        log_record=readable.log_record,
+        resource=readable.resource,
+        instrumentation_scope=readable.instrumentation_scope,
+        limits=readable.limits,
+    )
+    return record
 
 
 def _has_none(value: Any) -> bool:

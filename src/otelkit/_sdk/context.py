@@ -6,8 +6,12 @@ from __future__ import annotations
 import contextlib
 import sys
 from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
 
 from otelkit._sdk._check import checked
+
+if TYPE_CHECKING:
+    from opentelemetry.context import Context
 
 __all__ = ["SUPPRESSION_OK", "instrumentation_enabled", "suppress_instrumentation"]
 
@@ -23,11 +27,9 @@ def _suppression_key() -> str | None:
     return key if isinstance(key, str) else None
 
 
-def _enabled_shortcut(key: str) -> Callable[[], bool]:
-    from opentelemetry.context import get_value
-
-    def instrumentation_enabled() -> bool:
-        return not (get_value(key) or get_value(_PLAIN_SUPPRESSION_KEY))
+def _enabled_shortcut(key: str) -> Callable[[Context], bool]:
+    def instrumentation_enabled(context: Context) -> bool:
+        return not (context.get(key) or context.get(_PLAIN_SUPPRESSION_KEY))
 
     return instrumentation_enabled
 
@@ -58,11 +60,13 @@ def _check_suppression() -> bool:
     utils = sys.modules.get("opentelemetry.instrumentation.utils")
     if utils is None:
         return True
+    from opentelemetry.context import get_current
+
     fast = _enabled_shortcut(key)
-    if fast() is not utils.is_instrumentation_enabled():
+    if fast(get_current()) is not utils.is_instrumentation_enabled():
         return False
     with utils.suppress_instrumentation():
-        if fast() or utils.is_instrumentation_enabled():
+        if fast(get_current()) or utils.is_instrumentation_enabled():
             return False
     with _suppressing(key)():
         return utils.is_instrumentation_enabled() is False
@@ -74,15 +78,19 @@ SUPPRESSION_OK = checked("instrumentation_enabled", _check_suppression)
 
 if SUPPRESSION_OK:
     _KEY = _suppression_key() or ""
-    instrumentation_enabled: Callable[[], bool] = _enabled_shortcut(_KEY)
+    instrumentation_enabled: Callable[[Context], bool] = _enabled_shortcut(_KEY)
     suppress_instrumentation: Callable[[], contextlib.AbstractContextManager[None]] = _suppressing(
         _KEY
     )
 else:
     from opentelemetry.instrumentation import utils as _utils
 
-    instrumentation_enabled = _utils.is_instrumentation_enabled
+    def instrumentation_enabled(context: Context) -> bool:
+        return _utils.is_instrumentation_enabled()  # reads the current one: what callers pass
+
     suppress_instrumentation = _utils.suppress_instrumentation
-"""``instrumentation_enabled()`` and ``with suppress_instrumentation():`` as
+"""``instrumentation_enabled(context)`` and ``with suppress_instrumentation():`` as
 ``opentelemetry.instrumentation.utils``'s functions of those names (the same context keys),
-without importing that package (and ``wrapt``) when the shortcut is on."""
+without importing that package (and ``wrapt``) when the shortcut is on.
+``instrumentation_enabled(context)`` takes the current context, which a caller reads once
+for all it needs from it (a logging call: also the active span)."""

@@ -18,7 +18,7 @@ from otelkit.coalesce._common import (
 )
 from otelkit.coalesce._keys import LogKey, ResourceTokens, resolve_log_key
 from otelkit.coalesce._metrics import CoalesceMetrics
-from otelkit.coalesce._summaries import FirstLog, first_log, summary_log_record
+from otelkit.coalesce._summaries import LogSample, log_origin, log_sample, summary_log_record
 from otelkit.coalesce._window import SUPPRESS, Coalescer, Summary
 
 __all__ = ["CoalescingLogRecordProcessor"]
@@ -32,8 +32,9 @@ class CoalescingLogRecordProcessor(LogRecordProcessor):
 
     The first record of a key goes downstream at once; repeats inside ``window`` seconds are
     counted and dropped; when the window ends with repeats, one summary record goes
-    downstream: like the first record (severity, body, scope, trace context, resource,
-    attributes) plus ``otelkit.coalesce.count`` (the first included),
+    downstream: the first record's body and trace context with the first repeat's severity,
+    scope, resource and attributes (the key's fields are the same in both), plus
+    ``otelkit.coalesce.count`` (the first included),
     ``otelkit.coalesce.window`` (seconds), ``otelkit.coalesce.first_timestamp`` and
     ``otelkit.coalesce.last_timestamp`` (ns since the epoch).
 
@@ -44,7 +45,7 @@ class CoalescingLogRecordProcessor(LogRecordProcessor):
     ``process.*``, ``service.instance.id`` and ``otelkit.relay.child``) is part of the key:
     repeats from the processes of one service (relayed children, the host) merge, repeats
     from different services do not; with ``per_resource=False`` any resources merge. A
-    summary carries the first record's resource. At most ``max_keys`` windows are open;
+    summary carries the first repeat's resource. At most ``max_keys`` windows are open;
     beyond that new keys pass through and count as ``otelkit.coalesce.overflow``.
     """
 
@@ -71,14 +72,15 @@ class CoalescingLogRecordProcessor(LogRecordProcessor):
             per_resource=check_bool(_WHERE, "per_resource", per_resource)
         )
         self._metrics = CoalesceMetrics(meter_provider, "logs")
-        self._engine: Coalescer[FirstLog] = Coalescer(
+        self._engine: Coalescer[LogSample] = Coalescer(
             window=window,
             on_summary=self._emit_summary,
             max_keys=max_keys,
             clock=self._clock,
             label=_COMPONENT,
             on_tick=self._publish,
-            capture=first_log,
+            remember=log_origin,
+            capture=log_sample,
         )
 
     @property
@@ -87,7 +89,7 @@ class CoalescingLogRecordProcessor(LogRecordProcessor):
         return self._downstream
 
     @property
-    def coalescer(self) -> Coalescer[FirstLog]:
+    def coalescer(self) -> Coalescer[LogSample]:
         """The engine (for its counters: ``suppressed``, ``overflow``, ``open_keys``)."""
         return self._engine
 
@@ -149,6 +151,6 @@ class CoalescingLogRecordProcessor(LogRecordProcessor):
     def _publish(self) -> None:
         self._metrics.add(*self._engine.take_counts())
 
-    def _emit_summary(self, summary: Summary[FirstLog]) -> None:
+    def _emit_summary(self, summary: Summary[LogSample]) -> None:
         now_ns = int(self._clock.time() * 1e9)
-        self._downstream.on_emit(summary_log_record(summary.first, summary, now_ns))
+        self._downstream.on_emit(summary_log_record(summary, now_ns))

@@ -23,7 +23,7 @@ from otelkit.coalesce._common import (
 )
 from otelkit.coalesce._keys import ResourceTokens, SpanKey, resolve_span_key
 from otelkit.coalesce._metrics import CoalesceMetrics
-from otelkit.coalesce._summaries import FirstSpan, first_span, summary_span
+from otelkit.coalesce._summaries import SpanSample, span_origin, span_sample, summary_span
 from otelkit.coalesce._trees import Trees
 from otelkit.coalesce._window import EMIT, Coalescer, Summary
 
@@ -41,8 +41,9 @@ class CoalescingSpanProcessor(SpanProcessor):
     key (default ``"name"``: scope, kind, root name, status code, exception type; or
     :func:`~otelkit.coalesce.attributes_key`, or any callable(ReadableSpan) -> Hashable)
     goes through a fixed ``window``: the first tree of a key is exported whole, repeats are
-    dropped whole and counted, and at window end one summary span (the root's name and
-    attributes plus ``otelkit.coalesce.*``, linked to the first exported root) stands for
+    dropped whole and counted, and at window end one summary span (the first root's name,
+    the first repeated root's attributes, plus ``otelkit.coalesce.*``, linked to the first
+    exported root) stands for
     them. Only trees whose root passes ``predicate`` (default: all) are coalesced. With
     ``per_resource`` (default) the root's service identity (its resource less the
     attributes naming one process) is part of the key: trees from the processes of one
@@ -84,14 +85,15 @@ class CoalescingSpanProcessor(SpanProcessor):
         )
         self._ids = RandomIdGenerator()
         self._metrics = CoalesceMetrics(meter_provider, "traces")
-        self._engine: Coalescer[FirstSpan] = Coalescer(
+        self._engine: Coalescer[SpanSample] = Coalescer(
             window=window,
             on_summary=self._emit_summary,
             max_keys=max_keys,
             clock=self._clock,
             label=_COMPONENT,
             on_tick=self._publish,
-            capture=first_span,
+            remember=span_origin,
+            capture=span_sample,
         )
         self._closed = False
         self._dropped = 0
@@ -111,7 +113,7 @@ class CoalescingSpanProcessor(SpanProcessor):
         return self._downstream
 
     @property
-    def coalescer(self) -> Coalescer[FirstSpan]:
+    def coalescer(self) -> Coalescer[SpanSample]:
         """The engine that decides per root (counters ``suppressed``, ``overflow``, ...)."""
         return self._engine
 
@@ -285,5 +287,5 @@ class CoalescingSpanProcessor(SpanProcessor):
             self._dropped = self._passed = 0
         self._metrics.add(dropped, overflow + passed)
 
-    def _emit_summary(self, summary: Summary[FirstSpan]) -> None:
-        self._downstream.on_end(summary_span(summary.first, summary, self._ids))
+    def _emit_summary(self, summary: Summary[SpanSample]) -> None:
+        self._downstream.on_end(summary_span(summary, self._ids))

@@ -1,17 +1,19 @@
-"""What a window keeps of its first log record or root span, and the summary it becomes.
+"""What a window keeps of its first and of its first repeated log record or root span, and
+the summary it becomes.
 
-A window keeps a :class:`FirstLog` or a :class:`FirstSpan`: an immutable copy of the fields
-its summary needs, taken when the window opens. The copy, not the record: a later
-processor's changes to a log record do not reach the summary, and a window (open for every
-distinct key, most of which never repeat) holds two small objects instead of a whole record
-or span for the garbage collector to walk. A closed window with repeats becomes a summary
-that looks like that first record or root span plus the ``otelkit.coalesce.*`` attributes of
-:func:`summary_attributes`.
+A window keeps of its first occurrence only what its summary cannot take from a repeat, as
+plain values (:func:`log_origin`, :func:`span_origin`): the trace context the summary points
+back to (the log record's trace and span ids; the root's, for the summary span's link), the
+root's start, and the log body or span name a reader recognises it by. Most keys are seen
+once, and such a window then holds nothing the garbage collector walks (a str body; any
+other body is kept by reference). On the first repeat the window copies the rest of what
+its summary shows from that repeat (:class:`LogSample`, :class:`SpanSample`): the fields the
+key compares are the first's (by default logger, severity, body and exception type; scope,
+kind, name and status), the others (attributes, resource, ...) the first repeat's. A copy,
+not the record: a later processor's changes to a log record do not reach the summary.
 
-They are named tuples rather than frozen dataclasses: as immutable, and built about four
-times faster (a frozen dataclass sets each field through ``object.__setattr__``: 2.7 µs
-against 0.6 µs for eleven fields on CPython 3.11), and a window opens for every new key, on
-the application thread.
+The samples are named tuples rather than frozen dataclasses: as immutable, and built about
+four times faster (a frozen dataclass sets each field through ``object.__setattr__``).
 """
 
 from __future__ import annotations
@@ -32,10 +34,14 @@ from otelkit.coalesce._window import Summary
 
 __all__ = [
     "LINK_ATTRIBUTES",
-    "FirstLog",
-    "FirstSpan",
-    "first_log",
-    "first_span",
+    "LogOrigin",
+    "LogSample",
+    "SpanOrigin",
+    "SpanSample",
+    "log_origin",
+    "log_sample",
+    "span_origin",
+    "span_sample",
     "summary_log_record",
     "summary_span",
 ]
@@ -44,141 +50,152 @@ LINK_ATTRIBUTES = {"otelkit.coalesce.link": "first"}
 """The attributes of a summary span's link to the first exported root."""
 
 
-class FirstLog(NamedTuple):
-    """What a log window keeps of its first record."""
+LogOrigin = tuple[int, int, int, Any]
+"""What a log window keeps of its first record: trace id, span id, trace flags, body."""
+
+
+def log_origin(record: ReadWriteLogRecord | ReadableLogRecord) -> LogOrigin:
+    """What a window keeps of its first ``record`` (the engine's ``remember``)."""
+    log = record.log_record
+    return (log.trace_id or 0, log.span_id or 0, int(log.trace_flags or 0), log.body)
+
+
+class LogSample(NamedTuple):
+    """What a log window keeps of its first repeat."""
 
     resource: Resource | None
     scope: InstrumentationScope | None
     limits: LogRecordLimits | None
     severity_text: str | None
     severity_number: SeverityNumber | None
-    body: Any
     attributes: dict[str, Any] | None
-    """A copy of the record's attributes, taken when its window opened."""
+    """A copy of the record's attributes, taken on the first repeat."""
     event_name: str | None
-    trace_id: int | None
-    span_id: int | None
-    trace_flags: int
 
 
-def first_log(record: ReadWriteLogRecord | ReadableLogRecord) -> FirstLog:
-    """What a window keeps of ``record`` (the engine's ``capture``)."""
+def log_sample(record: ReadWriteLogRecord | ReadableLogRecord) -> LogSample:
+    """What a window keeps of its first repeated ``record`` (the engine's ``capture``)."""
     log = record.log_record
     attributes: Any = log.attributes
-    return FirstLog(
+    return LogSample(
         record.resource,
         record.instrumentation_scope,
         record.limits,
         log.severity_text,
         log.severity_number,
-        log.body,
         # copy(): a BoundedAttributes hands out its dict's copy in one call.
         attributes.copy() if attributes else None,
         log.event_name,
-        log.trace_id,
-        log.span_id,
-        int(log.trace_flags or 0),
     )
 
 
-class FirstSpan(NamedTuple):
-    """What a span window keeps of its first root span."""
+SpanOrigin = tuple[int, int, int, int | None, str]
+"""What a span window keeps of its first root: trace id, span id, trace flags, start time,
+name."""
 
-    name: str
+
+def span_origin(span: ReadableSpan) -> SpanOrigin:
+    """What a window keeps of its first root ``span`` (the engine's ``remember``)."""
+    context = span.context
+    if context is None:
+        return (0, 0, 0, span.start_time, span.name)
+    flags = int(context.trace_flags)
+    return (context.trace_id, context.span_id, flags, span.start_time, span.name)
+
+
+class SpanSample(NamedTuple):
+    """What a span window keeps of its first repeated root."""
+
     kind: SpanKind
-    trace_id: int
-    span_id: int
-    trace_flags: int
     status_code: StatusCode
     status_description: str | None
-    start_time: int | None
     resource: Resource
     scope: InstrumentationScope | None
     attributes: dict[str, Any] | None
     """A copy of the root's attributes (``None`` when it has none)."""
 
 
-def first_span(span: ReadableSpan) -> FirstSpan:
-    """What a window keeps of the root ``span`` (the engine's ``capture``)."""
-    context = span.context
+def span_sample(span: ReadableSpan) -> SpanSample:
+    """What a window keeps of its first repeated root ``span`` (the engine's ``capture``)."""
     status = span.status
     attributes = span.attributes
-    return FirstSpan(
-        span.name,
+    return SpanSample(
         span.kind,
-        context.trace_id if context is not None else 0,
-        context.span_id if context is not None else 0,
-        int(context.trace_flags) if context is not None else 0,
         status.status_code,
         status.description,
-        span.start_time,
         span.resource,
         span.instrumentation_scope,
         dict(attributes) if attributes else None,
     )
 
 
-def summary_log_record(first: FirstLog, summary: Summary[Any], now_ns: int) -> ReadWriteLogRecord:
-    """The summary record of a log window whose first record was ``first``, stamped
-    ``now_ns``; the summary's attributes survive the first record's attribute limit."""
-    limits = first.limits if first.limits is not None else LogRecordLimits()
+def summary_log_record(summary: Summary[LogSample], now_ns: int) -> ReadWriteLogRecord:
+    """The summary record of a closed log window, stamped ``now_ns``: like its sample, with
+    its first record's trace context; the summary's attributes survive the sample's
+    attribute limit."""
+    sample = summary.sample
+    trace_id, span_id, trace_flags, body = summary.first
+    limits = sample.limits if sample.limits is not None else LogRecordLimits()
     ours = summary_attributes(summary)
-    attributes = dict(first.attributes or {})
+    attributes = dict(sample.attributes or {})
     for name in ours:
         attributes.pop(name, None)
     room = attribute_limits(limits)[0]
     if room is not None and len(attributes) > room - len(ours):
-        # Ours must survive the limit: drop the first record's oldest attributes.
+        # Ours must survive the limit: drop the sample's oldest attributes.
         keep = max(0, room - len(ours))
         attributes = dict(list(attributes.items())[len(attributes) - keep :])
     attributes.update(ours)
     record = LogRecord(
         timestamp=now_ns,
         observed_timestamp=now_ns,
-        severity_text=first.severity_text,
-        severity_number=first.severity_number,
-        body=first.body,
+        severity_text=sample.severity_text,
+        severity_number=sample.severity_number,
+        body=body,
         attributes=attributes,
-        event_name=first.event_name,
+        event_name=sample.event_name,
     )
     # The first record's trace context, whatever the timer thread's context is.
-    record.trace_id = first.trace_id or 0
-    record.span_id = first.span_id or 0
-    record.trace_flags = TraceFlags(first.trace_flags)
+    record.trace_id = trace_id
+    record.span_id = span_id
+    record.trace_flags = TraceFlags(trace_flags)
     return ReadWriteLogRecord(
         log_record=record,
-        resource=first.resource,
-        instrumentation_scope=first.scope,
+        resource=sample.resource,
+        instrumentation_scope=sample.scope,
         limits=limits,
     )
 
 
-def summary_span(first: FirstSpan, summary: Summary[Any], ids: IdGenerator) -> ReadableSpan:
-    """The summary span of a span window whose first root was ``first``: a new trace with
-    the root's name and attributes, linked to the first root, ending at the last repeat."""
+def summary_span(summary: Summary[SpanSample], ids: IdGenerator) -> ReadableSpan:
+    """The summary span of a closed span window: a new trace like its sample (name,
+    attributes, ...), linked to the first root, from that root's start to the last repeat's
+    end."""
+    sample = summary.sample
+    trace_id, span_id, trace_flags, start_time, name = summary.first
     context = SpanContext(
         trace_id=ids.generate_trace_id(),
         span_id=ids.generate_span_id(),
         is_remote=False,
         trace_flags=TraceFlags(TraceFlags.SAMPLED),
     )
-    attributes = dict(first.attributes or {})
+    attributes = dict(sample.attributes or {})
     attributes.update(summary_attributes(summary))
     first_context = SpanContext(
-        first.trace_id, first.span_id, is_remote=False, trace_flags=TraceFlags(first.trace_flags)
+        trace_id, span_id, is_remote=False, trace_flags=TraceFlags(trace_flags)
     )
     links = (Link(first_context, LINK_ATTRIBUTES),) if first_context.is_valid else ()
-    error = first.status_code is StatusCode.ERROR
+    error = sample.status_code is StatusCode.ERROR
     return ReadableSpan(
-        name=first.name,
+        name=name,
         context=context,
         parent=None,
-        resource=first.resource,
+        resource=sample.resource,
         attributes=attributes,
         links=links,
-        kind=first.kind,
-        status=Status(first.status_code, first.status_description if error else None),
-        start_time=first.start_time,
+        kind=sample.kind,
+        status=Status(sample.status_code, sample.status_description if error else None),
+        start_time=start_time,
         end_time=summary.last_time_ns,
-        instrumentation_scope=first.scope,
+        instrumentation_scope=sample.scope,
     )

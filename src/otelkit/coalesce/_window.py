@@ -9,6 +9,13 @@ The whole state is one dict of open windows, guarded by one lock, and one timer.
 window lasts the same time, so windows end in the order they opened: the dict's insertion
 order is the expiry order, and the timer only looks at its front.
 
+Most keys are seen once, so a window that has seen one occurrence is a plain tuple of
+plain values: its deadline, the first timestamp and what ``remember`` kept of the first
+payload (say, its trace and span ids). Such a tuple is nothing the garbage collector walks
+once it has looked at it, however many windows are open. On the first repeat the window
+becomes a :class:`_Window` that also keeps ``capture(payload)`` of that repeat, which is
+what its summary will look like.
+
 Bounded: at most ``max_keys`` windows are open; beyond that a new key passes through
 uncoalesced (``EMIT``) and is counted as overflow. Fork-safe: a forked child starts empty
 (the parent owns the windows it opened and will summarise them).
@@ -61,8 +68,10 @@ class Summary(Generic[P]):
     """The key the events shared."""
     count: int
     """Occurrences in the window, the emitted first one included (always >= 2)."""
-    first: P
-    """What was kept of the first occurrence's payload (``capture(payload)``, or the payload)."""
+    first: Any
+    """What ``remember`` kept of the first occurrence's payload (``None`` without one)."""
+    sample: P
+    """What ``capture`` kept of the first repeat's payload (or that payload)."""
     first_time_ns: int
     """Timestamp (ns since the epoch) of the first occurrence."""
     last_time_ns: int
@@ -71,15 +80,21 @@ class Summary(Generic[P]):
     """The window length in seconds."""
 
 
+# A window that has seen one occurrence: (deadline, first_ns, first), plain values only.
+_Once = tuple[float, int, Any]
+
+
 @dataclass(slots=True)
 class _Window:
-    """An open window: what it keeps of its first occurrence, and the repeats counted so
-    far (``count`` and ``last_ns`` change under the engine's lock, nothing else does)."""
+    """An open window with repeats: its :data:`_Once` values, what it keeps of the first
+    repeat, and the occurrences counted so far (``count`` and ``last_ns`` change under the
+    engine's lock, nothing else does)."""
 
-    first: Any
-    first_ns: int
     deadline: float
     """When the window ends, on the clock's ``monotonic()`` scale."""
+    first_ns: int
+    first: Any
+    sample: Any
     count: int
     last_ns: int
 
@@ -92,9 +107,12 @@ class Coalescer(Generic[P]):
     :attr:`consumer_errors` and reported through otelkit's rate-limited error log.
     ``label`` names this coalescer in error reports. ``on_tick`` (optional) runs on the
     timer after each batch of windows closed, e.g. to publish :meth:`take_counts`.
-    ``capture`` (optional) turns the first payload of a window into what is kept until the
-    window ends (called only when a window opens) and handed back as
-    :attr:`Summary.first`: keep it small, since a window is open for every distinct key.
+    ``remember`` (optional) turns the first payload of a window into what the window keeps
+    of it, handed back as :attr:`Summary.first`: it must return plain immutable values (an
+    int, a str, a tuple of them), since a window is open for every distinct key.
+    ``capture`` (optional) turns the first repeat's payload into what is kept until the
+    window ends (called only on a window's first repeat), handed back as
+    :attr:`Summary.sample`.
     """
 
     def __init__(
@@ -106,11 +124,15 @@ class Coalescer(Generic[P]):
         clock: Clock | None = None,
         label: str = "coalesce",
         on_tick: Callable[[], None] | None = None,
+        remember: Callable[[Any], Any] | None = None,
         capture: Callable[[Any], P] | None = None,
     ) -> None:
         self._window = check_positive("Coalescer", "window", window)
         self._max_keys = check_positive_int("Coalescer", "max_keys", max_keys)
         self._on_summary = check_callable("Coalescer", "on_summary", on_summary)
+        self._remember: Callable[[Any], Any] | None = (
+            None if remember is None else check_callable("Coalescer", "remember", remember)
+        )
         self._capture: Callable[[Any], Any] | None = (
             None if capture is None else check_callable("Coalescer", "capture", capture)
         )
@@ -130,7 +152,7 @@ class Coalescer(Generic[P]):
         # Also the fork hook: the child must not summarise windows its parent opened (the
         # parent does), and the parent's lock may have been held at fork time.
         self._lock = threading.Lock()
-        self._windows: dict[Hashable, _Window] = {}  # in opening order = expiry order
+        self._windows: dict[Hashable, _Once | _Window] = {}  # in opening order = expiry order
         self._timer: TimerHandle | None = None
 
     @property
@@ -187,16 +209,20 @@ class Coalescer(Generic[P]):
                 return EMIT
             window = self._windows.get(key)
             if window is not None:
-                window.count += 1
-                window.last_ns = time_ns
+                if isinstance(window, tuple):  # the first repeat: keep what the summary shows
+                    sample = payload if self._capture is None else self._capture(payload)
+                    self._windows[key] = _Window(*window, sample, 2, time_ns)
+                else:
+                    window.count += 1
+                    window.last_ns = time_ns
                 self._suppressed += 1
                 return SUPPRESS
             if len(self._windows) >= self._max_keys:
                 self._overflow += 1
                 return EMIT
-            first = payload if self._capture is None else self._capture(payload)
+            first = None if self._remember is None else self._remember(payload)
             deadline = self._clock.monotonic() + self._window
-            self._windows[key] = _Window(first, time_ns, deadline, 1, time_ns)
+            self._windows[key] = (deadline, time_ns, first)
             if self._timer is None:
                 self._timer = self._clock.call_later(self._window, self._on_timer)
             return EMIT
@@ -224,10 +250,11 @@ class Coalescer(Generic[P]):
                 now = self._clock.monotonic() + _EPSILON
                 closing = []
                 for key, window in self._windows.items():
-                    if window.deadline > now:
+                    deadline = window[0] if isinstance(window, tuple) else window.deadline
+                    if deadline > now:
                         # The oldest window still open: wake for it, but not sooner than
                         # the slack allows.
-                        delay = max(self._slack, window.deadline - now)
+                        delay = max(self._slack, deadline - now)
                         self._timer = self._clock.call_later(delay, self._on_timer)
                         break
                     closing.append((key, window))
@@ -239,16 +266,17 @@ class Coalescer(Generic[P]):
         except Exception as exc:  # noqa: BLE001 - runs on the timer thread: contain
             report_internal_error(self._label, exc)
 
-    def _deliver(self, closing: list[tuple[Hashable, _Window]]) -> int:
+    def _deliver(self, closing: list[tuple[Hashable, _Once | _Window]]) -> int:
         # Outside the lock: the consumer may take its own locks and call downstream.
         delivered = 0
         for key, window in closing:
-            if window.count < 2:
-                continue  # the exported first occurrence already says everything
+            if isinstance(window, tuple):
+                continue  # no repeat: the exported first occurrence already says everything
             summary: Summary[P] = Summary(
                 key=key,
                 count=window.count,
                 first=window.first,
+                sample=window.sample,
                 first_time_ns=window.first_ns,
                 last_time_ns=window.last_ns,
                 window=self._window,

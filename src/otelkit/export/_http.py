@@ -11,14 +11,14 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from opentelemetry.sdk._logs import ReadableLogRecord
+from opentelemetry.sdk._logs import ReadableLogRecord, ReadWriteLogRecord
 from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportResult
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from otelkit._errors import report_internal_error
 from otelkit._sdk.transport import http_sender
-from otelkit.export._logs import encode_logs
+from otelkit.export._logs import encode_logs, encoded_log_record
 from otelkit.export._spans import encode_spans, encoded_span
 
 if TYPE_CHECKING:  # imported when an exporter is made: a relay child never loads requests
@@ -54,8 +54,16 @@ class OtlpHttpLogExporter(LogRecordExporter):
         self.inner = inner
         self._sender = http_sender(self.inner, "logs")
 
+    def record_encoder(self) -> Callable[[ReadWriteLogRecord], Any] | None:
+        """What a batch processor may queue for each emitted record in place of its copy,
+        written when it is emitted (:meth:`export` takes those items as it takes records);
+        ``None`` when batches go through the SDK exporter's own ``export()``, which needs
+        the records."""
+        return encoded_log_record if self._sender is not None else None
+
     def export(self, batch: Sequence[ReadableLogRecord]) -> LogRecordExportResult:
-        """Encode and send ``batch`` once, retrying as the SDK's exporter does."""
+        """Encode and send ``batch`` (or what :meth:`record_encoder` made of its records)
+        once, retrying as the SDK's exporter does."""
         sent = _send(self._sender, encode_logs, batch, "logs")
         if sent is None:
             return self.inner.export(batch)

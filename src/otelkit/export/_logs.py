@@ -6,13 +6,15 @@ import struct
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from opentelemetry.sdk._logs import ReadableLogRecord
+from opentelemetry.sdk._logs import ReadableLogRecord, ReadWriteLogRecord
+from opentelemetry.sdk.resources import Resource
 
 from otelkit._sdk.attributes import attribute_dict
 from otelkit.export._protobuf import (
     FIXED32,
     FIXED64,
     LEN,
+    Encoded,
     any_value,
     attributes,
     export_request,
@@ -21,7 +23,7 @@ from otelkit.export._protobuf import (
     varint,
 )
 
-__all__ = ["encode_logs", "log_record_field"]
+__all__ = ["encode_logs", "encoded_log_record", "log_record_field"]
 
 _fixed64 = struct.Struct("<Q").pack
 _fixed32 = struct.Struct("<I").pack
@@ -74,7 +76,7 @@ def log_record_field(
     return _RECORD + varint(len(data)) + data
 
 
-def _record(readable: ReadableLogRecord) -> bytes:
+def _record(readable: ReadableLogRecord | ReadWriteLogRecord) -> bytes:
     record = readable.log_record
     attrs = record.attributes
     return log_record_field(
@@ -92,7 +94,20 @@ def _record(readable: ReadableLogRecord) -> bytes:
     )
 
 
-def encode_logs(batch: Sequence[ReadableLogRecord]) -> bytes:
-    """The serialized ``ExportLogsServiceRequest`` for ``batch``: what the SDK's
-    ``encode_logs(batch).SerializeToString()`` gives."""
+def encoded_log_record(record: ReadWriteLogRecord) -> Encoded:
+    """An emitted ``record`` written now, for a batch queue to hold in place of the copy
+    the SDK's processor queues (a record without a resource gets the SDK's empty one, as
+    in that copy)."""
+    resource = record.resource
+    return Encoded(
+        resource if resource is not None else Resource.create({}),
+        record.instrumentation_scope,
+        _record(record),
+    )
+
+
+def encode_logs(batch: Sequence[ReadableLogRecord | Encoded]) -> bytes:
+    """The serialized ``ExportLogsServiceRequest`` for ``batch`` (SDK log records, or
+    records :func:`encoded_log_record` wrote): what the SDK's
+    ``encode_logs(batch).SerializeToString()`` gives for the records."""
     return export_request(batch, _record)

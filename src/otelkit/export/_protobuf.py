@@ -13,13 +13,14 @@ from __future__ import annotations
 import logging
 import struct
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 __all__ = [
     "FIXED32",
     "FIXED64",
     "LEN",
     "VARINT",
+    "Encoded",
     "any_value",
     "attributes",
     "export_request",
@@ -210,10 +211,23 @@ def _scope_message(scope: Any) -> bytes:
     )
 
 
+class Encoded(NamedTuple):
+    """A log record or a span written as its message (framed as field 2 of its scope
+    message) when it was made, with the resource and scope that group it in a request.
+    A batch queue that holds these instead of the SDK's objects keeps one object and a few
+    bytes an item alive instead of a dozen objects: the garbage collector has fewer to go
+    through and the memory of finished items is reused."""
+
+    resource: Any
+    instrumentation_scope: Any
+    message: bytes
+
+
 def export_request(items: Iterable[Any], encode: Callable[[Any], bytes]) -> bytes:
     """An ``Export{Logs,Trace}ServiceRequest``: each item (a log record or a span, both
     with ``resource`` and ``instrumentation_scope``) as ``encode(item)`` gives it (its
-    repeated field 2 of the scope message, framed), grouped by resource, then by scope, in
+    repeated field 2 of the scope message, framed), or an :class:`Encoded` item's message,
+    grouped by resource, then by scope, in
     order of first appearance, as the SDK's encoders group them. The two requests have the
     same layout: ``Resource{Logs,Spans}`` = resource 1, scope groups 2, schema URL 3;
     ``Scope{Logs,Spans}`` = scope 1, items 2, schema URL 3."""
@@ -248,7 +262,7 @@ def export_request(items: Iterable[Any], encode: Callable[[Any], bytes]) -> byte
         if encoded is None or resource is not last_resource or scope is not last_scope:
             last_resource, last_scope = resource, scope
             encoded = group_of(resource, scope)
-        encoded.append(encode(item))
+        encoded.append(item.message if type(item) is Encoded else encode(item))
     out = []
     for resource, scopes in groups.values():
         scope_groups = b"".join(

@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Sequence
-from typing import Any, NamedTuple
+from typing import Any
 
-from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan
-from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import SpanContext, SpanKind, StatusCode
 
 from otelkit.export._protobuf import (
     FIXED32,
     FIXED64,
     LEN,
+    Encoded,
     attributes,
     export_request,
     field_bytes,
@@ -24,7 +23,7 @@ from otelkit.export._protobuf import (
     varint,
 )
 
-__all__ = ["EncodedSpan", "encode_spans", "encoded_span", "span_message"]
+__all__ = ["encode_spans", "encoded_span", "span_message"]
 
 _fixed64 = struct.Struct("<Q").pack
 _fixed32 = struct.Struct("<I").pack
@@ -121,28 +120,13 @@ def span_message(span: ReadableSpan) -> bytes:
     return _SPAN + varint(len(data)) + data
 
 
-class EncodedSpan(NamedTuple):
-    """A finished span written as its ``Span`` message (:func:`span_message`) when it
-    ended, with the resource and scope that group it in a request."""
-
-    resource: Resource
-    instrumentation_scope: InstrumentationScope | None
-    message: bytes
+def encoded_span(span: ReadableSpan) -> Encoded:
+    """``span`` written now, for a batch queue to hold in its place."""
+    return Encoded(span.resource, span.instrumentation_scope, span_message(span))
 
 
-def encoded_span(span: ReadableSpan) -> EncodedSpan:
-    """``span`` written now. A batch queue that holds these instead of the spans keeps
-    one object and a few bytes a span alive instead of the span's dozen objects: the
-    garbage collector has fewer to go through and the memory of ended spans is reused."""
-    return EncodedSpan(span.resource, span.instrumentation_scope, span_message(span))
-
-
-def _message(item: ReadableSpan | EncodedSpan) -> bytes:
-    return item.message if isinstance(item, EncodedSpan) else span_message(item)
-
-
-def encode_spans(spans: Sequence[ReadableSpan | EncodedSpan]) -> bytes:
+def encode_spans(spans: Sequence[ReadableSpan | Encoded]) -> bytes:
     """The serialized ``ExportTraceServiceRequest`` for ``spans`` (finished SDK spans, or
     spans :func:`encoded_span` wrote): what the SDK's
     ``encode_spans(spans).SerializeToString()`` gives for the spans."""
-    return export_request(spans, _message)
+    return export_request(spans, span_message)
