@@ -126,8 +126,6 @@ KNOWN_PRIVATE_TYPES = {
     "otelkit.Telemetry.__init__(pipeline)",
     "otelkit.Telemetry.__init__(scrubber)",
     "otelkit.Telemetry.__init__(settings)",
-    "otelkit.coalesce.CoalescingLogRecordProcessor.coalescer",
-    "otelkit.coalesce.CoalescingSpanProcessor.coalescer",
     "otelkit.jobs.JobFunction.__init__(definition)",
     "otelkit.jobs.JobStore.functions",
 }

@@ -235,7 +235,7 @@ def test_a_failing_downstream_is_contained_and_counted(fake_clock: FakeClock) ->
     after = internal_error_counts()
     assert after.get("coalesce.logs.downstream", 0) == before.get("coalesce.logs.downstream", 0) + 1
     assert after.get("coalesce.logs", 0) == before.get("coalesce.logs", 0) + 1
-    assert processor.coalescer.consumer_errors == 1
+    assert processor._engine.consumer_errors == 1
 
 
 def test_a_failing_key_function_forwards_the_record_and_is_counted(fake_clock: FakeClock) -> None:

@@ -201,7 +201,7 @@ def test_per_resource_false_merges_trees_from_different_processes(
         ("on_end", "plugin.run"),
         ("on_end", "plugin.run"),  # the summary
     ]
-    assert processor.coalescer.suppressed == 2
+    assert processor._engine.suppressed == 2
 
 
 class FailingDownstream(SpanProcessor):
@@ -217,7 +217,7 @@ def test_a_failing_downstream_is_contained_and_counted(fake_clock: FakeClock) ->
     processor.on_end(span)
     fake_clock.advance(10)  # summary fails on the timer: contained
     assert internal_error_counts()["coalesce.traces.downstream"] == before + 1
-    assert processor.coalescer.consumer_errors == 1
+    assert processor._engine.consumer_errors == 1
 
 
 class Recorder(SpanProcessor):

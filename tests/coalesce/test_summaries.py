@@ -131,4 +131,4 @@ def test_an_open_span_window_does_not_keep_its_root_span_alive() -> None:
     provider.add_span_processor(processor)
     root = weakref.ref(root_span(provider))
     gc.collect()
-    assert processor.coalescer.open_keys == 1 and root() is None
+    assert processor._engine.open_keys == 1 and root() is None

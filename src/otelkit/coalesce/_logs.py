@@ -88,11 +88,6 @@ class CoalescingLogRecordProcessor(LogRecordProcessor):
         """The wrapped processor."""
         return self._downstream
 
-    @property
-    def coalescer(self) -> Coalescer[LogSample]:
-        """The engine (for its counters: ``suppressed``, ``overflow``, ``open_keys``)."""
-        return self._engine
-
     def on_emit(self, log_record: ReadWriteLogRecord) -> None:
         """Forward ``log_record`` unless it repeats a key inside its window. Never raises."""
         if self._passes(log_record):

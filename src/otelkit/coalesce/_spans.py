@@ -113,11 +113,6 @@ class CoalescingSpanProcessor(SpanProcessor):
         return self._downstream
 
     @property
-    def coalescer(self) -> Coalescer[SpanSample]:
-        """The engine that decides per root (counters ``suppressed``, ``overflow``, ...)."""
-        return self._engine
-
-    @property
     def held_spans(self) -> int:
         """Spans waiting for their local root now."""
         return self._trees.held_count
