@@ -31,6 +31,7 @@ from otelkit._batch import (
 )
 from otelkit._drops import DropLedger
 from otelkit._errors import internal_error_counts
+from otelkit._relayed import RelayedLogRecord
 from otelkit.testing import FakeClock, wait_until
 
 
@@ -571,6 +572,18 @@ def test_the_log_processor_queues_a_context_free_copy() -> None:
     assert record.log_record.trace_id != 0  # the span's ids are still on the record
     assert record.resource is resource
     assert record.instrumentation_scope is not None and record.instrumentation_scope.name == "app"
+
+
+def test_a_relayed_record_is_queued_as_it_is_not_copied() -> None:
+    exporter = InMemoryLogRecordExporter()  # type: ignore[no-untyped-call]
+    processor = BatchLogRecordProcessor(exporter)
+    resource = Resource.create({"service.name": "relayed"})
+    relayed = RelayedLogRecord(body="from a child")
+    processor.on_emit(ReadWriteLogRecord(relayed, resource=resource))
+    processor.shutdown()
+    (record,) = exporter.get_finished_logs()
+    assert record.log_record is relayed  # nothing of the caller's to let go of: no copy
+    assert record.resource is resource
 
 
 def test_with_encode_the_log_queue_holds_what_it_makes_of_each_emitted_record() -> None:

@@ -22,7 +22,6 @@ from typing import Any, Generic, NamedTuple, TypeVar
 from opentelemetry.context import Context
 from opentelemetry.sdk._logs import LogRecordProcessor, ReadableLogRecord, ReadWriteLogRecord
 from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportResult
-from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
@@ -32,7 +31,7 @@ from otelkit._errors import report_internal_error
 from otelkit._fork import after_fork_in_child
 from otelkit._relayed import RelayedLogRecord
 from otelkit._sdk.context import suppress_instrumentation
-from otelkit._sdk.logs import readable_copy
+from otelkit._sdk.logs import readable_copy, readable_record
 from otelkit._threads import signals_blocked
 
 __all__ = [
@@ -567,11 +566,5 @@ def _queued(record: ReadWriteLogRecord) -> ReadableLogRecord:
     copy (its context is the relay's own, with no caller's context to let go of, and
     nothing else keeps it)."""
     if type(record.log_record) is RelayedLogRecord:
-        resource = record.resource
-        return ReadableLogRecord(
-            log_record=record.log_record,
-            resource=resource if resource is not None else Resource.create({}),
-            instrumentation_scope=record.instrumentation_scope,
-            limits=record.limits,
-        )
+        return readable_record(record)
     return readable_copy(record)

@@ -153,8 +153,12 @@ def test_without_the_shortcut_batches_go_through_the_sdk_exporter(
 def test_after_shutdown_a_batch_is_refused(recorder: tuple[str, type[_Recorder]]) -> None:
     url, handler = recorder
     exporter = OtlpHttpLogExporter(endpoint=url, timeout=5)
+    encoder = exporter.record_encoder()
     exporter.shutdown()
     assert exporter.export(_records(1)) is LogRecordExportResult.FAILURE
+    if encoder is not None:  # records written as they were emitted are refused as well
+        encoded = [encoder(r) for r in _records(1)]
+        assert exporter.export(encoded) is LogRecordExportResult.FAILURE
     assert handler.seen == []
 
 

@@ -378,7 +378,7 @@ def test_gunicorn_worker_leaves_on_a_sigterm_that_arrives_before_its_handlers(
     server.wait_serving()
     first = int(marker.read_text())
     # Lost, the signal would leave the first worker serving until the master stops it.
-    wait_until(lambda: f"Worker exiting (pid: {first})" in server.tail(), timeout=20)
+    wait_until(lambda: f"Worker exiting (pid: {first})" in server.output(), timeout=20)
     assert int(server.get("/pid")) != first
     assert server.terminate() < EXIT_BOUND, server.tail()
     assert server.process.returncode == 0, server.tail()

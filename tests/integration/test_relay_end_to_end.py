@@ -152,7 +152,7 @@ def test_counters_of_every_kind_of_child_arrive_once_under_their_own_identity(
 
 
 @pytest.mark.parametrize("method", ["spawn", "fork"])
-def test_a_pool_used_as_a_context_manager_delivers_everything_and_exits_fast(
+def test_a_pool_used_as_a_context_manager_delivers_everything_and_exits(
     method: str, rotel_collector: RotelCollector, otlp_sink: OtlpSink
 ) -> None:
     report = _host("pool", rotel_collector.http_endpoint, method, "400")

@@ -193,6 +193,7 @@ def test_a_clean_value_stays_clean_and_a_secret_is_still_found_after_it() -> Non
         assert scrubber.text("region eu-west-1", "a", notes) == "region eu-west-1"
         assert scrubber.text("token=abc123 x", "a", notes) == "token=[scrubbed: password] x"
         assert notes == [("a", "password")]
+    assert "region eu-west-1" in scrubber._clean  # remembered: the cache was used
 
 
 def test_a_failing_callback_is_contained_counted_and_the_value_stays_scrubbed() -> None:

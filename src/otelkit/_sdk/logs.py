@@ -27,6 +27,7 @@ __all__ = [
     "fast_log_records",
     "public_log_record",
     "readable_copy",
+    "readable_record",
 ]
 
 _new = object.__new__
@@ -220,18 +221,24 @@ them; :func:`public_log_record`'s for any other row, and for every row when
 # -- the readable copy otelkit's batch processor queues ---------------------------------
 
 
+def readable_record(record: ReadWriteLogRecord, api: LogRecord | None = None) -> ReadableLogRecord:
+    """``record`` as a ``ReadableLogRecord`` over ``api`` (by default its own API record,
+    not copied), built with the public constructor."""
+    resource = record.resource
+    return ReadableLogRecord(
+        log_record=record.log_record if api is None else api,
+        resource=resource if resource is not None else Resource.create({}),
+        instrumentation_scope=record.instrumentation_scope,
+        limits=record.limits,
+    )
+
+
 def _readable_copy_public(record: ReadWriteLogRecord) -> ReadableLogRecord:
     # What BatchLogRecordProcessor.on_emit builds: a shallow copy of the API record with an
     # empty context (the queue must not keep the caller's context alive).
     api = copy.copy(record.log_record)
     api.context = Context()
-    resource = record.resource
-    return ReadableLogRecord(
-        log_record=api,
-        resource=resource if resource is not None else Resource.create({}),
-        instrumentation_scope=record.instrumentation_scope,
-        limits=record.limits,
-    )
+    return readable_record(record, api)
 
 
 def _readable_copy_private(record: ReadWriteLogRecord) -> ReadableLogRecord:

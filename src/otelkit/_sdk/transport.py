@@ -18,7 +18,7 @@ from typing import Any
 
 from otelkit._sdk._check import checked
 
-__all__ = ["http_sender", "http_sender_ok"]
+__all__ = ["exporters_have_a_client", "http_sender", "http_sender_ok"]
 
 Sender = Callable[[bytes], bool]
 
@@ -98,6 +98,18 @@ def http_sender_ok(signal: str) -> bool:
     if signal not in _ok:
         _ok[signal] = checked(f"http_sender.{signal}", _CHECKS[signal])
     return _ok[signal]
+
+
+def exporters_have_a_client() -> bool:
+    """Whether this SDK release's OTLP/HTTP exporters send through a client of their own
+    (1.4x on), whatever the self-check says (for the seam's tests)."""
+    from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
+
+    exporter = OTLPLogExporter(endpoint="http://127.0.0.1:9/v1/logs")
+    try:
+        return hasattr(exporter, "_client")
+    finally:
+        exporter.shutdown()  # type: ignore[no-untyped-call]
 
 
 def http_sender(exporter: Any, signal: str) -> Sender | None:

@@ -86,10 +86,15 @@ def message_key(record: AnyLogRecord) -> tuple[Hashable, ...]:
         _scope_name(record),
         _plain(lr.severity_number),
         body if type(body) is str else freeze(body),
-        # From a copy: BoundedAttributes.get() of a missing name (the usual case) raises
-        # and catches a KeyError, where its copy() is one dict copy.
-        attributes.copy().get(_EXCEPTION_TYPE) if attributes else None,
+        _readable(attributes).get(_EXCEPTION_TYPE) if attributes else None,
     )
+
+
+def _readable(attributes: Any) -> Any:
+    """A log record's attributes as a plain dict to look names up in (``None`` stays):
+    ``BoundedAttributes.get()`` of a missing name (the usual case) raises and catches a
+    ``KeyError``, where its ``copy()`` is one dict copy."""
+    return attributes.copy() if attributes else attributes
 
 
 def call_site_key(record: AnyLogRecord) -> Hashable:
@@ -101,7 +106,7 @@ def call_site_key(record: AnyLogRecord) -> Hashable:
     :func:`message_key`.
     """
     lr = record.log_record
-    attributes = lr.attributes
+    attributes = _readable(lr.attributes)
     path = attributes.get(_CODE_FILE_PATH) if attributes else None
     if path is None or attributes is None:
         return message_key(record)
@@ -152,7 +157,7 @@ class AttributesKey:
             base: tuple[Hashable, ...] = (item.name,)
         else:
             lr = item.log_record
-            attributes = lr.attributes
+            attributes = _readable(lr.attributes)
             base = (_scope_name(item), _plain(lr.severity_number))
         values = tuple(freeze(attributes.get(name)) if attributes else None for name in self.names)
         return (*base, values)

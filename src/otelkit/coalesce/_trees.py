@@ -13,8 +13,9 @@ included, so no exported span ever loses its parent to a suppression. A forced t
 remembered by id until its local root ends. Dropped roots (and dropped late children) are
 remembered by span id, so a span that ends after its dropped parent is dropped too. Both
 memories are bounded (``max(1024, 4 * max_held)`` ids each, oldest forgotten first);
-verdicts on the other members of a dropped tree last as long as its entry (``max_hold``). Beyond those, a late span is
-exported (counted as overflow): nothing is lost, at worst a late span lacks its parent.
+verdicts on the other members of a dropped tree last as long as its entry (``max_hold``).
+Beyond those, a late span is exported (counted as overflow): nothing is lost, at worst a
+late span lacks its parent.
 """
 
 from __future__ import annotations

@@ -156,11 +156,6 @@ class Coalescer(Generic[P]):
         self._timer: TimerHandle | None = None
 
     @property
-    def window(self) -> float:
-        """Window length in seconds."""
-        return self._window
-
-    @property
     def max_keys(self) -> int:
         """Most windows open at once."""
         return self._max_keys

@@ -53,6 +53,7 @@ class OtlpHttpLogExporter(LogRecordExporter):
             inner = OTLPLogExporter(**options)
         self.inner = inner
         self._sender = http_sender(self.inner, "logs")
+        self._closed = False
 
     def record_encoder(self) -> Callable[[ReadWriteLogRecord], Any] | None:
         """What a batch processor may queue for each emitted record in place of its copy,
@@ -64,6 +65,8 @@ class OtlpHttpLogExporter(LogRecordExporter):
     def export(self, batch: Sequence[ReadableLogRecord]) -> LogRecordExportResult:
         """Encode and send ``batch`` (or what :meth:`record_encoder` made of its records)
         once, retrying as the SDK's exporter does."""
+        if self._closed:
+            return LogRecordExportResult.FAILURE
         sent = _send(self._sender, encode_logs, batch, "logs")
         if sent is None:
             return self.inner.export(batch)
@@ -74,8 +77,9 @@ class OtlpHttpLogExporter(LogRecordExporter):
         return self.inner.force_flush(timeout_millis)
 
     def shutdown(self) -> None:
-        """Stop sending (a retry waiting for its back-off gives up)."""
-        self._sender = None  # later batches meet the SDK exporter's refusal
+        """Stop sending (a retry waiting for its back-off gives up); later batches fail."""
+        self._closed = True
+        self._sender = None
         self.inner.shutdown()  # type: ignore[no-untyped-call]
 
 

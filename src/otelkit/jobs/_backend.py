@@ -15,7 +15,7 @@ import random
 import weakref
 from collections import Counter
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import sqlalchemy as sa
 from opentelemetry.instrumentation.utils import suppress_instrumentation
@@ -38,9 +38,6 @@ from otelkit.jobs._runnow import RunNow
 from otelkit.jobs._scheduler import run_schedules
 from otelkit.jobs._schema import has_schema, missing_schema
 from otelkit.jobs._telemetry import Counts, JobTelemetry
-
-if TYPE_CHECKING:
-    pass
 
 __all__ = ["Backend"]
 
@@ -88,7 +85,7 @@ class Backend:
             cycle=self.complete,
             reject_late=lambda owner, attempt: self.cycle(owner, [], late=[attempt]),
         )
-        self._wakers: dict[int, weakref.WeakMethod[Callable[[str, float], None]]] = {}
+        self._wakers: set[weakref.WeakMethod[Callable[[str, float], None]]] = set()
         self._schema_seen = False
         self.declared: dict[str, Limits] = {}
         """Limits declared in code, by queue (a worker's start writes them)."""
@@ -154,14 +151,14 @@ class Backend:
     # -- waking this process's workers ---------------------------------------------------------
     def add_waker(self, wake: Callable[[str, float], None]) -> None:
         """Call ``wake(queue, delay)`` (a worker's bound method, held weakly) on :meth:`wake`."""
-        self._wakers[id(wake.__self__)] = weakref.WeakMethod(wake)  # type: ignore[attr-defined]
+        self._wakers.add(weakref.WeakMethod(wake))
 
     def remove_waker(self, wake: Callable[[str, float], None]) -> None:
-        self._wakers.pop(id(wake.__self__), None)  # type: ignore[attr-defined]
+        self._wakers.discard(weakref.WeakMethod(wake))  # equal to the one added
 
     def wake(self, queue: str, delay: float) -> None:
         """Wake this process's idle workers of ``queue`` (an in-process event: no SQL)."""
-        for ref in list(self._wakers.values()):
+        for ref in list(self._wakers):
             wake = ref()
             if wake is not None:
                 wake(queue, delay)

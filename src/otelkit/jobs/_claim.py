@@ -34,12 +34,8 @@ __all__ = [
     "cancelled_during",
     "claim_batch",
     "claim_by_id",
-    "claim_by_id_statement",
     "claim_expired",
     "claim_values",
-    "end_params",
-    "end_shape",
-    "end_statement",
     "exhausted_expired",
     "finish",
     "next_due",
@@ -188,7 +184,7 @@ def _claim(postgres: bool, where: Sequence[Any], order: Sequence[Any]) -> sa.Upd
     return stmt.values(claim_values(sa.bindparam("owner"))).returning(*jobs.c)
 
 
-def claim_by_id_statement(postgres: bool = False) -> sa.Update:
+def _claim_by_id_statement(postgres: bool = False) -> sa.Update:
     """Claim one given job whatever its ``run_after`` (binds ``owner``, ``job_id``)."""
     ready = sa.or_(
         sa.text(WAITING_SQL),
@@ -208,7 +204,7 @@ def claim_by_id_statement(postgres: bool = False) -> sa.Update:
 
 def claim_by_id(conn: sa.Connection, *, owner: str, job_id: str) -> sa.Row[Any] | None:
     """Claim one given job now, whatever its ``run_after``; None if it is not claimable."""
-    stmt = _cached(conn, "claim_by_id", claim_by_id_statement)
+    stmt = _cached(conn, "claim_by_id", _claim_by_id_statement)
     return conn.execute(stmt, {"owner": owner, "job_id": job_id}).first()
 
 
@@ -230,22 +226,24 @@ def finish(
     for t in transitions:
         if plain and t.plain:
             continue
-        shape = end_shape(t)
-        stmt = _cached(conn, f"end:{shape[0]:d}{shape[1]:d}", functools.partial(_end_for, shape))
-        applied.update(conn.execute(stmt, end_params(owner, t)).scalars())
+        shape = _end_shape(t)
+        stmt = _cached(
+            conn, f"end:{shape[0]:d}{shape[1]:d}", functools.partial(_end_statement, *shape)
+        )
+        applied.update(conn.execute(stmt, _end_params(owner, t)).scalars())
     missing = [t for t in transitions if t.job_id not in applied]
     if missing and recheck:
         applied.update(_already_applied(conn, owner, missing))
     return applied
 
 
-def end_shape(t: Transition) -> tuple[bool, bool]:
+def _end_shape(t: Transition) -> tuple[bool, bool]:
     """Which ending statement ``t`` needs: (sets errors, sets result)."""
     return t.errors is not None, t.has_result
 
 
-def end_params(owner: str, t: Transition) -> dict[str, Any]:
-    """Bound values of :func:`end_statement` for transition ``t``."""
+def _end_params(owner: str, t: Transition) -> dict[str, Any]:
+    """Bound values of :func:`_end_statement` for transition ``t``."""
     params: dict[str, Any] = {
         "job_id": t.job_id,
         "attempt": t.attempt,
@@ -264,12 +262,9 @@ def end_params(owner: str, t: Transition) -> dict[str, Any]:
     return params
 
 
-def _end_for(shape: tuple[bool, bool], postgres: bool) -> sa.Update:
-    return end_statement(*shape)
-
-
-def end_statement(with_errors: bool, with_result: bool) -> sa.Update:
-    """The fenced UPDATE ending an attempt (all values bound: built once per shape)."""
+def _end_statement(with_errors: bool, with_result: bool, postgres: bool = False) -> sa.Update:
+    """The fenced UPDATE ending an attempt (all values bound: built once per shape; the
+    same on every dialect)."""
     now = db_now()
     p = sa.bindparam
     values: dict[str, Any] = {

@@ -12,13 +12,13 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from otelkit.errors import InvalidOptionError, OptionTypeError
+from otelkit.errors import InvalidOptionError
 from otelkit.jobs._attempt import check_timeout
 from otelkit.jobs._definition import Definition
-from otelkit.jobs._enqueue import Item, check_unique_key, data_key, items_of, make_options
+from otelkit.jobs._enqueue import Item, items_of, make_options, unique_key_of
 from otelkit.jobs._handle import EnqueuedJob
 from otelkit.jobs._limits import Limits, check_limit_key, check_limits
-from otelkit.jobs._model import Backoff, Job, JobState, check_json
+from otelkit.jobs._model import Backoff, Job, JobState
 
 if TYPE_CHECKING:
     from otelkit.jobs._produce import Producer
@@ -190,7 +190,7 @@ class JobFunction(Generic[R]):
         item = Item(
             data=data,
             id=id,
-            unique_key=self._key(where, data, unique_key, unique),
+            unique_key=unique_key_of(where, data, unique_key, unique),
             limit_key=check_limit_key(where, limit_key),
         )
         return self._producer().enqueue(
@@ -223,7 +223,7 @@ class JobFunction(Generic[R]):
         item = Item(
             data=data,
             id=id,
-            unique_key=self._key(where, data, unique_key, unique),
+            unique_key=unique_key_of(where, data, unique_key, unique),
             limit_key=check_limit_key(where, limit_key),
         )
         handles = await self._producer().aenqueue(
@@ -286,18 +286,6 @@ class JobFunction(Generic[R]):
             connection=connection,
             session=session,
         )
-
-    def _key(self, where: str, data: Any, unique_key: object, unique: object) -> str | None:
-        if not isinstance(unique, bool):
-            raise OptionTypeError(f"{where}: unique must be True or False, got {unique!r}")
-        if unique_key is not None:
-            if unique:
-                raise InvalidOptionError(f"{where}: pass unique_key=... or unique=True, not both")
-            return check_unique_key(where, unique_key)
-        if unique:
-            check_json(data, option="data")
-            return data_key(data)
-        return None
 
     def _producer(self) -> Producer:
         return self._store._backend.producer

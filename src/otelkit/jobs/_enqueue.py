@@ -31,7 +31,18 @@ from otelkit.jobs._limits import key_of
 from otelkit.jobs._model import JobState, check_json
 from otelkit.jobs._schema import UNIQUE_SQL, WHILE_ACTIVE, db_now, dialect_insert, jobs
 
-__all__ = ["Batch", "Item", "Options", "data_key", "insert", "make_options", "prepare"]
+__all__ = [
+    "Batch",
+    "Item",
+    "Options",
+    "check_unique_key",
+    "data_key",
+    "insert",
+    "items_of",
+    "make_options",
+    "prepare",
+    "unique_key_of",
+]
 
 _c = jobs.c
 _ROUNDS = 4  # a key's holder may finish between our INSERT and its lookup: try again
@@ -333,6 +344,23 @@ def _identity(url: sa.URL) -> tuple[Any, ...]:
     return (backend, url.host or "localhost", url.port or 5432, url.database)
 
 
+def unique_key_of(
+    where: str, data: Any, unique_key: object, unique: object, option: str = "unique_key"
+) -> str | None:
+    """The unique key of one item: ``unique_key`` as given (checked), or with ``unique`` a
+    hash of ``data`` (:func:`data_key`), or None."""
+    if not isinstance(unique, bool):
+        raise OptionTypeError(f"{where}: unique must be True or False, got {unique!r}")
+    if unique_key is not None:
+        if unique:
+            raise InvalidOptionError(f"{where}: pass {option}=... or unique=True, not both")
+        return check_unique_key(where, unique_key, option)
+    if unique:
+        check_json(data, option="data")
+        return data_key(data)
+    return None
+
+
 def items_of(
     where: str,
     datas: Sequence[Any],
@@ -344,31 +372,27 @@ def items_of(
     None: that item has none) or, with ``unique``, from the data."""
     if not isinstance(unique, bool):
         raise OptionTypeError(f"{where}: unique must be True or False, got {unique!r}")
+    keys: Sequence[object]
     if unique_keys is None:
-        if unique:
-            for data in datas:
-                check_json(data, option="data")
-            return [Item(data=data, unique_key=data_key(data)) for data in datas]
-        return [Item(data=data) for data in datas]
-    if unique:
+        keys = [None] * len(datas)
+    elif unique:
         raise InvalidOptionError(f"{where}: pass unique_keys=[...] or unique=True, not both")
-    if isinstance(unique_keys, str | bytes) or not isinstance(unique_keys, Sequence):
+    elif isinstance(unique_keys, str | bytes) or not isinstance(unique_keys, Sequence):
         raise OptionTypeError(
             f"{where}: unique_keys must be a list of keys (str, or None for no key), one per "
             f"item in the order of items, e.g. [f\"user-{{d['user']}}\" for d in items]; "
             f"got {type(unique_keys).__name__}"
         )
-    if len(unique_keys) != len(datas):
+    elif len(unique_keys) != len(datas):
         raise InvalidOptionError(
             f"{where}: unique_keys has {len(unique_keys)} keys for {len(datas)} items; give "
             "one key (or None) per item"
         )
+    else:
+        keys = unique_keys
     return [
-        Item(
-            data=data,
-            unique_key=None if key is None else check_unique_key(where, key, f"unique_keys[{i}]"),
-        )
-        for i, (data, key) in enumerate(zip(datas, unique_keys, strict=True))
+        Item(data=data, unique_key=unique_key_of(where, data, key, unique, f"unique_keys[{i}]"))
+        for i, (data, key) in enumerate(zip(datas, keys, strict=True))
     ]
 
 

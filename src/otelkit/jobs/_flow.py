@@ -226,8 +226,11 @@ _Taken = list[tuple[Mapping[Any, Any], list[Any]]]
 """Each limited queue's settings row as it was before the claim, and the jobs claimed from
 it, in lock order."""
 
+# The job's columns by name, in the table's order: ``.columns()`` matches by position, and
+# a database's column order is the order its migrations added them.
 _SERVER_CLAIM = sa.text(
-    f"SELECT (f.job).*, f.settings FROM {FLOW_CLAIM}(:queues, :owner, :room) AS f"
+    f"SELECT {', '.join(f'(f.job).{c.name}' for c in jobs.c)}, f.settings "
+    f"FROM {FLOW_CLAIM}(:queues, :owner, :room) AS f"
 ).columns(*jobs.c, sa.column("settings", JSON))
 
 

@@ -2,8 +2,8 @@
 
 Log and span frames are OTLP export requests, parsed by the official protobuf classes (in C,
 at a cost bounded by the frame's size; the parser refuses messages nested more than 100
-deep, which allows attribute values nested about 45 levels). A frame is decoded and checked completely before anything is emitted, so a
-malformed frame emits nothing. Records keep their timestamps, severity, body, attributes
+deep, which allows attribute values nested about 45 levels). A frame is decoded and
+checked completely before anything is emitted, so a malformed frame emits nothing. Records keep their timestamps, severity, body, attributes
 (``exception.*`` included), trace and span ids, scope, and the child's resource.
 """
 

@@ -7,7 +7,9 @@ that reaches a process still importing kills it (exit code -15) on a loaded mach
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import signal
 import subprocess
 import tempfile
@@ -18,6 +20,7 @@ from typing import Any
 READY_DIR_ENV = "OTELKIT_TEST_READY_DIR"
 if READY_DIR_ENV not in os.environ:  # in the test process; a worker inherits it
     os.environ[READY_DIR_ENV] = tempfile.mkdtemp(prefix="otelkit-test-workers-")
+    atexit.register(shutil.rmtree, os.environ[READY_DIR_ENV], True)
 READY_DIR = Path(os.environ[READY_DIR_ENV])
 
 
