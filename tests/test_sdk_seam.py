@@ -248,10 +248,9 @@ def test_the_checker_finds_what_it_looks_for(tmp_path: Path) -> None:
 
 
 def test_every_shortcut_passes_its_self_check_on_this_sdk_unless_forced_off() -> None:
-    from otelkit._sdk import attributes, context, logs, providers, transport
+    from otelkit._sdk import context, logs, providers, transport
 
     flags = {
-        "attribute_dict": attributes.ATTRIBUTE_DICT_OK,
         "readable_copy": logs.READABLE_COPY_OK,
         "fast_log_records": logs.FAST_LOG_RECORDS_OK,
         "set_global_providers": providers.GLOBALS_RESET_OK,
@@ -264,21 +263,6 @@ def test_every_shortcut_passes_its_self_check_on_this_sdk_unless_forced_off() ->
     has_client = transport.exporters_have_a_client()
     senders = {signal: transport.http_sender_ok(signal) for signal in ("logs", "spans")}
     assert senders == dict.fromkeys(senders, has_client and not _sdk.FALLBACKS_FORCED)
-
-
-def test_the_attribute_dict_is_a_copy_of_the_items_in_order() -> None:
-    from opentelemetry.attributes import BoundedAttributes
-
-    from otelkit._sdk.attributes import ATTRIBUTE_DICT_OK, attribute_dict
-
-    bounded = BoundedAttributes(attributes={"b": 1, "a": (1, 2)}, immutable=False)
-    copied = attribute_dict(bounded)
-    assert type(copied) is (dict if ATTRIBUTE_DICT_OK else BoundedAttributes)
-    assert list(copied.items()) == [("b", 1), ("a", (1, 2))]
-    bounded["c"] = "later"  # the copy is the items at the time of the call
-    assert "c" not in copied or not ATTRIBUTE_DICT_OK
-    plain = {"x": 1}
-    assert attribute_dict(plain) is plain
 
 
 def test_the_readable_copy_is_the_public_construction() -> None:

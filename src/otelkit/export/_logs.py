@@ -6,10 +6,10 @@ import struct
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.sdk._logs import ReadableLogRecord, ReadWriteLogRecord
 from opentelemetry.sdk.resources import Resource
 
-from otelkit._sdk.attributes import attribute_dict
 from otelkit.export._protobuf import (
     FIXED32,
     FIXED64,
@@ -84,7 +84,7 @@ def _record(readable: ReadableLogRecord | ReadWriteLogRecord) -> bytes:
         getattr(record.severity_number, "value", None) or 0,
         record.severity_text,
         any_value(record.body),
-        attribute_dict(attrs) if attrs else None,
+        _plain(attrs) if attrs else None,
         readable.dropped_attributes,
         int(record.trace_flags or 0),
         record.trace_id,
@@ -111,3 +111,9 @@ def encode_logs(batch: Sequence[ReadableLogRecord | Encoded]) -> bytes:
     records :func:`encoded_log_record` wrote): what the SDK's
     ``encode_logs(batch).SerializeToString()`` gives for the records."""
     return export_request(batch, _record)
+
+
+def _plain(attrs: Mapping[str, Any]) -> Mapping[str, Any]:
+    """``attrs``, or for the SDK's ``BoundedAttributes`` its public ``copy()``: a plain dict
+    of the items in order, read without a Python call and lock per item."""
+    return attrs.copy() if isinstance(attrs, BoundedAttributes) else attrs
