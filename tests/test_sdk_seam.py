@@ -262,6 +262,7 @@ def test_every_shortcut_passes_its_self_check_on_this_sdk_unless_forced_off() ->
     # they post through their own session, and otelkit exports through their export().
     has_client = transport.exporters_have_a_client()
     senders = {signal: transport.http_sender_ok(signal) for signal in ("logs", "spans")}
+    senders["gzip_level"] = transport.gzip_level_ok()
     assert senders == dict.fromkeys(senders, has_client and not _sdk.FALLBACKS_FORCED)
 
 

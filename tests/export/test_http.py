@@ -125,6 +125,23 @@ def test_headers_and_gzip_are_the_sdk_exporters(recorder: tuple[str, type[_Recor
     ]
 
 
+def test_gzip_is_written_at_level_6_not_at_the_sdk_clients_9(
+    recorder: tuple[str, type[_Recorder]],
+) -> None:
+    url, handler = recorder
+    batch = _records(3)
+    for compression in (Compression.Gzip, Compression.NoCompression):
+        exporter = OtlpHttpLogExporter(endpoint=url, compression=compression, timeout=5)
+        assert exporter.export(batch) is LogRecordExportResult.SUCCESS
+        exporter.shutdown()
+    (gzipped_headers, gzipped), (plain_headers, plain) = handler.seen
+    assert gzipped_headers["Content-Encoding"] == "gzip"
+    assert gzip.decompress(gzipped) == plain == export._http.encode_logs(batch)
+    assert "Content-Encoding" not in plain_headers
+    # A gzip member's extra-flags byte (offset 8) says 2 for level 9, 0 for levels 2 to 8.
+    assert gzipped[8] == (0 if transport.gzip_level_ok() else 2)
+
+
 def test_a_refused_batch_is_a_failed_export(recorder: tuple[str, type[_Recorder]]) -> None:
     url, handler = recorder
     handler.answers.append(400)  # not retryable

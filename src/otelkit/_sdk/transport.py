@@ -8,17 +8,29 @@ client, a private attribute (``exporter._client``). The self-check runs the publ
 ``export()`` against a recording client and requires that it sends exactly the official
 encoding of the batch through ``_client.export(data)``; if not, :func:`http_sender` gives
 ``None`` and the caller exports through the public ``export()`` (the SDK's own encoding).
+
+Gzip: the client compresses with ``gzip.GzipFile`` at level 9, which costs 3 to 4 times
+what level 6 (zlib's default) costs on OTLP requests and makes them no smaller (6.6 µs
+against 1.8 µs a span, 20,370 against 20,330 bytes for 512 spans). Where the client
+compresses with gzip, the sender compresses at level 6 itself and hands the client bytes to
+send as they are (the client keeps its ``Content-Encoding: gzip`` header); the
+``gzip_level`` self-check proves on a recording transport that the client then sends those
+bytes unchanged, under that header.
 """
 
 from __future__ import annotations
 
+import gzip
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from otelkit._sdk._check import checked
 
-__all__ = ["exporters_have_a_client", "http_sender", "http_sender_ok"]
+__all__ = ["GZIP_LEVEL", "exporters_have_a_client", "gzip_level_ok", "http_sender", "http_sender_ok"]
+
+GZIP_LEVEL = 6
+"""The gzip level the sender compresses at (the SDK's client: 9)."""
 
 Sender = Callable[[bytes], bool]
 
@@ -88,6 +100,70 @@ def _check_spans() -> bool:
     return len(batch) == 1 and _sends_through_client(exporter, batch, encode_spans)
 
 
+class _Result:
+    status_code = 200
+    reason = "OK"
+    error = None
+
+
+class _RecordingTransport:
+    def __init__(self) -> None:
+        self.sent: list[tuple[Mapping[str, str], bytes]] = []
+
+    def request(
+        self, method: str, url: str, headers: Mapping[str, str], data: bytes, timeout: float
+    ) -> _Result:
+        self.sent.append((dict(headers), data))
+        return _Result()
+
+    def is_connection_error(self, exception: Exception | None) -> bool:
+        return False
+
+    def close(self) -> None:
+        pass
+
+
+def _gzipping_client(client: Any) -> bool:
+    return getattr(client, "_compression", None) is type(client._compression).GZIP
+
+
+def _check_gzip_level() -> bool:
+    from opentelemetry.exporter.otlp.proto.http import Compression
+    from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
+
+    exporter = OTLPLogExporter(
+        endpoint="http://127.0.0.1:9/v1/logs", compression=Compression.Gzip
+    )
+    try:
+        client = exporter._client
+        if not _gzipping_client(client):
+            return False
+        transport = _RecordingTransport()
+        client._transport = transport
+        _send_compressed(client)
+        payload = b"otelkit check " * 64
+        data = gzip.compress(payload, GZIP_LEVEL)
+        ok = client.export(data).success
+        (headers, sent), *more = transport.sent
+    finally:
+        exporter.shutdown()
+    encoding = {k.lower(): v for k, v in headers.items()}.get("content-encoding")
+    return bool(ok) and not more and sent == data and encoding == "gzip"
+
+
+def gzip_level_ok() -> bool:
+    """Whether the sender may compress at :data:`GZIP_LEVEL` itself (checked once, on first
+    use)."""
+    if "gzip" not in _ok:
+        _ok["gzip"] = checked("gzip_level", _check_gzip_level)
+    return _ok["gzip"]
+
+
+def _send_compressed(client: Any) -> None:
+    # The client then sends what it is given as it is, under the header it set for gzip.
+    client._compression = type(client._compression).NONE
+
+
 _ok: dict[str, bool] = {}
 _CHECKS = {"logs": _check_logs, "spans": _check_spans}
 
@@ -116,10 +192,18 @@ def http_sender(exporter: Any, signal: str) -> Sender | None:
     """For an SDK OTLP/HTTP exporter of ``signal`` (``"logs"`` or ``"spans"``): a function
     that sends one serialized export request through the exporter's client (compression,
     headers, timeout, TLS, retries) and says whether it was accepted; ``None`` when the
-    shortcut failed its self-check (checked once per signal, on first use)."""
+    shortcut failed its self-check (checked once per signal, on first use). Gzip is
+    written at :data:`GZIP_LEVEL` by the sender where ``gzip_level`` passed its check."""
     if not http_sender_ok(signal):
         return None
     client = exporter._client
+    if _gzipping_client(client) and gzip_level_ok():
+        _send_compressed(client)
+
+        def send_gzipped(data: bytes) -> bool:
+            return bool(client.export(gzip.compress(data, GZIP_LEVEL)).success)
+
+        return send_gzipped
 
     def send(data: bytes) -> bool:
         return bool(client.export(data).success)

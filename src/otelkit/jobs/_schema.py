@@ -297,6 +297,7 @@ FLOW_CLAIM_DDL = f"""CREATE OR REPLACE FUNCTION {FLOW_CLAIM}(
       now_ double precision;
       take integer;
       picked text[];
+      picked_status text[];
       n integer;
     BEGIN
       FOR lim IN
@@ -322,9 +323,9 @@ FLOW_CLAIM_DDL = f"""CREATE OR REPLACE FUNCTION {FLOW_CLAIM}(
         CONTINUE WHEN take = 0;
         IF lim.fair OR lim.key_concurrency IS NOT NULL OR lim.key_rate_limit IS NOT NULL THEN
           -- the first job of every key before the second of any, skipping keys at a limit
-          SELECT array_agg(chosen.id) INTO picked FROM (
-            SELECT r.id FROM (
-              SELECT j.id, j.priority, j.run_after, j.limit_key, row_number() OVER (
+          SELECT array_agg(chosen.id), array_agg(chosen.status) INTO picked, picked_status FROM (
+            SELECT r.id, r.status FROM (
+              SELECT j.id, j.status, j.priority, j.run_after, j.limit_key, row_number() OVER (
                 PARTITION BY j.limit_key ORDER BY j.priority DESC, j.run_after, j.id) AS rn
               FROM otelkit_jobs j
               WHERE j.queue = lim.queue AND j.{WAITING_SQL} AND j.run_after <= now_
@@ -346,8 +347,8 @@ FLOW_CLAIM_DDL = f"""CREATE OR REPLACE FUNCTION {FLOW_CLAIM}(
             LIMIT take
           ) chosen;
         ELSE
-          SELECT array_agg(chosen.id) INTO picked FROM (
-            SELECT j.id FROM otelkit_jobs j
+          SELECT array_agg(chosen.id), array_agg(chosen.status) INTO picked, picked_status FROM (
+            SELECT j.id, j.status FROM otelkit_jobs j
             WHERE j.queue = lim.queue AND j.{WAITING_SQL} AND j.run_after <= now_
             ORDER BY j.priority DESC, j.run_after, j.id
             LIMIT take
@@ -358,7 +359,11 @@ FLOW_CLAIM_DDL = f"""CREATE OR REPLACE FUNCTION {FLOW_CLAIM}(
           UPDATE otelkit_jobs j
           SET status = 'running', claimed_from = j.status, attempt = j.attempt + 1,
               lease_owner = claimer, lease_expires = now_ + j.lease_seconds, updated_at = now_
-          WHERE j.id = ANY (picked) AND j.{WAITING_SQL}
+          -- each job still in the status it was picked in (a run-now claim or a cancel in
+          -- between leaves it out), compared with that status rather than with the ready
+          -- statuses: those would let the planner scan every ready job of the queue
+          FROM unnest(picked, picked_status) AS p(id, status)
+          WHERE j.id = p.id AND j.status = p.status
           RETURNING j AS claimed_job
         ), logged AS (  -- the sliding-window log of a rate-limited queue
           INSERT INTO otelkit_job_starts (queue, limit_key, at)
