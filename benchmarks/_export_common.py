@@ -221,8 +221,11 @@ def compare(
                 )
             time.sleep(0.2)
     med = {side: statistics.median(x.per_record_us for x in runs[side]) for side in sides}
-    if "floor" in med:
-        print(f"{describe('floor')}: {med['floor']:.1f} µs/record (median)")
+    for beside in (side for side in sides if side not in ("ours", "baseline")):
+        print(
+            f"{describe(beside)}: {med[beside]:.1f} µs/record (median; "
+            f"{med[beside] / med['baseline']:.3f} of the baseline)"
+        )
     ours, baseline = med["ours"], med["baseline"]
     print(
         f"{name}: ratio={ours / baseline:.3f} "
