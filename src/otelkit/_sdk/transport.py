@@ -27,7 +27,13 @@ from typing import Any
 
 from otelkit._sdk._check import checked
 
-__all__ = ["GZIP_LEVEL", "exporters_have_a_client", "gzip_level_ok", "http_sender", "http_sender_ok"]
+__all__ = [
+    "GZIP_LEVEL",
+    "exporters_have_a_client",
+    "gzip_level_ok",
+    "http_sender",
+    "http_sender_ok",
+]
 
 GZIP_LEVEL = 6
 """The gzip level the sender compresses at (the SDK's client: 9)."""
@@ -131,9 +137,7 @@ def _check_gzip_level() -> bool:
     from opentelemetry.exporter.otlp.proto.http import Compression
     from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
 
-    exporter = OTLPLogExporter(
-        endpoint="http://127.0.0.1:9/v1/logs", compression=Compression.Gzip
-    )
+    exporter = OTLPLogExporter(endpoint="http://127.0.0.1:9/v1/logs", compression=Compression.Gzip)
     try:
         client = exporter._client
         if not _gzipping_client(client):
