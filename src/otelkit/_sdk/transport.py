@@ -139,7 +139,7 @@ def _check_gzip_level() -> bool:
 
     exporter = OTLPLogExporter(endpoint="http://127.0.0.1:9/v1/logs", compression=Compression.Gzip)
     try:
-        client = exporter._client
+        client: Any = exporter._client
         if not _gzipping_client(client):
             return False
         transport = _RecordingTransport()
@@ -150,7 +150,7 @@ def _check_gzip_level() -> bool:
         ok = client.export(data).success
         (headers, sent), *more = transport.sent
     finally:
-        exporter.shutdown()
+        exporter.shutdown()  # type: ignore[no-untyped-call]
     encoding = {k.lower(): v for k, v in headers.items()}.get("content-encoding")
     return bool(ok) and not more and sent == data and encoding == "gzip"
 
