@@ -7,7 +7,9 @@ databases: once with ``Limits(concurrency=40)`` on the queue (>= processes x bat
 never holds a job back, yet every claim takes the limited path: lock the queue's settings
 row, count, claim) and once without limits (the plain claim). Runs alternate; medians.
 
-Environment: as ``jobs_throughput`` (``OTELKIT_BENCH_POSTGRES_URL``, ``JOBS``, ``REPEATS``).
+Environment: as ``jobs_throughput`` (``OTELKIT_BENCH_POSTGRES_URL``, ``JOBS``, ``REPEATS``,
+``PROCESSES``: ``PROCESSES=1`` measures the claim alone, with no other worker to take turns
+with).
 """
 
 from __future__ import annotations

@@ -10,8 +10,9 @@ signal to the last worker finding the queue empty. Runs alternate; medians are q
 
 Environment: ``OTELKIT_BENCH_POSTGRES_URL`` (else ``OTELKIT_TEST_POSTGRES_URL``, else
 ``postgresql://postgres@127.0.0.1:5432/postgres``), ``JOBS`` (default 4000),
-``REPEATS`` (default 3), ``CONCURRENCY`` (our jobs at once per process, default 1: a
-no-op job gains nothing from threads, so it runs in the worker's loop thread).
+``REPEATS`` (default 3), ``PROCESSES`` (worker processes a side, default 4),
+``CONCURRENCY`` (our jobs at once per process, default 1: a no-op job gains nothing from
+threads, so it runs in the worker's loop thread).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-PROCESSES = 4
+PROCESSES = int(os.environ.get("PROCESSES", "4"))
 BATCH = 10
 JOBS = int(os.environ.get("JOBS", "4000"))
 REPEATS = int(os.environ.get("REPEATS", "3"))
