@@ -359,11 +359,13 @@ FLOW_CLAIM_DDL = f"""CREATE OR REPLACE FUNCTION {FLOW_CLAIM}(
           UPDATE otelkit_jobs j
           SET status = 'running', claimed_from = j.status, attempt = j.attempt + 1,
               lease_owner = claimer, lease_expires = now_ + j.lease_seconds, updated_at = now_
-          -- each job still in the status it was picked in (a run-now claim or a cancel in
-          -- between leaves it out), compared with that status rather than with the ready
-          -- statuses: those would let the planner scan every ready job of the queue
+          -- each job looked up by its key and still in the status it was picked in (a
+          -- run-now claim or a cancel in between leaves it out). The status is compared
+          -- with IS NOT DISTINCT FROM, which no index serves: with statistics that lag a
+          -- fresh backlog, an indexable status condition (or "j.id = ANY (picked)" beside
+          -- the ready statuses) let the planner scan every ready job of the queue instead
           FROM unnest(picked, picked_status) AS p(id, status)
-          WHERE j.id = p.id AND j.status = p.status
+          WHERE j.id = p.id AND j.status IS NOT DISTINCT FROM p.status
           RETURNING j AS claimed_job
         ), logged AS (  -- the sliding-window log of a rate-limited queue
           INSERT INTO otelkit_job_starts (queue, limit_key, at)
