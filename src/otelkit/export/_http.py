@@ -1,6 +1,6 @@
 """OTLP/HTTP exporters that encode with :mod:`otelkit.export` and send through the SDK's.
 
-Everything but the encoding is the SDK exporter's: its client compresses, sets headers,
+Everything but the encoding (and gzip's level) is the SDK exporter's: its client sets headers,
 applies the timeout and TLS settings, retries with backoff and reads every
 ``OTEL_EXPORTER_OTLP_*`` variable. If that client cannot be used (see
 ``otelkit._sdk.transport``), each batch goes through the SDK exporter's public ``export()``.
@@ -44,7 +44,11 @@ def _send(
 
 class OtlpHttpLogExporter(LogRecordExporter):
     """An OTLP/HTTP log exporter: the SDK's ``OTLPLogExporter`` (``inner``, built with the
-    same arguments when not given) sending what :func:`otelkit.export.encode_logs` writes."""
+    same arguments when not given) sending what :func:`otelkit.export.encode_logs` writes.
+
+    ``inner`` becomes this exporter's own: with gzip, its client is set to send the bytes
+    this exporter compressed (at level 6) as they are, so export through this exporter
+    only, and it is shut down with this exporter."""
 
     def __init__(self, inner: OTLPLogExporter | None = None, **options: Any) -> None:
         if inner is None:
@@ -86,7 +90,9 @@ class OtlpHttpLogExporter(LogRecordExporter):
 class OtlpHttpSpanExporter(SpanExporter):
     """An OTLP/HTTP span exporter: the SDK's ``OTLPSpanExporter`` (``inner``, built with
     the same arguments when not given) sending what :func:`otelkit.export.encode_spans`
-    writes."""
+    writes.
+
+    ``inner`` becomes this exporter's own, as for :class:`OtlpHttpLogExporter`."""
 
     def __init__(self, inner: OTLPSpanExporter | None = None, **options: Any) -> None:
         if inner is None:
