@@ -440,3 +440,47 @@ def test_a_claim_that_waits_for_the_lock_counts_and_stamps_after_it(
     assert not second.is_alive()
     assert len(got) == 1  # counted after the lock: w1's job runs, one slot was left
     assert got[0].job.updated_at.timestamp() >= released  # stamped after the lock, too
+
+
+@pytest.mark.postgres
+def test_a_limited_claim_reads_the_jobs_it_takes_not_the_backlog(
+    pg_url: str, make_store: Any
+) -> None:
+    """The claim function's cached plan (forced here: PL/pgSQL caches one after a few
+    calls), made before any ANALYZE has seen the backlog, looks the picked jobs up by key:
+    it once read every ready job of the queue, for every claim of 10."""
+    from otelkit.jobs import _flow
+
+    store = make_store(pg_url)
+
+    @store.job(name="step", queue="q")
+    def step(job: Job) -> None:
+        return None
+
+    store.set_limits("q", Limits(concurrency=1000))
+    step.enqueue_many([None] * 2000)
+    engine = sa.create_engine(pg_url, isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as conn:
+            conn.execute(sa.text("SET plan_cache_mode = force_generic_plan"))
+
+            def index_entries_read() -> int:
+                conn.execute(sa.text("SELECT pg_stat_force_next_flush()"))
+                conn.execute(sa.text("SELECT 1"))  # the flush happens as a statement ends
+                conn.execute(sa.text("SELECT pg_stat_clear_snapshot()"))
+                read = conn.execute(
+                    sa.text(
+                        "SELECT sum(idx_tup_read) FROM pg_stat_user_indexes "
+                        "WHERE relname = 'otelkit_jobs'"
+                    )
+                ).scalar()
+                return int(read or 0)
+
+            reads = []
+            for _ in range(3):
+                before = index_entries_read()
+                assert len(_flow.claim(conn, owner="w", queues_=["q"], limit=10).rows) == 10
+                reads.append(index_entries_read() - before)
+    finally:
+        engine.dispose()
+    assert max(reads) < 200, f"claims of 10 read {reads} index entries of a 2,000-job backlog"
