@@ -105,6 +105,32 @@ def _start(worker: Any) -> threading.Thread:
     return thread
 
 
+def test_a_stop_asked_while_the_worker_starts_is_kept(sqlite_url, make_store) -> None:
+    """A SIGTERM that arrives once ``run()`` has installed its handler, while the worker is
+    still starting (checking the schema), stops it: it once forgot that stop and ran on
+    until killed."""
+    store = make_store(sqlite_url)
+
+    @store.job(name="s")
+    def s(job: Job) -> None:
+        return None
+
+    worker = store.worker(poll_interval=0.05)
+    check_schema = store._backend.check_schema
+
+    def check_then_signal() -> None:
+        check_schema()
+        worker.stop()  # what the SIGTERM handler does
+
+    store._backend.check_schema = check_then_signal
+    thread = _start(worker)
+    thread.join(10)
+    stuck = thread.is_alive()
+    worker.stop()  # lets a stuck worker end with the test
+    thread.join(10)
+    assert not stuck
+
+
 @pytest.mark.parametrize("concurrency", [1, 2])
 def test_stop_lets_running_jobs_finish_and_releases_unstarted_ones(
     db_url, make_store, concurrency

@@ -121,6 +121,7 @@ class Worker:
         (async ones cancelled). A second signal stops at once, releasing everything in hand.
         Raises :class:`~otelkit.jobs.SchemaMissingError` if the store has no job tables.
         """
+        self._rearm()  # before the handlers: a signal from then on is never forgotten
         restore = self._install_signals()
         try:
             self._serve(until_idle=until_idle, timeout=None)
@@ -134,6 +135,7 @@ class Worker:
         (after releasing what is in hand) if ``timeout`` seconds pass first.
         """
         before = self.processed
+        self._rearm()
         self._serve(until_idle=True, timeout=timeout)
         return self.processed - before
 
@@ -144,10 +146,13 @@ class Worker:
             self._cond.notify_all()
 
     # -- loop ----------------------------------------------------------------------------------
-    def _serve(self, *, until_idle: bool, timeout: float | None) -> None:
-        self._backend.check_schema()  # a clear error, not a loop of logged database errors
+    def _rearm(self) -> None:
+        """Forget the stop that ended a previous run, so that this worker can run again."""
         with self._cond:
             self._stopping = False
+
+    def _serve(self, *, until_idle: bool, timeout: float | None) -> None:
+        self._backend.check_schema()  # a clear error, not a loop of logged database errors
         deadline = None if timeout is None else time.monotonic() + timeout
         clean = False
         self._sync_limits()
