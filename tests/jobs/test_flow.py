@@ -484,3 +484,47 @@ def test_a_limited_claim_reads_the_jobs_it_takes_not_the_backlog(
     finally:
         engine.dispose()
     assert max(reads) < 200, f"claims of 10 read {reads} index entries of a 2,000-job backlog"
+
+
+@pytest.mark.postgres
+def test_a_keyed_claim_reads_each_keys_first_jobs_not_the_backlog(
+    pg_url: str, make_store: Any
+) -> None:
+    """Behind one key's backlog of 2,000 jobs, a claim with a key limit takes the first job
+    of every key and reads about as many index entries as it takes: it once ranked every
+    ready job of the queue at each claim."""
+    from otelkit.jobs import _flow
+
+    store = make_store(pg_url)
+
+    @store.job(name="step", queue="q", limit_key=lambda data: data["key"])
+    def step(job: Job) -> None:
+        return None
+
+    store.set_limits("q", Limits(key_concurrency=1))
+    step.enqueue_many([{"key": "A"}] * 2000)
+    small = step.enqueue_many([{"key": k} for k in "BCD"])
+    engine = sa.create_engine(pg_url, isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as conn:
+
+            def index_entries_read() -> int:
+                conn.execute(sa.text("SELECT pg_stat_force_next_flush()"))
+                conn.execute(sa.text("SELECT 1"))  # the flush happens as a statement ends
+                conn.execute(sa.text("SELECT pg_stat_clear_snapshot()"))
+                read = conn.execute(
+                    sa.text(
+                        "SELECT sum(idx_tup_read) FROM pg_stat_user_indexes "
+                        "WHERE relname = 'otelkit_jobs'"
+                    )
+                ).scalar()
+                return int(read or 0)
+
+            before = index_entries_read()
+            rows = _flow.claim(conn, owner="w", queues_=["q"], limit=10).rows
+            read = index_entries_read() - before
+    finally:
+        engine.dispose()
+    assert sorted(r.limit_key for r in rows) == ["A", "B", "C", "D"]  # one per key
+    assert set(small) <= {r.id for r in rows}
+    assert read < 200, f"a claim read {read} index entries behind a 2,000-job backlog"

@@ -277,6 +277,7 @@ _NOTIFY = (
     "(min(n.run_after) - EXTRACT(EPOCH FROM statement_timestamp()))::text)"
 )
 
+KEYED_READY_INDEX = "ix_otelkit_jobs_keyed_ready"
 FLOW_CLAIM = "otelkit_jobs_flow_claim"
 """PostgreSQL: the limited claim as one server-side call (see :mod:`otelkit.jobs._flow`)."""
 
@@ -322,13 +323,43 @@ FLOW_CLAIM_DDL = f"""CREATE OR REPLACE FUNCTION {FLOW_CLAIM}(
                             WHERE s.queue = lim.queue AND s.at > now_ - lim.rate_period)));
         CONTINUE WHEN take = 0;
         IF lim.fair OR lim.key_concurrency IS NOT NULL OR lim.key_rate_limit IS NOT NULL THEN
-          -- the first job of every key before the second of any, skipping keys at a limit
+          -- the first job of every key before the second of any, skipping keys at a limit.
+          -- A key gives at most the claim's room, so each key's first `take` ready jobs are
+          -- all that is ranked: the keys are found by stepping through the keyed index
+          -- from one key to the next, not by reading every ready job of the queue.
           SELECT array_agg(chosen.id), array_agg(chosen.status) INTO picked, picked_status FROM (
             SELECT r.id, r.status FROM (
-              SELECT j.id, j.status, j.priority, j.run_after, j.limit_key, row_number() OVER (
-                PARTITION BY j.limit_key ORDER BY j.priority DESC, j.run_after, j.id) AS rn
-              FROM otelkit_jobs j
-              WHERE j.queue = lim.queue AND j.{WAITING_SQL} AND j.run_after <= now_
+              -- (every ORDER BY leads with the key, constant where it is compared, so that
+              -- only the keyed index gives the order without a sort of the whole queue)
+              WITH RECURSIVE keys(k) AS (
+                SELECT (SELECT j.limit_key FROM otelkit_jobs j
+                        WHERE j.queue = lim.queue AND j.{WAITING_SQL} AND j.limit_key IS NOT NULL
+                        ORDER BY j.limit_key LIMIT 1)
+                UNION ALL
+                SELECT (SELECT j.limit_key FROM otelkit_jobs j
+                        WHERE j.queue = lim.queue AND j.{WAITING_SQL} AND j.limit_key > keys.k
+                        ORDER BY j.limit_key LIMIT 1)
+                FROM keys WHERE keys.k IS NOT NULL
+              )
+              SELECT f.*, row_number() OVER (
+                PARTITION BY f.limit_key ORDER BY f.priority DESC, f.run_after, f.id) AS rn
+              FROM (
+                SELECT head.* FROM keys CROSS JOIN LATERAL (
+                  SELECT j.id, j.status, j.priority, j.run_after, j.limit_key
+                  FROM otelkit_jobs j
+                  WHERE j.queue = lim.queue AND j.{WAITING_SQL} AND j.limit_key = keys.k
+                    AND j.run_after <= now_
+                  ORDER BY j.limit_key, j.priority DESC, j.run_after, j.id
+                  LIMIT take
+                ) head
+                UNION ALL
+                (SELECT j.id, j.status, j.priority, j.run_after, j.limit_key  -- no key
+                 FROM otelkit_jobs j
+                 WHERE j.queue = lim.queue AND j.{WAITING_SQL} AND j.limit_key IS NULL
+                   AND j.run_after <= now_
+                 ORDER BY j.limit_key, j.priority DESC, j.run_after, j.id
+                 LIMIT take)
+              ) f
             ) r
             LEFT JOIN (
               SELECT j.limit_key, count(*) AS n FROM otelkit_jobs j
@@ -422,6 +453,10 @@ _PG_DDL = (
       END IF;
       RETURN NULL;
     END $$""",
+    # The keyed claim's index: each key's ready jobs in claim order (PostgreSQL only: the
+    # SQLite claim ranks every ready job, fine at one machine's scale).
+    f"CREATE INDEX IF NOT EXISTS {KEYED_READY_INDEX} ON otelkit_jobs "
+    f"(queue, limit_key, priority DESC, run_after, id) WHERE {WAITING_SQL}",
     FLOW_CLAIM_DDL,
     "DROP TRIGGER IF EXISTS otelkit_jobs_history_insert ON otelkit_jobs",
     """CREATE TRIGGER otelkit_jobs_history_insert AFTER INSERT ON otelkit_jobs
