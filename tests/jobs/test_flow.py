@@ -442,6 +442,17 @@ def test_a_claim_that_waits_for_the_lock_counts_and_stamps_after_it(
     assert got[0].job.updated_at.timestamp() >= released  # stamped after the lock, too
 
 
+def _index_entries_read(conn: sa.Connection) -> int:
+    """Index entries of ``otelkit_jobs`` read so far, by every session (this one's flushed)."""
+    conn.execute(sa.text("SELECT pg_stat_force_next_flush()"))
+    conn.execute(sa.text("SELECT 1"))  # the flush happens as a statement ends
+    conn.execute(sa.text("SELECT pg_stat_clear_snapshot()"))
+    read = conn.execute(
+        sa.text("SELECT sum(idx_tup_read) FROM pg_stat_user_indexes WHERE relname = 'otelkit_jobs'")
+    ).scalar()
+    return int(read or 0)
+
+
 @pytest.mark.postgres
 def test_a_limited_claim_reads_the_jobs_it_takes_not_the_backlog(
     pg_url: str, make_store: Any
@@ -464,23 +475,11 @@ def test_a_limited_claim_reads_the_jobs_it_takes_not_the_backlog(
         with engine.connect() as conn:
             conn.execute(sa.text("SET plan_cache_mode = force_generic_plan"))
 
-            def index_entries_read() -> int:
-                conn.execute(sa.text("SELECT pg_stat_force_next_flush()"))
-                conn.execute(sa.text("SELECT 1"))  # the flush happens as a statement ends
-                conn.execute(sa.text("SELECT pg_stat_clear_snapshot()"))
-                read = conn.execute(
-                    sa.text(
-                        "SELECT sum(idx_tup_read) FROM pg_stat_user_indexes "
-                        "WHERE relname = 'otelkit_jobs'"
-                    )
-                ).scalar()
-                return int(read or 0)
-
             reads = []
             for _ in range(3):
-                before = index_entries_read()
+                before = _index_entries_read(conn)
                 assert len(_flow.claim(conn, owner="w", queues_=["q"], limit=10).rows) == 10
-                reads.append(index_entries_read() - before)
+                reads.append(_index_entries_read(conn) - before)
     finally:
         engine.dispose()
     assert max(reads) < 200, f"claims of 10 read {reads} index entries of a 2,000-job backlog"
@@ -507,22 +506,9 @@ def test_a_keyed_claim_reads_each_keys_first_jobs_not_the_backlog(
     engine = sa.create_engine(pg_url, isolation_level="AUTOCOMMIT")
     try:
         with engine.connect() as conn:
-
-            def index_entries_read() -> int:
-                conn.execute(sa.text("SELECT pg_stat_force_next_flush()"))
-                conn.execute(sa.text("SELECT 1"))  # the flush happens as a statement ends
-                conn.execute(sa.text("SELECT pg_stat_clear_snapshot()"))
-                read = conn.execute(
-                    sa.text(
-                        "SELECT sum(idx_tup_read) FROM pg_stat_user_indexes "
-                        "WHERE relname = 'otelkit_jobs'"
-                    )
-                ).scalar()
-                return int(read or 0)
-
-            before = index_entries_read()
+            before = _index_entries_read(conn)
             rows = _flow.claim(conn, owner="w", queues_=["q"], limit=10).rows
-            read = index_entries_read() - before
+            read = _index_entries_read(conn) - before
     finally:
         engine.dispose()
     assert sorted(r.limit_key for r in rows) == ["A", "B", "C", "D"]  # one per key
