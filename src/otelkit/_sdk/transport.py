@@ -130,7 +130,8 @@ class _RecordingTransport:
 
 
 def _gzipping_client(client: Any) -> bool:
-    return getattr(client, "_compression", None) is type(client._compression).GZIP
+    compression = getattr(client, "_compression", None)  # absent: not a client we know
+    return compression is not None and compression is getattr(type(compression), "GZIP", None)
 
 
 def _check_gzip_level() -> bool:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 from otelkit.errors import InvalidOptionError
 from otelkit.jobs._attempt import check_timeout
 from otelkit.jobs._definition import Definition
-from otelkit.jobs._enqueue import Item, items_of, make_options, unique_key_of
+from otelkit.jobs._enqueue import Item, Options, items_of, make_options, unique_key_of
 from otelkit.jobs._handle import EnqueuedJob
 from otelkit.jobs._limits import Limits, check_limit_key, check_limits
 from otelkit.jobs._model import Backoff, Job, JobState
@@ -127,6 +127,28 @@ def _main_module_name() -> str | None:
     return None
 
 
+def _one(
+    where: str,
+    data: Any,
+    id: str | None,
+    unique_key: str | None,
+    unique: bool,
+    limit_key: str | int | None,
+    run_after: _RunAfter,
+    priority: int,
+    unique_for: timedelta | float | None,
+) -> tuple[Item, Options]:
+    """The item and options of a single ``enqueue``/``aenqueue`` call, checked."""
+    item = Item(
+        data=data,
+        id=id,
+        unique_key=unique_key_of(where, data, unique_key, unique),
+        limit_key=check_limit_key(where, limit_key),
+    )
+    options = make_options(where, run_after=run_after, priority=priority, unique_for=unique_for)
+    return item, options
+
+
 class JobFunction(Generic[R]):
     """A function registered as a job: call it directly, or enqueue it and let a worker run it.
 
@@ -187,19 +209,11 @@ class JobFunction(Generic[R]):
         caller commits.
         """
         where = f"{self.name}.enqueue"
-        item = Item(
-            data=data,
-            id=id,
-            unique_key=unique_key_of(where, data, unique_key, unique),
-            limit_key=check_limit_key(where, limit_key),
+        item, options = _one(
+            where, data, id, unique_key, unique, limit_key, run_after, priority, unique_for
         )
         return self._producer().enqueue(
-            where,
-            self.definition,
-            [item],
-            make_options(where, run_after=run_after, priority=priority, unique_for=unique_for),
-            connection=connection,
-            session=session,
+            where, self.definition, [item], options, connection=connection, session=session
         )[0]
 
     async def aenqueue(
@@ -220,19 +234,11 @@ class JobFunction(Generic[R]):
         aiosqlite: ``pip install 'otelkit[async]'``); the event loop never blocks on the
         database. ``connection``/``session``: an ``AsyncConnection``/``AsyncSession``."""
         where = f"{self.name}.aenqueue"
-        item = Item(
-            data=data,
-            id=id,
-            unique_key=unique_key_of(where, data, unique_key, unique),
-            limit_key=check_limit_key(where, limit_key),
+        item, options = _one(
+            where, data, id, unique_key, unique, limit_key, run_after, priority, unique_for
         )
         handles = await self._producer().aenqueue(
-            where,
-            self.definition,
-            [item],
-            make_options(where, run_after=run_after, priority=priority, unique_for=unique_for),
-            connection=connection,
-            session=session,
+            where, self.definition, [item], options, connection=connection, session=session
         )
         return handles[0]
 

@@ -26,7 +26,7 @@ from otelkit.jobs._limits import Limits, QueueLimits, WaitReason, check_limits
 from otelkit.jobs._model import Backoff, Job, JobState
 from otelkit.jobs._queues import check_known, paused_queues, set_paused
 from otelkit.jobs._retention import DEFAULT_RETENTION
-from otelkit.jobs._schedule import make_schedule
+from otelkit.jobs._schedule import Schedule, make_schedule
 from otelkit.jobs._scheduler import JobSchedule, list_schedules
 from otelkit.jobs._schema import (
     create_schema,
@@ -181,21 +181,17 @@ class JobStore:
         the tenant; None: no key) for per-key limits and fair claims.
         """
 
-        def register(f: Callable[[Job], R]) -> JobFunction[R]:
-            definition = define(
-                f,
-                name=name,
-                queue=queue,
-                max_attempts=max_attempts,
-                lease=lease,
-                backoff=backoff,
-                timeout=timeout,
-                limits=limits,
-                limit_key=limit_key,
-            )
-            self._backend.register(definition)
-            return JobFunction(self, definition)
-
+        register = self._registrar(
+            None,
+            name=name,
+            queue=queue,
+            max_attempts=max_attempts,
+            lease=lease,
+            backoff=backoff,
+            timeout=timeout,
+            limits=limits,
+            limit_key=limit_key,
+        )
         if fn is None:
             return register
         return register(fn)
@@ -226,17 +222,26 @@ class JobStore:
         """
         schedule = make_schedule(cron=cron, every=every, tz=timezone, catch_up=catch_up)
 
+        return self._registrar(
+            schedule,
+            name=name,
+            queue=queue,
+            max_attempts=max_attempts,
+            lease=lease,
+            backoff=backoff,
+            timeout=timeout,
+        )
+
+    def _registrar(
+        self, schedule: Schedule | None, **options: Any
+    ) -> Callable[[Callable[[Job], R]], JobFunction[R]]:
+        """What ``@store.job``/``@store.periodic`` apply to a function: its definition
+        checked (``options`` as :func:`define` takes them), registered, wrapped."""
+
         def register(f: Callable[[Job], R]) -> JobFunction[R]:
-            definition = define(
-                f,
-                name=name,
-                queue=queue,
-                max_attempts=max_attempts,
-                lease=lease,
-                backoff=backoff,
-                timeout=timeout,
-            )
-            definition = dataclasses.replace(definition, schedule=schedule)
+            definition = define(f, **options)
+            if schedule is not None:
+                definition = dataclasses.replace(definition, schedule=schedule)
             self._backend.register(definition)
             return JobFunction(self, definition)
 
